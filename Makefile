@@ -1,0 +1,23 @@
+# The two commands of the README, and the targets beside them. Each installs the system packages
+# it needs first (only those missing).
+
+.PHONY: test bench check fmt
+
+# Every test of the workspace; fails if any test fails or is skipped.
+test:
+	./deploy/dev/install-packages.sh test
+	./deploy/dev/run-tests.sh
+
+# Benchmarks of DESIGN.md's targets; results go to BENCHMARKS.md by hand, with the machine.
+bench:
+	./deploy/dev/install-packages.sh bench
+	cargo bench --locked -p proto --bench records
+
+# Formatting and lints, as CI runs them.
+check:
+	./deploy/dev/install-packages.sh test
+	cargo fmt --all -- --check
+	cargo clippy --locked --workspace --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --all

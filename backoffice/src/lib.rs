@@ -1,0 +1,1 @@
+//! The back-office: the authority on balances, in front of SQLite or PostgreSQL.

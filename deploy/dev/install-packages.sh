@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs the Debian packages a make target needs, and only those missing, so running it again is
+# quick and changes nothing. Usage: install-packages.sh test|bench
+set -euo pipefail
+
+profile="${1:?usage: install-packages.sh test|bench}"
+
+# openssl: the end-to-end tests check signatures with it, as an auditor would.
+# pkg-config, gcc: crates that build C (ring) and find system libraries.
+packages_test=(openssl pkg-config gcc libc6-dev)
+packages_bench=("${packages_test[@]}")
+
+case "$profile" in
+    test) wanted=("${packages_test[@]}") ;;
+    bench) wanted=("${packages_bench[@]}") ;;
+    *) echo "install-packages.sh: unknown profile '$profile' (test, bench)" >&2; exit 2 ;;
+esac
+
+missing=()
+for package in "${wanted[@]}"; do
+    status=$(dpkg-query -W -f='${db:Status-Status}' "$package" 2>/dev/null || true)
+    if [ "$status" != "installed" ]; then
+        missing+=("$package")
+    fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+    exit 0
+fi
+
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+    sudo=(sudo)
+fi
+echo "installing missing packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"

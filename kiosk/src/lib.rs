@@ -1,0 +1,1 @@
+//! The canteen kiosk: the engine decides, the ledger persists, the UI only displays.

@@ -1,0 +1,152 @@
+//! Records signed and verified per second by `proto`, beside raw `ring` Ed25519 on the same bytes
+//! in the same run. Run with `cargo bench -p proto --bench records [-- ROUNDS]`.
+//!
+//! Each round times a batch of every operation, interleaved, so machine noise hits all of them
+//! alike; the report gives the median rate of each over the rounds, and the ratios.
+
+// Rates and ratios are reports, not money.
+#![allow(clippy::float_arithmetic, clippy::unwrap_used)]
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use proto::record::{Meal, MealVia};
+use proto::{
+    AccountId, BracketId, CardUid, Cents, ChainHead, DeviceId, MealType, PupilId, RecordBody,
+    ServiceDate, ServiceId, SignedRecord, SigningKey, Timestamp, verify_chain,
+};
+use ring::signature::{ED25519, Ed25519KeyPair, UnparsedPublicKey};
+
+const BATCH: usize = 1_000;
+const ROUNDS_DEFAULT: usize = 15;
+
+fn meal(n: usize) -> RecordBody {
+    RecordBody::Meal(Meal {
+        service: ServiceId::parse("lunch").unwrap(),
+        service_date: ServiceDate::parse("2026-11-30").unwrap(),
+        meal_type: MealType::parse("lunch").unwrap(),
+        account: AccountId::parse(&format!("A{:05}", n % 50_000)).unwrap(),
+        pupil: PupilId::parse(&format!("P{:05}", n % 60_000)).unwrap(),
+        bracket: BracketId::parse("q3").unwrap(),
+        price: Cents::new(385),
+        balance_after: Cents::new(1_615),
+        via: MealVia::Card(CardUid::parse(&[4, 0xa1, 0xb2, 0xc3, 0xd4, 0xe5, 0xf6]).unwrap()),
+    })
+}
+
+fn rate(batch: usize, seconds: f64) -> f64 {
+    batch as f64 / seconds
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn main() {
+    let rounds = std::env::args()
+        .skip(1)
+        .find_map(|arg| arg.parse::<usize>().ok())
+        .unwrap_or(ROUNDS_DEFAULT);
+    let random = ring::rand::SystemRandom::new();
+    let (key, pkcs8) = SigningKey::generate(&random).unwrap();
+    let raw_key = Ed25519KeyPair::from_pkcs8(&pkcs8).unwrap();
+    let public = key.public_key();
+    let raw_public = UnparsedPublicKey::new(&ED25519, *public.as_bytes());
+    let device = DeviceId::parse("kiosk-jaures-1").unwrap();
+    let bodies: Vec<RecordBody> = (0..BATCH).map(meal).collect();
+    let at = Timestamp::from_unix_ms(1_795_952_703_120).unwrap();
+
+    // A reference chain, so raw operations run on exactly the bytes proto signs and verifies.
+    let mut head = ChainHead::GENESIS;
+    let chain: Vec<SignedRecord> = bodies
+        .iter()
+        .map(|body| {
+            head.append(&key, &device, at, body.clone())
+                .unwrap()
+                .signed()
+                .clone()
+        })
+        .collect();
+    let raw_signatures: Vec<Vec<u8>> = chain
+        .iter()
+        .map(|record| raw_key.sign(record.payload.as_bytes()).as_ref().to_vec())
+        .collect();
+
+    let mut raw_sign = Vec::new();
+    let mut proto_sign = Vec::new();
+    let mut raw_verify = Vec::new();
+    let mut proto_verify = Vec::new();
+    let mut proto_chain = Vec::new();
+    for _ in 0..rounds {
+        let start = Instant::now();
+        for record in &chain {
+            black_box(raw_key.sign(black_box(record.payload.as_bytes())));
+        }
+        raw_sign.push(rate(BATCH, start.elapsed().as_secs_f64()));
+
+        let start = Instant::now();
+        let mut head = ChainHead::GENESIS;
+        for body in &bodies {
+            black_box(
+                head.append(&key, &device, at, black_box(body.clone()))
+                    .unwrap(),
+            );
+        }
+        proto_sign.push(rate(BATCH, start.elapsed().as_secs_f64()));
+
+        let start = Instant::now();
+        for (record, signature) in chain.iter().zip(&raw_signatures) {
+            raw_public
+                .verify(black_box(record.payload.as_bytes()), black_box(signature))
+                .unwrap();
+        }
+        raw_verify.push(rate(BATCH, start.elapsed().as_secs_f64()));
+
+        let start = Instant::now();
+        for record in &chain {
+            black_box(black_box(record).verify(&public).unwrap());
+        }
+        proto_verify.push(rate(BATCH, start.elapsed().as_secs_f64()));
+
+        let start = Instant::now();
+        let report = verify_chain(&device, &public, black_box(&chain));
+        assert!(report.is_clean());
+        proto_chain.push(rate(BATCH, start.elapsed().as_secs_f64()));
+    }
+
+    let raw_sign = median(&mut raw_sign);
+    let proto_sign = median(&mut proto_sign);
+    let raw_verify = median(&mut raw_verify);
+    let proto_verify = median(&mut proto_verify);
+    let proto_chain = median(&mut proto_chain);
+    println!("records: {BATCH} meal records a round, {rounds} rounds, median rates");
+    println!("payload bytes: {}", chain[0].payload.len());
+    println!("{:<34} {:>12}", "operation", "per second");
+    println!("{:<34} {:>12.0}", "ring Ed25519 sign (raw)", raw_sign);
+    println!(
+        "{:<34} {:>12.0}",
+        "proto sign record (encode+sign)", proto_sign
+    );
+    println!("{:<34} {:>12.0}", "ring Ed25519 verify (raw)", raw_verify);
+    println!(
+        "{:<34} {:>12.0}",
+        "proto verify record (+parse)", proto_verify
+    );
+    println!(
+        "{:<34} {:>12.0}",
+        "proto verify chain (+links)", proto_chain
+    );
+    println!(
+        "sign ratio (proto / raw):         {:.3}",
+        proto_sign / raw_sign
+    );
+    println!(
+        "verify ratio (proto / raw):       {:.3}",
+        proto_verify / raw_verify
+    );
+    println!(
+        "chain verify ratio (proto / raw): {:.3}",
+        proto_chain / raw_verify
+    );
+}

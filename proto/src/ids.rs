@@ -1,0 +1,612 @@
+//! Identifiers, sequence numbers, card UIDs, dates and timestamps. Each type can only hold a valid
+//! value: constructors parse, and serde goes through the same parsers.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use time::format_description::FormatItem;
+use time::macros::format_description;
+use time::{Date, OffsetDateTime, UtcOffset};
+
+use crate::limits::{ID_CHARS_MAX, TEXT_CHARS_MAX};
+
+/// A value did not parse as the domain type it was meant to be.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("{what}: empty")]
+    Empty { what: &'static str },
+    #[error("{what}: longer than {max} characters")]
+    TooLong { what: &'static str, max: usize },
+    #[error("{what}: character {found:?} not allowed (letters, digits, '-', '_', '.')")]
+    BadCharacter { what: &'static str, found: char },
+    #[error("{what}: must start with a letter or digit")]
+    BadStart { what: &'static str },
+    #[error("card uid: {found} bytes, expected 4, 7 or 10")]
+    CardUidLength { found: usize },
+    #[error("{what}: not lowercase hexadecimal")]
+    NotHex { what: &'static str },
+    #[error("sequence numbers start at 1")]
+    SeqZero,
+    #[error("service date: expected YYYY-MM-DD")]
+    ServiceDate,
+    #[error("timestamp: expected RFC 3339 UTC with milliseconds, like 2026-11-29T11:45:03.120Z")]
+    Timestamp,
+    #[error("text: empty or only spaces")]
+    TextEmpty,
+    #[error("text: begins or ends with spaces")]
+    TextPadded,
+    #[error("text: longer than {max} characters")]
+    TextTooLong { max: usize },
+    #[error("text: control characters are not allowed")]
+    TextControl,
+}
+
+/// Free text in a record or snapshot (a first name, a reason, a cheque number): 1 to
+/// [`TEXT_CHARS_MAX`] characters, not only spaces, no control characters, no leading or trailing
+/// spaces.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Text(String);
+
+impl Text {
+    pub fn parse(text: &str) -> Result<Text, ParseError> {
+        if text.trim().is_empty() {
+            return Err(ParseError::TextEmpty);
+        }
+        if text.trim() != text {
+            return Err(ParseError::TextPadded);
+        }
+        if text.chars().count() > TEXT_CHARS_MAX {
+            return Err(ParseError::TextTooLong {
+                max: TEXT_CHARS_MAX,
+            });
+        }
+        if text.chars().any(char::is_control) {
+            return Err(ParseError::TextControl);
+        }
+        Ok(Text(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for Text {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Text, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Text::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The version of the back-office's data a snapshot reflects; it rises with every change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SnapshotVersion(pub u64);
+
+impl fmt::Display for SnapshotVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        ///
+        /// 1 to [`ID_CHARS_MAX`] ASCII letters, digits, `-`, `_` or `.`, starting with a letter
+        /// or digit, so an id is safe in a file name, a URL path and a CSV cell.
+        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(text: &str) -> Result<$name, ParseError> {
+                parse_id($what, text).map(|()| $name(text.to_owned()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = ParseError;
+            fn from_str(text: &str) -> Result<$name, ParseError> {
+                $name::parse(text)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<$name, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+                $name::parse(&text).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+fn parse_id(what: &'static str, text: &str) -> Result<(), ParseError> {
+    let Some(first) = text.chars().next() else {
+        return Err(ParseError::Empty { what });
+    };
+    if text.len() > ID_CHARS_MAX {
+        return Err(ParseError::TooLong {
+            what,
+            max: ID_CHARS_MAX,
+        });
+    }
+    if let Some(found) = text
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Err(ParseError::BadCharacter { what, found });
+    }
+    if !first.is_ascii_alphanumeric() {
+        return Err(ParseError::BadStart { what });
+    }
+    Ok(())
+}
+
+id_type!(
+    /// A kiosk. Each key pair gets its own id: a reinstalled kiosk is a new device.
+    DeviceId,
+    "device id"
+);
+id_type!(
+    /// A family's prepaid account.
+    AccountId,
+    "account id"
+);
+id_type!(
+    /// A child on an account.
+    PupilId,
+    "pupil id"
+);
+id_type!(
+    /// A member of canteen staff who can sign in on a kiosk.
+    StaffId,
+    "staff id"
+);
+id_type!(
+    /// A school canteen.
+    SiteId,
+    "site id"
+);
+id_type!(
+    /// A meal window at a site, such as `lunch`.
+    ServiceId,
+    "service id"
+);
+id_type!(
+    /// A type of meal priced by the tariff, such as `lunch` or `breakfast`.
+    MealType,
+    "meal type"
+);
+id_type!(
+    /// A tariff bracket ("quotient familial" band), such as `q3`.
+    BracketId,
+    "tariff bracket"
+);
+
+/// The UID of a contactless card: 4, 7 or 10 bytes (ISO/IEC 14443-3 single, double and triple
+/// size). Written as lowercase hex.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CardUid {
+    bytes: [u8; 10],
+    len: u8,
+}
+
+impl CardUid {
+    pub fn parse(bytes: &[u8]) -> Result<CardUid, ParseError> {
+        let len = match bytes.len() {
+            4 => 4,
+            7 => 7,
+            10 => 10,
+            found => return Err(ParseError::CardUidLength { found }),
+        };
+        let mut uid = CardUid {
+            bytes: [0; 10],
+            len,
+        };
+        uid.bytes[..bytes.len()].copy_from_slice(bytes);
+        Ok(uid)
+    }
+
+    /// Parses lowercase hex, as written by [`CardUid::fmt`]; readers of printed UIDs that use
+    /// uppercase can lowercase first.
+    pub fn from_hex(text: &str) -> Result<CardUid, ParseError> {
+        let bytes = decode_hex("card uid", text)?;
+        CardUid::parse(&bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl fmt::Display for CardUid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&encode_hex(self.as_bytes()))
+    }
+}
+
+impl fmt::Debug for CardUid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CardUid({self})")
+    }
+}
+
+impl Serialize for CardUid {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for CardUid {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<CardUid, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        CardUid::from_hex(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The position of a record in its kiosk's chain, from 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Seq(u64);
+
+impl Seq {
+    pub const FIRST: Seq = Seq(1);
+
+    pub fn new(seq: u64) -> Result<Seq, ParseError> {
+        if seq == 0 {
+            return Err(ParseError::SeqZero);
+        }
+        Ok(Seq(seq))
+    }
+
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+
+    /// The following sequence number. A chain of 2^64 records is out of reach (a kiosk writes a
+    /// few thousand a day), so overflow is a broken invariant, not an input error.
+    pub fn next(self) -> Seq {
+        Seq(self.0.checked_add(1).expect("sequence number overflow"))
+    }
+
+    /// The preceding sequence number, if any.
+    pub fn previous(self) -> Option<Seq> {
+        (self.0 > 1).then(|| Seq(self.0 - 1))
+    }
+}
+
+impl fmt::Display for Seq {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<'de> Deserialize<'de> for Seq {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Seq, D::Error> {
+        Seq::new(u64::deserialize(deserializer)?).map_err(serde::de::Error::custom)
+    }
+}
+
+const SERVICE_DATE_FORMAT: &[FormatItem<'static>] = format_description!("[year]-[month]-[day]");
+
+/// The calendar day a service belongs to, in the site's local time: `YYYY-MM-DD`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServiceDate(Date);
+
+impl ServiceDate {
+    pub fn parse(text: &str) -> Result<ServiceDate, ParseError> {
+        // Only the canonical four-digit year form: it sorts and compares as text too.
+        if text.len() != 10 {
+            return Err(ParseError::ServiceDate);
+        }
+        Date::parse(text, SERVICE_DATE_FORMAT)
+            .map(ServiceDate)
+            .map_err(|_| ParseError::ServiceDate)
+    }
+
+    pub const fn from_date(date: Date) -> ServiceDate {
+        ServiceDate(date)
+    }
+
+    pub const fn date(self) -> Date {
+        self.0
+    }
+}
+
+impl fmt::Display for ServiceDate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (year, month, day) = (self.0.year(), u8::from(self.0.month()), self.0.day());
+        write!(f, "{year:04}-{month:02}-{day:02}")
+    }
+}
+
+impl Serialize for ServiceDate {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ServiceDate {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ServiceDate, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        ServiceDate::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// An instant in UTC with millisecond precision, written in one RFC 3339 form only:
+/// `2026-11-29T11:45:03.120Z`. Years 0000 to 9999.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(OffsetDateTime);
+
+const TIMESTAMP_FORMAT: &[FormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+
+impl Timestamp {
+    /// The instant `unix_ms` milliseconds after 1970-01-01T00:00:00Z, if it is a four-digit year.
+    pub fn from_unix_ms(unix_ms: i64) -> Result<Timestamp, ParseError> {
+        let nanos = i128::from(unix_ms) * 1_000_000;
+        let instant =
+            OffsetDateTime::from_unix_timestamp_nanos(nanos).map_err(|_| ParseError::Timestamp)?;
+        if !(0..=9999).contains(&instant.year()) {
+            return Err(ParseError::Timestamp);
+        }
+        Ok(Timestamp(instant))
+    }
+
+    pub fn unix_ms(self) -> i64 {
+        let millis = self.0.unix_timestamp_nanos() / 1_000_000;
+        i64::try_from(millis).expect("a four-digit year fits in i64 milliseconds")
+    }
+
+    pub fn parse(text: &str) -> Result<Timestamp, ParseError> {
+        let instant = time::PrimitiveDateTime::parse(text, TIMESTAMP_FORMAT)
+            .map_err(|_| ParseError::Timestamp)?
+            .assume_offset(UtcOffset::UTC);
+        let timestamp = Timestamp(instant);
+        // One spelling per instant: reject forms the parser tolerates but we never write.
+        if timestamp.to_string() != text {
+            return Err(ParseError::Timestamp);
+        }
+        Ok(timestamp)
+    }
+
+    pub fn date_utc(self) -> Date {
+        self.0.date()
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = self.0.format(TIMESTAMP_FORMAT).map_err(|_| fmt::Error)?;
+        f.write_str(&text)
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Timestamp, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Timestamp::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+pub(crate) fn encode_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    text
+}
+
+/// Decodes lowercase hex only, so every value has exactly one spelling.
+pub(crate) fn decode_hex(what: &'static str, text: &str) -> Result<Vec<u8>, ParseError> {
+    fn nibble(digit: u8) -> Option<u8> {
+        match digit {
+            b'0'..=b'9' => Some(digit - b'0'),
+            b'a'..=b'f' => Some(digit - b'a' + 10),
+            _ => None,
+        }
+    }
+    let digits = text.as_bytes();
+    if digits.len() % 2 != 0 {
+        return Err(ParseError::NotHex { what });
+    }
+    digits
+        .chunks_exact(2)
+        .map(|pair| Some((nibble(pair[0])? << 4) | nibble(pair[1])?))
+        .collect::<Option<Vec<u8>>>()
+        .ok_or(ParseError::NotHex { what })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        fn check(text: &str, expected: Result<(), ParseError>) {
+            assert_eq!(AccountId::parse(text).map(|_| ()), expected, "{text:?}");
+        }
+        check("A-00123", Ok(()));
+        check("lycee.victor_hugo-2", Ok(()));
+        check(&"a".repeat(ID_CHARS_MAX), Ok(()));
+        check("", Err(ParseError::Empty { what: "account id" }));
+        check(
+            &"a".repeat(ID_CHARS_MAX + 1),
+            Err(ParseError::TooLong {
+                what: "account id",
+                max: ID_CHARS_MAX,
+            }),
+        );
+        check("-a", Err(ParseError::BadStart { what: "account id" }));
+        check(
+            "a b",
+            Err(ParseError::BadCharacter {
+                what: "account id",
+                found: ' ',
+            }),
+        );
+        check(
+            "a'; DROP TABLE x;--",
+            Err(ParseError::BadCharacter {
+                what: "account id",
+                found: '\'',
+            }),
+        );
+        check(
+            "é",
+            Err(ParseError::BadCharacter {
+                what: "account id",
+                found: 'é',
+            }),
+        );
+        assert!(serde_json::from_str::<PupilId>("\"a/b\"").is_err());
+        assert!(serde_json::from_str::<PupilId>("12").is_err());
+    }
+
+    #[test]
+    fn card_uids() {
+        fn check(hex: &str, expected: Result<&str, ParseError>) {
+            let parsed = CardUid::from_hex(hex).map(|uid| uid.to_string());
+            assert_eq!(parsed.as_deref().map_err(Clone::clone), expected, "{hex:?}");
+        }
+        check("04a1b2c3", Ok("04a1b2c3"));
+        check("04a1b2c3d4e5f6", Ok("04a1b2c3d4e5f6"));
+        check("04a1b2c3d4e5f6078899", Ok("04a1b2c3d4e5f6078899"));
+        check("04a1b2", Err(ParseError::CardUidLength { found: 3 }));
+        check("04a1b2c3d4", Err(ParseError::CardUidLength { found: 5 }));
+        check("04A1B2C3", Err(ParseError::NotHex { what: "card uid" }));
+        check("04a1b2c", Err(ParseError::NotHex { what: "card uid" }));
+        check("zz", Err(ParseError::NotHex { what: "card uid" }));
+        assert_eq!(
+            CardUid::parse(&[1, 2, 3, 4]).unwrap().as_bytes(),
+            &[1, 2, 3, 4]
+        );
+        assert_eq!(
+            CardUid::parse(&[]),
+            Err(ParseError::CardUidLength { found: 0 })
+        );
+        // Trailing zero bytes are part of the identity: a 7-byte UID is not a padded 4-byte one.
+        assert_ne!(
+            CardUid::parse(&[1, 2, 3, 4]).unwrap(),
+            CardUid::parse(&[1, 2, 3, 4, 0, 0, 0]).unwrap()
+        );
+    }
+
+    #[test]
+    fn seqs() {
+        assert_eq!(Seq::new(0), Err(ParseError::SeqZero));
+        assert_eq!(Seq::FIRST.next().get(), 2);
+        assert_eq!(Seq::FIRST.previous(), None);
+        assert_eq!(Seq::new(5).unwrap().previous(), Some(Seq::new(4).unwrap()));
+        assert!(serde_json::from_str::<Seq>("0").is_err());
+        assert!(serde_json::from_str::<Seq>("-1").is_err());
+        assert!(serde_json::from_str::<Seq>("1.0").is_err());
+    }
+
+    #[test]
+    fn service_dates() {
+        fn check(text: &str, ok: bool) {
+            assert_eq!(ServiceDate::parse(text).is_ok(), ok, "{text:?}");
+            if ok {
+                assert_eq!(ServiceDate::parse(text).unwrap().to_string(), text);
+            }
+        }
+        check("2026-11-29", true);
+        check("2028-02-29", true);
+        check("2026-02-29", false);
+        check("2026-13-01", false);
+        check("2026-1-01", false);
+        check("+2026-11-29", false);
+        check("2026-11-29T00:00:00Z", false);
+    }
+
+    #[test]
+    fn timestamps() {
+        fn check(text: &str, ok: bool) {
+            assert_eq!(Timestamp::parse(text).is_ok(), ok, "{text:?}");
+            if ok {
+                assert_eq!(Timestamp::parse(text).unwrap().to_string(), text);
+            }
+        }
+        check("2026-11-29T11:45:03.120Z", true);
+        check("1970-01-01T00:00:00.000Z", true);
+        check("2026-11-29T11:45:03Z", false);
+        check("2026-11-29T11:45:03.12Z", false);
+        check("2026-11-29T11:45:03.120+00:00", false);
+        check("2026-11-29T11:45:03.120+01:00", false);
+        check("2026-11-29t11:45:03.120z", false);
+        check("2026-11-29T25:45:03.120Z", false);
+        let at = Timestamp::from_unix_ms(1_795_952_703_120).unwrap();
+        assert_eq!(at.to_string(), "2026-11-29T11:45:03.120Z");
+        assert_eq!(at.unix_ms(), 1_795_952_703_120);
+        assert!(Timestamp::from_unix_ms(i64::MAX).is_err());
+        assert!(Timestamp::from_unix_ms(-1).is_ok());
+        assert!(Timestamp::from_unix_ms(-62_167_219_200_001).is_err());
+    }
+
+    #[test]
+    fn texts() {
+        fn check(text: &str, expected: Result<(), ParseError>) {
+            assert_eq!(Text::parse(text).map(|_| ()), expected, "{text:?}");
+        }
+        check("Chloé", Ok(()));
+        check("chèque n° 0012345", Ok(()));
+        check(&"é".repeat(TEXT_CHARS_MAX), Ok(()));
+        check("", Err(ParseError::TextEmpty));
+        check("   ", Err(ParseError::TextEmpty));
+        check(" Chloé", Err(ParseError::TextPadded));
+        check("Chloé ", Err(ParseError::TextPadded));
+        check(
+            &"é".repeat(TEXT_CHARS_MAX + 1),
+            Err(ParseError::TextTooLong {
+                max: TEXT_CHARS_MAX,
+            }),
+        );
+        check(r"a\nb", Ok(()));
+        check("a\nb", Err(ParseError::TextControl));
+        check("a\u{0}b", Err(ParseError::TextControl));
+    }
+
+    #[test]
+    fn hex_round_trip() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        assert_eq!(decode_hex("x", &encode_hex(&bytes)).unwrap(), bytes);
+    }
+}

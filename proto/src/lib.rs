@@ -1,0 +1,32 @@
+//! The shared language of the canteen kiosk and back-office. No I/O, no clock, no randomness of
+//! its own: callers pass time and random sources in.
+//!
+//! - [`money`]: [`Cents`], integer euro cents with checked arithmetic.
+//! - [`ids`]: identifiers, card UIDs, sequence numbers, dates and timestamps that parse rather
+//!   than validate.
+//! - [`crypto`]: Ed25519 keys and signatures through `ring`, SHA-256 digests, PEM public keys.
+//! - [`record`]: the signed record of the audit format and every record kind.
+//! - [`chain`]: writing a kiosk's hash chain and verifying one with every defect named.
+//! - [`snapshot`]: what the back-office sends a kiosk, and its consistency checks.
+//! - [`api`]: kiosk-to-back-office request and response bodies and request signing.
+//! - [`limits`]: every bound, named.
+
+pub mod api;
+pub mod chain;
+pub mod crypto;
+pub mod ids;
+pub mod limits;
+pub mod money;
+pub mod record;
+pub mod snapshot;
+
+pub use chain::{ChainError, ChainHead, ChainReport, ChainVerifier, verify_chain};
+pub use crypto::{Digest, KeyError, PublicKey, Signature, SigningKey};
+pub use ids::{
+    AccountId, BracketId, CardUid, DeviceId, MealType, ParseError, PupilId, Seq, ServiceDate,
+    ServiceId, SiteId, SnapshotVersion, StaffId, Text, Timestamp,
+};
+pub use money::Cents;
+pub use record::{
+    FORMAT_VERSION, Payload, Record, RecordBody, RecordError, RecordKind, SignedRecord,
+};
