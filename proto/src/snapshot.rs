@@ -9,8 +9,8 @@ use time::format_description::FormatItem;
 use time::macros::format_description;
 
 use crate::ids::{
-    AccountId, BracketId, CardUid, MealType, PupilId, ServiceId, SiteId, SnapshotVersion, StaffId,
-    Text,
+    AccountId, BracketId, CardUid, MealType, PupilId, Seq, ServiceId, SiteId, SnapshotVersion,
+    StaffId, Text,
 };
 use crate::limits::{
     DIETARY_FLAGS_MAX, MEAL_PRICE_CENTS_MAX, OVERDRAFT_FLOOR_CENTS_MIN, SNAPSHOT_ACCOUNTS_MAX,
@@ -29,6 +29,10 @@ pub struct Snapshot {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<SnapshotVersion>,
     pub site: SiteId,
+    /// The balances include the receiving kiosk's own records up to this `seq`; the kiosk adds
+    /// its later records on top. None when the back-office holds none of them yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records_through: Option<Seq>,
     pub accounts: Vec<AccountState>,
     pub pupils: Vec<Pupil>,
     pub cards: Vec<Card>,

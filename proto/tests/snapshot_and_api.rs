@@ -23,6 +23,7 @@ fn sample() -> Snapshot {
         version: SnapshotVersion(17),
         since: None,
         site: SiteId::parse("jaures").unwrap(),
+        records_through: None,
         accounts: vec![AccountState {
             id: AccountId::parse("A1").unwrap(),
             balance: Cents::new(1_250),
