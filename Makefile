@@ -1,7 +1,7 @@
 # The two commands of the README, and the targets beside them. Each installs the system packages
 # it needs first (only those missing).
 
-.PHONY: test bench check fmt
+.PHONY: test bench soak check fmt
 
 # Every test of the workspace; fails if any test fails or is skipped.
 test:
@@ -12,6 +12,12 @@ test:
 bench:
 	./deploy/dev/install-packages.sh bench
 	cargo bench --locked -p proto --bench records
+	cargo bench --locked -p kiosk --bench tap
+
+# Long fault runs; make test runs a short version of each.
+soak:
+	./deploy/dev/install-packages.sh test
+	KIOSK_CRASH_KILLS=300 cargo test --locked -p kiosk --test crash -- --nocapture
 
 # Formatting and lints, as CI runs them.
 check:

@@ -1,1 +1,15 @@
 //! The canteen kiosk: the engine decides, the ledger persists, the UI only displays.
+//!
+//! - [`config`]: the data directory (configuration, key, ledger) and enrolment.
+//! - [`ledger`]: the offline SQLite ledger of signed records and the current snapshot.
+//! - [`engine`]: card taps and staff actions turned into decisions and signed records.
+//! - [`day_close`]: the Z record's totals.
+//! - [`clock`]: the time source, real or moved by hand.
+//! - [`export`]: signed records written as JSON Lines for audit or manual transfer.
+
+pub mod clock;
+pub mod config;
+pub mod day_close;
+pub mod engine;
+pub mod export;
+pub mod ledger;

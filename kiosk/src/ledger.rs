@@ -1,0 +1,996 @@
+//! The kiosk's offline ledger: one SQLite file holding the kiosk's own signed records
+//! (append-only), what they derive (account movements, meals served, voids), the current
+//! snapshot, and how far the back-office has acknowledged the chain.
+//!
+//! Every write is one transaction committed with `synchronous=FULL` in WAL mode: when
+//! [`Ledger::write`] returns `Ok`, the records are on disk.
+
+use std::path::Path;
+use std::time::Duration;
+
+use proto::snapshot::{
+    AccountState, Card, CardHolder, KioskSettings, LocalTime, Pupil, Service, Snapshot,
+    StaffCredential, Tariff,
+};
+use proto::{
+    AccountId, BracketId, CardUid, Cents, ChainHead, Digest, MealType, PupilId, Record, RecordBody,
+    RecordKind, Seq, ServiceDate, ServiceId, SignedRecord, SnapshotVersion, StaffId, Text,
+};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
+
+/// How long a writer waits for a reader's lock before giving up.
+const BUSY_TIMEOUT_MS: u64 = 5_000;
+
+/// Records read into memory at once by [`Ledger::records`].
+pub const RECORDS_PAGE_MAX: usize = 10_000;
+
+/// The ledger could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("ledger {path}: already exists")]
+    AlreadyExists { path: String },
+    #[error("ledger: disk full")]
+    DiskFull,
+    #[error("ledger: not writable")]
+    ReadOnly,
+    #[error("ledger: schema version {found} is newer than this software ({supported})")]
+    SchemaTooNew { found: i64, supported: i64 },
+    #[error("ledger: stored record {seq} does not match its hash: the file was altered")]
+    Corrupt { seq: u64 },
+    #[error("ledger: stored value unreadable: {0}")]
+    Stored(String),
+    #[error("ledger: {0}")]
+    Sqlite(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for LedgerError {
+    fn from(error: rusqlite::Error) -> LedgerError {
+        match error.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => LedgerError::DiskFull,
+            Some(rusqlite::ErrorCode::ReadOnly) => LedgerError::ReadOnly,
+            _ => LedgerError::Sqlite(error),
+        }
+    }
+}
+
+fn stored(what: impl std::fmt::Display) -> LedgerError {
+    LedgerError::Stored(what.to_string())
+}
+
+/// Schema migrations, applied in order; `PRAGMA user_version` counts those applied.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE records (
+    seq INTEGER PRIMARY KEY CHECK (seq >= 1),
+    kind TEXT NOT NULL,
+    at TEXT NOT NULL,
+    hash BLOB NOT NULL CHECK (length(hash) = 32),
+    payload TEXT NOT NULL,
+    signature TEXT NOT NULL
+) STRICT;
+CREATE INDEX records_by_kind ON records (kind, seq);
+
+-- What records derive, written in the same transaction as the record.
+CREATE TABLE movements (
+    seq INTEGER PRIMARY KEY REFERENCES records (seq),
+    account TEXT NOT NULL,
+    delta_cents INTEGER NOT NULL
+) STRICT;
+CREATE INDEX movements_by_account ON movements (account, seq);
+CREATE TABLE meals (
+    seq INTEGER PRIMARY KEY REFERENCES records (seq),
+    pupil TEXT NOT NULL,
+    service TEXT NOT NULL,
+    service_date TEXT NOT NULL
+) STRICT;
+CREATE INDEX meals_by_pupil ON meals (pupil, service_date, service);
+CREATE TABLE voids (
+    voided_seq INTEGER PRIMARY KEY REFERENCES records (seq),
+    void_seq INTEGER NOT NULL UNIQUE REFERENCES records (seq)
+) STRICT;
+
+-- Nothing written by a kiosk is ever edited or deleted.
+CREATE TRIGGER records_no_update BEFORE UPDATE ON records
+    BEGIN SELECT RAISE(ABORT, 'records are append-only'); END;
+CREATE TRIGGER records_no_delete BEFORE DELETE ON records
+    BEGIN SELECT RAISE(ABORT, 'records are append-only'); END;
+CREATE TRIGGER movements_no_update BEFORE UPDATE ON movements
+    BEGIN SELECT RAISE(ABORT, 'movements are append-only'); END;
+CREATE TRIGGER movements_no_delete BEFORE DELETE ON movements
+    BEGIN SELECT RAISE(ABORT, 'movements are append-only'); END;
+CREATE TRIGGER meals_no_update BEFORE UPDATE ON meals
+    BEGIN SELECT RAISE(ABORT, 'meals are append-only'); END;
+CREATE TRIGGER meals_no_delete BEFORE DELETE ON meals
+    BEGIN SELECT RAISE(ABORT, 'meals are append-only'); END;
+CREATE TRIGGER voids_no_update BEFORE UPDATE ON voids
+    BEGIN SELECT RAISE(ABORT, 'voids are append-only'); END;
+CREATE TRIGGER voids_no_delete BEFORE DELETE ON voids
+    BEGIN SELECT RAISE(ABORT, 'voids are append-only'); END;
+
+CREATE TABLE upload_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    acknowledged_seq INTEGER
+) STRICT;
+INSERT INTO upload_state (id, acknowledged_seq) VALUES (1, NULL);
+
+-- The current snapshot: replaced whole or changed by a delta, in one transaction.
+CREATE TABLE snapshot_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL,
+    records_through INTEGER,
+    applied_at TEXT NOT NULL,
+    site TEXT NOT NULL,
+    settings TEXT NOT NULL
+) STRICT;
+CREATE TABLE accounts (
+    id TEXT PRIMARY KEY,
+    balance_cents INTEGER NOT NULL,
+    overdraft_floor_cents INTEGER NOT NULL
+) STRICT;
+CREATE TABLE pupils (
+    id TEXT PRIMARY KEY,
+    account TEXT NOT NULL,
+    first_name TEXT NOT NULL,
+    last_name TEXT NOT NULL,
+    bracket TEXT NOT NULL,
+    dietary TEXT NOT NULL
+) STRICT;
+CREATE INDEX pupils_by_account ON pupils (account);
+CREATE TABLE cards (
+    uid TEXT PRIMARY KEY,
+    pupil TEXT,
+    staff TEXT,
+    CHECK ((pupil IS NULL) <> (staff IS NULL))
+) STRICT;
+CREATE TABLE hotlist (uid TEXT PRIMARY KEY) STRICT;
+CREATE TABLE tariffs (
+    bracket TEXT NOT NULL,
+    meal_type TEXT NOT NULL,
+    price_cents INTEGER NOT NULL,
+    PRIMARY KEY (bracket, meal_type)
+) STRICT;
+CREATE TABLE services (
+    id TEXT PRIMARY KEY,
+    body TEXT NOT NULL
+) STRICT;
+CREATE TABLE staff (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    pin_hash TEXT NOT NULL
+) STRICT;
+"#];
+
+/// The kiosk's SQLite ledger. One writer: the engine.
+#[derive(Debug)]
+pub struct Ledger {
+    connection: Connection,
+}
+
+/// What the kiosk knows of the snapshot it last applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotState {
+    pub version: SnapshotVersion,
+    pub records_through: Option<Seq>,
+    pub applied_at: proto::Timestamp,
+    pub settings: KioskSettings,
+    pub services: Vec<Service>,
+}
+
+/// A pupil as the tap path needs them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PupilEntry {
+    pub id: PupilId,
+    pub account: AccountId,
+    pub first_name: Text,
+    pub last_name: Text,
+    pub bracket: BracketId,
+    pub dietary: Vec<Text>,
+}
+
+/// Who a card belongs to, if anyone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CardLookup {
+    Unknown,
+    Blocked,
+    Pupil(PupilId),
+    Staff(StaffId),
+}
+
+/// An account's balance as the kiosk sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AccountView {
+    /// Snapshot balance plus this kiosk's movements not yet in the snapshot.
+    pub balance: Cents,
+    pub overdraft_floor: Cents,
+}
+
+/// A day's activity at this kiosk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DayCounts {
+    /// Meals served and not voided.
+    pub meals: u64,
+    pub top_ups: u64,
+}
+
+/// Counts a staff member or `kiosk status` wants at a glance.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LedgerCounts {
+    pub last_seq: Option<Seq>,
+    pub acknowledged_seq: Option<Seq>,
+    pub unsynced_records: u64,
+}
+
+impl Ledger {
+    /// Creates a new ledger file; refuses if one is there.
+    pub fn create(path: &Path) -> Result<Ledger, LedgerError> {
+        if path.exists() {
+            return Err(LedgerError::AlreadyExists {
+                path: path.display().to_string(),
+            });
+        }
+        Ledger::open(path)
+    }
+
+    /// Opens (or creates) the ledger and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let connection = Connection::open_with_flags(path, flags)?;
+        configure(&connection)?;
+        let mut ledger = Ledger { connection };
+        ledger.migrate()?;
+        ledger.check_last_record()?;
+        Ok(ledger)
+    }
+
+    fn migrate(&mut self) -> Result<(), LedgerError> {
+        let supported = i64::try_from(MIGRATIONS.len()).expect("few migrations");
+        let found: i64 = self
+            .connection
+            .pragma_query_value(None, "user_version", |row| row.get(0))?;
+        if found > supported {
+            return Err(LedgerError::SchemaTooNew { found, supported });
+        }
+        for (index, migration) in MIGRATIONS
+            .iter()
+            .enumerate()
+            .skip(usize::try_from(found).unwrap_or(0))
+        {
+            let transaction = self.connection.transaction()?;
+            transaction.execute_batch(migration)?;
+            transaction.pragma_update(None, "user_version", index + 1)?;
+            transaction.commit()?;
+        }
+        Ok(())
+    }
+
+    /// The last record's stored hash must be the hash of its stored payload: a cheap check at
+    /// every start that the tail of the chain was not altered behind the kiosk's back.
+    fn check_last_record(&self) -> Result<(), LedgerError> {
+        let last: Option<(i64, Vec<u8>, String)> = self
+            .connection
+            .query_row(
+                "SELECT seq, hash, payload FROM records ORDER BY seq DESC LIMIT 1",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .optional()?;
+        if let Some((seq, hash, payload)) = last {
+            if Digest::of(payload.as_bytes()).as_bytes()[..] != hash[..] {
+                return Err(LedgerError::Corrupt {
+                    seq: seq.unsigned_abs(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Where the chain continues.
+    pub fn head(&self) -> Result<ChainHead, LedgerError> {
+        let last: Option<(i64, Vec<u8>)> = self
+            .connection
+            .query_row(
+                "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?;
+        let Some((seq, hash)) = last else {
+            return Ok(ChainHead::GENESIS);
+        };
+        let hash: [u8; 32] = hash.try_into().map_err(|_| stored("record hash length"))?;
+        Ok(ChainHead {
+            next_seq: to_seq(seq)?.next(),
+            prev: Digest::from_bytes(hash),
+        })
+    }
+
+    /// Runs `work` in one transaction and commits it durably, or changes nothing.
+    pub fn write<T, E: From<LedgerError>>(
+        &mut self,
+        work: impl FnOnce(&LedgerWrite<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let transaction = self
+            .connection
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(LedgerError::from)?;
+        let value = work(&LedgerWrite {
+            transaction: &transaction,
+        })?;
+        transaction.commit().map_err(LedgerError::from)?;
+        Ok(value)
+    }
+
+    /// The kiosk time of the last record, if any.
+    pub fn last_record_at(&self) -> Result<Option<proto::Timestamp>, LedgerError> {
+        let at: Option<String> = self
+            .connection
+            .query_row(
+                "SELECT at FROM records ORDER BY seq DESC LIMIT 1",
+                [],
+                |row| row.get(0),
+            )
+            .optional()?;
+        at.map(|at| proto::Timestamp::parse(&at).map_err(stored))
+            .transpose()
+    }
+
+    /// Meals served on `date`, and top-ups written between `from` and `to` (kiosk time).
+    pub fn day_counts(
+        &self,
+        date: ServiceDate,
+        from: proto::Timestamp,
+        to: proto::Timestamp,
+    ) -> Result<DayCounts, LedgerError> {
+        let meals: i64 = self
+            .connection
+            .prepare_cached(
+                "SELECT COUNT(*) FROM meals m WHERE m.service_date = ?1
+                   AND NOT EXISTS (SELECT 1 FROM voids v WHERE v.voided_seq = m.seq)",
+            )?
+            .query_row([date.to_string()], |row| row.get(0))?;
+        let top_ups: i64 = self
+            .connection
+            .prepare_cached(
+                "SELECT COUNT(*) FROM records WHERE kind = 'top_up' AND at >= ?1 AND at < ?2",
+            )?
+            .query_row([from.to_string(), to.to_string()], |row| row.get(0))?;
+        Ok(DayCounts {
+            meals: meals.unsigned_abs(),
+            top_ups: top_ups.unsigned_abs(),
+        })
+    }
+
+    pub fn snapshot_state(&self) -> Result<Option<SnapshotState>, LedgerError> {
+        let row: Option<(i64, Option<i64>, String, String)> = self
+            .connection
+            .query_row(
+                "SELECT version, records_through, applied_at, settings FROM snapshot_state",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+            )
+            .optional()?;
+        let Some((version, records_through, applied_at, settings)) = row else {
+            return Ok(None);
+        };
+        let mut statement = self
+            .connection
+            .prepare_cached("SELECT body FROM services ORDER BY id")?;
+        let services = statement
+            .query_map([], |row| row.get::<_, String>(0))?
+            .map(|body| -> Result<Service, LedgerError> {
+                serde_json::from_str(&body?).map_err(stored)
+            })
+            .collect::<Result<Vec<Service>, LedgerError>>()?;
+        Ok(Some(SnapshotState {
+            version: SnapshotVersion(version.unsigned_abs()),
+            records_through: records_through.map(to_seq).transpose()?,
+            applied_at: proto::Timestamp::parse(&applied_at).map_err(stored)?,
+            settings: serde_json::from_str(&settings).map_err(stored)?,
+            services,
+        }))
+    }
+
+    pub fn card(&self, uid: &CardUid) -> Result<CardLookup, LedgerError> {
+        let uid = uid.to_string();
+        let blocked = self
+            .connection
+            .prepare_cached("SELECT 1 FROM hotlist WHERE uid = ?1")?
+            .exists([&uid])?;
+        if blocked {
+            return Ok(CardLookup::Blocked);
+        }
+        let row: Option<(Option<String>, Option<String>)> = self
+            .connection
+            .prepare_cached("SELECT pupil, staff FROM cards WHERE uid = ?1")?
+            .query_row([&uid], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?;
+        Ok(match row {
+            None => CardLookup::Unknown,
+            Some((Some(pupil), _)) => CardLookup::Pupil(PupilId::parse(&pupil).map_err(stored)?),
+            Some((None, Some(staff))) => CardLookup::Staff(StaffId::parse(&staff).map_err(stored)?),
+            Some((None, None)) => return Err(stored("card without holder")),
+        })
+    }
+
+    pub fn pupil(&self, id: &PupilId) -> Result<Option<PupilEntry>, LedgerError> {
+        self.connection
+            .prepare_cached(
+                "SELECT id, account, first_name, last_name, bracket, dietary FROM pupils WHERE id = ?1",
+            )?
+            .query_row([id.as_str()], pupil_columns)
+            .optional()?
+            .transpose()
+    }
+
+    /// Pupils whose first or last name starts with `prefix` (case-insensitive), for serving a
+    /// pupil who forgot their card; at most `limit`.
+    pub fn search_pupils(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<PupilEntry>, LedgerError> {
+        let prefix = prefix.trim();
+        if prefix.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The prefix is matched literally: LIKE's wildcards in it are escaped.
+        let escaped = prefix
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let pattern = format!("{escaped}%");
+        let mut statement = self.connection.prepare_cached(
+            "SELECT id, account, first_name, last_name, bracket, dietary FROM pupils
+             WHERE first_name LIKE ?1 ESCAPE '\\' OR last_name LIKE ?1 ESCAPE '\\'
+             ORDER BY last_name, first_name LIMIT ?2",
+        )?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = statement.query_map(params![pattern, limit], pupil_columns)?;
+        rows.map(|row| row?).collect()
+    }
+
+    pub fn staff(&self, id: &StaffId) -> Result<Option<StaffCredential>, LedgerError> {
+        self.connection
+            .prepare_cached("SELECT id, name, pin_hash FROM staff WHERE id = ?1")?
+            .query_row([id.as_str()], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                ))
+            })
+            .optional()?
+            .map(|(id, name, pin_hash)| {
+                Ok(StaffCredential {
+                    id: StaffId::parse(&id).map_err(stored)?,
+                    name: Text::parse(&name).map_err(stored)?,
+                    pin_hash: Text::parse(&pin_hash).map_err(stored)?,
+                })
+            })
+            .transpose()
+    }
+
+    /// The account's balance: the snapshot's, plus this kiosk's movements after
+    /// `records_through` (debits negative, top-ups positive).
+    pub fn account(
+        &self,
+        id: &AccountId,
+        records_through: Option<Seq>,
+    ) -> Result<Option<AccountView>, LedgerError> {
+        let row: Option<(i64, i64)> = self
+            .connection
+            .prepare_cached(
+                "SELECT balance_cents, overdraft_floor_cents FROM accounts WHERE id = ?1",
+            )?
+            .query_row([id.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?;
+        let Some((balance, floor)) = row else {
+            return Ok(None);
+        };
+        let after = records_through.map_or(0, seq_sql);
+        let pending: i64 = self
+            .connection
+            .prepare_cached(
+                "SELECT COALESCE(SUM(delta_cents), 0) FROM movements WHERE account = ?1 AND seq > ?2",
+            )?
+            .query_row(params![id.as_str(), after], |row| row.get(0))?;
+        let balance = Cents::new(balance)
+            .checked_add(Cents::new(pending))
+            .map_err(|_| stored("balance overflow"))?;
+        Ok(Some(AccountView {
+            balance,
+            overdraft_floor: Cents::new(floor),
+        }))
+    }
+
+    pub fn price(
+        &self,
+        bracket: &BracketId,
+        meal_type: &MealType,
+    ) -> Result<Option<Cents>, LedgerError> {
+        Ok(self
+            .connection
+            .prepare_cached(
+                "SELECT price_cents FROM tariffs WHERE bracket = ?1 AND meal_type = ?2",
+            )?
+            .query_row([bracket.as_str(), meal_type.as_str()], |row| {
+                row.get::<_, i64>(0)
+            })
+            .optional()?
+            .map(Cents::new))
+    }
+
+    /// Whether `pupil` has a meal of `service` on `date` that was not voided.
+    pub fn served(
+        &self,
+        pupil: &PupilId,
+        service: &ServiceId,
+        date: ServiceDate,
+    ) -> Result<bool, LedgerError> {
+        Ok(self
+            .connection
+            .prepare_cached(
+                "SELECT 1 FROM meals m
+                 WHERE m.pupil = ?1 AND m.service_date = ?2 AND m.service = ?3
+                   AND NOT EXISTS (SELECT 1 FROM voids v WHERE v.voided_seq = m.seq)",
+            )?
+            .exists(params![pupil.as_str(), date.to_string(), service.as_str()])?)
+    }
+
+    /// One stored record, as signed.
+    pub fn record(&self, seq: Seq) -> Result<Option<SignedRecord>, LedgerError> {
+        Ok(self
+            .connection
+            .prepare_cached("SELECT payload, signature FROM records WHERE seq = ?1")?
+            .query_row([seq_sql(seq)], |row| {
+                Ok(SignedRecord {
+                    payload: row.get(0)?,
+                    signature: row.get(1)?,
+                })
+            })
+            .optional()?)
+    }
+
+    /// Whether the record at `seq` has been voided.
+    pub fn voided(&self, seq: Seq) -> Result<bool, LedgerError> {
+        Ok(self
+            .connection
+            .prepare_cached("SELECT 1 FROM voids WHERE voided_seq = ?1")?
+            .exists([seq_sql(seq)])?)
+    }
+
+    /// Records with `from <= seq <= to`, in order, at most [`RECORDS_PAGE_MAX`].
+    pub fn records(&self, from: Seq, to: Option<Seq>) -> Result<Vec<SignedRecord>, LedgerError> {
+        let to = to.map_or(i64::MAX, seq_sql);
+        let mut statement = self.connection.prepare_cached(
+            "SELECT payload, signature FROM records WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3",
+        )?;
+        let limit = i64::try_from(RECORDS_PAGE_MAX).expect("small page");
+        let rows = statement.query_map(params![seq_sql(from), to, limit], |row| {
+            Ok(SignedRecord {
+                payload: row.get(0)?,
+                signature: row.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// The `seq` of the last record of `kind`, if any.
+    pub fn last_of_kind(&self, kind: RecordKind) -> Result<Option<Seq>, LedgerError> {
+        let seq: Option<i64> = self
+            .connection
+            .prepare_cached("SELECT MAX(seq) FROM records WHERE kind = ?1")?
+            .query_row([kind.as_str()], |row| row.get(0))?;
+        seq.map(to_seq).transpose()
+    }
+
+    pub fn counts(&self) -> Result<LedgerCounts, LedgerError> {
+        let last: Option<i64> =
+            self.connection
+                .query_row("SELECT MAX(seq) FROM records", [], |row| row.get(0))?;
+        let acknowledged: Option<i64> =
+            self.connection
+                .query_row("SELECT acknowledged_seq FROM upload_state", [], |row| {
+                    row.get(0)
+                })?;
+        let unsynced = last.unwrap_or(0) - acknowledged.unwrap_or(0);
+        Ok(LedgerCounts {
+            last_seq: last.map(to_seq).transpose()?,
+            acknowledged_seq: acknowledged.map(to_seq).transpose()?,
+            unsynced_records: unsynced.unsigned_abs(),
+        })
+    }
+
+    /// Runs SQLite's own consistency check; `Ok` holds its findings ("ok" when clean).
+    pub fn integrity_check(&self) -> Result<Vec<String>, LedgerError> {
+        let mut statement = self.connection.prepare("PRAGMA integrity_check")?;
+        let rows = statement.query_map([], |row| row.get::<_, String>(0))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// Limits the file to `pages` pages, so tests can fill the "disk" without filling the disk.
+    pub fn set_max_page_count(&self, pages: u64) -> Result<(), LedgerError> {
+        self.connection
+            .pragma_update(None, "max_page_count", pages)?;
+        Ok(())
+    }
+
+    /// Makes the connection refuse writes, as a ledger on a read-only file system would.
+    pub fn set_query_only(&self, query_only: bool) -> Result<(), LedgerError> {
+        self.connection
+            .pragma_update(None, "query_only", query_only)?;
+        Ok(())
+    }
+}
+
+/// The writes of one transaction.
+#[derive(Debug)]
+pub struct LedgerWrite<'a> {
+    transaction: &'a Transaction<'a>,
+}
+
+impl LedgerWrite<'_> {
+    /// Appends a record and what it derives. The record must continue the stored chain.
+    pub fn append(&self, record: &Record) -> Result<(), LedgerError> {
+        let signed = record.signed();
+        let seq = seq_sql(record.seq());
+        let body = &record.payload().body;
+        self.transaction
+            .prepare_cached(
+                "INSERT INTO records (seq, kind, at, hash, payload, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                seq,
+                body.kind().as_str(),
+                record.payload().at.to_string(),
+                &record.hash().as_bytes()[..],
+                signed.payload,
+                signed.signature,
+            ])?;
+        match body {
+            RecordBody::Meal(meal) => {
+                let delta = meal
+                    .price
+                    .checked_neg()
+                    .map_err(|_| stored("price overflow"))?;
+                self.movement(seq, &meal.account, delta)?;
+                self.transaction
+                    .prepare_cached(
+                        "INSERT INTO meals (seq, pupil, service, service_date) VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![
+                        seq,
+                        meal.pupil.as_str(),
+                        meal.service.as_str(),
+                        meal.service_date.to_string()
+                    ])?;
+            }
+            RecordBody::TopUp(top_up) => self.movement(seq, &top_up.account, top_up.amount)?,
+            RecordBody::Void(void) => {
+                let voided = seq_sql(void.voided_seq);
+                let movement: Option<(String, i64)> = self
+                    .transaction
+                    .prepare_cached("SELECT account, delta_cents FROM movements WHERE seq = ?1")?
+                    .query_row([voided], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()?;
+                if let Some((account, delta)) = movement {
+                    let account = AccountId::parse(&account).map_err(stored)?;
+                    let reversal = Cents::new(delta)
+                        .checked_neg()
+                        .map_err(|_| stored("overflow"))?;
+                    self.movement(seq, &account, reversal)?;
+                }
+                self.transaction
+                    .prepare_cached("INSERT INTO voids (voided_seq, void_seq) VALUES (?1, ?2)")?
+                    .execute(params![voided, seq])?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn movement(&self, seq: i64, account: &AccountId, delta: Cents) -> Result<(), LedgerError> {
+        self.transaction
+            .prepare_cached(
+                "INSERT INTO movements (seq, account, delta_cents) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![seq, account.as_str(), delta.get()])?;
+        Ok(())
+    }
+
+    /// Records that the back-office holds every record up to `seq`. Never moves backwards.
+    pub fn acknowledge(&self, seq: Seq) -> Result<(), LedgerError> {
+        self.transaction.execute(
+            "UPDATE upload_state SET acknowledged_seq = MAX(COALESCE(acknowledged_seq, 0), ?1)",
+            [seq_sql(seq)],
+        )?;
+        Ok(())
+    }
+
+    /// Replaces the whole snapshot (`snapshot.since` is none) or applies a delta. The caller has
+    /// checked a full snapshot with [`Snapshot::check_complete`]; a delta is checked here, after
+    /// it is merged, and an inconsistent result rolls the transaction back.
+    pub fn apply_snapshot(
+        &self,
+        snapshot: &Snapshot,
+        applied_at: proto::Timestamp,
+    ) -> Result<(), SnapshotApplyError> {
+        let tx = self.transaction;
+        if snapshot.is_full() {
+            tx.execute_batch(
+                "DELETE FROM accounts; DELETE FROM pupils; DELETE FROM cards; DELETE FROM hotlist;
+                 DELETE FROM tariffs; DELETE FROM services; DELETE FROM staff;",
+            )?;
+        } else {
+            let current: Option<i64> = tx
+                .query_row("SELECT version FROM snapshot_state", [], |row| row.get(0))
+                .optional()?;
+            let since = snapshot.since.map(|v| v.0);
+            if current.map(i64::unsigned_abs) != since {
+                return Err(SnapshotApplyError::WrongBase {
+                    have: current.map(|v| SnapshotVersion(v.unsigned_abs())),
+                    delta_since: snapshot.since,
+                });
+            }
+            self.remove(snapshot)?;
+        }
+        self.upsert(snapshot)?;
+        let settings = match &snapshot.settings {
+            Some(settings) => serde_json::to_string(settings).map_err(stored)?,
+            None => tx
+                .query_row("SELECT settings FROM snapshot_state", [], |row| row.get(0))
+                .optional()?
+                .ok_or(SnapshotApplyError::MissingSettings)?,
+        };
+        tx.execute(
+            "INSERT INTO snapshot_state (id, version, records_through, applied_at, site, settings)
+             VALUES (1, ?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (id) DO UPDATE SET version = ?1, records_through = ?2, applied_at = ?3,
+                 site = ?4, settings = ?5",
+            params![
+                i64::try_from(snapshot.version.0).map_err(|_| stored("snapshot version"))?,
+                snapshot.records_through.map(seq_sql),
+                applied_at.to_string(),
+                snapshot.site.as_str(),
+                settings
+            ],
+        )?;
+        if !snapshot.is_full() {
+            self.check_references()?;
+        }
+        Ok(())
+    }
+
+    fn remove(&self, snapshot: &Snapshot) -> Result<(), LedgerError> {
+        let removed = &snapshot.removed;
+        let tx = self.transaction;
+        for id in &removed.accounts {
+            tx.execute("DELETE FROM accounts WHERE id = ?1", [id.as_str()])?;
+        }
+        for id in &removed.pupils {
+            tx.execute("DELETE FROM pupils WHERE id = ?1", [id.as_str()])?;
+        }
+        for uid in &removed.cards {
+            tx.execute("DELETE FROM cards WHERE uid = ?1", [uid.to_string()])?;
+        }
+        for uid in &removed.hotlist {
+            tx.execute("DELETE FROM hotlist WHERE uid = ?1", [uid.to_string()])?;
+        }
+        for id in &removed.staff {
+            tx.execute("DELETE FROM staff WHERE id = ?1", [id.as_str()])?;
+        }
+        for id in &removed.services {
+            tx.execute("DELETE FROM services WHERE id = ?1", [id.as_str()])?;
+        }
+        Ok(())
+    }
+
+    fn upsert(&self, snapshot: &Snapshot) -> Result<(), LedgerError> {
+        let tx = self.transaction;
+        let mut accounts = tx.prepare_cached(
+            "INSERT OR REPLACE INTO accounts (id, balance_cents, overdraft_floor_cents) VALUES (?1, ?2, ?3)",
+        )?;
+        for AccountState {
+            id,
+            balance,
+            overdraft_floor,
+        } in &snapshot.accounts
+        {
+            accounts.execute(params![id.as_str(), balance.get(), overdraft_floor.get()])?;
+        }
+        let mut pupils = tx.prepare_cached(
+            "INSERT OR REPLACE INTO pupils (id, account, first_name, last_name, bracket, dietary)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for Pupil {
+            id,
+            account,
+            first_name,
+            last_name,
+            bracket,
+            dietary,
+        } in &snapshot.pupils
+        {
+            let dietary = serde_json::to_string(dietary).map_err(stored)?;
+            pupils.execute(params![
+                id.as_str(),
+                account.as_str(),
+                first_name.as_str(),
+                last_name.as_str(),
+                bracket.as_str(),
+                dietary
+            ])?;
+        }
+        let mut cards = tx.prepare_cached(
+            "INSERT OR REPLACE INTO cards (uid, pupil, staff) VALUES (?1, ?2, ?3)",
+        )?;
+        for Card { uid, holder } in &snapshot.cards {
+            let (pupil, staff) = match holder {
+                CardHolder::Pupil(pupil) => (Some(pupil.as_str()), None),
+                CardHolder::Staff(staff) => (None, Some(staff.as_str())),
+            };
+            cards.execute(params![uid.to_string(), pupil, staff])?;
+        }
+        let mut hotlist = tx.prepare_cached("INSERT OR IGNORE INTO hotlist (uid) VALUES (?1)")?;
+        for uid in &snapshot.hotlist {
+            hotlist.execute([uid.to_string()])?;
+        }
+        let mut tariffs = tx.prepare_cached(
+            "INSERT OR REPLACE INTO tariffs (bracket, meal_type, price_cents) VALUES (?1, ?2, ?3)",
+        )?;
+        for Tariff {
+            bracket,
+            meal_type,
+            price,
+        } in &snapshot.tariffs
+        {
+            tariffs.execute(params![bracket.as_str(), meal_type.as_str(), price.get()])?;
+        }
+        let mut services =
+            tx.prepare_cached("INSERT OR REPLACE INTO services (id, body) VALUES (?1, ?2)")?;
+        for service in &snapshot.services {
+            services.execute(params![
+                service.id.as_str(),
+                serde_json::to_string(service).map_err(stored)?
+            ])?;
+        }
+        let mut staff = tx.prepare_cached(
+            "INSERT OR REPLACE INTO staff (id, name, pin_hash) VALUES (?1, ?2, ?3)",
+        )?;
+        for StaffCredential { id, name, pin_hash } in &snapshot.staff {
+            staff.execute(params![id.as_str(), name.as_str(), pin_hash.as_str()])?;
+        }
+        Ok(())
+    }
+
+    /// After a delta: every reference resolves and every pupil has a price for every service.
+    fn check_references(&self) -> Result<(), SnapshotApplyError> {
+        let tx = self.transaction;
+        let first = |sql: &str| -> Result<Option<String>, LedgerError> {
+            Ok(tx.query_row(sql, [], |row| row.get(0)).optional()?)
+        };
+        if let Some(pupil) = first(
+            "SELECT p.id FROM pupils p LEFT JOIN accounts a ON a.id = p.account WHERE a.id IS NULL LIMIT 1",
+        )? {
+            return Err(SnapshotApplyError::Inconsistent(format!(
+                "pupil {pupil}: unknown account"
+            )));
+        }
+        if let Some(pupil) = first(
+            "SELECT p.id FROM pupils p, services s
+             WHERE NOT EXISTS (SELECT 1 FROM tariffs t
+                               WHERE t.bracket = p.bracket AND t.meal_type = json_extract(s.body, '$.meal_type'))
+             LIMIT 1",
+        )? {
+            return Err(SnapshotApplyError::Inconsistent(format!("pupil {pupil}: no tariff for a service")));
+        }
+        if let Some(uid) = first(
+            "SELECT c.uid FROM cards c
+             WHERE (c.pupil IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pupils p WHERE p.id = c.pupil))
+                OR (c.staff IS NOT NULL AND NOT EXISTS (SELECT 1 FROM staff s WHERE s.id = c.staff))
+             LIMIT 1",
+        )? {
+            return Err(SnapshotApplyError::Inconsistent(format!("card {uid}: unknown holder")));
+        }
+        if let Some(price) =
+            first("SELECT CAST(price_cents AS TEXT) FROM tariffs WHERE price_cents < 0 LIMIT 1")?
+        {
+            return Err(SnapshotApplyError::Inconsistent(format!(
+                "negative price {price}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A snapshot was refused; the ledger is unchanged.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotApplyError {
+    #[error("snapshot refused: {0}")]
+    Invalid(#[from] proto::snapshot::SnapshotError),
+    #[error("delta applies to version {delta_since:?} but the kiosk has {have:?}")]
+    WrongBase {
+        have: Option<SnapshotVersion>,
+        delta_since: Option<SnapshotVersion>,
+    },
+    #[error("a delta cannot be the first snapshot: it has no settings")]
+    MissingSettings,
+    #[error("snapshot refused: after the delta, {0}")]
+    Inconsistent(String),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+impl From<rusqlite::Error> for SnapshotApplyError {
+    fn from(error: rusqlite::Error) -> SnapshotApplyError {
+        SnapshotApplyError::Ledger(error.into())
+    }
+}
+
+fn configure(connection: &Connection) -> Result<(), LedgerError> {
+    // Every pragma set explicitly: durability must not depend on a build's defaults.
+    connection.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
+    let mode: String =
+        connection.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(stored(format!("journal_mode is {mode}, WAL required")));
+    }
+    connection.pragma_update(None, "synchronous", "FULL")?;
+    connection.pragma_update(None, "foreign_keys", true)?;
+    // Keep the WAL from growing without bound between checkpoints.
+    connection.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+    Ok(())
+}
+
+fn pupil_columns(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<PupilEntry, LedgerError>> {
+    let id: String = row.get(0)?;
+    let account: String = row.get(1)?;
+    let first_name: String = row.get(2)?;
+    let last_name: String = row.get(3)?;
+    let bracket: String = row.get(4)?;
+    let dietary: String = row.get(5)?;
+    Ok((|| {
+        Ok(PupilEntry {
+            id: PupilId::parse(&id).map_err(stored)?,
+            account: AccountId::parse(&account).map_err(stored)?,
+            first_name: Text::parse(&first_name).map_err(stored)?,
+            last_name: Text::parse(&last_name).map_err(stored)?,
+            bracket: BracketId::parse(&bracket).map_err(stored)?,
+            dietary: serde_json::from_str(&dietary).map_err(stored)?,
+        })
+    })())
+}
+
+fn seq_sql(seq: Seq) -> i64 {
+    i64::try_from(seq.get()).expect("a kiosk's seq fits in SQLite's integer")
+}
+
+fn to_seq(value: i64) -> Result<Seq, LedgerError> {
+    u64::try_from(value)
+        .ok()
+        .and_then(|value| Seq::new(value).ok())
+        .ok_or_else(|| stored(format!("seq {value}")))
+}
+
+/// Whether `service` is open at local `time` on `weekday`.
+pub fn service_open(
+    service: &Service,
+    weekday: jiff::civil::Weekday,
+    time: jiff::civil::Time,
+) -> bool {
+    use proto::snapshot::Weekday as W;
+    let day = match weekday {
+        jiff::civil::Weekday::Monday => W::Monday,
+        jiff::civil::Weekday::Tuesday => W::Tuesday,
+        jiff::civil::Weekday::Wednesday => W::Wednesday,
+        jiff::civil::Weekday::Thursday => W::Thursday,
+        jiff::civil::Weekday::Friday => W::Friday,
+        jiff::civil::Weekday::Saturday => W::Saturday,
+        jiff::civil::Weekday::Sunday => W::Sunday,
+    };
+    let minutes =
+        |local: LocalTime| i32::from(local.time().hour()) * 60 + i32::from(local.time().minute());
+    let now = i32::from(time.hour()) * 60 + i32::from(time.minute());
+    service.weekdays.contains(&day) && minutes(service.start) <= now && now < minutes(service.end)
+}

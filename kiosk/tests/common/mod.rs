@@ -1,0 +1,261 @@
+//! A kiosk on a fresh data directory with a sample snapshot, a clock the test moves, and helpers
+//! that read the ledger as an auditor would.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+
+use argon2::PasswordHasher as _;
+use kiosk::clock::ManualClock;
+use kiosk::config::DataDir;
+use kiosk::engine::Engine;
+use kiosk::ledger::Ledger;
+use proto::snapshot::{
+    AccountState, Card, CardHolder, KioskSettings, Language, LocalTime, Pupil, Removed, Service,
+    Snapshot, StaffCredential, Tariff, Weekday,
+};
+use proto::{
+    AccountId, BracketId, CardUid, Cents, MealType, PupilId, ServiceId, SiteId, SnapshotVersion,
+    StaffId, Text,
+};
+
+/// Monday 2026-11-30, 12:00 in Paris: lunch is open.
+pub const MONDAY_NOON_UTC: &str = "2026-11-30T11:00:00Z";
+pub const STAFF_PIN: &str = "4711";
+
+pub fn monday_noon() -> jiff::Timestamp {
+    MONDAY_NOON_UTC.parse().unwrap()
+}
+
+pub fn text(value: &str) -> Text {
+    Text::parse(value).unwrap()
+}
+
+pub fn pupil_card(n: usize) -> CardUid {
+    let n = u32::try_from(n).unwrap().to_be_bytes();
+    CardUid::parse(&[0x04, n[0], n[1], n[2], n[3], 0x80, 0x01]).unwrap()
+}
+
+pub fn staff_card() -> CardUid {
+    CardUid::from_hex("5a5a5a5a").unwrap()
+}
+
+pub fn blocked_card() -> CardUid {
+    CardUid::from_hex("0badcafe").unwrap()
+}
+
+pub fn pupil_id(n: usize) -> PupilId {
+    PupilId::parse(&format!("P{n:05}")).unwrap()
+}
+
+pub fn account_id(n: usize) -> AccountId {
+    AccountId::parse(&format!("A{n:05}")).unwrap()
+}
+
+pub fn staff_id() -> StaffId {
+    StaffId::parse("S-durand").unwrap()
+}
+
+pub fn pin_hash(pin: &str) -> Text {
+    let salt = argon2::password_hash::SaltString::from_b64("c2FsdHNhbHRzYWx0").unwrap();
+    text(
+        &argon2::Argon2::default()
+            .hash_password(pin.as_bytes(), &salt)
+            .unwrap()
+            .to_string(),
+    )
+}
+
+pub fn settings() -> KioskSettings {
+    KioskSettings {
+        result_display_ms: 2_000,
+        sync_interval_ms: 30_000,
+        staff_idle_signout_ms: 120_000,
+        language: Language::Fr,
+    }
+}
+
+/// `pupils` pupils, pupil n on account n with a balance of 10 € and a floor of -5 €, except
+/// pupil 0, whose balance is 1 € and floor 0 € (for refusals); lunch open 11:30-13:45 on
+/// weekdays but Wednesday.
+pub fn snapshot(pupils: usize) -> Snapshot {
+    Snapshot {
+        version: SnapshotVersion(1),
+        since: None,
+        site: SiteId::parse("jaures").unwrap(),
+        records_through: None,
+        accounts: (0..pupils)
+            .map(|n| AccountState {
+                id: account_id(n),
+                balance: Cents::new(if n == 0 { 100 } else { 1_000 }),
+                overdraft_floor: Cents::new(if n == 0 { 0 } else { -500 }),
+            })
+            .collect(),
+        pupils: (0..pupils)
+            .map(|n| Pupil {
+                id: pupil_id(n),
+                account: account_id(n),
+                first_name: text(["Chloé", "Lucas", "Inès", "Hugo", "Léa"][n % 5]),
+                last_name: text(&format!("Martin{n}")),
+                bracket: BracketId::parse(if n % 2 == 0 { "q1" } else { "q3" }).unwrap(),
+                dietary: if n == 3 {
+                    vec![text("peanut_allergy")]
+                } else {
+                    Vec::new()
+                },
+            })
+            .collect(),
+        cards: (0..pupils)
+            .map(|n| Card {
+                uid: pupil_card(n),
+                holder: CardHolder::Pupil(pupil_id(n)),
+            })
+            .chain([Card {
+                uid: staff_card(),
+                holder: CardHolder::Staff(staff_id()),
+            }])
+            .collect(),
+        hotlist: vec![blocked_card()],
+        tariffs: vec![
+            Tariff {
+                bracket: BracketId::parse("q1").unwrap(),
+                meal_type: lunch(),
+                price: Cents::new(120),
+            },
+            Tariff {
+                bracket: BracketId::parse("q3").unwrap(),
+                meal_type: lunch(),
+                price: Cents::new(385),
+            },
+        ],
+        services: vec![Service {
+            id: ServiceId::parse("lunch").unwrap(),
+            name: text("Déjeuner"),
+            meal_type: lunch(),
+            weekdays: vec![
+                Weekday::Monday,
+                Weekday::Tuesday,
+                Weekday::Thursday,
+                Weekday::Friday,
+            ],
+            start: LocalTime::parse("11:30").unwrap(),
+            end: LocalTime::parse("13:45").unwrap(),
+        }],
+        staff: vec![StaffCredential {
+            id: staff_id(),
+            name: text("Mme Durand"),
+            pin_hash: pin_hash(STAFF_PIN),
+        }],
+        settings: Some(settings()),
+        removed: Removed::default(),
+    }
+}
+
+pub fn lunch() -> MealType {
+    MealType::parse("lunch").unwrap()
+}
+
+/// A kiosk enrolled in a temporary directory.
+pub struct TestKiosk {
+    pub dir: tempfile::TempDir,
+    pub data: DataDir,
+    pub clock: ManualClock,
+    pub engine: Engine,
+}
+
+impl TestKiosk {
+    /// Enrolled, with `snapshot(pupils)` applied, on Monday at noon.
+    pub fn new(pupils: usize) -> TestKiosk {
+        let mut kiosk = TestKiosk::without_snapshot();
+        kiosk.engine.apply_snapshot(&snapshot(pupils)).unwrap();
+        kiosk
+    }
+
+    pub fn without_snapshot() -> TestKiosk {
+        let dir = tempfile::tempdir().unwrap();
+        let data = enrol(dir.path());
+        let clock = ManualClock::new(monday_noon());
+        let engine = start(&data, clock.clone());
+        TestKiosk {
+            dir,
+            data,
+            clock,
+            engine,
+        }
+    }
+
+    /// Stops the engine and starts a new one on the same files, as after a restart.
+    pub fn restart(&mut self) {
+        let engine = start(&self.data, self.clock.clone());
+        self.engine = engine;
+    }
+
+    pub fn sign_in(&mut self) {
+        self.engine.staff_sign_in(staff_card(), STAFF_PIN).unwrap();
+    }
+
+    /// Every record, verified as a chain with the kiosk's public key.
+    pub fn verified_records(&self) -> Vec<proto::Record> {
+        verified_records(&self.data)
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+pub fn enrol(path: &Path) -> DataDir {
+    let data = DataDir::new(path.join("kiosk"));
+    data.init(
+        SiteId::parse("jaures").unwrap(),
+        text("Entrée cour"),
+        None,
+        "Europe/Paris",
+        &ring::rand::SystemRandom::new(),
+    )
+    .unwrap();
+    data
+}
+
+pub fn start(data: &DataDir, clock: ManualClock) -> Engine {
+    let config = data.load_config().unwrap();
+    let ledger = Ledger::open(&data.ledger_path()).unwrap();
+    let key = data.load_key().unwrap();
+    let time_zone = jiff::tz::TimeZone::get(&config.time_zone).unwrap();
+    Engine::start(
+        ledger,
+        key,
+        config.device,
+        Box::new(clock),
+        time_zone,
+        "0.1.0-test",
+    )
+    .unwrap()
+}
+
+pub fn verified_records(data: &DataDir) -> Vec<proto::Record> {
+    let config = data.load_config().unwrap();
+    let key = data.load_key().unwrap();
+    let ledger = Ledger::open(&data.ledger_path()).unwrap();
+    let mut out = Vec::new();
+    kiosk::export::write_records(&ledger, proto::Seq::FIRST, None, &mut out).unwrap();
+    let records: Vec<proto::SignedRecord> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|line| proto::SignedRecord::from_json(line.as_bytes()).unwrap())
+        .collect();
+    let report = proto::verify_chain(&config.device, &key.public_key(), &records);
+    assert!(report.is_clean(), "{:?}", report.errors);
+    report.records
+}
+
+pub fn kinds(records: &[proto::Record]) -> Vec<&'static str> {
+    records
+        .iter()
+        .map(|record| record.payload().body.kind().as_str())
+        .collect()
+}
+
+pub fn data_path(kiosk: &TestKiosk) -> PathBuf {
+    kiosk.data.root.clone()
+}
