@@ -20,8 +20,8 @@ use proto::{
 use crate::clock::{Clock, record_time};
 use crate::day_close::{self, CloseError};
 use crate::ledger::{
-    CardLookup, DayCounts, Ledger, LedgerCounts, LedgerError, LedgerWrite, PupilEntry,
-    SnapshotApplyError, SnapshotState, service_open,
+    CardLookup, Checkpointer, DayCounts, Ledger, LedgerCounts, LedgerError, LedgerWrite,
+    PupilEntry, SnapshotApplyError, SnapshotState, service_open,
 };
 
 /// Wrong PINs in a row before a staff card is locked.
@@ -32,6 +32,9 @@ pub const STAFF_LOCKOUT_MS: i64 = 15 * 60 * 1000;
 
 /// A clock step backwards larger than this between two records is recorded as a clock change.
 pub const CLOCK_BACKWARDS_TOLERANCE_MS: i64 = 1_000;
+
+/// Commits between two background WAL checkpoints (a tap writes about six pages).
+pub const CHECKPOINT_EVERY_COMMITS: u32 = 150;
 
 /// Pupils returned by one name search.
 pub const PUPIL_SEARCH_RESULTS_MAX: usize = 20;
@@ -151,6 +154,8 @@ pub struct Engine {
     session: Option<StaffSession>,
     /// Wrong-PIN counts per staff card, kept in memory: a restart is itself recorded.
     pin_failures: HashMap<CardUid, PinFailures>,
+    checkpointer: Checkpointer,
+    commits_since_checkpoint: u32,
 }
 
 impl std::fmt::Debug for Engine {
@@ -174,6 +179,8 @@ impl Engine {
     ) -> Result<Engine, EngineError> {
         let head = ledger.head()?;
         let snapshot = ledger.snapshot_state()?;
+        ledger.disable_automatic_checkpoints()?;
+        let checkpointer = Checkpointer::start(ledger.path())?;
         let last_record_at = ledger.last_record_at()?;
         let mut engine = Engine {
             ledger,
@@ -186,6 +193,8 @@ impl Engine {
             last_record_at,
             session: None,
             pin_failures: HashMap::new(),
+            checkpointer,
+            commits_since_checkpoint: 0,
         };
         let software_version =
             Text::parse(software_version).map_err(|error| RecordError::Malformed {
@@ -673,6 +682,11 @@ impl Engine {
         })?;
         self.head = head;
         self.last_record_at = Some(at);
+        self.commits_since_checkpoint += 1;
+        if self.commits_since_checkpoint >= CHECKPOINT_EVERY_COMMITS {
+            self.checkpointer.request();
+            self.commits_since_checkpoint = 0;
+        }
         Ok(records)
     }
 }

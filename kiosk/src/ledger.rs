@@ -21,6 +21,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 /// How long a writer waits for a reader's lock before giving up.
 const BUSY_TIMEOUT_MS: u64 = 5_000;
 
+/// Checkpoint passes run for one request while the writer keeps appending.
+const CHECKPOINT_PASSES_MAX: usize = 4;
+
 /// Records read into memory at once by [`Ledger::records`].
 pub const RECORDS_PAGE_MAX: usize = 10_000;
 
@@ -163,6 +166,7 @@ CREATE TABLE staff (
 #[derive(Debug)]
 pub struct Ledger {
     connection: Connection,
+    path: std::path::PathBuf,
 }
 
 /// What the kiosk knows of the snapshot it last applied.
@@ -237,7 +241,10 @@ impl Ledger {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let connection = Connection::open_with_flags(path, flags)?;
         configure(&connection)?;
-        let mut ledger = Ledger { connection };
+        let mut ledger = Ledger {
+            connection,
+            path: path.to_owned(),
+        };
         ledger.migrate()?;
         ledger.check_last_record()?;
         Ok(ledger)
@@ -609,6 +616,18 @@ impl Ledger {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Stops SQLite from checkpointing the WAL inside this connection's commits; the caller then
+    /// runs a [`Checkpointer`], so a tap never waits for a checkpoint.
+    pub fn disable_automatic_checkpoints(&self) -> Result<(), LedgerError> {
+        self.connection
+            .pragma_update(None, "wal_autocheckpoint", 0)?;
+        Ok(())
+    }
+
     /// Limits the file to `pages` pages, so tests can fill the "disk" without filling the disk.
     pub fn set_max_page_count(&self, pages: u64) -> Result<(), LedgerError> {
         self.connection
@@ -621,6 +640,66 @@ impl Ledger {
         self.connection
             .pragma_update(None, "query_only", query_only)?;
         Ok(())
+    }
+}
+
+/// Copies the WAL back into the database file on its own thread and connection, when asked:
+/// checkpoints leave the tap path, and nothing runs while nothing is written.
+#[derive(Debug)]
+pub struct Checkpointer {
+    /// Capacity 1: a request while one is pending adds nothing.
+    requests: Option<std::sync::mpsc::SyncSender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    pub fn start(path: &Path) -> Result<Checkpointer, LedgerError> {
+        let connection = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        connection.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
+        let (requests, received) = std::sync::mpsc::sync_channel::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("ledger-checkpoint".into())
+            .spawn(move || {
+                while received.recv().is_ok() {
+                    // PASSIVE never blocks the writer. Passes repeat while the writer keeps
+                    // appending, so a burst of taps is caught up with; a checkpoint that cannot
+                    // finish only leaves the WAL longer until the next request. Nothing is lost.
+                    for _ in 0..CHECKPOINT_PASSES_MAX {
+                        let frames =
+                            connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+                                Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+                            });
+                        match frames {
+                            Ok((in_wal, copied)) if in_wal > copied => continue,
+                            _ => break,
+                        }
+                    }
+                }
+            })
+            .map_err(|error| stored(format!("checkpoint thread: {error}")))?;
+        Ok(Checkpointer {
+            requests: Some(requests),
+            thread: Some(thread),
+        })
+    }
+
+    /// Asks for a checkpoint without waiting.
+    pub fn request(&self) {
+        if let Some(requests) = &self.requests {
+            let _ = requests.try_send(());
+        }
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.requests.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
