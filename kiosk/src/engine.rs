@@ -218,6 +218,11 @@ impl Engine {
         self.head
     }
 
+    /// Background WAL checkpoints that caught up with every write so far.
+    pub fn checkpoints_completed(&self) -> u64 {
+        self.checkpointer.completed()
+    }
+
     /// The pupil-facing decision for a card.
     pub fn tap(&mut self, uid: CardUid) -> Decision {
         match self.try_tap(uid) {

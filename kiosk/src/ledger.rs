@@ -650,6 +650,8 @@ pub struct Checkpointer {
     /// Capacity 1: a request while one is pending adds nothing.
     requests: Option<std::sync::mpsc::SyncSender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Checkpoints that copied the whole WAL, after which the next write restarts it.
+    completed: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Checkpointer {
@@ -660,6 +662,8 @@ impl Checkpointer {
         )?;
         connection.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
         let (requests, received) = std::sync::mpsc::sync_channel::<()>(1);
+        let completed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let completed_by_thread = std::sync::Arc::clone(&completed);
         let thread = std::thread::Builder::new()
             .name("ledger-checkpoint".into())
             .spawn(move || {
@@ -674,7 +678,12 @@ impl Checkpointer {
                             });
                         match frames {
                             Ok((in_wal, copied)) if in_wal > copied => continue,
-                            _ => break,
+                            Ok(_) => {
+                                completed_by_thread
+                                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                break;
+                            }
+                            Err(_) => break,
                         }
                     }
                 }
@@ -683,7 +692,13 @@ impl Checkpointer {
         Ok(Checkpointer {
             requests: Some(requests),
             thread: Some(thread),
+            completed,
         })
+    }
+
+    /// How many checkpoints copied the whole WAL so far.
+    pub fn completed(&self) -> u64 {
+        self.completed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Asks for a checkpoint without waiting.
