@@ -56,8 +56,9 @@ pub enum Decision {
     /// On the hotlist (lost or stolen).
     BlockedCard,
     NoServiceNow,
-    /// A staff card: the UI asks for the PIN, then calls [`Engine::staff_sign_in`].
+    /// A staff card: the UI asks for the PIN, then calls [`Engine::staff_sign_in`] with `card`.
     StaffCard {
+        card: CardUid,
         staff: StaffId,
         name: Text,
     },
@@ -248,7 +249,11 @@ impl Engine {
                     .staff(&staff)?
                     .map(|credential| credential.name)
                     .ok_or(EngineError::NotStaffCard)?;
-                return Ok(Decision::StaffCard { staff, name });
+                return Ok(Decision::StaffCard {
+                    card: uid,
+                    staff,
+                    name,
+                });
             }
             CardLookup::Blocked => {
                 self.refuse(uid, RefusalReason::BlockedCard, None)?;
@@ -556,6 +561,55 @@ impl Engine {
         Ok(self.write(vec![body])?.last().expect("one record").seq())
     }
 
+    /// What closing the day now would record, with nothing counted yet: for the staff screen
+    /// that shows the cash expected before anything is written.
+    pub fn close_preview(&self) -> Result<DayClose, EngineError> {
+        let staff = self
+            .session
+            .as_ref()
+            .ok_or(EngineError::NotSignedIn)?
+            .staff
+            .clone();
+        let previous_close = self.ledger.last_of_kind(RecordKind::DayClose)?;
+        let service_date = local_date(self.clock.now(), &self.time_zone);
+        Ok(day_close::compute(
+            &self.ledger,
+            previous_close,
+            service_date,
+            staff,
+            Cents::ZERO,
+        )?)
+    }
+
+    /// Today's meals and top-ups not yet voided, newest first, at most `limit`: what staff may
+    /// void.
+    pub fn voidable_today(&self, limit: usize) -> Result<Vec<(Seq, RecordBody)>, EngineError> {
+        let today = local_date(self.clock.now(), &self.time_zone);
+        let mut found = Vec::new();
+        let mut seq = self.head.next_seq.previous();
+        while let Some(current) = seq {
+            if found.len() >= limit {
+                break;
+            }
+            let Some(signed) = self.ledger.record(current)? else {
+                break;
+            };
+            let payload = proto::Payload::parse(&signed.payload)?;
+            let at = jiff::Timestamp::from_millisecond(payload.at.unix_ms())
+                .map_err(|error| LedgerError::Stored(error.to_string()))?;
+            if local_date(at, &self.time_zone) < today {
+                break;
+            }
+            if matches!(payload.body, RecordBody::Meal(_) | RecordBody::TopUp(_))
+                && !self.ledger.voided(current)?
+            {
+                found.push((current, payload.body));
+            }
+            seq = current.previous();
+        }
+        Ok(found)
+    }
+
     /// Closes the day: a Z record of everything since the previous close.
     pub fn close_day(&mut self, cash_counted: Cents) -> Result<DayClose, EngineError> {
         let staff = self.staff_action()?;
@@ -667,14 +721,14 @@ impl Engine {
         let at = record_time(self.clock.now());
         let mut head = self.head;
         let mut records = Vec::with_capacity(bodies.len() + 1);
-        if let Some(previous) = self.last_record_at {
-            if previous.unix_ms() - at.unix_ms() > CLOCK_BACKWARDS_TOLERANCE_MS {
-                let body = RecordBody::ClockChange(ClockChange {
-                    previous,
-                    current: at,
-                });
-                records.push(head.append(&self.key, &self.device, at, body)?);
-            }
+        if let Some(previous) = self.last_record_at
+            && previous.unix_ms() - at.unix_ms() > CLOCK_BACKWARDS_TOLERANCE_MS
+        {
+            let body = RecordBody::ClockChange(ClockChange {
+                previous,
+                current: at,
+            });
+            records.push(head.append(&self.key, &self.device, at, body)?);
         }
         for body in bodies {
             records.push(head.append(&self.key, &self.device, at, body)?);

@@ -282,12 +282,12 @@ impl Ledger {
                 |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
             )
             .optional()?;
-        if let Some((seq, hash, payload)) = last {
-            if Digest::of(payload.as_bytes()).as_bytes()[..] != hash[..] {
-                return Err(LedgerError::Corrupt {
-                    seq: seq.unsigned_abs(),
-                });
-            }
+        if let Some((seq, hash, payload)) = last
+            && Digest::of(payload.as_bytes()).as_bytes()[..] != hash[..]
+        {
+            return Err(LedgerError::Corrupt {
+                seq: seq.unsigned_abs(),
+            });
         }
         Ok(())
     }

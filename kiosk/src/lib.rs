@@ -6,6 +6,7 @@
 //! - [`day_close`]: the Z record's totals.
 //! - [`clock`]: the time source, real or moved by hand.
 //! - [`export`]: signed records written as JSON Lines for audit or manual transfer.
+//! - [`ui`]: the Slint touchscreen wired to the engine on its own thread.
 
 pub mod clock;
 pub mod config;
@@ -13,3 +14,4 @@ pub mod day_close;
 pub mod engine;
 pub mod export;
 pub mod ledger;
+pub mod ui;

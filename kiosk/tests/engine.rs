@@ -114,6 +114,7 @@ fn refusals_charge_nothing_and_are_recorded() {
     check(
         staff_card(),
         Decision::StaffCard {
+            card: staff_card(),
             staff: common::staff_id(),
             name: text("Mme Durand"),
         },

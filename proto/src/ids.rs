@@ -444,7 +444,7 @@ pub(crate) fn decode_hex(what: &'static str, text: &str) -> Result<Vec<u8>, Pars
         }
     }
     let digits = text.as_bytes();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err(ParseError::NotHex { what });
     }
     digits

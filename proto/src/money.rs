@@ -80,7 +80,7 @@ impl fmt::Display for FrenchDecimal {
         let euros = (magnitude / 100).to_string();
         let mut grouped = String::with_capacity(euros.len() * 2);
         for (index, digit) in euros.chars().enumerate() {
-            if index > 0 && (euros.len() - index) % 3 == 0 {
+            if index > 0 && (euros.len() - index).is_multiple_of(3) {
                 grouped.push('\u{202f}');
             }
             grouped.push(digit);

@@ -64,7 +64,7 @@ pub fn body(n: usize) -> RecordBody {
         3 => RecordBody::TopUp(TopUp {
             account,
             amount: Cents::new(2_000),
-            method: if n % 2 == 0 {
+            method: if n.is_multiple_of(2) {
                 TopUpMethod::Cash
             } else {
                 TopUpMethod::Cheque
