@@ -6,6 +6,7 @@
 # Every test of the workspace; fails if any test fails or is skipped.
 test:
 	./deploy/dev/install-packages.sh test
+	./deploy/dev/start-pcscd.sh
 	./deploy/dev/run-tests.sh
 
 # Benchmarks of DESIGN.md's targets; results go to BENCHMARKS.md by hand, with the machine.
