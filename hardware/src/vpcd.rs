@@ -91,6 +91,7 @@ impl VirtualCard {
         let mut message = [0; VPCD_MESSAGE_BYTES_MAX];
         loop {
             let mut length_bytes = [0; 2];
+            ack_at_once(&stream)?;
             match stream.read_exact(&mut length_bytes) {
                 Ok(()) => {}
                 // vpcd closed the connection (pcscd stopped) or the card was removed.
@@ -104,6 +105,7 @@ impl VirtualCard {
                     format!("vpcd message of {length} bytes, over {VPCD_MESSAGE_BYTES_MAX}"),
                 ));
             };
+            ack_at_once(&stream)?;
             stream.read_exact(message)?;
             match *message {
                 [] => {}
@@ -144,6 +146,14 @@ impl VirtualCard {
             CardAnswer::LeaveWhenAsked => None,
         }
     }
+}
+
+/// vpcd writes a message's length and its bytes separately, and Nagle's algorithm holds the
+/// second write until the first is acknowledged; a delayed ACK would add ~40 ms to every APDU and
+/// every presence check. Linux leaves quick-ACK mode on its own, so it is asked again before each
+/// read.
+fn ack_at_once(stream: &TcpStream) -> std::io::Result<()> {
+    socket2::SockRef::from(stream).set_tcp_quickack(true)
 }
 
 fn send(stream: &mut TcpStream, bytes: &[u8]) -> std::io::Result<()> {
