@@ -42,3 +42,7 @@ pub const VPCD_MESSAGE_BYTES_MAX: usize = 261;
 
 /// The longest reader name pattern accepted in a configuration (PC/SC names are under 128 bytes).
 pub const READER_NAME_PATTERN_BYTES_MAX: usize = 128;
+
+/// The longest hold, pause or unplug a simulated reader's script may ask for: a demo script, not
+/// a sleep.
+pub const SIMULATED_WAIT_MS_MAX: u64 = 600_000;
