@@ -12,7 +12,9 @@ test:
 # Benchmarks of DESIGN.md's targets; results go to BENCHMARKS.md by hand, with the machine.
 bench:
 	./deploy/dev/install-packages.sh bench
+	./deploy/dev/start-pcscd.sh
 	cargo bench --locked -p proto --bench records
+	cargo bench --locked -p hardware --bench reader
 
 # Formatting and lints, as CI runs them.
 check:
