@@ -9,6 +9,8 @@
 //! - [`reader`]: the [`CardReader`] trait and the [`ReaderHandle`] that stops a reader thread.
 //! - [`pcsc_reader`]: [`PcscReader`], a real reader through pcscd: waits on status changes,
 //!   reads the UID, debounces, recovers from a lost reader or a restarted pcscd.
+//! - `tracker`: what to announce about the card on a reader from pcscd's reports (one tap per
+//!   card, debounced removals), apart from PC/SC calls so every sequence is unit-tested.
 //! - [`uid`]: the PC/SC GET DATA command that reads a contactless UID, and its answers.
 //! - [`simulated`]: [`SimulatedReader`], taps from a script, a channel or keys, for the demo and
 //!   engine tests.
@@ -25,6 +27,7 @@ pub mod limits;
 pub mod pcsc_reader;
 pub mod reader;
 pub mod simulated;
+mod tracker;
 pub mod uid;
 pub mod vpcd;
 

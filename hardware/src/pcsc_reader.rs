@@ -18,10 +18,11 @@ use proto::CardUid;
 use crate::error::HardwareError;
 use crate::event::CardEvent;
 use crate::limits::{
-    APDU_RESPONSE_BYTES_MAX, READER_NAME_PATTERN_BYTES_MAX, REMOVAL_DEBOUNCE_MS,
-    SERVICE_RETRY_BACKOFF_INITIAL_MS, SERVICE_RETRY_BACKOFF_MAX_MS, UID_READ_ATTEMPTS_MAX,
+    APDU_RESPONSE_BYTES_MAX, READER_NAME_PATTERN_BYTES_MAX, SERVICE_RETRY_BACKOFF_INITIAL_MS,
+    SERVICE_RETRY_BACKOFF_MAX_MS, UID_READ_ATTEMPTS_MAX,
 };
 use crate::reader::{CardReader, ReaderHandle, StopSignal};
+use crate::tracker::CardTracker;
 use crate::uid::{GetDataAnswer, UidReadError, get_uid_command, parse_get_uid_answer};
 
 /// Which reader to watch, and nothing else about it: pcscd knows the rest.
@@ -141,36 +142,14 @@ enum WatchEnd {
     ServiceGone(pcsc::Error),
 }
 
-/// The card on the watched reader, as the kiosk last heard of it.
-#[derive(Clone, Copy, Debug)]
-enum CardState {
-    Absent,
-    /// Announced with `CardPresent` (a UID) or `CardUnreadable` (none). `event_count` is pcscd's
-    /// insertion and removal counter when it was read: a new value means another card.
-    OnReader {
-        uid: Option<CardUid>,
-        event_count: u32,
-    },
-    /// Gone, but `CardRemoved` waits until `deadline` in case the same card comes back.
-    Leaving {
-        uid: CardUid,
-        deadline: Instant,
-    },
-}
-
-/// The reader being watched.
-struct WatchedReader {
-    name: String,
-    card: CardState,
-}
-
 struct ReaderThread {
     selector: ReaderSelector,
     events: SyncSender<CardEvent>,
     stop: Arc<StopSignal>,
     live_context: Arc<Mutex<Option<Context>>>,
-    /// Kept across contexts so that a service loss can close what was announced.
-    watched: Option<WatchedReader>,
+    /// The watched reader, kept across contexts so that a service loss can close what was
+    /// announced about it.
+    watched: Option<CardTracker>,
 }
 
 impl ReaderThread {
@@ -232,6 +211,10 @@ impl ReaderThread {
     /// Sends an event; `Err` means the kiosk dropped the receiver and the thread should end.
     fn send(&self, event: CardEvent) -> Result<(), WatchEnd> {
         self.events.send(event).map_err(|_| WatchEnd::Stopped)
+    }
+
+    fn send_all(&self, events: Vec<CardEvent>) -> Result<(), WatchEnd> {
+        events.into_iter().try_for_each(|event| self.send(event))
     }
 
     /// Watches readers with one context until it dies or the thread is stopped.
@@ -307,10 +290,7 @@ impl ReaderThread {
             return Ok(());
         };
         states.push(ReaderState::new(c_name, State::UNAWARE));
-        self.watched = Some(WatchedReader {
-            name: name.to_owned(),
-            card: CardState::Absent,
-        });
+        self.watched = Some(CardTracker::new(name));
         self.send(CardEvent::ReaderAttached {
             reader: name.to_owned(),
         })
@@ -324,7 +304,7 @@ impl ReaderThread {
     ) -> Result<(), WatchEnd> {
         if let Some(watched) = &self.watched {
             let names = reader_names(context).map_err(WatchEnd::ServiceGone)?;
-            if !names.contains(&watched.name) {
+            if !names.iter().any(|name| name == watched.reader()) {
                 self.lose_reader()?;
                 states.truncate(1);
             }
@@ -346,104 +326,39 @@ impl ReaderThread {
             self.lose_reader()?;
             return Ok(true);
         }
-        let Some(watched) = &self.watched else {
+        let Some(watched) = &mut self.watched else {
             return Ok(false);
         };
-        let reader = watched.name.clone();
-        let card = watched.card;
-        if !event_state.contains(State::PRESENT) {
-            match card {
-                CardState::OnReader { uid: Some(uid), .. } => self.set_card(CardState::Leaving {
-                    uid,
-                    deadline: reported_at + Duration::from_millis(REMOVAL_DEBOUNCE_MS),
-                }),
-                CardState::OnReader { uid: None, .. } => {
-                    self.set_card(CardState::Absent);
-                    self.send(CardEvent::CardRemoved { reader })?;
-                }
-                CardState::Absent | CardState::Leaving { .. } => {}
-            }
-            return Ok(false);
-        }
-        let event_count = reader_state.event_count();
-        // Our own connect and disconnect also wake us (the reader is in use, then not): only a
-        // new insertion counts.
-        let same_card =
-            matches!(card, CardState::OnReader { event_count: known, .. } if known == event_count);
-        if same_card {
-            return Ok(false);
-        }
-        let read = read_uid(context, reader_state.name());
-        let uid = read.ok();
-        self.set_card(CardState::OnReader { uid, event_count });
-        match card {
-            // The same card back within the debounce time: still the same tap.
-            CardState::Leaving { uid: leaving, .. } if Some(leaving) == uid => return Ok(false),
-            CardState::Leaving { .. } | CardState::OnReader { .. } => {
-                self.send(CardEvent::CardRemoved {
-                    reader: reader.clone(),
-                })?;
-            }
-            CardState::Absent => {}
-        }
-        let event = match read {
-            Ok(uid) => CardEvent::CardPresent {
-                reader,
-                uid,
-                reported_at,
-            },
-            Err(error) => CardEvent::CardUnreadable { reader, error },
+        let events = if event_state.contains(State::PRESENT) {
+            watched.card_present(reader_state.event_count(), reported_at, || {
+                read_uid(context, reader_state.name())
+            })
+        } else {
+            watched.card_absent(reported_at)
         };
-        self.send(event)?;
+        self.send_all(events)?;
         Ok(false)
     }
 
-    fn set_card(&mut self, card: CardState) {
-        if let Some(watched) = &mut self.watched {
-            watched.card = card;
-        }
-    }
-
     fn removal_deadline(&self) -> Option<Instant> {
-        match self.watched.as_ref()?.card {
-            CardState::Leaving { deadline, .. } => Some(deadline),
-            CardState::Absent | CardState::OnReader { .. } => None,
-        }
+        self.watched.as_ref()?.removal_deadline()
     }
 
     /// Announces a debounced removal whose time has come.
     fn finish_due_removal(&mut self) -> Result<(), WatchEnd> {
-        let Some(deadline) = self.removal_deadline() else {
+        let Some(watched) = &mut self.watched else {
             return Ok(());
         };
-        if Instant::now() < deadline {
-            return Ok(());
-        }
-        self.set_card(CardState::Absent);
-        match &self.watched {
-            Some(watched) => self.send(CardEvent::CardRemoved {
-                reader: watched.name.clone(),
-            }),
-            None => Ok(()),
-        }
+        let events = watched.time_passed(Instant::now());
+        self.send_all(events)
     }
 
     /// Forgets the watched reader, closing what was announced about it.
     fn lose_reader(&mut self) -> Result<(), WatchEnd> {
-        let Some(watched) = self.watched.take() else {
-            return Ok(());
-        };
-        match watched.card {
-            CardState::OnReader { .. } | CardState::Leaving { .. } => {
-                self.send(CardEvent::CardRemoved {
-                    reader: watched.name.clone(),
-                })?;
-            }
-            CardState::Absent => {}
+        match self.watched.take() {
+            Some(watched) => self.send_all(watched.reader_lost()),
+            None => Ok(()),
         }
-        self.send(CardEvent::ReaderLost {
-            reader: watched.name,
-        })
     }
 }
 
