@@ -118,6 +118,12 @@ fn repo_root() -> PathBuf {
 fn lock_pcscd() -> MutexGuard<'static, ()> {
     let pcscd = PCSCD.lock().unwrap_or_else(PoisonError::into_inner);
     start_pcscd();
+    let readers = diagnose::list_readers().unwrap();
+    if !readers.iter().any(|reader| reader.name == READER) {
+        // A test that failed while pcscd ran without its readers: start the usual one.
+        stop_pcscd();
+        start_pcscd();
+    }
     let deadline = Instant::now() + Duration::from_millis(EVENT_WAIT_MS);
     loop {
         let readers = diagnose::list_readers().unwrap();
@@ -144,6 +150,24 @@ fn start_pcscd() {
          `deploy/dev/install-packages.sh test` first",
         script.display()
     );
+}
+
+/// Starts pcscd with no reader configured, as a kiosk whose reader is not plugged in. Returns
+/// the empty configuration directory, to remove once pcscd has stopped.
+fn start_pcscd_without_readers() -> PathBuf {
+    let empty_config =
+        std::env::temp_dir().join(format!("pcscd-no-readers-{}", std::process::id()));
+    std::fs::create_dir_all(&empty_config).unwrap();
+    for leftover in ["/run/pcscd/pcscd.pid", "/run/pcscd/pcscd.comm"] {
+        let _ = std::fs::remove_file(leftover);
+    }
+    let status = Command::new("/usr/sbin/pcscd")
+        .arg("--config")
+        .arg(&empty_config)
+        .status()
+        .unwrap();
+    assert!(status.success(), "pcscd without readers did not start");
+    empty_config
 }
 
 /// Stops pcscd and waits until it has exited.
@@ -424,4 +448,43 @@ fn a_missing_reader_is_waited_for_without_events() {
         Err(RecvTimeoutError::Timeout)
     );
     reader.stop().unwrap();
+}
+
+#[test]
+fn a_reader_missing_at_start_is_attached_when_it_comes() {
+    let _pcscd = lock_pcscd();
+    stop_pcscd();
+    let (sender, events) = event_channel();
+    let reader = PcscReader::new(PcscConfig {
+        reader: ReaderSelector::from_pattern(Some(READER)).unwrap(),
+    })
+    .start(sender)
+    .unwrap();
+    let rig = Rig {
+        events,
+        reader: Some(reader),
+        _pcscd,
+    };
+    rig.expect(CardEvent::ServiceLost {
+        error: pcsc::Error::NoService,
+    });
+    rig.expect_quiet(QUIET_MS);
+
+    let empty_config = start_pcscd_without_readers();
+    rig.expect(CardEvent::ServiceRestored);
+    rig.expect_quiet(QUIET_MS);
+
+    stop_pcscd();
+    std::fs::remove_dir(&empty_config).unwrap();
+    rig.expect(CardEvent::ServiceLost {
+        error: pcsc::Error::NoService,
+    });
+    start_pcscd();
+    rig.expect(CardEvent::ServiceRestored);
+    rig.expect(attached());
+    rig.check_tap(
+        VirtualCard::with_uid(uid("04a1b2c3")),
+        100,
+        present(uid("04a1b2c3")),
+    );
 }
