@@ -38,3 +38,7 @@ pub use reader::{CardReader, ReaderHandle};
 pub use simulated::{SimulatedInput, SimulatedReader, SimulatedTaps};
 pub use uid::UidReadError;
 pub use vpcd::{CardAnswer, InsertedCard, VirtualCard};
+
+/// PC/SC's error, as carried by [`CardEvent::ServiceLost`] and [`HardwareError`], so that the
+/// kiosk can name it without depending on the `pcsc` crate itself.
+pub use pcsc::Error as PcscError;

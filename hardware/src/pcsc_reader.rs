@@ -157,7 +157,10 @@ impl ReaderThread {
         let mut backoff_ms = SERVICE_RETRY_BACKOFF_INITIAL_MS;
         // Whether the kiosk last heard `ServiceLost`; `ServiceRestored` answers it.
         let mut service_lost = false;
-        while !self.stop.is_raised() {
+        loop {
+            if self.stop.is_raised() {
+                return;
+            }
             let context = match Context::establish(Scope::User) {
                 Ok(context) => context,
                 Err(error) => {
@@ -167,38 +170,52 @@ impl ReaderThread {
                             return;
                         }
                     }
-                    if self.stop.sleep(Duration::from_millis(backoff_ms)) {
+                    if self.back_off(&mut backoff_ms) {
                         return;
                     }
-                    backoff_ms = backoff_ms
-                        .saturating_mul(2)
-                        .min(SERVICE_RETRY_BACKOFF_MAX_MS);
                     continue;
                 }
             };
-            backoff_ms = SERVICE_RETRY_BACKOFF_INITIAL_MS;
             // No need to clear `service_lost` after: the watch below ends either the thread or
             // with pcscd lost again.
             if service_lost && self.send(CardEvent::ServiceRestored).is_err() {
                 return;
             }
+            let watched_since = Instant::now();
             self.set_live_context(Some(context.clone()));
             let end = self.watch(&context);
             self.set_live_context(None);
             drop(context);
-            match end {
-                WatchEnd::Stopped => return,
-                WatchEnd::ServiceGone(error) => {
-                    service_lost = true;
-                    let lost = self
-                        .lose_reader()
-                        .and_then(|()| self.send(CardEvent::ServiceLost { error }));
-                    if lost.is_err() {
-                        return;
-                    }
-                }
+            let WatchEnd::ServiceGone(error) = end else {
+                return;
+            };
+            service_lost = true;
+            let lost = self
+                .lose_reader()
+                .and_then(|()| self.send(CardEvent::ServiceLost { error }));
+            if lost.is_err() {
+                return;
+            }
+            // A context that worked for a while starts the backoff again; one that failed at
+            // once (pcscd up but refusing us) is retried no faster than the backoff, so a broken
+            // service can never make this a busy loop.
+            if watched_since.elapsed() >= Duration::from_millis(SERVICE_RETRY_BACKOFF_MAX_MS) {
+                backoff_ms = SERVICE_RETRY_BACKOFF_INITIAL_MS;
+            }
+            if self.back_off(&mut backoff_ms) {
+                return;
             }
         }
+    }
+
+    /// Waits `backoff_ms` and doubles it up to the maximum; returns whether the thread was
+    /// stopped meanwhile.
+    fn back_off(&self, backoff_ms: &mut u64) -> bool {
+        let stopped = self.stop.sleep(Duration::from_millis(*backoff_ms));
+        *backoff_ms = backoff_ms
+            .saturating_mul(2)
+            .min(SERVICE_RETRY_BACKOFF_MAX_MS);
+        stopped
     }
 
     fn set_live_context(&self, context: Option<Context>) {

@@ -23,12 +23,6 @@ pub const CONTACTLESS_ATR: [u8; 20] = [
     0x00, 0x00, 0x00, 0x6A,
 ];
 
-/// vpcd's control bytes.
-const CONTROL_POWER_OFF: u8 = 0;
-const CONTROL_POWER_ON: u8 = 1;
-const CONTROL_RESET: u8 = 2;
-const CONTROL_GET_ATR: u8 = 4;
-
 /// vpcd's first slot on this machine.
 pub fn vpcd_address_default() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], VPCD_PORT_DEFAULT))
@@ -147,6 +141,12 @@ impl VirtualCard {
         }
     }
 }
+
+/// vpcd's control bytes.
+const CONTROL_POWER_OFF: u8 = 0;
+const CONTROL_POWER_ON: u8 = 1;
+const CONTROL_RESET: u8 = 2;
+const CONTROL_GET_ATR: u8 = 4;
 
 /// vpcd writes a message's length and its bytes separately, and Nagle's algorithm holds the
 /// second write until the first is acknowledged; a delayed ACK would add ~40 ms to every APDU and

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use hardware::diagnose;
 use hardware::vpcd::vpcd_address_default;
 use hardware::{
-    CardAnswer, CardEvent, CardReader, PcscConfig, PcscReader, ReaderHandle, ReaderSelector,
-    UidReadError, VirtualCard, event_channel,
+    CardAnswer, CardEvent, CardReader, PcscConfig, PcscError, PcscReader, ReaderHandle,
+    ReaderSelector, UidReadError, VirtualCard, event_channel,
 };
 use proto::CardUid;
 
@@ -349,7 +349,7 @@ fn taps_work_again_after_pcscd_restarts() {
     rig.expect(removed());
     rig.expect(lost());
     rig.expect(CardEvent::ServiceLost {
-        error: pcsc::Error::NoService,
+        error: PcscError::NoService,
     });
     rig.expect_quiet(QUIET_MS);
     start_pcscd();
@@ -466,7 +466,7 @@ fn a_reader_missing_at_start_is_attached_when_it_comes() {
         _pcscd,
     };
     rig.expect(CardEvent::ServiceLost {
-        error: pcsc::Error::NoService,
+        error: PcscError::NoService,
     });
     rig.expect_quiet(QUIET_MS);
 
@@ -477,7 +477,7 @@ fn a_reader_missing_at_start_is_attached_when_it_comes() {
     stop_pcscd();
     std::fs::remove_dir(&empty_config).unwrap();
     rig.expect(CardEvent::ServiceLost {
-        error: pcsc::Error::NoService,
+        error: PcscError::NoService,
     });
     start_pcscd();
     rig.expect(CardEvent::ServiceRestored);
