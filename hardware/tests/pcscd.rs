@@ -356,12 +356,17 @@ fn taps_work_again_after_pcscd_restarts() {
     let restarted_at = Instant::now();
     rig.expect(CardEvent::ServiceRestored);
     rig.expect(attached());
+    // Taps must work again within 5 s of pcscd's return: the reader is watched again by then.
+    assert!(
+        restarted_at.elapsed() < Duration::from_secs(5),
+        "reader back after {:?}",
+        restarted_at.elapsed()
+    );
     rig.check_tap(
         VirtualCard::with_uid(uid("04d4e5f6")),
         100,
         present(uid("04d4e5f6")),
     );
-    assert!(restarted_at.elapsed() < Duration::from_millis(EVENT_WAIT_MS + QUIET_MS + 1_000));
 }
 
 #[test]
