@@ -19,6 +19,30 @@
 //! - [`diagnose`]: listing readers and printing events live, for installers (`kiosk readers`).
 //! - [`error`]: [`HardwareError`], the crate's error.
 //! - [`limits`]: every bound and timeout, named.
+//!
+//! The kiosk starts one reader and takes its events; the same code runs with the simulated reader
+//! in engine tests and with [`PcscReader`] on a kiosk:
+//!
+//! ```
+//! use hardware::{CardEvent, CardReader, SimulatedReader, event_channel};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let (taps, reader) = SimulatedReader::channel("demo reader");
+//! let (sender, events) = event_channel();
+//! let handle = reader.start(sender)?;
+//! taps.tap(proto::CardUid::from_hex("04a1b2c3")?, 0);
+//! let mut uids = Vec::new();
+//! for event in events.iter() {
+//!     match event {
+//!         CardEvent::CardPresent { uid, .. } => uids.push(uid.to_string()),
+//!         CardEvent::CardRemoved { .. } => break,
+//!         _ => {}
+//!     }
+//! }
+//! assert_eq!(uids, ["04a1b2c3"]);
+//! handle.stop()?;
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod diagnose;
 pub mod error;

@@ -174,7 +174,11 @@ fn start_pcscd_without_readers() -> PathBuf {
 fn stop_pcscd() {
     let pid = std::fs::read_to_string("/run/pcscd/pcscd.pid").expect("pcscd's pid file");
     let pid: String = pid.chars().filter(char::is_ascii_digit).collect();
-    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    // bash's own `kill`: a minimal Debian has no kill binary without procps.
+    let status = Command::new("bash")
+        .args(["-c", "kill -TERM \"$1\"", "kill", &pid])
+        .status()
+        .unwrap();
     assert!(status.success(), "kill -TERM {pid}");
     let proc_dir = PathBuf::from("/proc").join(&pid);
     let deadline = Instant::now() + Duration::from_millis(EVENT_WAIT_MS);
