@@ -63,6 +63,12 @@ impl VirtualCard {
         VirtualCard::new(CardAnswer::Uid(uid))
     }
 
+    /// The same card answering `atr` to reset and presence checks, such as a broken one.
+    pub fn with_atr(mut self, atr: &[u8]) -> VirtualCard {
+        self.atr = atr.to_vec();
+        self
+    }
+
     /// Puts the card on the vpcd slot at `vpcd`; it answers on its own thread until removed.
     pub fn insert(self, vpcd: SocketAddr) -> Result<InsertedCard, HardwareError> {
         let stream = TcpStream::connect(vpcd).map_err(HardwareError::VirtualCard)?;

@@ -497,3 +497,17 @@ fn a_reader_missing_at_start_is_attached_when_it_comes() {
         present(uid("04a1b2c3")),
     );
 }
+
+#[test]
+fn a_card_with_a_garbage_atr_is_an_unreadable_tap() {
+    let rig = Rig::start();
+    let garbage = VirtualCard::with_uid(uid("04a1b2c3")).with_atr(&[0x00, 0xFF, 0x13]);
+    // pcscd finds no protocol in such an ATR, and refuses the connection.
+    let refused = UidReadError::Pcsc(PcscError::ProtoMismatch);
+    rig.check_tap(garbage, 100, unreadable(refused));
+    rig.check_tap(
+        VirtualCard::with_uid(uid("04a1b2c3")),
+        100,
+        present(uid("04a1b2c3")),
+    );
+}
