@@ -33,10 +33,14 @@ pub fn list_readers() -> Result<Vec<ReaderInfo>, HardwareError> {
         };
         states.push(ReaderState::new(c_name, State::UNAWARE));
     }
+    if states.is_empty() {
+        return Ok(Vec::new());
+    }
     // UNAWARE asks for the current state at once; a zero timeout never waits.
-    context
-        .get_status_change(std::time::Duration::ZERO, &mut states)
-        .map_err(HardwareError::from_pcsc)?;
+    match context.get_status_change(std::time::Duration::ZERO, &mut states) {
+        Ok(()) | Err(pcsc::Error::Timeout) => {}
+        Err(error) => return Err(HardwareError::from_pcsc(error)),
+    }
     Ok(states
         .iter()
         .map(|state| {

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use hardware::diagnose;
 use hardware::vpcd::vpcd_address_default;
 use hardware::{
-    CardAnswer, CardEvent, CardReader, PcscConfig, PcscError, PcscReader, ReaderHandle,
-    ReaderSelector, UidReadError, VirtualCard, event_channel,
+    CardAnswer, CardEvent, CardReader, HardwareError, PcscConfig, PcscError, PcscReader,
+    ReaderHandle, ReaderSelector, UidReadError, VirtualCard, event_channel,
 };
 use proto::CardUid;
 
@@ -478,10 +478,23 @@ fn a_reader_missing_at_start_is_attached_when_it_comes() {
         error: PcscError::NoService,
     });
     rig.expect_quiet(QUIET_MS);
+    let listed = diagnose::list_readers();
+    assert!(
+        matches!(listed, Err(HardwareError::ServiceUnavailable(_))),
+        "{listed:?}"
+    );
 
     let empty_config = start_pcscd_without_readers();
     rig.expect(CardEvent::ServiceRestored);
     rig.expect_quiet(QUIET_MS);
+    let readers = diagnose::list_readers().unwrap();
+    assert_eq!(readers, []);
+    let mut printed = Vec::new();
+    diagnose::print_readers(&readers, &mut printed).unwrap();
+    assert_eq!(
+        String::from_utf8(printed).unwrap(),
+        "no reader (is a reader plugged in, and is pcscd running?)\n"
+    );
 
     stop_pcscd();
     std::fs::remove_dir(&empty_config).unwrap();
