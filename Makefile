@@ -6,13 +6,16 @@
 # Every test of the workspace; fails if any test fails or is skipped.
 test:
 	./deploy/dev/install-packages.sh test
+	./deploy/dev/start-pcscd.sh
 	./deploy/dev/run-tests.sh
 
 # Benchmarks of DESIGN.md's targets; results go to BENCHMARKS.md by hand, with the machine.
 bench:
 	./deploy/dev/install-packages.sh bench
+	./deploy/dev/start-pcscd.sh
 	cargo bench --locked -p proto --bench records
 	cargo bench --locked -p kiosk --bench tap
+	cargo bench --locked -p hardware --bench reader
 
 # Long fault runs; make test runs a short version of each.
 soak:

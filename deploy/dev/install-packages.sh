@@ -7,7 +7,10 @@ profile="${1:?usage: install-packages.sh test|bench}"
 
 # openssl: the end-to-end tests check signatures with it, as an auditor would.
 # pkg-config, gcc: crates that build C (ring) and find system libraries.
-packages_test=(openssl pkg-config gcc libc6-dev)
+# pcscd, libpcsclite-dev: the hardware crate links libpcsclite and its tests talk to a real pcscd.
+# vsmartcard-vpcd: pcscd's driver for virtual readers, into which the tests plug virtual cards.
+# iproute2: start-pcscd.sh waits with `ss` until pcscd listens.
+packages_test=(openssl pkg-config gcc libc6-dev pcscd libpcsclite-dev vsmartcard-vpcd iproute2)
 packages_bench=("${packages_test[@]}")
 
 case "$profile" in
