@@ -10,7 +10,12 @@ profile="${1:?usage: install-packages.sh test|bench}"
 # pcscd, libpcsclite-dev: the hardware crate links libpcsclite and its tests talk to a real pcscd.
 # vsmartcard-vpcd: pcscd's driver for virtual readers, into which the tests plug virtual cards.
 # iproute2: start-pcscd.sh waits with `ss` until pcscd listens.
-packages_test=(openssl pkg-config gcc libc6-dev pcscd libpcsclite-dev vsmartcard-vpcd iproute2)
+# fonts-dejavu-core: the kiosk UI's font, so its screens render the same everywhere.
+# libxkbcommon-x11-0, libx11-xcb1, libxcursor1: what the kiosk window loads at run time on X11.
+# xvfb, x11-apps: the window test runs `kiosk run` on a virtual X display and takes a screenshot
+# with xwd.
+packages_test=(openssl pkg-config gcc libc6-dev pcscd libpcsclite-dev vsmartcard-vpcd iproute2
+    fonts-dejavu-core libxkbcommon-x11-0 libx11-xcb1 libxcursor1 xvfb x11-apps)
 packages_bench=("${packages_test[@]}")
 
 case "$profile" in

@@ -672,6 +672,19 @@ impl Engine {
         Ok(())
     }
 
+    /// The service open now, if any, and the local time as `HH:MM`.
+    pub fn service_now(&self) -> (Option<Text>, String) {
+        let now = self.clock.now();
+        let local = now.to_zoned(self.time_zone.clone());
+        let time = format!("{:02}:{:02}", local.hour(), local.minute());
+        let service = self
+            .snapshot
+            .as_ref()
+            .and_then(|snapshot| open_service(&snapshot.services, now, &self.time_zone))
+            .map(|service| service.name);
+        (service, time)
+    }
+
     /// Records that the back-office holds every record up to `seq`. Refuses a `seq` the kiosk
     /// has not written: an acknowledgement beyond the chain means the answer was not for us.
     pub fn record_acknowledged(&mut self, seq: Seq) -> Result<(), EngineError> {

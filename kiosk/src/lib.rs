@@ -7,6 +7,7 @@
 //! - [`clock`]: the time source, real or moved by hand.
 //! - [`export`]: signed records written as JSON Lines for audit or manual transfer.
 //! - [`ui`]: the Slint touchscreen wired to the engine on its own thread.
+//! - [`run`]: `kiosk run`, the engine, a card reader and the touchscreen together.
 
 pub mod clock;
 pub mod config;
@@ -14,4 +15,5 @@ pub mod day_close;
 pub mod engine;
 pub mod export;
 pub mod ledger;
+pub mod run;
 pub mod ui;

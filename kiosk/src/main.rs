@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use kiosk::config::{DataDir, TIME_ZONE_DEFAULT};
 use kiosk::ledger::Ledger;
+use kiosk::run::{ReaderSource, RunOptions};
 use proto::{Seq, SiteId, Text};
 
 /// The canteen kiosk.
@@ -43,6 +44,37 @@ enum Command {
         #[arg(long, default_value = "/var/lib/kiosk")]
         data_dir: PathBuf,
     },
+    /// Run the kiosk: engine, card reader and touchscreen, until the window is closed.
+    Run {
+        #[arg(long, default_value = "/var/lib/kiosk")]
+        data_dir: PathBuf,
+        /// `pcsc` (a real reader, the default), `script=FILE` (a simulated reader playing `tap UID`,
+        /// `pause MS` lines) or `stdin` (the same lines typed on standard input).
+        #[arg(long, default_value = "pcsc")]
+        reader: String,
+        /// With `--reader pcsc`: use the first reader whose name contains this text.
+        #[arg(long)]
+        reader_name: Option<String>,
+        /// Cover the whole screen, as on a kiosk.
+        #[arg(long)]
+        fullscreen: bool,
+    },
+    /// List card readers and print each card event live, to diagnose a site.
+    Readers {
+        /// Keep watching the chosen reader and print its events until Ctrl-C.
+        #[arg(long)]
+        watch: bool,
+        /// Watch the first reader whose name contains this text.
+        #[arg(long)]
+        reader_name: Option<String>,
+    },
+    /// Apply a snapshot file brought from the back-office by hand (a site without network).
+    ApplySnapshot {
+        #[arg(long, default_value = "/var/lib/kiosk")]
+        data_dir: PathBuf,
+        /// The snapshot, as JSON.
+        file: PathBuf,
+    },
     /// Write signed records as JSON Lines (and the public key as PEM beside them).
     Export {
         #[arg(long, default_value = "/var/lib/kiosk")]
@@ -70,6 +102,19 @@ fn main() -> ExitCode {
     }
 }
 
+/// Bytes of a snapshot file read by `apply-snapshot`: a city's 50,000 accounts fit in a few MB.
+const SNAPSHOT_FILE_BYTES_MAX: u64 = 256 * 1024 * 1024;
+
+fn read_limited(path: &std::path::Path, max: u64) -> Result<Vec<u8>, String> {
+    let size = fs::metadata(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .len();
+    if size > max {
+        return Err(format!("{}: {size} bytes, more than {max}", path.display()));
+    }
+    fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 fn run(command: Command) -> Result<(), String> {
     match command {
         Command::Init {
@@ -93,6 +138,71 @@ fn run(command: Command) -> Result<(), String> {
                 "Enrol it on the back-office: backoffice device add --site {} --name '{}' --public-key FILE.pem",
                 enrolment.config.site, enrolment.config.name
             );
+            Ok(())
+        }
+        Command::Run {
+            data_dir,
+            reader,
+            reader_name,
+            fullscreen,
+        } => {
+            let reader = match reader.as_str() {
+                "pcsc" => ReaderSource::Pcsc {
+                    name_pattern: reader_name,
+                },
+                "stdin" => ReaderSource::Stdin,
+                other => match other.strip_prefix("script=") {
+                    Some(path) => ReaderSource::Script(path.into()),
+                    None => {
+                        return Err(format!(
+                            "--reader {other}: expected pcsc, stdin or script=FILE"
+                        ));
+                    }
+                },
+            };
+            kiosk::run::run(&RunOptions {
+                data_dir,
+                reader,
+                fullscreen,
+            })
+            .map_err(|e| e.to_string())
+        }
+        Command::Readers { watch, reader_name } => {
+            let mut stdout = std::io::stdout();
+            let readers = hardware::diagnose::list_readers().map_err(|e| e.to_string())?;
+            hardware::diagnose::print_readers(&readers, &mut stdout).map_err(|e| e.to_string())?;
+            if watch {
+                let selector = hardware::ReaderSelector::from_pattern(reader_name.as_deref())
+                    .map_err(|e| e.to_string())?;
+                let config = hardware::PcscConfig { reader: selector };
+                hardware::diagnose::watch(config, &mut stdout, |_| true)
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        }
+        Command::ApplySnapshot { data_dir, file } => {
+            let dir = DataDir::new(&data_dir);
+            let config = dir.load_config().map_err(|e| e.to_string())?;
+            let bytes = read_limited(&file, SNAPSHOT_FILE_BYTES_MAX)?;
+            let snapshot: proto::snapshot::Snapshot =
+                serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", file.display()))?;
+            let ledger = Ledger::open(&dir.ledger_path()).map_err(|e| e.to_string())?;
+            let time_zone =
+                jiff::tz::TimeZone::get(&config.time_zone).map_err(|e| e.to_string())?;
+            let key = dir.load_key().map_err(|e| e.to_string())?;
+            let mut engine = kiosk::engine::Engine::start(
+                ledger,
+                key,
+                config.device,
+                Box::new(kiosk::clock::SystemClock),
+                time_zone,
+                env!("CARGO_PKG_VERSION"),
+            )
+            .map_err(|e| e.to_string())?;
+            engine
+                .apply_snapshot(&snapshot)
+                .map_err(|e| e.to_string())?;
+            println!("snapshot version {} applied", snapshot.version);
             Ok(())
         }
         Command::Status { data_dir } => {

@@ -85,6 +85,11 @@ pub enum Update {
         unsynced: u64,
         last_sync: String,
     },
+    /// The ready screen's service (empty outside service hours, when the screen dims) and time.
+    Clock {
+        service_name: String,
+        time: String,
+    },
 }
 
 /// The engine on its own thread.
@@ -126,6 +131,11 @@ impl TapSender {
             unsynced,
             last_sync,
         });
+    }
+
+    /// Runs `job` on the engine thread; its update goes to the UI.
+    pub fn submit_job(&self, job: Box<dyn FnOnce(&mut Engine) -> Update + Send>) {
+        self.submit(job);
     }
 
     fn submit(&self, job: Job) {
@@ -442,6 +452,10 @@ impl KioskUi {
                 let lines: Vec<SharedString> = lines.into_iter().map(Into::into).collect();
                 kiosk.set_status_lines(ModelRc::new(VecModel::from(lines)));
                 kiosk.set_screen(Screen::StaffStatus);
+            }
+            Update::Clock { service_name, time } => {
+                let dimmed = service_name.is_empty();
+                self.set_clock(&service_name, &time, dimmed);
             }
             Update::Sync {
                 online,

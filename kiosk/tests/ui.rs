@@ -119,7 +119,7 @@ fn pupil_screens() {
     test.wait_for(Screen::Served);
     assert_eq!(test.kiosk().get_first_name(), "Lucas");
     assert_eq!(test.kiosk().get_balance(), "6,15 €");
-    assert!(test.label_exists("Bon appétit, Lucas!"));
+    assert!(test.label_exists("Bon appétit, Lucas !"));
     assert!(!test.kiosk().get_dietary_alert());
 
     test.tap(pupil_card(1));

@@ -1,0 +1,213 @@
+//! `kiosk run`: the engine on its thread, a card reader on its thread, and the touchscreen on the
+//! main thread, where Slint's event loop runs.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use hardware::simulated::SimulatedInput;
+use hardware::{
+    CardEvent, CardReader as _, PcscConfig, PcscReader, ReaderSelector, SimulatedReader,
+};
+use proto::snapshot::Language;
+use slint::ComponentHandle as _;
+
+use crate::clock::SystemClock;
+use crate::config::DataDir;
+use crate::engine::Engine;
+use crate::ledger::Ledger;
+use crate::ui::{EngineWorker, KioskUi, RESULT_DISPLAY_MS_DEFAULT, TapSender, UiWaker, Update};
+
+/// How often the ready screen's clock and the service state are refreshed: the clock shows
+/// minutes, so nothing would change more often.
+const CLOCK_REFRESH_MS: u64 = 60_000;
+
+/// Where taps come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReaderSource {
+    /// A real reader through pcscd; the first contactless one, or the first whose name contains
+    /// the pattern.
+    Pcsc { name_pattern: Option<String> },
+    /// A script of `tap UID`, `pause MS`, `unplug MS` lines, played once.
+    Script(std::path::PathBuf),
+    /// The same lines typed on standard input.
+    Stdin,
+}
+
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub data_dir: std::path::PathBuf,
+    pub reader: ReaderSource,
+    pub fullscreen: bool,
+}
+
+/// `kiosk run` could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Ledger(#[from] crate::ledger::LedgerError),
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
+    #[error("card reader: {0}")]
+    Reader(#[from] hardware::HardwareError),
+    #[error("reader script {path}: {reason}")]
+    Script { path: String, reason: String },
+    #[error("display: {0}")]
+    Display(#[from] slint::PlatformError),
+}
+
+thread_local! {
+    /// The UI, for the closures Slint runs on the main thread when the engine has news.
+    static UI: RefCell<Option<Rc<KioskUi>>> = const { RefCell::new(None) };
+}
+
+/// Wakes the main thread through Slint's event loop.
+struct EventLoopWaker;
+
+impl UiWaker for EventLoopWaker {
+    fn wake(&self) {
+        // Fails only once the event loop has quit, when there is nothing left to show.
+        let _ = slint::invoke_from_event_loop(|| {
+            UI.with(|ui| {
+                if let Some(ui) = ui.borrow().as_ref() {
+                    ui.apply_updates();
+                }
+            });
+        });
+    }
+}
+
+/// Runs the kiosk until its window is closed.
+pub fn run(options: &RunOptions) -> Result<(), RunError> {
+    let data = DataDir::new(&options.data_dir);
+    let config = data.load_config()?;
+    let key = data.load_key()?;
+    let ledger = Ledger::open(&data.ledger_path())?;
+    let time_zone = jiff::tz::TimeZone::get(&config.time_zone)
+        .map_err(|_| crate::config::ConfigError::TimeZone(config.time_zone.clone()))?;
+    let engine = Engine::start(
+        ledger,
+        key,
+        config.device.clone(),
+        Box::new(SystemClock),
+        time_zone.clone(),
+        env!("CARGO_PKG_VERSION"),
+    )?;
+    let settings = engine
+        .ledger()
+        .snapshot_state()?
+        .map(|state| state.settings);
+    let language = settings
+        .as_ref()
+        .map_or(Language::Fr, |settings| settings.language);
+    let display_ms = settings.map_or(RESULT_DISPLAY_MS_DEFAULT, |settings| {
+        u64::from(settings.result_display_ms)
+    });
+
+    let (worker, tap_sender, updates) = EngineWorker::start(engine, Arc::new(EventLoopWaker));
+    let ui = KioskUi::new(tap_sender.clone(), updates, language, display_ms)?;
+    UI.with(|cell| *cell.borrow_mut() = Some(Rc::clone(&ui)));
+
+    let (events, received) = hardware::event_channel();
+    let reader = match &options.reader {
+        ReaderSource::Pcsc { name_pattern } => {
+            let config = PcscConfig {
+                reader: ReaderSelector::from_pattern(name_pattern.as_deref())?,
+            };
+            PcscReader::new(config).start(events)?
+        }
+        ReaderSource::Script(path) => {
+            let script = std::fs::read_to_string(path).map_err(|error| RunError::Script {
+                path: path.display().to_string(),
+                reason: error.to_string(),
+            })?;
+            let inputs = SimulatedInput::parse_script(&script)?;
+            SimulatedReader::from_script("simulated reader", inputs).start(events)?
+        }
+        ReaderSource::Stdin => {
+            let (taps, reader) = SimulatedReader::channel("keyboard reader");
+            spawn_stdin_feed(taps);
+            reader.start(events)?
+        }
+    };
+    let bridge = spawn_bridge(received, tap_sender.clone());
+
+    let clock_timer = slint::Timer::default();
+    refresh_clock(&tap_sender);
+    let clock_sender = tap_sender.clone();
+    clock_timer.start(
+        slint::TimerMode::Repeated,
+        std::time::Duration::from_millis(CLOCK_REFRESH_MS),
+        move || refresh_clock(&clock_sender),
+    );
+
+    if options.fullscreen {
+        ui.window().window().set_fullscreen(true);
+    }
+    ui.window().run()?;
+
+    clock_timer.stop();
+    reader.stop()?;
+    drop(bridge.join());
+    UI.with(|cell| cell.borrow_mut().take());
+    drop(worker.stop());
+    Ok(())
+}
+
+/// Forwards reader events to the engine (taps) and the UI (reader state). Ends with the reader.
+fn spawn_bridge(events: std::sync::mpsc::Receiver<CardEvent>, sender: TapSender) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("reader-bridge".into())
+        .spawn(move || {
+            for event in events.iter() {
+                match event {
+                    CardEvent::CardPresent { uid, .. } => sender.tap(uid),
+                    CardEvent::ReaderAttached { .. } | CardEvent::ServiceRestored => {
+                        sender.reader_available(true)
+                    }
+                    CardEvent::ReaderLost { .. } | CardEvent::ServiceLost { .. } => {
+                        sender.reader_available(false)
+                    }
+                    // The card is still on the reader or gone: the next read decides.
+                    CardEvent::CardUnreadable { .. } | CardEvent::CardRemoved { .. } => {}
+                }
+            }
+        })
+        .expect("the reader bridge thread starts")
+}
+
+fn spawn_stdin_feed(taps: hardware::simulated::SimulatedTaps) {
+    std::thread::Builder::new()
+        .name("stdin-taps".into())
+        .spawn(move || {
+            for line in std::io::stdin().lines().map_while(Result::ok) {
+                match SimulatedInput::parse_line(&line) {
+                    Ok(Some(input)) => {
+                        if !taps.send(input) {
+                            return;
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(reason) => eprintln!("kiosk: ignored {line:?}: {reason}"),
+                }
+            }
+        })
+        .expect("the stdin thread starts");
+}
+
+/// Asks the engine for the open service and the local time, and signs idle staff out.
+fn refresh_clock(sender: &TapSender) {
+    sender.submit_job(Box::new(|engine| {
+        if engine.sign_out_if_idle().unwrap_or(false) {
+            return Update::SignedOut;
+        }
+        let (service, time) = engine.service_now();
+        Update::Clock {
+            service_name: service.map(|name| name.to_string()).unwrap_or_default(),
+            time,
+        }
+    }));
+}

@@ -1,0 +1,173 @@
+//! A real window: `kiosk run` under Xvfb with a simulated reader playing a scripted tap, and a
+//! screenshot of the X display showing the served screen.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The served screen's green, `#1b6e3a` in `ui/app.slint`.
+const SERVED_GREEN: [u8; 3] = [0x1b, 0x6e, 0x3a];
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_display() -> u32 {
+    (90..200)
+        .find(|n| {
+            !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+                && !Path::new(&format!("/tmp/.X{n}-lock")).exists()
+        })
+        .unwrap()
+}
+
+/// Reads an X window dump (`xwd`) of a 24/32-bit TrueColor screen into RGB pixels.
+fn read_xwd(bytes: &[u8]) -> (usize, usize, Vec<[u8; 3]>) {
+    let field = |i: usize| u32::from_be_bytes(bytes[i * 4..i * 4 + 4].try_into().unwrap());
+    let size = |i: usize| usize::try_from(field(i)).unwrap();
+    let (header_size, width, height, bytes_per_line, colors) =
+        (size(0), size(4), size(5), size(12), size(19));
+    let (byte_order, bits_per_pixel) = (field(7), field(11));
+    let (red_mask, green_mask, blue_mask) = (field(14), field(15), field(16));
+    assert_eq!(bits_per_pixel, 32, "expected a 32-bit dump");
+    let data = &bytes[header_size + colors * 12..];
+    let channel = |pixel: u32, mask: u32| {
+        u8::try_from((pixel & mask) >> mask.trailing_zeros()).unwrap_or(u8::MAX)
+    };
+    let mut pixels = Vec::with_capacity(width * height);
+    for y in 0..height {
+        for x in 0..width {
+            let at = y * bytes_per_line + x * 4;
+            let raw: [u8; 4] = data[at..at + 4].try_into().unwrap();
+            let pixel = if byte_order == 0 {
+                u32::from_le_bytes(raw)
+            } else {
+                u32::from_be_bytes(raw)
+            };
+            pixels.push([
+                channel(pixel, red_mask),
+                channel(pixel, green_mask),
+                channel(pixel, blue_mask),
+            ]);
+        }
+    }
+    (width, height, pixels)
+}
+
+fn write_ppm(path: &Path, width: usize, height: usize, pixels: &[[u8; 3]]) {
+    let mut out = format!("P6\n{width} {height}\n255\n").into_bytes();
+    out.extend(pixels.iter().flatten());
+    std::fs::write(path, out).unwrap();
+}
+
+#[test]
+fn kiosk_run_shows_the_served_screen_in_a_real_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::enrol(dir.path());
+    let mut snapshot = common::snapshot(4);
+    // The window runs on the system clock: open the service all week, all day.
+    snapshot.services[0].weekdays = vec![
+        proto::snapshot::Weekday::Monday,
+        proto::snapshot::Weekday::Tuesday,
+        proto::snapshot::Weekday::Wednesday,
+        proto::snapshot::Weekday::Thursday,
+        proto::snapshot::Weekday::Friday,
+        proto::snapshot::Weekday::Saturday,
+        proto::snapshot::Weekday::Sunday,
+    ];
+    snapshot.services[0].start = proto::snapshot::LocalTime::parse("00:00").unwrap();
+    snapshot.services[0].end = proto::snapshot::LocalTime::parse("23:59").unwrap();
+    let snapshot_file = dir.path().join("snapshot.json");
+    std::fs::write(&snapshot_file, serde_json::to_string(&snapshot).unwrap()).unwrap();
+    let kiosk = env!("CARGO_BIN_EXE_kiosk");
+    let data_dir = data.root.to_str().unwrap();
+    let applied = Command::new(kiosk)
+        .args(["apply-snapshot", "--data-dir", data_dir])
+        .arg(&snapshot_file)
+        .output()
+        .unwrap();
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+
+    let script = dir.path().join("taps.txt");
+    std::fs::write(
+        &script,
+        format!("pause 1500\ntap {} 300\n", common::pupil_card(1)),
+    )
+    .unwrap();
+
+    let display = format!(":{}", free_display());
+    let _xvfb = Killed(
+        Command::new("Xvfb")
+            .args([&display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb must be installed (make test installs it)"),
+    );
+    let started = Instant::now();
+    while !Path::new(&format!("/tmp/.X11-unix/X{}", &display[1..])).exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "Xvfb did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut run = Killed(
+        Command::new(kiosk)
+            .args(["run", "--data-dir", data_dir, "--reader"])
+            .arg(format!("script={}", script.display()))
+            .env("DISPLAY", &display)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kiosk-run-served.ppm");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let green_share = loop {
+        if let Some(status) = run.0.try_wait().unwrap() {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(run.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+            panic!("kiosk run exited with {status}: {stderr}");
+        }
+        let dump = Command::new("xwd")
+            .args(["-root", "-silent", "-display", &display])
+            .output()
+            .expect("xwd must be installed");
+        if dump.status.success() && dump.stdout.len() > 400 {
+            let (width, height, pixels) = read_xwd(&dump.stdout);
+            let green = pixels
+                .iter()
+                .filter(|p| p.iter().zip(SERVED_GREEN).all(|(a, b)| a.abs_diff(b) <= 8))
+                .count();
+            let share = green * 100 / pixels.len();
+            if share >= 40 {
+                write_ppm(&shot, width, height, &pixels);
+                break share;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the served screen never appeared"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(green_share >= 40);
+    drop(run);
+    let records = common::verified_records(&data);
+    assert!(records.iter().any(|r| matches!(&r.payload().body, proto::RecordBody::Meal(m) if m.pupil == common::pupil_id(1))));
+}
