@@ -15,6 +15,7 @@ bench:
 	./deploy/dev/start-pcscd.sh
 	cargo bench --locked -p proto --bench records
 	cargo bench --locked -p kiosk --bench tap
+	cargo bench --locked -p kiosk --bench ui
 	cargo bench --locked -p hardware --bench reader
 
 # Long fault runs; make test runs a short version of each.

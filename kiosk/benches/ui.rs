@@ -1,0 +1,206 @@
+//! The touchscreen's costs. Run with `cargo bench -p kiosk --bench ui [-- --taps N --idle-s S]`.
+//!
+//! 1. From the engine's decision reaching the UI thread to the result screen's first frame drawn
+//!    by the software renderer (1024x768), for served taps: p50/p99, target p99 <= 16 ms.
+//! 2. `kiosk run` with its window on a virtual X display, at rest after one tap: CPU used over
+//!    `--idle-s` seconds (target <= 0.5% of one core) and resident memory (target <= 60 MB).
+
+#![allow(
+    clippy::float_arithmetic,
+    clippy::unwrap_used,
+    clippy::cast_precision_loss
+)]
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kiosk::ui::{EngineWorker, KioskUi, Screen, UiWaker};
+use slint::platform::software_renderer::{MinimalSoftwareWindow, RepaintBufferType};
+use slint::platform::{Platform, WindowAdapter};
+use slint::{ComponentHandle as _, Rgb8Pixel};
+
+struct BenchPlatform {
+    window: Rc<MinimalSoftwareWindow>,
+}
+
+impl Platform for BenchPlatform {
+    fn create_window_adapter(&self) -> Result<Rc<dyn WindowAdapter>, slint::PlatformError> {
+        Ok(self.window.clone())
+    }
+}
+
+struct NoWaker;
+
+impl UiWaker for NoWaker {
+    fn wake(&self) {}
+}
+
+fn arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1_000.0
+}
+
+fn frame_times(taps: usize) {
+    let window = MinimalSoftwareWindow::new(RepaintBufferType::NewBuffer);
+    slint::platform::set_platform(Box::new(BenchPlatform {
+        window: window.clone(),
+    }))
+    .unwrap();
+    let common::TestKiosk {
+        dir: _dir, engine, ..
+    } = common::TestKiosk::new(taps + 1);
+    let (worker, sender, updates) = EngineWorker::start(engine, Arc::new(NoWaker));
+    let ui = KioskUi::new(
+        sender.clone(),
+        updates,
+        proto::snapshot::Language::Fr,
+        2_000,
+    )
+    .unwrap();
+    window.set_size(slint::PhysicalSize::new(1024, 768));
+    ui.window().show().unwrap();
+    let mut buffer = vec![Rgb8Pixel { r: 0, g: 0, b: 0 }; 1024 * 768];
+    let mut times = Vec::with_capacity(taps);
+    for n in 1..=taps {
+        sender.tap(common::pupil_card(n));
+        let started = loop {
+            let started = Instant::now();
+            if ui.apply_updates() > 0 {
+                break started;
+            }
+            std::thread::yield_now();
+        };
+        slint::platform::update_timers_and_animations();
+        window.draw_if_needed(|renderer| {
+            renderer.render(&mut buffer, 1024);
+        });
+        times.push(started.elapsed());
+        assert_eq!(
+            ui.window().global::<kiosk::ui::Kiosk>().get_screen(),
+            Screen::Served
+        );
+    }
+    drop(worker.stop());
+    times.sort();
+    let p50 = ms(times[times.len() / 2]);
+    let p99 = ms(times[(times.len() - 1) * 99 / 100]);
+    println!(
+        "decision to first frame drawn ({taps} served taps): p50 {p50:.2} ms, p99 {p99:.2} ms; p99 / 16 ms target = {:.2}",
+        p99 / 16.0
+    );
+}
+
+fn process_cpu_ms(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    // utime and stime, fields 14 and 15 of stat, in clock ticks (100 a second on Linux).
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks * 10
+}
+
+fn process_rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn at_rest(idle_s: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::enrol(dir.path());
+    let mut snapshot = common::snapshot(200);
+    snapshot.services[0].weekdays.extend([
+        proto::snapshot::Weekday::Wednesday,
+        proto::snapshot::Weekday::Saturday,
+        proto::snapshot::Weekday::Sunday,
+    ]);
+    snapshot.services[0].start = proto::snapshot::LocalTime::parse("00:00").unwrap();
+    snapshot.services[0].end = proto::snapshot::LocalTime::parse("23:59").unwrap();
+    let file = dir.path().join("snapshot.json");
+    std::fs::write(&file, serde_json::to_string(&snapshot).unwrap()).unwrap();
+    let kiosk = env!("CARGO_BIN_EXE_kiosk");
+    let data_dir = data.root.to_str().unwrap();
+    assert!(
+        Command::new(kiosk)
+            .args(["apply-snapshot", "--data-dir", data_dir])
+            .arg(&file)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let script = dir.path().join("taps.txt");
+    std::fs::write(
+        &script,
+        format!("pause 500\ntap {} 300\n", common::pupil_card(1)),
+    )
+    .unwrap();
+    let display = (90..200)
+        .find(|n| !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists())
+        .unwrap();
+    let mut xvfb = Command::new("Xvfb")
+        .args([
+            &format!(":{display}"),
+            "-screen",
+            "0",
+            "1024x768x24",
+            "-nolisten",
+            "tcp",
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("Xvfb (make bench installs it)");
+    while !Path::new(&format!("/tmp/.X11-unix/X{display}")).exists() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut run = Command::new(kiosk)
+        .args(["run", "--data-dir", data_dir, "--reader"])
+        .arg(format!("script={}", script.display()))
+        .env("DISPLAY", format!(":{display}"))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Let the tap be served and its result screen time out, then measure the kiosk at rest.
+    std::thread::sleep(Duration::from_secs(5));
+    let pid = run.id();
+    let cpu_before = process_cpu_ms(pid);
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_secs(idle_s));
+    let cpu_ms = process_cpu_ms(pid) - cpu_before;
+    let wall_ms = started.elapsed().as_millis() as f64;
+    let rss_mb = process_rss_kb(pid) as f64 / 1024.0;
+    let _ = run.kill();
+    let _ = run.wait();
+    let _ = xvfb.kill();
+    let _ = xvfb.wait();
+    let cpu_percent = cpu_ms as f64 * 100.0 / wall_ms;
+    println!(
+        "kiosk run at rest for {idle_s} s: CPU {cpu_ms} ms = {cpu_percent:.3}% of one core (target 0.5%, ratio {:.2}); resident {rss_mb:.1} MB (target 60 MB, ratio {:.2})",
+        cpu_percent / 0.5,
+        rss_mb / 60.0
+    );
+}
+
+fn main() {
+    let taps = usize::try_from(arg("--taps", 300)).unwrap();
+    let idle_s = arg("--idle-s", 60);
+    at_rest(idle_s);
+    frame_times(taps);
+}
