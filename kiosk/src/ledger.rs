@@ -18,6 +18,12 @@ use proto::{
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 
+/// SQLite's page cache for the ledger connection, in KiB.
+const CACHE_KIB: i64 = 32 * 1024;
+
+/// Bytes of the ledger file read through a memory map.
+const MMAP_BYTES_MAX: i64 = 1024 * 1024 * 1024;
+
 /// How long a writer waits for a reader's lock before giving up.
 const BUSY_TIMEOUT_MS: u64 = 5_000;
 
@@ -1034,6 +1040,10 @@ fn configure(connection: &Connection) -> Result<(), LedgerError> {
     connection.pragma_update(None, "foreign_keys", true)?;
     // Keep the WAL from growing without bound between checkpoints.
     connection.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+    // A year of records is a few hundred MB: keep the hot index pages in memory and read the rest
+    // through a memory map, so a tap's lookups cost no system calls as the ledger grows.
+    connection.pragma_update(None, "cache_size", -CACHE_KIB)?;
+    connection.pragma_update(None, "mmap_size", MMAP_BYTES_MAX)?;
     Ok(())
 }
 
