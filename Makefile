@@ -3,9 +3,11 @@
 
 .PHONY: test bench check fmt
 
-# Every test of the workspace; fails if any test fails or is skipped.
+# Every test of the workspace; fails if any test fails or is skipped. The back-office's tests
+# need PostgreSQL on 127.0.0.1:5432 (CANTEEN_TEST_POSTGRES_URL): started here if none answers.
 test:
 	./deploy/dev/install-packages.sh test
+	./deploy/dev/start-postgres.sh
 	./deploy/dev/run-tests.sh
 
 # Benchmarks of DESIGN.md's targets; results go to BENCHMARKS.md by hand, with the machine.

@@ -1,0 +1,779 @@
+//! The PostgreSQL store: a bounded pool of connections. Several back-office instances may share
+//! one database: each ingest locks its kiosk's row first, so two instances racing the same
+//! kiosk's upload take turns, and `(device, seq)` keys make a second copy impossible anyway.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use proto::api::KioskReport;
+use proto::{
+    AccountId, Cents, ChainHead, DeviceId, PublicKey, Record, SignedRecord, SiteId, Text, Timestamp,
+};
+use tokio_postgres::NoTls;
+use tokio_postgres::error::SqlState;
+
+use super::{
+    Anomaly, AnomalyRow, BalanceMismatch, Device, IngestOutcome, KioskStatus, NonceOutcome, Store,
+    StoreError, StoredRecord, corrupt, parse_seq, parse_timestamp, seq_to_i64,
+};
+use crate::ingest::{self, AnomalyReason, Effect, StoredChain};
+
+/// Connections one back-office instance keeps open. PostgreSQL's default allows 100 in all;
+/// a few instances of 16 leave room for reporting and administration.
+pub const POOL_CONNECTIONS_MAX: usize = 16;
+
+/// How long a request waits for a free connection, or for a new one, before answering 503.
+const POOL_WAIT_MS: u64 = 5_000;
+const CONNECT_TIMEOUT_MS: u64 = 5_000;
+
+/// Any number, the same in every instance: serializes migrations of one database.
+const MIGRATION_LOCK_KEY: i64 = 0x63616e_7465656e;
+
+/// Schema versions, in order; version N is `MIGRATIONS[N - 1]`. Never edit one that shipped.
+const MIGRATIONS: &[&str] = &[r"
+CREATE TABLE devices (
+    id TEXT PRIMARY KEY,
+    site TEXT NOT NULL,
+    name TEXT NOT NULL,
+    public_key BYTEA NOT NULL,
+    added_at BIGINT NOT NULL,
+    revoked_at BIGINT
+);
+CREATE TABLE nonces (
+    device TEXT NOT NULL REFERENCES devices (id),
+    nonce TEXT NOT NULL,
+    request_at BIGINT NOT NULL,
+    PRIMARY KEY (device, nonce)
+);
+CREATE INDEX nonces_by_age ON nonces (device, request_at);
+CREATE TABLE records (
+    device TEXT NOT NULL REFERENCES devices (id),
+    seq BIGINT NOT NULL CHECK (seq >= 1),
+    hash BYTEA NOT NULL,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    kiosk_at BIGINT NOT NULL,
+    received_at BIGINT NOT NULL,
+    PRIMARY KEY (device, seq)
+);
+CREATE TABLE held_records (
+    device TEXT NOT NULL REFERENCES devices (id),
+    seq BIGINT NOT NULL CHECK (seq >= 1),
+    payload TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    received_at BIGINT NOT NULL,
+    PRIMARY KEY (device, seq)
+);
+CREATE TABLE anomalies (
+    id BIGSERIAL PRIMARY KEY,
+    device TEXT NOT NULL REFERENCES devices (id),
+    seq BIGINT,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    evidence_hash BYTEA NOT NULL,
+    received_at BIGINT NOT NULL,
+    UNIQUE (device, reason, evidence_hash)
+);
+CREATE TABLE accounts (
+    id TEXT PRIMARY KEY,
+    balance BIGINT NOT NULL,
+    overdraft_floor BIGINT NOT NULL CHECK (overdraft_floor <= 0),
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE movements (
+    id BIGSERIAL PRIMARY KEY,
+    account TEXT NOT NULL REFERENCES accounts (id),
+    amount BIGINT NOT NULL,
+    device TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    reverses_seq BIGINT,
+    at BIGINT NOT NULL,
+    FOREIGN KEY (device, seq) REFERENCES records (device, seq)
+);
+CREATE INDEX movements_by_record ON movements (device, seq);
+CREATE UNIQUE INDEX movements_one_reversal ON movements (device, reverses_seq, account)
+    WHERE reverses_seq IS NOT NULL;
+CREATE TABLE kiosks (
+    device TEXT PRIMARY KEY REFERENCES devices (id),
+    last_seen BIGINT NOT NULL,
+    report TEXT NOT NULL
+);
+"];
+
+/// The back-office's data in a PostgreSQL database.
+#[derive(Clone, Debug)]
+pub struct PostgresStore {
+    pool: Pool,
+}
+
+impl PostgresStore {
+    /// Connects to `url` and brings the schema up to date.
+    pub async fn open(url: &str) -> Result<PostgresStore, StoreError> {
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|error| StoreError::Unavailable(format!("database url: {error}")))?;
+        config.connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS));
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_CONNECTIONS_MAX)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_millis(POOL_WAIT_MS)))
+            .create_timeout(Some(Duration::from_millis(CONNECT_TIMEOUT_MS)))
+            .build()
+            .map_err(|error| StoreError::Unavailable(error.to_string()))?;
+        let store = PostgresStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|error| StoreError::Unavailable(error.to_string()))
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let known =
+            i64::try_from(MIGRATIONS.len()).map_err(|error| corrupt("migrations", error))?;
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        transaction
+            .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_KEY])
+            .await
+            .map_err(unavailable)?;
+        transaction
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (
+                    version BIGINT PRIMARY KEY,
+                    applied_at BIGINT NOT NULL
+                )",
+            )
+            .await
+            .map_err(unavailable)?;
+        let found: i64 = transaction
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                &[],
+            )
+            .await
+            .map_err(unavailable)?
+            .get(0);
+        if found > known {
+            return Err(StoreError::SchemaTooNew { found, known });
+        }
+        for (version, sql) in (1_i64..)
+            .zip(MIGRATIONS)
+            .skip(usize::try_from(found).unwrap_or(0))
+        {
+            transaction.batch_execute(sql).await.map_err(unavailable)?;
+            transaction
+                .execute(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
+                    &[&version, &crate::now().unix_ms()],
+                )
+                .await
+                .map_err(unavailable)?;
+        }
+        transaction.commit().await.map_err(unavailable)
+    }
+}
+
+fn unavailable(error: tokio_postgres::Error) -> StoreError {
+    StoreError::Unavailable(error.to_string())
+}
+
+fn is_unique_violation(error: &tokio_postgres::Error) -> bool {
+    error.code() == Some(&SqlState::UNIQUE_VIOLATION)
+}
+
+impl Store for PostgresStore {
+    async fn add_device(&self, device: Device) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let inserted = client
+            .execute(
+                "INSERT INTO devices (id, site, name, public_key, added_at, revoked_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    &device.id.as_str(),
+                    &device.site.as_str(),
+                    &device.name.as_str(),
+                    &device.key.as_bytes().as_slice(),
+                    &crate::now().unix_ms(),
+                    &device.revoked_at.map(Timestamp::unix_ms),
+                ],
+            )
+            .await;
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(error) if is_unique_violation(&error) => Err(StoreError::AlreadyExists {
+                what: "device",
+                id: device.id.to_string(),
+            }),
+            Err(error) => Err(unavailable(error)),
+        }
+    }
+
+    async fn revoke_device(&self, device: &DeviceId, at: Timestamp) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let changed = client
+            .execute(
+                "UPDATE devices SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1",
+                &[&device.as_str(), &at.unix_ms()],
+            )
+            .await
+            .map_err(unavailable)?;
+        if changed == 0 {
+            return Err(StoreError::NotFound {
+                what: "device",
+                id: device.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn device(&self, device: &DeviceId) -> Result<Option<Device>, StoreError> {
+        let client = self.client().await?;
+        let Some(row) = client
+            .query_opt(
+                "SELECT site, name, public_key, revoked_at FROM devices WHERE id = $1",
+                &[&device.as_str()],
+            )
+            .await
+            .map_err(unavailable)?
+        else {
+            return Ok(None);
+        };
+        let site: &str = row.get(0);
+        let name: &str = row.get(1);
+        let key: &[u8] = row.get(2);
+        let revoked_at: Option<i64> = row.get(3);
+        Ok(Some(Device {
+            id: device.clone(),
+            site: SiteId::parse(site).map_err(|error| corrupt("site", error))?,
+            name: Text::parse(name).map_err(|error| corrupt("device name", error))?,
+            key: PublicKey::from_bytes(key).map_err(|error| corrupt("public key", error))?,
+            revoked_at: revoked_at.map(parse_timestamp).transpose()?,
+        }))
+    }
+
+    async fn remember_nonce(
+        &self,
+        device: &DeviceId,
+        nonce: &str,
+        request_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<NonceOutcome, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        transaction
+            .execute(
+                "DELETE FROM nonces WHERE device = $1 AND request_at < $2",
+                &[&device.as_str(), &super::nonce_forget_before(now)],
+            )
+            .await
+            .map_err(unavailable)?;
+        let inserted = transaction
+            .execute(
+                "INSERT INTO nonces (device, nonce, request_at) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+                &[&device.as_str(), &nonce, &request_at.unix_ms()],
+            )
+            .await
+            .map_err(unavailable)?;
+        transaction.commit().await.map_err(unavailable)?;
+        Ok(if inserted == 1 {
+            NonceOutcome::Fresh
+        } else {
+            NonceOutcome::Replayed
+        })
+    }
+
+    async fn add_account(
+        &self,
+        account: &AccountId,
+        overdraft_floor: Cents,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let inserted = client
+            .execute(
+                "INSERT INTO accounts (id, balance, overdraft_floor, created_at)
+                 VALUES ($1, 0, $2, $3)",
+                &[&account.as_str(), &overdraft_floor.get(), &at.unix_ms()],
+            )
+            .await;
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(error) if is_unique_violation(&error) => Err(StoreError::AlreadyExists {
+                what: "account",
+                id: account.to_string(),
+            }),
+            Err(error) => Err(unavailable(error)),
+        }
+    }
+
+    async fn balance(&self, account: &AccountId) -> Result<Option<Cents>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT balance FROM accounts WHERE id = $1",
+                &[&account.as_str()],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(row.map(|row| Cents::new(row.get(0))))
+    }
+
+    async fn ingest(
+        &self,
+        device: &Device,
+        batch: Vec<SignedRecord>,
+        received_at: Timestamp,
+    ) -> Result<IngestOutcome, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        let id = device.id.as_str();
+        // Take turns with any other instance ingesting for this kiosk.
+        transaction
+            .execute("SELECT id FROM devices WHERE id = $1 FOR UPDATE", &[&id])
+            .await
+            .map_err(unavailable)?;
+        let last = transaction
+            .query_opt(
+                "SELECT seq, hash FROM records WHERE device = $1 ORDER BY seq DESC LIMIT 1",
+                &[&id],
+            )
+            .await
+            .map_err(unavailable)?;
+        let head = match last {
+            None => ChainHead::GENESIS,
+            Some(row) => ChainHead {
+                next_seq: parse_seq(row.get(0))?.next(),
+                prev: super::parse_digest(row.get(1))?,
+            },
+        };
+        let held = transaction
+            .query(
+                "SELECT payload, signature FROM held_records WHERE device = $1 ORDER BY seq",
+                &[&id],
+            )
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .map(|row| SignedRecord {
+                payload: row.get(0),
+                signature: row.get(1),
+            })
+            .collect();
+        let claimed = ingest::claimed_seqs_below_head(&head, &batch)
+            .into_iter()
+            .map(seq_to_i64)
+            .collect::<Result<Vec<i64>, _>>()?;
+        let mut stored_below_head = BTreeMap::new();
+        if !claimed.is_empty() {
+            for row in transaction
+                .query(
+                    "SELECT seq, payload, signature FROM records
+                     WHERE device = $1 AND seq = ANY($2)",
+                    &[&id, &claimed],
+                )
+                .await
+                .map_err(unavailable)?
+            {
+                let record = SignedRecord {
+                    payload: row.get(1),
+                    signature: row.get(2),
+                };
+                stored_below_head.insert(parse_seq(row.get(0))?, record);
+            }
+        }
+        let stored = StoredChain {
+            head,
+            held,
+            stored_below_head,
+        };
+        let plan = ingest::plan(&device.id, &device.key, &stored, &batch);
+
+        let insert_record = transaction
+            .prepare_cached(
+                "INSERT INTO records
+                 (device, seq, hash, kind, payload, signature, kiosk_at, received_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .await
+            .map_err(unavailable)?;
+        for record in &plan.append {
+            let seq = seq_to_i64(record.seq())?;
+            let signed = record.signed();
+            transaction
+                .execute(
+                    &insert_record,
+                    &[
+                        &id,
+                        &seq,
+                        &record.hash().as_bytes().as_slice(),
+                        &record.payload().body.kind().as_str(),
+                        &signed.payload,
+                        &signed.signature,
+                        &record.payload().at.unix_ms(),
+                        &received_at.unix_ms(),
+                    ],
+                )
+                .await
+                .map_err(unavailable)?;
+            if let Some((reason, detail)) =
+                apply_effect(&transaction, id, record, seq, received_at).await?
+            {
+                insert_anomaly(
+                    &transaction,
+                    id,
+                    Some(seq),
+                    reason,
+                    &detail,
+                    signed,
+                    received_at,
+                )
+                .await?;
+            }
+        }
+        transaction
+            .execute("DELETE FROM held_records WHERE device = $1", &[&id])
+            .await
+            .map_err(unavailable)?;
+        for record in &plan.hold {
+            transaction
+                .execute(
+                    "INSERT INTO held_records (device, seq, payload, signature, received_at)
+                     VALUES ($1, $2, $3, $4, $5)",
+                    &[
+                        &id,
+                        &seq_to_i64(record.seq())?,
+                        &record.signed().payload,
+                        &record.signed().signature,
+                        &received_at.unix_ms(),
+                    ],
+                )
+                .await
+                .map_err(unavailable)?;
+        }
+        for quarantined in &plan.quarantine {
+            insert_anomaly(
+                &transaction,
+                id,
+                quarantined.seq.map(seq_to_i64).transpose()?,
+                quarantined.reason,
+                &quarantined.detail,
+                &quarantined.record,
+                received_at,
+            )
+            .await?;
+        }
+        transaction.commit().await.map_err(unavailable)?;
+        Ok(super::outcome(&plan))
+    }
+
+    async fn record_kiosk_report(
+        &self,
+        device: &DeviceId,
+        report: &KioskReport,
+        received_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let report = serde_json::to_string(report).map_err(|error| corrupt("report", error))?;
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO kiosks (device, last_seen, report) VALUES ($1, $2, $3)
+                 ON CONFLICT (device) DO UPDATE SET last_seen = $2, report = $3",
+                &[&device.as_str(), &received_at.unix_ms(), &report],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn kiosk_statuses(&self) -> Result<Vec<KioskStatus>, StoreError> {
+        let client = self.client().await?;
+        client
+            .query(
+                "SELECT device, last_seen, report FROM kiosks ORDER BY device",
+                &[],
+            )
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .map(|row| super::kiosk_status(row.get(0), row.get(1), row.get(2)))
+            .collect()
+    }
+
+    async fn records(&self, device: &DeviceId) -> Result<Vec<StoredRecord>, StoreError> {
+        let client = self.client().await?;
+        client
+            .query(
+                "SELECT seq, payload, signature, kiosk_at, received_at FROM records
+                 WHERE device = $1 ORDER BY seq",
+                &[&device.as_str()],
+            )
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .map(|row| {
+                Ok(StoredRecord {
+                    seq: parse_seq(row.get(0))?,
+                    record: SignedRecord {
+                        payload: row.get(1),
+                        signature: row.get(2),
+                    },
+                    kiosk_at: parse_timestamp(row.get(3))?,
+                    received_at: parse_timestamp(row.get(4))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn anomalies(&self) -> Result<Vec<Anomaly>, StoreError> {
+        let client = self.client().await?;
+        let mut anomalies = Vec::new();
+        for row in client
+            .query(
+                "SELECT device, seq, reason, detail, payload, signature FROM anomalies
+                 ORDER BY id",
+                &[],
+            )
+            .await
+            .map_err(unavailable)?
+        {
+            let row = AnomalyRow {
+                device: row.get(0),
+                seq: row.get(1),
+                reason: row.get(2),
+                detail: row.get(3),
+                payload: row.get(4),
+                signature: row.get(5),
+            };
+            anomalies.push(row.parse()?);
+        }
+        for row in client
+            .query(
+                "SELECT held.device, MIN(held.seq),
+                        (SELECT MAX(seq) FROM records WHERE records.device = held.device)
+                 FROM held_records AS held GROUP BY held.device ORDER BY held.device",
+                &[],
+            )
+            .await
+            .map_err(unavailable)?
+        {
+            anomalies.push(super::gap_anomaly(row.get(0), row.get(1), row.get(2))?);
+        }
+        Ok(anomalies)
+    }
+
+    async fn balance_mismatches(&self) -> Result<Vec<BalanceMismatch>, StoreError> {
+        let client = self.client().await?;
+        client
+            .query(
+                "SELECT accounts.id, accounts.balance, COALESCE(SUM(movements.amount), 0)::BIGINT
+                 FROM accounts LEFT JOIN movements ON movements.account = accounts.id
+                 GROUP BY accounts.id
+                 HAVING accounts.balance != COALESCE(SUM(movements.amount), 0)",
+                &[],
+            )
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .map(|row| {
+                Ok(BalanceMismatch {
+                    account: AccountId::parse(row.get(0))
+                        .map_err(|error| corrupt("account", error))?,
+                    balance: Cents::new(row.get(1)),
+                    movements_sum: Cents::new(row.get(2)),
+                })
+            })
+            .collect()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client.execute("SELECT 1", &[]).await.map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+/// Moves money for one stored record; returns the anomaly when it cannot.
+async fn apply_effect(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    device: &str,
+    record: &Record,
+    seq: i64,
+    at: Timestamp,
+) -> Result<Option<(AnomalyReason, String)>, StoreError> {
+    match ingest::effect(&record.payload().body) {
+        Effect::None => Ok(None),
+        Effect::Move { account, amount } => {
+            if let Some(anomaly) = move_balance(transaction, account.as_str(), amount.get()).await?
+            {
+                return Ok(Some(anomaly));
+            }
+            transaction
+                .execute(
+                    "INSERT INTO movements (account, amount, device, seq, reverses_seq, at)
+                     VALUES ($1, $2, $3, $4, NULL, $5)",
+                    &[
+                        &account.as_str(),
+                        &amount.get(),
+                        &device,
+                        &seq,
+                        &at.unix_ms(),
+                    ],
+                )
+                .await
+                .map_err(unavailable)?;
+            Ok(None)
+        }
+        Effect::Reverse {
+            seq: voided_seq,
+            hash,
+        } => {
+            let voided = seq_to_i64(voided_seq)?;
+            let stored = transaction
+                .query_opt(
+                    "SELECT hash FROM records WHERE device = $1 AND seq = $2",
+                    &[&device, &voided],
+                )
+                .await
+                .map_err(unavailable)?;
+            let matches = stored.is_some_and(|row| row.get::<_, &[u8]>(0) == hash.as_bytes());
+            if !matches {
+                return Ok(Some((
+                    AnomalyReason::VoidUnmatched,
+                    format!("void of seq {voided_seq} ({hash}) matches no stored record"),
+                )));
+            }
+            let reversed: i64 = transaction
+                .query_one(
+                    "SELECT COUNT(*) FROM movements WHERE device = $1 AND reverses_seq = $2",
+                    &[&device, &voided],
+                )
+                .await
+                .map_err(unavailable)?
+                .get(0);
+            if reversed > 0 {
+                return Ok(Some((
+                    AnomalyReason::VoidRepeated,
+                    format!("seq {voided_seq} was already voided"),
+                )));
+            }
+            let mut reversals = Vec::new();
+            for row in transaction
+                .query(
+                    "SELECT account, amount FROM movements WHERE device = $1 AND seq = $2",
+                    &[&device, &voided],
+                )
+                .await
+                .map_err(unavailable)?
+            {
+                let account: String = row.get(0);
+                let amount: i64 = row.get(1);
+                let Some(reversed) = amount.checked_neg() else {
+                    return Ok(Some((
+                        AnomalyReason::BalanceOverflow,
+                        format!("reversing {amount} cents overflows"),
+                    )));
+                };
+                reversals.push((account, reversed));
+            }
+            for (account, amount) in &reversals {
+                if let Some(anomaly) = move_balance(transaction, account, *amount).await? {
+                    return Ok(Some(anomaly));
+                }
+            }
+            for (account, amount) in reversals {
+                transaction
+                    .execute(
+                        "INSERT INTO movements (account, amount, device, seq, reverses_seq, at)
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                        &[&account, &amount, &device, &seq, &voided, &at.unix_ms()],
+                    )
+                    .await
+                    .map_err(unavailable)?;
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// Adds `amount` to the account's balance with checked arithmetic, holding the row's lock.
+async fn move_balance(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    account: &str,
+    amount: i64,
+) -> Result<Option<(AnomalyReason, String)>, StoreError> {
+    let Some(row) = transaction
+        .query_opt(
+            "SELECT balance FROM accounts WHERE id = $1 FOR UPDATE",
+            &[&account],
+        )
+        .await
+        .map_err(unavailable)?
+    else {
+        return Ok(Some((
+            AnomalyReason::UnknownAccount,
+            format!("account {account} does not exist"),
+        )));
+    };
+    let balance: i64 = row.get(0);
+    let Some(new_balance) = balance.checked_add(amount) else {
+        return Ok(Some((
+            AnomalyReason::BalanceOverflow,
+            format!("account {account}: {balance} + {amount} cents overflows"),
+        )));
+    };
+    transaction
+        .execute(
+            "UPDATE accounts SET balance = $2 WHERE id = $1",
+            &[&account, &new_balance],
+        )
+        .await
+        .map_err(unavailable)?;
+    Ok(None)
+}
+
+async fn insert_anomaly(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    device: &str,
+    seq: Option<i64>,
+    reason: AnomalyReason,
+    detail: &str,
+    record: &SignedRecord,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    transaction
+        .execute(
+            "INSERT INTO anomalies
+             (device, seq, reason, detail, payload, signature, evidence_hash, received_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+            &[
+                &device,
+                &seq,
+                &reason.as_str(),
+                &detail,
+                &record.payload,
+                &record.signature,
+                &super::evidence_hash(record).as_bytes().as_slice(),
+                &at.unix_ms(),
+            ],
+        )
+        .await
+        .map_err(unavailable)?;
+    Ok(())
+}

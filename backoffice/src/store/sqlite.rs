@@ -1,0 +1,834 @@
+//! The SQLite store: one connection behind a mutex, used on tokio's blocking threads. SQLite
+//! allows one writer at a time, so one connection loses nothing and keeps every transaction
+//! simple.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use proto::api::KioskReport;
+use proto::{
+    AccountId, Cents, ChainHead, DeviceId, PublicKey, SignedRecord, SiteId, Text, Timestamp,
+};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use super::{
+    Anomaly, BalanceMismatch, Device, IngestOutcome, KioskStatus, NonceOutcome, Store, StoreError,
+    StoredRecord, corrupt, parse_seq, parse_timestamp, seq_to_i64,
+};
+use crate::ingest::{self, AnomalyReason, Effect, StoredChain};
+
+/// How long a statement waits for another process's write lock before giving up.
+const BUSY_TIMEOUT_MS: u64 = 5_000;
+
+/// Schema versions, in order; version N is `MIGRATIONS[N - 1]`. Never edit one that shipped.
+const MIGRATIONS: &[&str] = &[r"
+CREATE TABLE devices (
+    id TEXT PRIMARY KEY,
+    site TEXT NOT NULL,
+    name TEXT NOT NULL,
+    public_key BLOB NOT NULL,
+    added_at INTEGER NOT NULL,
+    revoked_at INTEGER
+) STRICT;
+CREATE TABLE nonces (
+    device TEXT NOT NULL REFERENCES devices (id),
+    nonce TEXT NOT NULL,
+    request_at INTEGER NOT NULL,
+    PRIMARY KEY (device, nonce)
+) STRICT;
+CREATE INDEX nonces_by_age ON nonces (device, request_at);
+CREATE TABLE records (
+    device TEXT NOT NULL REFERENCES devices (id),
+    seq INTEGER NOT NULL CHECK (seq >= 1),
+    hash BLOB NOT NULL,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    kiosk_at INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (device, seq)
+) STRICT;
+CREATE TABLE held_records (
+    device TEXT NOT NULL REFERENCES devices (id),
+    seq INTEGER NOT NULL CHECK (seq >= 1),
+    payload TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (device, seq)
+) STRICT;
+CREATE TABLE anomalies (
+    id INTEGER PRIMARY KEY,
+    device TEXT NOT NULL REFERENCES devices (id),
+    seq INTEGER,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    evidence_hash BLOB NOT NULL,
+    received_at INTEGER NOT NULL,
+    UNIQUE (device, reason, evidence_hash)
+) STRICT;
+CREATE TABLE accounts (
+    id TEXT PRIMARY KEY,
+    balance INTEGER NOT NULL,
+    overdraft_floor INTEGER NOT NULL CHECK (overdraft_floor <= 0),
+    created_at INTEGER NOT NULL
+) STRICT;
+CREATE TABLE movements (
+    id INTEGER PRIMARY KEY,
+    account TEXT NOT NULL REFERENCES accounts (id),
+    amount INTEGER NOT NULL,
+    device TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    reverses_seq INTEGER,
+    at INTEGER NOT NULL,
+    FOREIGN KEY (device, seq) REFERENCES records (device, seq)
+) STRICT;
+CREATE INDEX movements_by_record ON movements (device, seq);
+CREATE UNIQUE INDEX movements_one_reversal ON movements (device, reverses_seq, account)
+    WHERE reverses_seq IS NOT NULL;
+CREATE TABLE kiosks (
+    device TEXT PRIMARY KEY REFERENCES devices (id),
+    last_seen INTEGER NOT NULL,
+    report TEXT NOT NULL
+) STRICT;
+"];
+
+/// The back-office's data in one SQLite file.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    /// A std mutex, held only on blocking threads and never across an await.
+    connection: Arc<Mutex<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let path = path.to_owned();
+        let connection = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+            let mut connection = Connection::open(&path).map_err(unavailable)?;
+            // Explicit, not defaults: durability before speed, references enforced, and a
+            // writer waits for another process's lock instead of failing at once.
+            connection
+                .pragma_update(None, "journal_mode", "WAL")
+                .map_err(unavailable)?;
+            connection
+                .pragma_update(None, "synchronous", "FULL")
+                .map_err(unavailable)?;
+            connection
+                .pragma_update(None, "foreign_keys", "ON")
+                .map_err(unavailable)?;
+            connection
+                .busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))
+                .map_err(unavailable)?;
+            migrate(&mut connection)?;
+            Ok(connection)
+        })
+        .await
+        .map_err(|error| StoreError::Unavailable(error.to_string()))??;
+        Ok(SqliteStore {
+            connection: Arc::new(Mutex::new(connection)),
+        })
+    }
+
+    /// Runs `work` with the connection on a blocking thread.
+    async fn with<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let connection = Arc::clone(&self.connection);
+        tokio::task::spawn_blocking(move || {
+            let mut connection = connection
+                .lock()
+                .map_err(|_| StoreError::Unavailable("a database task panicked".to_owned()))?;
+            work(&mut connection)
+        })
+        .await
+        .map_err(|error| StoreError::Unavailable(error.to_string()))?
+    }
+}
+
+fn unavailable(error: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(error.to_string())
+}
+
+fn is_constraint_violation(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::ConstraintViolation)
+    )
+}
+
+fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
+    let known = i64::try_from(MIGRATIONS.len()).map_err(|error| corrupt("migrations", error))?;
+    let transaction = connection
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(unavailable)?;
+    transaction
+        .execute_batch(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                version INTEGER PRIMARY KEY,
+                applied_at INTEGER NOT NULL
+            ) STRICT;",
+        )
+        .map_err(unavailable)?;
+    let found: i64 = transaction
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(unavailable)?;
+    if found > known {
+        return Err(StoreError::SchemaTooNew { found, known });
+    }
+    for (version, sql) in (1..)
+        .zip(MIGRATIONS)
+        .skip(usize::try_from(found).unwrap_or(0))
+    {
+        transaction.execute_batch(sql).map_err(unavailable)?;
+        transaction
+            .execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+                params![version, crate::now().unix_ms()],
+            )
+            .map_err(unavailable)?;
+    }
+    transaction.commit().map_err(unavailable)
+}
+
+impl Store for SqliteStore {
+    async fn add_device(&self, device: Device) -> Result<(), StoreError> {
+        self.with(move |connection| {
+            let inserted = connection.execute(
+                "INSERT INTO devices (id, site, name, public_key, added_at, revoked_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    device.id.as_str(),
+                    device.site.as_str(),
+                    device.name.as_str(),
+                    device.key.as_bytes().as_slice(),
+                    crate::now().unix_ms(),
+                    device.revoked_at.map(Timestamp::unix_ms),
+                ],
+            );
+            match inserted {
+                Ok(_) => Ok(()),
+                Err(error) if is_constraint_violation(&error) => Err(StoreError::AlreadyExists {
+                    what: "device",
+                    id: device.id.to_string(),
+                }),
+                Err(error) => Err(unavailable(error)),
+            }
+        })
+        .await
+    }
+
+    async fn revoke_device(&self, device: &DeviceId, at: Timestamp) -> Result<(), StoreError> {
+        let device = device.clone();
+        self.with(move |connection| {
+            let changed = connection
+                .execute(
+                    "UPDATE devices SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
+                    params![device.as_str(), at.unix_ms()],
+                )
+                .map_err(unavailable)?;
+            if changed == 0 {
+                return Err(StoreError::NotFound {
+                    what: "device",
+                    id: device.to_string(),
+                });
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn device(&self, device: &DeviceId) -> Result<Option<Device>, StoreError> {
+        let device = device.clone();
+        self.with(move |connection| {
+            let row = connection
+                .query_row(
+                    "SELECT site, name, public_key, revoked_at FROM devices WHERE id = ?1",
+                    params![device.as_str()],
+                    |row| {
+                        Ok((
+                            row.get::<_, String>(0)?,
+                            row.get::<_, String>(1)?,
+                            row.get::<_, Vec<u8>>(2)?,
+                            row.get::<_, Option<i64>>(3)?,
+                        ))
+                    },
+                )
+                .optional()
+                .map_err(unavailable)?;
+            let Some((site, name, key, revoked_at)) = row else {
+                return Ok(None);
+            };
+            Ok(Some(Device {
+                id: device,
+                site: SiteId::parse(&site).map_err(|error| corrupt("site", error))?,
+                name: Text::parse(&name).map_err(|error| corrupt("device name", error))?,
+                key: PublicKey::from_bytes(&key).map_err(|error| corrupt("public key", error))?,
+                revoked_at: revoked_at.map(parse_timestamp).transpose()?,
+            }))
+        })
+        .await
+    }
+
+    async fn remember_nonce(
+        &self,
+        device: &DeviceId,
+        nonce: &str,
+        request_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<NonceOutcome, StoreError> {
+        let device = device.clone();
+        let nonce = nonce.to_owned();
+        self.with(move |connection| {
+            let transaction = connection.transaction().map_err(unavailable)?;
+            transaction
+                .execute(
+                    "DELETE FROM nonces WHERE device = ?1 AND request_at < ?2",
+                    params![device.as_str(), super::nonce_forget_before(now)],
+                )
+                .map_err(unavailable)?;
+            let inserted = transaction
+                .execute(
+                    "INSERT INTO nonces (device, nonce, request_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT DO NOTHING",
+                    params![device.as_str(), nonce, request_at.unix_ms()],
+                )
+                .map_err(unavailable)?;
+            transaction.commit().map_err(unavailable)?;
+            Ok(if inserted == 1 {
+                NonceOutcome::Fresh
+            } else {
+                NonceOutcome::Replayed
+            })
+        })
+        .await
+    }
+
+    async fn add_account(
+        &self,
+        account: &AccountId,
+        overdraft_floor: Cents,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let account = account.clone();
+        self.with(move |connection| {
+            let inserted = connection.execute(
+                "INSERT INTO accounts (id, balance, overdraft_floor, created_at)
+                 VALUES (?1, 0, ?2, ?3)",
+                params![account.as_str(), overdraft_floor.get(), at.unix_ms()],
+            );
+            match inserted {
+                Ok(_) => Ok(()),
+                Err(error) if is_constraint_violation(&error) => Err(StoreError::AlreadyExists {
+                    what: "account",
+                    id: account.to_string(),
+                }),
+                Err(error) => Err(unavailable(error)),
+            }
+        })
+        .await
+    }
+
+    async fn balance(&self, account: &AccountId) -> Result<Option<Cents>, StoreError> {
+        let account = account.clone();
+        self.with(move |connection| {
+            let balance: Option<i64> = connection
+                .query_row(
+                    "SELECT balance FROM accounts WHERE id = ?1",
+                    params![account.as_str()],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            Ok(balance.map(Cents::new))
+        })
+        .await
+    }
+
+    async fn ingest(
+        &self,
+        device: &Device,
+        batch: Vec<SignedRecord>,
+        received_at: Timestamp,
+    ) -> Result<IngestOutcome, StoreError> {
+        let device = device.clone();
+        self.with(move |connection| ingest_in(connection, &device, &batch, received_at))
+            .await
+    }
+
+    async fn record_kiosk_report(
+        &self,
+        device: &DeviceId,
+        report: &KioskReport,
+        received_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let device = device.clone();
+        let report = serde_json::to_string(report).map_err(|error| corrupt("report", error))?;
+        self.with(move |connection| {
+            connection
+                .execute(
+                    "INSERT INTO kiosks (device, last_seen, report) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (device) DO UPDATE SET last_seen = ?2, report = ?3",
+                    params![device.as_str(), received_at.unix_ms(), report],
+                )
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn kiosk_statuses(&self) -> Result<Vec<KioskStatus>, StoreError> {
+        self.with(|connection| {
+            let mut statement = connection
+                .prepare("SELECT device, last_seen, report FROM kiosks ORDER BY device")
+                .map_err(unavailable)?;
+            let rows = statement
+                .query_map([], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, i64>(1)?,
+                        row.get::<_, String>(2)?,
+                    ))
+                })
+                .map_err(unavailable)?;
+            let mut statuses = Vec::new();
+            for row in rows {
+                let (device, last_seen, report) = row.map_err(unavailable)?;
+                statuses.push(super::kiosk_status(&device, last_seen, &report)?);
+            }
+            Ok(statuses)
+        })
+        .await
+    }
+
+    async fn records(&self, device: &DeviceId) -> Result<Vec<StoredRecord>, StoreError> {
+        let device = device.clone();
+        self.with(move |connection| {
+            let mut statement = connection
+                .prepare(
+                    "SELECT seq, payload, signature, kiosk_at, received_at FROM records
+                     WHERE device = ?1 ORDER BY seq",
+                )
+                .map_err(unavailable)?;
+            let rows = statement
+                .query_map(params![device.as_str()], |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, i64>(3)?,
+                        row.get::<_, i64>(4)?,
+                    ))
+                })
+                .map_err(unavailable)?;
+            let mut records = Vec::new();
+            for row in rows {
+                let (seq, payload, signature, kiosk_at, received_at) = row.map_err(unavailable)?;
+                records.push(StoredRecord {
+                    seq: parse_seq(seq)?,
+                    record: SignedRecord { payload, signature },
+                    kiosk_at: parse_timestamp(kiosk_at)?,
+                    received_at: parse_timestamp(received_at)?,
+                });
+            }
+            Ok(records)
+        })
+        .await
+    }
+
+    async fn anomalies(&self) -> Result<Vec<Anomaly>, StoreError> {
+        self.with(|connection| {
+            let mut anomalies = Vec::new();
+            let mut statement = connection
+                .prepare(
+                    "SELECT device, seq, reason, detail, payload, signature FROM anomalies
+                     ORDER BY id",
+                )
+                .map_err(unavailable)?;
+            let rows = statement
+                .query_map([], |row| {
+                    Ok(super::AnomalyRow {
+                        device: row.get(0)?,
+                        seq: row.get(1)?,
+                        reason: row.get(2)?,
+                        detail: row.get(3)?,
+                        payload: row.get(4)?,
+                        signature: row.get(5)?,
+                    })
+                })
+                .map_err(unavailable)?;
+            for row in rows {
+                anomalies.push(row.map_err(unavailable)?.parse()?);
+            }
+            let mut statement = connection
+                .prepare(
+                    "SELECT held_records.device, MIN(held_records.seq),
+                            (SELECT MAX(seq) FROM records WHERE records.device = held_records.device)
+                     FROM held_records GROUP BY held_records.device ORDER BY held_records.device",
+                )
+                .map_err(unavailable)?;
+            let rows = statement
+                .query_map([], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, i64>(1)?,
+                        row.get::<_, Option<i64>>(2)?,
+                    ))
+                })
+                .map_err(unavailable)?;
+            for row in rows {
+                let (device, first_held, last_stored) = row.map_err(unavailable)?;
+                anomalies.push(super::gap_anomaly(&device, first_held, last_stored)?);
+            }
+            Ok(anomalies)
+        })
+        .await
+    }
+
+    async fn balance_mismatches(&self) -> Result<Vec<BalanceMismatch>, StoreError> {
+        self.with(|connection| {
+            let mut statement = connection
+                .prepare(
+                    "SELECT accounts.id, accounts.balance, COALESCE(SUM(movements.amount), 0)
+                     FROM accounts LEFT JOIN movements ON movements.account = accounts.id
+                     GROUP BY accounts.id
+                     HAVING accounts.balance != COALESCE(SUM(movements.amount), 0)",
+                )
+                .map_err(unavailable)?;
+            let rows = statement
+                .query_map([], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, i64>(1)?,
+                        row.get::<_, i64>(2)?,
+                    ))
+                })
+                .map_err(unavailable)?;
+            let mut mismatches = Vec::new();
+            for row in rows {
+                let (account, balance, movements_sum) = row.map_err(unavailable)?;
+                mismatches.push(BalanceMismatch {
+                    account: AccountId::parse(&account)
+                        .map_err(|error| corrupt("account", error))?,
+                    balance: Cents::new(balance),
+                    movements_sum: Cents::new(movements_sum),
+                });
+            }
+            Ok(mismatches)
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.with(|connection| {
+            connection
+                .query_row("SELECT 1", [], |row| row.get::<_, i64>(0))
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn ingest_in(
+    connection: &mut Connection,
+    device: &Device,
+    batch: &[SignedRecord],
+    received_at: Timestamp,
+) -> Result<IngestOutcome, StoreError> {
+    let transaction = connection
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(unavailable)?;
+    let id = device.id.as_str();
+    let last: Option<(i64, Vec<u8>)> = transaction
+        .query_row(
+            "SELECT seq, hash FROM records WHERE device = ?1 ORDER BY seq DESC LIMIT 1",
+            params![id],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()
+        .map_err(unavailable)?;
+    let head = match last {
+        None => ChainHead::GENESIS,
+        Some((seq, hash)) => ChainHead {
+            next_seq: parse_seq(seq)?.next(),
+            prev: super::parse_digest(&hash)?,
+        },
+    };
+    let held = {
+        let mut statement = transaction
+            .prepare_cached(
+                "SELECT payload, signature FROM held_records WHERE device = ?1 ORDER BY seq",
+            )
+            .map_err(unavailable)?;
+        let rows = statement
+            .query_map(params![id], |row| {
+                Ok(SignedRecord {
+                    payload: row.get(0)?,
+                    signature: row.get(1)?,
+                })
+            })
+            .map_err(unavailable)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)?
+    };
+    let mut stored_below_head = std::collections::BTreeMap::new();
+    for seq in ingest::claimed_seqs_below_head(&head, batch) {
+        let record = transaction
+            .query_row(
+                "SELECT payload, signature FROM records WHERE device = ?1 AND seq = ?2",
+                params![id, seq_to_i64(seq)?],
+                |row| {
+                    Ok(SignedRecord {
+                        payload: row.get(0)?,
+                        signature: row.get(1)?,
+                    })
+                },
+            )
+            .map_err(unavailable)?;
+        stored_below_head.insert(seq, record);
+    }
+    let stored = StoredChain {
+        head,
+        held,
+        stored_below_head,
+    };
+    let plan = ingest::plan(&device.id, &device.key, &stored, batch);
+
+    for record in &plan.append {
+        let seq = seq_to_i64(record.seq())?;
+        let signed = record.signed();
+        transaction
+            .prepare_cached(
+                "INSERT INTO records
+                 (device, seq, hash, kind, payload, signature, kiosk_at, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![
+                    id,
+                    seq,
+                    record.hash().as_bytes().as_slice(),
+                    record.payload().body.kind().as_str(),
+                    signed.payload,
+                    signed.signature,
+                    record.payload().at.unix_ms(),
+                    received_at.unix_ms(),
+                ])
+            })
+            .map_err(unavailable)?;
+        if let Some((reason, detail)) = apply_effect(&transaction, id, record, seq, received_at)? {
+            insert_anomaly(
+                &transaction,
+                id,
+                Some(seq),
+                reason,
+                &detail,
+                signed,
+                received_at,
+            )?;
+        }
+    }
+    transaction
+        .execute("DELETE FROM held_records WHERE device = ?1", params![id])
+        .map_err(unavailable)?;
+    for record in &plan.hold {
+        let seq = seq_to_i64(record.seq())?;
+        transaction
+            .prepare_cached(
+                "INSERT INTO held_records (device, seq, payload, signature, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![
+                    id,
+                    seq,
+                    record.signed().payload,
+                    record.signed().signature,
+                    received_at.unix_ms(),
+                ])
+            })
+            .map_err(unavailable)?;
+    }
+    for quarantined in &plan.quarantine {
+        insert_anomaly(
+            &transaction,
+            id,
+            quarantined.seq.map(seq_to_i64).transpose()?,
+            quarantined.reason,
+            &quarantined.detail,
+            &quarantined.record,
+            received_at,
+        )?;
+    }
+    transaction.commit().map_err(unavailable)?;
+    Ok(super::outcome(&plan))
+}
+
+/// Moves money for one stored record; returns the anomaly when it cannot.
+fn apply_effect(
+    transaction: &rusqlite::Transaction<'_>,
+    device: &str,
+    record: &proto::Record,
+    seq: i64,
+    at: Timestamp,
+) -> Result<Option<(AnomalyReason, String)>, StoreError> {
+    let movements: Vec<(String, i64)> = match ingest::effect(&record.payload().body) {
+        Effect::None => return Ok(None),
+        Effect::Move { account, amount } => vec![(account.to_string(), amount.get())],
+        Effect::Reverse {
+            seq: voided_seq,
+            hash,
+        } => {
+            let voided = seq_to_i64(voided_seq)?;
+            let stored: Option<Vec<u8>> = transaction
+                .query_row(
+                    "SELECT hash FROM records WHERE device = ?1 AND seq = ?2",
+                    params![device, voided],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            if stored.as_deref() != Some(hash.as_bytes().as_slice()) {
+                return Ok(Some((
+                    AnomalyReason::VoidUnmatched,
+                    format!("void of seq {voided_seq} ({hash}) matches no stored record"),
+                )));
+            }
+            let reversed: i64 = transaction
+                .query_row(
+                    "SELECT COUNT(*) FROM movements WHERE device = ?1 AND reverses_seq = ?2",
+                    params![device, voided],
+                    |row| row.get(0),
+                )
+                .map_err(unavailable)?;
+            if reversed > 0 {
+                return Ok(Some((
+                    AnomalyReason::VoidRepeated,
+                    format!("seq {voided_seq} was already voided"),
+                )));
+            }
+            let mut statement = transaction
+                .prepare_cached(
+                    "SELECT account, amount FROM movements WHERE device = ?1 AND seq = ?2",
+                )
+                .map_err(unavailable)?;
+            let rows = statement
+                .query_map(params![device, voided], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+                })
+                .map_err(unavailable)?;
+            let mut reversals = Vec::new();
+            for row in rows {
+                let (account, amount) = row.map_err(unavailable)?;
+                let Some(reversed) = amount.checked_neg() else {
+                    return Ok(Some((
+                        AnomalyReason::BalanceOverflow,
+                        format!("reversing {amount} cents overflows"),
+                    )));
+                };
+                reversals.push((account, reversed));
+            }
+            for (account, amount) in &reversals {
+                if let Some(anomaly) = move_balance(transaction, account, *amount)? {
+                    return Ok(Some(anomaly));
+                }
+            }
+            for (account, amount) in reversals {
+                transaction
+                    .execute(
+                        "INSERT INTO movements (account, amount, device, seq, reverses_seq, at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![account, amount, device, seq, voided, at.unix_ms()],
+                    )
+                    .map_err(unavailable)?;
+            }
+            return Ok(None);
+        }
+    };
+    for (account, amount) in movements {
+        if let Some(anomaly) = move_balance(transaction, &account, amount)? {
+            return Ok(Some(anomaly));
+        }
+        transaction
+            .prepare_cached(
+                "INSERT INTO movements (account, amount, device, seq, reverses_seq, at)
+                 VALUES (?1, ?2, ?3, ?4, NULL, ?5)",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![account, amount, device, seq, at.unix_ms()])
+            })
+            .map_err(unavailable)?;
+    }
+    Ok(None)
+}
+
+/// Adds `amount` to the account's balance with checked arithmetic.
+fn move_balance(
+    transaction: &rusqlite::Transaction<'_>,
+    account: &str,
+    amount: i64,
+) -> Result<Option<(AnomalyReason, String)>, StoreError> {
+    let balance: Option<i64> = transaction
+        .prepare_cached("SELECT balance FROM accounts WHERE id = ?1")
+        .and_then(|mut statement| {
+            statement
+                .query_row(params![account], |row| row.get(0))
+                .optional()
+        })
+        .map_err(unavailable)?;
+    let Some(balance) = balance else {
+        return Ok(Some((
+            AnomalyReason::UnknownAccount,
+            format!("account {account} does not exist"),
+        )));
+    };
+    let Some(new_balance) = balance.checked_add(amount) else {
+        return Ok(Some((
+            AnomalyReason::BalanceOverflow,
+            format!("account {account}: {balance} + {amount} cents overflows"),
+        )));
+    };
+    transaction
+        .prepare_cached("UPDATE accounts SET balance = ?2 WHERE id = ?1")
+        .and_then(|mut statement| statement.execute(params![account, new_balance]))
+        .map_err(unavailable)?;
+    Ok(None)
+}
+
+fn insert_anomaly(
+    transaction: &rusqlite::Transaction<'_>,
+    device: &str,
+    seq: Option<i64>,
+    reason: AnomalyReason,
+    detail: &str,
+    record: &SignedRecord,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    transaction
+        .prepare_cached(
+            "INSERT INTO anomalies
+             (device, seq, reason, detail, payload, signature, evidence_hash, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![
+                device,
+                seq,
+                reason.as_str(),
+                detail,
+                record.payload,
+                record.signature,
+                super::evidence_hash(record).as_bytes().as_slice(),
+                at.unix_ms(),
+            ])
+        })
+        .map_err(unavailable)?;
+    Ok(())
+}
