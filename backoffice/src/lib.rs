@@ -6,7 +6,9 @@
 //! - [`ingest`]: judging a kiosk's batch of signed records against its stored chain (store,
 //!   hold beyond a gap, count duplicates, quarantine forks and forgeries) and what each stored
 //!   record does to balances.
+//! - [`http`]: the HTTP API (axum): signed kiosk requests, ingest, health, metrics, OpenAPI.
 
+pub mod http;
 pub mod ingest;
 pub mod store;
 

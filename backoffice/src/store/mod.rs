@@ -7,9 +7,7 @@ pub mod sqlite;
 use std::future::Future;
 
 use proto::api::KioskReport;
-use proto::{
-    AccountId, Cents, DeviceId, Digest, PublicKey, Seq, SignedRecord, SiteId, Text, Timestamp,
-};
+use proto::{AccountId, Cents, DeviceId, Digest, PublicKey, Seq, SignedRecord, SiteId, Timestamp};
 
 use crate::ingest::{AnomalyReason, IngestPlan};
 
@@ -36,9 +34,9 @@ pub enum StoreError {
 /// A kiosk registered with the back-office.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Device {
+    /// The kiosk's name, as it signs its records and requests.
     pub id: DeviceId,
     pub site: SiteId,
-    pub name: Text,
     pub key: PublicKey,
     /// When it was revoked; a revoked kiosk is refused.
     pub revoked_at: Option<Timestamp>,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use proto::api::KioskReport;
 use proto::{
-    AccountId, Cents, ChainHead, DeviceId, PublicKey, Record, SignedRecord, SiteId, Text, Timestamp,
+    AccountId, Cents, ChainHead, DeviceId, PublicKey, Record, SignedRecord, SiteId, Timestamp,
 };
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
@@ -35,7 +35,6 @@ const MIGRATIONS: &[&str] = &[r"
 CREATE TABLE devices (
     id TEXT PRIMARY KEY,
     site TEXT NOT NULL,
-    name TEXT NOT NULL,
     public_key BYTEA NOT NULL,
     added_at BIGINT NOT NULL,
     revoked_at BIGINT
@@ -202,12 +201,11 @@ impl Store for PostgresStore {
         let client = self.client().await?;
         let inserted = client
             .execute(
-                "INSERT INTO devices (id, site, name, public_key, added_at, revoked_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO devices (id, site, public_key, added_at, revoked_at)
+                 VALUES ($1, $2, $3, $4, $5)",
                 &[
                     &device.id.as_str(),
                     &device.site.as_str(),
-                    &device.name.as_str(),
                     &device.key.as_bytes().as_slice(),
                     &crate::now().unix_ms(),
                     &device.revoked_at.map(Timestamp::unix_ms),
@@ -246,7 +244,7 @@ impl Store for PostgresStore {
         let client = self.client().await?;
         let Some(row) = client
             .query_opt(
-                "SELECT site, name, public_key, revoked_at FROM devices WHERE id = $1",
+                "SELECT site, public_key, revoked_at FROM devices WHERE id = $1",
                 &[&device.as_str()],
             )
             .await
@@ -255,13 +253,11 @@ impl Store for PostgresStore {
             return Ok(None);
         };
         let site: &str = row.get(0);
-        let name: &str = row.get(1);
-        let key: &[u8] = row.get(2);
-        let revoked_at: Option<i64> = row.get(3);
+        let key: &[u8] = row.get(1);
+        let revoked_at: Option<i64> = row.get(2);
         Ok(Some(Device {
             id: device.clone(),
             site: SiteId::parse(site).map_err(|error| corrupt("site", error))?,
-            name: Text::parse(name).map_err(|error| corrupt("device name", error))?,
             key: PublicKey::from_bytes(key).map_err(|error| corrupt("public key", error))?,
             revoked_at: revoked_at.map(parse_timestamp).transpose()?,
         }))

@@ -7,9 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proto::api::KioskReport;
-use proto::{
-    AccountId, Cents, ChainHead, DeviceId, PublicKey, SignedRecord, SiteId, Text, Timestamp,
-};
+use proto::{AccountId, Cents, ChainHead, DeviceId, PublicKey, SignedRecord, SiteId, Timestamp};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{
@@ -26,7 +24,6 @@ const MIGRATIONS: &[&str] = &[r"
 CREATE TABLE devices (
     id TEXT PRIMARY KEY,
     site TEXT NOT NULL,
-    name TEXT NOT NULL,
     public_key BLOB NOT NULL,
     added_at INTEGER NOT NULL,
     revoked_at INTEGER
@@ -202,12 +199,11 @@ impl Store for SqliteStore {
     async fn add_device(&self, device: Device) -> Result<(), StoreError> {
         self.with(move |connection| {
             let inserted = connection.execute(
-                "INSERT INTO devices (id, site, name, public_key, added_at, revoked_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO devices (id, site, public_key, added_at, revoked_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![
                     device.id.as_str(),
                     device.site.as_str(),
-                    device.name.as_str(),
                     device.key.as_bytes().as_slice(),
                     crate::now().unix_ms(),
                     device.revoked_at.map(Timestamp::unix_ms),
@@ -250,26 +246,24 @@ impl Store for SqliteStore {
         self.with(move |connection| {
             let row = connection
                 .query_row(
-                    "SELECT site, name, public_key, revoked_at FROM devices WHERE id = ?1",
+                    "SELECT site, public_key, revoked_at FROM devices WHERE id = ?1",
                     params![device.as_str()],
                     |row| {
                         Ok((
                             row.get::<_, String>(0)?,
-                            row.get::<_, String>(1)?,
-                            row.get::<_, Vec<u8>>(2)?,
-                            row.get::<_, Option<i64>>(3)?,
+                            row.get::<_, Vec<u8>>(1)?,
+                            row.get::<_, Option<i64>>(2)?,
                         ))
                     },
                 )
                 .optional()
                 .map_err(unavailable)?;
-            let Some((site, name, key, revoked_at)) = row else {
+            let Some((site, key, revoked_at)) = row else {
                 return Ok(None);
             };
             Ok(Some(Device {
                 id: device,
                 site: SiteId::parse(&site).map_err(|error| corrupt("site", error))?,
-                name: Text::parse(&name).map_err(|error| corrupt("device name", error))?,
                 key: PublicKey::from_bytes(&key).map_err(|error| corrupt("public key", error))?,
                 revoked_at: revoked_at.map(parse_timestamp).transpose()?,
             }))

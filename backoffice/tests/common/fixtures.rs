@@ -35,7 +35,6 @@ pub fn device(name: &str, seed: u8) -> Device {
     Device {
         id: device_id(name),
         site: site(),
-        name: Text::parse(&format!("Kiosk {name}")).unwrap(),
         key: key(seed).public_key(),
         revoked_at: None,
     }

@@ -2,6 +2,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod app;
 pub mod fixtures;
 
 use backoffice::store::{PostgresStore, SqliteStore};

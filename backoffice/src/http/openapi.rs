@@ -1,0 +1,119 @@
+//! The OpenAPI 3.1 document of the API, written by hand next to the routes it describes; a test
+//! checks that every routed endpoint appears in it.
+
+use axum::response::Json;
+use serde_json::{Value, json};
+
+/// `GET /api/openapi.json`.
+pub async fn document() -> Json<Value> {
+    Json(openapi())
+}
+
+pub fn openapi() -> Value {
+    let signed_request = json!([
+        {"name": proto::api::HEADER_DEVICE, "in": "header", "required": true,
+         "schema": {"type": "string"}, "description": "The kiosk's device id."},
+        {"name": proto::api::HEADER_TIMESTAMP, "in": "header", "required": true,
+         "schema": {"type": "string", "format": "date-time"},
+         "description": "RFC 3339 UTC with milliseconds; within 5 minutes of the server's clock."},
+        {"name": proto::api::HEADER_NONCE, "in": "header", "required": true,
+         "schema": {"type": "string", "pattern": "^[A-Za-z0-9]{16,64}$"},
+         "description": "Unique per request of this kiosk; a nonce seen before is refused."},
+        {"name": proto::api::HEADER_SIGNATURE, "in": "header", "required": true,
+         "schema": {"type": "string", "format": "byte"},
+         "description": "Base64 Ed25519 signature of proto::api::RequestToSign::signing_bytes: \
+                         canteen-request-v1, device, method, path and query, timestamp, nonce \
+                         and the body's SHA-256, one a line."},
+    ]);
+    let errors = json!({
+        "400": {"$ref": "#/components/responses/Error"},
+        "401": {"$ref": "#/components/responses/Error"},
+        "403": {"$ref": "#/components/responses/Error"},
+        "413": {"$ref": "#/components/responses/Error"},
+        "503": {"$ref": "#/components/responses/Error"},
+    });
+    let mut upload_responses = errors.clone();
+    upload_responses["200"] = json!({
+        "description": "What was stored, the highest contiguous seq held, and the server's time.",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/UploadResponse"}}},
+    });
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Canteen back-office",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Kiosk sync and monitoring. Every error answers with an ApiError body.",
+        },
+        "paths": {
+            "/healthz": {"get": {
+                "summary": "Whether this instance and its database answer.",
+                "responses": {
+                    "200": {"description": "ok", "content": {"text/plain": {}}},
+                    "503": {"$ref": "#/components/responses/Error"},
+                },
+            }},
+            "/metrics": {"get": {
+                "summary": "Prometheus metrics: requests, latencies, records ingested, refusals \
+                            by reason, per-kiosk last seen.",
+                "responses": {"200": {"description": "Prometheus text format",
+                                      "content": {"text/plain": {}}}},
+            }},
+            "/api/openapi.json": {"get": {
+                "summary": "This document.",
+                "responses": {"200": {"description": "OpenAPI 3.1",
+                                      "content": {"application/json": {}}}},
+            }},
+            super::kiosk::RECORDS_PATH: {"post": {
+                "summary": "A kiosk uploads a batch of its signed records (at most 500, body at \
+                            most 4 MiB) with its report of itself. Each record is stored once; \
+                            re-uploads count as duplicates; forks and forged records are \
+                            quarantined; records after a gap are held until it fills.",
+                "parameters": signed_request,
+                "requestBody": {"required": true, "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/UploadRequest"}}}},
+                "responses": upload_responses,
+            }},
+        },
+        "components": {
+            "responses": {"Error": {
+                "description": "A refused or failed request.",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ApiError"}}},
+            }},
+            "schemas": {
+                "ApiError": {"type": "object", "required": ["code", "message"], "properties": {
+                    "code": {"type": "string", "enum": [
+                        "bad_request", "batch_too_large", "body_too_large", "unauthenticated",
+                        "replayed", "forbidden", "not_found", "conflict", "unavailable"]},
+                    "message": {"type": "string"},
+                }},
+                "SignedRecord": {"type": "object", "required": ["payload", "signature"], "properties": {
+                    "payload": {"type": "string", "description": "The exact signed UTF-8 JSON."},
+                    "signature": {"type": "string", "format": "byte"},
+                }},
+                "KioskReport": {"type": "object",
+                    "required": ["software_version", "reader", "unsynced_records", "kiosk_time"],
+                    "properties": {
+                        "software_version": {"type": "string"},
+                        "reader": {"type": "string", "enum": ["ready", "unavailable"]},
+                        "unsynced_records": {"type": "integer", "minimum": 0},
+                        "kiosk_time": {"type": "string", "format": "date-time"},
+                        "snapshot_version": {"type": "integer", "minimum": 0},
+                    }},
+                "UploadRequest": {"type": "object", "required": ["records", "status"], "properties": {
+                    "records": {"type": "array", "maxItems": proto::limits::UPLOAD_BATCH_RECORDS_MAX,
+                                "items": {"$ref": "#/components/schemas/SignedRecord"}},
+                    "status": {"$ref": "#/components/schemas/KioskReport"},
+                }},
+                "UploadResponse": {"type": "object",
+                    "required": ["stored", "duplicates", "quarantined", "backoffice_time"],
+                    "properties": {
+                        "acknowledged": {"type": "integer", "minimum": 1},
+                        "stored": {"type": "integer", "minimum": 0},
+                        "duplicates": {"type": "integer", "minimum": 0},
+                        "quarantined": {"type": "integer", "minimum": 0},
+                        "backoffice_time": {"type": "string", "format": "date-time"},
+                    }},
+            },
+        },
+    })
+}

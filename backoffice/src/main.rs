@@ -1,0 +1,136 @@
+//! The `backoffice` command: serve the HTTP API, enrol and revoke kiosks.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use backoffice::store::{DatabaseUrl, Device, PostgresStore, SqliteStore, Store};
+use clap::{Parser, Subcommand};
+use proto::{DeviceId, PublicKey, SiteId};
+use tokio::net::TcpListener;
+
+#[derive(Debug, Parser)]
+#[command(name = "backoffice", version, about = "The canteen back-office")]
+struct Cli {
+    /// Where the data lives: sqlite://PATH or postgres://USER@HOST/DATABASE.
+    #[arg(long, global = true, default_value = "sqlite://backoffice.db")]
+    db: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the HTTP API until interrupted (SIGINT or SIGTERM), then finish requests in flight.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// Enrol and revoke kiosks.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum DeviceCommand {
+    /// Register a kiosk's public key (the PEM that `kiosk init` prints).
+    Add {
+        #[arg(long)]
+        site: String,
+        /// The kiosk's device id, as it signs its records.
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        public_key: PathBuf,
+    },
+    /// Refuse a kiosk from now on; its stored records stay.
+    Revoke {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match DatabaseUrl::parse(&cli.db).map_err(anyhow::Error::msg)? {
+        DatabaseUrl::Sqlite(path) => {
+            let store = SqliteStore::open(&path)
+                .await
+                .with_context(|| format!("opening {}", path.display()))?;
+            run(store, cli.command).await
+        }
+        DatabaseUrl::Postgres(url) => {
+            let store = PostgresStore::open(&url)
+                .await
+                .context("connecting to PostgreSQL")?;
+            run(store, cli.command).await
+        }
+    }
+}
+
+async fn run<S: Store>(store: S, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve { listen } => {
+            let listener = TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("listening on {listen}"))?;
+            tracing::info!(address = %listener.local_addr()?, "serving");
+            backoffice::http::serve(store, listener, shutdown_signal()).await?;
+            tracing::info!("stopped");
+        }
+        Command::Device(DeviceCommand::Add {
+            site,
+            name,
+            public_key,
+        }) => {
+            let pem = std::fs::read_to_string(&public_key)
+                .with_context(|| format!("reading {}", public_key.display()))?;
+            let key = PublicKey::from_pem(&pem)
+                .with_context(|| format!("reading {}", public_key.display()))?;
+            let device = Device {
+                id: DeviceId::parse(&name).context("--name")?,
+                site: SiteId::parse(&site).context("--site")?,
+                key,
+                revoked_at: None,
+            };
+            store.add_device(device).await?;
+            println!(
+                "device {name} added to site {site}, key {}",
+                key.fingerprint()
+            );
+        }
+        Command::Device(DeviceCommand::Revoke { name }) => {
+            let device = DeviceId::parse(&name).context("--name")?;
+            store.revoke_device(&device, backoffice::now()).await?;
+            println!("device {name} revoked");
+        }
+    }
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM (how systemd stops a service).
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM; stopping on SIGINT only");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate.recv() => {},
+    }
+    tracing::info!("shutting down");
+}

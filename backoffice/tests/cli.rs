@@ -1,0 +1,117 @@
+//! The `backoffice` command line, run as an operator would.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::{Command, Output};
+
+use backoffice::store::Store;
+
+use common::SqliteDb;
+use common::fixtures::{device_id, key, site};
+
+fn backoffice(db: &SqliteDb, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_backoffice"))
+        .arg("--db")
+        .arg(db.url())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn check(db: &SqliteDb, args: &[&str], success: bool, output_contains: &str) {
+    let output = backoffice(db, args);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.status.success(), success, "{args:?}: {text}");
+    assert!(text.contains(output_contains), "{args:?}: {text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn city_it_enrols_and_revokes_a_kiosk() {
+    let db = SqliteDb::new();
+    let pem_path = db.dir.path().join("kiosk.pem");
+    std::fs::write(&pem_path, key(7).public_key().to_pem()).unwrap();
+    let pem = pem_path.to_str().unwrap();
+    let not_pem = db.dir.path().join("not.pem");
+    std::fs::write(&not_pem, "hello").unwrap();
+    let not_pem = not_pem.to_str().unwrap();
+
+    let add = [
+        "device",
+        "add",
+        "--site",
+        "jaures",
+        "--name",
+        "kiosk-jaures-1",
+    ];
+    check(
+        &db,
+        &[&add[..], &["--public-key", pem]].concat(),
+        true,
+        "device kiosk-jaures-1 added",
+    );
+    check(
+        &db,
+        &[&add[..], &["--public-key", pem]].concat(),
+        false,
+        "already exists",
+    );
+    check(
+        &db,
+        &[
+            "device",
+            "add",
+            "--site",
+            "jaures",
+            "--name",
+            "bad name!",
+            "--public-key",
+            pem,
+        ],
+        false,
+        "--name",
+    );
+    check(
+        &db,
+        &[
+            "device",
+            "add",
+            "--site",
+            "jaures",
+            "--name",
+            "kiosk-2",
+            "--public-key",
+            not_pem,
+        ],
+        false,
+        "PEM",
+    );
+    check(
+        &db,
+        &["device", "revoke", "--name", "kiosk-jaures-1"],
+        true,
+        "revoked",
+    );
+    check(
+        &db,
+        &["device", "revoke", "--name", "kiosk-none"],
+        false,
+        "does not exist",
+    );
+
+    let store = db.open().await;
+    let device = store
+        .device(&device_id("kiosk-jaures-1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(device.site, site());
+    assert_eq!(device.key, key(7).public_key());
+    assert!(device.revoked_at.is_some());
+    assert_eq!(store.device(&device_id("kiosk-2")).await.unwrap(), None);
+}
