@@ -6,10 +6,12 @@
 //! - [`ingest`]: judging a kiosk's batch of signed records against its stored chain (store,
 //!   hold beyond a gap, count duplicates, quarantine forks and forgeries) and what each stored
 //!   record does to balances.
+//! - [`snapshot`]: building a kiosk's full or delta snapshot from stored rows.
 //! - [`http`]: the HTTP API (axum): signed kiosk requests, ingest, health, metrics, OpenAPI.
 
 pub mod http;
 pub mod ingest;
+pub mod snapshot;
 pub mod store;
 
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -8,9 +8,13 @@ mod common;
 use backoffice::ingest::AnomalyReason;
 use backoffice::store::{IngestOutcome, NonceOutcome, Store, StoreError};
 use proto::api::{KioskReport, ReaderState};
-use proto::{Cents, Seq, SignedRecord, Text};
+use proto::snapshot::Snapshot;
+use proto::{CardUid, Cents, Seq, SignedRecord, SnapshotVersion, Text};
 
-use common::fixtures::{Kiosk, account, at, device, device_id, forged, meal, top_up, void};
+use common::fixtures::{
+    Kiosk, account, at, device, device_id, forged, meal, populate, pupil, pupil_card, settings,
+    site, staff_member, tariff, top_up, void,
+};
 
 /// Runs each named test against a fresh database of each backend.
 macro_rules! store_suite {
@@ -44,6 +48,8 @@ store_suite!(
     records_for_unknown_accounts_are_stored_and_reported,
     concurrent_uploads_of_one_batch_store_it_once,
     kiosk_reports_keep_the_latest,
+    snapshots_hold_the_site_and_deltas_catch_up,
+    invalid_references_change_nothing,
 );
 
 async fn devices_are_registered_once_and_revoked(store: impl Store) {
@@ -363,4 +369,152 @@ async fn kiosk_reports_keep_the_latest(store: impl Store) {
     assert_eq!(statuses[0].device, kiosk.id);
     assert_eq!(statuses[0].last_seen, at(2_000));
     assert_eq!(statuses[0].report.unsynced_records, 0);
+}
+
+/// A kiosk's state after applying `delta` to `full`, as the kiosk merges it.
+fn merged(mut full: Snapshot, delta: Snapshot) -> Snapshot {
+    fn upsert<T: Clone, K: PartialEq>(into: &mut Vec<T>, from: &[T], key: impl Fn(&T) -> K) {
+        for item in from {
+            match into.iter_mut().find(|kept| key(kept) == key(item)) {
+                Some(kept) => *kept = item.clone(),
+                None => into.push(item.clone()),
+            }
+        }
+    }
+    assert_eq!(delta.since, Some(full.version));
+    full.version = delta.version;
+    upsert(&mut full.accounts, &delta.accounts, |a| a.id.clone());
+    upsert(&mut full.pupils, &delta.pupils, |p| p.id.clone());
+    upsert(&mut full.cards, &delta.cards, |c| c.uid);
+    upsert(&mut full.hotlist, &delta.hotlist, |uid| *uid);
+    upsert(&mut full.tariffs, &delta.tariffs, |t| {
+        (t.bracket.clone(), t.meal_type.clone())
+    });
+    upsert(&mut full.services, &delta.services, |s| s.id.clone());
+    upsert(&mut full.staff, &delta.staff, |s| s.id.clone());
+    if delta.settings.is_some() {
+        full.settings = delta.settings;
+    }
+    full.cards
+        .retain(|card| !delta.removed.cards.contains(&card.uid));
+    full
+}
+
+/// Sorted the way the store sorts, so two snapshots of the same data compare equal.
+fn normalized(mut snapshot: Snapshot) -> Snapshot {
+    snapshot.accounts.sort_by(|a, b| a.id.cmp(&b.id));
+    snapshot.pupils.sort_by(|a, b| a.id.cmp(&b.id));
+    snapshot.cards.sort_by_key(|card| card.uid);
+    snapshot.hotlist.sort();
+    snapshot
+}
+
+async fn snapshots_hold_the_site_and_deltas_catch_up(store: impl Store) {
+    populate(&store).await;
+    let full = store.snapshot(&site(), None).await.unwrap();
+    full.check_complete().unwrap();
+    let pupils: Vec<&str> = full.pupils.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(pupils, ["P1", "P2", "P3"], "only the site's pupils");
+    let accounts: Vec<&str> = full.accounts.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(accounts, ["A1", "A2"]);
+    assert_eq!(
+        full.cards.len(),
+        4,
+        "three pupils' cards and the staff card"
+    );
+    assert_eq!(full.staff, vec![staff_member("staff-martin")]);
+    assert_eq!(full.settings, Some(settings()));
+    assert_eq!(
+        full.pupils[0],
+        pupil("P1", "A1", "q3"),
+        "text survives as written"
+    );
+
+    // Changes: a lost card blocked and replaced, a meal charged, a new price.
+    let mut kiosk = Kiosk::new("kiosk-1", 1);
+    store.add_device(kiosk.device.clone()).await.unwrap();
+    let mut versions = vec![full.version];
+    versions.push(
+        store
+            .block_card(&CardUid::parse(&[1, 1, 1, 1]).unwrap())
+            .await
+            .unwrap(),
+    );
+    versions.push(
+        store
+            .assign_card(&pupil_card(&[1, 1, 1, 7], "P1"))
+            .await
+            .unwrap(),
+    );
+    versions.push(
+        store
+            .save_tariff(&site(), &tariff("q1", 120))
+            .await
+            .unwrap(),
+    );
+    kiosk.write(meal("A2", 120));
+    store
+        .ingest(&kiosk.device, kiosk.signed(1, 1), at(10))
+        .await
+        .unwrap();
+    let delta = store.snapshot(&site(), Some(full.version)).await.unwrap();
+    versions.push(delta.version);
+    assert!(
+        versions.windows(2).all(|pair| pair[0] < pair[1]),
+        "{versions:?}"
+    );
+    delta.check_entries().unwrap();
+    assert_eq!(
+        delta.removed.cards,
+        vec![CardUid::parse(&[1, 1, 1, 1]).unwrap()]
+    );
+    assert_eq!(delta.hotlist, vec![CardUid::parse(&[1, 1, 1, 1]).unwrap()]);
+    assert_eq!(delta.cards, vec![pupil_card(&[1, 1, 1, 7], "P1")]);
+    assert_eq!(delta.tariffs, vec![tariff("q1", 120)]);
+    assert_eq!(delta.accounts.len(), 1);
+    assert_eq!(delta.accounts[0].balance, Cents::new(-120));
+    assert!(delta.pupils.is_empty() && delta.staff.is_empty() && delta.settings.is_none());
+
+    let caught_up = merged(full.clone(), delta.clone());
+    let fresh = store.snapshot(&site(), None).await.unwrap();
+    assert_eq!(normalized(caught_up), normalized(fresh.clone()));
+
+    // Nothing changed since: an empty delta at the same version.
+    let nothing = store.snapshot(&site(), Some(delta.version)).await.unwrap();
+    assert_eq!(nothing.version, delta.version);
+    assert!(nothing.accounts.is_empty() && nothing.cards.is_empty() && nothing.removed.is_empty());
+    // A kiosk ahead of the database (restored from a backup) gets everything.
+    let ahead = SnapshotVersion(delta.version.0 + 1_000);
+    assert_eq!(store.snapshot(&site(), Some(ahead)).await.unwrap(), fresh);
+}
+
+async fn invalid_references_change_nothing(store: impl Store) {
+    populate(&store).await;
+    let before = store.snapshot(&site(), None).await.unwrap();
+    let already_bound = pupil_card(&[2, 2, 2, 2], "P3");
+    let failures = [
+        store
+            .save_pupil(&site(), &pupil("P4", "A-NONE", "q1"))
+            .await
+            .err(),
+        store
+            .assign_card(&pupil_card(&[7, 7, 7, 7], "P-NONE"))
+            .await
+            .err(),
+        store.assign_card(&already_bound).await.err(),
+        store
+            .block_card(&CardUid::parse(&[8, 8, 8, 8]).unwrap())
+            .await
+            .err(),
+    ];
+    for failure in failures {
+        assert!(
+            matches!(
+                failure,
+                Some(StoreError::NotFound { .. } | StoreError::AlreadyExists { .. })
+            ),
+            "{failure:?}"
+        );
+    }
+    assert_eq!(store.snapshot(&site(), None).await.unwrap(), before);
 }

@@ -95,6 +95,7 @@ pub fn routes<S: Store>() -> Vec<(Method, &'static str, MethodRouter<SharedApp<S
             kiosk::RECORDS_PATH,
             post(kiosk::upload_records::<S>),
         ),
+        (Method::GET, kiosk::SNAPSHOT_PATH, get(kiosk::snapshot::<S>)),
     ]
 }
 

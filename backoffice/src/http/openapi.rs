@@ -37,6 +37,21 @@ pub fn openapi() -> Value {
         "description": "What was stored, the highest contiguous seq held, and the server's time.",
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/UploadResponse"}}},
     });
+    let mut snapshot_parameters = signed_request.clone();
+    if let Some(parameters) = snapshot_parameters.as_array_mut() {
+        parameters.push(json!({
+            "name": "since", "in": "query", "required": false,
+            "schema": {"type": "integer", "minimum": 0},
+            "description": "The version the kiosk holds; omit for a full snapshot.",
+        }));
+    }
+    let mut snapshot_responses = errors.clone();
+    snapshot_responses["200"] = json!({
+        "description": "proto::snapshot::Snapshot: `since` is set for a delta only.",
+        "content": {"application/json": {"schema": {"type": "object",
+            "required": ["version", "site", "accounts", "pupils", "cards", "hotlist",
+                         "tariffs", "services", "staff"]}}},
+    });
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -62,6 +77,16 @@ pub fn openapi() -> Value {
                 "summary": "This document.",
                 "responses": {"200": {"description": "OpenAPI 3.1",
                                       "content": {"application/json": {}}}},
+            }},
+            super::kiosk::SNAPSHOT_PATH: {"get": {
+                "summary": "A kiosk fetches its site's snapshot: accounts with balances, pupils, \
+                            cards, the city-wide hotlist, tariffs, services, staff credentials \
+                            (Argon2 PIN hashes) and kiosk settings. Without `since`, everything; \
+                            with `since=V`, what changed after version V (blocked cards listed \
+                            under `removed`). A `since` newer than the server's version gets a \
+                            full snapshot.",
+                "parameters": snapshot_parameters,
+                "responses": snapshot_responses,
             }},
             super::kiosk::RECORDS_PATH: {"post": {
                 "summary": "A kiosk uploads a batch of its signed records (at most 500, body at \

@@ -9,6 +9,9 @@ use std::future::Future;
 use proto::api::KioskReport;
 use proto::{AccountId, Cents, DeviceId, Digest, PublicKey, Seq, SignedRecord, SiteId, Timestamp};
 
+use proto::snapshot::{Card, KioskSettings, Pupil, Service, Snapshot, StaffCredential, Tariff};
+use proto::{CardUid, SnapshotVersion};
+
 use crate::ingest::{AnomalyReason, IngestPlan};
 
 pub use postgres::PostgresStore;
@@ -172,6 +175,59 @@ pub trait Store: Clone + Send + Sync + 'static {
 
     /// Whether the database answers.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Creates or updates a pupil of `site`; the account must exist.
+    fn save_pupil(
+        &self,
+        site: &SiteId,
+        pupil: &Pupil,
+    ) -> impl Future<Output = Result<SnapshotVersion, StoreError>> + Send;
+
+    /// Creates or updates a staff member of `site` with the Argon2 hash of their PIN.
+    fn save_staff(
+        &self,
+        site: &SiteId,
+        staff: &StaffCredential,
+    ) -> impl Future<Output = Result<SnapshotVersion, StoreError>> + Send;
+
+    /// Binds a new card to a pupil or staff member. A UID is bound once: a lost card is
+    /// blocked and the holder gets a new one, so the balance stays with the account.
+    fn assign_card(
+        &self,
+        card: &Card,
+    ) -> impl Future<Output = Result<SnapshotVersion, StoreError>> + Send;
+
+    /// Puts a card on the hotlist of every kiosk.
+    fn block_card(
+        &self,
+        uid: &CardUid,
+    ) -> impl Future<Output = Result<SnapshotVersion, StoreError>> + Send;
+
+    fn save_tariff(
+        &self,
+        site: &SiteId,
+        tariff: &Tariff,
+    ) -> impl Future<Output = Result<SnapshotVersion, StoreError>> + Send;
+
+    fn save_service(
+        &self,
+        site: &SiteId,
+        service: &Service,
+    ) -> impl Future<Output = Result<SnapshotVersion, StoreError>> + Send;
+
+    fn save_kiosk_settings(
+        &self,
+        site: &SiteId,
+        settings: &KioskSettings,
+    ) -> impl Future<Output = Result<SnapshotVersion, StoreError>> + Send;
+
+    /// What `site`'s kiosks need: everything, or what changed after `since`. A `since` newer
+    /// than the store's version (a database restored from a backup) gets a full snapshot.
+    fn snapshot(
+        &self,
+        site: &SiteId,
+        since: Option<SnapshotVersion>,
+    ) -> impl Future<Output = Result<Snapshot, StoreError>> + Send;
 }
 
 /// Where the data lives, from `--db`: `sqlite://PATH` or `postgres://...`.
@@ -195,6 +251,27 @@ impl DatabaseUrl {
         Err(format!(
             "unknown database {text:?}: expected sqlite://PATH or postgres://..."
         ))
+    }
+}
+
+/// The version a change makes, from the database's counter.
+fn snapshot_version(version: i64) -> Result<SnapshotVersion, StoreError> {
+    u64::try_from(version)
+        .map(SnapshotVersion)
+        .map_err(|error| corrupt("snapshot version", error))
+}
+
+/// The `version > since` bound of a snapshot's queries: every row for a full snapshot.
+fn since_bound(since: Option<SnapshotVersion>) -> Result<i64, StoreError> {
+    since.map_or(Ok(-1), |since| {
+        i64::try_from(since.0).map_err(|error| corrupt("snapshot version", error))
+    })
+}
+
+fn holder_columns(holder: &proto::snapshot::CardHolder) -> (&'static str, &str) {
+    match holder {
+        proto::snapshot::CardHolder::Pupil(pupil) => ("pupil", pupil.as_str()),
+        proto::snapshot::CardHolder::Staff(staff) => ("staff", staff.as_str()),
     }
 }
 

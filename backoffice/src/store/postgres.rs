@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use proto::api::KioskReport;
+use proto::snapshot::{Card, KioskSettings, Pupil, Service, Snapshot, StaffCredential, Tariff};
 use proto::{
-    AccountId, Cents, ChainHead, DeviceId, PublicKey, Record, SignedRecord, SiteId, Timestamp,
+    AccountId, CardUid, Cents, ChainHead, DeviceId, PublicKey, Record, SignedRecord, SiteId,
+    SnapshotVersion, Timestamp,
 };
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
@@ -18,6 +20,7 @@ use super::{
     StoreError, StoredRecord, corrupt, parse_seq, parse_timestamp, seq_to_i64,
 };
 use crate::ingest::{self, AnomalyReason, Effect, StoredChain};
+use crate::snapshot::{self, CardRow, SnapshotRows};
 
 /// Connections one back-office instance keeps open. PostgreSQL's default allows 100 in all;
 /// a few instances of 16 leave room for reporting and administration.
@@ -31,7 +34,8 @@ const CONNECT_TIMEOUT_MS: u64 = 5_000;
 const MIGRATION_LOCK_KEY: i64 = 0x63616e_7465656e;
 
 /// Schema versions, in order; version N is `MIGRATIONS[N - 1]`. Never edit one that shipped.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE devices (
     id TEXT PRIMARY KEY,
     site TEXT NOT NULL,
@@ -101,7 +105,62 @@ CREATE TABLE kiosks (
     last_seen BIGINT NOT NULL,
     report TEXT NOT NULL
 );
-"];
+",
+    r"
+CREATE TABLE snapshot_version (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    version BIGINT NOT NULL
+);
+INSERT INTO snapshot_version (id, version) VALUES (1, 0);
+ALTER TABLE accounts ADD COLUMN version BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX accounts_by_version ON accounts (version);
+CREATE TABLE pupils (
+    id TEXT PRIMARY KEY,
+    site TEXT NOT NULL,
+    account TEXT NOT NULL REFERENCES accounts (id),
+    data TEXT NOT NULL,
+    version BIGINT NOT NULL
+);
+CREATE INDEX pupils_by_site ON pupils (site, version);
+CREATE INDEX pupils_by_account ON pupils (account);
+CREATE TABLE staff (
+    id TEXT PRIMARY KEY,
+    site TEXT NOT NULL,
+    data TEXT NOT NULL,
+    version BIGINT NOT NULL
+);
+CREATE TABLE cards (
+    uid BYTEA PRIMARY KEY,
+    site TEXT NOT NULL,
+    holder_kind TEXT NOT NULL CHECK (holder_kind IN ('pupil', 'staff')),
+    holder TEXT NOT NULL,
+    blocked BOOLEAN NOT NULL,
+    version BIGINT NOT NULL
+);
+CREATE INDEX cards_by_site ON cards (site, version);
+CREATE INDEX cards_blocked ON cards (blocked, version);
+CREATE TABLE tariffs (
+    site TEXT NOT NULL,
+    bracket TEXT NOT NULL,
+    meal_type TEXT NOT NULL,
+    price BIGINT NOT NULL,
+    version BIGINT NOT NULL,
+    PRIMARY KEY (site, bracket, meal_type)
+);
+CREATE TABLE services (
+    site TEXT NOT NULL,
+    id TEXT NOT NULL,
+    data TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    PRIMARY KEY (site, id)
+);
+CREATE TABLE kiosk_settings (
+    site TEXT PRIMARY KEY,
+    data TEXT NOT NULL,
+    version BIGINT NOT NULL
+);
+",
+];
 
 /// The back-office's data in a PostgreSQL database.
 #[derive(Clone, Debug)]
@@ -133,6 +192,22 @@ impl PostgresStore {
         let store = PostgresStore { pool };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// Runs one insert-or-update whose last parameter is the next snapshot version.
+    async fn upsert(
+        &self,
+        sql: &str,
+        parameters: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<SnapshotVersion, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        let version = bump_version(&transaction).await?;
+        let mut all: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = parameters.to_vec();
+        all.push(&version);
+        transaction.execute(sql, &all).await.map_err(unavailable)?;
+        transaction.commit().await.map_err(unavailable)?;
+        super::snapshot_version(version)
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
@@ -301,16 +376,23 @@ impl Store for PostgresStore {
         overdraft_floor: Cents,
         at: Timestamp,
     ) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        let inserted = client
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        let version = bump_version(&transaction).await?;
+        let inserted = transaction
             .execute(
-                "INSERT INTO accounts (id, balance, overdraft_floor, created_at)
-                 VALUES ($1, 0, $2, $3)",
-                &[&account.as_str(), &overdraft_floor.get(), &at.unix_ms()],
+                "INSERT INTO accounts (id, balance, overdraft_floor, created_at, version)
+                 VALUES ($1, 0, $2, $3, $4)",
+                &[
+                    &account.as_str(),
+                    &overdraft_floor.get(),
+                    &at.unix_ms(),
+                    &version,
+                ],
             )
             .await;
         match inserted {
-            Ok(_) => Ok(()),
+            Ok(_) => transaction.commit().await.map_err(unavailable),
             Err(error) if is_unique_violation(&error) => Err(StoreError::AlreadyExists {
                 what: "account",
                 id: account.to_string(),
@@ -400,6 +482,12 @@ impl Store for PostgresStore {
             stored_below_head,
         };
         let plan = ingest::plan(&device.id, &device.key, &stored, &batch);
+        // Balances a kiosk sees change with the records: they belong to a new snapshot version.
+        let version = if plan.append.is_empty() {
+            0
+        } else {
+            bump_version(&transaction).await?
+        };
 
         let insert_record = transaction
             .prepare_cached(
@@ -429,7 +517,7 @@ impl Store for PostgresStore {
                 .await
                 .map_err(unavailable)?;
             if let Some((reason, detail)) =
-                apply_effect(&transaction, id, record, seq, received_at).await?
+                apply_effect(&transaction, id, record, seq, received_at, version).await?
             {
                 insert_anomaly(
                     &transaction,
@@ -598,6 +686,292 @@ impl Store for PostgresStore {
             .collect()
     }
 
+    async fn save_pupil(
+        &self,
+        site: &SiteId,
+        pupil: &Pupil,
+    ) -> Result<SnapshotVersion, StoreError> {
+        let data = snapshot::to_json(pupil)?;
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        let version = bump_version(&transaction).await?;
+        // The account joins the site's snapshots with its first pupil there.
+        let account_found = transaction
+            .execute(
+                "UPDATE accounts SET version = $2 WHERE id = $1",
+                &[&pupil.account.as_str(), &version],
+            )
+            .await
+            .map_err(unavailable)?;
+        if account_found == 0 {
+            return Err(StoreError::NotFound {
+                what: "account",
+                id: pupil.account.to_string(),
+            });
+        }
+        transaction
+            .execute(
+                "INSERT INTO pupils (id, site, account, data, version)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (id) DO UPDATE SET
+                    site = $2, account = $3, data = $4, version = $5",
+                &[
+                    &pupil.id.as_str(),
+                    &site.as_str(),
+                    &pupil.account.as_str(),
+                    &data,
+                    &version,
+                ],
+            )
+            .await
+            .map_err(unavailable)?;
+        transaction.commit().await.map_err(unavailable)?;
+        super::snapshot_version(version)
+    }
+
+    async fn save_staff(
+        &self,
+        site: &SiteId,
+        staff: &StaffCredential,
+    ) -> Result<SnapshotVersion, StoreError> {
+        let data = snapshot::to_json(staff)?;
+        self.upsert(
+            "INSERT INTO staff (id, site, data, version) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (id) DO UPDATE SET site = $2, data = $3, version = $4",
+            &[&staff.id.as_str(), &site.as_str(), &data],
+        )
+        .await
+    }
+
+    async fn assign_card(&self, card: &Card) -> Result<SnapshotVersion, StoreError> {
+        let (kind, holder) = super::holder_columns(&card.holder);
+        let table = if kind == "pupil" { "pupils" } else { "staff" };
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        let version = bump_version(&transaction).await?;
+        let Some(row) = transaction
+            .query_opt(
+                &format!("SELECT site FROM {table} WHERE id = $1"),
+                &[&holder],
+            )
+            .await
+            .map_err(unavailable)?
+        else {
+            return Err(StoreError::NotFound {
+                what: kind,
+                id: holder.to_owned(),
+            });
+        };
+        let site: String = row.get(0);
+        let inserted = transaction
+            .execute(
+                "INSERT INTO cards (uid, site, holder_kind, holder, blocked, version)
+                 VALUES ($1, $2, $3, $4, false, $5)",
+                &[&card.uid.as_bytes(), &site, &kind, &holder, &version],
+            )
+            .await;
+        match inserted {
+            Ok(_) => {}
+            Err(error) if is_unique_violation(&error) => {
+                return Err(StoreError::AlreadyExists {
+                    what: "card",
+                    id: card.uid.to_string(),
+                });
+            }
+            Err(error) => return Err(unavailable(error)),
+        }
+        transaction.commit().await.map_err(unavailable)?;
+        super::snapshot_version(version)
+    }
+
+    async fn block_card(&self, uid: &CardUid) -> Result<SnapshotVersion, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        let version = bump_version(&transaction).await?;
+        let changed = transaction
+            .execute(
+                "UPDATE cards SET blocked = true, version = $2 WHERE uid = $1",
+                &[&uid.as_bytes(), &version],
+            )
+            .await
+            .map_err(unavailable)?;
+        if changed == 0 {
+            return Err(StoreError::NotFound {
+                what: "card",
+                id: uid.to_string(),
+            });
+        }
+        transaction.commit().await.map_err(unavailable)?;
+        super::snapshot_version(version)
+    }
+
+    async fn save_tariff(
+        &self,
+        site: &SiteId,
+        tariff: &Tariff,
+    ) -> Result<SnapshotVersion, StoreError> {
+        self.upsert(
+            "INSERT INTO tariffs (site, bracket, meal_type, price, version)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (site, bracket, meal_type) DO UPDATE SET price = $4, version = $5",
+            &[
+                &site.as_str(),
+                &tariff.bracket.as_str(),
+                &tariff.meal_type.as_str(),
+                &tariff.price.get(),
+            ],
+        )
+        .await
+    }
+
+    async fn save_service(
+        &self,
+        site: &SiteId,
+        service: &Service,
+    ) -> Result<SnapshotVersion, StoreError> {
+        let data = snapshot::to_json(service)?;
+        self.upsert(
+            "INSERT INTO services (site, id, data, version) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (site, id) DO UPDATE SET data = $3, version = $4",
+            &[&site.as_str(), &service.id.as_str(), &data],
+        )
+        .await
+    }
+
+    async fn save_kiosk_settings(
+        &self,
+        site: &SiteId,
+        settings: &KioskSettings,
+    ) -> Result<SnapshotVersion, StoreError> {
+        let data = snapshot::to_json(settings)?;
+        self.upsert(
+            "INSERT INTO kiosk_settings (site, data, version) VALUES ($1, $2, $3)
+             ON CONFLICT (site) DO UPDATE SET data = $2, version = $3",
+            &[&site.as_str(), &data],
+        )
+        .await
+    }
+
+    async fn snapshot(
+        &self,
+        site: &SiteId,
+        since: Option<SnapshotVersion>,
+    ) -> Result<Snapshot, StoreError> {
+        let mut client = self.client().await?;
+        // One consistent view: every row from the same state of the database.
+        let transaction = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(unavailable)?;
+        let version: i64 = transaction
+            .query_one("SELECT version FROM snapshot_version WHERE id = 1", &[])
+            .await
+            .map_err(unavailable)?
+            .get(0);
+        let since = since.filter(|since| i64::try_from(since.0).is_ok_and(|v| v <= version));
+        let after = super::since_bound(since)?;
+        let site_id = site.as_str();
+        let query = |sql: &'static str, with_site: bool| {
+            let transaction = &transaction;
+            async move {
+                let rows = if with_site {
+                    transaction.query(sql, &[&site_id, &after]).await
+                } else {
+                    transaction.query(sql, &[&after]).await
+                };
+                rows.map_err(unavailable)
+            }
+        };
+        let accounts = query(
+            "SELECT id, balance, overdraft_floor FROM accounts
+             WHERE version > $2 AND id IN (SELECT account FROM pupils WHERE site = $1)
+             ORDER BY id",
+            true,
+        )
+        .await?
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect();
+        let pupils = query(
+            "SELECT data FROM pupils WHERE site = $1 AND version > $2 ORDER BY id",
+            true,
+        )
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+        let cards = query(
+            "SELECT uid, holder_kind, holder, blocked FROM cards
+             WHERE site = $1 AND version > $2 ORDER BY uid",
+            true,
+        )
+        .await?
+        .iter()
+        .map(|row| CardRow {
+            uid: row.get(0),
+            holder_kind: row.get(1),
+            holder: row.get(2),
+            blocked: row.get(3),
+        })
+        .collect();
+        let hotlist = query(
+            "SELECT uid FROM cards WHERE blocked AND version > $1 ORDER BY uid",
+            false,
+        )
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+        let tariffs = query(
+            "SELECT bracket, meal_type, price FROM tariffs WHERE site = $1 AND version > $2
+             ORDER BY bracket, meal_type",
+            true,
+        )
+        .await?
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect();
+        let services = query(
+            "SELECT data FROM services WHERE site = $1 AND version > $2 ORDER BY id",
+            true,
+        )
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+        let staff = query(
+            "SELECT data FROM staff WHERE site = $1 AND version > $2 ORDER BY id",
+            true,
+        )
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+        let settings = query(
+            "SELECT data FROM kiosk_settings WHERE site = $1 AND version > $2",
+            true,
+        )
+        .await?
+        .first()
+        .map(|row| row.get(0));
+        transaction.commit().await.map_err(unavailable)?;
+        let rows = SnapshotRows {
+            version,
+            accounts,
+            pupils,
+            cards,
+            hotlist,
+            tariffs,
+            services,
+            staff,
+            settings,
+        };
+        snapshot::build(site, since, rows)
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         let client = self.client().await?;
         client.execute("SELECT 1", &[]).await.map_err(unavailable)?;
@@ -612,11 +986,13 @@ async fn apply_effect(
     record: &Record,
     seq: i64,
     at: Timestamp,
+    version: i64,
 ) -> Result<Option<(AnomalyReason, String)>, StoreError> {
     match ingest::effect(&record.payload().body) {
         Effect::None => Ok(None),
         Effect::Move { account, amount } => {
-            if let Some(anomaly) = move_balance(transaction, account.as_str(), amount.get()).await?
+            if let Some(anomaly) =
+                move_balance(transaction, account.as_str(), amount.get(), version).await?
             {
                 return Ok(Some(anomaly));
             }
@@ -689,7 +1065,7 @@ async fn apply_effect(
                 reversals.push((account, reversed));
             }
             for (account, amount) in &reversals {
-                if let Some(anomaly) = move_balance(transaction, account, *amount).await? {
+                if let Some(anomaly) = move_balance(transaction, account, *amount, version).await? {
                     return Ok(Some(anomaly));
                 }
             }
@@ -713,6 +1089,7 @@ async fn move_balance(
     transaction: &deadpool_postgres::Transaction<'_>,
     account: &str,
     amount: i64,
+    version: i64,
 ) -> Result<Option<(AnomalyReason, String)>, StoreError> {
     let Some(row) = transaction
         .query_opt(
@@ -736,8 +1113,8 @@ async fn move_balance(
     };
     transaction
         .execute(
-            "UPDATE accounts SET balance = $2 WHERE id = $1",
-            &[&account, &new_balance],
+            "UPDATE accounts SET balance = $2, version = $3 WHERE id = $1",
+            &[&account, &new_balance, &version],
         )
         .await
         .map_err(unavailable)?;
@@ -772,4 +1149,17 @@ async fn insert_anomaly(
         .await
         .map_err(unavailable)?;
     Ok(())
+}
+
+/// Takes the next snapshot version for the changes of this transaction. The row lock also
+/// orders writers, so versions become visible in the order they were taken.
+async fn bump_version(transaction: &deadpool_postgres::Transaction<'_>) -> Result<i64, StoreError> {
+    Ok(transaction
+        .query_one(
+            "UPDATE snapshot_version SET version = version + 1 WHERE id = 1 RETURNING version",
+            &[],
+        )
+        .await
+        .map_err(unavailable)?
+        .get(0))
 }

@@ -7,7 +7,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proto::api::KioskReport;
-use proto::{AccountId, Cents, ChainHead, DeviceId, PublicKey, SignedRecord, SiteId, Timestamp};
+use proto::snapshot::{Card, KioskSettings, Pupil, Service, Snapshot, StaffCredential, Tariff};
+use proto::{
+    AccountId, CardUid, Cents, ChainHead, DeviceId, PublicKey, SignedRecord, SiteId,
+    SnapshotVersion, Timestamp,
+};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{
@@ -15,12 +19,14 @@ use super::{
     StoredRecord, corrupt, parse_seq, parse_timestamp, seq_to_i64,
 };
 use crate::ingest::{self, AnomalyReason, Effect, StoredChain};
+use crate::snapshot::{self, CardRow, SnapshotRows};
 
 /// How long a statement waits for another process's write lock before giving up.
 const BUSY_TIMEOUT_MS: u64 = 5_000;
 
 /// Schema versions, in order; version N is `MIGRATIONS[N - 1]`. Never edit one that shipped.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE devices (
     id TEXT PRIMARY KEY,
     site TEXT NOT NULL,
@@ -90,7 +96,62 @@ CREATE TABLE kiosks (
     last_seen INTEGER NOT NULL,
     report TEXT NOT NULL
 ) STRICT;
-"];
+",
+    r"
+CREATE TABLE snapshot_version (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL
+) STRICT;
+INSERT INTO snapshot_version (id, version) VALUES (1, 0);
+ALTER TABLE accounts ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX accounts_by_version ON accounts (version);
+CREATE TABLE pupils (
+    id TEXT PRIMARY KEY,
+    site TEXT NOT NULL,
+    account TEXT NOT NULL REFERENCES accounts (id),
+    data TEXT NOT NULL,
+    version INTEGER NOT NULL
+) STRICT;
+CREATE INDEX pupils_by_site ON pupils (site, version);
+CREATE INDEX pupils_by_account ON pupils (account);
+CREATE TABLE staff (
+    id TEXT PRIMARY KEY,
+    site TEXT NOT NULL,
+    data TEXT NOT NULL,
+    version INTEGER NOT NULL
+) STRICT;
+CREATE TABLE cards (
+    uid BLOB PRIMARY KEY,
+    site TEXT NOT NULL,
+    holder_kind TEXT NOT NULL CHECK (holder_kind IN ('pupil', 'staff')),
+    holder TEXT NOT NULL,
+    blocked INTEGER NOT NULL CHECK (blocked IN (0, 1)),
+    version INTEGER NOT NULL
+) STRICT;
+CREATE INDEX cards_by_site ON cards (site, version);
+CREATE INDEX cards_blocked ON cards (blocked, version);
+CREATE TABLE tariffs (
+    site TEXT NOT NULL,
+    bracket TEXT NOT NULL,
+    meal_type TEXT NOT NULL,
+    price INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    PRIMARY KEY (site, bracket, meal_type)
+) STRICT;
+CREATE TABLE services (
+    site TEXT NOT NULL,
+    id TEXT NOT NULL,
+    data TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    PRIMARY KEY (site, id)
+) STRICT;
+CREATE TABLE kiosk_settings (
+    site TEXT PRIMARY KEY,
+    data TEXT NOT NULL,
+    version INTEGER NOT NULL
+) STRICT;
+",
+];
 
 /// The back-office's data in one SQLite file.
 #[derive(Clone, Debug)]
@@ -127,6 +188,23 @@ impl SqliteStore {
         Ok(SqliteStore {
             connection: Arc::new(Mutex::new(connection)),
         })
+    }
+
+    /// Runs `change` in a write transaction with the next snapshot version.
+    async fn write(
+        &self,
+        change: impl FnOnce(&rusqlite::Transaction<'_>, i64) -> Result<(), StoreError> + Send + 'static,
+    ) -> Result<SnapshotVersion, StoreError> {
+        self.with(move |connection| {
+            let transaction = connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let version = bump_version(&transaction)?;
+            change(&transaction, version)?;
+            transaction.commit().map_err(unavailable)?;
+            super::snapshot_version(version)
+        })
+        .await
     }
 
     /// Runs `work` with the connection on a blocking thread.
@@ -313,13 +391,22 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let account = account.clone();
         self.with(move |connection| {
-            let inserted = connection.execute(
-                "INSERT INTO accounts (id, balance, overdraft_floor, created_at)
-                 VALUES (?1, 0, ?2, ?3)",
-                params![account.as_str(), overdraft_floor.get(), at.unix_ms()],
+            let transaction = connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let version = bump_version(&transaction)?;
+            let inserted = transaction.execute(
+                "INSERT INTO accounts (id, balance, overdraft_floor, created_at, version)
+                 VALUES (?1, 0, ?2, ?3, ?4)",
+                params![
+                    account.as_str(),
+                    overdraft_floor.get(),
+                    at.unix_ms(),
+                    version
+                ],
             );
             match inserted {
-                Ok(_) => Ok(()),
+                Ok(_) => transaction.commit().map_err(unavailable),
                 Err(error) if is_constraint_violation(&error) => Err(StoreError::AlreadyExists {
                     what: "account",
                     id: account.to_string(),
@@ -520,6 +607,218 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn save_pupil(
+        &self,
+        site: &SiteId,
+        pupil: &Pupil,
+    ) -> Result<SnapshotVersion, StoreError> {
+        let site = site.clone();
+        let pupil = pupil.clone();
+        let data = snapshot::to_json(&pupil)?;
+        self.write(move |transaction, version| {
+            // The account joins the site's snapshots with its first pupil there.
+            let account_found = transaction
+                .execute(
+                    "UPDATE accounts SET version = ?2 WHERE id = ?1",
+                    params![pupil.account.as_str(), version],
+                )
+                .map_err(unavailable)?;
+            if account_found == 0 {
+                return Err(StoreError::NotFound {
+                    what: "account",
+                    id: pupil.account.to_string(),
+                });
+            }
+            transaction
+                .execute(
+                    "INSERT INTO pupils (id, site, account, data, version)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (id) DO UPDATE SET
+                        site = ?2, account = ?3, data = ?4, version = ?5",
+                    params![
+                        pupil.id.as_str(),
+                        site.as_str(),
+                        pupil.account.as_str(),
+                        data,
+                        version
+                    ],
+                )
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn save_staff(
+        &self,
+        site: &SiteId,
+        staff: &StaffCredential,
+    ) -> Result<SnapshotVersion, StoreError> {
+        let site = site.clone();
+        let id = staff.id.clone();
+        let data = snapshot::to_json(staff)?;
+        self.write(move |transaction, version| {
+            transaction
+                .execute(
+                    "INSERT INTO staff (id, site, data, version) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (id) DO UPDATE SET site = ?2, data = ?3, version = ?4",
+                    params![id.as_str(), site.as_str(), data, version],
+                )
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn assign_card(&self, card: &Card) -> Result<SnapshotVersion, StoreError> {
+        let card = card.clone();
+        self.write(move |transaction, version| {
+            let (kind, holder) = super::holder_columns(&card.holder);
+            let table = if kind == "pupil" { "pupils" } else { "staff" };
+            let site: Option<String> = transaction
+                .query_row(
+                    &format!("SELECT site FROM {table} WHERE id = ?1"),
+                    params![holder],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            let Some(site) = site else {
+                return Err(StoreError::NotFound {
+                    what: kind,
+                    id: holder.to_owned(),
+                });
+            };
+            let inserted = transaction.execute(
+                "INSERT INTO cards (uid, site, holder_kind, holder, blocked, version)
+                 VALUES (?1, ?2, ?3, ?4, 0, ?5)",
+                params![card.uid.as_bytes(), site, kind, holder, version],
+            );
+            match inserted {
+                Ok(_) => Ok(()),
+                Err(error) if is_constraint_violation(&error) => Err(StoreError::AlreadyExists {
+                    what: "card",
+                    id: card.uid.to_string(),
+                }),
+                Err(error) => Err(unavailable(error)),
+            }
+        })
+        .await
+    }
+
+    async fn block_card(&self, uid: &CardUid) -> Result<SnapshotVersion, StoreError> {
+        let uid = *uid;
+        self.write(move |transaction, version| {
+            let changed = transaction
+                .execute(
+                    "UPDATE cards SET blocked = 1, version = ?2 WHERE uid = ?1",
+                    params![uid.as_bytes(), version],
+                )
+                .map_err(unavailable)?;
+            if changed == 0 {
+                return Err(StoreError::NotFound {
+                    what: "card",
+                    id: uid.to_string(),
+                });
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn save_tariff(
+        &self,
+        site: &SiteId,
+        tariff: &Tariff,
+    ) -> Result<SnapshotVersion, StoreError> {
+        let site = site.clone();
+        let tariff = tariff.clone();
+        self.write(move |transaction, version| {
+            transaction
+                .execute(
+                    "INSERT INTO tariffs (site, bracket, meal_type, price, version)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (site, bracket, meal_type) DO UPDATE SET
+                        price = ?4, version = ?5",
+                    params![
+                        site.as_str(),
+                        tariff.bracket.as_str(),
+                        tariff.meal_type.as_str(),
+                        tariff.price.get(),
+                        version
+                    ],
+                )
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn save_service(
+        &self,
+        site: &SiteId,
+        service: &Service,
+    ) -> Result<SnapshotVersion, StoreError> {
+        let site = site.clone();
+        let id = service.id.clone();
+        let data = snapshot::to_json(service)?;
+        self.write(move |transaction, version| {
+            transaction
+                .execute(
+                    "INSERT INTO services (site, id, data, version) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (site, id) DO UPDATE SET data = ?3, version = ?4",
+                    params![site.as_str(), id.as_str(), data, version],
+                )
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn save_kiosk_settings(
+        &self,
+        site: &SiteId,
+        settings: &KioskSettings,
+    ) -> Result<SnapshotVersion, StoreError> {
+        let site = site.clone();
+        let data = snapshot::to_json(settings)?;
+        self.write(move |transaction, version| {
+            transaction
+                .execute(
+                    "INSERT INTO kiosk_settings (site, data, version) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (site) DO UPDATE SET data = ?2, version = ?3",
+                    params![site.as_str(), data, version],
+                )
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn snapshot(
+        &self,
+        site: &SiteId,
+        since: Option<SnapshotVersion>,
+    ) -> Result<Snapshot, StoreError> {
+        let site = site.clone();
+        self.with(move |connection| {
+            // One read transaction: every row from the same state of the database.
+            let transaction = connection.transaction().map_err(unavailable)?;
+            let version: i64 = transaction
+                .query_row(
+                    "SELECT version FROM snapshot_version WHERE id = 1",
+                    [],
+                    |row| row.get(0),
+                )
+                .map_err(unavailable)?;
+            let since = since.filter(|since| i64::try_from(since.0).is_ok_and(|v| v <= version));
+            let rows = snapshot_rows(&transaction, &site, version, since)?;
+            transaction.commit().map_err(unavailable)?;
+            snapshot::build(&site, since, rows)
+        })
+        .await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.with(|connection| {
             connection
@@ -594,6 +893,12 @@ fn ingest_in(
         stored_below_head,
     };
     let plan = ingest::plan(&device.id, &device.key, &stored, batch);
+    // Balances a kiosk sees change with the records: they belong to a new snapshot version.
+    let version = if plan.append.is_empty() {
+        0
+    } else {
+        bump_version(&transaction)?
+    };
 
     for record in &plan.append {
         let seq = seq_to_i64(record.seq())?;
@@ -617,7 +922,9 @@ fn ingest_in(
                 ])
             })
             .map_err(unavailable)?;
-        if let Some((reason, detail)) = apply_effect(&transaction, id, record, seq, received_at)? {
+        if let Some((reason, detail)) =
+            apply_effect(&transaction, id, record, seq, received_at, version)?
+        {
             insert_anomaly(
                 &transaction,
                 id,
@@ -672,6 +979,7 @@ fn apply_effect(
     record: &proto::Record,
     seq: i64,
     at: Timestamp,
+    version: i64,
 ) -> Result<Option<(AnomalyReason, String)>, StoreError> {
     let movements: Vec<(String, i64)> = match ingest::effect(&record.payload().body) {
         Effect::None => return Ok(None),
@@ -730,7 +1038,7 @@ fn apply_effect(
                 reversals.push((account, reversed));
             }
             for (account, amount) in &reversals {
-                if let Some(anomaly) = move_balance(transaction, account, *amount)? {
+                if let Some(anomaly) = move_balance(transaction, account, *amount, version)? {
                     return Ok(Some(anomaly));
                 }
             }
@@ -747,7 +1055,7 @@ fn apply_effect(
         }
     };
     for (account, amount) in movements {
-        if let Some(anomaly) = move_balance(transaction, &account, amount)? {
+        if let Some(anomaly) = move_balance(transaction, &account, amount, version)? {
             return Ok(Some(anomaly));
         }
         transaction
@@ -768,6 +1076,7 @@ fn move_balance(
     transaction: &rusqlite::Transaction<'_>,
     account: &str,
     amount: i64,
+    version: i64,
 ) -> Result<Option<(AnomalyReason, String)>, StoreError> {
     let balance: Option<i64> = transaction
         .prepare_cached("SELECT balance FROM accounts WHERE id = ?1")
@@ -790,8 +1099,8 @@ fn move_balance(
         )));
     };
     transaction
-        .prepare_cached("UPDATE accounts SET balance = ?2 WHERE id = ?1")
-        .and_then(|mut statement| statement.execute(params![account, new_balance]))
+        .prepare_cached("UPDATE accounts SET balance = ?2, version = ?3 WHERE id = ?1")
+        .and_then(|mut statement| statement.execute(params![account, new_balance, version]))
         .map_err(unavailable)?;
     Ok(None)
 }
@@ -825,4 +1134,108 @@ fn insert_anomaly(
         })
         .map_err(unavailable)?;
     Ok(())
+}
+
+/// Takes the next snapshot version for the changes of this transaction.
+fn bump_version(transaction: &rusqlite::Transaction<'_>) -> Result<i64, StoreError> {
+    transaction
+        .query_row(
+            "UPDATE snapshot_version SET version = version + 1 WHERE id = 1 RETURNING version",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(unavailable)
+}
+
+fn snapshot_rows(
+    transaction: &rusqlite::Transaction<'_>,
+    site: &SiteId,
+    version: i64,
+    since: Option<SnapshotVersion>,
+) -> Result<SnapshotRows, StoreError> {
+    let after = super::since_bound(since)?;
+    let site = site.as_str();
+    let accounts = query_all(
+        transaction,
+        "SELECT id, balance, overdraft_floor FROM accounts
+         WHERE version > ?2 AND id IN (SELECT account FROM pupils WHERE site = ?1)
+         ORDER BY id",
+        params![site, after],
+        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+    )?;
+    let pupils = query_all(
+        transaction,
+        "SELECT data FROM pupils WHERE site = ?1 AND version > ?2 ORDER BY id",
+        params![site, after],
+        |row| row.get(0),
+    )?;
+    let cards = query_all(
+        transaction,
+        "SELECT uid, holder_kind, holder, blocked FROM cards
+         WHERE site = ?1 AND version > ?2 ORDER BY uid",
+        params![site, after],
+        |row| {
+            Ok(CardRow {
+                uid: row.get(0)?,
+                holder_kind: row.get(1)?,
+                holder: row.get(2)?,
+                blocked: row.get::<_, i64>(3)? == 1,
+            })
+        },
+    )?;
+    let hotlist = query_all(
+        transaction,
+        "SELECT uid FROM cards WHERE blocked = 1 AND version > ?1 ORDER BY uid",
+        params![after],
+        |row| row.get(0),
+    )?;
+    let tariffs = query_all(
+        transaction,
+        "SELECT bracket, meal_type, price FROM tariffs WHERE site = ?1 AND version > ?2
+         ORDER BY bracket, meal_type",
+        params![site, after],
+        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+    )?;
+    let services = query_all(
+        transaction,
+        "SELECT data FROM services WHERE site = ?1 AND version > ?2 ORDER BY id",
+        params![site, after],
+        |row| row.get(0),
+    )?;
+    let staff = query_all(
+        transaction,
+        "SELECT data FROM staff WHERE site = ?1 AND version > ?2 ORDER BY id",
+        params![site, after],
+        |row| row.get(0),
+    )?;
+    let settings = transaction
+        .query_row(
+            "SELECT data FROM kiosk_settings WHERE site = ?1 AND version > ?2",
+            params![site, after],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(unavailable)?;
+    Ok(SnapshotRows {
+        version,
+        accounts,
+        pupils,
+        cards,
+        hotlist,
+        tariffs,
+        services,
+        staff,
+        settings,
+    })
+}
+
+fn query_all<T>(
+    transaction: &rusqlite::Transaction<'_>,
+    sql: &str,
+    parameters: impl rusqlite::Params,
+    map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, StoreError> {
+    let mut statement = transaction.prepare_cached(sql).map_err(unavailable)?;
+    let rows = statement.query_map(parameters, map).map_err(unavailable)?;
+    rows.collect::<Result<Vec<T>, _>>().map_err(unavailable)
 }

@@ -7,6 +7,10 @@ use proto::{
 };
 
 use backoffice::store::Device;
+use proto::snapshot::{
+    Card, CardHolder, KioskSettings, Language, LocalTime, Pupil, Service, StaffCredential, Tariff,
+    Weekday,
+};
 
 /// A fixed key, so failures reproduce: the PKCS#8 v1 form of a 32-byte seed.
 pub fn key(seed: u8) -> SigningKey {
@@ -142,4 +146,140 @@ pub fn forged(record: &SignedRecord) -> SignedRecord {
         payload: record.payload.clone(),
         signature: key(99).sign(record.payload.as_bytes()).to_base64(),
     }
+}
+
+pub fn pupil(id: &str, account_name: &str, bracket: &str) -> Pupil {
+    Pupil {
+        id: PupilId::parse(id).unwrap(),
+        account: account(account_name),
+        first_name: Text::parse("Léa").unwrap(),
+        last_name: Text::parse("Martin-O'Brien; DROP TABLE pupils;--").unwrap(),
+        bracket: BracketId::parse(bracket).unwrap(),
+        dietary: vec![Text::parse("no_pork").unwrap()],
+    }
+}
+
+pub fn card(uid: &[u8], holder: CardHolder) -> Card {
+    Card {
+        uid: CardUid::parse(uid).unwrap(),
+        holder,
+    }
+}
+
+pub fn pupil_card(uid: &[u8], pupil: &str) -> Card {
+    card(uid, CardHolder::Pupil(PupilId::parse(pupil).unwrap()))
+}
+
+pub fn staff_member(id: &str) -> StaffCredential {
+    StaffCredential {
+        id: StaffId::parse(id).unwrap(),
+        name: Text::parse("Mme Martin").unwrap(),
+        pin_hash: Text::parse("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA")
+            .unwrap(),
+    }
+}
+
+pub fn tariff(bracket: &str, price_cents: i64) -> Tariff {
+    Tariff {
+        bracket: BracketId::parse(bracket).unwrap(),
+        meal_type: MealType::parse("lunch").unwrap(),
+        price: Cents::new(price_cents),
+    }
+}
+
+pub fn lunch_service() -> Service {
+    Service {
+        id: ServiceId::parse("lunch").unwrap(),
+        name: Text::parse("Déjeuner").unwrap(),
+        meal_type: MealType::parse("lunch").unwrap(),
+        weekdays: vec![
+            Weekday::Monday,
+            Weekday::Tuesday,
+            Weekday::Thursday,
+            Weekday::Friday,
+        ],
+        start: LocalTime::parse("11:30").unwrap(),
+        end: LocalTime::parse("13:45").unwrap(),
+    }
+}
+
+pub fn settings() -> KioskSettings {
+    KioskSettings {
+        result_display_ms: 2_500,
+        sync_interval_ms: 30_000,
+        staff_idle_signout_ms: 60_000,
+        language: Language::Fr,
+    }
+}
+
+/// Site `jaures` with two families (siblings P1 and P2 share A1), a staff member, cards,
+/// tariffs, lunch and settings; and site `ferry` with one pupil, whose data `jaures`'s kiosks
+/// must not receive.
+pub async fn populate(store: &impl backoffice::store::Store) {
+    let jaures = site();
+    let ferry = SiteId::parse("ferry").unwrap();
+    for (name, floor) in [("A1", -500), ("A2", 0), ("A9", 0)] {
+        store
+            .add_account(&account(name), Cents::new(floor), at(0))
+            .await
+            .unwrap();
+    }
+    for (bracket, price) in [("q1", 100), ("q2", 250), ("q3", 385)] {
+        store
+            .save_tariff(&jaures, &tariff(bracket, price))
+            .await
+            .unwrap();
+        store
+            .save_tariff(&ferry, &tariff(bracket, price))
+            .await
+            .unwrap();
+    }
+    store.save_service(&jaures, &lunch_service()).await.unwrap();
+    store
+        .save_kiosk_settings(&jaures, &settings())
+        .await
+        .unwrap();
+    store
+        .save_staff(&jaures, &staff_member("staff-martin"))
+        .await
+        .unwrap();
+    store
+        .save_pupil(&jaures, &pupil("P1", "A1", "q3"))
+        .await
+        .unwrap();
+    store
+        .save_pupil(&jaures, &pupil("P2", "A1", "q3"))
+        .await
+        .unwrap();
+    store
+        .save_pupil(&jaures, &pupil("P3", "A2", "q1"))
+        .await
+        .unwrap();
+    store
+        .save_pupil(&ferry, &pupil("P9", "A9", "q2"))
+        .await
+        .unwrap();
+    store
+        .assign_card(&pupil_card(&[1, 1, 1, 1], "P1"))
+        .await
+        .unwrap();
+    store
+        .assign_card(&pupil_card(&[2, 2, 2, 2], "P2"))
+        .await
+        .unwrap();
+    store
+        .assign_card(&pupil_card(&[3, 3, 3, 3], "P3"))
+        .await
+        .unwrap();
+    store
+        .assign_card(&pupil_card(&[9, 9, 9, 9], "P9"))
+        .await
+        .unwrap();
+    store
+        .assign_card(&card(
+            &[5, 5, 5, 5, 5, 5, 5],
+            CardHolder::Staff(StaffId::parse("staff-martin").unwrap()),
+        ))
+        .await
+        .unwrap();
 }
