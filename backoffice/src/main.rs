@@ -25,6 +25,12 @@ enum Command {
     Serve {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Enrol and revoke kiosks.
     #[command(subcommand)]
@@ -58,6 +64,8 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Plain text for journald and files; colours only for a person at a terminal.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     match DatabaseUrl::parse(&cli.db).map_err(anyhow::Error::msg)? {
@@ -78,12 +86,23 @@ async fn main() -> anyhow::Result<()> {
 
 async fn run<S: Store>(store: S, command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve { listen } => {
+        Command::Serve {
+            listen,
+            tls_cert,
+            tls_key,
+        } => {
+            let tls = match (tls_cert, tls_key) {
+                (Some(certificate), Some(key)) => {
+                    Some(backoffice::http::tls::server_config(&certificate, &key)?)
+                }
+                _ => None,
+            };
             let listener = TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("listening on {listen}"))?;
-            tracing::info!(address = %listener.local_addr()?, "serving");
-            backoffice::http::serve(store, listener, shutdown_signal()).await?;
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            tracing::info!(address = %listener.local_addr()?, scheme, "serving");
+            backoffice::http::serve(store, listener, tls, shutdown_signal()).await?;
             tracing::info!("stopped");
         }
         Command::Device(DeviceCommand::Add {

@@ -115,3 +115,37 @@ async fn city_it_enrols_and_revokes_a_kiosk() {
     assert!(device.revoked_at.is_some());
     assert_eq!(store.device(&device_id("kiosk-2")).await.unwrap(), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_answers_until_sigterm_then_stops_cleanly() {
+    use std::io::BufRead as _;
+
+    let db = SqliteDb::new();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_backoffice"))
+        .arg("--db")
+        .arg(db.url())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = std::io::BufReader::new(server.stderr.take().unwrap()).lines();
+    let address: std::net::SocketAddr = loop {
+        let line = log.next().expect("serve logs its address").unwrap();
+        if let Some(rest) = line.split("address=").nth(1) {
+            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    };
+    let reply = common::app::send(address, "GET", "/healthz", &[], b"").await;
+    assert_eq!(reply.status, 200);
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = server.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let rest: Vec<String> = log.map_while(Result::ok).collect();
+    assert!(rest.iter().any(|line| line.contains("stopped")), "{rest:?}");
+}

@@ -1,11 +1,12 @@
-//! The HTTP API: routes, the error body every failure answers with, and serving with graceful
-//! shutdown. Every route is listed once in [`routes`], so the router and the OpenAPI test see
+//! The HTTP API: routes, the error body every failure answers with, and serving (HTTP or
+//! HTTPS) with graceful shutdown. Every route is listed once in [`routes`], so the router and the OpenAPI test see
 //! the same list.
 
 pub mod auth;
 pub mod kiosk;
 pub mod metrics;
 pub mod openapi;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -115,20 +116,31 @@ pub fn router<S: Store>(app: SharedApp<S>) -> Router {
         .with_state(app)
 }
 
-/// Serves the API on `listener` until `shutdown` completes, then finishes the requests in
-/// flight.
+/// Serves the API on `listener`, over HTTPS when given a TLS configuration, until `shutdown`
+/// completes; then finishes the requests in flight.
 pub async fn serve<S: Store>(
     store: S,
     listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = Arc::new(App {
         store,
         metrics: metrics::Metrics::default(),
     });
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let router = router(app);
+    match tls {
+        None => {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        Some(config) => {
+            axum::serve(tls::TlsListener::new(listener, config)?, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }
 
 async fn healthz<S: Store>(State(app): State<SharedApp<S>>) -> Result<&'static str, Failure> {

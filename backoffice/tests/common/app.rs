@@ -55,9 +55,14 @@ impl<S: Store> TestApp<S> {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (shutdown, stop) = oneshot::channel::<()>();
-        let server = tokio::spawn(backoffice::http::serve(store.clone(), listener, async {
-            let _ = stop.await;
-        }));
+        let server = tokio::spawn(backoffice::http::serve(
+            store.clone(),
+            listener,
+            None,
+            async {
+                let _ = stop.await;
+            },
+        ));
         TestApp {
             address,
             store,
@@ -183,6 +188,20 @@ pub async fn send(
     let mut raw = Vec::new();
     let _ = stream.read_to_end(&mut raw).await;
     parse_reply(&raw)
+}
+
+/// Sends raw bytes and returns whatever comes back before the server closes or a short wait
+/// ends.
+pub async fn send_raw(address: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    let mut raw = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        stream.read_to_end(&mut raw),
+    )
+    .await;
+    raw
 }
 
 fn parse_reply(raw: &[u8]) -> Reply {
