@@ -7,12 +7,14 @@
 //!   hold beyond a gap, count duplicates, quarantine forks and forgeries) and what each stored
 //!   record does to balances.
 //! - [`snapshot`]: building a kiosk's full or delta snapshot from stored rows.
+//! - [`users`]: back-office users and roles, Argon2 hashes of passwords and staff PINs.
 //! - [`http`]: the HTTP API (axum): signed kiosk requests, ingest, health, metrics, OpenAPI.
 
 pub mod http;
 pub mod ingest;
 pub mod snapshot;
 pub mod store;
+pub mod users;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -6,8 +6,11 @@
 mod common;
 
 use backoffice::ingest::AnomalyReason;
-use backoffice::store::{IngestOutcome, NonceOutcome, Store, StoreError};
+use backoffice::store::{IngestOutcome, NonceOutcome, Operation, OperationKind, Store, StoreError};
+use backoffice::users::{Role, User};
 use proto::api::{KioskReport, ReaderState};
+use proto::record::TopUpMethod;
+use proto::snapshot::CardHolder;
 use proto::snapshot::Snapshot;
 use proto::{CardUid, Cents, Seq, SignedRecord, SnapshotVersion, Text};
 
@@ -50,6 +53,8 @@ store_suite!(
     kiosk_reports_keep_the_latest,
     snapshots_hold_the_site_and_deltas_catch_up,
     invalid_references_change_nothing,
+    operations_move_balances_and_online_payments_credit_once,
+    users_are_kept_and_replaced_cards_keep_the_account,
 );
 
 async fn devices_are_registered_once_and_revoked(store: impl Store) {
@@ -517,4 +522,114 @@ async fn invalid_references_change_nothing(store: impl Store) {
         );
     }
     assert_eq!(store.snapshot(&site(), None).await.unwrap(), before);
+}
+
+async fn operations_move_balances_and_online_payments_credit_once(store: impl Store) {
+    store
+        .add_account(&account("A1"), Cents::ZERO, at(0))
+        .await
+        .unwrap();
+    let text = |text: &str| Text::parse(text).unwrap();
+    let operation = |kind: OperationKind, amount: i64| Operation {
+        kind,
+        account: account("A1"),
+        amount: Cents::new(amount),
+        user: "martin".to_owned(),
+        at: at(0),
+    };
+    let top_up = OperationKind::TopUp {
+        method: TopUpMethod::Cheque,
+        reference: Some(text("chèque n° 12'); DROP TABLE operations;--")),
+    };
+    let payment = |reference: &str| OperationKind::OnlinePayment {
+        reference: text(reference),
+    };
+    let adjustment = OperationKind::Adjustment {
+        reason: text("cash counted twice on 2026-11-27"),
+    };
+    // The balance after and whether it was a replay, or a word of the error expected.
+    type Expected = Result<(i64, bool), &'static str>;
+    let cases: Vec<(Operation, Expected)> = vec![
+        (operation(top_up, 2_000), Ok((2_000, false))),
+        (operation(payment("PAY-0001"), 1_500), Ok((3_500, false))),
+        (operation(payment("PAY-0001"), 1_500), Ok((3_500, true))),
+        (operation(payment("PAY-0001"), 9_999), Err("already exists")),
+        (operation(adjustment.clone(), -500), Ok((3_000, false))),
+        (operation(adjustment, i64::MAX), Err("refused")),
+        (
+            Operation {
+                account: account("A-NONE"),
+                ..operation(payment("PAY-0002"), 100)
+            },
+            Err("does not exist"),
+        ),
+    ];
+    let mut last_version = SnapshotVersion(0);
+    for (number, (operation, expected)) in cases.into_iter().enumerate() {
+        let outcome = store.apply_operation(&operation).await;
+        match (outcome, expected) {
+            (Ok(outcome), Ok((balance, replayed))) => {
+                assert_eq!(outcome.balance, Cents::new(balance), "case {number}");
+                assert_eq!(outcome.replayed, replayed, "case {number}");
+                assert!(outcome.version >= last_version, "case {number}");
+                last_version = outcome.version;
+            }
+            (Err(error), Err(message)) => {
+                assert!(
+                    error.to_string().contains(message),
+                    "case {number}: {error}"
+                );
+            }
+            (outcome, expected) => panic!("case {number}: {outcome:?}, expected {expected:?}"),
+        }
+    }
+    assert_eq!(
+        store
+            .account(&account("A1"))
+            .await
+            .unwrap()
+            .unwrap()
+            .balance,
+        Cents::new(3_000)
+    );
+    assert_eq!(store.balance_mismatches().await.unwrap(), vec![]);
+}
+
+async fn users_are_kept_and_replaced_cards_keep_the_account(store: impl Store) {
+    let user = User::new("martin", Role::Staff, Some(site()), "correct horse battery").unwrap();
+    store.add_user(&user).await.unwrap();
+    assert_eq!(store.user("martin").await.unwrap(), Some(user.clone()));
+    assert_eq!(store.user("nobody").await.unwrap(), None);
+    assert!(matches!(
+        store.add_user(&user).await,
+        Err(StoreError::AlreadyExists { .. })
+    ));
+
+    populate(&store).await;
+    let lost = CardUid::parse(&[1, 1, 1, 1]).unwrap();
+    let new = CardUid::parse(&[1, 1, 1, 2]).unwrap();
+    let holder = CardHolder::Pupil(proto::PupilId::parse("P1").unwrap());
+    assert_eq!(store.holder_site(&holder).await.unwrap(), Some(site()));
+    store.replace_card(&lost, &new).await.unwrap();
+    assert_eq!(
+        store.card(&lost).await.unwrap(),
+        Some((holder.clone(), true))
+    );
+    assert_eq!(
+        store.card(&new).await.unwrap(),
+        Some((holder.clone(), false))
+    );
+    let snapshot = store.snapshot(&site(), None).await.unwrap();
+    snapshot.check_complete().unwrap();
+    assert!(snapshot.hotlist.contains(&lost));
+    assert!(
+        snapshot
+            .cards
+            .iter()
+            .any(|card| card.uid == new && card.holder == holder)
+    );
+    assert!(matches!(
+        store.replace_card(&lost, &new).await,
+        Err(StoreError::AlreadyExists { .. })
+    ));
 }

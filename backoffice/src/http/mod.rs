@@ -64,6 +64,7 @@ impl From<StoreError> for Failure {
             }
             StoreError::AlreadyExists { .. } => (StatusCode::CONFLICT, ErrorCode::Conflict),
             StoreError::NotFound { .. } => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
+            StoreError::Refused(_) => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::BadRequest),
             StoreError::Corrupt(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Unavailable),
         };
         if status.is_server_error() {

@@ -6,13 +6,17 @@ pub mod sqlite;
 
 use std::future::Future;
 
-use proto::api::KioskReport;
-use proto::{AccountId, Cents, DeviceId, Digest, PublicKey, Seq, SignedRecord, SiteId, Timestamp};
-
-use proto::snapshot::{Card, KioskSettings, Pupil, Service, Snapshot, StaffCredential, Tariff};
-use proto::{CardUid, SnapshotVersion};
-
 use crate::ingest::{AnomalyReason, IngestPlan};
+use crate::users::{Role, User};
+use proto::api::KioskReport;
+use proto::snapshot::{
+    AccountState, Card, CardHolder, KioskSettings, Pupil, Service, Snapshot, StaffCredential,
+    Tariff,
+};
+use proto::{
+    AccountId, CardUid, Cents, DeviceId, Digest, PublicKey, Seq, SignedRecord, SiteId,
+    SnapshotVersion, Text, Timestamp,
+};
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -32,6 +36,78 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database schema version {found} is newer than this software's {known}")]
     SchemaTooNew { found: i64, known: i64 },
+    /// The change would break a rule of the data (a balance out of range).
+    #[error("refused: {0}")]
+    Refused(String),
+}
+
+/// Money moved by a back-office user rather than by a kiosk's record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Operation {
+    pub kind: OperationKind,
+    pub account: AccountId,
+    /// Positive credits the account, negative debits it (adjustments only).
+    pub amount: Cents,
+    /// The user who did it.
+    pub user: String,
+    pub at: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OperationKind {
+    /// Money paid in at the back-office counter.
+    TopUp {
+        method: proto::record::TopUpMethod,
+        reference: Option<Text>,
+    },
+    /// A correction by finance; never without a reason.
+    Adjustment { reason: Text },
+    /// A payment made online, credited once per provider reference.
+    OnlinePayment { reference: Text },
+}
+
+impl OperationKind {
+    fn as_str(&self) -> &'static str {
+        match self {
+            OperationKind::TopUp { .. } => "top_up",
+            OperationKind::Adjustment { .. } => "adjustment",
+            OperationKind::OnlinePayment { .. } => "online_payment",
+        }
+    }
+
+    /// What the operation row keeps beside the amount.
+    fn detail(&self) -> String {
+        match self {
+            OperationKind::TopUp { method, reference } => {
+                let method = match method {
+                    proto::record::TopUpMethod::Cash => "cash",
+                    proto::record::TopUpMethod::Cheque => "cheque",
+                };
+                match reference {
+                    Some(reference) => format!("{method}: {reference}"),
+                    None => method.to_owned(),
+                }
+            }
+            OperationKind::Adjustment { reason } => reason.to_string(),
+            OperationKind::OnlinePayment { reference } => reference.to_string(),
+        }
+    }
+
+    fn payment_reference(&self) -> Option<&str> {
+        match self {
+            OperationKind::OnlinePayment { reference } => Some(reference.as_str()),
+            _ => None,
+        }
+    }
+}
+
+/// What an operation did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OperationOutcome {
+    pub balance: Cents,
+    pub version: SnapshotVersion,
+    /// The same online payment was credited before: nothing changed this time.
+    pub replayed: bool,
 }
 
 /// A kiosk registered with the back-office.
@@ -221,6 +297,42 @@ pub trait Store: Clone + Send + Sync + 'static {
         settings: &KioskSettings,
     ) -> impl Future<Output = Result<SnapshotVersion, StoreError>> + Send;
 
+    fn add_user(&self, user: &User) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn user(&self, name: &str) -> impl Future<Output = Result<Option<User>, StoreError>> + Send;
+
+    fn account(
+        &self,
+        account: &AccountId,
+    ) -> impl Future<Output = Result<Option<AccountState>, StoreError>> + Send;
+
+    /// Moves money by a back-office operation. An online payment whose reference was credited
+    /// before changes nothing (and must name the same account and amount).
+    fn apply_operation(
+        &self,
+        operation: &Operation,
+    ) -> impl Future<Output = Result<OperationOutcome, StoreError>> + Send;
+
+    /// The site of a card's holder, if the holder exists.
+    fn holder_site(
+        &self,
+        holder: &CardHolder,
+    ) -> impl Future<Output = Result<Option<SiteId>, StoreError>> + Send;
+
+    /// The holder of a card, and whether it is blocked.
+    fn card(
+        &self,
+        uid: &CardUid,
+    ) -> impl Future<Output = Result<Option<(CardHolder, bool)>, StoreError>> + Send;
+
+    /// Blocks a lost card and binds `new` to its holder, in one transaction. The balance is
+    /// the account's, so it stays.
+    fn replace_card(
+        &self,
+        old: &CardUid,
+        new: &CardUid,
+    ) -> impl Future<Output = Result<SnapshotVersion, StoreError>> + Send;
+
     /// What `site`'s kiosks need: everything, or what changed after `since`. A `since` newer
     /// than the store's version (a database restored from a backup) gets a full snapshot.
     fn snapshot(
@@ -268,11 +380,61 @@ fn since_bound(since: Option<SnapshotVersion>) -> Result<i64, StoreError> {
     })
 }
 
-fn holder_columns(holder: &proto::snapshot::CardHolder) -> (&'static str, &str) {
+fn holder_columns(holder: &CardHolder) -> (&'static str, &str) {
     match holder {
-        proto::snapshot::CardHolder::Pupil(pupil) => ("pupil", pupil.as_str()),
-        proto::snapshot::CardHolder::Staff(staff) => ("staff", staff.as_str()),
+        CardHolder::Pupil(pupil) => ("pupil", pupil.as_str()),
+        CardHolder::Staff(staff) => ("staff", staff.as_str()),
     }
+}
+
+fn parse_user(
+    name: String,
+    role: &str,
+    site: Option<String>,
+    password_hash: String,
+) -> Result<User, StoreError> {
+    Ok(User {
+        name,
+        role: Role::parse(role).ok_or_else(|| corrupt("role", role))?,
+        site: site
+            .map(|site| SiteId::parse(&site).map_err(|error| corrupt("site", error)))
+            .transpose()?,
+        password_hash,
+    })
+}
+
+fn parse_holder(kind: &str, holder: &str) -> Result<CardHolder, StoreError> {
+    match kind {
+        "pupil" => proto::PupilId::parse(holder)
+            .map(CardHolder::Pupil)
+            .map_err(|error| corrupt("card holder", error)),
+        "staff" => proto::StaffId::parse(holder)
+            .map(CardHolder::Staff)
+            .map_err(|error| corrupt("card holder", error)),
+        other => Err(corrupt("card holder kind", other)),
+    }
+}
+
+/// The new balance after `amount`, or a refusal when it leaves the range of `i64`.
+fn checked_balance(balance: i64, amount: Cents) -> Result<i64, StoreError> {
+    balance
+        .checked_add(amount.get())
+        .ok_or_else(|| StoreError::Refused("the balance would leave its range".to_owned()))
+}
+
+/// An online payment seen before must be the same payment.
+fn same_payment(
+    stored_account: &str,
+    stored_amount: i64,
+    operation: &Operation,
+) -> Result<(), StoreError> {
+    if stored_account == operation.account.as_str() && stored_amount == operation.amount.get() {
+        return Ok(());
+    }
+    Err(StoreError::AlreadyExists {
+        what: "payment reference with another account or amount",
+        id: operation.kind.detail(),
+    })
 }
 
 /// Text columns that hold proto values: parse on the way out, so a hand-edited row is an error,

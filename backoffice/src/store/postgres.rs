@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use proto::api::KioskReport;
-use proto::snapshot::{Card, KioskSettings, Pupil, Service, Snapshot, StaffCredential, Tariff};
+use proto::snapshot::{
+    AccountState, Card, CardHolder, KioskSettings, Pupil, Service, Snapshot, StaffCredential,
+    Tariff,
+};
 use proto::{
     AccountId, CardUid, Cents, ChainHead, DeviceId, PublicKey, Record, SignedRecord, SiteId,
     SnapshotVersion, Timestamp,
@@ -16,11 +19,13 @@ use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
 use super::{
-    Anomaly, AnomalyRow, BalanceMismatch, Device, IngestOutcome, KioskStatus, NonceOutcome, Store,
-    StoreError, StoredRecord, corrupt, parse_seq, parse_timestamp, seq_to_i64,
+    Anomaly, AnomalyRow, BalanceMismatch, Device, IngestOutcome, KioskStatus, NonceOutcome,
+    Operation, OperationOutcome, Store, StoreError, StoredRecord, corrupt, parse_seq,
+    parse_timestamp, seq_to_i64,
 };
 use crate::ingest::{self, AnomalyReason, Effect, StoredChain};
 use crate::snapshot::{self, CardRow, SnapshotRows};
+use crate::users::User;
 
 /// Connections one back-office instance keeps open. PostgreSQL's default allows 100 in all;
 /// a few instances of 16 leave room for reporting and administration.
@@ -160,6 +165,26 @@ CREATE TABLE kiosk_settings (
     version BIGINT NOT NULL
 );
 ",
+    r"
+CREATE TABLE users (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL CHECK (role IN ('staff', 'finance', 'admin', 'payments')),
+    site TEXT,
+    password_hash TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE operations (
+    id BIGSERIAL PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('top_up', 'adjustment', 'online_payment')),
+    account TEXT NOT NULL REFERENCES accounts (id),
+    amount BIGINT NOT NULL,
+    detail TEXT NOT NULL,
+    payment_reference TEXT UNIQUE,
+    user_name TEXT NOT NULL,
+    at BIGINT NOT NULL
+);
+CREATE INDEX operations_by_account ON operations (account);
+",
 ];
 
 /// The back-office's data in a PostgreSQL database.
@@ -264,7 +289,15 @@ impl PostgresStore {
 }
 
 fn unavailable(error: tokio_postgres::Error) -> StoreError {
-    StoreError::Unavailable(error.to_string())
+    // The server's own message says what went wrong; the error's Display only says "db error".
+    match error.as_db_error() {
+        Some(db_error) => StoreError::Unavailable(format!(
+            "{} ({})",
+            db_error.message(),
+            db_error.code().code()
+        )),
+        None => StoreError::Unavailable(error.to_string()),
+    }
 }
 
 fn is_unique_violation(error: &tokio_postgres::Error) -> bool {
@@ -666,10 +699,14 @@ impl Store for PostgresStore {
         let client = self.client().await?;
         client
             .query(
-                "SELECT accounts.id, accounts.balance, COALESCE(SUM(movements.amount), 0)::BIGINT
-                 FROM accounts LEFT JOIN movements ON movements.account = accounts.id
-                 GROUP BY accounts.id
-                 HAVING accounts.balance != COALESCE(SUM(movements.amount), 0)",
+                "SELECT id, balance, total FROM (
+                    SELECT id, balance,
+                        ((SELECT COALESCE(SUM(amount), 0) FROM movements
+                          WHERE movements.account = accounts.id)
+                         + (SELECT COALESCE(SUM(amount), 0) FROM operations
+                            WHERE operations.account = accounts.id))::BIGINT AS total
+                    FROM accounts) AS sums
+                 WHERE balance != total",
                 &[],
             )
             .await
@@ -970,6 +1007,210 @@ impl Store for PostgresStore {
             settings,
         };
         snapshot::build(site, since, rows)
+    }
+
+    async fn add_user(&self, user: &User) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let inserted = client
+            .execute(
+                "INSERT INTO users (name, role, site, password_hash, created_at)
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    &user.name,
+                    &user.role.as_str(),
+                    &user.site.as_ref().map(SiteId::as_str),
+                    &user.password_hash,
+                    &crate::now().unix_ms(),
+                ],
+            )
+            .await;
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(error) if is_unique_violation(&error) => Err(StoreError::AlreadyExists {
+                what: "user",
+                id: user.name.clone(),
+            }),
+            Err(error) => Err(unavailable(error)),
+        }
+    }
+
+    async fn user(&self, name: &str) -> Result<Option<User>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT role, site, password_hash FROM users WHERE name = $1",
+                &[&name],
+            )
+            .await
+            .map_err(unavailable)?;
+        row.map(|row| super::parse_user(name.to_owned(), row.get(0), row.get(1), row.get(2)))
+            .transpose()
+    }
+
+    async fn account(&self, account: &AccountId) -> Result<Option<AccountState>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT balance, overdraft_floor FROM accounts WHERE id = $1",
+                &[&account.as_str()],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(row.map(|row| AccountState {
+            id: account.clone(),
+            balance: Cents::new(row.get(0)),
+            overdraft_floor: Cents::new(row.get(1)),
+        }))
+    }
+
+    async fn apply_operation(&self, operation: &Operation) -> Result<OperationOutcome, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        let account = operation.account.as_str();
+        // Version first, then the account: the same lock order as ingest.
+        let version = bump_version(&transaction).await?;
+        let Some(row) = transaction
+            .query_opt(
+                "SELECT balance FROM accounts WHERE id = $1 FOR UPDATE",
+                &[&account],
+            )
+            .await
+            .map_err(unavailable)?
+        else {
+            return Err(StoreError::NotFound {
+                what: "account",
+                id: account.to_owned(),
+            });
+        };
+        let balance: i64 = row.get(0);
+        if let Some(reference) = operation.kind.payment_reference() {
+            if let Some(earlier) = transaction
+                .query_opt(
+                    "SELECT account, amount FROM operations WHERE payment_reference = $1",
+                    &[&reference],
+                )
+                .await
+                .map_err(unavailable)?
+            {
+                super::same_payment(earlier.get(0), earlier.get(1), operation)?;
+                // Nothing changes: the version taken is released with the rollback.
+                return Ok(OperationOutcome {
+                    balance: Cents::new(balance),
+                    version: super::snapshot_version(version - 1)?,
+                    replayed: true,
+                });
+            }
+        }
+        let new_balance = super::checked_balance(balance, operation.amount)?;
+        transaction
+            .execute(
+                "UPDATE accounts SET balance = $2, version = $3 WHERE id = $1",
+                &[&account, &new_balance, &version],
+            )
+            .await
+            .map_err(unavailable)?;
+        let inserted = transaction
+            .execute(
+                "INSERT INTO operations
+                 (kind, account, amount, detail, payment_reference, user_name, at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[
+                    &operation.kind.as_str(),
+                    &account,
+                    &operation.amount.get(),
+                    &operation.kind.detail(),
+                    &operation.kind.payment_reference(),
+                    &operation.user,
+                    &operation.at.unix_ms(),
+                ],
+            )
+            .await;
+        match inserted {
+            Ok(_) => {}
+            // Another instance credited the same payment first: the provider retries and
+            // then gets the replayed answer.
+            Err(error) if is_unique_violation(&error) => {
+                return Err(StoreError::Unavailable(
+                    "the same payment is being credited concurrently".to_owned(),
+                ));
+            }
+            Err(error) => return Err(unavailable(error)),
+        }
+        transaction.commit().await.map_err(unavailable)?;
+        Ok(OperationOutcome {
+            balance: Cents::new(new_balance),
+            version: super::snapshot_version(version)?,
+            replayed: false,
+        })
+    }
+
+    async fn holder_site(&self, holder: &CardHolder) -> Result<Option<SiteId>, StoreError> {
+        let (kind, id) = super::holder_columns(holder);
+        let table = if kind == "pupil" { "pupils" } else { "staff" };
+        let client = self.client().await?;
+        let row = client
+            .query_opt(&format!("SELECT site FROM {table} WHERE id = $1"), &[&id])
+            .await
+            .map_err(unavailable)?;
+        row.map(|row| SiteId::parse(row.get(0)).map_err(|error| corrupt("site", error)))
+            .transpose()
+    }
+
+    async fn card(&self, uid: &CardUid) -> Result<Option<(CardHolder, bool)>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT holder_kind, holder, blocked FROM cards WHERE uid = $1",
+                &[&uid.as_bytes()],
+            )
+            .await
+            .map_err(unavailable)?;
+        row.map(|row| Ok((super::parse_holder(row.get(0), row.get(1))?, row.get(2))))
+            .transpose()
+    }
+
+    async fn replace_card(
+        &self,
+        old: &CardUid,
+        new: &CardUid,
+    ) -> Result<SnapshotVersion, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        let version = bump_version(&transaction).await?;
+        let Some(row) = transaction
+            .query_opt(
+                "UPDATE cards SET blocked = true, version = $2 WHERE uid = $1
+                 RETURNING site, holder_kind, holder",
+                &[&old.as_bytes(), &version],
+            )
+            .await
+            .map_err(unavailable)?
+        else {
+            return Err(StoreError::NotFound {
+                what: "card",
+                id: old.to_string(),
+            });
+        };
+        let (site, kind, holder): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+        let inserted = transaction
+            .execute(
+                "INSERT INTO cards (uid, site, holder_kind, holder, blocked, version)
+                 VALUES ($1, $2, $3, $4, false, $5)",
+                &[&new.as_bytes(), &site, &kind, &holder, &version],
+            )
+            .await;
+        match inserted {
+            Ok(_) => {}
+            Err(error) if is_unique_violation(&error) => {
+                return Err(StoreError::AlreadyExists {
+                    what: "card",
+                    id: new.to_string(),
+                });
+            }
+            Err(error) => return Err(unavailable(error)),
+        }
+        transaction.commit().await.map_err(unavailable)?;
+        super::snapshot_version(version)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -7,7 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proto::api::KioskReport;
-use proto::snapshot::{Card, KioskSettings, Pupil, Service, Snapshot, StaffCredential, Tariff};
+use proto::snapshot::{
+    AccountState, Card, CardHolder, KioskSettings, Pupil, Service, Snapshot, StaffCredential,
+    Tariff,
+};
 use proto::{
     AccountId, CardUid, Cents, ChainHead, DeviceId, PublicKey, SignedRecord, SiteId,
     SnapshotVersion, Timestamp,
@@ -15,11 +18,13 @@ use proto::{
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{
-    Anomaly, BalanceMismatch, Device, IngestOutcome, KioskStatus, NonceOutcome, Store, StoreError,
-    StoredRecord, corrupt, parse_seq, parse_timestamp, seq_to_i64,
+    Anomaly, BalanceMismatch, Device, IngestOutcome, KioskStatus, NonceOutcome, Operation,
+    OperationOutcome, Store, StoreError, StoredRecord, corrupt, parse_seq, parse_timestamp,
+    seq_to_i64,
 };
 use crate::ingest::{self, AnomalyReason, Effect, StoredChain};
 use crate::snapshot::{self, CardRow, SnapshotRows};
+use crate::users::User;
 
 /// How long a statement waits for another process's write lock before giving up.
 const BUSY_TIMEOUT_MS: u64 = 5_000;
@@ -150,6 +155,26 @@ CREATE TABLE kiosk_settings (
     data TEXT NOT NULL,
     version INTEGER NOT NULL
 ) STRICT;
+",
+    r"
+CREATE TABLE users (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL CHECK (role IN ('staff', 'finance', 'admin', 'payments')),
+    site TEXT,
+    password_hash TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+) STRICT;
+CREATE TABLE operations (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('top_up', 'adjustment', 'online_payment')),
+    account TEXT NOT NULL REFERENCES accounts (id),
+    amount INTEGER NOT NULL,
+    detail TEXT NOT NULL,
+    payment_reference TEXT UNIQUE,
+    user_name TEXT NOT NULL,
+    at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX operations_by_account ON operations (account);
 ",
 ];
 
@@ -577,10 +602,14 @@ impl Store for SqliteStore {
         self.with(|connection| {
             let mut statement = connection
                 .prepare(
-                    "SELECT accounts.id, accounts.balance, COALESCE(SUM(movements.amount), 0)
-                     FROM accounts LEFT JOIN movements ON movements.account = accounts.id
-                     GROUP BY accounts.id
-                     HAVING accounts.balance != COALESCE(SUM(movements.amount), 0)",
+                    "SELECT id, balance, total FROM (
+                        SELECT id, balance,
+                            (SELECT COALESCE(SUM(amount), 0) FROM movements
+                             WHERE movements.account = accounts.id)
+                            + (SELECT COALESCE(SUM(amount), 0) FROM operations
+                               WHERE operations.account = accounts.id) AS total
+                        FROM accounts)
+                     WHERE balance != total",
                 )
                 .map_err(unavailable)?;
             let rows = statement
@@ -815,6 +844,239 @@ impl Store for SqliteStore {
             let rows = snapshot_rows(&transaction, &site, version, since)?;
             transaction.commit().map_err(unavailable)?;
             snapshot::build(&site, since, rows)
+        })
+        .await
+    }
+
+    async fn add_user(&self, user: &User) -> Result<(), StoreError> {
+        let user = user.clone();
+        self.with(move |connection| {
+            let inserted = connection.execute(
+                "INSERT INTO users (name, role, site, password_hash, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    user.name,
+                    user.role.as_str(),
+                    user.site.as_ref().map(SiteId::as_str),
+                    user.password_hash,
+                    crate::now().unix_ms()
+                ],
+            );
+            match inserted {
+                Ok(_) => Ok(()),
+                Err(error) if is_constraint_violation(&error) => Err(StoreError::AlreadyExists {
+                    what: "user",
+                    id: user.name.clone(),
+                }),
+                Err(error) => Err(unavailable(error)),
+            }
+        })
+        .await
+    }
+
+    async fn user(&self, name: &str) -> Result<Option<User>, StoreError> {
+        let name = name.to_owned();
+        self.with(move |connection| {
+            let row = connection
+                .query_row(
+                    "SELECT role, site, password_hash FROM users WHERE name = ?1",
+                    params![name],
+                    |row| {
+                        Ok((
+                            row.get::<_, String>(0)?,
+                            row.get::<_, Option<String>>(1)?,
+                            row.get::<_, String>(2)?,
+                        ))
+                    },
+                )
+                .optional()
+                .map_err(unavailable)?;
+            row.map(|(role, site, hash)| super::parse_user(name, &role, site, hash))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn account(&self, account: &AccountId) -> Result<Option<AccountState>, StoreError> {
+        let account = account.clone();
+        self.with(move |connection| {
+            let row = connection
+                .query_row(
+                    "SELECT balance, overdraft_floor FROM accounts WHERE id = ?1",
+                    params![account.as_str()],
+                    |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            Ok(row.map(|(balance, floor)| AccountState {
+                id: account,
+                balance: Cents::new(balance),
+                overdraft_floor: Cents::new(floor),
+            }))
+        })
+        .await
+    }
+
+    async fn apply_operation(&self, operation: &Operation) -> Result<OperationOutcome, StoreError> {
+        let operation = operation.clone();
+        self.with(move |connection| {
+            let transaction = connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let account = operation.account.as_str();
+            let balance: Option<i64> = transaction
+                .query_row(
+                    "SELECT balance FROM accounts WHERE id = ?1",
+                    params![account],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            let Some(balance) = balance else {
+                return Err(StoreError::NotFound {
+                    what: "account",
+                    id: account.to_owned(),
+                });
+            };
+            if let Some(reference) = operation.kind.payment_reference() {
+                let earlier: Option<(String, i64)> = transaction
+                    .query_row(
+                        "SELECT account, amount FROM operations WHERE payment_reference = ?1",
+                        params![reference],
+                        |row| Ok((row.get(0)?, row.get(1)?)),
+                    )
+                    .optional()
+                    .map_err(unavailable)?;
+                if let Some((earlier_account, earlier_amount)) = earlier {
+                    super::same_payment(&earlier_account, earlier_amount, &operation)?;
+                    let version: i64 = transaction
+                        .query_row("SELECT version FROM snapshot_version", [], |row| row.get(0))
+                        .map_err(unavailable)?;
+                    return Ok(OperationOutcome {
+                        balance: Cents::new(balance),
+                        version: super::snapshot_version(version)?,
+                        replayed: true,
+                    });
+                }
+            }
+            let new_balance = super::checked_balance(balance, operation.amount)?;
+            let version = bump_version(&transaction)?;
+            transaction
+                .execute(
+                    "UPDATE accounts SET balance = ?2, version = ?3 WHERE id = ?1",
+                    params![account, new_balance, version],
+                )
+                .map_err(unavailable)?;
+            transaction
+                .execute(
+                    "INSERT INTO operations
+                     (kind, account, amount, detail, payment_reference, user_name, at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        operation.kind.as_str(),
+                        account,
+                        operation.amount.get(),
+                        operation.kind.detail(),
+                        operation.kind.payment_reference(),
+                        operation.user,
+                        operation.at.unix_ms()
+                    ],
+                )
+                .map_err(unavailable)?;
+            transaction.commit().map_err(unavailable)?;
+            Ok(OperationOutcome {
+                balance: Cents::new(new_balance),
+                version: super::snapshot_version(version)?,
+                replayed: false,
+            })
+        })
+        .await
+    }
+
+    async fn holder_site(&self, holder: &CardHolder) -> Result<Option<SiteId>, StoreError> {
+        let (kind, id) = super::holder_columns(holder);
+        let table = if kind == "pupil" { "pupils" } else { "staff" };
+        let id = id.to_owned();
+        self.with(move |connection| {
+            let site: Option<String> = connection
+                .query_row(
+                    &format!("SELECT site FROM {table} WHERE id = ?1"),
+                    params![id],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            site.map(|site| SiteId::parse(&site).map_err(|error| corrupt("site", error)))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn card(&self, uid: &CardUid) -> Result<Option<(CardHolder, bool)>, StoreError> {
+        let uid = *uid;
+        self.with(move |connection| {
+            let row = connection
+                .query_row(
+                    "SELECT holder_kind, holder, blocked FROM cards WHERE uid = ?1",
+                    params![uid.as_bytes()],
+                    |row| {
+                        Ok((
+                            row.get::<_, String>(0)?,
+                            row.get::<_, String>(1)?,
+                            row.get::<_, i64>(2)?,
+                        ))
+                    },
+                )
+                .optional()
+                .map_err(unavailable)?;
+            row.map(|(kind, holder, blocked)| {
+                Ok((super::parse_holder(&kind, &holder)?, blocked == 1))
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn replace_card(
+        &self,
+        old: &CardUid,
+        new: &CardUid,
+    ) -> Result<SnapshotVersion, StoreError> {
+        let (old, new) = (*old, *new);
+        self.write(move |transaction, version| {
+            let row: Option<(String, String, String)> = transaction
+                .query_row(
+                    "SELECT site, holder_kind, holder FROM cards WHERE uid = ?1",
+                    params![old.as_bytes()],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            let Some((site, kind, holder)) = row else {
+                return Err(StoreError::NotFound {
+                    what: "card",
+                    id: old.to_string(),
+                });
+            };
+            transaction
+                .execute(
+                    "UPDATE cards SET blocked = 1, version = ?2 WHERE uid = ?1",
+                    params![old.as_bytes(), version],
+                )
+                .map_err(unavailable)?;
+            let inserted = transaction.execute(
+                "INSERT INTO cards (uid, site, holder_kind, holder, blocked, version)
+                 VALUES (?1, ?2, ?3, ?4, 0, ?5)",
+                params![new.as_bytes(), site, kind, holder, version],
+            );
+            match inserted {
+                Ok(_) => Ok(()),
+                Err(error) if is_constraint_violation(&error) => Err(StoreError::AlreadyExists {
+                    what: "card",
+                    id: new.to_string(),
+                }),
+                Err(error) => Err(unavailable(error)),
+            }
         })
         .await
     }
