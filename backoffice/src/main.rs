@@ -1,10 +1,11 @@
-//! The `backoffice` command: serve the HTTP API, enrol and revoke kiosks.
+//! The `backoffice` command: serve the HTTP API, enrol and revoke kiosks, add users.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use backoffice::store::{DatabaseUrl, Device, PostgresStore, SqliteStore, Store};
+use backoffice::users::{Role, User};
 use clap::{Parser, Subcommand};
 use proto::{DeviceId, PublicKey, SiteId};
 use tokio::net::TcpListener;
@@ -35,6 +36,24 @@ enum Command {
     /// Enrol and revoke kiosks.
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// Manage back-office users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Add a user; the password is read from the first line of standard input.
+    Add {
+        #[arg(long)]
+        name: String,
+        /// staff (of one site), finance, admin, or payments (an online payment provider).
+        #[arg(long)]
+        role: String,
+        /// The site of a staff user.
+        #[arg(long)]
+        site: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,6 +144,22 @@ async fn run<S: Store>(store: S, command: Command) -> anyhow::Result<()> {
                 "device {name} added to site {site}, key {}",
                 key.fingerprint()
             );
+        }
+        Command::User(UserCommand::Add { name, role, site }) => {
+            let role = Role::parse(&role).with_context(|| {
+                format!("--role {role}: expected staff, finance, admin or payments")
+            })?;
+            let site = site
+                .map(|site| SiteId::parse(&site).context("--site"))
+                .transpose()?;
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .context("reading the password from standard input")?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            let user = User::new(&name, role, site, password)?;
+            store.add_user(&user).await?;
+            println!("user {name} added with role {}", role.as_str());
         }
         Command::Device(DeviceCommand::Revoke { name }) => {
             let device = DeviceId::parse(&name).context("--name")?;

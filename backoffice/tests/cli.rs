@@ -149,3 +149,79 @@ async fn serve_answers_until_sigterm_then_stops_cleanly() {
     let rest: Vec<String> = log.map_while(Result::ok).collect();
     assert!(rest.iter().any(|line| line.contains("stopped")), "{rest:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn city_it_adds_users_with_roles() {
+    use std::io::Write as _;
+
+    let db = SqliteDb::new();
+    let add = |args: &[&str], password: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_backoffice"))
+            .arg("--db")
+            .arg(db.url())
+            .args(["user", "add"])
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        let output = child.wait_with_output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success(), text)
+    };
+    let cases: [(&[&str], &str, bool, &str); 6] = [
+        (
+            &["--name", "martin", "--role", "staff", "--site", "jaures"],
+            "correct horse battery",
+            true,
+            "added",
+        ),
+        (
+            &["--name", "compta", "--role", "finance"],
+            "correct horse battery",
+            true,
+            "added",
+        ),
+        (
+            &["--name", "martin", "--role", "admin"],
+            "correct horse battery",
+            false,
+            "already exists",
+        ),
+        (
+            &["--name", "paul", "--role", "staff"],
+            "correct horse battery",
+            false,
+            "--site",
+        ),
+        (
+            &["--name", "root", "--role", "superuser"],
+            "correct horse battery",
+            false,
+            "--role",
+        ),
+        (
+            &["--name", "weak", "--role", "admin"],
+            "short",
+            false,
+            "password",
+        ),
+    ];
+    for (args, password, success, contains) in cases {
+        let (succeeded, text) = add(args, password);
+        assert_eq!(succeeded, success, "{args:?}: {text}");
+        assert!(text.contains(contains), "{args:?}: {text}");
+    }
+    let store = db.open().await;
+    let martin = store.user("martin").await.unwrap().unwrap();
+    assert_eq!(martin.role, backoffice::users::Role::Staff);
+    assert_eq!(martin.site, Some(site()));
+    assert!(martin.verify_password("correct horse battery"));
+    assert_eq!(store.user("paul").await.unwrap(), None);
+}

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod kiosk;
 pub mod metrics;
 pub mod openapi;
+pub mod people;
 pub mod tls;
 
 use std::future::Future;
@@ -16,7 +17,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodRouter, get, post, put};
 use proto::api::{ApiError, ErrorCode};
 use proto::limits::UPLOAD_BODY_BYTES_MAX;
 use tokio::net::TcpListener;
@@ -98,6 +99,77 @@ pub fn routes<S: Store>() -> Vec<(Method, &'static str, MethodRouter<SharedApp<S
             post(kiosk::upload_records::<S>),
         ),
         (Method::GET, kiosk::SNAPSHOT_PATH, get(kiosk::snapshot::<S>)),
+        (
+            Method::GET,
+            "/api/v1/accounts/{account}",
+            get(people::get_account::<S>),
+        ),
+        (
+            Method::PUT,
+            "/api/v1/accounts/{account}",
+            put(people::open_account::<S>),
+        ),
+        (
+            Method::POST,
+            "/api/v1/accounts/{account}/top-ups",
+            post(people::top_up::<S>),
+        ),
+        (
+            Method::POST,
+            "/api/v1/accounts/{account}/adjustments",
+            post(people::adjust::<S>),
+        ),
+        (
+            Method::POST,
+            "/api/v1/payments",
+            post(people::credit_payment::<S>),
+        ),
+        (
+            Method::PUT,
+            "/api/v1/pupils/{pupil}",
+            put(people::save_pupil::<S>),
+        ),
+        (
+            Method::POST,
+            "/api/v1/cards",
+            post(people::assign_card::<S>),
+        ),
+        (
+            Method::POST,
+            "/api/v1/cards/{uid}/block",
+            post(people::block_card::<S>),
+        ),
+        (
+            Method::POST,
+            "/api/v1/cards/{uid}/replace",
+            post(people::replace_card::<S>),
+        ),
+        (
+            Method::PUT,
+            "/api/v1/sites/{site}/tariffs",
+            put(people::save_tariff::<S>),
+        ),
+        (
+            Method::PUT,
+            "/api/v1/sites/{site}/services/{service}",
+            put(people::save_service::<S>),
+        ),
+        (
+            Method::PUT,
+            "/api/v1/sites/{site}/staff/{staff}",
+            put(people::save_staff::<S>),
+        ),
+        (
+            Method::PUT,
+            "/api/v1/sites/{site}/settings",
+            put(people::save_settings::<S>),
+        ),
+        (
+            Method::GET,
+            "/api/v1/anomalies",
+            get(people::anomalies::<S>),
+        ),
+        (Method::GET, "/api/v1/kiosks", get(people::kiosks::<S>)),
     ]
 }
 

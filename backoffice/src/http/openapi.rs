@@ -52,7 +52,7 @@ pub fn openapi() -> Value {
             "required": ["version", "site", "accounts", "pupils", "cards", "hotlist",
                          "tariffs", "services", "staff"]}}},
     });
-    json!({
+    let mut document = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "Canteen back-office",
@@ -139,6 +139,143 @@ pub fn openapi() -> Value {
                         "backoffice_time": {"type": "string", "format": "date-time"},
                     }},
             },
+            "securitySchemes": {"basic": {"type": "http", "scheme": "basic"}},
         },
-    })
+    });
+    let Some(paths) = document["paths"].as_object_mut() else {
+        return document;
+    };
+    for (method, path, summary, roles, request) in USER_ENDPOINTS {
+        let mut operation = json!({
+            "summary": summary,
+            "description": format!("Roles: {roles}. Staff act only within their own site."),
+            "security": [{"basic": []}],
+            "responses": {
+                "200": {"description": "Done; changes answer with the snapshot version they made.",
+                        "content": {"application/json": {}}},
+                "400": {"$ref": "#/components/responses/Error"},
+                "401": {"$ref": "#/components/responses/Error"},
+                "403": {"$ref": "#/components/responses/Error"},
+                "404": {"$ref": "#/components/responses/Error"},
+                "409": {"$ref": "#/components/responses/Error"},
+                "503": {"$ref": "#/components/responses/Error"},
+            },
+        });
+        if let Some(request) = request {
+            operation["requestBody"] = json!({"required": true, "content": {"application/json": {
+                "schema": {"type": "object", "description": request}}}});
+        }
+        let entry = paths.entry(path.to_owned()).or_insert_with(|| json!({}));
+        entry[method] = operation;
+    }
+    document
 }
+
+/// The users' endpoints: method, path, summary, roles, and the request body if any.
+const USER_ENDPOINTS: [(&str, &str, &str, &str, Option<&str>); 15] = [
+    (
+        "get",
+        "/api/v1/accounts/{account}",
+        "An account's balance and overdraft floor.",
+        "staff, finance, admin",
+        None,
+    ),
+    (
+        "put",
+        "/api/v1/accounts/{account}",
+        "Opens an account with a zero balance.",
+        "staff, admin",
+        Some("{overdraft_floor: cents, -5000..=0}"),
+    ),
+    (
+        "post",
+        "/api/v1/accounts/{account}/top-ups",
+        "Money paid in at the back-office counter.",
+        "staff, admin",
+        Some("{amount: cents 1..=500000, method: cash|cheque, reference?: text}"),
+    ),
+    (
+        "post",
+        "/api/v1/accounts/{account}/adjustments",
+        "A correction, with its reason.",
+        "finance, admin",
+        Some("{amount: cents, nonzero, within ±500000, reason: text}"),
+    ),
+    (
+        "post",
+        "/api/v1/payments",
+        "Credits an online payment, once per provider reference: a retry answers replayed.",
+        "payments, admin",
+        Some("{reference: text, account: id, amount: cents 1..=100000}"),
+    ),
+    (
+        "put",
+        "/api/v1/pupils/{pupil}",
+        "Creates or edits a pupil of a site.",
+        "staff, admin",
+        Some("{site: id, pupil: proto::snapshot::Pupil}"),
+    ),
+    (
+        "post",
+        "/api/v1/cards",
+        "Binds a new card to a pupil or staff member.",
+        "staff, admin",
+        Some("proto::snapshot::Card {uid: hex, holder: {pupil: id}|{staff: id}}"),
+    ),
+    (
+        "post",
+        "/api/v1/cards/{uid}/block",
+        "Blocks a lost card: on every kiosk's hotlist.",
+        "staff, admin",
+        None,
+    ),
+    (
+        "post",
+        "/api/v1/cards/{uid}/replace",
+        "Blocks a card and binds a new one to its holder; the balance stays with the account.",
+        "staff, admin",
+        Some("{new_uid: hex}"),
+    ),
+    (
+        "put",
+        "/api/v1/sites/{site}/tariffs",
+        "One bracket's price for one meal type.",
+        "admin",
+        Some("proto::snapshot::Tariff {bracket, meal_type, price: cents 0..=10000}"),
+    ),
+    (
+        "put",
+        "/api/v1/sites/{site}/services/{service}",
+        "A meal window of the site.",
+        "admin",
+        Some("proto::snapshot::Service"),
+    ),
+    (
+        "put",
+        "/api/v1/sites/{site}/staff/{staff}",
+        "A staff member and their kiosk PIN (kept only as an Argon2 hash).",
+        "admin",
+        Some("{name: text, pin: 4 to 8 digits}"),
+    ),
+    (
+        "put",
+        "/api/v1/sites/{site}/settings",
+        "The site's kiosk settings.",
+        "admin",
+        Some("proto::snapshot::KioskSettings"),
+    ),
+    (
+        "get",
+        "/api/v1/anomalies",
+        "Quarantined records, records that moved no money, and open gaps.",
+        "finance, admin",
+        None,
+    ),
+    (
+        "get",
+        "/api/v1/kiosks",
+        "Each kiosk's last report: last seen, version, unsynced, reader.",
+        "finance, admin",
+        None,
+    ),
+];
