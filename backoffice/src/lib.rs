@@ -7,10 +7,12 @@
 //!   hold beyond a gap, count duplicates, quarantine forks and forgeries) and what each stored
 //!   record does to balances.
 //! - [`snapshot`]: building a kiosk's full or delta snapshot from stored rows.
+//! - [`import`]: checking a CSV file of accounts, pupils and cards, then writing it.
 //! - [`users`]: back-office users and roles, Argon2 hashes of passwords and staff PINs.
 //! - [`http`]: the HTTP API (axum): signed kiosk requests, ingest, health, metrics, OpenAPI.
 
 pub mod http;
+pub mod import;
 pub mod ingest;
 pub mod snapshot;
 pub mod store;

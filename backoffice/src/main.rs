@@ -36,6 +36,9 @@ enum Command {
     /// Enrol and revoke kiosks.
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// Import accounts, pupils, tariff brackets and cards from a CSV file (see the columns in
+    /// the library's `import` module); nothing is written unless every row is valid.
+    Import { file: PathBuf },
     /// Manage back-office users.
     #[command(subcommand)]
     User(UserCommand),
@@ -144,6 +147,24 @@ async fn run<S: Store>(store: S, command: Command) -> anyhow::Result<()> {
                 "device {name} added to site {site}, key {}",
                 key.fingerprint()
             );
+        }
+        Command::Import { file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let rows = backoffice::import::parse(&text)
+                .map_err(backoffice::import::ImportError::Invalid)?;
+            let total = rows.len();
+            let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            backoffice::import::apply(&store, &rows, |done| {
+                if terminal {
+                    eprint!("\rimporting: {done}/{total} rows");
+                }
+            })
+            .await?;
+            if terminal {
+                eprintln!();
+            }
+            println!("imported {total} rows from {}", file.display());
         }
         Command::User(UserCommand::Add { name, role, site }) => {
             let role = Role::parse(&role).with_context(|| {

@@ -225,3 +225,70 @@ async fn city_it_adds_users_with_roles() {
     assert!(martin.verify_password("correct horse battery"));
     assert_eq!(store.user("paul").await.unwrap(), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_writes_nothing_unless_every_row_is_valid() {
+    let db = SqliteDb::new();
+    let header = backoffice::import::HEADER.join(",");
+    let valid = format!(
+        "{header}\n\
+         jaures,A1,-500,P1,Léa,Martin,q3,no_pork,04a1b2c3\n\
+         jaures,A1,-500,P2,Tom,Martin,q3,,\n\
+         ferry,A2,0,P3,Inès,\"Petit, Jr\",q1,,0a0b0c0d\n"
+    );
+    let invalid = format!(
+        "{header}\n\
+         jaures,A9,0,P9,Zoé,Durand,q2,,\n\
+         jaures,A1,-500,P1,,Martin,q3,,\n\
+         jaures,A1,12,P2,Tom,Martin,q3,,\n"
+    );
+    let valid_path = db.dir.path().join("valid.csv");
+    let invalid_path = db.dir.path().join("invalid.csv");
+    std::fs::write(&valid_path, valid).unwrap();
+    std::fs::write(&invalid_path, invalid).unwrap();
+
+    check(
+        &db,
+        &["import", invalid_path.to_str().unwrap()],
+        false,
+        "line 3: first_name",
+    );
+    check(
+        &db,
+        &["import", invalid_path.to_str().unwrap()],
+        false,
+        "line 4: overdraft_floor",
+    );
+    let store = db.open().await;
+    assert_eq!(
+        store
+            .account(&common::fixtures::account("A9"))
+            .await
+            .unwrap(),
+        None
+    );
+    drop(store);
+
+    check(
+        &db,
+        &["import", valid_path.to_str().unwrap()],
+        true,
+        "imported 3 rows",
+    );
+    // Again: nothing changes, nothing fails.
+    check(
+        &db,
+        &["import", valid_path.to_str().unwrap()],
+        true,
+        "imported 3 rows",
+    );
+    let store = db.open().await;
+    let snapshot = store.snapshot(&site(), None).await.unwrap();
+    let pupils: Vec<&str> = snapshot.pupils.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(pupils, ["P1", "P2"]);
+    assert_eq!(snapshot.cards.len(), 1);
+    assert_eq!(
+        snapshot.accounts[0].overdraft_floor,
+        proto::Cents::new(-500)
+    );
+}
