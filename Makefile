@@ -13,7 +13,9 @@ test:
 # Benchmarks of DESIGN.md's targets; results go to BENCHMARKS.md by hand, with the machine.
 bench:
 	./deploy/dev/install-packages.sh bench
+	./deploy/dev/start-postgres.sh
 	cargo bench --locked -p proto --bench records
+	cargo bench --locked -p backoffice --bench backoffice
 
 # Formatting and lints, as CI runs them.
 check:

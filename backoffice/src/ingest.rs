@@ -298,3 +298,164 @@ pub fn effect(body: &RecordBody) -> Effect {
         _ => Effect::None,
     }
 }
+
+/// One balance movement of a stored record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Movement {
+    pub account: AccountId,
+    pub amount: Cents,
+    /// The record that moved the money.
+    pub seq: Seq,
+    /// For a void, the record it reverses.
+    pub reverses: Option<Seq>,
+}
+
+/// What the store knows, before a batch, of the accounts and records the batch's effects touch.
+#[derive(Clone, Debug, Default)]
+pub struct LedgerBefore {
+    /// The balance of every account the batch names; an account not here does not exist.
+    pub balances: BTreeMap<AccountId, i64>,
+    /// The stored hash of each record a void of the batch names (if stored before the batch).
+    pub voided_hashes: BTreeMap<Seq, Digest>,
+    /// The stored movements of those records.
+    pub voided_movements: BTreeMap<Seq, Vec<(AccountId, Cents)>>,
+    /// Those of them already reversed by an earlier void.
+    pub already_reversed: BTreeSet<Seq>,
+}
+
+/// The money side of a batch: movements to insert, balances to write, and records that could
+/// not move money (with the reason).
+#[derive(Clone, Debug, Default)]
+pub struct LedgerAfter {
+    pub movements: Vec<Movement>,
+    /// The new balance of every account that moved.
+    pub balances: BTreeMap<AccountId, i64>,
+    pub anomalies: Vec<(Seq, AnomalyReason, String)>,
+}
+
+/// The accounts named by the batch's meals and top-ups, and the records named by its voids:
+/// what a store reads into [`LedgerBefore`].
+pub fn ledger_needs(append: &[Record]) -> (BTreeSet<AccountId>, BTreeSet<Seq>) {
+    let mut accounts = BTreeSet::new();
+    let mut voided = BTreeSet::new();
+    for record in append {
+        match effect(&record.payload().body) {
+            Effect::Move { account, .. } => {
+                accounts.insert(account);
+            }
+            Effect::Reverse { seq, .. } => {
+                voided.insert(seq);
+            }
+            Effect::None => {}
+        }
+    }
+    (accounts, voided)
+}
+
+/// Applies the effects of `append`, in order, to the balances in `before`, with checked
+/// arithmetic: the same rules as applying them one by one.
+pub fn apply_effects(append: &[Record], mut before: LedgerBefore) -> LedgerAfter {
+    let mut after = LedgerAfter::default();
+    // Records of this batch, for voids of records in the same batch.
+    let mut batch_hashes = BTreeMap::new();
+    let mut batch_movements: BTreeMap<Seq, Vec<(AccountId, Cents)>> = BTreeMap::new();
+    for record in append {
+        let seq = record.seq();
+        batch_hashes.insert(seq, record.hash());
+        let moves: Vec<(AccountId, Cents, Option<Seq>)> = match effect(&record.payload().body) {
+            Effect::None => Vec::new(),
+            Effect::Move { account, amount } => vec![(account, amount, None)],
+            Effect::Reverse { seq: voided, hash } => {
+                let stored = batch_hashes
+                    .get(&voided)
+                    .or_else(|| before.voided_hashes.get(&voided));
+                if stored != Some(&hash) {
+                    after.anomalies.push((
+                        seq,
+                        AnomalyReason::VoidUnmatched,
+                        format!("void of seq {voided} ({hash}) matches no stored record"),
+                    ));
+                    continue;
+                }
+                if !before.already_reversed.insert(voided) {
+                    after.anomalies.push((
+                        seq,
+                        AnomalyReason::VoidRepeated,
+                        format!("seq {voided} was already voided"),
+                    ));
+                    continue;
+                }
+                let voided_moves = batch_movements
+                    .get(&voided)
+                    .or_else(|| before.voided_movements.get(&voided))
+                    .cloned()
+                    .unwrap_or_default();
+                let mut reversed = Vec::new();
+                for (account, amount) in voided_moves {
+                    match amount.checked_neg() {
+                        Ok(negated) => reversed.push((account, negated, Some(voided))),
+                        Err(_) => {
+                            after.anomalies.push((
+                                seq,
+                                AnomalyReason::BalanceOverflow,
+                                format!("reversing {} cents overflows", amount.get()),
+                            ));
+                            reversed.clear();
+                            break;
+                        }
+                    }
+                }
+                reversed
+            }
+        };
+        // Check every move of the record first: a record moves all its money or none.
+        let mut new_balances = Vec::new();
+        let mut refused = None;
+        for (account, amount, _) in &moves {
+            let balance = after
+                .balances
+                .get(account)
+                .or_else(|| before.balances.get(account))
+                .copied();
+            let Some(balance) = balance else {
+                refused = Some((
+                    AnomalyReason::UnknownAccount,
+                    format!("account {account} does not exist"),
+                ));
+                break;
+            };
+            let Some(new_balance) = balance.checked_add(amount.get()) else {
+                refused = Some((
+                    AnomalyReason::BalanceOverflow,
+                    format!(
+                        "account {account}: {balance} + {} cents overflows",
+                        amount.get()
+                    ),
+                ));
+                break;
+            };
+            new_balances.push((account.clone(), new_balance));
+        }
+        if let Some((reason, detail)) = refused {
+            after.anomalies.push((seq, reason, detail));
+            if let Some(voided) = moves.first().and_then(|(_, _, reverses)| *reverses) {
+                before.already_reversed.remove(&voided);
+            }
+            continue;
+        }
+        after.balances.extend(new_balances);
+        for (account, amount, reverses) in moves {
+            batch_movements
+                .entry(seq)
+                .or_default()
+                .push((account.clone(), amount));
+            after.movements.push(Movement {
+                account,
+                amount,
+                seq,
+                reverses,
+            });
+        }
+    }
+    after
+}

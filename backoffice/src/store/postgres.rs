@@ -23,7 +23,7 @@ use super::{
     Operation, OperationOutcome, Store, StoreError, StoredRecord, corrupt, parse_seq,
     parse_timestamp, seq_to_i64,
 };
-use crate::ingest::{self, AnomalyReason, Effect, StoredChain};
+use crate::ingest::{self, AnomalyReason, LedgerAfter, LedgerBefore, StoredChain};
 use crate::snapshot::{self, CardRow, SnapshotRows};
 use crate::users::User;
 
@@ -522,47 +522,62 @@ impl Store for PostgresStore {
             bump_version(&transaction).await?
         };
 
-        let insert_record = transaction
-            .prepare_cached(
+        // Whole-batch statements: a round trip per batch rather than several per record.
+        let mut seqs = Vec::with_capacity(plan.append.len());
+        let mut hashes = Vec::with_capacity(plan.append.len());
+        let mut kinds = Vec::with_capacity(plan.append.len());
+        let mut payloads = Vec::with_capacity(plan.append.len());
+        let mut signatures = Vec::with_capacity(plan.append.len());
+        let mut kiosk_ats = Vec::with_capacity(plan.append.len());
+        for record in &plan.append {
+            seqs.push(seq_to_i64(record.seq())?);
+            hashes.push(record.hash().as_bytes().to_vec());
+            kinds.push(record.payload().body.kind().as_str());
+            payloads.push(record.signed().payload.as_str());
+            signatures.push(record.signed().signature.as_str());
+            kiosk_ats.push(record.payload().at.unix_ms());
+        }
+        transaction
+            .execute(
                 "INSERT INTO records
                  (device, seq, hash, kind, payload, signature, kiosk_at, received_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                 SELECT $1, u.seq, u.hash, u.kind, u.payload, u.signature, u.kiosk_at, $8
+                 FROM UNNEST($2::BIGINT[], $3::BYTEA[], $4::TEXT[], $5::TEXT[], $6::TEXT[],
+                             $7::BIGINT[])
+                      AS u (seq, hash, kind, payload, signature, kiosk_at)",
+                &[
+                    &id,
+                    &seqs,
+                    &hashes,
+                    &kinds,
+                    &payloads,
+                    &signatures,
+                    &kiosk_ats,
+                    &received_at.unix_ms(),
+                ],
             )
             .await
             .map_err(unavailable)?;
-        for record in &plan.append {
-            let seq = seq_to_i64(record.seq())?;
-            let signed = record.signed();
-            transaction
-                .execute(
-                    &insert_record,
-                    &[
-                        &id,
-                        &seq,
-                        &record.hash().as_bytes().as_slice(),
-                        &record.payload().body.kind().as_str(),
-                        &signed.payload,
-                        &signed.signature,
-                        &record.payload().at.unix_ms(),
-                        &received_at.unix_ms(),
-                    ],
-                )
-                .await
-                .map_err(unavailable)?;
-            if let Some((reason, detail)) =
-                apply_effect(&transaction, id, record, seq, received_at, version).await?
-            {
-                insert_anomaly(
-                    &transaction,
-                    id,
-                    Some(seq),
-                    reason,
-                    &detail,
-                    signed,
-                    received_at,
-                )
-                .await?;
-            }
+        let before = ledger_before(&transaction, id, &plan.append).await?;
+        let after = ingest::apply_effects(&plan.append, before);
+        write_ledger(&transaction, id, &after, version, received_at).await?;
+        for (seq, reason, detail) in &after.anomalies {
+            let record = plan
+                .append
+                .iter()
+                .find(|record| record.seq() == *seq)
+                .map(Record::signed)
+                .ok_or_else(|| StoreError::Corrupt(format!("no record at seq {seq}")))?;
+            insert_anomaly(
+                &transaction,
+                id,
+                Some(seq_to_i64(*seq)?),
+                *reason,
+                detail,
+                record,
+                received_at,
+            )
+            .await?;
         }
         transaction
             .execute("DELETE FROM held_records WHERE device = $1", &[&id])
@@ -924,7 +939,8 @@ impl Store for PostgresStore {
         };
         let accounts = query(
             "SELECT id, balance, overdraft_floor FROM accounts
-             WHERE version > $2 AND id IN (SELECT account FROM pupils WHERE site = $1)
+             WHERE version > $2
+               AND EXISTS (SELECT 1 FROM pupils WHERE pupils.account = accounts.id AND site = $1)
              ORDER BY id",
             true,
         )
@@ -1220,146 +1236,128 @@ impl Store for PostgresStore {
     }
 }
 
-/// Moves money for one stored record; returns the anomaly when it cannot.
-async fn apply_effect(
+/// Reads, with the accounts' rows locked in a fixed order, what the batch's effects touch.
+async fn ledger_before(
     transaction: &deadpool_postgres::Transaction<'_>,
     device: &str,
-    record: &Record,
-    seq: i64,
-    at: Timestamp,
-    version: i64,
-) -> Result<Option<(AnomalyReason, String)>, StoreError> {
-    match ingest::effect(&record.payload().body) {
-        Effect::None => Ok(None),
-        Effect::Move { account, amount } => {
-            if let Some(anomaly) =
-                move_balance(transaction, account.as_str(), amount.get(), version).await?
-            {
-                return Ok(Some(anomaly));
-            }
-            transaction
-                .execute(
-                    "INSERT INTO movements (account, amount, device, seq, reverses_seq, at)
-                     VALUES ($1, $2, $3, $4, NULL, $5)",
-                    &[
-                        &account.as_str(),
-                        &amount.get(),
-                        &device,
-                        &seq,
-                        &at.unix_ms(),
-                    ],
-                )
-                .await
-                .map_err(unavailable)?;
-            Ok(None)
+    append: &[Record],
+) -> Result<LedgerBefore, StoreError> {
+    let (mut accounts, voided) = ingest::ledger_needs(append);
+    let mut before = LedgerBefore::default();
+    if !voided.is_empty() {
+        let voided: Vec<i64> = voided
+            .into_iter()
+            .map(seq_to_i64)
+            .collect::<Result<_, _>>()?;
+        for row in transaction
+            .query(
+                "SELECT seq, hash FROM records WHERE device = $1 AND seq = ANY($2)",
+                &[&device, &voided],
+            )
+            .await
+            .map_err(unavailable)?
+        {
+            before
+                .voided_hashes
+                .insert(parse_seq(row.get(0))?, super::parse_digest(row.get(1))?);
         }
-        Effect::Reverse {
-            seq: voided_seq,
-            hash,
-        } => {
-            let voided = seq_to_i64(voided_seq)?;
-            let stored = transaction
-                .query_opt(
-                    "SELECT hash FROM records WHERE device = $1 AND seq = $2",
-                    &[&device, &voided],
-                )
-                .await
-                .map_err(unavailable)?;
-            let matches = stored.is_some_and(|row| row.get::<_, &[u8]>(0) == hash.as_bytes());
-            if !matches {
-                return Ok(Some((
-                    AnomalyReason::VoidUnmatched,
-                    format!("void of seq {voided_seq} ({hash}) matches no stored record"),
-                )));
+        for row in transaction
+            .query(
+                "SELECT seq, account, amount, reverses_seq FROM movements
+                 WHERE device = $1 AND (seq = ANY($2) OR reverses_seq = ANY($2))",
+                &[&device, &voided],
+            )
+            .await
+            .map_err(unavailable)?
+        {
+            let seq: i64 = row.get(0);
+            let reverses: Option<i64> = row.get(3);
+            if voided.contains(&seq) {
+                let account =
+                    AccountId::parse(row.get(1)).map_err(|error| corrupt("account", error))?;
+                accounts.insert(account.clone());
+                before
+                    .voided_movements
+                    .entry(parse_seq(seq)?)
+                    .or_default()
+                    .push((account, Cents::new(row.get(2))));
             }
-            let reversed: i64 = transaction
-                .query_one(
-                    "SELECT COUNT(*) FROM movements WHERE device = $1 AND reverses_seq = $2",
-                    &[&device, &voided],
-                )
-                .await
-                .map_err(unavailable)?
-                .get(0);
-            if reversed > 0 {
-                return Ok(Some((
-                    AnomalyReason::VoidRepeated,
-                    format!("seq {voided_seq} was already voided"),
-                )));
+            if let Some(reverses) = reverses.filter(|reverses| voided.contains(reverses)) {
+                before.already_reversed.insert(parse_seq(reverses)?);
             }
-            let mut reversals = Vec::new();
-            for row in transaction
-                .query(
-                    "SELECT account, amount FROM movements WHERE device = $1 AND seq = $2",
-                    &[&device, &voided],
-                )
-                .await
-                .map_err(unavailable)?
-            {
-                let account: String = row.get(0);
-                let amount: i64 = row.get(1);
-                let Some(reversed) = amount.checked_neg() else {
-                    return Ok(Some((
-                        AnomalyReason::BalanceOverflow,
-                        format!("reversing {amount} cents overflows"),
-                    )));
-                };
-                reversals.push((account, reversed));
-            }
-            for (account, amount) in &reversals {
-                if let Some(anomaly) = move_balance(transaction, account, *amount, version).await? {
-                    return Ok(Some(anomaly));
-                }
-            }
-            for (account, amount) in reversals {
-                transaction
-                    .execute(
-                        "INSERT INTO movements (account, amount, device, seq, reverses_seq, at)
-                         VALUES ($1, $2, $3, $4, $5, $6)",
-                        &[&account, &amount, &device, &seq, &voided, &at.unix_ms()],
-                    )
-                    .await
-                    .map_err(unavailable)?;
-            }
-            Ok(None)
         }
     }
+    if !accounts.is_empty() {
+        let ids: Vec<&str> = accounts.iter().map(AccountId::as_str).collect();
+        // Sorted, so two uploads touching the same accounts lock them in the same order.
+        for row in transaction
+            .query(
+                "SELECT id, balance FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+                &[&ids],
+            )
+            .await
+            .map_err(unavailable)?
+        {
+            let account =
+                AccountId::parse(row.get(0)).map_err(|error| corrupt("account", error))?;
+            before.balances.insert(account, row.get(1));
+        }
+    }
+    Ok(before)
 }
 
-/// Adds `amount` to the account's balance with checked arithmetic, holding the row's lock.
-async fn move_balance(
+/// Writes a batch's movements and the new balances.
+async fn write_ledger(
     transaction: &deadpool_postgres::Transaction<'_>,
-    account: &str,
-    amount: i64,
+    device: &str,
+    after: &LedgerAfter,
     version: i64,
-) -> Result<Option<(AnomalyReason, String)>, StoreError> {
-    let Some(row) = transaction
-        .query_opt(
-            "SELECT balance FROM accounts WHERE id = $1 FOR UPDATE",
-            &[&account],
-        )
-        .await
-        .map_err(unavailable)?
-    else {
-        return Ok(Some((
-            AnomalyReason::UnknownAccount,
-            format!("account {account} does not exist"),
-        )));
-    };
-    let balance: i64 = row.get(0);
-    let Some(new_balance) = balance.checked_add(amount) else {
-        return Ok(Some((
-            AnomalyReason::BalanceOverflow,
-            format!("account {account}: {balance} + {amount} cents overflows"),
-        )));
-    };
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    if after.movements.is_empty() {
+        return Ok(());
+    }
+    let accounts: Vec<&str> = after.movements.iter().map(|m| m.account.as_str()).collect();
+    let amounts: Vec<i64> = after.movements.iter().map(|m| m.amount.get()).collect();
+    let seqs = after
+        .movements
+        .iter()
+        .map(|m| seq_to_i64(m.seq))
+        .collect::<Result<Vec<i64>, _>>()?;
+    let reverses = after
+        .movements
+        .iter()
+        .map(|m| m.reverses.map(seq_to_i64).transpose())
+        .collect::<Result<Vec<Option<i64>>, _>>()?;
     transaction
         .execute(
-            "UPDATE accounts SET balance = $2, version = $3 WHERE id = $1",
-            &[&account, &new_balance, &version],
+            "INSERT INTO movements (account, amount, device, seq, reverses_seq, at)
+             SELECT u.account, u.amount, $1, u.seq, u.reverses, $6
+             FROM UNNEST($2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::BIGINT[])
+                  AS u (account, amount, seq, reverses)",
+            &[
+                &device,
+                &accounts,
+                &amounts,
+                &seqs,
+                &reverses,
+                &at.unix_ms(),
+            ],
         )
         .await
         .map_err(unavailable)?;
-    Ok(None)
+    let ids: Vec<&str> = after.balances.keys().map(AccountId::as_str).collect();
+    let balances: Vec<i64> = after.balances.values().copied().collect();
+    transaction
+        .execute(
+            "UPDATE accounts SET balance = u.balance, version = $3
+             FROM UNNEST($1::TEXT[], $2::BIGINT[]) AS u (id, balance)
+             WHERE accounts.id = u.id",
+            &[&ids, &balances, &version],
+        )
+        .await
+        .map_err(unavailable)?;
+    Ok(())
 }
 
 async fn insert_anomaly(

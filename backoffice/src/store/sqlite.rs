@@ -22,7 +22,7 @@ use super::{
     OperationOutcome, Store, StoreError, StoredRecord, corrupt, parse_seq, parse_timestamp,
     seq_to_i64,
 };
-use crate::ingest::{self, AnomalyReason, Effect, StoredChain};
+use crate::ingest::{self, AnomalyReason, LedgerAfter, LedgerBefore, StoredChain};
 use crate::snapshot::{self, CardRow, SnapshotRows};
 use crate::users::User;
 
@@ -1184,19 +1184,26 @@ fn ingest_in(
                 ])
             })
             .map_err(unavailable)?;
-        if let Some((reason, detail)) =
-            apply_effect(&transaction, id, record, seq, received_at, version)?
-        {
-            insert_anomaly(
-                &transaction,
-                id,
-                Some(seq),
-                reason,
-                &detail,
-                signed,
-                received_at,
-            )?;
-        }
+    }
+    let before = ledger_before(&transaction, id, &plan.append)?;
+    let after = ingest::apply_effects(&plan.append, before);
+    write_ledger(&transaction, id, &after, version, received_at)?;
+    for (seq, reason, detail) in &after.anomalies {
+        let record = plan
+            .append
+            .iter()
+            .find(|record| record.seq() == *seq)
+            .map(proto::Record::signed)
+            .ok_or_else(|| StoreError::Corrupt(format!("no record at seq {seq}")))?;
+        insert_anomaly(
+            &transaction,
+            id,
+            Some(seq_to_i64(*seq)?),
+            *reason,
+            detail,
+            record,
+            received_at,
+        )?;
     }
     transaction
         .execute("DELETE FROM held_records WHERE device = ?1", params![id])
@@ -1234,137 +1241,108 @@ fn ingest_in(
     Ok(super::outcome(&plan))
 }
 
-/// Moves money for one stored record; returns the anomaly when it cannot.
-fn apply_effect(
+/// Reads what the batch's effects touch (the write lock is already held).
+fn ledger_before(
     transaction: &rusqlite::Transaction<'_>,
     device: &str,
-    record: &proto::Record,
-    seq: i64,
-    at: Timestamp,
+    append: &[proto::Record],
+) -> Result<LedgerBefore, StoreError> {
+    let (mut accounts, voided) = ingest::ledger_needs(append);
+    let mut before = LedgerBefore::default();
+    for seq in voided {
+        let voided = seq_to_i64(seq)?;
+        let hash: Option<Vec<u8>> = transaction
+            .query_row(
+                "SELECT hash FROM records WHERE device = ?1 AND seq = ?2",
+                params![device, voided],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(unavailable)?;
+        if let Some(hash) = hash {
+            before
+                .voided_hashes
+                .insert(seq, super::parse_digest(&hash)?);
+        }
+        let movements = query_all(
+            transaction,
+            "SELECT account, amount FROM movements WHERE device = ?1 AND seq = ?2",
+            params![device, voided],
+            |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)),
+        )?;
+        for (account, amount) in movements {
+            let account = AccountId::parse(&account).map_err(|error| corrupt("account", error))?;
+            accounts.insert(account.clone());
+            before
+                .voided_movements
+                .entry(seq)
+                .or_default()
+                .push((account, Cents::new(amount)));
+        }
+        let reversed: i64 = transaction
+            .query_row(
+                "SELECT COUNT(*) FROM movements WHERE device = ?1 AND reverses_seq = ?2",
+                params![device, voided],
+                |row| row.get(0),
+            )
+            .map_err(unavailable)?;
+        if reversed > 0 {
+            before.already_reversed.insert(seq);
+        }
+    }
+    for account in accounts {
+        let balance: Option<i64> = transaction
+            .prepare_cached("SELECT balance FROM accounts WHERE id = ?1")
+            .and_then(|mut statement| {
+                statement
+                    .query_row(params![account.as_str()], |row| row.get(0))
+                    .optional()
+            })
+            .map_err(unavailable)?;
+        if let Some(balance) = balance {
+            before.balances.insert(account, balance);
+        }
+    }
+    Ok(before)
+}
+
+/// Writes a batch's movements and the new balances.
+fn write_ledger(
+    transaction: &rusqlite::Transaction<'_>,
+    device: &str,
+    after: &LedgerAfter,
     version: i64,
-) -> Result<Option<(AnomalyReason, String)>, StoreError> {
-    let movements: Vec<(String, i64)> = match ingest::effect(&record.payload().body) {
-        Effect::None => return Ok(None),
-        Effect::Move { account, amount } => vec![(account.to_string(), amount.get())],
-        Effect::Reverse {
-            seq: voided_seq,
-            hash,
-        } => {
-            let voided = seq_to_i64(voided_seq)?;
-            let stored: Option<Vec<u8>> = transaction
-                .query_row(
-                    "SELECT hash FROM records WHERE device = ?1 AND seq = ?2",
-                    params![device, voided],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(unavailable)?;
-            if stored.as_deref() != Some(hash.as_bytes().as_slice()) {
-                return Ok(Some((
-                    AnomalyReason::VoidUnmatched,
-                    format!("void of seq {voided_seq} ({hash}) matches no stored record"),
-                )));
-            }
-            let reversed: i64 = transaction
-                .query_row(
-                    "SELECT COUNT(*) FROM movements WHERE device = ?1 AND reverses_seq = ?2",
-                    params![device, voided],
-                    |row| row.get(0),
-                )
-                .map_err(unavailable)?;
-            if reversed > 0 {
-                return Ok(Some((
-                    AnomalyReason::VoidRepeated,
-                    format!("seq {voided_seq} was already voided"),
-                )));
-            }
-            let mut statement = transaction
-                .prepare_cached(
-                    "SELECT account, amount FROM movements WHERE device = ?1 AND seq = ?2",
-                )
-                .map_err(unavailable)?;
-            let rows = statement
-                .query_map(params![device, voided], |row| {
-                    Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
-                })
-                .map_err(unavailable)?;
-            let mut reversals = Vec::new();
-            for row in rows {
-                let (account, amount) = row.map_err(unavailable)?;
-                let Some(reversed) = amount.checked_neg() else {
-                    return Ok(Some((
-                        AnomalyReason::BalanceOverflow,
-                        format!("reversing {amount} cents overflows"),
-                    )));
-                };
-                reversals.push((account, reversed));
-            }
-            for (account, amount) in &reversals {
-                if let Some(anomaly) = move_balance(transaction, account, *amount, version)? {
-                    return Ok(Some(anomaly));
-                }
-            }
-            for (account, amount) in reversals {
-                transaction
-                    .execute(
-                        "INSERT INTO movements (account, amount, device, seq, reverses_seq, at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                        params![account, amount, device, seq, voided, at.unix_ms()],
-                    )
-                    .map_err(unavailable)?;
-            }
-            return Ok(None);
-        }
-    };
-    for (account, amount) in movements {
-        if let Some(anomaly) = move_balance(transaction, &account, amount, version)? {
-            return Ok(Some(anomaly));
-        }
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    for movement in &after.movements {
+        let seq = seq_to_i64(movement.seq)?;
+        let reverses = movement.reverses.map(seq_to_i64).transpose()?;
         transaction
             .prepare_cached(
                 "INSERT INTO movements (account, amount, device, seq, reverses_seq, at)
-                 VALUES (?1, ?2, ?3, ?4, NULL, ?5)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )
             .and_then(|mut statement| {
-                statement.execute(params![account, amount, device, seq, at.unix_ms()])
+                statement.execute(params![
+                    movement.account.as_str(),
+                    movement.amount.get(),
+                    device,
+                    seq,
+                    reverses,
+                    at.unix_ms()
+                ])
             })
             .map_err(unavailable)?;
     }
-    Ok(None)
-}
-
-/// Adds `amount` to the account's balance with checked arithmetic.
-fn move_balance(
-    transaction: &rusqlite::Transaction<'_>,
-    account: &str,
-    amount: i64,
-    version: i64,
-) -> Result<Option<(AnomalyReason, String)>, StoreError> {
-    let balance: Option<i64> = transaction
-        .prepare_cached("SELECT balance FROM accounts WHERE id = ?1")
-        .and_then(|mut statement| {
-            statement
-                .query_row(params![account], |row| row.get(0))
-                .optional()
-        })
-        .map_err(unavailable)?;
-    let Some(balance) = balance else {
-        return Ok(Some((
-            AnomalyReason::UnknownAccount,
-            format!("account {account} does not exist"),
-        )));
-    };
-    let Some(new_balance) = balance.checked_add(amount) else {
-        return Ok(Some((
-            AnomalyReason::BalanceOverflow,
-            format!("account {account}: {balance} + {amount} cents overflows"),
-        )));
-    };
-    transaction
-        .prepare_cached("UPDATE accounts SET balance = ?2, version = ?3 WHERE id = ?1")
-        .and_then(|mut statement| statement.execute(params![account, new_balance, version]))
-        .map_err(unavailable)?;
-    Ok(None)
+    for (account, balance) in &after.balances {
+        transaction
+            .prepare_cached("UPDATE accounts SET balance = ?2, version = ?3 WHERE id = ?1")
+            .and_then(|mut statement| {
+                statement.execute(params![account.as_str(), balance, version])
+            })
+            .map_err(unavailable)?;
+    }
+    Ok(())
 }
 
 fn insert_anomaly(
@@ -1420,7 +1398,8 @@ fn snapshot_rows(
     let accounts = query_all(
         transaction,
         "SELECT id, balance, overdraft_floor FROM accounts
-         WHERE version > ?2 AND id IN (SELECT account FROM pupils WHERE site = ?1)
+         WHERE version > ?2
+           AND EXISTS (SELECT 1 FROM pupils WHERE pupils.account = accounts.id AND site = ?1)
          ORDER BY id",
         params![site, after],
         |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
