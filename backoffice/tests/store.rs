@@ -633,3 +633,62 @@ async fn users_are_kept_and_replaced_cards_keep_the_account(store: impl Store) {
         Err(StoreError::AlreadyExists { .. })
     ));
 }
+
+/// Opening a database again applies no migration twice and keeps the data; a database written
+/// by newer software is refused rather than misread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_run_once_and_refuse_a_newer_schema() {
+    let sqlite = common::SqliteDb::new();
+    let postgres = common::PostgresDb::new().await;
+    sqlite
+        .open()
+        .await
+        .add_device(device("kiosk-1", 1))
+        .await
+        .unwrap();
+    postgres
+        .open()
+        .await
+        .add_device(device("kiosk-1", 1))
+        .await
+        .unwrap();
+    assert!(
+        sqlite
+            .open()
+            .await
+            .device(&device_id("kiosk-1"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        postgres
+            .open()
+            .await
+            .device(&device_id("kiosk-1"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    let newer = "INSERT INTO schema_migrations (version, applied_at) VALUES (999, 0)";
+    rusqlite::Connection::open(sqlite.path())
+        .unwrap()
+        .execute(newer, [])
+        .unwrap();
+    let (client, connection) = tokio_postgres::connect(&postgres.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let connection = tokio::spawn(connection);
+    client.execute(newer, &[]).await.unwrap();
+    drop(client);
+    connection.await.unwrap().unwrap();
+    assert!(matches!(
+        backoffice::store::SqliteStore::open(&sqlite.path()).await,
+        Err(StoreError::SchemaTooNew { found: 999, .. })
+    ));
+    assert!(matches!(
+        backoffice::store::PostgresStore::open(&postgres.url()).await,
+        Err(StoreError::SchemaTooNew { found: 999, .. })
+    ));
+}
