@@ -243,6 +243,29 @@ async fn staff_top_up_and_replace_a_lost_card_and_the_balance_stays() {
         .await
         .json();
     assert_eq!(state.balance, Cents::new(2_500));
+    let opened = call(
+        &app,
+        staff,
+        "PUT",
+        "/api/v1/accounts/A5",
+        &json!({"overdraft_floor": 0}),
+    )
+    .await;
+    assert_eq!(opened.status, 201, "{}", opened.text());
+    let edited = call(
+        &app,
+        staff,
+        "PUT",
+        "/api/v1/accounts/A1",
+        &json!({"overdraft_floor": -1000}),
+    )
+    .await;
+    assert_eq!(edited.status, 200, "{}", edited.text());
+    let state: AccountState = edited.json();
+    assert_eq!(
+        (state.balance, state.overdraft_floor),
+        (Cents::new(2_500), Cents::new(-1_000))
+    );
     let snapshot = app.store.snapshot(&site(), None).await.unwrap();
     snapshot.check_complete().unwrap();
     assert!(

@@ -593,6 +593,23 @@ async fn operations_move_balances_and_online_payments_credit_once(store: impl St
         Cents::new(3_000)
     );
     assert_eq!(store.balance_mismatches().await.unwrap(), vec![]);
+
+    let version = store
+        .set_overdraft_floor(&account("A1"), Cents::new(-300))
+        .await
+        .unwrap();
+    assert!(version > last_version);
+    let edited = store.account(&account("A1")).await.unwrap().unwrap();
+    assert_eq!(
+        (edited.balance, edited.overdraft_floor),
+        (Cents::new(3_000), Cents::new(-300))
+    );
+    assert!(matches!(
+        store
+            .set_overdraft_floor(&account("A-NONE"), Cents::ZERO)
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
 }
 
 async fn users_are_kept_and_replaced_cards_keep_the_account(store: impl Store) {

@@ -107,7 +107,7 @@ pub fn routes<S: Store>() -> Vec<(Method, &'static str, MethodRouter<SharedApp<S
         (
             Method::PUT,
             "/api/v1/accounts/{account}",
-            put(people::open_account::<S>),
+            put(people::save_account::<S>),
         ),
         (
             Method::POST,

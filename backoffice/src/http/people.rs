@@ -49,7 +49,7 @@ pub struct MoneyMoved {
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NewAccount {
+pub struct AccountRequest {
     pub overdraft_floor: Cents,
 }
 
@@ -244,8 +244,9 @@ pub async fn get_account<S: Store>(
     Ok(Json(state))
 }
 
-/// `PUT /api/v1/accounts/{account}`: opens an account; staff, admin.
-pub async fn open_account<S: Store>(
+/// `PUT /api/v1/accounts/{account}`: opens an account (201), or changes the overdraft floor of
+/// an existing one (200); staff, admin.
+pub async fn save_account<S: Store>(
     State(app): State<SharedApp<S>>,
     headers: HeaderMap,
     account: Result<Path<String>, PathRejection>,
@@ -253,23 +254,34 @@ pub async fn open_account<S: Store>(
 ) -> Result<(StatusCode, Json<AccountState>), Failure> {
     user_with(&app, &headers, &[Role::Staff, Role::Admin]).await?;
     let account = parse("account", &path(account)?, AccountId::parse)?;
-    let request: NewAccount = body(request)?;
+    let request: AccountRequest = body(request)?;
     in_range(
         "overdraft floor",
         request.overdraft_floor,
         OVERDRAFT_FLOOR_CENTS_MIN..=0,
     )?;
-    app.store
+    let status = match app
+        .store
         .add_account(&account, request.overdraft_floor, crate::now())
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(AccountState {
-            id: account,
-            balance: Cents::ZERO,
-            overdraft_floor: request.overdraft_floor,
-        }),
-    ))
+        .await
+    {
+        Ok(()) => StatusCode::CREATED,
+        Err(crate::store::StoreError::AlreadyExists { .. }) => {
+            app.store
+                .set_overdraft_floor(&account, request.overdraft_floor)
+                .await?;
+            StatusCode::OK
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let state = app.store.account(&account).await?.ok_or_else(|| {
+        Failure::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            format!("account {account} does not exist"),
+        )
+    })?;
+    Ok((status, Json(state)))
 }
 
 async fn operate<S: Store>(

@@ -210,6 +210,13 @@ pub trait Store: Clone + Send + Sync + 'static {
         at: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Changes how far below zero an account may go.
+    fn set_overdraft_floor(
+        &self,
+        account: &AccountId,
+        overdraft_floor: Cents,
+    ) -> impl Future<Output = Result<SnapshotVersion, StoreError>> + Send;
+
     fn balance(
         &self,
         account: &AccountId,

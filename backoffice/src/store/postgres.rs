@@ -434,6 +434,31 @@ impl Store for PostgresStore {
         }
     }
 
+    async fn set_overdraft_floor(
+        &self,
+        account: &AccountId,
+        overdraft_floor: Cents,
+    ) -> Result<SnapshotVersion, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        let version = bump_version(&transaction).await?;
+        let changed = transaction
+            .execute(
+                "UPDATE accounts SET overdraft_floor = $2, version = $3 WHERE id = $1",
+                &[&account.as_str(), &overdraft_floor.get(), &version],
+            )
+            .await
+            .map_err(unavailable)?;
+        if changed == 0 {
+            return Err(StoreError::NotFound {
+                what: "account",
+                id: account.to_string(),
+            });
+        }
+        transaction.commit().await.map_err(unavailable)?;
+        super::snapshot_version(version)
+    }
+
     async fn balance(&self, account: &AccountId) -> Result<Option<Cents>, StoreError> {
         let client = self.client().await?;
         let row = client

@@ -442,6 +442,30 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn set_overdraft_floor(
+        &self,
+        account: &AccountId,
+        overdraft_floor: Cents,
+    ) -> Result<SnapshotVersion, StoreError> {
+        let account = account.clone();
+        self.write(move |transaction, version| {
+            let changed = transaction
+                .execute(
+                    "UPDATE accounts SET overdraft_floor = ?2, version = ?3 WHERE id = ?1",
+                    params![account.as_str(), overdraft_floor.get(), version],
+                )
+                .map_err(unavailable)?;
+            if changed == 0 {
+                return Err(StoreError::NotFound {
+                    what: "account",
+                    id: account.to_string(),
+                });
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn balance(&self, account: &AccountId) -> Result<Option<Cents>, StoreError> {
         let account = account.clone();
         self.with(move |connection| {
