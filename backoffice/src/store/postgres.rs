@@ -963,15 +963,10 @@ impl Store for PostgresStore {
             }
         };
         let accounts = query(
-            // LATERAL with LIMIT keeps the plan a walk of the changed accounts, each checked
-            // through an index, instead of a hash of the whole site's pupils per delta.
-            "SELECT accounts.id, accounts.balance, accounts.overdraft_floor FROM accounts
-             CROSS JOIN LATERAL (
-                 SELECT 1 FROM pupils
-                 WHERE pupils.account = accounts.id AND pupils.site = $1 LIMIT 1
-             ) AS at_site
-             WHERE accounts.version > $2
-             ORDER BY accounts.id",
+            "SELECT id, balance, overdraft_floor FROM accounts
+             WHERE version > $2
+               AND EXISTS (SELECT 1 FROM pupils WHERE pupils.account = accounts.id AND site = $1)
+             ORDER BY id",
             true,
         )
         .await?
