@@ -19,9 +19,17 @@ fi
 
 if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
     echo "installing postgresql"
+    # Debian's package would create and start its own cluster on 5432 with password auth, in
+    # the way of the throwaway one: ask it not to (kept as the configuration on upgrade).
+    if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+        "${sudo[@]}" mkdir -p /etc/postgresql-common
+        echo "create_main_cluster = false" |
+            "${sudo[@]}" tee /etc/postgresql-common/createcluster.conf >/dev/null
+    fi
     export DEBIAN_FRONTEND=noninteractive
     "${sudo[@]}" apt-get update -qq
-    "${sudo[@]}" apt-get install -y -qq --no-install-recommends postgresql
+    "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+        -o Dpkg::Options::=--force-confold postgresql
 fi
 
 # The newest installed major version.
