@@ -1,1 +1,33 @@
-//! The back-office: the authority on balances, in front of SQLite or PostgreSQL.
+//! The back-office: the authority on balances, in front of SQLite or PostgreSQL. Stateless in
+//! front of its database, so several instances can serve one PostgreSQL.
+//!
+//! - [`store`]: the storage interface ([`store::Store`]) and its SQLite and PostgreSQL
+//!   implementations, with versioned migrations.
+//! - [`ingest`]: judging a kiosk's batch of signed records against its stored chain (store,
+//!   hold beyond a gap, count duplicates, quarantine forks and forgeries) and what each stored
+//!   record does to balances.
+//! - [`snapshot`]: building a kiosk's full or delta snapshot from stored rows.
+//! - [`import`]: checking a CSV file of accounts, pupils and cards, then writing it.
+//! - [`users`]: back-office users and roles, Argon2 hashes of passwords and staff PINs.
+//! - [`http`]: the HTTP API (axum): signed kiosk requests, ingest, health, metrics, OpenAPI.
+
+pub mod http;
+pub mod import;
+pub mod ingest;
+pub mod snapshot;
+pub mod store;
+pub mod users;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use proto::Timestamp;
+
+/// The back-office's clock, in the form `proto` takes it.
+pub fn now() -> Timestamp {
+    let unix_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        });
+    Timestamp::from_unix_ms(unix_ms).expect("the system clock is within years 1970 to 9999")
+}

@@ -1,0 +1,150 @@
+//! The kiosk's endpoints, each a signed request: uploading records and fetching snapshots.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::Json;
+use proto::SnapshotVersion;
+use proto::api::{ErrorCode, UploadRequest, UploadResponse};
+use proto::limits::UPLOAD_BODY_BYTES_MAX;
+use proto::snapshot::Snapshot;
+
+use super::auth::{self, AuthError};
+use super::{Failure, SharedApp};
+use crate::store::{Device, Store};
+
+pub const RECORDS_PATH: &str = "/api/v1/kiosk/records";
+pub const SNAPSHOT_PATH: &str = "/api/v1/kiosk/snapshot";
+
+/// `GET /api/v1/kiosk/snapshot[?since=V]`: the kiosk's site, whole or as a delta since `V`.
+pub async fn snapshot<S: Store>(
+    State(app): State<SharedApp<S>>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Snapshot>, Failure> {
+    let body = body.map_err(body_failure)?;
+    let device = authenticate(&app, &method, &uri, &headers, &body).await?;
+    let since = parse_since(uri.query())?;
+    let snapshot = app
+        .store
+        .snapshot(&device.site, Some(&device.id), since)
+        .await?;
+    Ok(Json(snapshot))
+}
+
+/// The query of a snapshot request: nothing, or `since=V` with `V` a version.
+fn parse_since(query: Option<&str>) -> Result<Option<SnapshotVersion>, Failure> {
+    let Some(query) = query.filter(|query| !query.is_empty()) else {
+        return Ok(None);
+    };
+    let version = query
+        .strip_prefix("since=")
+        .and_then(|version| version.parse::<u64>().ok())
+        .ok_or_else(|| {
+            Failure::bad_request("the only query is since=V, with V a snapshot version")
+        })?;
+    Ok(Some(SnapshotVersion(version)))
+}
+
+/// `POST /api/v1/kiosk/records`: stores a batch of the kiosk's records and its report.
+pub async fn upload_records<S: Store>(
+    State(app): State<SharedApp<S>>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<UploadResponse>, Failure> {
+    let body = body.map_err(body_failure)?;
+    let device = authenticate(&app, &method, &uri, &headers, &body).await?;
+    let request: UploadRequest = serde_json::from_slice(&body)
+        .map_err(|error| Failure::bad_request(format!("upload body: {error}")))?;
+    request.check().map_err(|error| Failure {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        error,
+    })?;
+    let received_at = crate::now();
+    let outcome = app
+        .store
+        .ingest(&device, request.records, received_at)
+        .await?;
+    app.store
+        .record_kiosk_report(&device.id, &request.status, received_at)
+        .await?;
+    app.metrics.ingested(&device.id, &outcome, received_at);
+    Ok(Json(UploadResponse {
+        acknowledged: outcome.acknowledged,
+        stored: outcome.stored,
+        duplicates: outcome.duplicates,
+        quarantined: outcome.quarantined,
+        backoffice_time: crate::now(),
+    }))
+}
+
+async fn authenticate<S: Store>(
+    app: &SharedApp<S>,
+    method: &Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Device, Failure> {
+    let path = uri
+        .path_and_query()
+        .map_or(uri.path(), |path| path.as_str());
+    auth::authenticate(
+        &app.store,
+        method.as_str(),
+        path,
+        headers,
+        body,
+        crate::now(),
+    )
+    .await
+    .map_err(|error| {
+        if let AuthError::Refused(refusal) = &error {
+            app.metrics.refused(refusal.as_str());
+        }
+        Failure::from(error)
+    })
+}
+
+fn body_failure(rejection: BytesRejection) -> Failure {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return Failure::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::BodyTooLarge,
+            format!("request body larger than {UPLOAD_BODY_BYTES_MAX} bytes"),
+        );
+    }
+    Failure::bad_request(rejection.body_text())
+}
+
+#[cfg(test)]
+mod tests {
+    use proto::SnapshotVersion;
+
+    use super::parse_since;
+
+    fn check(query: Option<&str>, expected: Result<Option<u64>, ()>) {
+        let parsed = parse_since(query)
+            .map(|since| since.map(|SnapshotVersion(version)| version))
+            .map_err(|_| ());
+        assert_eq!(parsed, expected, "{query:?}");
+    }
+
+    #[test]
+    fn snapshot_queries() {
+        check(None, Ok(None));
+        check(Some(""), Ok(None));
+        check(Some("since=0"), Ok(Some(0)));
+        check(Some("since=18446744073709551615"), Ok(Some(u64::MAX)));
+        check(Some("since=18446744073709551616"), Err(()));
+        check(Some("since=-1"), Err(()));
+        check(Some("since="), Err(()));
+        check(Some("since=1&since=2"), Err(()));
+        check(Some("version=3"), Err(()));
+        check(Some("since=1;DROP TABLE accounts"), Err(()));
+    }
+}

@@ -1,0 +1,231 @@
+//! Prometheus metrics, kept in memory per instance: requests and latencies per route, records
+//! ingested, refusals by reason, and when each kiosk was last seen.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use proto::api::ErrorCode;
+use proto::{DeviceId, Timestamp};
+
+use super::{Failure, SharedApp};
+use crate::store::{IngestOutcome, Store};
+
+/// Upper bounds of the latency histogram's buckets, in milliseconds.
+pub const LATENCY_BUCKETS_MS: [u64; 11] =
+    [5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000];
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// A std mutex: held for a few map updates, never across an await.
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    requests: BTreeMap<(String, u16), u64>,
+    latencies: BTreeMap<String, Histogram>,
+    records_stored: u64,
+    records_duplicate: u64,
+    records_quarantined: u64,
+    refusals: BTreeMap<&'static str, u64>,
+    kiosk_last_seen_ms: BTreeMap<DeviceId, i64>,
+}
+
+#[derive(Debug, Default)]
+struct Histogram {
+    /// Observations at or below each of [`LATENCY_BUCKETS_MS`].
+    buckets: [u64; LATENCY_BUCKETS_MS.len()],
+    count: u64,
+    sum_us: u64,
+}
+
+impl Metrics {
+    fn with(&self, update: impl FnOnce(&mut Inner)) {
+        // A panic while holding the lock leaves counters that are still counters.
+        let mut inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        update(&mut inner);
+    }
+
+    pub fn ingested(&self, device: &DeviceId, outcome: &IngestOutcome, at: Timestamp) {
+        self.with(|inner| {
+            inner.records_stored += u64::from(outcome.stored);
+            inner.records_duplicate += u64::from(outcome.duplicates);
+            inner.records_quarantined += u64::from(outcome.quarantined);
+            inner
+                .kiosk_last_seen_ms
+                .insert(device.clone(), at.unix_ms());
+        });
+    }
+
+    pub fn refused(&self, reason: &'static str) {
+        self.with(|inner| *inner.refusals.entry(reason).or_default() += 1);
+    }
+
+    fn observed(&self, route: &str, status: StatusCode, elapsed_us: u64) {
+        self.with(|inner| {
+            *inner
+                .requests
+                .entry((route.to_owned(), status.as_u16()))
+                .or_default() += 1;
+            let histogram = inner.latencies.entry(route.to_owned()).or_default();
+            histogram.count += 1;
+            histogram.sum_us = histogram.sum_us.saturating_add(elapsed_us);
+            for (bucket, bound_ms) in histogram.buckets.iter_mut().zip(LATENCY_BUCKETS_MS) {
+                if elapsed_us <= bound_ms * 1_000 {
+                    *bucket += 1;
+                }
+            }
+        });
+    }
+
+    /// The metrics in Prometheus' text format.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        self.with(|inner| inner.render(&mut text));
+        text
+    }
+}
+
+impl Inner {
+    fn render(&self, out: &mut String) {
+        // Writing to a String cannot fail.
+        let _ = self.write(out);
+    }
+
+    fn write(&self, out: &mut String) -> std::fmt::Result {
+        writeln!(
+            out,
+            "# HELP canteen_http_requests_total HTTP requests by route and status."
+        )?;
+        writeln!(out, "# TYPE canteen_http_requests_total counter")?;
+        for ((route, status), count) in &self.requests {
+            writeln!(
+                out,
+                "canteen_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {count}"
+            )?;
+        }
+        writeln!(
+            out,
+            "# HELP canteen_http_request_duration_seconds HTTP request latency."
+        )?;
+        writeln!(
+            out,
+            "# TYPE canteen_http_request_duration_seconds histogram"
+        )?;
+        for (route, histogram) in &self.latencies {
+            for (bound_ms, count) in LATENCY_BUCKETS_MS.iter().zip(histogram.buckets) {
+                writeln!(
+                    out,
+                    "canteen_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{}.{:03}\"}} {count}",
+                    bound_ms / 1_000,
+                    bound_ms % 1_000
+                )?;
+            }
+            writeln!(
+                out,
+                "canteen_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
+                histogram.count
+            )?;
+            writeln!(
+                out,
+                "canteen_http_request_duration_seconds_sum{{route=\"{route}\"}} {}.{:06}",
+                histogram.sum_us / 1_000_000,
+                histogram.sum_us % 1_000_000
+            )?;
+            writeln!(
+                out,
+                "canteen_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
+                histogram.count
+            )?;
+        }
+        writeln!(
+            out,
+            "# HELP canteen_records_total Uploaded records by outcome."
+        )?;
+        writeln!(out, "# TYPE canteen_records_total counter")?;
+        for (outcome, count) in [
+            ("stored", self.records_stored),
+            ("duplicate", self.records_duplicate),
+            ("quarantined", self.records_quarantined),
+        ] {
+            writeln!(
+                out,
+                "canteen_records_total{{outcome=\"{outcome}\"}} {count}"
+            )?;
+        }
+        writeln!(
+            out,
+            "# HELP canteen_kiosk_requests_refused_total Refused kiosk requests by reason."
+        )?;
+        writeln!(out, "# TYPE canteen_kiosk_requests_refused_total counter")?;
+        for (reason, count) in &self.refusals {
+            writeln!(
+                out,
+                "canteen_kiosk_requests_refused_total{{reason=\"{reason}\"}} {count}"
+            )?;
+        }
+        writeln!(
+            out,
+            "# HELP canteen_kiosk_last_seen_seconds When each kiosk last uploaded, as Unix time."
+        )?;
+        writeln!(out, "# TYPE canteen_kiosk_last_seen_seconds gauge")?;
+        for (device, unix_ms) in &self.kiosk_last_seen_ms {
+            writeln!(
+                out,
+                "canteen_kiosk_last_seen_seconds{{device=\"{device}\"}} {}.{:03}",
+                unix_ms.div_euclid(1_000),
+                unix_ms.rem_euclid(1_000)
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// `GET /metrics`.
+pub async fn render<S: Store>(State(app): State<SharedApp<S>>) -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        app.metrics.render(),
+    )
+}
+
+/// Middleware: bounds each request's time, counts it, times it and logs it.
+pub async fn observe<S: Store>(
+    State(app): State<Arc<super::App<S>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    let method = request.method().clone();
+    let response = match tokio::time::timeout(super::request_timeout(), next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => Failure::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            "the request took too long; try again later",
+        )
+        .into_response(),
+    };
+    let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let status = response.status();
+    app.metrics.observed(&route, status, elapsed_us);
+    tracing::info!(%method, route, status = status.as_u16(), elapsed_us, "request");
+    response
+}

@@ -1,0 +1,1442 @@
+//! The PostgreSQL store: a bounded pool of connections. Several back-office instances may share
+//! one database: each ingest locks its kiosk's row first, so two instances racing the same
+//! kiosk's upload take turns, and `(device, seq)` keys make a second copy impossible anyway.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use proto::api::KioskReport;
+use proto::snapshot::{
+    AccountState, Card, CardHolder, KioskSettings, Pupil, Service, Snapshot, StaffCredential,
+    Tariff,
+};
+use proto::{
+    AccountId, CardUid, Cents, ChainHead, DeviceId, PublicKey, Record, SignedRecord, SiteId,
+    SnapshotVersion, Timestamp,
+};
+use tokio_postgres::NoTls;
+use tokio_postgres::error::SqlState;
+
+use super::{
+    Anomaly, AnomalyRow, BalanceMismatch, Device, IngestOutcome, KioskStatus, NonceOutcome,
+    Operation, OperationOutcome, Store, StoreError, StoredRecord, corrupt, parse_seq,
+    parse_timestamp, seq_to_i64,
+};
+use crate::ingest::{self, AnomalyReason, LedgerAfter, LedgerBefore, StoredChain};
+use crate::snapshot::{self, CardRow, SnapshotRows};
+use crate::users::User;
+
+/// Connections one back-office instance keeps open. PostgreSQL's default allows 100 in all;
+/// a few instances of 16 leave room for reporting and administration.
+pub const POOL_CONNECTIONS_MAX: usize = 16;
+
+/// How long a request waits for a free connection, or for a new one, before answering 503.
+const POOL_WAIT_MS: u64 = 5_000;
+const CONNECT_TIMEOUT_MS: u64 = 5_000;
+
+/// Any number, the same in every instance: serializes migrations of one database.
+const MIGRATION_LOCK_KEY: i64 = 0x63616e_7465656e;
+
+/// Schema versions, in order; version N is `MIGRATIONS[N - 1]`. Never edit one that shipped.
+const MIGRATIONS: &[&str] = &[
+    r"
+CREATE TABLE devices (
+    id TEXT PRIMARY KEY,
+    site TEXT NOT NULL,
+    public_key BYTEA NOT NULL,
+    added_at BIGINT NOT NULL,
+    revoked_at BIGINT
+);
+CREATE TABLE nonces (
+    device TEXT NOT NULL REFERENCES devices (id),
+    nonce TEXT NOT NULL,
+    request_at BIGINT NOT NULL,
+    PRIMARY KEY (device, nonce)
+);
+CREATE INDEX nonces_by_age ON nonces (device, request_at);
+CREATE TABLE records (
+    device TEXT NOT NULL REFERENCES devices (id),
+    seq BIGINT NOT NULL CHECK (seq >= 1),
+    hash BYTEA NOT NULL,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    kiosk_at BIGINT NOT NULL,
+    received_at BIGINT NOT NULL,
+    PRIMARY KEY (device, seq)
+);
+CREATE TABLE held_records (
+    device TEXT NOT NULL REFERENCES devices (id),
+    seq BIGINT NOT NULL CHECK (seq >= 1),
+    payload TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    received_at BIGINT NOT NULL,
+    PRIMARY KEY (device, seq)
+);
+CREATE TABLE anomalies (
+    id BIGSERIAL PRIMARY KEY,
+    device TEXT NOT NULL REFERENCES devices (id),
+    seq BIGINT,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    evidence_hash BYTEA NOT NULL,
+    received_at BIGINT NOT NULL,
+    UNIQUE (device, reason, evidence_hash)
+);
+CREATE TABLE accounts (
+    id TEXT PRIMARY KEY,
+    balance BIGINT NOT NULL,
+    overdraft_floor BIGINT NOT NULL CHECK (overdraft_floor <= 0),
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE movements (
+    id BIGSERIAL PRIMARY KEY,
+    account TEXT NOT NULL REFERENCES accounts (id),
+    amount BIGINT NOT NULL,
+    device TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    reverses_seq BIGINT,
+    at BIGINT NOT NULL,
+    FOREIGN KEY (device, seq) REFERENCES records (device, seq)
+);
+CREATE INDEX movements_by_record ON movements (device, seq);
+CREATE UNIQUE INDEX movements_one_reversal ON movements (device, reverses_seq, account)
+    WHERE reverses_seq IS NOT NULL;
+CREATE TABLE kiosks (
+    device TEXT PRIMARY KEY REFERENCES devices (id),
+    last_seen BIGINT NOT NULL,
+    report TEXT NOT NULL
+);
+",
+    r"
+CREATE TABLE snapshot_version (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    version BIGINT NOT NULL
+);
+INSERT INTO snapshot_version (id, version) VALUES (1, 0);
+ALTER TABLE accounts ADD COLUMN version BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX accounts_by_version ON accounts (version);
+CREATE TABLE pupils (
+    id TEXT PRIMARY KEY,
+    site TEXT NOT NULL,
+    account TEXT NOT NULL REFERENCES accounts (id),
+    data TEXT NOT NULL,
+    version BIGINT NOT NULL
+);
+CREATE INDEX pupils_by_site ON pupils (site, version);
+CREATE INDEX pupils_by_account ON pupils (account);
+CREATE TABLE staff (
+    id TEXT PRIMARY KEY,
+    site TEXT NOT NULL,
+    data TEXT NOT NULL,
+    version BIGINT NOT NULL
+);
+CREATE TABLE cards (
+    uid BYTEA PRIMARY KEY,
+    site TEXT NOT NULL,
+    holder_kind TEXT NOT NULL CHECK (holder_kind IN ('pupil', 'staff')),
+    holder TEXT NOT NULL,
+    blocked BOOLEAN NOT NULL,
+    version BIGINT NOT NULL
+);
+CREATE INDEX cards_by_site ON cards (site, version);
+CREATE INDEX cards_blocked ON cards (blocked, version);
+CREATE TABLE tariffs (
+    site TEXT NOT NULL,
+    bracket TEXT NOT NULL,
+    meal_type TEXT NOT NULL,
+    price BIGINT NOT NULL,
+    version BIGINT NOT NULL,
+    PRIMARY KEY (site, bracket, meal_type)
+);
+CREATE TABLE services (
+    site TEXT NOT NULL,
+    id TEXT NOT NULL,
+    data TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    PRIMARY KEY (site, id)
+);
+CREATE TABLE kiosk_settings (
+    site TEXT PRIMARY KEY,
+    data TEXT NOT NULL,
+    version BIGINT NOT NULL
+);
+",
+    r"
+CREATE TABLE users (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL CHECK (role IN ('staff', 'finance', 'admin', 'payments')),
+    site TEXT,
+    password_hash TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE operations (
+    id BIGSERIAL PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('top_up', 'adjustment', 'online_payment')),
+    account TEXT NOT NULL REFERENCES accounts (id),
+    amount BIGINT NOT NULL,
+    detail TEXT NOT NULL,
+    payment_reference TEXT UNIQUE,
+    user_name TEXT NOT NULL,
+    at BIGINT NOT NULL
+);
+CREATE INDEX operations_by_account ON operations (account);
+",
+];
+
+/// The back-office's data in a PostgreSQL database.
+#[derive(Clone, Debug)]
+pub struct PostgresStore {
+    pool: Pool,
+}
+
+impl PostgresStore {
+    /// Connects to `url` and brings the schema up to date.
+    pub async fn open(url: &str) -> Result<PostgresStore, StoreError> {
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|error| StoreError::Unavailable(format!("database url: {error}")))?;
+        config.connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS));
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_CONNECTIONS_MAX)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_millis(POOL_WAIT_MS)))
+            .create_timeout(Some(Duration::from_millis(CONNECT_TIMEOUT_MS)))
+            .build()
+            .map_err(|error| StoreError::Unavailable(error.to_string()))?;
+        let store = PostgresStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Runs one insert-or-update whose last parameter is the next snapshot version.
+    async fn upsert(
+        &self,
+        sql: &str,
+        parameters: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<SnapshotVersion, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        let version = bump_version(&transaction).await?;
+        let mut all: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = parameters.to_vec();
+        all.push(&version);
+        transaction.execute(sql, &all).await.map_err(unavailable)?;
+        transaction.commit().await.map_err(unavailable)?;
+        super::snapshot_version(version)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|error| StoreError::Unavailable(error.to_string()))
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let known =
+            i64::try_from(MIGRATIONS.len()).map_err(|error| corrupt("migrations", error))?;
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        transaction
+            .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_KEY])
+            .await
+            .map_err(unavailable)?;
+        transaction
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (
+                    version BIGINT PRIMARY KEY,
+                    applied_at BIGINT NOT NULL
+                )",
+            )
+            .await
+            .map_err(unavailable)?;
+        let found: i64 = transaction
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                &[],
+            )
+            .await
+            .map_err(unavailable)?
+            .get(0);
+        if found > known {
+            return Err(StoreError::SchemaTooNew { found, known });
+        }
+        for (version, sql) in (1_i64..)
+            .zip(MIGRATIONS)
+            .skip(usize::try_from(found).unwrap_or(0))
+        {
+            transaction.batch_execute(sql).await.map_err(unavailable)?;
+            transaction
+                .execute(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
+                    &[&version, &crate::now().unix_ms()],
+                )
+                .await
+                .map_err(unavailable)?;
+        }
+        transaction.commit().await.map_err(unavailable)
+    }
+}
+
+fn unavailable(error: tokio_postgres::Error) -> StoreError {
+    // The server's own message says what went wrong; the error's Display only says "db error".
+    match error.as_db_error() {
+        Some(db_error) => StoreError::Unavailable(format!(
+            "{} ({})",
+            db_error.message(),
+            db_error.code().code()
+        )),
+        None => StoreError::Unavailable(error.to_string()),
+    }
+}
+
+fn is_unique_violation(error: &tokio_postgres::Error) -> bool {
+    error.code() == Some(&SqlState::UNIQUE_VIOLATION)
+}
+
+impl Store for PostgresStore {
+    async fn add_device(&self, device: Device) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let inserted = client
+            .execute(
+                "INSERT INTO devices (id, site, public_key, added_at, revoked_at)
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    &device.id.as_str(),
+                    &device.site.as_str(),
+                    &device.key.as_bytes().as_slice(),
+                    &crate::now().unix_ms(),
+                    &device.revoked_at.map(Timestamp::unix_ms),
+                ],
+            )
+            .await;
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(error) if is_unique_violation(&error) => Err(StoreError::AlreadyExists {
+                what: "device",
+                id: device.id.to_string(),
+            }),
+            Err(error) => Err(unavailable(error)),
+        }
+    }
+
+    async fn revoke_device(&self, device: &DeviceId, at: Timestamp) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let changed = client
+            .execute(
+                "UPDATE devices SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1",
+                &[&device.as_str(), &at.unix_ms()],
+            )
+            .await
+            .map_err(unavailable)?;
+        if changed == 0 {
+            return Err(StoreError::NotFound {
+                what: "device",
+                id: device.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn device(&self, device: &DeviceId) -> Result<Option<Device>, StoreError> {
+        let client = self.client().await?;
+        let Some(row) = client
+            .query_opt(
+                "SELECT site, public_key, revoked_at FROM devices WHERE id = $1",
+                &[&device.as_str()],
+            )
+            .await
+            .map_err(unavailable)?
+        else {
+            return Ok(None);
+        };
+        let site: &str = row.get(0);
+        let key: &[u8] = row.get(1);
+        let revoked_at: Option<i64> = row.get(2);
+        Ok(Some(Device {
+            id: device.clone(),
+            site: SiteId::parse(site).map_err(|error| corrupt("site", error))?,
+            key: PublicKey::from_bytes(key).map_err(|error| corrupt("public key", error))?,
+            revoked_at: revoked_at.map(parse_timestamp).transpose()?,
+        }))
+    }
+
+    async fn remember_nonce(
+        &self,
+        device: &DeviceId,
+        nonce: &str,
+        request_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<NonceOutcome, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        transaction
+            .execute(
+                "DELETE FROM nonces WHERE device = $1 AND request_at < $2",
+                &[&device.as_str(), &super::nonce_forget_before(now)],
+            )
+            .await
+            .map_err(unavailable)?;
+        let inserted = transaction
+            .execute(
+                "INSERT INTO nonces (device, nonce, request_at) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+                &[&device.as_str(), &nonce, &request_at.unix_ms()],
+            )
+            .await
+            .map_err(unavailable)?;
+        transaction.commit().await.map_err(unavailable)?;
+        Ok(if inserted == 1 {
+            NonceOutcome::Fresh
+        } else {
+            NonceOutcome::Replayed
+        })
+    }
+
+    async fn add_account(
+        &self,
+        account: &AccountId,
+        overdraft_floor: Cents,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        let version = bump_version(&transaction).await?;
+        let inserted = transaction
+            .execute(
+                "INSERT INTO accounts (id, balance, overdraft_floor, created_at, version)
+                 VALUES ($1, 0, $2, $3, $4)",
+                &[
+                    &account.as_str(),
+                    &overdraft_floor.get(),
+                    &at.unix_ms(),
+                    &version,
+                ],
+            )
+            .await;
+        match inserted {
+            Ok(_) => transaction.commit().await.map_err(unavailable),
+            Err(error) if is_unique_violation(&error) => Err(StoreError::AlreadyExists {
+                what: "account",
+                id: account.to_string(),
+            }),
+            Err(error) => Err(unavailable(error)),
+        }
+    }
+
+    async fn set_overdraft_floor(
+        &self,
+        account: &AccountId,
+        overdraft_floor: Cents,
+    ) -> Result<SnapshotVersion, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        let version = bump_version(&transaction).await?;
+        let changed = transaction
+            .execute(
+                "UPDATE accounts SET overdraft_floor = $2, version = $3 WHERE id = $1",
+                &[&account.as_str(), &overdraft_floor.get(), &version],
+            )
+            .await
+            .map_err(unavailable)?;
+        if changed == 0 {
+            return Err(StoreError::NotFound {
+                what: "account",
+                id: account.to_string(),
+            });
+        }
+        transaction.commit().await.map_err(unavailable)?;
+        super::snapshot_version(version)
+    }
+
+    async fn balance(&self, account: &AccountId) -> Result<Option<Cents>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT balance FROM accounts WHERE id = $1",
+                &[&account.as_str()],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(row.map(|row| Cents::new(row.get(0))))
+    }
+
+    async fn ingest(
+        &self,
+        device: &Device,
+        batch: Vec<SignedRecord>,
+        received_at: Timestamp,
+    ) -> Result<IngestOutcome, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        let id = device.id.as_str();
+        // Take turns with any other instance ingesting for this kiosk.
+        transaction
+            .execute("SELECT id FROM devices WHERE id = $1 FOR UPDATE", &[&id])
+            .await
+            .map_err(unavailable)?;
+        let last = transaction
+            .query_opt(
+                "SELECT seq, hash FROM records WHERE device = $1 ORDER BY seq DESC LIMIT 1",
+                &[&id],
+            )
+            .await
+            .map_err(unavailable)?;
+        let head = match last {
+            None => ChainHead::GENESIS,
+            Some(row) => ChainHead {
+                next_seq: parse_seq(row.get(0))?.next(),
+                prev: super::parse_digest(row.get(1))?,
+            },
+        };
+        let held = transaction
+            .query(
+                "SELECT payload, signature FROM held_records WHERE device = $1 ORDER BY seq",
+                &[&id],
+            )
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .map(|row| SignedRecord {
+                payload: row.get(0),
+                signature: row.get(1),
+            })
+            .collect();
+        let claimed = ingest::claimed_seqs_below_head(&head, &batch)
+            .into_iter()
+            .map(seq_to_i64)
+            .collect::<Result<Vec<i64>, _>>()?;
+        let mut stored_below_head = BTreeMap::new();
+        if !claimed.is_empty() {
+            for row in transaction
+                .query(
+                    "SELECT seq, payload, signature FROM records
+                     WHERE device = $1 AND seq = ANY($2)",
+                    &[&id, &claimed],
+                )
+                .await
+                .map_err(unavailable)?
+            {
+                let record = SignedRecord {
+                    payload: row.get(1),
+                    signature: row.get(2),
+                };
+                stored_below_head.insert(parse_seq(row.get(0))?, record);
+            }
+        }
+        let stored = StoredChain {
+            head,
+            held,
+            stored_below_head,
+        };
+        let plan = ingest::plan(&device.id, &device.key, &stored, &batch);
+        // Balances a kiosk sees change with the records: they belong to a new snapshot version.
+        let version = if plan.append.is_empty() {
+            0
+        } else {
+            bump_version(&transaction).await?
+        };
+
+        // Whole-batch statements: a round trip per batch rather than several per record.
+        let mut seqs = Vec::with_capacity(plan.append.len());
+        let mut hashes = Vec::with_capacity(plan.append.len());
+        let mut kinds = Vec::with_capacity(plan.append.len());
+        let mut payloads = Vec::with_capacity(plan.append.len());
+        let mut signatures = Vec::with_capacity(plan.append.len());
+        let mut kiosk_ats = Vec::with_capacity(plan.append.len());
+        for record in &plan.append {
+            seqs.push(seq_to_i64(record.seq())?);
+            hashes.push(record.hash().as_bytes().to_vec());
+            kinds.push(record.payload().body.kind().as_str());
+            payloads.push(record.signed().payload.as_str());
+            signatures.push(record.signed().signature.as_str());
+            kiosk_ats.push(record.payload().at.unix_ms());
+        }
+        transaction
+            .execute(
+                "INSERT INTO records
+                 (device, seq, hash, kind, payload, signature, kiosk_at, received_at)
+                 SELECT $1, u.seq, u.hash, u.kind, u.payload, u.signature, u.kiosk_at, $8
+                 FROM UNNEST($2::BIGINT[], $3::BYTEA[], $4::TEXT[], $5::TEXT[], $6::TEXT[],
+                             $7::BIGINT[])
+                      AS u (seq, hash, kind, payload, signature, kiosk_at)",
+                &[
+                    &id,
+                    &seqs,
+                    &hashes,
+                    &kinds,
+                    &payloads,
+                    &signatures,
+                    &kiosk_ats,
+                    &received_at.unix_ms(),
+                ],
+            )
+            .await
+            .map_err(unavailable)?;
+        let before = ledger_before(&transaction, id, &plan.append).await?;
+        let after = ingest::apply_effects(&plan.append, before);
+        write_ledger(&transaction, id, &after, version, received_at).await?;
+        for (seq, reason, detail) in &after.anomalies {
+            let record = plan
+                .append
+                .iter()
+                .find(|record| record.seq() == *seq)
+                .map(Record::signed)
+                .ok_or_else(|| StoreError::Corrupt(format!("no record at seq {seq}")))?;
+            insert_anomaly(
+                &transaction,
+                id,
+                Some(seq_to_i64(*seq)?),
+                *reason,
+                detail,
+                record,
+                received_at,
+            )
+            .await?;
+        }
+        transaction
+            .execute("DELETE FROM held_records WHERE device = $1", &[&id])
+            .await
+            .map_err(unavailable)?;
+        for record in &plan.hold {
+            transaction
+                .execute(
+                    "INSERT INTO held_records (device, seq, payload, signature, received_at)
+                     VALUES ($1, $2, $3, $4, $5)",
+                    &[
+                        &id,
+                        &seq_to_i64(record.seq())?,
+                        &record.signed().payload,
+                        &record.signed().signature,
+                        &received_at.unix_ms(),
+                    ],
+                )
+                .await
+                .map_err(unavailable)?;
+        }
+        for quarantined in &plan.quarantine {
+            insert_anomaly(
+                &transaction,
+                id,
+                quarantined.seq.map(seq_to_i64).transpose()?,
+                quarantined.reason,
+                &quarantined.detail,
+                &quarantined.record,
+                received_at,
+            )
+            .await?;
+        }
+        transaction.commit().await.map_err(unavailable)?;
+        Ok(super::outcome(&plan))
+    }
+
+    async fn record_kiosk_report(
+        &self,
+        device: &DeviceId,
+        report: &KioskReport,
+        received_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let report = serde_json::to_string(report).map_err(|error| corrupt("report", error))?;
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO kiosks (device, last_seen, report) VALUES ($1, $2, $3)
+                 ON CONFLICT (device) DO UPDATE SET last_seen = $2, report = $3",
+                &[&device.as_str(), &received_at.unix_ms(), &report],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn kiosk_statuses(&self) -> Result<Vec<KioskStatus>, StoreError> {
+        let client = self.client().await?;
+        client
+            .query(
+                "SELECT device, last_seen, report FROM kiosks ORDER BY device",
+                &[],
+            )
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .map(|row| super::kiosk_status(row.get(0), row.get(1), row.get(2)))
+            .collect()
+    }
+
+    async fn records(&self, device: &DeviceId) -> Result<Vec<StoredRecord>, StoreError> {
+        let client = self.client().await?;
+        client
+            .query(
+                "SELECT seq, payload, signature, kiosk_at, received_at FROM records
+                 WHERE device = $1 ORDER BY seq",
+                &[&device.as_str()],
+            )
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .map(|row| {
+                Ok(StoredRecord {
+                    seq: parse_seq(row.get(0))?,
+                    record: SignedRecord {
+                        payload: row.get(1),
+                        signature: row.get(2),
+                    },
+                    kiosk_at: parse_timestamp(row.get(3))?,
+                    received_at: parse_timestamp(row.get(4))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn anomalies(&self) -> Result<Vec<Anomaly>, StoreError> {
+        let client = self.client().await?;
+        let mut anomalies = Vec::new();
+        for row in client
+            .query(
+                "SELECT device, seq, reason, detail, payload, signature FROM anomalies
+                 ORDER BY id",
+                &[],
+            )
+            .await
+            .map_err(unavailable)?
+        {
+            let row = AnomalyRow {
+                device: row.get(0),
+                seq: row.get(1),
+                reason: row.get(2),
+                detail: row.get(3),
+                payload: row.get(4),
+                signature: row.get(5),
+            };
+            anomalies.push(row.parse()?);
+        }
+        for row in client
+            .query(
+                "SELECT held.device, MIN(held.seq),
+                        (SELECT MAX(seq) FROM records WHERE records.device = held.device)
+                 FROM held_records AS held GROUP BY held.device ORDER BY held.device",
+                &[],
+            )
+            .await
+            .map_err(unavailable)?
+        {
+            anomalies.push(super::gap_anomaly(row.get(0), row.get(1), row.get(2))?);
+        }
+        Ok(anomalies)
+    }
+
+    async fn balance_mismatches(&self) -> Result<Vec<BalanceMismatch>, StoreError> {
+        let client = self.client().await?;
+        client
+            .query(
+                "SELECT id, balance, total FROM (
+                    SELECT id, balance,
+                        ((SELECT COALESCE(SUM(amount), 0) FROM movements
+                          WHERE movements.account = accounts.id)
+                         + (SELECT COALESCE(SUM(amount), 0) FROM operations
+                            WHERE operations.account = accounts.id))::BIGINT AS total
+                    FROM accounts) AS sums
+                 WHERE balance != total",
+                &[],
+            )
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .map(|row| {
+                Ok(BalanceMismatch {
+                    account: AccountId::parse(row.get(0))
+                        .map_err(|error| corrupt("account", error))?,
+                    balance: Cents::new(row.get(1)),
+                    movements_sum: Cents::new(row.get(2)),
+                })
+            })
+            .collect()
+    }
+
+    async fn save_pupil(
+        &self,
+        site: &SiteId,
+        pupil: &Pupil,
+    ) -> Result<SnapshotVersion, StoreError> {
+        let data = snapshot::to_json(pupil)?;
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        let version = bump_version(&transaction).await?;
+        // The account joins the site's snapshots with its first pupil there.
+        let account_found = transaction
+            .execute(
+                "UPDATE accounts SET version = $2 WHERE id = $1",
+                &[&pupil.account.as_str(), &version],
+            )
+            .await
+            .map_err(unavailable)?;
+        if account_found == 0 {
+            return Err(StoreError::NotFound {
+                what: "account",
+                id: pupil.account.to_string(),
+            });
+        }
+        transaction
+            .execute(
+                "INSERT INTO pupils (id, site, account, data, version)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (id) DO UPDATE SET
+                    site = $2, account = $3, data = $4, version = $5",
+                &[
+                    &pupil.id.as_str(),
+                    &site.as_str(),
+                    &pupil.account.as_str(),
+                    &data,
+                    &version,
+                ],
+            )
+            .await
+            .map_err(unavailable)?;
+        transaction.commit().await.map_err(unavailable)?;
+        super::snapshot_version(version)
+    }
+
+    async fn save_staff(
+        &self,
+        site: &SiteId,
+        staff: &StaffCredential,
+    ) -> Result<SnapshotVersion, StoreError> {
+        let data = snapshot::to_json(staff)?;
+        self.upsert(
+            "INSERT INTO staff (id, site, data, version) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (id) DO UPDATE SET site = $2, data = $3, version = $4",
+            &[&staff.id.as_str(), &site.as_str(), &data],
+        )
+        .await
+    }
+
+    async fn assign_card(&self, card: &Card) -> Result<SnapshotVersion, StoreError> {
+        let (kind, holder) = super::holder_columns(&card.holder);
+        let table = if kind == "pupil" { "pupils" } else { "staff" };
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        let version = bump_version(&transaction).await?;
+        let Some(row) = transaction
+            .query_opt(
+                &format!("SELECT site FROM {table} WHERE id = $1"),
+                &[&holder],
+            )
+            .await
+            .map_err(unavailable)?
+        else {
+            return Err(StoreError::NotFound {
+                what: kind,
+                id: holder.to_owned(),
+            });
+        };
+        let site: String = row.get(0);
+        let inserted = transaction
+            .execute(
+                "INSERT INTO cards (uid, site, holder_kind, holder, blocked, version)
+                 VALUES ($1, $2, $3, $4, false, $5)",
+                &[&card.uid.as_bytes(), &site, &kind, &holder, &version],
+            )
+            .await;
+        match inserted {
+            Ok(_) => {}
+            Err(error) if is_unique_violation(&error) => {
+                return Err(StoreError::AlreadyExists {
+                    what: "card",
+                    id: card.uid.to_string(),
+                });
+            }
+            Err(error) => return Err(unavailable(error)),
+        }
+        transaction.commit().await.map_err(unavailable)?;
+        super::snapshot_version(version)
+    }
+
+    async fn block_card(&self, uid: &CardUid) -> Result<SnapshotVersion, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        let version = bump_version(&transaction).await?;
+        let changed = transaction
+            .execute(
+                "UPDATE cards SET blocked = true, version = $2 WHERE uid = $1",
+                &[&uid.as_bytes(), &version],
+            )
+            .await
+            .map_err(unavailable)?;
+        if changed == 0 {
+            return Err(StoreError::NotFound {
+                what: "card",
+                id: uid.to_string(),
+            });
+        }
+        transaction.commit().await.map_err(unavailable)?;
+        super::snapshot_version(version)
+    }
+
+    async fn save_tariff(
+        &self,
+        site: &SiteId,
+        tariff: &Tariff,
+    ) -> Result<SnapshotVersion, StoreError> {
+        self.upsert(
+            "INSERT INTO tariffs (site, bracket, meal_type, price, version)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (site, bracket, meal_type) DO UPDATE SET price = $4, version = $5",
+            &[
+                &site.as_str(),
+                &tariff.bracket.as_str(),
+                &tariff.meal_type.as_str(),
+                &tariff.price.get(),
+            ],
+        )
+        .await
+    }
+
+    async fn save_service(
+        &self,
+        site: &SiteId,
+        service: &Service,
+    ) -> Result<SnapshotVersion, StoreError> {
+        let data = snapshot::to_json(service)?;
+        self.upsert(
+            "INSERT INTO services (site, id, data, version) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (site, id) DO UPDATE SET data = $3, version = $4",
+            &[&site.as_str(), &service.id.as_str(), &data],
+        )
+        .await
+    }
+
+    async fn save_kiosk_settings(
+        &self,
+        site: &SiteId,
+        settings: &KioskSettings,
+    ) -> Result<SnapshotVersion, StoreError> {
+        let data = snapshot::to_json(settings)?;
+        self.upsert(
+            "INSERT INTO kiosk_settings (site, data, version) VALUES ($1, $2, $3)
+             ON CONFLICT (site) DO UPDATE SET data = $2, version = $3",
+            &[&site.as_str(), &data],
+        )
+        .await
+    }
+
+    async fn snapshot(
+        &self,
+        site: &SiteId,
+        device: Option<&DeviceId>,
+        since: Option<SnapshotVersion>,
+    ) -> Result<Snapshot, StoreError> {
+        let mut client = self.client().await?;
+        // One consistent view: every row from the same state of the database.
+        let transaction = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(unavailable)?;
+        let version: i64 = transaction
+            .query_one("SELECT version FROM snapshot_version WHERE id = 1", &[])
+            .await
+            .map_err(unavailable)?
+            .get(0);
+        let since = since.filter(|since| i64::try_from(since.0).is_ok_and(|v| v <= version));
+        let after = super::since_bound(since)?;
+        let site_id = site.as_str();
+        let query = |sql: &'static str, with_site: bool| {
+            let transaction = &transaction;
+            async move {
+                let rows = if with_site {
+                    transaction.query(sql, &[&site_id, &after]).await
+                } else {
+                    transaction.query(sql, &[&after]).await
+                };
+                rows.map_err(unavailable)
+            }
+        };
+        let accounts = query(
+            "SELECT id, balance, overdraft_floor FROM accounts
+             WHERE version > $2
+               AND EXISTS (SELECT 1 FROM pupils WHERE pupils.account = accounts.id AND site = $1)
+             ORDER BY id",
+            true,
+        )
+        .await?
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect();
+        let pupils = query(
+            "SELECT data FROM pupils WHERE site = $1 AND version > $2 ORDER BY id",
+            true,
+        )
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+        let cards = query(
+            "SELECT uid, holder_kind, holder, blocked FROM cards
+             WHERE site = $1 AND version > $2 ORDER BY uid",
+            true,
+        )
+        .await?
+        .iter()
+        .map(|row| CardRow {
+            uid: row.get(0),
+            holder_kind: row.get(1),
+            holder: row.get(2),
+            blocked: row.get(3),
+        })
+        .collect();
+        let hotlist = query(
+            "SELECT uid FROM cards WHERE blocked AND version > $1 ORDER BY uid",
+            false,
+        )
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+        let tariffs = query(
+            "SELECT bracket, meal_type, price FROM tariffs WHERE site = $1 AND version > $2
+             ORDER BY bracket, meal_type",
+            true,
+        )
+        .await?
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect();
+        let services = query(
+            "SELECT data FROM services WHERE site = $1 AND version > $2 ORDER BY id",
+            true,
+        )
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+        let staff = query(
+            "SELECT data FROM staff WHERE site = $1 AND version > $2 ORDER BY id",
+            true,
+        )
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+        let settings = query(
+            "SELECT data FROM kiosk_settings WHERE site = $1 AND version > $2",
+            true,
+        )
+        .await?
+        .first()
+        .map(|row| row.get(0));
+        let records_through = match device {
+            Some(device) => transaction
+                .query_one(
+                    "SELECT MAX(seq) FROM records WHERE device = $1",
+                    &[&device.as_str()],
+                )
+                .await
+                .map_err(unavailable)?
+                .get::<_, Option<i64>>(0)
+                .map(parse_seq)
+                .transpose()?,
+            None => None,
+        };
+        transaction.commit().await.map_err(unavailable)?;
+        let rows = SnapshotRows {
+            version,
+            accounts,
+            pupils,
+            cards,
+            hotlist,
+            tariffs,
+            services,
+            staff,
+            settings,
+        };
+        snapshot::build(site, since, rows, records_through)
+    }
+
+    async fn add_user(&self, user: &User) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let inserted = client
+            .execute(
+                "INSERT INTO users (name, role, site, password_hash, created_at)
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    &user.name,
+                    &user.role.as_str(),
+                    &user.site.as_ref().map(SiteId::as_str),
+                    &user.password_hash,
+                    &crate::now().unix_ms(),
+                ],
+            )
+            .await;
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(error) if is_unique_violation(&error) => Err(StoreError::AlreadyExists {
+                what: "user",
+                id: user.name.clone(),
+            }),
+            Err(error) => Err(unavailable(error)),
+        }
+    }
+
+    async fn user(&self, name: &str) -> Result<Option<User>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT role, site, password_hash FROM users WHERE name = $1",
+                &[&name],
+            )
+            .await
+            .map_err(unavailable)?;
+        row.map(|row| super::parse_user(name.to_owned(), row.get(0), row.get(1), row.get(2)))
+            .transpose()
+    }
+
+    async fn account(&self, account: &AccountId) -> Result<Option<AccountState>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT balance, overdraft_floor FROM accounts WHERE id = $1",
+                &[&account.as_str()],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(row.map(|row| AccountState {
+            id: account.clone(),
+            balance: Cents::new(row.get(0)),
+            overdraft_floor: Cents::new(row.get(1)),
+        }))
+    }
+
+    async fn apply_operation(&self, operation: &Operation) -> Result<OperationOutcome, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        let account = operation.account.as_str();
+        // Version first, then the account: the same lock order as ingest.
+        let version = bump_version(&transaction).await?;
+        let Some(row) = transaction
+            .query_opt(
+                "SELECT balance FROM accounts WHERE id = $1 FOR UPDATE",
+                &[&account],
+            )
+            .await
+            .map_err(unavailable)?
+        else {
+            return Err(StoreError::NotFound {
+                what: "account",
+                id: account.to_owned(),
+            });
+        };
+        let balance: i64 = row.get(0);
+        if let Some(reference) = operation.kind.payment_reference()
+            && let Some(earlier) = transaction
+                .query_opt(
+                    "SELECT account, amount FROM operations WHERE payment_reference = $1",
+                    &[&reference],
+                )
+                .await
+                .map_err(unavailable)?
+        {
+            super::same_payment(earlier.get(0), earlier.get(1), operation)?;
+            // Nothing changes: the version taken is released with the rollback.
+            return Ok(OperationOutcome {
+                balance: Cents::new(balance),
+                version: super::snapshot_version(version - 1)?,
+                replayed: true,
+            });
+        }
+        let new_balance = super::checked_balance(balance, operation.amount)?;
+        transaction
+            .execute(
+                "UPDATE accounts SET balance = $2, version = $3 WHERE id = $1",
+                &[&account, &new_balance, &version],
+            )
+            .await
+            .map_err(unavailable)?;
+        let inserted = transaction
+            .execute(
+                "INSERT INTO operations
+                 (kind, account, amount, detail, payment_reference, user_name, at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[
+                    &operation.kind.as_str(),
+                    &account,
+                    &operation.amount.get(),
+                    &operation.kind.detail(),
+                    &operation.kind.payment_reference(),
+                    &operation.user,
+                    &operation.at.unix_ms(),
+                ],
+            )
+            .await;
+        match inserted {
+            Ok(_) => {}
+            // Another instance credited the same payment first: the provider retries and
+            // then gets the replayed answer.
+            Err(error) if is_unique_violation(&error) => {
+                return Err(StoreError::Unavailable(
+                    "the same payment is being credited concurrently".to_owned(),
+                ));
+            }
+            Err(error) => return Err(unavailable(error)),
+        }
+        transaction.commit().await.map_err(unavailable)?;
+        Ok(OperationOutcome {
+            balance: Cents::new(new_balance),
+            version: super::snapshot_version(version)?,
+            replayed: false,
+        })
+    }
+
+    async fn holder_site(&self, holder: &CardHolder) -> Result<Option<SiteId>, StoreError> {
+        let (kind, id) = super::holder_columns(holder);
+        let table = if kind == "pupil" { "pupils" } else { "staff" };
+        let client = self.client().await?;
+        let row = client
+            .query_opt(&format!("SELECT site FROM {table} WHERE id = $1"), &[&id])
+            .await
+            .map_err(unavailable)?;
+        row.map(|row| SiteId::parse(row.get(0)).map_err(|error| corrupt("site", error)))
+            .transpose()
+    }
+
+    async fn card(&self, uid: &CardUid) -> Result<Option<(CardHolder, bool)>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT holder_kind, holder, blocked FROM cards WHERE uid = $1",
+                &[&uid.as_bytes()],
+            )
+            .await
+            .map_err(unavailable)?;
+        row.map(|row| Ok((super::parse_holder(row.get(0), row.get(1))?, row.get(2))))
+            .transpose()
+    }
+
+    async fn replace_card(
+        &self,
+        old: &CardUid,
+        new: &CardUid,
+    ) -> Result<SnapshotVersion, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        let version = bump_version(&transaction).await?;
+        let Some(row) = transaction
+            .query_opt(
+                "UPDATE cards SET blocked = true, version = $2 WHERE uid = $1
+                 RETURNING site, holder_kind, holder",
+                &[&old.as_bytes(), &version],
+            )
+            .await
+            .map_err(unavailable)?
+        else {
+            return Err(StoreError::NotFound {
+                what: "card",
+                id: old.to_string(),
+            });
+        };
+        let (site, kind, holder): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+        let inserted = transaction
+            .execute(
+                "INSERT INTO cards (uid, site, holder_kind, holder, blocked, version)
+                 VALUES ($1, $2, $3, $4, false, $5)",
+                &[&new.as_bytes(), &site, &kind, &holder, &version],
+            )
+            .await;
+        match inserted {
+            Ok(_) => {}
+            Err(error) if is_unique_violation(&error) => {
+                return Err(StoreError::AlreadyExists {
+                    what: "card",
+                    id: new.to_string(),
+                });
+            }
+            Err(error) => return Err(unavailable(error)),
+        }
+        transaction.commit().await.map_err(unavailable)?;
+        super::snapshot_version(version)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client.execute("SELECT 1", &[]).await.map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+/// Reads, with the accounts' rows locked in a fixed order, what the batch's effects touch.
+async fn ledger_before(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    device: &str,
+    append: &[Record],
+) -> Result<LedgerBefore, StoreError> {
+    let (mut accounts, voided) = ingest::ledger_needs(append);
+    let mut before = LedgerBefore::default();
+    if !voided.is_empty() {
+        let voided: Vec<i64> = voided
+            .into_iter()
+            .map(seq_to_i64)
+            .collect::<Result<_, _>>()?;
+        for row in transaction
+            .query(
+                "SELECT seq, hash FROM records WHERE device = $1 AND seq = ANY($2)",
+                &[&device, &voided],
+            )
+            .await
+            .map_err(unavailable)?
+        {
+            before
+                .voided_hashes
+                .insert(parse_seq(row.get(0))?, super::parse_digest(row.get(1))?);
+        }
+        for row in transaction
+            .query(
+                "SELECT seq, account, amount, reverses_seq FROM movements
+                 WHERE device = $1 AND (seq = ANY($2) OR reverses_seq = ANY($2))",
+                &[&device, &voided],
+            )
+            .await
+            .map_err(unavailable)?
+        {
+            let seq: i64 = row.get(0);
+            let reverses: Option<i64> = row.get(3);
+            if voided.contains(&seq) {
+                let account =
+                    AccountId::parse(row.get(1)).map_err(|error| corrupt("account", error))?;
+                accounts.insert(account.clone());
+                before
+                    .voided_movements
+                    .entry(parse_seq(seq)?)
+                    .or_default()
+                    .push((account, Cents::new(row.get(2))));
+            }
+            if let Some(reverses) = reverses.filter(|reverses| voided.contains(reverses)) {
+                before.already_reversed.insert(parse_seq(reverses)?);
+            }
+        }
+    }
+    if !accounts.is_empty() {
+        let ids: Vec<&str> = accounts.iter().map(AccountId::as_str).collect();
+        // Sorted, so two uploads touching the same accounts lock them in the same order.
+        for row in transaction
+            .query(
+                "SELECT id, balance FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+                &[&ids],
+            )
+            .await
+            .map_err(unavailable)?
+        {
+            let account =
+                AccountId::parse(row.get(0)).map_err(|error| corrupt("account", error))?;
+            before.balances.insert(account, row.get(1));
+        }
+    }
+    Ok(before)
+}
+
+/// Writes a batch's movements and the new balances.
+async fn write_ledger(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    device: &str,
+    after: &LedgerAfter,
+    version: i64,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    if after.movements.is_empty() {
+        return Ok(());
+    }
+    let accounts: Vec<&str> = after.movements.iter().map(|m| m.account.as_str()).collect();
+    let amounts: Vec<i64> = after.movements.iter().map(|m| m.amount.get()).collect();
+    let seqs = after
+        .movements
+        .iter()
+        .map(|m| seq_to_i64(m.seq))
+        .collect::<Result<Vec<i64>, _>>()?;
+    let reverses = after
+        .movements
+        .iter()
+        .map(|m| m.reverses.map(seq_to_i64).transpose())
+        .collect::<Result<Vec<Option<i64>>, _>>()?;
+    transaction
+        .execute(
+            "INSERT INTO movements (account, amount, device, seq, reverses_seq, at)
+             SELECT u.account, u.amount, $1, u.seq, u.reverses, $6
+             FROM UNNEST($2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::BIGINT[])
+                  AS u (account, amount, seq, reverses)",
+            &[
+                &device,
+                &accounts,
+                &amounts,
+                &seqs,
+                &reverses,
+                &at.unix_ms(),
+            ],
+        )
+        .await
+        .map_err(unavailable)?;
+    let ids: Vec<&str> = after.balances.keys().map(AccountId::as_str).collect();
+    let balances: Vec<i64> = after.balances.values().copied().collect();
+    transaction
+        .execute(
+            "UPDATE accounts SET balance = u.balance, version = $3
+             FROM UNNEST($1::TEXT[], $2::BIGINT[]) AS u (id, balance)
+             WHERE accounts.id = u.id",
+            &[&ids, &balances, &version],
+        )
+        .await
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+async fn insert_anomaly(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    device: &str,
+    seq: Option<i64>,
+    reason: AnomalyReason,
+    detail: &str,
+    record: &SignedRecord,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    transaction
+        .execute(
+            "INSERT INTO anomalies
+             (device, seq, reason, detail, payload, signature, evidence_hash, received_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+            &[
+                &device,
+                &seq,
+                &reason.as_str(),
+                &detail,
+                &record.payload,
+                &record.signature,
+                &super::evidence_hash(record).as_bytes().as_slice(),
+                &at.unix_ms(),
+            ],
+        )
+        .await
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+/// Takes the next snapshot version for the changes of this transaction. The row lock also
+/// orders writers, so versions become visible in the order they were taken.
+async fn bump_version(transaction: &deadpool_postgres::Transaction<'_>) -> Result<i64, StoreError> {
+    Ok(transaction
+        .query_one(
+            "UPDATE snapshot_version SET version = version + 1 WHERE id = 1 RETURNING version",
+            &[],
+        )
+        .await
+        .map_err(unavailable)?
+        .get(0))
+}

@@ -1,0 +1,1520 @@
+//! The SQLite store: one connection behind a mutex, used on tokio's blocking threads. SQLite
+//! allows one writer at a time, so one connection loses nothing and keeps every transaction
+//! simple.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use proto::api::KioskReport;
+use proto::snapshot::{
+    AccountState, Card, CardHolder, KioskSettings, Pupil, Service, Snapshot, StaffCredential,
+    Tariff,
+};
+use proto::{
+    AccountId, CardUid, Cents, ChainHead, DeviceId, PublicKey, SignedRecord, SiteId,
+    SnapshotVersion, Timestamp,
+};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use super::{
+    Anomaly, BalanceMismatch, Device, IngestOutcome, KioskStatus, NonceOutcome, Operation,
+    OperationOutcome, Store, StoreError, StoredRecord, corrupt, parse_seq, parse_timestamp,
+    seq_to_i64,
+};
+use crate::ingest::{self, AnomalyReason, LedgerAfter, LedgerBefore, StoredChain};
+use crate::snapshot::{self, CardRow, SnapshotRows};
+use crate::users::User;
+
+/// How long a statement waits for another process's write lock before giving up.
+const BUSY_TIMEOUT_MS: u64 = 5_000;
+
+/// Schema versions, in order; version N is `MIGRATIONS[N - 1]`. Never edit one that shipped.
+const MIGRATIONS: &[&str] = &[
+    r"
+CREATE TABLE devices (
+    id TEXT PRIMARY KEY,
+    site TEXT NOT NULL,
+    public_key BLOB NOT NULL,
+    added_at INTEGER NOT NULL,
+    revoked_at INTEGER
+) STRICT;
+CREATE TABLE nonces (
+    device TEXT NOT NULL REFERENCES devices (id),
+    nonce TEXT NOT NULL,
+    request_at INTEGER NOT NULL,
+    PRIMARY KEY (device, nonce)
+) STRICT;
+CREATE INDEX nonces_by_age ON nonces (device, request_at);
+CREATE TABLE records (
+    device TEXT NOT NULL REFERENCES devices (id),
+    seq INTEGER NOT NULL CHECK (seq >= 1),
+    hash BLOB NOT NULL,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    kiosk_at INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (device, seq)
+) STRICT;
+CREATE TABLE held_records (
+    device TEXT NOT NULL REFERENCES devices (id),
+    seq INTEGER NOT NULL CHECK (seq >= 1),
+    payload TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (device, seq)
+) STRICT;
+CREATE TABLE anomalies (
+    id INTEGER PRIMARY KEY,
+    device TEXT NOT NULL REFERENCES devices (id),
+    seq INTEGER,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    evidence_hash BLOB NOT NULL,
+    received_at INTEGER NOT NULL,
+    UNIQUE (device, reason, evidence_hash)
+) STRICT;
+CREATE TABLE accounts (
+    id TEXT PRIMARY KEY,
+    balance INTEGER NOT NULL,
+    overdraft_floor INTEGER NOT NULL CHECK (overdraft_floor <= 0),
+    created_at INTEGER NOT NULL
+) STRICT;
+CREATE TABLE movements (
+    id INTEGER PRIMARY KEY,
+    account TEXT NOT NULL REFERENCES accounts (id),
+    amount INTEGER NOT NULL,
+    device TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    reverses_seq INTEGER,
+    at INTEGER NOT NULL,
+    FOREIGN KEY (device, seq) REFERENCES records (device, seq)
+) STRICT;
+CREATE INDEX movements_by_record ON movements (device, seq);
+CREATE UNIQUE INDEX movements_one_reversal ON movements (device, reverses_seq, account)
+    WHERE reverses_seq IS NOT NULL;
+CREATE TABLE kiosks (
+    device TEXT PRIMARY KEY REFERENCES devices (id),
+    last_seen INTEGER NOT NULL,
+    report TEXT NOT NULL
+) STRICT;
+",
+    r"
+CREATE TABLE snapshot_version (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL
+) STRICT;
+INSERT INTO snapshot_version (id, version) VALUES (1, 0);
+ALTER TABLE accounts ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX accounts_by_version ON accounts (version);
+CREATE TABLE pupils (
+    id TEXT PRIMARY KEY,
+    site TEXT NOT NULL,
+    account TEXT NOT NULL REFERENCES accounts (id),
+    data TEXT NOT NULL,
+    version INTEGER NOT NULL
+) STRICT;
+CREATE INDEX pupils_by_site ON pupils (site, version);
+CREATE INDEX pupils_by_account ON pupils (account);
+CREATE TABLE staff (
+    id TEXT PRIMARY KEY,
+    site TEXT NOT NULL,
+    data TEXT NOT NULL,
+    version INTEGER NOT NULL
+) STRICT;
+CREATE TABLE cards (
+    uid BLOB PRIMARY KEY,
+    site TEXT NOT NULL,
+    holder_kind TEXT NOT NULL CHECK (holder_kind IN ('pupil', 'staff')),
+    holder TEXT NOT NULL,
+    blocked INTEGER NOT NULL CHECK (blocked IN (0, 1)),
+    version INTEGER NOT NULL
+) STRICT;
+CREATE INDEX cards_by_site ON cards (site, version);
+CREATE INDEX cards_blocked ON cards (blocked, version);
+CREATE TABLE tariffs (
+    site TEXT NOT NULL,
+    bracket TEXT NOT NULL,
+    meal_type TEXT NOT NULL,
+    price INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    PRIMARY KEY (site, bracket, meal_type)
+) STRICT;
+CREATE TABLE services (
+    site TEXT NOT NULL,
+    id TEXT NOT NULL,
+    data TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    PRIMARY KEY (site, id)
+) STRICT;
+CREATE TABLE kiosk_settings (
+    site TEXT PRIMARY KEY,
+    data TEXT NOT NULL,
+    version INTEGER NOT NULL
+) STRICT;
+",
+    r"
+CREATE TABLE users (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL CHECK (role IN ('staff', 'finance', 'admin', 'payments')),
+    site TEXT,
+    password_hash TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+) STRICT;
+CREATE TABLE operations (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('top_up', 'adjustment', 'online_payment')),
+    account TEXT NOT NULL REFERENCES accounts (id),
+    amount INTEGER NOT NULL,
+    detail TEXT NOT NULL,
+    payment_reference TEXT UNIQUE,
+    user_name TEXT NOT NULL,
+    at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX operations_by_account ON operations (account);
+",
+];
+
+/// The back-office's data in one SQLite file.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    /// A std mutex, held only on blocking threads and never across an await.
+    connection: Arc<Mutex<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let path = path.to_owned();
+        let connection = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+            let mut connection = Connection::open(&path).map_err(unavailable)?;
+            // Explicit, not defaults: durability before speed, references enforced, and a
+            // writer waits for another process's lock instead of failing at once.
+            connection
+                .pragma_update(None, "journal_mode", "WAL")
+                .map_err(unavailable)?;
+            connection
+                .pragma_update(None, "synchronous", "FULL")
+                .map_err(unavailable)?;
+            connection
+                .pragma_update(None, "foreign_keys", "ON")
+                .map_err(unavailable)?;
+            connection
+                .busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))
+                .map_err(unavailable)?;
+            migrate(&mut connection)?;
+            Ok(connection)
+        })
+        .await
+        .map_err(|error| StoreError::Unavailable(error.to_string()))??;
+        Ok(SqliteStore {
+            connection: Arc::new(Mutex::new(connection)),
+        })
+    }
+
+    /// Runs `change` in a write transaction with the next snapshot version.
+    async fn write(
+        &self,
+        change: impl FnOnce(&rusqlite::Transaction<'_>, i64) -> Result<(), StoreError> + Send + 'static,
+    ) -> Result<SnapshotVersion, StoreError> {
+        self.with(move |connection| {
+            let transaction = connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let version = bump_version(&transaction)?;
+            change(&transaction, version)?;
+            transaction.commit().map_err(unavailable)?;
+            super::snapshot_version(version)
+        })
+        .await
+    }
+
+    /// Runs `work` with the connection on a blocking thread.
+    async fn with<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let connection = Arc::clone(&self.connection);
+        tokio::task::spawn_blocking(move || {
+            let mut connection = connection
+                .lock()
+                .map_err(|_| StoreError::Unavailable("a database task panicked".to_owned()))?;
+            work(&mut connection)
+        })
+        .await
+        .map_err(|error| StoreError::Unavailable(error.to_string()))?
+    }
+}
+
+fn unavailable(error: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(error.to_string())
+}
+
+fn is_constraint_violation(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::ConstraintViolation)
+    )
+}
+
+fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
+    let known = i64::try_from(MIGRATIONS.len()).map_err(|error| corrupt("migrations", error))?;
+    let transaction = connection
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(unavailable)?;
+    transaction
+        .execute_batch(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                version INTEGER PRIMARY KEY,
+                applied_at INTEGER NOT NULL
+            ) STRICT;",
+        )
+        .map_err(unavailable)?;
+    let found: i64 = transaction
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(unavailable)?;
+    if found > known {
+        return Err(StoreError::SchemaTooNew { found, known });
+    }
+    for (version, sql) in (1..)
+        .zip(MIGRATIONS)
+        .skip(usize::try_from(found).unwrap_or(0))
+    {
+        transaction.execute_batch(sql).map_err(unavailable)?;
+        transaction
+            .execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+                params![version, crate::now().unix_ms()],
+            )
+            .map_err(unavailable)?;
+    }
+    transaction.commit().map_err(unavailable)
+}
+
+impl Store for SqliteStore {
+    async fn add_device(&self, device: Device) -> Result<(), StoreError> {
+        self.with(move |connection| {
+            let inserted = connection.execute(
+                "INSERT INTO devices (id, site, public_key, added_at, revoked_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    device.id.as_str(),
+                    device.site.as_str(),
+                    device.key.as_bytes().as_slice(),
+                    crate::now().unix_ms(),
+                    device.revoked_at.map(Timestamp::unix_ms),
+                ],
+            );
+            match inserted {
+                Ok(_) => Ok(()),
+                Err(error) if is_constraint_violation(&error) => Err(StoreError::AlreadyExists {
+                    what: "device",
+                    id: device.id.to_string(),
+                }),
+                Err(error) => Err(unavailable(error)),
+            }
+        })
+        .await
+    }
+
+    async fn revoke_device(&self, device: &DeviceId, at: Timestamp) -> Result<(), StoreError> {
+        let device = device.clone();
+        self.with(move |connection| {
+            let changed = connection
+                .execute(
+                    "UPDATE devices SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
+                    params![device.as_str(), at.unix_ms()],
+                )
+                .map_err(unavailable)?;
+            if changed == 0 {
+                return Err(StoreError::NotFound {
+                    what: "device",
+                    id: device.to_string(),
+                });
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn device(&self, device: &DeviceId) -> Result<Option<Device>, StoreError> {
+        let device = device.clone();
+        self.with(move |connection| {
+            let row = connection
+                .query_row(
+                    "SELECT site, public_key, revoked_at FROM devices WHERE id = ?1",
+                    params![device.as_str()],
+                    |row| {
+                        Ok((
+                            row.get::<_, String>(0)?,
+                            row.get::<_, Vec<u8>>(1)?,
+                            row.get::<_, Option<i64>>(2)?,
+                        ))
+                    },
+                )
+                .optional()
+                .map_err(unavailable)?;
+            let Some((site, key, revoked_at)) = row else {
+                return Ok(None);
+            };
+            Ok(Some(Device {
+                id: device,
+                site: SiteId::parse(&site).map_err(|error| corrupt("site", error))?,
+                key: PublicKey::from_bytes(&key).map_err(|error| corrupt("public key", error))?,
+                revoked_at: revoked_at.map(parse_timestamp).transpose()?,
+            }))
+        })
+        .await
+    }
+
+    async fn remember_nonce(
+        &self,
+        device: &DeviceId,
+        nonce: &str,
+        request_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<NonceOutcome, StoreError> {
+        let device = device.clone();
+        let nonce = nonce.to_owned();
+        self.with(move |connection| {
+            let transaction = connection.transaction().map_err(unavailable)?;
+            transaction
+                .execute(
+                    "DELETE FROM nonces WHERE device = ?1 AND request_at < ?2",
+                    params![device.as_str(), super::nonce_forget_before(now)],
+                )
+                .map_err(unavailable)?;
+            let inserted = transaction
+                .execute(
+                    "INSERT INTO nonces (device, nonce, request_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT DO NOTHING",
+                    params![device.as_str(), nonce, request_at.unix_ms()],
+                )
+                .map_err(unavailable)?;
+            transaction.commit().map_err(unavailable)?;
+            Ok(if inserted == 1 {
+                NonceOutcome::Fresh
+            } else {
+                NonceOutcome::Replayed
+            })
+        })
+        .await
+    }
+
+    async fn add_account(
+        &self,
+        account: &AccountId,
+        overdraft_floor: Cents,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let account = account.clone();
+        self.with(move |connection| {
+            let transaction = connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let version = bump_version(&transaction)?;
+            let inserted = transaction.execute(
+                "INSERT INTO accounts (id, balance, overdraft_floor, created_at, version)
+                 VALUES (?1, 0, ?2, ?3, ?4)",
+                params![
+                    account.as_str(),
+                    overdraft_floor.get(),
+                    at.unix_ms(),
+                    version
+                ],
+            );
+            match inserted {
+                Ok(_) => transaction.commit().map_err(unavailable),
+                Err(error) if is_constraint_violation(&error) => Err(StoreError::AlreadyExists {
+                    what: "account",
+                    id: account.to_string(),
+                }),
+                Err(error) => Err(unavailable(error)),
+            }
+        })
+        .await
+    }
+
+    async fn set_overdraft_floor(
+        &self,
+        account: &AccountId,
+        overdraft_floor: Cents,
+    ) -> Result<SnapshotVersion, StoreError> {
+        let account = account.clone();
+        self.write(move |transaction, version| {
+            let changed = transaction
+                .execute(
+                    "UPDATE accounts SET overdraft_floor = ?2, version = ?3 WHERE id = ?1",
+                    params![account.as_str(), overdraft_floor.get(), version],
+                )
+                .map_err(unavailable)?;
+            if changed == 0 {
+                return Err(StoreError::NotFound {
+                    what: "account",
+                    id: account.to_string(),
+                });
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn balance(&self, account: &AccountId) -> Result<Option<Cents>, StoreError> {
+        let account = account.clone();
+        self.with(move |connection| {
+            let balance: Option<i64> = connection
+                .query_row(
+                    "SELECT balance FROM accounts WHERE id = ?1",
+                    params![account.as_str()],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            Ok(balance.map(Cents::new))
+        })
+        .await
+    }
+
+    async fn ingest(
+        &self,
+        device: &Device,
+        batch: Vec<SignedRecord>,
+        received_at: Timestamp,
+    ) -> Result<IngestOutcome, StoreError> {
+        let device = device.clone();
+        self.with(move |connection| ingest_in(connection, &device, &batch, received_at))
+            .await
+    }
+
+    async fn record_kiosk_report(
+        &self,
+        device: &DeviceId,
+        report: &KioskReport,
+        received_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let device = device.clone();
+        let report = serde_json::to_string(report).map_err(|error| corrupt("report", error))?;
+        self.with(move |connection| {
+            connection
+                .execute(
+                    "INSERT INTO kiosks (device, last_seen, report) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (device) DO UPDATE SET last_seen = ?2, report = ?3",
+                    params![device.as_str(), received_at.unix_ms(), report],
+                )
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn kiosk_statuses(&self) -> Result<Vec<KioskStatus>, StoreError> {
+        self.with(|connection| {
+            let mut statement = connection
+                .prepare("SELECT device, last_seen, report FROM kiosks ORDER BY device")
+                .map_err(unavailable)?;
+            let rows = statement
+                .query_map([], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, i64>(1)?,
+                        row.get::<_, String>(2)?,
+                    ))
+                })
+                .map_err(unavailable)?;
+            let mut statuses = Vec::new();
+            for row in rows {
+                let (device, last_seen, report) = row.map_err(unavailable)?;
+                statuses.push(super::kiosk_status(&device, last_seen, &report)?);
+            }
+            Ok(statuses)
+        })
+        .await
+    }
+
+    async fn records(&self, device: &DeviceId) -> Result<Vec<StoredRecord>, StoreError> {
+        let device = device.clone();
+        self.with(move |connection| {
+            let mut statement = connection
+                .prepare(
+                    "SELECT seq, payload, signature, kiosk_at, received_at FROM records
+                     WHERE device = ?1 ORDER BY seq",
+                )
+                .map_err(unavailable)?;
+            let rows = statement
+                .query_map(params![device.as_str()], |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, i64>(3)?,
+                        row.get::<_, i64>(4)?,
+                    ))
+                })
+                .map_err(unavailable)?;
+            let mut records = Vec::new();
+            for row in rows {
+                let (seq, payload, signature, kiosk_at, received_at) = row.map_err(unavailable)?;
+                records.push(StoredRecord {
+                    seq: parse_seq(seq)?,
+                    record: SignedRecord { payload, signature },
+                    kiosk_at: parse_timestamp(kiosk_at)?,
+                    received_at: parse_timestamp(received_at)?,
+                });
+            }
+            Ok(records)
+        })
+        .await
+    }
+
+    async fn anomalies(&self) -> Result<Vec<Anomaly>, StoreError> {
+        self.with(|connection| {
+            let mut anomalies = Vec::new();
+            let mut statement = connection
+                .prepare(
+                    "SELECT device, seq, reason, detail, payload, signature FROM anomalies
+                     ORDER BY id",
+                )
+                .map_err(unavailable)?;
+            let rows = statement
+                .query_map([], |row| {
+                    Ok(super::AnomalyRow {
+                        device: row.get(0)?,
+                        seq: row.get(1)?,
+                        reason: row.get(2)?,
+                        detail: row.get(3)?,
+                        payload: row.get(4)?,
+                        signature: row.get(5)?,
+                    })
+                })
+                .map_err(unavailable)?;
+            for row in rows {
+                anomalies.push(row.map_err(unavailable)?.parse()?);
+            }
+            let mut statement = connection
+                .prepare(
+                    "SELECT held_records.device, MIN(held_records.seq),
+                            (SELECT MAX(seq) FROM records WHERE records.device = held_records.device)
+                     FROM held_records GROUP BY held_records.device ORDER BY held_records.device",
+                )
+                .map_err(unavailable)?;
+            let rows = statement
+                .query_map([], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, i64>(1)?,
+                        row.get::<_, Option<i64>>(2)?,
+                    ))
+                })
+                .map_err(unavailable)?;
+            for row in rows {
+                let (device, first_held, last_stored) = row.map_err(unavailable)?;
+                anomalies.push(super::gap_anomaly(&device, first_held, last_stored)?);
+            }
+            Ok(anomalies)
+        })
+        .await
+    }
+
+    async fn balance_mismatches(&self) -> Result<Vec<BalanceMismatch>, StoreError> {
+        self.with(|connection| {
+            let mut statement = connection
+                .prepare(
+                    "SELECT id, balance, total FROM (
+                        SELECT id, balance,
+                            (SELECT COALESCE(SUM(amount), 0) FROM movements
+                             WHERE movements.account = accounts.id)
+                            + (SELECT COALESCE(SUM(amount), 0) FROM operations
+                               WHERE operations.account = accounts.id) AS total
+                        FROM accounts)
+                     WHERE balance != total",
+                )
+                .map_err(unavailable)?;
+            let rows = statement
+                .query_map([], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, i64>(1)?,
+                        row.get::<_, i64>(2)?,
+                    ))
+                })
+                .map_err(unavailable)?;
+            let mut mismatches = Vec::new();
+            for row in rows {
+                let (account, balance, movements_sum) = row.map_err(unavailable)?;
+                mismatches.push(BalanceMismatch {
+                    account: AccountId::parse(&account)
+                        .map_err(|error| corrupt("account", error))?,
+                    balance: Cents::new(balance),
+                    movements_sum: Cents::new(movements_sum),
+                });
+            }
+            Ok(mismatches)
+        })
+        .await
+    }
+
+    async fn save_pupil(
+        &self,
+        site: &SiteId,
+        pupil: &Pupil,
+    ) -> Result<SnapshotVersion, StoreError> {
+        let site = site.clone();
+        let pupil = pupil.clone();
+        let data = snapshot::to_json(&pupil)?;
+        self.write(move |transaction, version| {
+            // The account joins the site's snapshots with its first pupil there.
+            let account_found = transaction
+                .execute(
+                    "UPDATE accounts SET version = ?2 WHERE id = ?1",
+                    params![pupil.account.as_str(), version],
+                )
+                .map_err(unavailable)?;
+            if account_found == 0 {
+                return Err(StoreError::NotFound {
+                    what: "account",
+                    id: pupil.account.to_string(),
+                });
+            }
+            transaction
+                .execute(
+                    "INSERT INTO pupils (id, site, account, data, version)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (id) DO UPDATE SET
+                        site = ?2, account = ?3, data = ?4, version = ?5",
+                    params![
+                        pupil.id.as_str(),
+                        site.as_str(),
+                        pupil.account.as_str(),
+                        data,
+                        version
+                    ],
+                )
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn save_staff(
+        &self,
+        site: &SiteId,
+        staff: &StaffCredential,
+    ) -> Result<SnapshotVersion, StoreError> {
+        let site = site.clone();
+        let id = staff.id.clone();
+        let data = snapshot::to_json(staff)?;
+        self.write(move |transaction, version| {
+            transaction
+                .execute(
+                    "INSERT INTO staff (id, site, data, version) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (id) DO UPDATE SET site = ?2, data = ?3, version = ?4",
+                    params![id.as_str(), site.as_str(), data, version],
+                )
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn assign_card(&self, card: &Card) -> Result<SnapshotVersion, StoreError> {
+        let card = card.clone();
+        self.write(move |transaction, version| {
+            let (kind, holder) = super::holder_columns(&card.holder);
+            let table = if kind == "pupil" { "pupils" } else { "staff" };
+            let site: Option<String> = transaction
+                .query_row(
+                    &format!("SELECT site FROM {table} WHERE id = ?1"),
+                    params![holder],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            let Some(site) = site else {
+                return Err(StoreError::NotFound {
+                    what: kind,
+                    id: holder.to_owned(),
+                });
+            };
+            let inserted = transaction.execute(
+                "INSERT INTO cards (uid, site, holder_kind, holder, blocked, version)
+                 VALUES (?1, ?2, ?3, ?4, 0, ?5)",
+                params![card.uid.as_bytes(), site, kind, holder, version],
+            );
+            match inserted {
+                Ok(_) => Ok(()),
+                Err(error) if is_constraint_violation(&error) => Err(StoreError::AlreadyExists {
+                    what: "card",
+                    id: card.uid.to_string(),
+                }),
+                Err(error) => Err(unavailable(error)),
+            }
+        })
+        .await
+    }
+
+    async fn block_card(&self, uid: &CardUid) -> Result<SnapshotVersion, StoreError> {
+        let uid = *uid;
+        self.write(move |transaction, version| {
+            let changed = transaction
+                .execute(
+                    "UPDATE cards SET blocked = 1, version = ?2 WHERE uid = ?1",
+                    params![uid.as_bytes(), version],
+                )
+                .map_err(unavailable)?;
+            if changed == 0 {
+                return Err(StoreError::NotFound {
+                    what: "card",
+                    id: uid.to_string(),
+                });
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn save_tariff(
+        &self,
+        site: &SiteId,
+        tariff: &Tariff,
+    ) -> Result<SnapshotVersion, StoreError> {
+        let site = site.clone();
+        let tariff = tariff.clone();
+        self.write(move |transaction, version| {
+            transaction
+                .execute(
+                    "INSERT INTO tariffs (site, bracket, meal_type, price, version)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (site, bracket, meal_type) DO UPDATE SET
+                        price = ?4, version = ?5",
+                    params![
+                        site.as_str(),
+                        tariff.bracket.as_str(),
+                        tariff.meal_type.as_str(),
+                        tariff.price.get(),
+                        version
+                    ],
+                )
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn save_service(
+        &self,
+        site: &SiteId,
+        service: &Service,
+    ) -> Result<SnapshotVersion, StoreError> {
+        let site = site.clone();
+        let id = service.id.clone();
+        let data = snapshot::to_json(service)?;
+        self.write(move |transaction, version| {
+            transaction
+                .execute(
+                    "INSERT INTO services (site, id, data, version) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (site, id) DO UPDATE SET data = ?3, version = ?4",
+                    params![site.as_str(), id.as_str(), data, version],
+                )
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn save_kiosk_settings(
+        &self,
+        site: &SiteId,
+        settings: &KioskSettings,
+    ) -> Result<SnapshotVersion, StoreError> {
+        let site = site.clone();
+        let data = snapshot::to_json(settings)?;
+        self.write(move |transaction, version| {
+            transaction
+                .execute(
+                    "INSERT INTO kiosk_settings (site, data, version) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (site) DO UPDATE SET data = ?2, version = ?3",
+                    params![site.as_str(), data, version],
+                )
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn snapshot(
+        &self,
+        site: &SiteId,
+        device: Option<&DeviceId>,
+        since: Option<SnapshotVersion>,
+    ) -> Result<Snapshot, StoreError> {
+        let site = site.clone();
+        let device = device.cloned();
+        self.with(move |connection| {
+            // One read transaction: every row from the same state of the database.
+            let transaction = connection.transaction().map_err(unavailable)?;
+            let version: i64 = transaction
+                .query_row(
+                    "SELECT version FROM snapshot_version WHERE id = 1",
+                    [],
+                    |row| row.get(0),
+                )
+                .map_err(unavailable)?;
+            let since = since.filter(|since| i64::try_from(since.0).is_ok_and(|v| v <= version));
+            let rows = snapshot_rows(&transaction, &site, version, since)?;
+            let records_through = match &device {
+                Some(device) => transaction
+                    .query_row(
+                        "SELECT MAX(seq) FROM records WHERE device = ?1",
+                        [device.as_str()],
+                        |row| row.get::<_, Option<i64>>(0),
+                    )
+                    .map_err(unavailable)?
+                    .map(parse_seq)
+                    .transpose()?,
+                None => None,
+            };
+            transaction.commit().map_err(unavailable)?;
+            snapshot::build(&site, since, rows, records_through)
+        })
+        .await
+    }
+
+    async fn add_user(&self, user: &User) -> Result<(), StoreError> {
+        let user = user.clone();
+        self.with(move |connection| {
+            let inserted = connection.execute(
+                "INSERT INTO users (name, role, site, password_hash, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    user.name,
+                    user.role.as_str(),
+                    user.site.as_ref().map(SiteId::as_str),
+                    user.password_hash,
+                    crate::now().unix_ms()
+                ],
+            );
+            match inserted {
+                Ok(_) => Ok(()),
+                Err(error) if is_constraint_violation(&error) => Err(StoreError::AlreadyExists {
+                    what: "user",
+                    id: user.name.clone(),
+                }),
+                Err(error) => Err(unavailable(error)),
+            }
+        })
+        .await
+    }
+
+    async fn user(&self, name: &str) -> Result<Option<User>, StoreError> {
+        let name = name.to_owned();
+        self.with(move |connection| {
+            let row = connection
+                .query_row(
+                    "SELECT role, site, password_hash FROM users WHERE name = ?1",
+                    params![name],
+                    |row| {
+                        Ok((
+                            row.get::<_, String>(0)?,
+                            row.get::<_, Option<String>>(1)?,
+                            row.get::<_, String>(2)?,
+                        ))
+                    },
+                )
+                .optional()
+                .map_err(unavailable)?;
+            row.map(|(role, site, hash)| super::parse_user(name, &role, site, hash))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn account(&self, account: &AccountId) -> Result<Option<AccountState>, StoreError> {
+        let account = account.clone();
+        self.with(move |connection| {
+            let row = connection
+                .query_row(
+                    "SELECT balance, overdraft_floor FROM accounts WHERE id = ?1",
+                    params![account.as_str()],
+                    |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            Ok(row.map(|(balance, floor)| AccountState {
+                id: account,
+                balance: Cents::new(balance),
+                overdraft_floor: Cents::new(floor),
+            }))
+        })
+        .await
+    }
+
+    async fn apply_operation(&self, operation: &Operation) -> Result<OperationOutcome, StoreError> {
+        let operation = operation.clone();
+        self.with(move |connection| {
+            let transaction = connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let account = operation.account.as_str();
+            let balance: Option<i64> = transaction
+                .query_row(
+                    "SELECT balance FROM accounts WHERE id = ?1",
+                    params![account],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            let Some(balance) = balance else {
+                return Err(StoreError::NotFound {
+                    what: "account",
+                    id: account.to_owned(),
+                });
+            };
+            if let Some(reference) = operation.kind.payment_reference() {
+                let earlier: Option<(String, i64)> = transaction
+                    .query_row(
+                        "SELECT account, amount FROM operations WHERE payment_reference = ?1",
+                        params![reference],
+                        |row| Ok((row.get(0)?, row.get(1)?)),
+                    )
+                    .optional()
+                    .map_err(unavailable)?;
+                if let Some((earlier_account, earlier_amount)) = earlier {
+                    super::same_payment(&earlier_account, earlier_amount, &operation)?;
+                    let version: i64 = transaction
+                        .query_row("SELECT version FROM snapshot_version", [], |row| row.get(0))
+                        .map_err(unavailable)?;
+                    return Ok(OperationOutcome {
+                        balance: Cents::new(balance),
+                        version: super::snapshot_version(version)?,
+                        replayed: true,
+                    });
+                }
+            }
+            let new_balance = super::checked_balance(balance, operation.amount)?;
+            let version = bump_version(&transaction)?;
+            transaction
+                .execute(
+                    "UPDATE accounts SET balance = ?2, version = ?3 WHERE id = ?1",
+                    params![account, new_balance, version],
+                )
+                .map_err(unavailable)?;
+            transaction
+                .execute(
+                    "INSERT INTO operations
+                     (kind, account, amount, detail, payment_reference, user_name, at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        operation.kind.as_str(),
+                        account,
+                        operation.amount.get(),
+                        operation.kind.detail(),
+                        operation.kind.payment_reference(),
+                        operation.user,
+                        operation.at.unix_ms()
+                    ],
+                )
+                .map_err(unavailable)?;
+            transaction.commit().map_err(unavailable)?;
+            Ok(OperationOutcome {
+                balance: Cents::new(new_balance),
+                version: super::snapshot_version(version)?,
+                replayed: false,
+            })
+        })
+        .await
+    }
+
+    async fn holder_site(&self, holder: &CardHolder) -> Result<Option<SiteId>, StoreError> {
+        let (kind, id) = super::holder_columns(holder);
+        let table = if kind == "pupil" { "pupils" } else { "staff" };
+        let id = id.to_owned();
+        self.with(move |connection| {
+            let site: Option<String> = connection
+                .query_row(
+                    &format!("SELECT site FROM {table} WHERE id = ?1"),
+                    params![id],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            site.map(|site| SiteId::parse(&site).map_err(|error| corrupt("site", error)))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn card(&self, uid: &CardUid) -> Result<Option<(CardHolder, bool)>, StoreError> {
+        let uid = *uid;
+        self.with(move |connection| {
+            let row = connection
+                .query_row(
+                    "SELECT holder_kind, holder, blocked FROM cards WHERE uid = ?1",
+                    params![uid.as_bytes()],
+                    |row| {
+                        Ok((
+                            row.get::<_, String>(0)?,
+                            row.get::<_, String>(1)?,
+                            row.get::<_, i64>(2)?,
+                        ))
+                    },
+                )
+                .optional()
+                .map_err(unavailable)?;
+            row.map(|(kind, holder, blocked)| {
+                Ok((super::parse_holder(&kind, &holder)?, blocked == 1))
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn replace_card(
+        &self,
+        old: &CardUid,
+        new: &CardUid,
+    ) -> Result<SnapshotVersion, StoreError> {
+        let (old, new) = (*old, *new);
+        self.write(move |transaction, version| {
+            let row: Option<(String, String, String)> = transaction
+                .query_row(
+                    "SELECT site, holder_kind, holder FROM cards WHERE uid = ?1",
+                    params![old.as_bytes()],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            let Some((site, kind, holder)) = row else {
+                return Err(StoreError::NotFound {
+                    what: "card",
+                    id: old.to_string(),
+                });
+            };
+            transaction
+                .execute(
+                    "UPDATE cards SET blocked = 1, version = ?2 WHERE uid = ?1",
+                    params![old.as_bytes(), version],
+                )
+                .map_err(unavailable)?;
+            let inserted = transaction.execute(
+                "INSERT INTO cards (uid, site, holder_kind, holder, blocked, version)
+                 VALUES (?1, ?2, ?3, ?4, 0, ?5)",
+                params![new.as_bytes(), site, kind, holder, version],
+            );
+            match inserted {
+                Ok(_) => Ok(()),
+                Err(error) if is_constraint_violation(&error) => Err(StoreError::AlreadyExists {
+                    what: "card",
+                    id: new.to_string(),
+                }),
+                Err(error) => Err(unavailable(error)),
+            }
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.with(|connection| {
+            connection
+                .query_row("SELECT 1", [], |row| row.get::<_, i64>(0))
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn ingest_in(
+    connection: &mut Connection,
+    device: &Device,
+    batch: &[SignedRecord],
+    received_at: Timestamp,
+) -> Result<IngestOutcome, StoreError> {
+    let transaction = connection
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(unavailable)?;
+    let id = device.id.as_str();
+    let last: Option<(i64, Vec<u8>)> = transaction
+        .query_row(
+            "SELECT seq, hash FROM records WHERE device = ?1 ORDER BY seq DESC LIMIT 1",
+            params![id],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()
+        .map_err(unavailable)?;
+    let head = match last {
+        None => ChainHead::GENESIS,
+        Some((seq, hash)) => ChainHead {
+            next_seq: parse_seq(seq)?.next(),
+            prev: super::parse_digest(&hash)?,
+        },
+    };
+    let held = {
+        let mut statement = transaction
+            .prepare_cached(
+                "SELECT payload, signature FROM held_records WHERE device = ?1 ORDER BY seq",
+            )
+            .map_err(unavailable)?;
+        let rows = statement
+            .query_map(params![id], |row| {
+                Ok(SignedRecord {
+                    payload: row.get(0)?,
+                    signature: row.get(1)?,
+                })
+            })
+            .map_err(unavailable)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)?
+    };
+    let mut stored_below_head = std::collections::BTreeMap::new();
+    for seq in ingest::claimed_seqs_below_head(&head, batch) {
+        let record = transaction
+            .query_row(
+                "SELECT payload, signature FROM records WHERE device = ?1 AND seq = ?2",
+                params![id, seq_to_i64(seq)?],
+                |row| {
+                    Ok(SignedRecord {
+                        payload: row.get(0)?,
+                        signature: row.get(1)?,
+                    })
+                },
+            )
+            .map_err(unavailable)?;
+        stored_below_head.insert(seq, record);
+    }
+    let stored = StoredChain {
+        head,
+        held,
+        stored_below_head,
+    };
+    let plan = ingest::plan(&device.id, &device.key, &stored, batch);
+    // Balances a kiosk sees change with the records: they belong to a new snapshot version.
+    let version = if plan.append.is_empty() {
+        0
+    } else {
+        bump_version(&transaction)?
+    };
+
+    for record in &plan.append {
+        let seq = seq_to_i64(record.seq())?;
+        let signed = record.signed();
+        transaction
+            .prepare_cached(
+                "INSERT INTO records
+                 (device, seq, hash, kind, payload, signature, kiosk_at, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![
+                    id,
+                    seq,
+                    record.hash().as_bytes().as_slice(),
+                    record.payload().body.kind().as_str(),
+                    signed.payload,
+                    signed.signature,
+                    record.payload().at.unix_ms(),
+                    received_at.unix_ms(),
+                ])
+            })
+            .map_err(unavailable)?;
+    }
+    let before = ledger_before(&transaction, id, &plan.append)?;
+    let after = ingest::apply_effects(&plan.append, before);
+    write_ledger(&transaction, id, &after, version, received_at)?;
+    for (seq, reason, detail) in &after.anomalies {
+        let record = plan
+            .append
+            .iter()
+            .find(|record| record.seq() == *seq)
+            .map(proto::Record::signed)
+            .ok_or_else(|| StoreError::Corrupt(format!("no record at seq {seq}")))?;
+        insert_anomaly(
+            &transaction,
+            id,
+            Some(seq_to_i64(*seq)?),
+            *reason,
+            detail,
+            record,
+            received_at,
+        )?;
+    }
+    transaction
+        .execute("DELETE FROM held_records WHERE device = ?1", params![id])
+        .map_err(unavailable)?;
+    for record in &plan.hold {
+        let seq = seq_to_i64(record.seq())?;
+        transaction
+            .prepare_cached(
+                "INSERT INTO held_records (device, seq, payload, signature, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![
+                    id,
+                    seq,
+                    record.signed().payload,
+                    record.signed().signature,
+                    received_at.unix_ms(),
+                ])
+            })
+            .map_err(unavailable)?;
+    }
+    for quarantined in &plan.quarantine {
+        insert_anomaly(
+            &transaction,
+            id,
+            quarantined.seq.map(seq_to_i64).transpose()?,
+            quarantined.reason,
+            &quarantined.detail,
+            &quarantined.record,
+            received_at,
+        )?;
+    }
+    transaction.commit().map_err(unavailable)?;
+    Ok(super::outcome(&plan))
+}
+
+/// Reads what the batch's effects touch (the write lock is already held).
+fn ledger_before(
+    transaction: &rusqlite::Transaction<'_>,
+    device: &str,
+    append: &[proto::Record],
+) -> Result<LedgerBefore, StoreError> {
+    let (mut accounts, voided) = ingest::ledger_needs(append);
+    let mut before = LedgerBefore::default();
+    for seq in voided {
+        let voided = seq_to_i64(seq)?;
+        let hash: Option<Vec<u8>> = transaction
+            .query_row(
+                "SELECT hash FROM records WHERE device = ?1 AND seq = ?2",
+                params![device, voided],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(unavailable)?;
+        if let Some(hash) = hash {
+            before
+                .voided_hashes
+                .insert(seq, super::parse_digest(&hash)?);
+        }
+        let movements = query_all(
+            transaction,
+            "SELECT account, amount FROM movements WHERE device = ?1 AND seq = ?2",
+            params![device, voided],
+            |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)),
+        )?;
+        for (account, amount) in movements {
+            let account = AccountId::parse(&account).map_err(|error| corrupt("account", error))?;
+            accounts.insert(account.clone());
+            before
+                .voided_movements
+                .entry(seq)
+                .or_default()
+                .push((account, Cents::new(amount)));
+        }
+        let reversed: i64 = transaction
+            .query_row(
+                "SELECT COUNT(*) FROM movements WHERE device = ?1 AND reverses_seq = ?2",
+                params![device, voided],
+                |row| row.get(0),
+            )
+            .map_err(unavailable)?;
+        if reversed > 0 {
+            before.already_reversed.insert(seq);
+        }
+    }
+    for account in accounts {
+        let balance: Option<i64> = transaction
+            .prepare_cached("SELECT balance FROM accounts WHERE id = ?1")
+            .and_then(|mut statement| {
+                statement
+                    .query_row(params![account.as_str()], |row| row.get(0))
+                    .optional()
+            })
+            .map_err(unavailable)?;
+        if let Some(balance) = balance {
+            before.balances.insert(account, balance);
+        }
+    }
+    Ok(before)
+}
+
+/// Writes a batch's movements and the new balances.
+fn write_ledger(
+    transaction: &rusqlite::Transaction<'_>,
+    device: &str,
+    after: &LedgerAfter,
+    version: i64,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    for movement in &after.movements {
+        let seq = seq_to_i64(movement.seq)?;
+        let reverses = movement.reverses.map(seq_to_i64).transpose()?;
+        transaction
+            .prepare_cached(
+                "INSERT INTO movements (account, amount, device, seq, reverses_seq, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![
+                    movement.account.as_str(),
+                    movement.amount.get(),
+                    device,
+                    seq,
+                    reverses,
+                    at.unix_ms()
+                ])
+            })
+            .map_err(unavailable)?;
+    }
+    for (account, balance) in &after.balances {
+        transaction
+            .prepare_cached("UPDATE accounts SET balance = ?2, version = ?3 WHERE id = ?1")
+            .and_then(|mut statement| {
+                statement.execute(params![account.as_str(), balance, version])
+            })
+            .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+fn insert_anomaly(
+    transaction: &rusqlite::Transaction<'_>,
+    device: &str,
+    seq: Option<i64>,
+    reason: AnomalyReason,
+    detail: &str,
+    record: &SignedRecord,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    transaction
+        .prepare_cached(
+            "INSERT INTO anomalies
+             (device, seq, reason, detail, payload, signature, evidence_hash, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
+        )
+        .and_then(|mut statement| {
+            statement.execute(params![
+                device,
+                seq,
+                reason.as_str(),
+                detail,
+                record.payload,
+                record.signature,
+                super::evidence_hash(record).as_bytes().as_slice(),
+                at.unix_ms(),
+            ])
+        })
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+/// Takes the next snapshot version for the changes of this transaction.
+fn bump_version(transaction: &rusqlite::Transaction<'_>) -> Result<i64, StoreError> {
+    transaction
+        .query_row(
+            "UPDATE snapshot_version SET version = version + 1 WHERE id = 1 RETURNING version",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(unavailable)
+}
+
+fn snapshot_rows(
+    transaction: &rusqlite::Transaction<'_>,
+    site: &SiteId,
+    version: i64,
+    since: Option<SnapshotVersion>,
+) -> Result<SnapshotRows, StoreError> {
+    let after = super::since_bound(since)?;
+    let site = site.as_str();
+    let accounts = query_all(
+        transaction,
+        "SELECT id, balance, overdraft_floor FROM accounts
+         WHERE version > ?2
+           AND EXISTS (SELECT 1 FROM pupils WHERE pupils.account = accounts.id AND site = ?1)
+         ORDER BY id",
+        params![site, after],
+        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+    )?;
+    let pupils = query_all(
+        transaction,
+        "SELECT data FROM pupils WHERE site = ?1 AND version > ?2 ORDER BY id",
+        params![site, after],
+        |row| row.get(0),
+    )?;
+    let cards = query_all(
+        transaction,
+        "SELECT uid, holder_kind, holder, blocked FROM cards
+         WHERE site = ?1 AND version > ?2 ORDER BY uid",
+        params![site, after],
+        |row| {
+            Ok(CardRow {
+                uid: row.get(0)?,
+                holder_kind: row.get(1)?,
+                holder: row.get(2)?,
+                blocked: row.get::<_, i64>(3)? == 1,
+            })
+        },
+    )?;
+    let hotlist = query_all(
+        transaction,
+        "SELECT uid FROM cards WHERE blocked = 1 AND version > ?1 ORDER BY uid",
+        params![after],
+        |row| row.get(0),
+    )?;
+    let tariffs = query_all(
+        transaction,
+        "SELECT bracket, meal_type, price FROM tariffs WHERE site = ?1 AND version > ?2
+         ORDER BY bracket, meal_type",
+        params![site, after],
+        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+    )?;
+    let services = query_all(
+        transaction,
+        "SELECT data FROM services WHERE site = ?1 AND version > ?2 ORDER BY id",
+        params![site, after],
+        |row| row.get(0),
+    )?;
+    let staff = query_all(
+        transaction,
+        "SELECT data FROM staff WHERE site = ?1 AND version > ?2 ORDER BY id",
+        params![site, after],
+        |row| row.get(0),
+    )?;
+    let settings = transaction
+        .query_row(
+            "SELECT data FROM kiosk_settings WHERE site = ?1 AND version > ?2",
+            params![site, after],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(unavailable)?;
+    Ok(SnapshotRows {
+        version,
+        accounts,
+        pupils,
+        cards,
+        hotlist,
+        tariffs,
+        services,
+        staff,
+        settings,
+    })
+}
+
+fn query_all<T>(
+    transaction: &rusqlite::Transaction<'_>,
+    sql: &str,
+    parameters: impl rusqlite::Params,
+    map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, StoreError> {
+    let mut statement = transaction.prepare_cached(sql).map_err(unavailable)?;
+    let rows = statement.query_map(parameters, map).map_err(unavailable)?;
+    rows.collect::<Result<Vec<T>, _>>().map_err(unavailable)
+}

@@ -1,0 +1,110 @@
+//! What the back-office's tests share: fresh databases of each backend, kiosk keys and chains.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod app;
+pub mod fixtures;
+
+use backoffice::store::{PostgresStore, SqliteStore};
+
+/// The PostgreSQL server the tests use; each test creates and drops its own database there.
+pub fn postgres_url() -> String {
+    std::env::var("CANTEEN_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// A fresh SQLite database in its own directory, removed with it.
+#[derive(Debug)]
+pub struct SqliteDb {
+    pub dir: tempfile::TempDir,
+}
+
+impl SqliteDb {
+    pub fn new() -> SqliteDb {
+        SqliteDb {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("sqlite://{}", self.path().display())
+    }
+
+    pub fn path(&self) -> std::path::PathBuf {
+        self.dir.path().join("backoffice.db")
+    }
+
+    pub async fn open(&self) -> SqliteStore {
+        SqliteStore::open(&self.path()).await.unwrap()
+    }
+}
+
+/// A fresh, uniquely named PostgreSQL database, dropped when this is.
+#[derive(Debug)]
+pub struct PostgresDb {
+    pub name: String,
+}
+
+impl PostgresDb {
+    pub async fn new() -> PostgresDb {
+        let name = format!(
+            "canteen_test_{}_{}",
+            std::process::id(),
+            NEXT_DATABASE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let (client, connection) = tokio_postgres::connect(&postgres_url(), tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|error| {
+                panic!(
+                    "PostgreSQL is required at {} (CANTEEN_TEST_POSTGRES_URL; \
+                     deploy/dev/start-postgres.sh starts one): {error}",
+                    postgres_url()
+                )
+            });
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        PostgresDb { name }
+    }
+
+    pub fn url(&self) -> String {
+        let server = postgres_url();
+        let base = server
+            .rsplit_once('/')
+            .map_or(server.as_str(), |(base, _)| base);
+        format!("{base}/{}", self.name)
+    }
+
+    pub async fn open(&self) -> PostgresStore {
+        PostgresStore::open(&self.url()).await.unwrap()
+    }
+}
+
+static NEXT_DATABASE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+impl Drop for PostgresDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs outside any runtime's async context: use a thread with its own.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let (client, connection) =
+                    tokio_postgres::connect(&postgres_url(), tokio_postgres::NoTls).await?;
+                tokio::spawn(connection);
+                client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) && !std::thread::panicking() {
+            panic!("could not drop test database {}: {dropped:?}", self.name);
+        }
+    }
+}
