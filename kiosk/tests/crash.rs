@@ -22,7 +22,7 @@ use ring::rand::SecureRandom as _;
 const CHILD_ENV: &str = "KIOSK_CRASH_CHILD_DIR";
 /// Kills per run of `make test`; `make soak` sets many more through `KIOSK_CRASH_KILLS`.
 const KILLS_DEFAULT: usize = 12;
-const PUPILS: usize = 3_000;
+const PUPILS: usize = 1_000;
 /// The longest a child runs before it is killed.
 const CHILD_RUN_MS_MAX: u64 = 600;
 
@@ -35,19 +35,22 @@ fn random_below(bound: u64) -> u64 {
 fn child(dir: &str) -> ! {
     let data = DataDir::new(dir);
     let clock = kiosk::clock::ManualClock::new(common::monday_noon());
-    let mut engine = common::start(&data, clock);
+    let mut engine = common::start(&data, clock.clone());
     let mut stdout = std::io::stdout().lock();
-    // Start anywhere, wrap around: earlier cards were served before a kill and must be refused as
-    // already served now; a few cards are tapped twice in a row, like a card held on the reader.
+    // Start anywhere, wrap around: cards served before a kill must now be refused as already
+    // served; a few cards are tapped twice in a row, like a card held on the reader. After each
+    // round the clock moves a week on, so there are always meals to write until the kill.
     let offset = usize::try_from(random_below(PUPILS as u64)).unwrap();
-    for step in 0..PUPILS * 2 {
-        let n = 1 + (offset + step / 2 * 3 + step % 2) % (PUPILS - 1);
-        if let Decision::Served(served) = engine.tap(common::pupil_card(n)) {
-            writeln!(stdout, "served {} {}", served.seq, served.pupil).unwrap();
-            stdout.flush().unwrap();
+    loop {
+        for step in 0..PUPILS * 2 {
+            let n = 1 + (offset + step / 2 * 3 + step % 2) % (PUPILS - 1);
+            if let Decision::Served(served) = engine.tap(common::pupil_card(n)) {
+                writeln!(stdout, "served {} {}", served.seq, served.pupil).unwrap();
+                stdout.flush().unwrap();
+            }
         }
+        clock.advance(jiff::SignedDuration::from_hours(7 * 24));
     }
-    std::process::exit(0);
 }
 
 #[test]
