@@ -13,8 +13,8 @@ use proto::record::{
 };
 use proto::snapshot::{Service, Snapshot};
 use proto::{
-    AccountId, CardUid, Cents, ChainHead, DeviceId, PupilId, Record, RecordBody, RecordError,
-    RecordKind, Seq, ServiceDate, SigningKey, StaffId, Text,
+    AccountId, CardUid, Cents, ChainHead, DeviceId, PupilId, Record, RecordBody, RecordError, Seq,
+    ServiceDate, SigningKey, StaffId, Text,
 };
 
 use crate::clock::{Clock, record_time};
@@ -33,7 +33,7 @@ pub const STAFF_LOCKOUT_MS: i64 = 15 * 60 * 1000;
 /// A clock step backwards larger than this between two records is recorded as a clock change.
 pub const CLOCK_BACKWARDS_TOLERANCE_MS: i64 = 1_000;
 
-/// Commits between two background WAL checkpoints (a tap writes about six pages).
+/// Commits between two background WAL checkpoints (a tap writes three or four pages).
 pub const CHECKPOINT_EVERY_COMMITS: u32 = 150;
 
 /// Pupils returned by one name search.
@@ -570,7 +570,7 @@ impl Engine {
             .ok_or(EngineError::NotSignedIn)?
             .staff
             .clone();
-        let previous_close = self.ledger.last_of_kind(RecordKind::DayClose)?;
+        let previous_close = self.ledger.last_day_close()?;
         let service_date = local_date(self.clock.now(), &self.time_zone);
         Ok(day_close::compute(
             &self.ledger,
@@ -613,7 +613,7 @@ impl Engine {
     /// Closes the day: a Z record of everything since the previous close.
     pub fn close_day(&mut self, cash_counted: Cents) -> Result<DayClose, EngineError> {
         let staff = self.staff_action()?;
-        let previous_close = self.ledger.last_of_kind(RecordKind::DayClose)?;
+        let previous_close = self.ledger.last_day_close()?;
         let service_date = local_date(self.clock.now(), &self.time_zone);
         let close = day_close::compute(
             &self.ledger,

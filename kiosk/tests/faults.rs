@@ -270,7 +270,7 @@ fn the_wal_is_checkpointed_off_the_tap_path() {
         "{before} -> {}",
         ledger_bytes()
     );
-    // Without checkpoints the WAL would keep every page written, about 6 pages a tap; with them
+    // Without checkpoints the WAL would keep every page written, three or more a tap; with them
     // it restarts once a checkpoint has caught up and stays near what a few hundred taps write.
     let wal = kiosk.data.ledger_path().with_extension("sqlite-wal");
     let wal_bytes = std::fs::metadata(&wal).unwrap().len();
