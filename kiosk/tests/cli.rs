@@ -181,3 +181,13 @@ fn status_and_export() {
     let zero = kiosk(&["export", "--data-dir", &data, "--out", out, "--from", "0"]);
     assert!(!zero.status.success());
 }
+
+#[test]
+fn readers_lists_the_pcsc_readers() {
+    // make test starts pcscd with vsmartcard's virtual readers (deploy/dev/start-pcscd.sh).
+    let output = kiosk(&["readers"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("\"Virtual PCD 00 00\""), "{text}");
+    assert!(text.contains("no card"), "{text}");
+}
