@@ -8,6 +8,7 @@
 //! - [`export`]: signed records written as JSON Lines for audit or manual transfer.
 //! - [`ui`]: the Slint touchscreen wired to the engine on its own thread.
 //! - [`run`]: `kiosk run`, the engine, a card reader and the touchscreen together.
+//! - [`sound`]: the short sound cues of pupil-facing results.
 
 pub mod clock;
 pub mod config;
@@ -16,4 +17,5 @@ pub mod engine;
 pub mod export;
 pub mod ledger;
 pub mod run;
+pub mod sound;
 pub mod ui;

@@ -109,6 +109,7 @@ pub fn run(options: &RunOptions) -> Result<(), RunError> {
 
     let (worker, tap_sender, updates) = EngineWorker::start(engine, Arc::new(EventLoopWaker));
     let ui = KioskUi::new(tap_sender.clone(), updates, language, display_ms)?;
+    ui.set_speaker(crate::sound::Speaker::aplay());
     UI.with(|cell| *cell.borrow_mut() = Some(Rc::clone(&ui)));
 
     let (events, received) = hardware::event_channel();

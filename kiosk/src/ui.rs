@@ -16,6 +16,7 @@ use proto::{AccountId, CardUid, Cents, PupilId, RecordBody, Seq, Text};
 use slint::{ComponentHandle as _, ModelRc, SharedString, VecModel};
 
 use crate::engine::{Decision, Engine, EngineError};
+use crate::sound::{Cue, Speaker};
 
 /// The code the Slint compiler generates from `ui/app.slint`; not ours to lint.
 #[allow(
@@ -261,6 +262,8 @@ pub struct KioskUi {
     language: Language,
     /// Returns from a result screen after the display time; restarted by every result.
     result_timer: slint::Timer,
+    /// Plays the pupil-facing result's sound cue.
+    speaker: RefCell<Speaker>,
 }
 
 impl std::fmt::Debug for KioskUi {
@@ -294,10 +297,16 @@ impl KioskUi {
             }),
             language,
             result_timer: slint::Timer::default(),
+            speaker: RefCell::new(Speaker::silent()),
         });
         ui.wire();
         ui.set_base_screen();
         Ok(ui)
+    }
+
+    /// Sets how sound cues are played (silent until set).
+    pub fn set_speaker(&self, speaker: Speaker) {
+        *self.speaker.borrow_mut() = speaker;
     }
 
     pub fn window(&self) -> &AppWindow {
@@ -515,6 +524,12 @@ impl KioskUi {
             }
         };
         kiosk.set_screen(screen);
+        let cue = match screen {
+            Screen::Served => Cue::Served,
+            Screen::AlreadyServed => Cue::AlreadyServed,
+            _ => Cue::SeeStaff,
+        };
+        self.speaker.borrow().play(cue);
         let display_ms = self.state.borrow().result_display_ms;
         let weak = self.window.as_weak();
         let staff = self.state.borrow().staff_signed_in;

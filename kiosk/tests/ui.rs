@@ -112,6 +112,11 @@ impl UiTest {
 #[test]
 fn pupil_screens() {
     let test = UiTest::new(Language::Fr);
+    // Each result plays its cue: the player here copies the WAV it is given into a file.
+    let cues = tempfile::tempdir().unwrap();
+    let player = format!("cat > {}/cue-$$.wav", cues.path().display());
+    test.ui
+        .set_speaker(kiosk::sound::Speaker::with_command("sh", &["-c", &player]));
     assert_eq!(test.screen(), Screen::Ready);
     assert!(test.label_exists("Prêt"));
 
@@ -121,6 +126,18 @@ fn pupil_screens() {
     assert_eq!(test.kiosk().get_balance(), "6,15 €");
     assert!(test.label_exists("Bon appétit, Lucas !"));
     assert!(!test.kiosk().get_dietary_alert());
+    test.wait_until("the served cue", |_| {
+        std::fs::read_dir(cues.path()).unwrap().count() == 1
+    });
+    let cue_file = std::fs::read_dir(cues.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    test.wait_until("the whole cue", |_| {
+        std::fs::read(&cue_file).unwrap() == kiosk::sound::Cue::Served.wav()
+    });
 
     test.tap(pupil_card(1));
     test.wait_for(Screen::AlreadyServed);
