@@ -8,12 +8,14 @@
 //!   record does to balances.
 //! - [`snapshot`]: building a kiosk's full or delta snapshot from stored rows.
 //! - [`import`]: checking a CSV file of accounts, pupils and cards, then writing it.
+//! - [`manage`]: the rules of back-office users' changes, shared by the HTTP API and the CLI.
 //! - [`users`]: back-office users and roles, Argon2 hashes of passwords and staff PINs.
 //! - [`http`]: the HTTP API (axum): signed kiosk requests, ingest, health, metrics, OpenAPI.
 
 pub mod http;
 pub mod import;
 pub mod ingest;
+pub mod manage;
 pub mod snapshot;
 pub mod store;
 pub mod users;

@@ -1,13 +1,21 @@
-//! The `backoffice` command: serve the HTTP API, enrol and revoke kiosks, add users.
+//! The `backoffice` command: serve the HTTP API, enrol and revoke kiosks, add users, and make
+//! the same changes to accounts, money, pupils, cards, tariffs, services and staff as the HTTP
+//! API, through the same rules (`backoffice::manage`) and the same `Store` methods.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use backoffice::store::{DatabaseUrl, Device, PostgresStore, SqliteStore, Store};
+use backoffice::manage;
+use backoffice::store::{DatabaseUrl, Device, Operation, PostgresStore, SqliteStore, Store};
 use backoffice::users::{Role, User};
-use clap::{Parser, Subcommand};
-use proto::{DeviceId, PublicKey, SiteId};
+use clap::{Args, Parser, Subcommand};
+use proto::record::TopUpMethod;
+use proto::snapshot::{Card, CardHolder, LocalTime, Pupil, Service, Tariff, Weekday};
+use proto::{
+    AccountId, BracketId, CardUid, Cents, DeviceId, MealType, ParseError, PublicKey, PupilId,
+    ServiceId, SiteId, StaffId, Text,
+};
 use tokio::net::TcpListener;
 
 #[derive(Debug, Parser)]
@@ -42,6 +50,169 @@ enum Command {
     /// Manage back-office users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Open accounts and change their overdraft floor.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Enrol or edit pupils.
+    #[command(subcommand)]
+    Pupil(PupilCommand),
+    /// Bind, block and replace cards.
+    #[command(subcommand)]
+    Card(CardCommand),
+    /// Set meal prices.
+    #[command(subcommand)]
+    Tariff(TariffCommand),
+    /// Set meal windows.
+    #[command(subcommand)]
+    Service(ServiceCommand),
+    /// Enrol or edit staff who sign in on kiosks.
+    #[command(subcommand)]
+    Staff(StaffCommand),
+    /// Record money paid in at the back-office counter.
+    TopUp {
+        #[arg(long)]
+        account: String,
+        /// In cents, 1 to 500000.
+        #[arg(long, allow_negative_numbers = true)]
+        amount: i64,
+        /// cash or cheque.
+        #[arg(long)]
+        method: String,
+        /// A cheque number or receipt reference.
+        #[arg(long)]
+        reference: Option<String>,
+    },
+    /// Correct a balance: a positive amount credits, a negative one debits; a reason is required.
+    Adjust {
+        #[arg(long)]
+        account: String,
+        /// In cents, -500000 to 500000, not 0.
+        #[arg(long, allow_negative_numbers = true)]
+        amount: i64,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AccountCommand {
+    /// Open the account, or change the overdraft floor of an existing one.
+    Set {
+        account: String,
+        /// How far below zero the balance may go, in cents: 0 or negative.
+        #[arg(long, allow_negative_numbers = true)]
+        overdraft_floor: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PupilCommand {
+    /// Enrol a pupil, or edit one; the account must exist and a pupil stays at their site.
+    Set {
+        #[arg(long)]
+        site: String,
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        first_name: String,
+        #[arg(long)]
+        last_name: String,
+        /// The tariff bracket.
+        #[arg(long)]
+        bracket: String,
+        /// A dietary flag such as no_pork; repeat for several.
+        #[arg(long)]
+        dietary: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+struct Holder {
+    #[arg(long)]
+    pupil: Option<String>,
+    #[arg(long)]
+    staff: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum CardCommand {
+    /// Bind a new card to a pupil or a staff member.
+    Assign {
+        /// The card's UID in lowercase hexadecimal.
+        #[arg(long)]
+        uid: String,
+        #[command(flatten)]
+        holder: Holder,
+    },
+    /// Put a lost card on every kiosk's hotlist.
+    Block {
+        #[arg(long)]
+        uid: String,
+    },
+    /// Block a card and bind a new one to its holder; the balance stays with the account.
+    Replace {
+        #[arg(long)]
+        uid: String,
+        #[arg(long)]
+        new_uid: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TariffCommand {
+    /// Set one bracket's price of one meal type at a site.
+    Set {
+        #[arg(long)]
+        site: String,
+        #[arg(long)]
+        bracket: String,
+        #[arg(long)]
+        meal_type: String,
+        /// In cents.
+        #[arg(long, allow_negative_numbers = true)]
+        price: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ServiceCommand {
+    /// Create or edit a meal window of a site.
+    Set {
+        #[arg(long)]
+        site: String,
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        meal_type: String,
+        /// Comma-separated: monday,tuesday,...
+        #[arg(long, value_delimiter = ',')]
+        weekdays: Vec<String>,
+        /// HH:MM, the site's local time.
+        #[arg(long)]
+        start: String,
+        /// HH:MM, after --start.
+        #[arg(long)]
+        end: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StaffCommand {
+    /// Create or edit a staff member; the PIN (4 to 8 digits) is read from the first line of
+    /// standard input and only its hash is kept.
+    Set {
+        #[arg(long)]
+        site: String,
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -187,7 +358,227 @@ async fn run<S: Store>(store: S, command: Command) -> anyhow::Result<()> {
             store.revoke_device(&device, backoffice::now()).await?;
             println!("device {name} revoked");
         }
+        Command::Account(AccountCommand::Set {
+            account,
+            overdraft_floor,
+        }) => {
+            let id = arg("ACCOUNT", &account, AccountId::parse)?;
+            let floor = Cents::new(overdraft_floor);
+            manage::check_overdraft_floor(floor).context("--overdraft-floor")?;
+            let opened = manage::save_account(&store, &id, floor, backoffice::now()).await?;
+            let done = if opened { "opened" } else { "updated" };
+            println!("account {account} {done}, overdraft floor {overdraft_floor} cents");
+        }
+        Command::Pupil(PupilCommand::Set {
+            site,
+            id,
+            account,
+            first_name,
+            last_name,
+            bracket,
+            dietary,
+        }) => {
+            let site = arg("--site", &site, SiteId::parse)?;
+            let pupil = Pupil {
+                id: arg("--id", &id, PupilId::parse)?,
+                account: arg("--account", &account, AccountId::parse)?,
+                first_name: arg("--first-name", &first_name, Text::parse)?,
+                last_name: arg("--last-name", &last_name, Text::parse)?,
+                bracket: arg("--bracket", &bracket, BracketId::parse)?,
+                dietary: dietary
+                    .iter()
+                    .map(|flag| arg("--dietary", flag, Text::parse))
+                    .collect::<anyhow::Result<_>>()?,
+            };
+            let stored_site = store
+                .holder_site(&CardHolder::Pupil(pupil.id.clone()))
+                .await?;
+            manage::check_pupil(&site, &pupil, stored_site.as_ref())?;
+            let version = store.save_pupil(&site, &pupil).await?;
+            println!(
+                "pupil {id} saved at site {site} (snapshot version {})",
+                version.0
+            );
+        }
+        Command::Card(CardCommand::Assign { uid, holder }) => {
+            let uid = arg("--uid", &uid, CardUid::from_hex)?;
+            let holder = match (holder.pupil, holder.staff) {
+                (Some(pupil), _) => CardHolder::Pupil(arg("--pupil", &pupil, PupilId::parse)?),
+                (None, Some(staff)) => CardHolder::Staff(arg("--staff", &staff, StaffId::parse)?),
+                (None, None) => anyhow::bail!("--pupil or --staff is required"),
+            };
+            if store.holder_site(&holder).await?.is_none() {
+                anyhow::bail!("the card's holder does not exist");
+            }
+            let version = store.assign_card(&Card { uid, holder }).await?;
+            println!("card {uid} assigned (snapshot version {})", version.0);
+        }
+        Command::Card(CardCommand::Block { uid }) => {
+            let uid = arg("--uid", &uid, CardUid::from_hex)?;
+            existing_card(&store, &uid).await?;
+            let version = store.block_card(&uid).await?;
+            println!("card {uid} blocked (snapshot version {})", version.0);
+        }
+        Command::Card(CardCommand::Replace { uid, new_uid }) => {
+            let uid = arg("--uid", &uid, CardUid::from_hex)?;
+            let new_uid = arg("--new-uid", &new_uid, CardUid::from_hex)?;
+            existing_card(&store, &uid).await?;
+            let version = store.replace_card(&uid, &new_uid).await?;
+            println!(
+                "card {uid} blocked, card {new_uid} assigned to its holder (snapshot version {})",
+                version.0
+            );
+        }
+        Command::Tariff(TariffCommand::Set {
+            site,
+            bracket,
+            meal_type,
+            price,
+        }) => {
+            let site = arg("--site", &site, SiteId::parse)?;
+            let tariff = Tariff {
+                bracket: arg("--bracket", &bracket, BracketId::parse)?,
+                meal_type: arg("--meal-type", &meal_type, MealType::parse)?,
+                price: Cents::new(price),
+            };
+            manage::check_tariff(&tariff).context("--price")?;
+            let version = store.save_tariff(&site, &tariff).await?;
+            println!(
+                "tariff {bracket} {meal_type} at site {site}: {price} cents (snapshot version {})",
+                version.0
+            );
+        }
+        Command::Service(ServiceCommand::Set {
+            site,
+            id,
+            name,
+            meal_type,
+            weekdays,
+            start,
+            end,
+        }) => {
+            let site = arg("--site", &site, SiteId::parse)?;
+            let service = Service {
+                id: arg("--id", &id, ServiceId::parse)?,
+                name: arg("--name", &name, Text::parse)?,
+                meal_type: arg("--meal-type", &meal_type, MealType::parse)?,
+                weekdays: weekdays
+                    .iter()
+                    .map(|day| {
+                        from_json::<Weekday>(day)
+                            .with_context(|| format!("--weekdays {day}: expected monday..sunday"))
+                    })
+                    .collect::<anyhow::Result<_>>()?,
+                start: LocalTime::parse(&start)
+                    .with_context(|| format!("--start {start}: expected HH:MM"))?,
+                end: LocalTime::parse(&end)
+                    .with_context(|| format!("--end {end}: expected HH:MM"))?,
+            };
+            manage::check_service(&service)?;
+            let version = store.save_service(&site, &service).await?;
+            println!(
+                "service {id} saved at site {site} (snapshot version {})",
+                version.0
+            );
+        }
+        Command::Staff(StaffCommand::Set { site, id, name }) => {
+            let site = arg("--site", &site, SiteId::parse)?;
+            let staff_id = arg("--id", &id, StaffId::parse)?;
+            let name = arg("--name", &name, Text::parse)?;
+            let mut pin = String::new();
+            std::io::stdin()
+                .read_line(&mut pin)
+                .context("reading the PIN from standard input")?;
+            let pin = pin.trim_end_matches(['\r', '\n']).to_owned();
+            let staff =
+                tokio::task::spawn_blocking(move || manage::staff_credential(staff_id, name, &pin))
+                    .await??;
+            let version = store.save_staff(&site, &staff).await?;
+            println!(
+                "staff {id} saved at site {site} (snapshot version {})",
+                version.0
+            );
+        }
+        Command::TopUp {
+            account,
+            amount,
+            method,
+            reference,
+        } => {
+            let method = from_json::<TopUpMethod>(&method)
+                .with_context(|| format!("--method {method}: expected cash or cheque"))?;
+            let operation = manage::top_up(
+                arg("--account", &account, AccountId::parse)?,
+                Cents::new(amount),
+                method,
+                reference
+                    .map(|reference| arg("--reference", &reference, Text::parse))
+                    .transpose()?,
+                operator(),
+                backoffice::now(),
+            )?;
+            apply(&store, &operation).await?;
+        }
+        Command::Adjust {
+            account,
+            amount,
+            reason,
+        } => {
+            let operation = manage::adjustment(
+                arg("--account", &account, AccountId::parse)?,
+                Cents::new(amount),
+                arg("--reason", &reason, Text::parse)?,
+                operator(),
+                backoffice::now(),
+            )?;
+            apply(&store, &operation).await?;
+        }
     }
+    Ok(())
+}
+
+/// A command-line value through its `proto` parser, the error naming the flag.
+fn arg<T>(
+    flag: &str,
+    text: &str,
+    parse: impl Fn(&str) -> Result<T, ParseError>,
+) -> anyhow::Result<T> {
+    parse(text).with_context(|| format!("{flag} {text:?}"))
+}
+
+/// A value of a `proto` enum from its name, as the HTTP API's JSON spells it.
+fn from_json<T: serde::de::DeserializeOwned>(name: &str) -> anyhow::Result<T> {
+    Ok(serde_json::from_value(serde_json::Value::String(
+        name.to_owned(),
+    ))?)
+}
+
+/// Who moved money from the command line, as the operation row records it.
+fn operator() -> String {
+    let login = std::env::var("USER").unwrap_or_default();
+    if login.is_empty() {
+        "cli".to_owned()
+    } else {
+        format!("cli:{login}")
+    }
+}
+
+async fn existing_card<S: Store>(store: &S, uid: &CardUid) -> anyhow::Result<()> {
+    if store.card(uid).await?.is_none() {
+        anyhow::bail!("card {uid} does not exist");
+    }
+    Ok(())
+}
+
+async fn apply<S: Store>(store: &S, operation: &Operation) -> anyhow::Result<()> {
+    let outcome = store.apply_operation(operation).await?;
+    println!(
+        "account {}: {:+} cents, balance {} cents (snapshot version {})",
+        operation.account,
+        operation.amount.get(),
+        outcome.balance.get(),
+        outcome.version.0
+    );
     Ok(())
 }
 

@@ -292,3 +292,473 @@ async fn an_import_writes_nothing_unless_every_row_is_valid() {
         proto::Cents::new(-500)
     );
 }
+
+/// One command of a scenario: its arguments, what it reads on standard input, whether it
+/// succeeds, and what its output says.
+type Step<'a> = (&'a [&'a str], &'a str, bool, &'a str);
+
+fn run_steps(db: &SqliteDb, steps: &[Step]) {
+    use std::io::Write as _;
+
+    for &(args, stdin, success, contains) in steps {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_backoffice"))
+            .arg("--db")
+            .arg(db.url())
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{stdin}").unwrap();
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let text = format!("{}{stderr}", String::from_utf8_lossy(&output.stdout));
+        assert_eq!(output.status.success(), success, "{args:?}: {text}");
+        assert!(text.contains(contains), "{args:?}: {text}");
+        if !success {
+            assert!(!stderr.trim().is_empty(), "{args:?}: a refusal says why");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_manage_accounts_pupils_cards_and_money_from_the_command_line() {
+    let db = SqliteDb::new();
+    let pupil = |site: &'static str, account: &'static str, first_name: &'static str| {
+        [
+            "pupil",
+            "set",
+            "--site",
+            site,
+            "--id",
+            "P1",
+            "--account",
+            account,
+            "--first-name",
+            first_name,
+            "--last-name",
+            "Martin",
+            "--bracket",
+            "q3",
+            "--dietary",
+            "no_pork",
+        ]
+    };
+    let enrol = pupil("jaures", "A1", "Léa");
+    let unknown_account = pupil("jaures", "A9", "Léa");
+    let other_site = pupil("ferry", "A1", "Léa");
+    let blank_name = pupil("jaures", "A1", " ");
+    let steps: &[Step] = &[
+        (
+            &["account", "set", "A1", "--overdraft-floor", "-500"],
+            "",
+            true,
+            "opened",
+        ),
+        (
+            &["account", "set", "A1", "--overdraft-floor", "-300"],
+            "",
+            true,
+            "updated",
+        ),
+        (
+            &["account", "set", "A1", "--overdraft-floor", "100"],
+            "",
+            false,
+            "overdraft floor",
+        ),
+        (
+            &["account", "set", "A 2", "--overdraft-floor", "0"],
+            "",
+            false,
+            "ACCOUNT",
+        ),
+        (&enrol, "", true, "pupil P1 saved"),
+        (&unknown_account, "", false, "does not exist"),
+        (&other_site, "", false, "stays at their site"),
+        (&blank_name, "", false, "--first-name"),
+        (
+            &["card", "assign", "--uid", "04a1b2c3", "--pupil", "P1"],
+            "",
+            true,
+            "assigned",
+        ),
+        (
+            &["card", "assign", "--uid", "04a1b2c4", "--pupil", "P9"],
+            "",
+            false,
+            "holder",
+        ),
+        (
+            &["card", "assign", "--uid", "04A1", "--pupil", "P1"],
+            "",
+            false,
+            "--uid",
+        ),
+        (
+            &[
+                "card", "assign", "--uid", "04a1b2c4", "--pupil", "P1", "--staff", "S1",
+            ],
+            "",
+            false,
+            "cannot be used with",
+        ),
+        (
+            &[
+                "top-up",
+                "--account",
+                "A1",
+                "--amount",
+                "2000",
+                "--method",
+                "cash",
+            ],
+            "",
+            true,
+            "balance 2000",
+        ),
+        (
+            &[
+                "top-up",
+                "--account",
+                "A1",
+                "--amount",
+                "1000",
+                "--method",
+                "cheque",
+                "--reference",
+                "cheque 0042",
+            ],
+            "",
+            true,
+            "balance 3000",
+        ),
+        (
+            &[
+                "top-up",
+                "--account",
+                "A1",
+                "--amount",
+                "0",
+                "--method",
+                "cash",
+            ],
+            "",
+            false,
+            "top-up 0 outside",
+        ),
+        (
+            &[
+                "top-up",
+                "--account",
+                "A1",
+                "--amount",
+                "-100",
+                "--method",
+                "cash",
+            ],
+            "",
+            false,
+            "top-up -100 outside",
+        ),
+        (
+            &[
+                "top-up",
+                "--account",
+                "A1",
+                "--amount",
+                "100",
+                "--method",
+                "card",
+            ],
+            "",
+            false,
+            "--method",
+        ),
+        (
+            &[
+                "top-up",
+                "--account",
+                "A9",
+                "--amount",
+                "100",
+                "--method",
+                "cash",
+            ],
+            "",
+            false,
+            "does not exist",
+        ),
+        (
+            &[
+                "adjust",
+                "--account",
+                "A1",
+                "--amount",
+                "-500",
+                "--reason",
+                "meal not served",
+            ],
+            "",
+            true,
+            "balance 2500",
+        ),
+        (
+            &[
+                "adjust",
+                "--account",
+                "A1",
+                "--amount",
+                "0",
+                "--reason",
+                "nothing",
+            ],
+            "",
+            false,
+            "changes nothing",
+        ),
+        (
+            &[
+                "adjust",
+                "--account",
+                "A1",
+                "--amount",
+                "-500001",
+                "--reason",
+                "too much",
+            ],
+            "",
+            false,
+            "outside",
+        ),
+        (
+            &[
+                "adjust",
+                "--account",
+                "A1",
+                "--amount",
+                "100",
+                "--reason",
+                "",
+            ],
+            "",
+            false,
+            "--reason",
+        ),
+        (
+            &["adjust", "--account", "A1", "--amount", "100"],
+            "",
+            false,
+            "--reason",
+        ),
+        (
+            &[
+                "card",
+                "replace",
+                "--uid",
+                "04a1b2c3",
+                "--new-uid",
+                "04a1b2c4",
+            ],
+            "",
+            true,
+            "card 04a1b2c4 assigned",
+        ),
+        (
+            &[
+                "card",
+                "replace",
+                "--uid",
+                "0a0b0c0d",
+                "--new-uid",
+                "0a0b0c0e",
+            ],
+            "",
+            false,
+            "does not exist",
+        ),
+        (&["card", "block", "--uid", "04a1b2c4"], "", true, "blocked"),
+        (
+            &["card", "block", "--uid", "0a0b0c0d"],
+            "",
+            false,
+            "does not exist",
+        ),
+    ];
+    run_steps(&db, steps);
+
+    let store = db.open().await;
+    let a1 = store
+        .account(&common::fixtures::account("A1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a1.overdraft_floor, proto::Cents::new(-300));
+    assert_eq!(
+        store
+            .balance(&common::fixtures::account("A1"))
+            .await
+            .unwrap(),
+        Some(proto::Cents::new(2500))
+    );
+    assert_eq!(
+        store
+            .account(&common::fixtures::account("A9"))
+            .await
+            .unwrap(),
+        None
+    );
+    let snapshot = store.snapshot(&site(), None, None).await.unwrap();
+    assert_eq!(snapshot.pupils.len(), 1);
+    let p1 = &snapshot.pupils[0];
+    assert_eq!(
+        (p1.id.as_str(), p1.account.as_str(), p1.first_name.as_str()),
+        ("P1", "A1", "Léa")
+    );
+    assert_eq!(p1.dietary.len(), 1);
+    let mut hotlist: Vec<String> = snapshot.hotlist.iter().map(ToString::to_string).collect();
+    hotlist.sort();
+    assert_eq!(hotlist, ["04a1b2c3", "04a1b2c4"]);
+    let ferry = proto::SiteId::parse("ferry").unwrap();
+    assert!(
+        store
+            .snapshot(&ferry, None, None)
+            .await
+            .unwrap()
+            .pupils
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .card(&proto::CardUid::from_hex("0a0b0c0e").unwrap())
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_set_up_a_site_from_the_command_line() {
+    let db = SqliteDb::new();
+    let service = |id: &'static str, weekdays: &'static str, start: &'static str| {
+        [
+            "service",
+            "set",
+            "--site",
+            "jaures",
+            "--id",
+            id,
+            "--name",
+            "Déjeuner",
+            "--meal-type",
+            "lunch",
+            "--weekdays",
+            weekdays,
+            "--start",
+            start,
+            "--end",
+            "13:30",
+        ]
+    };
+    let lunch = service("lunch", "monday,tuesday,thursday,friday", "11:30");
+    let backwards = service("late", "monday", "14:00");
+    let funday = service("late", "monday,funday", "11:30");
+    let bad_time = service("late", "monday", "25:00");
+    let staff = |id: &'static str| {
+        [
+            "staff",
+            "set",
+            "--site",
+            "jaures",
+            "--id",
+            id,
+            "--name",
+            "Mme Durand",
+        ]
+    };
+    let steps: &[Step] = &[
+        (
+            &[
+                "tariff",
+                "set",
+                "--site",
+                "jaures",
+                "--bracket",
+                "q3",
+                "--meal-type",
+                "lunch",
+                "--price",
+                "350",
+            ],
+            "",
+            true,
+            "350 cents",
+        ),
+        (
+            &[
+                "tariff",
+                "set",
+                "--site",
+                "jaures",
+                "--bracket",
+                "q4",
+                "--meal-type",
+                "lunch",
+                "--price",
+                "-1",
+            ],
+            "",
+            false,
+            "price -1 outside",
+        ),
+        (
+            &[
+                "tariff",
+                "set",
+                "--site",
+                "jaures",
+                "--bracket",
+                "q 4",
+                "--meal-type",
+                "lunch",
+                "--price",
+                "400",
+            ],
+            "",
+            false,
+            "--bracket",
+        ),
+        (&lunch, "", true, "service lunch saved"),
+        (&backwards, "", false, "ends after it starts"),
+        (&funday, "", false, "--weekdays funday"),
+        (&bad_time, "", false, "--start"),
+        (&staff("S1"), "1234", true, "staff S1 saved"),
+        (&staff("S2"), "12a4", false, "PIN"),
+        (
+            &["card", "assign", "--uid", "0a0b0c0d", "--staff", "S1"],
+            "",
+            true,
+            "assigned",
+        ),
+        (
+            &["card", "assign", "--uid", "0a0b0c0e", "--staff", "S2"],
+            "",
+            false,
+            "holder",
+        ),
+    ];
+    run_steps(&db, steps);
+
+    let store = db.open().await;
+    let snapshot = store.snapshot(&site(), None, None).await.unwrap();
+    assert_eq!(snapshot.tariffs, [common::fixtures::tariff("q3", 350)]);
+    assert_eq!(snapshot.services.len(), 1);
+    let lunch = &snapshot.services[0];
+    assert_eq!((lunch.id.as_str(), lunch.weekdays.len()), ("lunch", 4));
+    assert_eq!(snapshot.staff.len(), 1);
+    assert_eq!(snapshot.staff[0].id.as_str(), "S1");
+    assert!(snapshot.staff[0].pin_hash.as_str().starts_with("$argon2"));
+    assert_eq!(snapshot.cards.len(), 1);
+    assert_eq!(snapshot.cards[0].uid.to_string(), "0a0b0c0d");
+}

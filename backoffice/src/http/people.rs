@@ -9,28 +9,25 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Json;
 use base64::Engine as _;
 use proto::api::ErrorCode;
-use proto::limits::{DIETARY_FLAGS_MAX, MEAL_PRICE_CENTS_MAX, OVERDRAFT_FLOOR_CENTS_MIN};
 use proto::record::TopUpMethod;
-use proto::snapshot::{
-    AccountState, Card, CardHolder, KioskSettings, Pupil, Service, StaffCredential, Tariff,
-};
+use proto::snapshot::{AccountState, Card, CardHolder, KioskSettings, Pupil, Service, Tariff};
 use proto::{
     AccountId, CardUid, Cents, PupilId, ServiceId, SiteId, SnapshotVersion, StaffId, Text,
 };
 use serde::{Deserialize, Serialize};
 
 use super::{Failure, SharedApp};
-use crate::store::{Operation, OperationKind, Store};
-use crate::users::{Role, User, hash_pin};
+use crate::manage::{self, Invalid};
+use crate::store::{Operation, Store};
+use crate::users::{Role, User};
 
-/// The largest top-up at the back-office counter: 5,000.00 €.
-pub const COUNTER_TOP_UP_CENTS_MAX: i64 = 500_000;
+pub use crate::manage::{ADJUSTMENT_CENTS_MAX, COUNTER_TOP_UP_CENTS_MAX, ONLINE_PAYMENT_CENTS_MAX};
 
-/// The largest adjustment either way: 5,000.00 €.
-pub const ADJUSTMENT_CENTS_MAX: i64 = 500_000;
-
-/// The largest online payment: 1,000.00 €.
-pub const ONLINE_PAYMENT_CENTS_MAX: i64 = 100_000;
+impl From<Invalid> for Failure {
+    fn from(invalid: Invalid) -> Failure {
+        Failure::bad_request(invalid.0)
+    }
+}
 
 /// Every change answers with the snapshot version it made.
 #[derive(Debug, Serialize, Deserialize)]
@@ -210,22 +207,6 @@ fn parse<T>(
     parse(text).map_err(|error| Failure::bad_request(format!("{what}: {error}")))
 }
 
-fn in_range(
-    what: &str,
-    amount: Cents,
-    range: std::ops::RangeInclusive<i64>,
-) -> Result<(), Failure> {
-    if range.contains(&amount.get()) {
-        return Ok(());
-    }
-    Err(Failure::bad_request(format!(
-        "{what} {} outside {}..={} cents",
-        amount.get(),
-        range.start(),
-        range.end()
-    )))
-}
-
 /// `GET /api/v1/accounts/{account}`: staff, finance, admin.
 pub async fn get_account<S: Store>(
     State(app): State<SharedApp<S>>,
@@ -255,24 +236,13 @@ pub async fn save_account<S: Store>(
     user_with(&app, &headers, &[Role::Staff, Role::Admin]).await?;
     let account = parse("account", &path(account)?, AccountId::parse)?;
     let request: AccountRequest = body(request)?;
-    in_range(
-        "overdraft floor",
-        request.overdraft_floor,
-        OVERDRAFT_FLOOR_CENTS_MIN..=0,
-    )?;
-    let status = match app
-        .store
-        .add_account(&account, request.overdraft_floor, crate::now())
-        .await
-    {
-        Ok(()) => StatusCode::CREATED,
-        Err(crate::store::StoreError::AlreadyExists { .. }) => {
-            app.store
-                .set_overdraft_floor(&account, request.overdraft_floor)
-                .await?;
-            StatusCode::OK
-        }
-        Err(error) => return Err(error.into()),
+    manage::check_overdraft_floor(request.overdraft_floor)?;
+    let opened =
+        manage::save_account(&app.store, &account, request.overdraft_floor, crate::now()).await?;
+    let status = if opened {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
     };
     let state = app.store.account(&account).await?.ok_or_else(|| {
         Failure::new(
@@ -313,17 +283,14 @@ pub async fn top_up<S: Store>(
     let user = user_with(&app, &headers, &[Role::Staff, Role::Admin]).await?;
     let account = parse("account", &path(account)?, AccountId::parse)?;
     let request: TopUpRequest = body(request)?;
-    in_range("top-up", request.amount, 1..=COUNTER_TOP_UP_CENTS_MAX)?;
-    let operation = Operation {
-        kind: OperationKind::TopUp {
-            method: request.method,
-            reference: request.reference,
-        },
+    let operation = manage::top_up(
         account,
-        amount: request.amount,
-        user: user.name,
-        at: crate::now(),
-    };
+        request.amount,
+        request.method,
+        request.reference,
+        user.name,
+        crate::now(),
+    )?;
     operate(&app, operation).await
 }
 
@@ -337,23 +304,13 @@ pub async fn adjust<S: Store>(
     let user = user_with(&app, &headers, &[Role::Finance, Role::Admin]).await?;
     let account = parse("account", &path(account)?, AccountId::parse)?;
     let request: AdjustmentRequest = body(request)?;
-    in_range(
-        "adjustment",
-        request.amount,
-        -ADJUSTMENT_CENTS_MAX..=ADJUSTMENT_CENTS_MAX,
-    )?;
-    if request.amount == Cents::ZERO {
-        return Err(Failure::bad_request("an adjustment of 0 changes nothing"));
-    }
-    let operation = Operation {
-        kind: OperationKind::Adjustment {
-            reason: request.reason,
-        },
+    let operation = manage::adjustment(
         account,
-        amount: request.amount,
-        user: user.name,
-        at: crate::now(),
-    };
+        request.amount,
+        request.reason,
+        user.name,
+        crate::now(),
+    )?;
     operate(&app, operation).await
 }
 
@@ -366,16 +323,13 @@ pub async fn credit_payment<S: Store>(
 ) -> Result<Json<MoneyMoved>, Failure> {
     let user = user_with(&app, &headers, &[Role::Payments, Role::Admin]).await?;
     let request: PaymentRequest = body(request)?;
-    in_range("payment", request.amount, 1..=ONLINE_PAYMENT_CENTS_MAX)?;
-    let operation = Operation {
-        kind: OperationKind::OnlinePayment {
-            reference: request.reference,
-        },
-        account: request.account,
-        amount: request.amount,
-        user: user.name,
-        at: crate::now(),
-    };
+    let operation = manage::online_payment(
+        request.account,
+        request.amount,
+        request.reference,
+        user.name,
+        crate::now(),
+    )?;
     operate(&app, operation).await
 }
 
@@ -394,20 +348,12 @@ pub async fn save_pupil<S: Store>(
             "the body's pupil id differs from the path's",
         ));
     }
-    if request.pupil.dietary.len() > DIETARY_FLAGS_MAX {
-        return Err(Failure::bad_request(format!(
-            "at most {DIETARY_FLAGS_MAX} dietary flags"
-        )));
-    }
     check_site(&user, &request.site)?;
-    if let Some(site) = app.store.holder_site(&CardHolder::Pupil(id)).await? {
-        check_site(&user, &site)?;
-        if site != request.site {
-            return Err(Failure::bad_request(
-                "a pupil stays at their site; enrol them anew",
-            ));
-        }
+    let stored_site = app.store.holder_site(&CardHolder::Pupil(id)).await?;
+    if let Some(site) = &stored_site {
+        check_site(&user, site)?;
     }
+    manage::check_pupil(&request.site, &request.pupil, stored_site.as_ref())?;
     let version = app.store.save_pupil(&request.site, &request.pupil).await?;
     Ok(Json(Changed { version }))
 }
@@ -489,7 +435,7 @@ pub async fn save_tariff<S: Store>(
     user_with(&app, &headers, &[Role::Admin]).await?;
     let site = parse("site", &path(site)?, SiteId::parse)?;
     let tariff: Tariff = body(request)?;
-    in_range("price", tariff.price, 0..=MEAL_PRICE_CENTS_MAX)?;
+    manage::check_tariff(&tariff)?;
     let version = app.store.save_tariff(&site, &tariff).await?;
     Ok(Json(Changed { version }))
 }
@@ -511,11 +457,7 @@ pub async fn save_service<S: Store>(
             "the body's service id differs from the path's",
         ));
     }
-    if service.end <= service.start || service.weekdays.is_empty() {
-        return Err(Failure::bad_request(
-            "a service ends after it starts, on at least one weekday",
-        ));
-    }
+    manage::check_service(&service)?;
     let version = app.store.save_service(&site, &service).await?;
     Ok(Json(Changed { version }))
 }
@@ -532,18 +474,12 @@ pub async fn save_staff<S: Store>(
     let site = parse("site", &site, SiteId::parse)?;
     let id = parse("staff", &staff_id, StaffId::parse)?;
     let request: StaffRequest = body(request)?;
-    let pin = request.pin;
-    let pin_hash = tokio::task::spawn_blocking(move || hash_pin(&pin))
-        .await
-        .map_err(|_| unavailable())?
-        .map_err(|error| Failure::bad_request(error.to_string()))?;
-    let pin_hash =
-        Text::parse(&pin_hash).map_err(|error| Failure::bad_request(error.to_string()))?;
-    let staff = StaffCredential {
-        id,
-        name: request.name,
-        pin_hash,
-    };
+    // Argon2 is deliberately slow: keep it off the threads that serve requests.
+    let staff = tokio::task::spawn_blocking(move || {
+        manage::staff_credential(id, request.name, &request.pin)
+    })
+    .await
+    .map_err(|_| unavailable())??;
     let version = app.store.save_staff(&site, &staff).await?;
     Ok(Json(Changed { version }))
 }
