@@ -15,19 +15,15 @@
 
 use std::time::{Duration, Instant};
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use kiosk::clock::ManualClock;
 use kiosk::config::DataDir;
 use kiosk::engine::{Decision, Engine};
 use kiosk::ledger::Ledger;
 use proto::record::{Meal, MealVia};
-use proto::snapshot::{
-    AccountState, Card, CardHolder, KioskSettings, Language, LocalTime, Pupil, Removed, Service,
-    Snapshot, Tariff, Weekday,
-};
-use proto::{
-    AccountId, BracketId, CardUid, Cents, MealType, PupilId, RecordBody, ServiceDate, ServiceId,
-    SiteId, SnapshotVersion, Text,
-};
+use proto::{AccountId, BracketId, Cents, MealType, PupilId, RecordBody, ServiceDate, ServiceId};
 
 const ACCOUNTS: usize = 50_000;
 /// Records written per transaction while growing the ledger.
@@ -42,72 +38,6 @@ fn arg(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn card(n: usize) -> CardUid {
-    let b = u32::try_from(n).unwrap().to_be_bytes();
-    CardUid::parse(&[0x04, b[0], b[1], b[2], b[3], 0x80, 0x01]).unwrap()
-}
-
-fn snapshot() -> Snapshot {
-    let text = |t: &str| Text::parse(t).unwrap();
-    Snapshot {
-        version: SnapshotVersion(1),
-        since: None,
-        site: SiteId::parse("jaures").unwrap(),
-        records_through: None,
-        accounts: (0..ACCOUNTS)
-            .map(|n| AccountState {
-                id: AccountId::parse(&format!("A{n:05}")).unwrap(),
-                balance: Cents::new(100_000),
-                overdraft_floor: Cents::new(-500),
-            })
-            .collect(),
-        pupils: (0..ACCOUNTS)
-            .map(|n| Pupil {
-                id: PupilId::parse(&format!("P{n:05}")).unwrap(),
-                account: AccountId::parse(&format!("A{n:05}")).unwrap(),
-                first_name: text("Chloé"),
-                last_name: text(&format!("Martin{n}")),
-                bracket: BracketId::parse("q3").unwrap(),
-                dietary: Vec::new(),
-            })
-            .collect(),
-        cards: (0..ACCOUNTS)
-            .map(|n| Card {
-                uid: card(n),
-                holder: CardHolder::Pupil(PupilId::parse(&format!("P{n:05}")).unwrap()),
-            })
-            .collect(),
-        hotlist: Vec::new(),
-        tariffs: vec![Tariff {
-            bracket: BracketId::parse("q3").unwrap(),
-            meal_type: MealType::parse("lunch").unwrap(),
-            price: Cents::new(385),
-        }],
-        services: vec![Service {
-            id: ServiceId::parse("lunch").unwrap(),
-            name: text("Déjeuner"),
-            meal_type: MealType::parse("lunch").unwrap(),
-            weekdays: vec![
-                Weekday::Monday,
-                Weekday::Tuesday,
-                Weekday::Thursday,
-                Weekday::Friday,
-            ],
-            start: LocalTime::parse("00:00").unwrap(),
-            end: LocalTime::parse("23:59").unwrap(),
-        }],
-        staff: Vec::new(),
-        settings: Some(KioskSettings {
-            result_display_ms: 2_000,
-            sync_interval_ms: 30_000,
-            staff_idle_signout_ms: 120_000,
-            language: Language::Fr,
-        }),
-        removed: Removed::default(),
-    }
-}
-
-/// The value below which `permille` thousandths of the sorted samples fall.
 fn percentile(sorted: &[Duration], permille: usize) -> Duration {
     sorted[(sorted.len() - 1) * permille / 1_000]
 }
@@ -137,7 +67,7 @@ fn measure(
             .unwrap();
         phase.raw.push(start.elapsed());
         let start = Instant::now();
-        let decision = engine.tap(card(first_card + i));
+        let decision = engine.tap(common::pupil_card(first_card + i));
         phase.tap.push(start.elapsed());
         assert!(matches!(decision, Decision::Served(_)), "{decision:?}");
     }
@@ -187,7 +117,7 @@ fn grow(data: &DataDir, count: usize) {
                     bracket: BracketId::parse("q3").unwrap(),
                     price: Cents::new(385),
                     balance_after: Cents::new(0),
-                    via: MealVia::Card(card(pupil)),
+                    via: MealVia::Card(common::pupil_card(pupil)),
                 });
                 head.append(&key, &config.device, at, body).unwrap()
             })
@@ -205,37 +135,21 @@ fn main() {
     let records = arg("--records", 1_000_000);
     let taps = arg("--taps", 2_000);
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let data = DataDir::new(dir.path().join("kiosk"));
-    data.init(
-        SiteId::parse("jaures").unwrap(),
-        Text::parse("bench").unwrap(),
-        None,
-        "Europe/Paris",
-        &ring::rand::SystemRandom::new(),
-    )
-    .unwrap();
+    let data = common::enrol(dir.path());
     let raw = rusqlite::Connection::open(dir.path().join("raw.sqlite")).unwrap();
     raw.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
          CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB NOT NULL);",
     )
     .unwrap();
-    let monday = "2026-11-30T11:00:00Z".parse::<jiff::Timestamp>().unwrap();
     let start_engine = |data: &DataDir| {
-        let config = data.load_config().unwrap();
-        Engine::start(
-            Ledger::open(&data.ledger_path()).unwrap(),
-            data.load_key().unwrap(),
-            config.device,
-            Box::new(ManualClock::new(monday)),
-            jiff::tz::TimeZone::get("Europe/Paris").unwrap(),
-            "bench",
-        )
-        .unwrap()
+        kiosk::run::start_engine(data, Box::new(ManualClock::new(common::monday_noon()))).unwrap()
     };
     let mut engine = start_engine(&data);
     let started = Instant::now();
-    engine.apply_snapshot(&snapshot()).unwrap();
+    engine
+        .apply_snapshot(&common::snapshot_always_open(ACCOUNTS))
+        .unwrap();
     println!(
         "snapshot of {ACCOUNTS} accounts applied in {:.0} ms",
         ms(started.elapsed())

@@ -126,14 +126,7 @@ fn process_rss_kb(pid: u32) -> u64 {
 fn at_rest(idle_s: u64) {
     let dir = tempfile::tempdir().unwrap();
     let data = common::enrol(dir.path());
-    let mut snapshot = common::snapshot(200);
-    snapshot.services[0].weekdays.extend([
-        proto::snapshot::Weekday::Wednesday,
-        proto::snapshot::Weekday::Saturday,
-        proto::snapshot::Weekday::Sunday,
-    ]);
-    snapshot.services[0].start = proto::snapshot::LocalTime::parse("00:00").unwrap();
-    snapshot.services[0].end = proto::snapshot::LocalTime::parse("23:59").unwrap();
+    let snapshot = common::snapshot_always_open(200);
     let file = dir.path().join("snapshot.json");
     std::fs::write(&file, serde_json::to_string(&snapshot).unwrap()).unwrap();
     let kiosk = env!("CARGO_BIN_EXE_kiosk");

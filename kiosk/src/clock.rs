@@ -54,3 +54,9 @@ impl Clock for ManualClock {
 pub fn record_time(now: jiff::Timestamp) -> proto::Timestamp {
     proto::Timestamp::from_unix_ms(now.as_millisecond()).expect("the clock reads a four-digit year")
 }
+
+/// The site's calendar day at `now`: a service date as records write it.
+pub fn local_date(now: jiff::Timestamp, time_zone: &jiff::tz::TimeZone) -> proto::ServiceDate {
+    let date = now.to_zoned(time_zone.clone()).date();
+    proto::ServiceDate::parse(&date.to_string()).expect("jiff writes civil dates as YYYY-MM-DD")
+}

@@ -14,10 +14,10 @@ use proto::record::{
 use proto::snapshot::{Service, Snapshot};
 use proto::{
     AccountId, CardUid, Cents, ChainHead, DeviceId, PupilId, Record, RecordBody, RecordError, Seq,
-    ServiceDate, SigningKey, StaffId, Text,
+    SigningKey, StaffId, Text,
 };
 
-use crate::clock::{Clock, record_time};
+use crate::clock::{Clock, local_date, record_time};
 use crate::day_close::{self, CloseError};
 use crate::ledger::{
     CardLookup, Checkpointer, DayCounts, Ledger, LedgerCounts, LedgerError, LedgerWrite,
@@ -696,19 +696,7 @@ impl Engine {
     }
 
     pub fn status(&self) -> Result<Status, EngineError> {
-        let now = self.clock.now();
-        let zoned = now.to_zoned(self.time_zone.clone());
-        let start = zoned
-            .start_of_day()
-            .map_err(|error| LedgerError::Stored(error.to_string()))?;
-        let end = start
-            .tomorrow()
-            .map_err(|error| LedgerError::Stored(error.to_string()))?;
-        let today = self.ledger.day_counts(
-            local_date(now, &self.time_zone),
-            record_time(start.timestamp()),
-            record_time(end.timestamp()),
-        )?;
+        let today = self.ledger.day_counts(self.clock.now(), &self.time_zone)?;
         Ok(Status {
             device: self.device.clone(),
             counts: self.ledger.counts()?,
@@ -767,11 +755,6 @@ enum Charge {
     Served(Served),
     AlreadyServed,
     InsufficientFunds,
-}
-
-fn local_date(now: jiff::Timestamp, time_zone: &TimeZone) -> ServiceDate {
-    let date = now.to_zoned(time_zone.clone()).date();
-    ServiceDate::parse(&date.to_string()).expect("jiff writes civil dates as YYYY-MM-DD")
 }
 
 fn open_service(

@@ -52,20 +52,8 @@ pub fn status_report(
     let time_zone = jiff::tz::TimeZone::get(&config.time_zone)
         .map_err(|error| LedgerError::Stored(error.to_string()))?;
     let now = jiff::Timestamp::now();
-    let today = now.to_zoned(time_zone);
-    let start = today
-        .start_of_day()
-        .map_err(|error| LedgerError::Stored(error.to_string()))?;
-    let end = start
-        .tomorrow()
-        .map_err(|error| LedgerError::Stored(error.to_string()))?;
-    let date = proto::ServiceDate::parse(&today.date().to_string())
-        .map_err(|error| LedgerError::Stored(error.to_string()))?;
-    let day = ledger.day_counts(
-        date,
-        crate::clock::record_time(start.timestamp()),
-        crate::clock::record_time(end.timestamp()),
-    )?;
+    let date = crate::clock::local_date(now, &time_zone);
+    let day = ledger.day_counts(now, &time_zone)?;
     let show = |seq: Option<Seq>| seq.map_or_else(|| "none".to_owned(), |seq| seq.to_string());
     let mut text = String::new();
     text.push_str(&format!("device:            {}\n", config.device));

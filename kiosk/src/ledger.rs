@@ -363,13 +363,22 @@ impl Ledger {
             .transpose()
     }
 
-    /// Meals served on `date`, and top-ups written between `from` and `to` (kiosk time).
+    /// Meals served and top-ups written on the site's calendar day at `now`.
     pub fn day_counts(
         &self,
-        date: ServiceDate,
-        from: proto::Timestamp,
-        to: proto::Timestamp,
+        now: jiff::Timestamp,
+        time_zone: &jiff::tz::TimeZone,
     ) -> Result<DayCounts, LedgerError> {
+        let date = crate::clock::local_date(now, time_zone);
+        let start = now
+            .to_zoned(time_zone.clone())
+            .start_of_day()
+            .map_err(stored)?;
+        let end = start.tomorrow().map_err(stored)?;
+        let (from, to) = (
+            crate::clock::record_time(start.timestamp()),
+            crate::clock::record_time(end.timestamp()),
+        );
         let meals: i64 = self
             .connection
             .prepare_cached(
@@ -897,24 +906,37 @@ impl LedgerWrite<'_> {
 
     fn remove(&self, snapshot: &Snapshot) -> Result<(), LedgerError> {
         let removed = &snapshot.removed;
-        let tx = self.transaction;
-        for id in &removed.accounts {
-            tx.execute("DELETE FROM accounts WHERE id = ?1", [id.as_str()])?;
-        }
-        for id in &removed.pupils {
-            tx.execute("DELETE FROM pupils WHERE id = ?1", [id.as_str()])?;
-        }
-        for uid in &removed.cards {
-            tx.execute("DELETE FROM cards WHERE uid = ?1", [uid.to_string()])?;
-        }
-        for uid in &removed.hotlist {
-            tx.execute("DELETE FROM hotlist WHERE uid = ?1", [uid.to_string()])?;
-        }
-        for id in &removed.staff {
-            tx.execute("DELETE FROM staff WHERE id = ?1", [id.as_str()])?;
-        }
-        for id in &removed.services {
-            tx.execute("DELETE FROM services WHERE id = ?1", [id.as_str()])?;
+        let removals: [(&str, Vec<String>); 6] = [
+            (
+                "DELETE FROM accounts WHERE id = ?1",
+                removed.accounts.iter().map(ToString::to_string).collect(),
+            ),
+            (
+                "DELETE FROM pupils WHERE id = ?1",
+                removed.pupils.iter().map(ToString::to_string).collect(),
+            ),
+            (
+                "DELETE FROM cards WHERE uid = ?1",
+                removed.cards.iter().map(ToString::to_string).collect(),
+            ),
+            (
+                "DELETE FROM hotlist WHERE uid = ?1",
+                removed.hotlist.iter().map(ToString::to_string).collect(),
+            ),
+            (
+                "DELETE FROM staff WHERE id = ?1",
+                removed.staff.iter().map(ToString::to_string).collect(),
+            ),
+            (
+                "DELETE FROM services WHERE id = ?1",
+                removed.services.iter().map(ToString::to_string).collect(),
+            ),
+        ];
+        for (sql, keys) in removals {
+            let mut statement = self.transaction.prepare_cached(sql)?;
+            for key in keys {
+                statement.execute([key])?;
+            }
         }
         Ok(())
     }

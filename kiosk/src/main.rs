@@ -181,22 +181,12 @@ fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::ApplySnapshot { data_dir, file } => {
-            let dir = DataDir::new(&data_dir);
-            let config = dir.load_config().map_err(|e| e.to_string())?;
             let bytes = read_limited(&file, SNAPSHOT_FILE_BYTES_MAX)?;
             let snapshot: proto::snapshot::Snapshot =
                 serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", file.display()))?;
-            let ledger = Ledger::open(&dir.ledger_path()).map_err(|e| e.to_string())?;
-            let time_zone =
-                jiff::tz::TimeZone::get(&config.time_zone).map_err(|e| e.to_string())?;
-            let key = dir.load_key().map_err(|e| e.to_string())?;
-            let mut engine = kiosk::engine::Engine::start(
-                ledger,
-                key,
-                config.device,
+            let mut engine = kiosk::run::start_engine(
+                &DataDir::new(&data_dir),
                 Box::new(kiosk::clock::SystemClock),
-                time_zone,
-                env!("CARGO_PKG_VERSION"),
             )
             .map_err(|e| e.to_string())?;
             engine

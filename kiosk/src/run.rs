@@ -80,22 +80,30 @@ impl UiWaker for EventLoopWaker {
     }
 }
 
-/// Runs the kiosk until its window is closed.
-pub fn run(options: &RunOptions) -> Result<(), RunError> {
-    let data = DataDir::new(&options.data_dir);
+/// Opens the kiosk's data directory and starts its engine on `clock`: configuration, key and
+/// ledger as `kiosk init` wrote them. `kiosk run` and `kiosk apply-snapshot` both start here.
+pub fn start_engine(
+    data: &DataDir,
+    clock: Box<dyn crate::clock::Clock>,
+) -> Result<Engine, RunError> {
     let config = data.load_config()?;
     let key = data.load_key()?;
     let ledger = Ledger::open(&data.ledger_path())?;
     let time_zone = jiff::tz::TimeZone::get(&config.time_zone)
         .map_err(|_| crate::config::ConfigError::TimeZone(config.time_zone.clone()))?;
-    let engine = Engine::start(
+    Ok(Engine::start(
         ledger,
         key,
-        config.device.clone(),
-        Box::new(SystemClock),
-        time_zone.clone(),
+        config.device,
+        clock,
+        time_zone,
         env!("CARGO_PKG_VERSION"),
-    )?;
+    )?)
+}
+
+/// Runs the kiosk until its window is closed.
+pub fn run(options: &RunOptions) -> Result<(), RunError> {
+    let engine = start_engine(&DataDir::new(&options.data_dir), Box::new(SystemClock))?;
     let settings = engine
         .ledger()
         .snapshot_state()?

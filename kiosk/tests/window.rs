@@ -73,19 +73,8 @@ fn write_ppm(path: &Path, width: usize, height: usize, pixels: &[[u8; 3]]) {
 fn kiosk_run_shows_the_served_screen_in_a_real_window() {
     let dir = tempfile::tempdir().unwrap();
     let data = common::enrol(dir.path());
-    let mut snapshot = common::snapshot(4);
-    // The window runs on the system clock: open the service all week, all day.
-    snapshot.services[0].weekdays = vec![
-        proto::snapshot::Weekday::Monday,
-        proto::snapshot::Weekday::Tuesday,
-        proto::snapshot::Weekday::Wednesday,
-        proto::snapshot::Weekday::Thursday,
-        proto::snapshot::Weekday::Friday,
-        proto::snapshot::Weekday::Saturday,
-        proto::snapshot::Weekday::Sunday,
-    ];
-    snapshot.services[0].start = proto::snapshot::LocalTime::parse("00:00").unwrap();
-    snapshot.services[0].end = proto::snapshot::LocalTime::parse("23:59").unwrap();
+    // The window runs on the system clock: the service is open all week, all day.
+    let snapshot = common::snapshot_always_open(4);
     let snapshot_file = dir.path().join("snapshot.json");
     std::fs::write(&snapshot_file, serde_json::to_string(&snapshot).unwrap()).unwrap();
     let kiosk = env!("CARGO_BIN_EXE_kiosk");

@@ -151,6 +151,23 @@ pub fn snapshot(pupils: usize) -> Snapshot {
     }
 }
 
+/// [`snapshot`] with lunch open all week, all day: for kiosks that run on the system clock.
+pub fn snapshot_always_open(pupils: usize) -> Snapshot {
+    let mut snapshot = snapshot(pupils);
+    snapshot.services[0].weekdays = vec![
+        Weekday::Monday,
+        Weekday::Tuesday,
+        Weekday::Wednesday,
+        Weekday::Thursday,
+        Weekday::Friday,
+        Weekday::Saturday,
+        Weekday::Sunday,
+    ];
+    snapshot.services[0].start = LocalTime::parse("00:00").unwrap();
+    snapshot.services[0].end = LocalTime::parse("23:59").unwrap();
+    snapshot
+}
+
 pub fn lunch() -> MealType {
     MealType::parse("lunch").unwrap()
 }
@@ -218,19 +235,7 @@ pub fn enrol(path: &Path) -> DataDir {
 }
 
 pub fn start(data: &DataDir, clock: ManualClock) -> Engine {
-    let config = data.load_config().unwrap();
-    let ledger = Ledger::open(&data.ledger_path()).unwrap();
-    let key = data.load_key().unwrap();
-    let time_zone = jiff::tz::TimeZone::get(&config.time_zone).unwrap();
-    Engine::start(
-        ledger,
-        key,
-        config.device,
-        Box::new(clock),
-        time_zone,
-        "0.1.0-test",
-    )
-    .unwrap()
+    kiosk::run::start_engine(data, Box::new(clock)).unwrap()
 }
 
 pub fn verified_records(data: &DataDir) -> Vec<proto::Record> {
