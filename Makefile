@@ -27,11 +27,12 @@ soak:
 	./deploy/dev/install-packages.sh test
 	KIOSK_CRASH_KILLS=300 cargo test --locked -p kiosk --test crash -- --nocapture
 
-# Formatting and lints, as CI runs them.
+# Formatting and lints, as CI runs them, and the kiosk's build option for screens without X.
 check:
 	./deploy/dev/install-packages.sh test
 	cargo fmt --all -- --check
 	cargo clippy --locked --workspace --all-targets -- -D warnings
+	cargo build --locked -p kiosk --features kms --bin kiosk
 
 fmt:
 	cargo fmt --all

@@ -14,8 +14,11 @@ profile="${1:?usage: install-packages.sh test|bench}"
 # libxkbcommon-x11-0, libx11-xcb1, libxcursor1: what the kiosk window loads at run time on X11.
 # xvfb, x11-apps: the window test runs `kiosk run` on a virtual X display and takes a screenshot
 # with xwd.
+# libudev-dev, libinput-dev, libxkbcommon-dev: `make check` builds the kiosk's `kms` option (no X
+# server: KMS/DRM screen, libinput touch).
 packages_test=(openssl pkg-config gcc libc6-dev pcscd libpcsclite-dev vsmartcard-vpcd iproute2
-    fonts-dejavu-core libxkbcommon-x11-0 libx11-xcb1 libxcursor1 xvfb x11-apps)
+    fonts-dejavu-core libxkbcommon-x11-0 libx11-xcb1 libxcursor1 xvfb x11-apps
+    libudev-dev libinput-dev libxkbcommon-dev)
 packages_bench=("${packages_test[@]}")
 
 case "$profile" in
