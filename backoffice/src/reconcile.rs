@@ -66,6 +66,19 @@ impl Settings {
     }
 }
 
+/// The time zone when none is configured: the city's.
+pub const DEFAULT_TIME_ZONE: &str = "Europe/Paris";
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            // Bundled in the binary (jiff's `tzdb-bundle-always`), so it always resolves.
+            time_zone: jiff::tz::TimeZone::get(DEFAULT_TIME_ZONE)
+                .unwrap_or(jiff::tz::TimeZone::UTC),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
     #[error(transparent)]
@@ -777,21 +790,21 @@ fn overflow() -> ReconcileError {
 
 /// What one kiosk's check reads from the store.
 #[derive(Debug)]
-struct KioskInput {
-    device: Device,
+pub(crate) struct KioskInput {
+    pub(crate) device: Device,
     expected: bool,
     /// The previous day close, which anchors the chain; none for a kiosk's first close, or
     /// when the day is not closed (the check then starts at the day's first record).
-    anchor: Option<StoredRecord>,
-    records: Vec<StoredRecord>,
+    pub(crate) anchor: Option<StoredRecord>,
+    pub(crate) records: Vec<StoredRecord>,
     /// The day close of this day, if any.
-    close: Option<Seq>,
+    pub(crate) close: Option<Seq>,
     /// Records voided by this day's voids but written before it.
-    voided_before: BTreeMap<Seq, SignedRecord>,
+    pub(crate) voided_before: BTreeMap<Seq, SignedRecord>,
 }
 
 /// Reads a kiosk's records of the day: see the module's documentation.
-async fn kiosk_input<S: Store>(
+pub(crate) async fn kiosk_input<S: Store>(
     store: &S,
     device: Device,
     expected: bool,
@@ -805,11 +818,7 @@ async fn kiosk_input<S: Store>(
         .next_back();
     let (anchor_seq, to) = match close {
         Some(close) => (
-            closes
-                .iter()
-                .map(|(seq, _)| *seq)
-                .filter(|seq| *seq < close)
-                .next_back(),
+            closes.iter().map(|(seq, _)| *seq).rfind(|seq| *seq < close),
             Some(close),
         ),
         None => {
@@ -1461,51 +1470,57 @@ fn chain_finding(
             .map(|record| record.record.clone())
             .collect()
     };
-    let (kind, seq, evidence) = match error {
-        ChainError::Record {
-            seq,
-            position,
-            error,
-            ..
-        } => {
+    let (seq, evidence, is_close) = match error {
+        ChainError::Record { seq, position, .. } => {
             let evidence: Vec<SignedRecord> = records
                 .get(*position)
                 .map(|record| vec![record.record.clone()])
                 .unwrap_or_default();
-            let is_close = seq.is_some() && *seq == close
-                || evidence
-                    .first()
-                    .is_some_and(|record| record.payload.contains(r#""kind":"day_close""#));
-            let kind = match error {
-                RecordError::BadSignature | RecordError::SignatureEncoding if is_close => {
-                    FindingKind::ForgedDayClose
-                }
-                RecordError::BadSignature | RecordError::SignatureEncoding => {
-                    FindingKind::BadSignature
-                }
-                _ => FindingKind::BadRecord,
-            };
-            (kind, *seq, evidence)
+            let is_close =
+                seq.is_some() && *seq == close || evidence.first().is_some_and(is_day_close);
+            (*seq, evidence, is_close)
         }
-        ChainError::WrongDevice { seq, .. } => {
-            (FindingKind::WrongDevice, Some(*seq), evidence_at(*seq))
-        }
-        ChainError::Duplicate { seq, .. } => {
-            (FindingKind::DuplicateRecord, Some(*seq), evidence_at(*seq))
-        }
-        ChainError::Fork { seq, .. } => (FindingKind::Fork, Some(*seq), evidence_at(*seq)),
-        ChainError::Reorder { seq, .. } | ChainError::BeforeStart { seq, .. } => {
-            (FindingKind::ReorderedRecords, Some(*seq), evidence_at(*seq))
-        }
-        ChainError::Gap { from, .. } => (FindingKind::Gap, Some(*from), Vec::new()),
-        ChainError::BrokenLink { seq, .. } => {
-            (FindingKind::BrokenLink, Some(*seq), evidence_at(*seq))
-        }
-        ChainError::Truncated { expected, .. } => {
-            (FindingKind::Truncated, Some(*expected), Vec::new())
-        }
+        ChainError::WrongDevice { seq, .. }
+        | ChainError::Duplicate { seq, .. }
+        | ChainError::Fork { seq, .. }
+        | ChainError::Reorder { seq, .. }
+        | ChainError::BeforeStart { seq, .. }
+        | ChainError::BrokenLink { seq, .. } => (Some(*seq), evidence_at(*seq), false),
+        ChainError::Gap { from, .. } => (Some(*from), Vec::new(), false),
+        ChainError::Truncated { expected, .. } => (Some(*expected), Vec::new(), false),
     };
+    let kind = chain_error_kind(error, is_close);
     findings.push(kind, seq, error.to_string(), evidence);
+}
+
+/// The finding that names a chain defect; `is_close` when the record concerned claims to be a
+/// day close.
+pub fn chain_error_kind(error: &ChainError, is_close: bool) -> FindingKind {
+    match error {
+        ChainError::Record {
+            error: RecordError::BadSignature | RecordError::SignatureEncoding,
+            ..
+        } if is_close => FindingKind::ForgedDayClose,
+        ChainError::Record {
+            error: RecordError::BadSignature | RecordError::SignatureEncoding,
+            ..
+        } => FindingKind::BadSignature,
+        ChainError::Record { .. } => FindingKind::BadRecord,
+        ChainError::WrongDevice { .. } => FindingKind::WrongDevice,
+        ChainError::Duplicate { .. } => FindingKind::DuplicateRecord,
+        ChainError::Fork { .. } => FindingKind::Fork,
+        ChainError::Reorder { .. } | ChainError::BeforeStart { .. } => {
+            FindingKind::ReorderedRecords
+        }
+        ChainError::Gap { .. } => FindingKind::Gap,
+        ChainError::BrokenLink { .. } => FindingKind::BrokenLink,
+        ChainError::Truncated { .. } => FindingKind::Truncated,
+    }
+}
+
+/// Whether a record, read without trusting it, claims to be a day close.
+pub fn is_day_close(record: &SignedRecord) -> bool {
+    record.payload.contains(r#""kind":"day_close""#)
 }
 
 /// The same pupil served in the same service more than once: every meal after the first

@@ -1588,7 +1588,7 @@ fn apply_operation_in(
             .optional()
             .map_err(unavailable)?;
         if let Some((earlier_account, earlier_amount)) = earlier {
-            super::same_payment(&earlier_account, earlier_amount, &operation)?;
+            super::same_payment(&earlier_account, earlier_amount, operation)?;
             let version: i64 = transaction
                 .query_row("SELECT version FROM snapshot_version", [], |row| row.get(0))
                 .map_err(unavailable)?;
@@ -1600,7 +1600,7 @@ fn apply_operation_in(
         }
     }
     let new_balance = super::checked_balance(balance, operation.amount)?;
-    let version = bump_version(&transaction)?;
+    let version = bump_version(transaction)?;
     transaction
         .execute(
             "UPDATE accounts SET balance = ?2, version = ?3 WHERE id = ?1",
