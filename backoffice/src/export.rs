@@ -603,7 +603,23 @@ fn write_journal(rows: &Rows, out: &mut impl Write) -> Result<u64, ExportError> 
             sums.voided_cheques,
         );
         // Counted minus expected: a surplus is a gain, a shortfall a charge.
-        push(CASH, "Écart de caisse", "530", "758", sums.cash_difference);
+        if sums.cash_difference > 0 {
+            push(
+                CASH,
+                "Excédent de caisse",
+                "530",
+                "758",
+                sums.cash_difference,
+            );
+        } else {
+            push(
+                CASH,
+                "Manquant de caisse",
+                "658",
+                "530",
+                -sums.cash_difference,
+            );
+        }
     }
     for row in rows.top_ups.iter().filter(|row| row.source == "online") {
         entries.push(Entry {
