@@ -1363,10 +1363,9 @@ fn check_kiosk(input: KioskInput, day: &Day, floors: &BTreeMap<AccountId, Cents>
                 );
             }
         }
-        (None, Some(close_seq)) => {
+        (None, Some(_)) => {
             // The close is stored but did not verify: already named by its chain finding.
             close_matches = Some(false);
-            let _ = close_seq;
         }
         (_, None) => {
             if !input.records.is_empty() {

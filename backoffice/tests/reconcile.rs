@@ -8,7 +8,7 @@ mod common;
 
 use backoffice::reconcile::{self, FindingKind, PaymentMethod, Report, TopUpLine, TopUpSource};
 use backoffice::store::{SavedReconciliation, Store, StoreError, VoidStatus};
-use proto::{Cents, Seq, ServiceDate, SigningKey};
+use proto::{Cents, ChainHead, Seq, ServiceDate, SigningKey};
 
 use common::day::{Db, Till, cash, date, lunch, meal_for, quoted, settings, void_of};
 use common::fixtures::{account, key, populate};
@@ -41,6 +41,7 @@ reconcile_suite!(
     a_day_reconciles_per_kiosk_and_site_and_reruns_identically,
     duplicate_meals_are_proposed_for_a_void_and_decided_by_finance,
     tampered_records_are_caught_and_named,
+    events_to_review_are_listed_with_their_evidence,
 );
 
 async fn run(store: &impl Store, date: ServiceDate) -> reconcile::Outcome {
@@ -437,4 +438,88 @@ async fn tampered_records_are_caught_and_named(db: Db, store: impl Store) {
     // The deleted meal's money vanished from the ledger too.
     assert!(report.kinds().contains(&FindingKind::BalanceMismatch));
     assert!(!report.is_clean());
+}
+
+async fn events_to_review_are_listed_with_their_evidence(_db: Db, store: impl Store) {
+    use proto::record::{ClockDrift, MealVia, RefusalReason, TapRefused};
+    populate(&store).await;
+    let mut till = Till::new("kiosk-1", 1);
+    store.add_device(till.device.clone()).await.unwrap();
+    let card = proto::CardUid::parse(&[9, 9, 9, 9]).unwrap();
+    for reason in [RefusalReason::BlockedCard, RefusalReason::UnknownCard] {
+        till.write(
+            lunch(0),
+            proto::RecordBody::TapRefused(TapRefused {
+                card,
+                reason,
+                service: None,
+            }),
+        );
+    }
+    let mut by_staff = meal_for("P2", "A1", 385, 0);
+    if let proto::RecordBody::Meal(meal) = &mut by_staff {
+        meal.via = MealVia::Staff(proto::StaffId::parse("staff-martin").unwrap());
+    }
+    till.write(lunch(1), by_staff);
+    till.write(
+        lunch(2),
+        proto::RecordBody::ClockDrift(ClockDrift {
+            backoffice_time: lunch(2),
+            drift_ms: 95_000,
+        }),
+    );
+    till.close(lunch(60), date(), 0);
+    // Uploaded two days later.
+    till.upload(&store, lunch(2 * 24 * 60)).await;
+    // Another record at seq 2, properly signed: a fork, refused and kept as evidence.
+    let mut other = ChainHead::after(&till.written[0]);
+    let forked = other
+        .append(
+            &till.key,
+            &till.device.id,
+            lunch(3),
+            meal_for("P3", "A2", 100, 0),
+        )
+        .unwrap();
+    store
+        .ingest(
+            &till.device,
+            vec![forked.signed().clone()],
+            lunch(2 * 24 * 60),
+        )
+        .await
+        .unwrap();
+
+    let report = run(&store, date()).await.report;
+    let found = findings_of(&report, "kiosk-1");
+    for expected in [
+        (FindingKind::LateUpload, Some(1)),
+        (FindingKind::BlockedCard, Some(1)),
+        (FindingKind::UnknownCard, Some(2)),
+        (FindingKind::ServedWithoutCard, Some(3)),
+        (FindingKind::ClockDrift, Some(4)),
+        (FindingKind::Quarantined, Some(2)),
+    ] {
+        assert!(
+            found.contains(&expected),
+            "expected {expected:?} in {found:?}"
+        );
+    }
+    assert!(
+        report
+            .findings
+            .iter()
+            .all(|finding| !finding.action.is_empty())
+    );
+    let quarantined = report
+        .findings
+        .iter()
+        .find(|finding| finding.kind == FindingKind::Quarantined)
+        .unwrap();
+    assert_eq!(quarantined.evidence, vec![forked.signed().clone()]);
+    assert!(
+        quarantined.detail.starts_with("fork"),
+        "{}",
+        quarantined.detail
+    );
 }

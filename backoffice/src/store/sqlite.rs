@@ -1326,6 +1326,7 @@ impl Store for SqliteStore {
                 )
                 .map_err(unavailable)?;
             for proposal in &proposals {
+                let (seq, kept_seq) = (seq_to_i64(proposal.seq)?, seq_to_i64(proposal.kept_seq)?);
                 transaction
                     .prepare_cached(
                         "INSERT INTO proposed_voids (service_date, device, seq, kept_device,
@@ -1337,9 +1338,9 @@ impl Store for SqliteStore {
                         statement.execute(params![
                             proposal.date.to_string(),
                             proposal.device.as_str(),
-                            seq_to_i64(proposal.seq).unwrap_or(i64::MAX),
+                            seq,
                             proposal.kept_device.as_str(),
-                            seq_to_i64(proposal.kept_seq).unwrap_or(i64::MAX),
+                            kept_seq,
                             proposal.account.as_str(),
                             proposal.pupil.as_str(),
                             proposal.service.as_str(),
