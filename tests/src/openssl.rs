@@ -34,3 +34,21 @@ pub fn verifies(dir: &Path, key: &PublicKey, record: &SignedRecord) -> bool {
     let stdout = String::from_utf8_lossy(&output.stdout);
     output.status.success() && stdout.contains("Signature Verified Successfully")
 }
+
+/// The lowercase hex SHA-256 of `bytes` as `openssl dgst -sha256` computes it: what a record's
+/// `prev` must hold for the record before it.
+pub fn sha256_hex(dir: &Path, bytes: &[u8]) -> String {
+    let file = dir.join("digest-input");
+    fs::write(&file, bytes).expect("write digest input");
+    let output = Command::new("openssl")
+        .args(["dgst", "-sha256", "-r"])
+        .arg(&file)
+        .output()
+        .expect("openssl must be installed (make test installs it)");
+    assert!(output.status.success(), "openssl dgst failed");
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .next()
+        .expect("openssl dgst prints the digest first")
+        .to_owned()
+}

@@ -1,0 +1,102 @@
+//! Finance's commands run as an operator would: `reconcile`, `export` and `verify`, and their
+//! exit status.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::{Command, Output};
+
+use backoffice::store::Store;
+
+use common::SqliteDb;
+use common::day::{DATE, Till, cash, date, lunch, meal_for};
+use common::fixtures::populate;
+
+fn backoffice(db: &SqliteDb, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_backoffice"))
+        .arg("--db")
+        .arg(db.url())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Runs the command and checks its exit code and that its output holds `expected`.
+fn check(db: &SqliteDb, args: &[&str], code: i32, expected: &str) {
+    let output = backoffice(db, args);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.status.code(), Some(code), "{args:?}: {text}");
+    assert!(text.contains(expected), "{args:?}: {text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finance_reconciles_exports_and_verifies_from_the_command_line() {
+    let db = SqliteDb::new();
+    let store = db.open().await;
+    populate(&store).await;
+    let mut till = Till::new("kiosk-1", 1);
+    store.add_device(till.device.clone()).await.unwrap();
+    till.write(lunch(0), cash("A1", 2000));
+    till.write(lunch(1), meal_for("P1", "A1", 385, 1615));
+    till.close(lunch(60), date(), 2000);
+    till.upload(&store, lunch(90)).await;
+    drop(store);
+
+    check(
+        &db,
+        &["reconcile", "--date", DATE],
+        0,
+        "clean: no defect found",
+    );
+    check(&db, &["reconcile", "--date", "2026-11-31"], 1, "--date");
+    let file = db.dir.path().join("records.jsonl");
+    let path = file.to_str().unwrap();
+    check(
+        &db,
+        &["export", "records", "--from", DATE, "--out", path],
+        0,
+        "lines written",
+    );
+    check(
+        &db,
+        &["verify", path],
+        0,
+        "1 kiosk(s), 3 record(s), 0 violation(s)",
+    );
+    check(
+        &db,
+        &["export", "journal", "--from", DATE],
+        0,
+        "JournalCode\tJournalLib",
+    );
+    check(
+        &db,
+        &["export", "ledger", "--from", DATE],
+        1,
+        "unknown export",
+    );
+
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replace("\\\"amount\\\":2000", "\\\"amount\\\":9000"),
+    )
+    .unwrap();
+    check(&db, &["verify", path], 1, "bad_signature");
+
+    // A meal deleted from the database behind the back-office's back.
+    let connection = rusqlite::Connection::open(db.path()).unwrap();
+    connection
+        .execute_batch(
+            "DELETE FROM movements WHERE device = 'kiosk-1' AND seq = 2;
+             DELETE FROM records WHERE device = 'kiosk-1' AND seq = 2;",
+        )
+        .unwrap();
+    drop(connection);
+    check(&db, &["reconcile", "--date", DATE], 2, "DEFECTS FOUND");
+}
