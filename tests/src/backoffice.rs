@@ -321,3 +321,76 @@ pub async fn top_up(store: &impl Store, account: &AccountId, cents: i64) {
 pub fn now() -> Timestamp {
     backoffice::now()
 }
+
+/// An HTTP/1.1 answer: status and body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+}
+
+/// Sends one plain HTTP/1.1 request (the connection closes after it) and reads the answer.
+pub async fn http(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> Reply {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("the back-office accepts");
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {address}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("the request is sent");
+    let _ = stream.write_all(body).await;
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw).await;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|status| status.parse().ok())
+        .expect("an HTTP status line");
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    Reply { status, body }
+}
+
+/// A back-office user and the `authorization` header that signs them in.
+pub async fn user(
+    store: &impl Store,
+    name: &str,
+    role: backoffice::users::Role,
+) -> (&'static str, String) {
+    use base64::Engine as _;
+    let password = "correct horse battery staple";
+    let user = backoffice::users::User::new(name, role, None, password).expect("a valid user");
+    store.add_user(&user).await.expect("the user is added");
+    let credentials =
+        base64::engine::general_purpose::STANDARD.encode(format!("{name}:{password}"));
+    ("authorization", format!("Basic {credentials}"))
+}
+
+/// A counter from the back-office's `/metrics`, such as
+/// `canteen_records_total{outcome="duplicate"}`.
+pub async fn metric(address: SocketAddr, name: &str) -> u64 {
+    let reply = http(address, "GET", "/metrics", &[], b"").await;
+    reply
+        .body
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0)
+}
