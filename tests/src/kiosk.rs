@@ -229,3 +229,95 @@ pub fn movements(records: &[SignedRecord]) -> BTreeMap<AccountId, i64> {
     }
     sums
 }
+
+/// Checks what every story must leave true: the back-office holds exactly each kiosk's chain,
+/// every balance is the opening balance plus the records' and operations' movements, and no
+/// balance differs from the sum of its movements.
+pub async fn assert_consistent<S: Store>(
+    store: &S,
+    kiosks: &[&TestKiosk],
+    pupils: usize,
+    counter_cents: &[i64],
+) {
+    let mut kiosk_records = Vec::new();
+    for kiosk in kiosks {
+        let records = kiosk.records().await;
+        let stored: Vec<_> = store
+            .records(&kiosk.device)
+            .await
+            .expect("the back-office reads")
+            .into_iter()
+            .map(|stored| stored.record)
+            .collect();
+        assert_eq!(
+            stored.len(),
+            records.len(),
+            "{}: record count",
+            kiosk.device
+        );
+        assert!(
+            stored == records,
+            "{}: the back-office holds other records",
+            kiosk.device
+        );
+        kiosk_records.extend(records);
+    }
+    let moved = movements(&kiosk_records);
+    for index in 0..pupils {
+        let expected = crate::backoffice::OPENING_BALANCE_CENTS
+            + moved
+                .get(&crate::backoffice::account(index))
+                .copied()
+                .unwrap_or(0)
+            + counter_cents.get(index).copied().unwrap_or(0);
+        assert_eq!(
+            store
+                .balance(&crate::backoffice::account(index))
+                .await
+                .expect("the back-office reads"),
+            Some(Cents::new(expected)),
+            "balance of {}",
+            crate::backoffice::account(index)
+        );
+    }
+    assert!(
+        store
+            .balance_mismatches()
+            .await
+            .expect("the back-office reads")
+            .is_empty()
+    );
+    assert_charged_once(&kiosk_records);
+}
+
+/// No kiosk charged a pupil twice for one service of one day (unless it voided one).
+pub fn assert_charged_once(records: &[SignedRecord]) {
+    let mut meals = BTreeMap::new();
+    let mut voided = std::collections::BTreeSet::new();
+    for record in records {
+        let payload = Payload::parse(&record.payload).expect("a stored payload");
+        match &payload.body {
+            RecordBody::Meal(meal) => {
+                meals.insert(
+                    (payload.device.clone(), payload.seq),
+                    (meal.pupil.clone(), meal.service.clone(), meal.service_date),
+                );
+            }
+            RecordBody::Void(void) => {
+                voided.insert((payload.device.clone(), void.voided_seq));
+            }
+            _ => {}
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for ((device, seq), meal) in &meals {
+        if voided.contains(&(device.clone(), *seq)) {
+            continue;
+        }
+        assert!(
+            seen.insert((device.clone(), meal.clone())),
+            "{device} charged {:?} twice",
+            meal
+        );
+    }
+}

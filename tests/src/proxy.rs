@@ -154,32 +154,15 @@ impl Shared {
         if *offline.borrow_and_update() {
             return;
         }
-        let fault = self.draw();
-        if fault != Fault::None {
-            self.faults.fetch_add(1, Ordering::Relaxed);
-        }
-        match fault {
-            Fault::DropAtOnce => return,
-            Fault::Delay(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
-            _ => {}
-        }
         let Ok(upstream) = TcpStream::connect(self.upstream).await else {
             return;
         };
-        let (request_limit, response_limit) = match fault {
-            Fault::DropMidRequest(cut) | Fault::Reset(cut) => (Limit::Bytes(cut), Limit::None),
-            Fault::DropMidResponse(cut) => (Limit::None, Limit::Bytes(cut)),
-            Fault::Truncate(short) => (Limit::None, Limit::ShortBy(short)),
-            _ => (Limit::None, Limit::None),
-        };
-        if matches!(fault, Fault::Reset(_)) {
-            // With a zero linger, closing the socket sends RST instead of FIN.
-            let _ = socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO));
-        }
         let (client_read, client_write) = client.into_split();
         let (upstream_read, upstream_write) = upstream.into_split();
-        let request = pump(client_read, upstream_write, request_limit);
-        let response = pump(upstream_read, client_write, response_limit);
+        // What the request side asks of the next answer (cut or truncated).
+        let answer_limit = Mutex::new(Limit::None);
+        let request = self.requests(client_read, upstream_write, &answer_limit);
+        let response = answers(upstream_read, client_write, &answer_limit);
         let going_offline = async {
             while offline.changed().await.is_ok() {
                 if *offline.borrow() {
@@ -204,6 +187,63 @@ impl Shared {
         }
         // Both halves drop here: the connection closes (or resets) on both sides.
     }
+
+    /// Forwards what the client sends, drawing a fault for each read: on loopback, a read is a
+    /// request (or its start), so kept-alive connections meet faults too.
+    async fn requests(
+        &self,
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        answer_limit: &Mutex<Limit>,
+    ) -> Ended {
+        let mut buffer = vec![0_u8; BUFFER_BYTES];
+        loop {
+            let read = match from.read(&mut buffer).await {
+                Ok(0) => {
+                    let _ = to.shutdown().await;
+                    return Ended::Eof;
+                }
+                Ok(read) => read,
+                Err(_) => return Ended::Error,
+            };
+            let fault = self.draw();
+            if fault != Fault::None {
+                self.faults.fetch_add(1, Ordering::Relaxed);
+            }
+            let take = match fault {
+                Fault::DropAtOnce => return Ended::Cut,
+                Fault::DropMidRequest(cut) => cut.min(read),
+                Fault::Reset(cut) => {
+                    // With a zero linger, closing the socket sends RST instead of FIN.
+                    let _ = socket2::SockRef::from(from.as_ref()).set_linger(Some(Duration::ZERO));
+                    cut.min(read)
+                }
+                Fault::DropMidResponse(cut) => {
+                    *lock(answer_limit) = Limit::Bytes(cut);
+                    read
+                }
+                Fault::Truncate(short) => {
+                    *lock(answer_limit) = Limit::ShortBy(short);
+                    read
+                }
+                Fault::Delay(ms) => {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    read
+                }
+                Fault::None => read,
+            };
+            if to.write_all(&buffer[..take]).await.is_err() {
+                return Ended::Error;
+            }
+            if take < read {
+                return Ended::Cut;
+            }
+        }
+    }
+}
+
+fn lock(limit: &Mutex<Limit>) -> std::sync::MutexGuard<'_, Limit> {
+    limit.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
 /// How a direction of a connection ended.
@@ -214,14 +254,13 @@ enum Ended {
     Error,
 }
 
-/// Copies `from` to `to` until the end, an error, or `limit`.
-async fn pump(
+/// Forwards the back-office's answers, cutting one short when the request side asked to.
+async fn answers(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
-    limit: Limit,
+    answer_limit: &Mutex<Limit>,
 ) -> Ended {
     let mut buffer = vec![0_u8; BUFFER_BYTES];
-    let mut forwarded = 0_usize;
     loop {
         let read = match from.read(&mut buffer).await {
             Ok(0) => {
@@ -231,17 +270,16 @@ async fn pump(
             Ok(read) => read,
             Err(_) => return Ended::Error,
         };
+        let limit = std::mem::replace(&mut *lock(answer_limit), Limit::None);
         let take = match limit {
             Limit::None => read,
-            Limit::Bytes(limit) => read.min(limit.saturating_sub(forwarded)),
-            // Holds back the end of the first read: on loopback an answer arrives in one read,
-            // and its last bytes never reach the client.
+            Limit::Bytes(limit) => read.min(limit),
+            // An answer arrives in one read on loopback: its last bytes never reach the client.
             Limit::ShortBy(short) => read.saturating_sub(short),
         };
         if to.write_all(&buffer[..take]).await.is_err() {
             return Ended::Error;
         }
-        forwarded += take;
         if take < read {
             return Ended::Cut;
         }

@@ -13,55 +13,8 @@ use tests::backoffice::{
     BackOffice, LUNCH_CENTS, OPENING_BALANCE_CENTS, PostgresDb, SqliteDb, account, card,
     populate_site, top_up,
 };
-use tests::kiosk::{TestKiosk, movements};
+use tests::kiosk::{TestKiosk, assert_consistent, movements};
 use tests::proxy::FaultProxy;
-
-/// Checks what every story must leave true: the back-office holds exactly each kiosk's chain,
-/// every balance is the opening balance plus the records' and operations' movements, and no
-/// balance differs from the sum of its movements.
-async fn assert_consistent<S: Store>(
-    store: &S,
-    kiosks: &[&TestKiosk],
-    pupils: usize,
-    counter_cents: &[i64],
-) {
-    let mut kiosk_records = Vec::new();
-    for kiosk in kiosks {
-        let records = kiosk.records().await;
-        let stored: Vec<_> = store
-            .records(&kiosk.device)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|stored| stored.record)
-            .collect();
-        assert_eq!(
-            stored.len(),
-            records.len(),
-            "{}: record count",
-            kiosk.device
-        );
-        assert!(
-            stored == records,
-            "{}: the back-office holds other records",
-            kiosk.device
-        );
-        kiosk_records.extend(records);
-    }
-    let moved = movements(&kiosk_records);
-    for index in 0..pupils {
-        let expected = OPENING_BALANCE_CENTS
-            + moved.get(&account(index)).copied().unwrap_or(0)
-            + counter_cents.get(index).copied().unwrap_or(0);
-        assert_eq!(
-            store.balance(&account(index)).await.unwrap(),
-            Some(Cents::new(expected)),
-            "balance of {}",
-            account(index)
-        );
-    }
-    assert!(store.balance_mismatches().await.unwrap().is_empty());
-}
 
 async fn served(kiosk: &TestKiosk, pupil: usize) -> bool {
     matches!(kiosk.tap(card(pupil)).await, Decision::Served(_))
