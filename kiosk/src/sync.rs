@@ -444,7 +444,7 @@ impl<E: EngineAccess> SyncClient<E> {
                         .random
                         .fill(&mut bytes)
                         .map_or(u16::MAX, |()| u16::from_le_bytes(bytes));
-                    backoff_ms(self.failures, random).min(self.interval_ms().max(BACKOFF_MS_MAX))
+                    backoff_ms(self.failures, random)
                 }
             };
             tokio::select! {

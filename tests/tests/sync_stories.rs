@@ -352,3 +352,55 @@ async fn days_offline_and_a_drifting_clock_are_recorded_and_shown_postgres() {
     let db = PostgresDb::new().await;
     days_offline_and_a_drifting_clock_are_recorded_and_shown(db.open().await).await;
 }
+
+/// The sync as `kiosk run` starts it: on its own thread, every interval, while the kiosk serves.
+async fn the_background_sync_keeps_the_back_office_in_step<S: Store>(store: S) {
+    populate_site(&store, 2).await;
+    let backoffice = BackOffice::start(store.clone()).await;
+    let config = SyncConfig {
+        interval_ms: Some(200),
+        ..SyncConfig::default()
+    };
+    let kiosk = TestKiosk::enrol(&store, "Entrée cour", &backoffice.url(), config).await;
+    let client = kiosk::sync::SyncClient::from_data_dir(
+        &kiosk.data,
+        std::sync::Arc::clone(&kiosk.engine),
+        std::sync::Arc::new(kiosk::clock::SystemClock),
+    )
+    .unwrap()
+    .unwrap();
+    let sync = kiosk::sync::spawn(client).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut served_both = false;
+    while std::time::Instant::now() < deadline {
+        if !served_both && served(&kiosk, 0).await {
+            assert!(served(&kiosk, 1).await);
+            served_both = true;
+        }
+        let state = kiosk.state();
+        if served_both && state.online && kiosk.unsynced().await == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    sync.stop();
+    assert!(
+        served_both,
+        "the snapshot never arrived: {:?}",
+        kiosk.state()
+    );
+    assert_eq!(kiosk.unsynced().await, 0, "{:?}", kiosk.state());
+    assert_consistent(&store, &[&kiosk], 2, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_background_sync_keeps_the_back_office_in_step_sqlite() {
+    let db = SqliteDb::new();
+    the_background_sync_keeps_the_back_office_in_step(db.open().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_background_sync_keeps_the_back_office_in_step_postgres() {
+    let db = PostgresDb::new().await;
+    the_background_sync_keeps_the_back_office_in_step(db.open().await).await;
+}
