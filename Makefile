@@ -22,11 +22,14 @@ bench:
 	cargo bench --locked -p hardware --bench reader
 	cargo bench --locked -p backoffice --bench backoffice
 	cargo bench --locked -p backoffice --bench reconcile
+	cargo bench --locked -p tests --bench sync
 
 # Long fault runs; make test runs a short version of each.
 soak:
 	./deploy/dev/install-packages.sh test
 	KIOSK_CRASH_KILLS=300 cargo test --locked -p kiosk --test crash -- --nocapture
+	./deploy/dev/start-postgres.sh
+	SYNC_SOAK_TAPS=5000 cargo test --locked -p tests --test sync_faults -- --nocapture
 
 # Formatting and lints, as CI runs them, and the kiosk's build option for screens without X.
 check:

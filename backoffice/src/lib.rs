@@ -14,6 +14,7 @@
 //! - [`users`]: back-office users and roles, Argon2 hashes of passwords and staff PINs.
 //! - [`export`]: finance exports of a day or period (CSV, the FEC journal, signed records
 //!   with the kiosks' keys) and the check of a records export.
+//! - [`transfer`]: a `kiosk export` file brought by hand, ingested as the kiosk's uploads.
 //! - [`http`]: the HTTP API (axum): signed kiosk requests, ingest, health, metrics, OpenAPI.
 
 pub mod export;
@@ -24,6 +25,7 @@ pub mod manage;
 pub mod reconcile;
 pub mod snapshot;
 pub mod store;
+pub mod transfer;
 pub mod users;
 
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -9,6 +9,7 @@
 //! - [`ui`]: the Slint touchscreen wired to the engine on its own thread.
 //! - [`run`]: `kiosk run`, the engine, a card reader and the touchscreen together.
 //! - [`sound`]: the short sound cues of pupil-facing results.
+//! - [`sync`]: the background sync with the back-office (uploads, snapshots, clock, offline).
 
 pub mod clock;
 pub mod config;
@@ -18,4 +19,5 @@ pub mod export;
 pub mod ledger;
 pub mod run;
 pub mod sound;
+pub mod sync;
 pub mod ui;

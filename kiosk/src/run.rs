@@ -57,6 +57,10 @@ pub enum RunError {
     Script { path: String, reason: String },
     #[error("display: {0}")]
     Display(#[from] slint::PlatformError),
+    #[error("sync: {0}")]
+    Sync(#[from] crate::sync::SyncError),
+    #[error("sync thread: {0}")]
+    SyncThread(std::io::Error),
 }
 
 thread_local! {
@@ -103,7 +107,8 @@ pub fn start_engine(
 
 /// Runs the kiosk until its window is closed.
 pub fn run(options: &RunOptions) -> Result<(), RunError> {
-    let engine = start_engine(&DataDir::new(&options.data_dir), Box::new(SystemClock))?;
+    let data = DataDir::new(&options.data_dir);
+    let engine = start_engine(&data, Box::new(SystemClock))?;
     let settings = engine
         .ledger()
         .snapshot_state()?
@@ -143,6 +148,7 @@ pub fn run(options: &RunOptions) -> Result<(), RunError> {
         }
     };
     let bridge = spawn_bridge(received, tap_sender.clone());
+    let sync = start_sync(&data, &tap_sender)?;
 
     let clock_timer = slint::Timer::default();
     refresh_clock(&tap_sender);
@@ -159,11 +165,30 @@ pub fn run(options: &RunOptions) -> Result<(), RunError> {
     ui.window().run()?;
 
     clock_timer.stop();
+    drop(sync);
     reader.stop()?;
     drop(bridge.join());
     UI.with(|cell| cell.borrow_mut().take());
     drop(worker.stop());
     Ok(())
+}
+
+/// Starts the background sync when the kiosk knows its back-office.
+fn start_sync(
+    data: &DataDir,
+    sender: &TapSender,
+) -> Result<Option<crate::sync::SyncHandle>, RunError> {
+    let Some(client) = crate::sync::SyncClient::from_data_dir(
+        data,
+        Arc::new(sender.clone()),
+        Arc::new(SystemClock),
+    )?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(
+        crate::sync::spawn(client).map_err(RunError::SyncThread)?,
+    ))
 }
 
 /// Forwards reader events to the engine (taps) and the UI (reader state). Ends with the reader.

@@ -4,4 +4,11 @@
 //! - [`openssl`]: checks records with the `openssl` command line, as an auditor without our
 //!   software would.
 
+//! - [`backoffice`]: a real back-office on loopback, over SQLite or PostgreSQL, and a site.
+//! - [`kiosk`]: a real kiosk without a screen, its engine and its sync client.
+//! - [`proxy`]: a TCP proxy that drops, cuts, resets and delays connections on purpose.
+
+pub mod backoffice;
+pub mod kiosk;
 pub mod openssl;
+pub mod proxy;

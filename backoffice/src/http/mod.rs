@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod people;
 pub mod tls;
+pub mod transfer;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -207,6 +208,13 @@ pub fn routes<S: Store>() -> Vec<(Method, &'static str, MethodRouter<SharedApp<S
             Method::GET,
             finance::EXPORT_PATH,
             get(finance::download::<S>),
+        ),
+        (
+            Method::POST,
+            transfer::TRANSFER_PATH,
+            // An export file of days of records is larger than one upload.
+            post(transfer::upload::<S>)
+                .layer(DefaultBodyLimit::max(crate::transfer::TRANSFER_BYTES_MAX)),
         ),
     ]
 }
