@@ -51,6 +51,20 @@ struct Phase {
     tap: Vec<Duration>,
 }
 
+/// One raw commit: a 400-byte row in its own `synchronous=FULL` transaction. Not inlined, so
+/// callgrind can count its instructions (`--toggle-collect=tap::raw_commit`).
+#[inline(never)]
+fn raw_commit(raw: &rusqlite::Connection) {
+    raw.execute_batch("BEGIN IMMEDIATE; INSERT INTO t (v) VALUES (randomblob(400)); COMMIT;")
+        .unwrap();
+}
+
+/// One tap, not inlined, so callgrind can count its instructions (`--toggle-collect=tap::tap`).
+#[inline(never)]
+fn tap(engine: &mut Engine, card: proto::CardUid) -> Decision {
+    engine.tap(card)
+}
+
 fn measure(
     engine: &mut Engine,
     raw: &rusqlite::Connection,
@@ -63,11 +77,11 @@ fn measure(
     };
     for i in 0..taps {
         let start = Instant::now();
-        raw.execute_batch("BEGIN IMMEDIATE; INSERT INTO t (v) VALUES (randomblob(400)); COMMIT;")
-            .unwrap();
+        raw_commit(raw);
         phase.raw.push(start.elapsed());
+        let card = common::pupil_card(first_card + i);
         let start = Instant::now();
-        let decision = engine.tap(common::pupil_card(first_card + i));
+        let decision = tap(engine, card);
         phase.tap.push(start.elapsed());
         assert!(matches!(decision, Decision::Served(_)), "{decision:?}");
     }
