@@ -5,6 +5,9 @@
 //! Every write is one transaction committed with `synchronous=FULL` in WAL mode: when
 //! [`Ledger::write`] returns `Ok`, the records are on disk.
 
+mod lookups;
+
+use std::cell::RefCell;
 use std::path::Path;
 use std::time::Duration;
 
@@ -17,6 +20,8 @@ use proto::{
     Seq, ServiceDate, ServiceId, SignedRecord, SnapshotVersion, StaffId, Text,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
+
+use lookups::{Changes, Lookups};
 
 /// SQLite's page cache for the ledger connection, in KiB.
 const CACHE_KIB: i64 = 32 * 1024;
@@ -67,7 +72,8 @@ fn stored(what: impl std::fmt::Display) -> LedgerError {
 }
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts those applied.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE records (
     seq INTEGER PRIMARY KEY CHECK (seq >= 1),
     kind TEXT NOT NULL,
@@ -181,13 +187,36 @@ CREATE TABLE staff (
     name TEXT NOT NULL,
     pin_hash TEXT NOT NULL
 ) STRICT;
-"#];
+"#,
+    r#"
+-- Movements keyed by `seq`: a tap appends at the right edge of the B-tree, and the movements
+-- after a snapshot's `records_through` (the balances' unsynced part, kept in memory per account)
+-- are one range, however long the ledger grows.
+CREATE TABLE movements_by_seq (
+    seq INTEGER PRIMARY KEY REFERENCES records (seq),
+    account TEXT NOT NULL,
+    delta_cents INTEGER NOT NULL
+) STRICT;
+INSERT INTO movements_by_seq (seq, account, delta_cents)
+    SELECT seq, account, delta_cents FROM movements ORDER BY seq;
+-- Dropping a table fires no trigger; its own triggers go with it and come back below.
+DROP TABLE movements;
+ALTER TABLE movements_by_seq RENAME TO movements;
+CREATE TRIGGER movements_no_update BEFORE UPDATE ON movements
+    BEGIN SELECT RAISE(ABORT, 'movements are append-only'); END;
+CREATE TRIGGER movements_no_delete BEFORE DELETE ON movements
+    BEGIN SELECT RAISE(ABORT, 'movements are append-only'); END;
+"#,
+];
 
 /// The kiosk's SQLite ledger. One writer: the engine.
 #[derive(Debug)]
 pub struct Ledger {
     connection: Connection,
     path: std::path::PathBuf,
+    /// What a tap reads, in memory; none until loaded, or after a refresh failed, when reads go
+    /// to the tables until it loads again.
+    lookups: RefCell<Option<Lookups>>,
 }
 
 /// What the kiosk knows of the snapshot it last applied.
@@ -265,6 +294,7 @@ impl Ledger {
         let mut ledger = Ledger {
             connection,
             path: path.to_owned(),
+            lookups: RefCell::new(None),
         };
         ledger.migrate()?;
         ledger.check_last_record()?;
@@ -342,11 +372,49 @@ impl Ledger {
             .connection
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(LedgerError::from)?;
-        let value = work(&LedgerWrite {
+        let write = LedgerWrite {
             transaction: &transaction,
-        })?;
+            changes: RefCell::new(Changes::default()),
+        };
+        let value = work(&write)?;
+        let changes = write.changes.into_inner();
         transaction.commit().map_err(LedgerError::from)?;
+        // Committed: the write has succeeded whatever happens to the in-memory copy, which is
+        // dropped (and reloaded from the tables when next read) if it cannot follow.
+        let lookups = self.lookups.get_mut();
+        if let Some(current) = lookups
+            && current.apply(&self.connection, changes).is_err()
+        {
+            *lookups = None;
+        }
         Ok(value)
+    }
+
+    /// Runs `read` on the in-memory copy of the tap's tables, loading it first if needed; `None`
+    /// when it cannot be loaded, and the caller reads the tables.
+    fn with_lookups<T>(&self, read: impl FnOnce(&Lookups) -> T) -> Option<T> {
+        let mut lookups = self.lookups.borrow_mut();
+        if lookups.is_none() {
+            *lookups = Lookups::load(&self.connection).ok();
+        }
+        lookups.as_ref().map(read)
+    }
+
+    /// Loads the in-memory copy of what a tap reads now, rather than at the first tap. Reads load
+    /// it anyway when needed, so a command that only reads records never pays for it.
+    pub fn load_lookups(&self) -> Result<(), LedgerError> {
+        let mut lookups = self.lookups.borrow_mut();
+        if lookups.is_none() {
+            *lookups = Some(Lookups::load(&self.connection)?);
+        }
+        Ok(())
+    }
+
+    /// Whether the in-memory copy of what a tap reads equals the tables: the tests' check that
+    /// it is kept in step with every commit.
+    pub fn lookups_match_tables(&self) -> Result<bool, LedgerError> {
+        let fresh = Lookups::load(&self.connection)?;
+        Ok(self.lookups.borrow().as_ref() == Some(&fresh))
     }
 
     /// The kiosk time of the last record, if any.
@@ -427,6 +495,23 @@ impl Ledger {
     }
 
     pub fn card(&self, uid: &CardUid) -> Result<CardLookup, LedgerError> {
+        let found = self.with_lookups(|lookups| {
+            if lookups.hotlist.contains(uid) {
+                return CardLookup::Blocked;
+            }
+            match lookups.cards.get(uid) {
+                None => CardLookup::Unknown,
+                Some(CardHolder::Pupil(pupil)) => CardLookup::Pupil(pupil.clone()),
+                Some(CardHolder::Staff(staff)) => CardLookup::Staff(staff.clone()),
+            }
+        });
+        if let Some(found) = found {
+            return Ok(found);
+        }
+        self.stored_card(uid)
+    }
+
+    fn stored_card(&self, uid: &CardUid) -> Result<CardLookup, LedgerError> {
         let uid = uid.to_string();
         let blocked = self
             .connection
@@ -449,6 +534,9 @@ impl Ledger {
     }
 
     pub fn pupil(&self, id: &PupilId) -> Result<Option<PupilEntry>, LedgerError> {
+        if let Some(found) = self.with_lookups(|lookups| lookups.pupils.get(id).cloned()) {
+            return Ok(found);
+        }
         self.connection
             .prepare_cached(
                 "SELECT id, account, first_name, last_name, bracket, dietary FROM pupils WHERE id = ?1",
@@ -513,6 +601,38 @@ impl Ledger {
         id: &AccountId,
         records_through: Option<Seq>,
     ) -> Result<Option<AccountView>, LedgerError> {
+        let found = self.with_lookups(|lookups| {
+            if lookups.records_through != records_through {
+                return None;
+            }
+            let Some(row) = lookups.accounts.get(id) else {
+                return Some(Ok(None));
+            };
+            let pending = lookups.pending.get(id).copied().unwrap_or(Cents::ZERO);
+            Some(
+                row.balance
+                    .checked_add(pending)
+                    .map_err(|_| stored("balance overflow"))
+                    .map(|balance| {
+                        Some(AccountView {
+                            balance,
+                            overdraft_floor: row.overdraft_floor,
+                        })
+                    }),
+            )
+        });
+        if let Some(Some(found)) = found {
+            return found;
+        }
+        self.stored_account(id, records_through)
+    }
+
+    /// [`Ledger::account`] from the tables alone.
+    pub fn stored_account(
+        &self,
+        id: &AccountId,
+        records_through: Option<Seq>,
+    ) -> Result<Option<AccountView>, LedgerError> {
         let row: Option<(i64, i64)> = self
             .connection
             .prepare_cached(
@@ -544,6 +664,10 @@ impl Ledger {
         bracket: &BracketId,
         meal_type: &MealType,
     ) -> Result<Option<Cents>, LedgerError> {
+        let key = (bracket.clone(), meal_type.clone());
+        if let Some(found) = self.with_lookups(|lookups| lookups.tariffs.get(&key).copied()) {
+            return Ok(found);
+        }
         Ok(self
             .connection
             .prepare_cached(
@@ -750,6 +874,8 @@ impl Drop for Checkpointer {
 #[derive(Debug)]
 pub struct LedgerWrite<'a> {
     transaction: &'a Transaction<'a>,
+    /// What the in-memory lookups take on once the transaction has committed.
+    changes: RefCell<Changes>,
 }
 
 impl LedgerWrite<'_> {
@@ -835,9 +961,12 @@ impl LedgerWrite<'_> {
     fn movement(&self, seq: i64, account: &AccountId, delta: Cents) -> Result<(), LedgerError> {
         self.transaction
             .prepare_cached(
-                "INSERT INTO movements (account, seq, delta_cents) VALUES (?2, ?1, ?3)",
+                "INSERT INTO movements (seq, account, delta_cents) VALUES (?1, ?2, ?3)",
             )?
             .execute(params![seq, account.as_str(), delta.get()])?;
+        self.changes
+            .borrow_mut()
+            .movement(to_seq(seq)?, account, delta);
         Ok(())
     }
 
@@ -901,6 +1030,7 @@ impl LedgerWrite<'_> {
         if !snapshot.is_full() {
             self.check_references()?;
         }
+        self.changes.borrow_mut().snapshot(snapshot);
         Ok(())
     }
 
