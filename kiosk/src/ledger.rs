@@ -1,6 +1,6 @@
 //! The kiosk's offline ledger: one SQLite file holding the kiosk's own signed records
-//! (append-only), what they derive (account movements, meals served, voids), the current
-//! snapshot, and how far the back-office has acknowledged the chain.
+//! (append-only, each with the account movement it makes), what they derive (meals served,
+//! voids), the current snapshot, and how far the back-office has acknowledged the chain.
 //!
 //! Every write is one transaction committed with `synchronous=FULL` in WAL mode: when
 //! [`Ledger::write`] returns `Ok`, the records are on disk.
@@ -72,25 +72,23 @@ fn stored(what: impl std::fmt::Display) -> LedgerError {
 }
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts those applied.
-const MIGRATIONS: &[&str] = &[
-    r#"
+const MIGRATIONS: &[&str] = &[r#"
 CREATE TABLE records (
     seq INTEGER PRIMARY KEY CHECK (seq >= 1),
     kind TEXT NOT NULL,
     at TEXT NOT NULL,
     hash BLOB NOT NULL CHECK (length(hash) = 32),
     payload TEXT NOT NULL,
-    signature TEXT NOT NULL
+    signature TEXT NOT NULL,
+    -- The record's movement of an account's money, if any (a meal's debit is negative): in the
+    -- record's own row, so a meal writes two B-tree entries (record, meal) before its commit
+    -- returns, and this kiosk's movements after a snapshot's `records_through` are one range.
+    account TEXT,
+    delta_cents INTEGER,
+    CHECK ((account IS NULL) = (delta_cents IS NULL))
 ) STRICT;
 -- What records derive, written in the same transaction as the record. Keyed for the tap's
--- lookups and without rowids, so a meal adds three B-tree entries (record, movement, meal), not
--- six: fewer pages to write before the commit returns.
-CREATE TABLE movements (
-    account TEXT NOT NULL,
-    seq INTEGER NOT NULL REFERENCES records (seq),
-    delta_cents INTEGER NOT NULL,
-    PRIMARY KEY (account, seq)
-) STRICT, WITHOUT ROWID;
+-- lookup and without rowids, so it is one B-tree.
 CREATE TABLE meals (
     service_date TEXT NOT NULL,
     pupil TEXT NOT NULL,
@@ -115,10 +113,6 @@ CREATE TRIGGER records_no_update BEFORE UPDATE ON records
     BEGIN SELECT RAISE(ABORT, 'records are append-only'); END;
 CREATE TRIGGER records_no_delete BEFORE DELETE ON records
     BEGIN SELECT RAISE(ABORT, 'records are append-only'); END;
-CREATE TRIGGER movements_no_update BEFORE UPDATE ON movements
-    BEGIN SELECT RAISE(ABORT, 'movements are append-only'); END;
-CREATE TRIGGER movements_no_delete BEFORE DELETE ON movements
-    BEGIN SELECT RAISE(ABORT, 'movements are append-only'); END;
 CREATE TRIGGER meals_no_update BEFORE UPDATE ON meals
     BEGIN SELECT RAISE(ABORT, 'meals are append-only'); END;
 CREATE TRIGGER meals_no_delete BEFORE DELETE ON meals
@@ -187,27 +181,7 @@ CREATE TABLE staff (
     name TEXT NOT NULL,
     pin_hash TEXT NOT NULL
 ) STRICT;
-"#,
-    r#"
--- Movements keyed by `seq`: a tap appends at the right edge of the B-tree, and the movements
--- after a snapshot's `records_through` (the balances' unsynced part, kept in memory per account)
--- are one range, however long the ledger grows.
-CREATE TABLE movements_by_seq (
-    seq INTEGER PRIMARY KEY REFERENCES records (seq),
-    account TEXT NOT NULL,
-    delta_cents INTEGER NOT NULL
-) STRICT;
-INSERT INTO movements_by_seq (seq, account, delta_cents)
-    SELECT seq, account, delta_cents FROM movements ORDER BY seq;
--- Dropping a table fires no trigger; its own triggers go with it and come back below.
-DROP TABLE movements;
-ALTER TABLE movements_by_seq RENAME TO movements;
-CREATE TRIGGER movements_no_update BEFORE UPDATE ON movements
-    BEGIN SELECT RAISE(ABORT, 'movements are append-only'); END;
-CREATE TRIGGER movements_no_delete BEFORE DELETE ON movements
-    BEGIN SELECT RAISE(ABORT, 'movements are append-only'); END;
-"#,
-];
+"#];
 
 /// The kiosk's SQLite ledger. One writer: the engine.
 #[derive(Debug)]
@@ -647,7 +621,7 @@ impl Ledger {
         let pending: i64 = self
             .connection
             .prepare_cached(
-                "SELECT COALESCE(SUM(delta_cents), 0) FROM movements WHERE account = ?1 AND seq > ?2",
+                "SELECT COALESCE(SUM(delta_cents), 0) FROM records WHERE seq > ?2 AND account = ?1",
             )?
             .query_row(params![id.as_str(), after], |row| row.get(0))?;
         let balance = Cents::new(balance)
@@ -884,9 +858,11 @@ impl LedgerWrite<'_> {
         let signed = record.signed();
         let seq = seq_sql(record.seq());
         let body = &record.payload().body;
+        let movement = self.movement(body)?;
         self.transaction
             .prepare_cached(
-                "INSERT INTO records (seq, kind, at, hash, payload, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO records (seq, kind, at, hash, payload, signature, account, delta_cents)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
             .execute(params![
                 seq,
@@ -895,14 +871,16 @@ impl LedgerWrite<'_> {
                 &record.hash().as_bytes()[..],
                 signed.payload,
                 signed.signature,
+                movement.as_ref().map(|(account, _)| account.as_str()),
+                movement.as_ref().map(|(_, delta)| delta.get()),
             ])?;
+        if let Some((account, delta)) = &movement {
+            self.changes
+                .borrow_mut()
+                .movement(record.seq(), account, *delta);
+        }
         match body {
             RecordBody::Meal(meal) => {
-                let delta = meal
-                    .price
-                    .checked_neg()
-                    .map_err(|_| stored("price overflow"))?;
-                self.movement(seq, &meal.account, delta)?;
                 self.transaction
                     .prepare_cached(
                         "INSERT INTO meals (service_date, pupil, service, seq) VALUES (?1, ?2, ?3, ?4)",
@@ -914,39 +892,15 @@ impl LedgerWrite<'_> {
                         seq
                     ])?;
             }
-            RecordBody::TopUp(top_up) => {
-                self.movement(seq, &top_up.account, top_up.amount)?;
+            RecordBody::TopUp(_) => {
                 self.transaction
                     .prepare_cached("INSERT INTO top_ups (seq, at) VALUES (?1, ?2)")?
                     .execute(params![seq, record.payload().at.to_string()])?;
             }
             RecordBody::Void(void) => {
-                let voided = seq_sql(void.voided_seq);
-                // The voided record says whose money it moved, and by how much.
-                let payload: Option<String> = self
-                    .transaction
-                    .prepare_cached("SELECT payload FROM records WHERE seq = ?1")?
-                    .query_row([voided], |row| row.get(0))
-                    .optional()?;
-                let payload =
-                    payload.ok_or_else(|| stored(format!("voided record {voided} missing")))?;
-                let moved = match proto::Payload::parse(&payload).map_err(stored)?.body {
-                    RecordBody::Meal(meal) => Some((meal.account, meal.price)),
-                    RecordBody::TopUp(top_up) => Some((
-                        top_up.account,
-                        top_up
-                            .amount
-                            .checked_neg()
-                            .map_err(|_| stored("overflow"))?,
-                    )),
-                    _ => None,
-                };
-                if let Some((account, reversal)) = moved {
-                    self.movement(seq, &account, reversal)?;
-                }
                 self.transaction
                     .prepare_cached("INSERT INTO voids (voided_seq, void_seq) VALUES (?1, ?2)")?
-                    .execute(params![voided, seq])?;
+                    .execute(params![seq_sql(void.voided_seq), seq])?;
             }
             RecordBody::DayClose(_) => {
                 self.transaction
@@ -958,16 +912,37 @@ impl LedgerWrite<'_> {
         Ok(())
     }
 
-    fn movement(&self, seq: i64, account: &AccountId, delta: Cents) -> Result<(), LedgerError> {
-        self.transaction
-            .prepare_cached(
-                "INSERT INTO movements (seq, account, delta_cents) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![seq, account.as_str(), delta.get()])?;
-        self.changes
-            .borrow_mut()
-            .movement(to_seq(seq)?, account, delta);
-        Ok(())
+    /// The money `body` moves: a meal debits its price, a top-up credits its amount, a void
+    /// reverses what the voided record moved.
+    fn movement(&self, body: &RecordBody) -> Result<Option<(AccountId, Cents)>, LedgerError> {
+        Ok(match body {
+            RecordBody::Meal(meal) => Some((
+                meal.account.clone(),
+                meal.price
+                    .checked_neg()
+                    .map_err(|_| stored("price overflow"))?,
+            )),
+            RecordBody::TopUp(top_up) => Some((top_up.account.clone(), top_up.amount)),
+            RecordBody::Void(void) => {
+                let voided = seq_sql(void.voided_seq);
+                // The voided record says whose money it moved, and by how much.
+                let moved: Option<(Option<String>, Option<i64>)> = self
+                    .transaction
+                    .prepare_cached("SELECT account, delta_cents FROM records WHERE seq = ?1")?
+                    .query_row([voided], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()?;
+                match moved.ok_or_else(|| stored(format!("voided record {voided} missing")))? {
+                    (Some(account), Some(delta)) => Some((
+                        AccountId::parse(&account).map_err(stored)?,
+                        Cents::new(delta)
+                            .checked_neg()
+                            .map_err(|_| stored("overflow"))?,
+                    )),
+                    _ => None,
+                }
+            }
+            _ => None,
+        })
     }
 
     /// Records that the back-office holds every record up to `seq`. Never moves backwards.

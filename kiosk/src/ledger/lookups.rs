@@ -169,7 +169,8 @@ impl Lookups {
         self.records_through = records_through.map(to_seq).transpose()?;
         self.pending.clear();
         let mut statement = connection.prepare_cached(
-            "SELECT account, SUM(delta_cents) FROM movements WHERE seq > ?1 GROUP BY account",
+            "SELECT account, SUM(delta_cents) FROM records
+             WHERE seq > ?1 AND account IS NOT NULL GROUP BY account",
         )?;
         let rows = statement.query_map([records_through.unwrap_or(0)], |row| {
             Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
