@@ -181,7 +181,7 @@ impl Engine {
         let head = ledger.head()?;
         let snapshot = ledger.snapshot_state()?;
         ledger.disable_automatic_checkpoints()?;
-        ledger.load_lookups()?;
+        ledger.load_lookups();
         let checkpointer = Checkpointer::start(ledger.path())?;
         let last_record_at = ledger.last_record_at()?;
         let mut engine = Engine {

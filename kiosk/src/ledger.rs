@@ -191,6 +191,9 @@ pub struct Ledger {
     /// What a tap reads, in memory; none until loaded, or after a refresh failed, when reads go
     /// to the tables until it loads again.
     lookups: RefCell<Option<Lookups>>,
+    /// Set when loading the copy failed: reads go to the tables without trying again until the
+    /// next snapshot, so a row that cannot be parsed does not cost every tap a reload.
+    lookups_failed: std::cell::Cell<bool>,
 }
 
 /// What the kiosk knows of the snapshot it last applied.
@@ -269,6 +272,7 @@ impl Ledger {
             connection,
             path: path.to_owned(),
             lookups: RefCell::new(None),
+            lookups_failed: std::cell::Cell::new(false),
         };
         ledger.migrate()?;
         ledger.check_last_record()?;
@@ -355,6 +359,9 @@ impl Ledger {
         transaction.commit().map_err(LedgerError::from)?;
         // Committed: the write has succeeded whatever happens to the in-memory copy, which is
         // dropped (and reloaded from the tables when next read) if it cannot follow.
+        if changes.snapshot_applied() {
+            self.lookups_failed.set(false);
+        }
         let lookups = self.lookups.get_mut();
         if let Some(current) = lookups
             && current.apply(&self.connection, changes).is_err()
@@ -368,20 +375,18 @@ impl Ledger {
     /// when it cannot be loaded, and the caller reads the tables.
     fn with_lookups<T>(&self, read: impl FnOnce(&Lookups) -> T) -> Option<T> {
         let mut lookups = self.lookups.borrow_mut();
-        if lookups.is_none() {
+        if lookups.is_none() && !self.lookups_failed.get() {
             *lookups = Lookups::load(&self.connection).ok();
+            self.lookups_failed.set(lookups.is_none());
         }
         lookups.as_ref().map(read)
     }
 
     /// Loads the in-memory copy of what a tap reads now, rather than at the first tap. Reads load
-    /// it anyway when needed, so a command that only reads records never pays for it.
-    pub fn load_lookups(&self) -> Result<(), LedgerError> {
-        let mut lookups = self.lookups.borrow_mut();
-        if lookups.is_none() {
-            *lookups = Some(Lookups::load(&self.connection)?);
-        }
-        Ok(())
+    /// it anyway when needed, so a command that only reads records never pays for it; when it
+    /// cannot be loaded (a stored row that does not parse), reads go to the tables.
+    pub fn load_lookups(&self) {
+        self.with_lookups(|_| ());
     }
 
     /// Whether the in-memory copy of what a tap reads equals the tables: the tests' check that

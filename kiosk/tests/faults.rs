@@ -279,3 +279,32 @@ fn the_wal_is_checkpointed_off_the_tap_path() {
         "WAL is {wal_bytes} bytes"
     );
 }
+
+#[test]
+fn a_snapshot_row_that_does_not_parse_leaves_taps_to_the_tables() {
+    let mut kiosk = TestKiosk::new(4);
+    raw(&kiosk)
+        .execute(
+            "INSERT INTO cards (uid, pupil) VALUES ('not hex', 'P00001')",
+            [],
+        )
+        .unwrap();
+    kiosk.restart();
+    assert!(
+        !kiosk
+            .engine
+            .ledger()
+            .lookups_match_tables()
+            .is_ok_and(|same| same)
+    );
+    let Decision::Served(served) = kiosk.engine.tap(pupil_card(2)) else {
+        panic!()
+    };
+    assert_eq!(served.balance_after, Cents::new(1_000 - 120));
+    assert_eq!(
+        kiosk.engine.tap(pupil_card(2)),
+        Decision::AlreadyServed {
+            first_name: text("Inès")
+        }
+    );
+}

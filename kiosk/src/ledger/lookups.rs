@@ -60,6 +60,11 @@ impl Changes {
         self.movements.push((seq, account.clone(), delta));
     }
 
+    /// Whether the transaction applied a snapshot, which changes the tables the copy is read from.
+    pub fn snapshot_applied(&self) -> bool {
+        self.snapshot.is_some()
+    }
+
     pub fn snapshot(&mut self, snapshot: &Snapshot) {
         let keys = if snapshot.is_full() {
             SnapshotKeys::Full
