@@ -583,18 +583,15 @@ fn what_a_tap_reads_in_memory_follows_every_commit() {
     delta.staff.clear();
     delta.settings = None;
     delta.hotlist = vec![pupil_card(3)];
-    delta.removed.hotlist = vec![common::blocked_card()];
-    delta.removed.cards = vec![pupil_card(4), common::blocked_card()];
+    delta.removed.hotlist = vec![blocked_card()];
+    delta.removed.cards = vec![pupil_card(4), blocked_card()];
     kiosk.engine.apply_snapshot(&delta).unwrap();
     assert_lookups_match(&kiosk, "a delta");
     assert_eq!(balance(&kiosk, 1), Cents::new(615));
     assert_eq!(balance(&kiosk, 2), Cents::new(1_000 - 120));
     assert_eq!(kiosk.engine.tap(pupil_card(3)), Decision::BlockedCard);
     assert_eq!(kiosk.engine.tap(pupil_card(4)), Decision::UnknownCard);
-    assert_eq!(
-        kiosk.engine.tap(common::blocked_card()),
-        Decision::UnknownCard
-    );
+    assert_eq!(kiosk.engine.tap(blocked_card()), Decision::UnknownCard);
     let renamed = served(kiosk.engine.tap(pupil_card(5)));
     assert_eq!(
         (renamed.first_name, renamed.price),
