@@ -33,7 +33,7 @@ pub const STAFF_LOCKOUT_MS: i64 = 15 * 60 * 1000;
 /// A clock step backwards larger than this between two records is recorded as a clock change.
 pub const CLOCK_BACKWARDS_TOLERANCE_MS: i64 = 1_000;
 
-/// Commits between two background WAL checkpoints (a tap writes three or four pages).
+/// Commits between two background WAL checkpoints (a tap writes two or three pages).
 pub const CHECKPOINT_EVERY_COMMITS: u32 = 150;
 
 /// Pupils returned by one name search.
@@ -181,6 +181,7 @@ impl Engine {
         let head = ledger.head()?;
         let snapshot = ledger.snapshot_state()?;
         ledger.disable_automatic_checkpoints()?;
+        ledger.load_lookups();
         let checkpointer = Checkpointer::start(ledger.path())?;
         let last_record_at = ledger.last_record_at()?;
         let mut engine = Engine {

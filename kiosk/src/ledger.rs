@@ -1,10 +1,13 @@
 //! The kiosk's offline ledger: one SQLite file holding the kiosk's own signed records
-//! (append-only), what they derive (account movements, meals served, voids), the current
-//! snapshot, and how far the back-office has acknowledged the chain.
+//! (append-only, each with the account movement it makes), what they derive (meals served,
+//! voids), the current snapshot, and how far the back-office has acknowledged the chain.
 //!
 //! Every write is one transaction committed with `synchronous=FULL` in WAL mode: when
 //! [`Ledger::write`] returns `Ok`, the records are on disk.
 
+mod lookups;
+
+use std::cell::RefCell;
 use std::path::Path;
 use std::time::Duration;
 
@@ -17,6 +20,8 @@ use proto::{
     Seq, ServiceDate, ServiceId, SignedRecord, SnapshotVersion, StaffId, Text,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
+
+use lookups::{Changes, Lookups};
 
 /// SQLite's page cache for the ledger connection, in KiB.
 const CACHE_KIB: i64 = 32 * 1024;
@@ -74,17 +79,16 @@ CREATE TABLE records (
     at TEXT NOT NULL,
     hash BLOB NOT NULL CHECK (length(hash) = 32),
     payload TEXT NOT NULL,
-    signature TEXT NOT NULL
+    signature TEXT NOT NULL,
+    -- The record's movement of an account's money, if any (a meal's debit is negative): in the
+    -- record's own row, so a meal writes two B-tree entries (record, meal) before its commit
+    -- returns, and this kiosk's movements after a snapshot's `records_through` are one range.
+    account TEXT,
+    delta_cents INTEGER,
+    CHECK ((account IS NULL) = (delta_cents IS NULL))
 ) STRICT;
 -- What records derive, written in the same transaction as the record. Keyed for the tap's
--- lookups and without rowids, so a meal adds three B-tree entries (record, movement, meal), not
--- six: fewer pages to write before the commit returns.
-CREATE TABLE movements (
-    account TEXT NOT NULL,
-    seq INTEGER NOT NULL REFERENCES records (seq),
-    delta_cents INTEGER NOT NULL,
-    PRIMARY KEY (account, seq)
-) STRICT, WITHOUT ROWID;
+-- lookup and without rowids, so it is one B-tree.
 CREATE TABLE meals (
     service_date TEXT NOT NULL,
     pupil TEXT NOT NULL,
@@ -109,10 +113,6 @@ CREATE TRIGGER records_no_update BEFORE UPDATE ON records
     BEGIN SELECT RAISE(ABORT, 'records are append-only'); END;
 CREATE TRIGGER records_no_delete BEFORE DELETE ON records
     BEGIN SELECT RAISE(ABORT, 'records are append-only'); END;
-CREATE TRIGGER movements_no_update BEFORE UPDATE ON movements
-    BEGIN SELECT RAISE(ABORT, 'movements are append-only'); END;
-CREATE TRIGGER movements_no_delete BEFORE DELETE ON movements
-    BEGIN SELECT RAISE(ABORT, 'movements are append-only'); END;
 CREATE TRIGGER meals_no_update BEFORE UPDATE ON meals
     BEGIN SELECT RAISE(ABORT, 'meals are append-only'); END;
 CREATE TRIGGER meals_no_delete BEFORE DELETE ON meals
@@ -188,6 +188,12 @@ CREATE TABLE staff (
 pub struct Ledger {
     connection: Connection,
     path: std::path::PathBuf,
+    /// What a tap reads, in memory; none until loaded, or after a refresh failed, when reads go
+    /// to the tables until it loads again.
+    lookups: RefCell<Option<Lookups>>,
+    /// Set when loading the copy failed: reads go to the tables without trying again until the
+    /// next snapshot, so a row that cannot be parsed does not cost every tap a reload.
+    lookups_failed: std::cell::Cell<bool>,
 }
 
 /// What the kiosk knows of the snapshot it last applied.
@@ -265,6 +271,8 @@ impl Ledger {
         let mut ledger = Ledger {
             connection,
             path: path.to_owned(),
+            lookups: RefCell::new(None),
+            lookups_failed: std::cell::Cell::new(false),
         };
         ledger.migrate()?;
         ledger.check_last_record()?;
@@ -356,11 +364,50 @@ impl Ledger {
             .connection
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(LedgerError::from)?;
-        let value = work(&LedgerWrite {
+        let write = LedgerWrite {
             transaction: &transaction,
-        })?;
+            changes: RefCell::new(Changes::default()),
+        };
+        let value = work(&write)?;
+        let changes = write.changes.into_inner();
         transaction.commit().map_err(LedgerError::from)?;
+        // Committed: the write has succeeded whatever happens to the in-memory copy, which is
+        // dropped (and reloaded from the tables when next read) if it cannot follow.
+        if changes.snapshot_applied() {
+            self.lookups_failed.set(false);
+        }
+        let lookups = self.lookups.get_mut();
+        if let Some(current) = lookups
+            && current.apply(&self.connection, changes).is_err()
+        {
+            *lookups = None;
+        }
         Ok(value)
+    }
+
+    /// Runs `read` on the in-memory copy of the tap's tables, loading it first if needed; `None`
+    /// when it cannot be loaded, and the caller reads the tables.
+    fn with_lookups<T>(&self, read: impl FnOnce(&Lookups) -> T) -> Option<T> {
+        let mut lookups = self.lookups.borrow_mut();
+        if lookups.is_none() && !self.lookups_failed.get() {
+            *lookups = Lookups::load(&self.connection).ok();
+            self.lookups_failed.set(lookups.is_none());
+        }
+        lookups.as_ref().map(read)
+    }
+
+    /// Loads the in-memory copy of what a tap reads now, rather than at the first tap. Reads load
+    /// it anyway when needed, so a command that only reads records never pays for it; when it
+    /// cannot be loaded (a stored row that does not parse), reads go to the tables.
+    pub fn load_lookups(&self) {
+        self.with_lookups(|_| ());
+    }
+
+    /// Whether the in-memory copy of what a tap reads equals the tables: the tests' check that
+    /// it is kept in step with every commit.
+    pub fn lookups_match_tables(&self) -> Result<bool, LedgerError> {
+        let fresh = Lookups::load(&self.connection)?;
+        Ok(self.lookups.borrow().as_ref() == Some(&fresh))
     }
 
     /// The kiosk time of the last record, if any.
@@ -441,6 +488,23 @@ impl Ledger {
     }
 
     pub fn card(&self, uid: &CardUid) -> Result<CardLookup, LedgerError> {
+        let found = self.with_lookups(|lookups| {
+            if lookups.hotlist.contains(uid) {
+                return CardLookup::Blocked;
+            }
+            match lookups.cards.get(uid) {
+                None => CardLookup::Unknown,
+                Some(CardHolder::Pupil(pupil)) => CardLookup::Pupil(pupil.clone()),
+                Some(CardHolder::Staff(staff)) => CardLookup::Staff(staff.clone()),
+            }
+        });
+        if let Some(found) = found {
+            return Ok(found);
+        }
+        self.stored_card(uid)
+    }
+
+    fn stored_card(&self, uid: &CardUid) -> Result<CardLookup, LedgerError> {
         let uid = uid.to_string();
         let blocked = self
             .connection
@@ -463,6 +527,9 @@ impl Ledger {
     }
 
     pub fn pupil(&self, id: &PupilId) -> Result<Option<PupilEntry>, LedgerError> {
+        if let Some(found) = self.with_lookups(|lookups| lookups.pupils.get(id).cloned()) {
+            return Ok(found);
+        }
         self.connection
             .prepare_cached(
                 "SELECT id, account, first_name, last_name, bracket, dietary FROM pupils WHERE id = ?1",
@@ -527,6 +594,38 @@ impl Ledger {
         id: &AccountId,
         records_through: Option<Seq>,
     ) -> Result<Option<AccountView>, LedgerError> {
+        let found = self.with_lookups(|lookups| {
+            if lookups.records_through != records_through {
+                return None;
+            }
+            let Some(row) = lookups.accounts.get(id) else {
+                return Some(Ok(None));
+            };
+            let pending = lookups.pending.get(id).copied().unwrap_or(Cents::ZERO);
+            Some(
+                row.balance
+                    .checked_add(pending)
+                    .map_err(|_| stored("balance overflow"))
+                    .map(|balance| {
+                        Some(AccountView {
+                            balance,
+                            overdraft_floor: row.overdraft_floor,
+                        })
+                    }),
+            )
+        });
+        if let Some(Some(found)) = found {
+            return found;
+        }
+        self.stored_account(id, records_through)
+    }
+
+    /// [`Ledger::account`] from the tables alone.
+    pub fn stored_account(
+        &self,
+        id: &AccountId,
+        records_through: Option<Seq>,
+    ) -> Result<Option<AccountView>, LedgerError> {
         let row: Option<(i64, i64)> = self
             .connection
             .prepare_cached(
@@ -541,7 +640,7 @@ impl Ledger {
         let pending: i64 = self
             .connection
             .prepare_cached(
-                "SELECT COALESCE(SUM(delta_cents), 0) FROM movements WHERE account = ?1 AND seq > ?2",
+                "SELECT COALESCE(SUM(delta_cents), 0) FROM records WHERE seq > ?2 AND account = ?1",
             )?
             .query_row(params![id.as_str(), after], |row| row.get(0))?;
         let balance = Cents::new(balance)
@@ -558,6 +657,10 @@ impl Ledger {
         bracket: &BracketId,
         meal_type: &MealType,
     ) -> Result<Option<Cents>, LedgerError> {
+        let key = (bracket.clone(), meal_type.clone());
+        if let Some(found) = self.with_lookups(|lookups| lookups.tariffs.get(&key).copied()) {
+            return Ok(found);
+        }
         Ok(self
             .connection
             .prepare_cached(
@@ -764,6 +867,8 @@ impl Drop for Checkpointer {
 #[derive(Debug)]
 pub struct LedgerWrite<'a> {
     transaction: &'a Transaction<'a>,
+    /// What the in-memory lookups take on once the transaction has committed.
+    changes: RefCell<Changes>,
 }
 
 impl LedgerWrite<'_> {
@@ -772,9 +877,11 @@ impl LedgerWrite<'_> {
         let signed = record.signed();
         let seq = seq_sql(record.seq());
         let body = &record.payload().body;
+        let movement = self.movement(body)?;
         self.transaction
             .prepare_cached(
-                "INSERT INTO records (seq, kind, at, hash, payload, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO records (seq, kind, at, hash, payload, signature, account, delta_cents)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
             .execute(params![
                 seq,
@@ -783,14 +890,16 @@ impl LedgerWrite<'_> {
                 &record.hash().as_bytes()[..],
                 signed.payload,
                 signed.signature,
+                movement.as_ref().map(|(account, _)| account.as_str()),
+                movement.as_ref().map(|(_, delta)| delta.get()),
             ])?;
+        if let Some((account, delta)) = &movement {
+            self.changes
+                .borrow_mut()
+                .movement(record.seq(), account, *delta);
+        }
         match body {
             RecordBody::Meal(meal) => {
-                let delta = meal
-                    .price
-                    .checked_neg()
-                    .map_err(|_| stored("price overflow"))?;
-                self.movement(seq, &meal.account, delta)?;
                 self.transaction
                     .prepare_cached(
                         "INSERT INTO meals (service_date, pupil, service, seq) VALUES (?1, ?2, ?3, ?4)",
@@ -802,39 +911,15 @@ impl LedgerWrite<'_> {
                         seq
                     ])?;
             }
-            RecordBody::TopUp(top_up) => {
-                self.movement(seq, &top_up.account, top_up.amount)?;
+            RecordBody::TopUp(_) => {
                 self.transaction
                     .prepare_cached("INSERT INTO top_ups (seq, at) VALUES (?1, ?2)")?
                     .execute(params![seq, record.payload().at.to_string()])?;
             }
             RecordBody::Void(void) => {
-                let voided = seq_sql(void.voided_seq);
-                // The voided record says whose money it moved, and by how much.
-                let payload: Option<String> = self
-                    .transaction
-                    .prepare_cached("SELECT payload FROM records WHERE seq = ?1")?
-                    .query_row([voided], |row| row.get(0))
-                    .optional()?;
-                let payload =
-                    payload.ok_or_else(|| stored(format!("voided record {voided} missing")))?;
-                let moved = match proto::Payload::parse(&payload).map_err(stored)?.body {
-                    RecordBody::Meal(meal) => Some((meal.account, meal.price)),
-                    RecordBody::TopUp(top_up) => Some((
-                        top_up.account,
-                        top_up
-                            .amount
-                            .checked_neg()
-                            .map_err(|_| stored("overflow"))?,
-                    )),
-                    _ => None,
-                };
-                if let Some((account, reversal)) = moved {
-                    self.movement(seq, &account, reversal)?;
-                }
                 self.transaction
                     .prepare_cached("INSERT INTO voids (voided_seq, void_seq) VALUES (?1, ?2)")?
-                    .execute(params![voided, seq])?;
+                    .execute(params![seq_sql(void.voided_seq), seq])?;
             }
             RecordBody::DayClose(_) => {
                 self.transaction
@@ -846,13 +931,37 @@ impl LedgerWrite<'_> {
         Ok(())
     }
 
-    fn movement(&self, seq: i64, account: &AccountId, delta: Cents) -> Result<(), LedgerError> {
-        self.transaction
-            .prepare_cached(
-                "INSERT INTO movements (account, seq, delta_cents) VALUES (?2, ?1, ?3)",
-            )?
-            .execute(params![seq, account.as_str(), delta.get()])?;
-        Ok(())
+    /// The money `body` moves: a meal debits its price, a top-up credits its amount, a void
+    /// reverses what the voided record moved.
+    fn movement(&self, body: &RecordBody) -> Result<Option<(AccountId, Cents)>, LedgerError> {
+        Ok(match body {
+            RecordBody::Meal(meal) => Some((
+                meal.account.clone(),
+                meal.price
+                    .checked_neg()
+                    .map_err(|_| stored("price overflow"))?,
+            )),
+            RecordBody::TopUp(top_up) => Some((top_up.account.clone(), top_up.amount)),
+            RecordBody::Void(void) => {
+                let voided = seq_sql(void.voided_seq);
+                // The voided record says whose money it moved, and by how much.
+                let moved: Option<(Option<String>, Option<i64>)> = self
+                    .transaction
+                    .prepare_cached("SELECT account, delta_cents FROM records WHERE seq = ?1")?
+                    .query_row([voided], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()?;
+                match moved.ok_or_else(|| stored(format!("voided record {voided} missing")))? {
+                    (Some(account), Some(delta)) => Some((
+                        AccountId::parse(&account).map_err(stored)?,
+                        Cents::new(delta)
+                            .checked_neg()
+                            .map_err(|_| stored("overflow"))?,
+                    )),
+                    _ => None,
+                }
+            }
+            _ => None,
+        })
     }
 
     /// Records that the back-office holds every record up to `seq`. Never moves backwards.
@@ -915,6 +1024,7 @@ impl LedgerWrite<'_> {
         if !snapshot.is_full() {
             self.check_references()?;
         }
+        self.changes.borrow_mut().snapshot(snapshot);
         Ok(())
     }
 

@@ -16,21 +16,21 @@ fn served(decision: Decision) -> kiosk::engine::Served {
     }
 }
 
+/// The balance the kiosk shows, checked against the one the tables give.
 fn balance(kiosk: &TestKiosk, n: usize) -> Cents {
-    let through = kiosk
-        .engine
-        .ledger()
-        .snapshot_state()
-        .unwrap()
-        .unwrap()
-        .records_through;
-    kiosk
-        .engine
-        .ledger()
-        .account(&account_id(n), through)
-        .unwrap()
-        .unwrap()
-        .balance
+    let ledger = kiosk.engine.ledger();
+    let through = ledger.snapshot_state().unwrap().unwrap().records_through;
+    let shown = ledger.account(&account_id(n), through).unwrap().unwrap();
+    let stored = ledger.stored_account(&account_id(n), through).unwrap();
+    assert_eq!(Some(shown), stored, "in memory and in the tables");
+    shown.balance
+}
+
+fn assert_lookups_match(kiosk: &TestKiosk, step: &str) {
+    assert!(
+        kiosk.engine.ledger().lookups_match_tables().unwrap(),
+        "after {step}"
+    );
 }
 
 #[test]
@@ -539,4 +539,66 @@ fn acknowledgements_only_move_forward() {
     kiosk.restart();
     assert_eq!(counts(&kiosk).acknowledged_seq, Seq::new(3).ok());
     assert_eq!(kiosk.engine.status().unwrap().today.meals, 2);
+}
+
+#[test]
+fn what_a_tap_reads_in_memory_follows_every_commit() {
+    let mut kiosk = TestKiosk::new(6);
+    assert_lookups_match(&kiosk, "a full snapshot");
+    let meal = served(kiosk.engine.tap(pupil_card(1)));
+    served(kiosk.engine.tap(pupil_card(2)));
+    kiosk.sign_in();
+    let top_up = kiosk
+        .engine
+        .top_up(&account_id(2), Cents::new(700), TopUpMethod::Cash, None)
+        .unwrap();
+    kiosk.engine.void(top_up, text("wrong account")).unwrap();
+    assert_lookups_match(&kiosk, "meals, a top-up and its void");
+    assert_eq!(balance(&kiosk, 2), Cents::new(1_000 - 120));
+
+    // A write that fails changes nothing in memory either.
+    kiosk.engine.ledger().set_query_only(true).unwrap();
+    assert!(matches!(
+        kiosk.engine.tap(pupil_card(4)),
+        Decision::OutOfService { .. }
+    ));
+    kiosk.engine.ledger().set_query_only(false).unwrap();
+    assert_lookups_match(&kiosk, "a refused write");
+    assert_eq!(balance(&kiosk, 4), Cents::new(1_000));
+
+    // A delta: a balance that includes the first meal, a new price, a renamed pupil, a card
+    // blocked, a card unblocked, a card and an account removed.
+    let mut delta = common::snapshot(6);
+    delta.version = proto::SnapshotVersion(2);
+    delta.since = Some(proto::SnapshotVersion(1));
+    delta.records_through = Some(meal.seq);
+    delta.accounts.retain(|a| a.id == account_id(1));
+    delta.accounts[0].balance = Cents::new(615);
+    delta.pupils.retain(|p| p.id == pupil_id(5));
+    delta.pupils[0].first_name = text("Léonie");
+    delta.tariffs.retain(|t| t.bracket.as_str() == "q3");
+    delta.tariffs[0].price = Cents::new(400);
+    delta.cards.clear();
+    delta.services.clear();
+    delta.staff.clear();
+    delta.settings = None;
+    delta.hotlist = vec![pupil_card(3)];
+    delta.removed.hotlist = vec![blocked_card()];
+    delta.removed.cards = vec![pupil_card(4), blocked_card()];
+    kiosk.engine.apply_snapshot(&delta).unwrap();
+    assert_lookups_match(&kiosk, "a delta");
+    assert_eq!(balance(&kiosk, 1), Cents::new(615));
+    assert_eq!(balance(&kiosk, 2), Cents::new(1_000 - 120));
+    assert_eq!(kiosk.engine.tap(pupil_card(3)), Decision::BlockedCard);
+    assert_eq!(kiosk.engine.tap(pupil_card(4)), Decision::UnknownCard);
+    assert_eq!(kiosk.engine.tap(blocked_card()), Decision::UnknownCard);
+    let renamed = served(kiosk.engine.tap(pupil_card(5)));
+    assert_eq!(
+        (renamed.first_name, renamed.price),
+        (text("Léonie"), Cents::new(400))
+    );
+    assert_lookups_match(&kiosk, "taps after the delta");
+    kiosk.restart();
+    assert_lookups_match(&kiosk, "a restart");
+    assert_eq!(balance(&kiosk, 5), Cents::new(1_000 - 400));
 }

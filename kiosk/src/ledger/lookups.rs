@@ -1,0 +1,325 @@
+//! What a tap reads, held in memory: the current snapshot's cards, hotlist, pupils, accounts and
+//! tariffs, and the sum of this kiosk's movements after the snapshot's `records_through` per
+//! account. A tap then reads no table but `meals`.
+//!
+//! The tables stay the truth: this is a copy of them, loaded when the ledger opens, refreshed
+//! from them after a snapshot is committed, and moved by each committed movement. Nothing here
+//! changes before the transaction that changes the tables has committed.
+
+use std::collections::{HashMap, HashSet};
+
+use proto::snapshot::{CardHolder, Snapshot};
+use proto::{AccountId, BracketId, CardUid, Cents, MealType, PupilId, Seq};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{LedgerError, PupilEntry, pupil_columns, stored, to_seq};
+
+/// An account as the snapshot gave it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct AccountRow {
+    pub balance: Cents,
+    pub overdraft_floor: Cents,
+}
+
+/// The in-memory copy of the tables a tap reads.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Lookups {
+    pub hotlist: HashSet<CardUid>,
+    pub cards: HashMap<CardUid, CardHolder>,
+    pub pupils: HashMap<PupilId, PupilEntry>,
+    pub accounts: HashMap<AccountId, AccountRow>,
+    pub tariffs: HashMap<(BracketId, MealType), Cents>,
+    /// The snapshot's `records_through`: `pending` sums the movements after it.
+    pub records_through: Option<Seq>,
+    /// Per account, this kiosk's movements after `records_through` (debits negative). An
+    /// account with none has no entry.
+    pub pending: HashMap<AccountId, Cents>,
+}
+
+/// What one committed transaction changes in [`Lookups`], gathered while it runs.
+#[derive(Debug, Default)]
+pub(super) struct Changes {
+    movements: Vec<(Seq, AccountId, Cents)>,
+    snapshot: Option<SnapshotKeys>,
+}
+
+/// The rows a snapshot touched: all of them for a full snapshot, else the keys a delta names.
+#[derive(Debug)]
+enum SnapshotKeys {
+    Full,
+    Delta {
+        cards: Vec<CardUid>,
+        pupils: Vec<PupilId>,
+        accounts: Vec<AccountId>,
+        tariffs: Vec<(BracketId, MealType)>,
+    },
+}
+
+impl Changes {
+    pub fn movement(&mut self, seq: Seq, account: &AccountId, delta: Cents) {
+        self.movements.push((seq, account.clone(), delta));
+    }
+
+    /// Whether the transaction applied a snapshot, which changes the tables the copy is read from.
+    pub fn snapshot_applied(&self) -> bool {
+        self.snapshot.is_some()
+    }
+
+    pub fn snapshot(&mut self, snapshot: &Snapshot) {
+        let keys = if snapshot.is_full() {
+            SnapshotKeys::Full
+        } else {
+            let removed = &snapshot.removed;
+            SnapshotKeys::Delta {
+                cards: (snapshot.cards.iter().map(|card| card.uid))
+                    .chain(removed.cards.iter().copied())
+                    .chain(snapshot.hotlist.iter().copied())
+                    .chain(removed.hotlist.iter().copied())
+                    .collect(),
+                pupils: (snapshot.pupils.iter().map(|pupil| pupil.id.clone()))
+                    .chain(removed.pupils.iter().cloned())
+                    .collect(),
+                accounts: (snapshot.accounts.iter().map(|account| account.id.clone()))
+                    .chain(removed.accounts.iter().cloned())
+                    .collect(),
+                tariffs: (snapshot.tariffs.iter())
+                    .map(|tariff| (tariff.bracket.clone(), tariff.meal_type.clone()))
+                    .collect(),
+            }
+        };
+        self.snapshot = Some(keys);
+    }
+}
+
+impl Lookups {
+    /// Reads every row a tap needs from the tables.
+    pub fn load(connection: &Connection) -> Result<Lookups, LedgerError> {
+        let mut lookups = Lookups::default();
+        let mut statement = connection.prepare("SELECT uid FROM hotlist")?;
+        for uid in statement.query_map([], |row| row.get::<_, String>(0))? {
+            lookups
+                .hotlist
+                .insert(CardUid::from_hex(&uid?).map_err(stored)?);
+        }
+        let mut statement = connection.prepare("SELECT uid, pupil, staff FROM cards")?;
+        let rows = statement.query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, Option<String>>(1)?,
+                row.get::<_, Option<String>>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (uid, pupil, staff) = row?;
+            let uid = CardUid::from_hex(&uid).map_err(stored)?;
+            lookups.cards.insert(uid, card_holder(pupil, staff)?);
+        }
+        let mut statement = connection
+            .prepare("SELECT id, account, first_name, last_name, bracket, dietary FROM pupils")?;
+        for pupil in statement.query_map([], pupil_columns)? {
+            let pupil = pupil??;
+            lookups.pupils.insert(pupil.id.clone(), pupil);
+        }
+        let mut statement =
+            connection.prepare("SELECT id, balance_cents, overdraft_floor_cents FROM accounts")?;
+        let rows = statement.query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, i64>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (id, balance, floor) = row?;
+            lookups.accounts.insert(
+                AccountId::parse(&id).map_err(stored)?,
+                AccountRow {
+                    balance: Cents::new(balance),
+                    overdraft_floor: Cents::new(floor),
+                },
+            );
+        }
+        let mut statement =
+            connection.prepare("SELECT bracket, meal_type, price_cents FROM tariffs")?;
+        let rows = statement.query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, i64>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (bracket, meal_type, price) = row?;
+            lookups.tariffs.insert(
+                (
+                    BracketId::parse(&bracket).map_err(stored)?,
+                    MealType::parse(&meal_type).map_err(stored)?,
+                ),
+                Cents::new(price),
+            );
+        }
+        lookups.load_pending(connection)?;
+        Ok(lookups)
+    }
+
+    /// Re-reads `records_through` and the movements after it: only this kiosk's unsynced
+    /// records, found by `seq`.
+    fn load_pending(&mut self, connection: &Connection) -> Result<(), LedgerError> {
+        let records_through: Option<i64> = connection
+            .query_row("SELECT records_through FROM snapshot_state", [], |row| {
+                row.get(0)
+            })
+            .optional()?
+            .flatten();
+        self.records_through = records_through.map(to_seq).transpose()?;
+        self.pending.clear();
+        let mut statement = connection.prepare_cached(
+            "SELECT account, SUM(delta_cents) FROM records
+             WHERE seq > ?1 AND account IS NOT NULL GROUP BY account",
+        )?;
+        let rows = statement.query_map([records_through.unwrap_or(0)], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+        })?;
+        for row in rows {
+            let (account, sum) = row?;
+            self.pending
+                .insert(AccountId::parse(&account).map_err(stored)?, Cents::new(sum));
+        }
+        Ok(())
+    }
+
+    /// Brings the copy in step with a committed transaction. On an error the copy is no longer
+    /// trusted and the caller drops it.
+    pub fn apply(&mut self, connection: &Connection, changes: Changes) -> Result<(), LedgerError> {
+        match changes.snapshot {
+            None => {}
+            Some(SnapshotKeys::Full) => {
+                *self = Lookups::load(connection)?;
+                return Ok(());
+            }
+            Some(SnapshotKeys::Delta {
+                cards,
+                pupils,
+                accounts,
+                tariffs,
+            }) => {
+                for uid in cards {
+                    self.refresh_card(connection, uid)?;
+                }
+                for id in pupils {
+                    self.refresh_pupil(connection, id)?;
+                }
+                for id in accounts {
+                    self.refresh_account(connection, id)?;
+                }
+                for key in tariffs {
+                    self.refresh_tariff(connection, key)?;
+                }
+                // The movements of this transaction are in the tables already.
+                return self.load_pending(connection);
+            }
+        }
+        for (seq, account, delta) in changes.movements {
+            if self.records_through.is_some_and(|through| seq <= through) {
+                continue;
+            }
+            let sum = self.pending.entry(account).or_insert(Cents::ZERO);
+            *sum = sum
+                .checked_add(delta)
+                .map_err(|_| stored("balance overflow"))?;
+        }
+        Ok(())
+    }
+
+    fn refresh_card(&mut self, connection: &Connection, uid: CardUid) -> Result<(), LedgerError> {
+        let text = uid.to_string();
+        let blocked = connection
+            .prepare_cached("SELECT 1 FROM hotlist WHERE uid = ?1")?
+            .exists([&text])?;
+        if blocked {
+            self.hotlist.insert(uid);
+        } else {
+            self.hotlist.remove(&uid);
+        }
+        let row: Option<(Option<String>, Option<String>)> = connection
+            .prepare_cached("SELECT pupil, staff FROM cards WHERE uid = ?1")?
+            .query_row([&text], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?;
+        match row {
+            Some((pupil, staff)) => {
+                self.cards.insert(uid, card_holder(pupil, staff)?);
+            }
+            None => {
+                self.cards.remove(&uid);
+            }
+        }
+        Ok(())
+    }
+
+    fn refresh_pupil(&mut self, connection: &Connection, id: PupilId) -> Result<(), LedgerError> {
+        let pupil = connection
+            .prepare_cached(
+                "SELECT id, account, first_name, last_name, bracket, dietary FROM pupils WHERE id = ?1",
+            )?
+            .query_row([id.as_str()], pupil_columns)
+            .optional()?
+            .transpose()?;
+        match pupil {
+            Some(pupil) => self.pupils.insert(id, pupil),
+            None => self.pupils.remove(&id),
+        };
+        Ok(())
+    }
+
+    fn refresh_account(
+        &mut self,
+        connection: &Connection,
+        id: AccountId,
+    ) -> Result<(), LedgerError> {
+        let row: Option<(i64, i64)> = connection
+            .prepare_cached(
+                "SELECT balance_cents, overdraft_floor_cents FROM accounts WHERE id = ?1",
+            )?
+            .query_row([id.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?;
+        match row {
+            Some((balance, floor)) => self.accounts.insert(
+                id,
+                AccountRow {
+                    balance: Cents::new(balance),
+                    overdraft_floor: Cents::new(floor),
+                },
+            ),
+            None => self.accounts.remove(&id),
+        };
+        Ok(())
+    }
+
+    fn refresh_tariff(
+        &mut self,
+        connection: &Connection,
+        key: (BracketId, MealType),
+    ) -> Result<(), LedgerError> {
+        let price: Option<i64> = connection
+            .prepare_cached(
+                "SELECT price_cents FROM tariffs WHERE bracket = ?1 AND meal_type = ?2",
+            )?
+            .query_row(params![key.0.as_str(), key.1.as_str()], |row| row.get(0))
+            .optional()?;
+        match price {
+            Some(price) => self.tariffs.insert(key, Cents::new(price)),
+            None => self.tariffs.remove(&key),
+        };
+        Ok(())
+    }
+}
+
+fn card_holder(pupil: Option<String>, staff: Option<String>) -> Result<CardHolder, LedgerError> {
+    match (pupil, staff) {
+        (Some(pupil), _) => Ok(CardHolder::Pupil(PupilId::parse(&pupil).map_err(stored)?)),
+        (None, Some(staff)) => Ok(CardHolder::Staff(
+            proto::StaffId::parse(&staff).map_err(stored)?,
+        )),
+        (None, None) => Err(stored("card without holder")),
+    }
+}
