@@ -11,6 +11,7 @@
 //! - [`manage`]: the rules of back-office users' changes, shared by the HTTP API and the CLI.
 //! - [`users`]: back-office users and roles, Argon2 hashes of passwords and staff PINs.
 //! - [`http`]: the HTTP API (axum): signed kiosk requests, ingest, health, metrics, OpenAPI.
+//! - [`systemd`]: telling systemd the service is ready.
 
 pub mod http;
 pub mod import;
@@ -18,6 +19,7 @@ pub mod ingest;
 pub mod manage;
 pub mod snapshot;
 pub mod store;
+pub mod systemd;
 pub mod users;
 
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -22,7 +22,12 @@ use tokio::net::TcpListener;
 #[command(name = "backoffice", version, about = "The canteen back-office")]
 struct Cli {
     /// Where the data lives: sqlite://PATH or postgres://USER@HOST/DATABASE.
-    #[arg(long, global = true, default_value = "sqlite://backoffice.db")]
+    #[arg(
+        long,
+        global = true,
+        env = "BACKOFFICE_DB",
+        default_value = "sqlite://backoffice.db"
+    )]
     db: String,
     #[command(subcommand)]
     command: Command,
@@ -32,13 +37,13 @@ struct Cli {
 enum Command {
     /// Serve the HTTP API until interrupted (SIGINT or SIGTERM), then finish requests in flight.
     Serve {
-        #[arg(long, default_value = "127.0.0.1:8080")]
+        #[arg(long, env = "BACKOFFICE_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
         /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
-        #[arg(long, requires = "tls_key")]
+        #[arg(long, env = "BACKOFFICE_TLS_CERT", requires = "tls_key")]
         tls_cert: Option<PathBuf>,
         /// The PEM private key of --tls-cert.
-        #[arg(long, requires = "tls_cert")]
+        #[arg(long, env = "BACKOFFICE_TLS_KEY", requires = "tls_cert")]
         tls_key: Option<PathBuf>,
     },
     /// Enrol and revoke kiosks.
@@ -294,7 +299,11 @@ async fn run<S: Store>(store: S, command: Command) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("listening on {listen}"))?;
             let scheme = if tls.is_some() { "https" } else { "http" };
-            tracing::info!(address = %listener.local_addr()?, scheme, "serving");
+            let address = listener.local_addr()?;
+            tracing::info!(%address, scheme, "serving");
+            // Database open and migrated, listener bound: requests are accepted from here on.
+            backoffice::systemd::notify_ready(&format!("serving {scheme}://{address}"))
+                .context("notifying systemd")?;
             backoffice::http::serve(store, listener, tls, shutdown_signal()).await?;
             tracing::info!("stopped");
         }
