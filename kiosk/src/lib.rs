@@ -9,6 +9,8 @@
 //! - [`ui`]: the Slint touchscreen wired to the engine on its own thread.
 //! - [`run`]: `kiosk run`, the engine, a card reader and the touchscreen together.
 //! - [`sound`]: the short sound cues of pupil-facing results.
+//! - [`text_ui`]: `kiosk run --ui text`, decisions as lines for a terminal without a display.
+//! - [`systemd`]: readiness and watchdog notifications to systemd.
 
 pub mod clock;
 pub mod config;
@@ -18,4 +20,6 @@ pub mod export;
 pub mod ledger;
 pub mod run;
 pub mod sound;
+pub mod systemd;
+pub mod text_ui;
 pub mod ui;
