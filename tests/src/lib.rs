@@ -3,5 +3,7 @@
 //!
 //! - [`openssl`]: checks records with the `openssl` command line, as an auditor without our
 //!   software would.
+//! - [`workspace`]: the workspace's scripts and built binaries, for the deployment tests.
 
 pub mod openssl;
+pub mod workspace;
