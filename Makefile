@@ -32,6 +32,8 @@ bench:
 soak:
 	./deploy/dev/install-packages.sh test
 	KIOSK_CRASH_KILLS=300 cargo test --locked -p kiosk --test crash -- --nocapture
+	./deploy/dev/start-postgres.sh
+	SYNC_SOAK_TAPS=5000 cargo test --locked -p tests --test sync_faults -- --nocapture
 
 # Formatting and lints, as CI runs them.
 check:

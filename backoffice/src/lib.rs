@@ -10,6 +10,7 @@
 //! - [`import`]: checking a CSV file of accounts, pupils and cards, then writing it.
 //! - [`manage`]: the rules of back-office users' changes, shared by the HTTP API and the CLI.
 //! - [`users`]: back-office users and roles, Argon2 hashes of passwords and staff PINs.
+//! - [`transfer`]: a `kiosk export` file brought by hand, ingested as the kiosk's uploads.
 //! - [`http`]: the HTTP API (axum): signed kiosk requests, ingest, health, metrics, OpenAPI.
 //! - [`systemd`]: telling systemd the service is ready.
 
@@ -20,6 +21,7 @@ pub mod manage;
 pub mod snapshot;
 pub mod store;
 pub mod systemd;
+pub mod transfer;
 pub mod users;
 
 use std::time::{SystemTime, UNIX_EPOCH};

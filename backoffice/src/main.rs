@@ -52,6 +52,9 @@ enum Command {
     /// Import accounts, pupils, tariff brackets and cards from a CSV file (see the columns in
     /// the library's `import` module); nothing is written unless every row is valid.
     Import { file: PathBuf },
+    /// Ingest a file written by `kiosk export` and brought by hand (a site offline for days),
+    /// exactly as the kiosk's own uploads would be; its later uploads count as duplicates.
+    Transfer { file: PathBuf },
     /// Manage back-office users.
     #[command(subcommand)]
     User(UserCommand),
@@ -326,6 +329,23 @@ async fn run<S: Store>(store: S, command: Command) -> anyhow::Result<()> {
             println!(
                 "device {name} added to site {site}, key {}",
                 key.fingerprint()
+            );
+        }
+        Command::Transfer { file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let transfer = backoffice::transfer::parse(&text)
+                .with_context(|| format!("{}", file.display()))?;
+            let device = transfer.device.clone();
+            let outcome = backoffice::transfer::ingest(&store, transfer, backoffice::now()).await?;
+            println!(
+                "{device}: {} stored, {} duplicates, {} quarantined; held through {}",
+                outcome.stored,
+                outcome.duplicates,
+                outcome.quarantined,
+                outcome
+                    .acknowledged
+                    .map_or_else(|| "none".to_owned(), |seq| seq.to_string())
             );
         }
         Command::Import { file } => {

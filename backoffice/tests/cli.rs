@@ -762,3 +762,62 @@ async fn admins_set_up_a_site_from_the_command_line() {
     assert_eq!(snapshot.cards.len(), 1);
     assert_eq!(snapshot.cards[0].uid.to_string(), "0a0b0c0d");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finance_brings_a_kiosk_export_by_hand() {
+    use common::fixtures::{Kiosk, account, at, device, top_up};
+    let db = SqliteDb::new();
+    let store = db.open().await;
+    store.add_device(device("kiosk-jaures-1", 7)).await.unwrap();
+    store
+        .add_account(&account("A1"), proto::Cents::new(0), at(0))
+        .await
+        .unwrap();
+    let mut kiosk = Kiosk::new("kiosk-jaures-1", 7);
+    for _ in 0..3 {
+        kiosk.write(top_up("A1", 500));
+    }
+    let lines: Vec<String> = kiosk
+        .signed(1, 3)
+        .iter()
+        .map(proto::SignedRecord::to_json)
+        .collect();
+    let file = db.dir.path().join("records.jsonl");
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let file = file.to_str().unwrap();
+    let stranger = db.dir.path().join("stranger.jsonl");
+    let mut other = Kiosk::new("kiosk-unknown", 8);
+    other.write(top_up("A1", 500));
+    std::fs::write(&stranger, other.signed(1, 1)[0].to_json()).unwrap();
+    let not_records = db.dir.path().join("not-records.jsonl");
+    std::fs::write(&not_records, "{\"hello\": 1}\n").unwrap();
+
+    check(
+        &db,
+        &["transfer", file],
+        true,
+        "kiosk-jaures-1: 3 stored, 0 duplicates, 0 quarantined; held through 3",
+    );
+    check(
+        &db,
+        &["transfer", file],
+        true,
+        "kiosk-jaures-1: 0 stored, 3 duplicates, 0 quarantined; held through 3",
+    );
+    check(
+        &db,
+        &["transfer", stranger.to_str().unwrap()],
+        false,
+        "unknown device kiosk-unknown",
+    );
+    check(
+        &db,
+        &["transfer", not_records.to_str().unwrap()],
+        false,
+        "line 1: not a signed record",
+    );
+    assert_eq!(
+        store.balance(&account("A1")).await.unwrap(),
+        Some(proto::Cents::new(1_500))
+    );
+}

@@ -35,6 +35,37 @@ pub struct KioskConfig {
     pub backoffice_url: Option<String>,
     /// IANA time zone of the site; services open and close in it.
     pub time_zone: String,
+    /// How the kiosk reaches the back-office; every key has a default.
+    #[serde(default, skip_serializing_if = "SyncConfig::is_default")]
+    pub sync: SyncConfig,
+}
+
+/// The `[sync]` section of `kiosk.toml`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    /// PEM file of the CA that signed the back-office's certificate. When set, it is the only
+    /// authority the kiosk trusts; otherwise the system's roots are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Time between two syncs. When unset, the snapshot's setting (or
+    /// [`crate::sync::SYNC_INTERVAL_MS_DEFAULT`] before the first snapshot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_ms: Option<u64>,
+    /// How far the kiosk's clock may be from the back-office's before staff are warned and a
+    /// `clock_drift` record is written ([`crate::sync::CLOCK_DRIFT_MS_MAX_DEFAULT`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_drift_ms_max: Option<i64>,
+    /// Days without a successful sync before staff are warned
+    /// ([`crate::sync::OFFLINE_DAYS_MAX_DEFAULT`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline_days_max: Option<u32>,
+}
+
+impl SyncConfig {
+    fn is_default(&self) -> bool {
+        *self == SyncConfig::default()
+    }
 }
 
 /// The kiosk's data directory could not be set up or read.
@@ -138,6 +169,7 @@ impl DataDir {
             name,
             backoffice_url,
             time_zone: time_zone.to_owned(),
+            sync: SyncConfig::default(),
         };
         let text = format!(
             "# Kiosk configuration, written by `kiosk init`.\n{}",

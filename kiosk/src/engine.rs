@@ -672,6 +672,20 @@ impl Engine {
         Ok(())
     }
 
+    /// Records that the kiosk's clock is `drift_ms` away from the back-office's (kiosk minus
+    /// back-office), as measured at `backoffice_time`.
+    pub fn note_clock_drift(
+        &mut self,
+        backoffice_time: proto::Timestamp,
+        drift_ms: i64,
+    ) -> Result<(), EngineError> {
+        self.write(vec![RecordBody::ClockDrift(proto::record::ClockDrift {
+            backoffice_time,
+            drift_ms,
+        })])?;
+        Ok(())
+    }
+
     /// The service open now, if any, and the local time as `HH:MM`.
     pub fn service_now(&self) -> (Option<Text>, String) {
         let now = self.clock.now();

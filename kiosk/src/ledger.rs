@@ -271,6 +271,20 @@ impl Ledger {
         Ok(ledger)
     }
 
+    /// A second connection to an existing ledger that only reads, for a reader beside the engine:
+    /// the sync client reads unsynced records and the snapshot's version through it. In WAL
+    /// mode it reads while the engine writes and never takes the write lock.
+    pub fn open_reader(path: &Path) -> Result<Ledger, LedgerError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let connection = Connection::open_with_flags(path, flags)?;
+        connection.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
+        connection.pragma_update(None, "query_only", true)?;
+        Ok(Ledger {
+            connection,
+            path: path.to_owned(),
+        })
+    }
+
     fn migrate(&mut self) -> Result<(), LedgerError> {
         let supported = i64::try_from(MIGRATIONS.len()).expect("few migrations");
         let found: i64 = self

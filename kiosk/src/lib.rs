@@ -11,6 +11,7 @@
 //! - [`sound`]: the short sound cues of pupil-facing results.
 //! - [`text_ui`]: `kiosk run --ui text`, decisions as lines for a terminal without a display.
 //! - [`systemd`]: readiness and watchdog notifications to systemd.
+//! - [`sync`]: the background sync with the back-office (uploads, snapshots, clock, offline).
 
 pub mod clock;
 pub mod config;
@@ -20,6 +21,7 @@ pub mod export;
 pub mod ledger;
 pub mod run;
 pub mod sound;
+pub mod sync;
 pub mod systemd;
 pub mod text_ui;
 pub mod ui;

@@ -73,6 +73,10 @@ pub enum RunError {
     Display(#[from] slint::PlatformError),
     #[error("systemd notification: {0}")]
     Notify(#[from] crate::systemd::NotifyError),
+    #[error("sync: {0}")]
+    Sync(#[from] crate::sync::SyncError),
+    #[error("sync thread: {0}")]
+    SyncThread(std::io::Error),
 }
 
 thread_local! {
@@ -122,7 +126,8 @@ pub fn start_engine(
 pub fn run(options: &RunOptions) -> Result<(), RunError> {
     let notifier = Notifier::from_env()?;
     let watchdog_timeout = crate::systemd::watchdog_timeout_from_env();
-    let engine = start_engine(&DataDir::new(&options.data_dir), Box::new(SystemClock))?;
+    let data = DataDir::new(&options.data_dir);
+    let engine = start_engine(&data, Box::new(SystemClock))?;
     let device = engine.device().clone();
     let settings = engine
         .ledger()
@@ -180,6 +185,7 @@ pub fn run(options: &RunOptions) -> Result<(), RunError> {
         }
     };
     let bridge = spawn_bridge(received, tap_sender.clone());
+    let sync = start_sync(&data, &tap_sender)?;
 
     // Engine and reader are up: systemd may consider the kiosk started.
     notifier.ready(&format!("device {device}, reader {reader_label}"))?;
@@ -222,6 +228,7 @@ pub fn run(options: &RunOptions) -> Result<(), RunError> {
         watchdog.stop();
     }
     let _ = notifier.stopping();
+    drop(sync);
     reader.stop()?;
     drop(bridge.join());
     UI.with(|cell| cell.borrow_mut().take());
@@ -240,6 +247,24 @@ struct NoWaker;
 
 impl UiWaker for NoWaker {
     fn wake(&self) {}
+}
+
+/// Starts the background sync when the kiosk knows its back-office.
+fn start_sync(
+    data: &DataDir,
+    sender: &TapSender,
+) -> Result<Option<crate::sync::SyncHandle>, RunError> {
+    let Some(client) = crate::sync::SyncClient::from_data_dir(
+        data,
+        Arc::new(sender.clone()),
+        Arc::new(SystemClock),
+    )?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(
+        crate::sync::spawn(client).map_err(RunError::SyncThread)?,
+    ))
 }
 
 /// Forwards reader events to the engine (taps) and the UI (reader state). Ends with the reader.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::engine::{Decision, Status};
 use crate::ui::{TapSender, Update};
+use proto::snapshot::Language;
 
 /// How often the loop looks whether the typed input ended; nothing else wakes it between
 /// updates.
@@ -24,11 +25,21 @@ pub fn print_until_input_ends(
     input_ended: &Receiver<()>,
 ) {
     request_state(sender);
+    // The sync publishes its state after every round: only a change is worth a line.
+    let mut last_sync_line = String::new();
     loop {
         match updates.recv_timeout(Duration::from_millis(READER_CHECK_MS)) {
             Ok(update) => {
                 let tapped = matches!(update, Update::Tap(_));
-                println!("{}", describe(&update));
+                if let Some(line) = describe(&update) {
+                    let repeated = matches!(update, Update::Sync { .. }) && line == last_sync_line;
+                    if !repeated {
+                        println!("{line}");
+                    }
+                    if matches!(update, Update::Sync { .. }) {
+                        last_sync_line = line;
+                    }
+                }
                 if tapped {
                     request_state(sender);
                 }
@@ -45,7 +56,9 @@ pub fn print_until_input_ends(
     request_state(sender);
     while let Ok(update) = updates.recv_timeout(Duration::from_millis(DRAIN_WAIT_MS_MAX)) {
         let last = matches!(update, Update::Status(_));
-        println!("{}", describe(&update));
+        if let Some(line) = describe(&update) {
+            println!("{line}");
+        }
         if last {
             break;
         }
@@ -75,9 +88,10 @@ pub fn state_line(status: &Status) -> String {
     )
 }
 
-/// One update as one line; the first word says what it is, for people and for scripts.
-pub fn describe(update: &Update) -> String {
-    match update {
+/// One update as one line; the first word says what it is, for people and for scripts. None
+/// for what shows nothing.
+pub fn describe(update: &Update) -> Option<String> {
+    let line = match update {
         Update::Tap(decision) => describe_decision(decision),
         Update::ReaderAvailable(true) => "reader    available".to_owned(),
         Update::ReaderAvailable(false) => "reader    unavailable: please see staff".to_owned(),
@@ -97,19 +111,29 @@ pub fn describe(update: &Update) -> String {
             online,
             unsynced,
             last_sync,
-        } => format!(
-            "sync      {} · {unsynced} unsynced · last sync {}",
-            if *online { "online" } else { "offline" },
-            if last_sync.is_empty() {
-                "never"
-            } else {
-                last_sync
+            warnings,
+        } => {
+            let mut line = format!(
+                "sync      {} · {unsynced} unsynced · last sync {}",
+                if *online { "online" } else { "offline" },
+                if last_sync.is_empty() {
+                    "never"
+                } else {
+                    last_sync
+                }
+            );
+            for warning in warnings {
+                line.push_str(" · ");
+                line.push_str(&crate::ui::texts::sync_warning(Language::En, warning));
             }
-        ),
+            line
+        }
         Update::Clock { service_name, time } => {
             format!("clock     {time} {service_name}")
         }
-    }
+        Update::Idle => return None,
+    };
+    Some(line)
 }
 
 fn describe_decision(decision: &Decision) -> String {

@@ -17,6 +17,7 @@ use slint::{ComponentHandle as _, ModelRc, SharedString, VecModel};
 
 use crate::engine::{Decision, Engine, EngineError};
 use crate::sound::{Cue, Speaker};
+use crate::sync::{EngineAccess, EngineJob, SyncState, SyncWarning};
 
 /// The code the Slint compiler generates from `ui/app.slint`; not ours to lint.
 #[allow(
@@ -87,7 +88,10 @@ pub enum Update {
         online: bool,
         unsynced: u64,
         last_sync: String,
+        warnings: Vec<SyncWarning>,
     },
+    /// A background job (the sync's) finished with nothing to show.
+    Idle,
     /// The ready screen's service (empty outside service hours, when the screen dims) and time.
     Clock {
         service_name: String,
@@ -108,6 +112,8 @@ pub struct TapSender {
     jobs: SyncSender<Message>,
     updates: SyncSender<Update>,
     waker: Arc<dyn UiWaker>,
+    /// The reader's last known state, for the sync's report to the back-office.
+    reader_ready: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for TapSender {
@@ -124,15 +130,18 @@ impl TapSender {
 
     /// The reader went away or came back.
     pub fn reader_available(&self, available: bool) {
+        self.reader_ready
+            .store(available, std::sync::atomic::Ordering::Relaxed);
         self.send_update(Update::ReaderAvailable(available));
     }
 
     /// The sync client's state, for the staff status line.
-    pub fn sync_state(&self, online: bool, unsynced: u64, last_sync: String) {
+    pub fn sync_state(&self, state: &SyncState) {
         self.send_update(Update::Sync {
-            online,
-            unsynced,
-            last_sync,
+            online: state.online,
+            unsynced: state.unsynced_records,
+            last_sync: state.last_sync_shown.clone(),
+            warnings: state.warnings.clone(),
         });
     }
 
@@ -166,6 +175,30 @@ impl TapSender {
         // a reader or the engine.
         if self.updates.try_send(update).is_ok() {
             self.waker.wake();
+        }
+    }
+}
+
+/// The sync reaches the engine through the same queue as taps, but a full queue only makes the
+/// sync retry later: it never shows "out of service".
+impl EngineAccess for TapSender {
+    fn submit(&self, job: EngineJob) -> bool {
+        let job: Job = Box::new(move |engine| {
+            job(engine);
+            Update::Idle
+        });
+        self.jobs.try_send(Message::Run(job)).is_ok()
+    }
+
+    fn publish(&self, state: &SyncState) {
+        self.sync_state(state);
+    }
+
+    fn reader_state(&self) -> proto::api::ReaderState {
+        if self.reader_ready.load(std::sync::atomic::Ordering::Relaxed) {
+            proto::api::ReaderState::Ready
+        } else {
+            proto::api::ReaderState::Unavailable
         }
     }
 }
@@ -205,6 +238,7 @@ impl EngineWorker {
             jobs: jobs.clone(),
             updates,
             waker,
+            reader_ready: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         };
         (
             EngineWorker {
@@ -486,11 +520,18 @@ impl KioskUi {
                 online,
                 unsynced,
                 last_sync,
+                warnings,
             } => {
                 kiosk.set_online(online);
                 kiosk.set_unsynced(i32::try_from(unsynced).unwrap_or(i32::MAX));
                 kiosk.set_last_sync(last_sync.into());
+                let warnings: Vec<String> = warnings
+                    .iter()
+                    .map(|warning| texts::sync_warning(self.language, warning))
+                    .collect();
+                kiosk.set_sync_warning(warnings.join(" · ").into());
             }
+            Update::Idle => {}
         }
     }
 
@@ -856,6 +897,7 @@ pub fn select_language(language: Language) {
 pub mod texts {
     use super::*;
     use crate::engine::Status;
+    use crate::sync::SyncWarning;
 
     /// The reason recorded with a void made at the kiosk.
     pub const VOID_REASON: &str = "annulé à la borne par le personnel";
@@ -1052,6 +1094,33 @@ pub mod texts {
                 ),
             ),
             other => format!("{seq} · {}", other.kind().as_str()),
+        }
+    }
+
+    /// A sync warning for staff.
+    pub fn sync_warning(language: Language, warning: &SyncWarning) -> String {
+        match warning {
+            SyncWarning::ClockDrift { drift_ms } => {
+                let seconds = drift_ms / 1_000;
+                pick(
+                    language,
+                    format!("Horloge décalée de {seconds} s : prévenir le service informatique"),
+                    format!("Uhr um {seconds} s verstellt: IT-Dienst benachrichtigen"),
+                    format!("Clock off by {seconds} s: tell IT"),
+                )
+            }
+            SyncWarning::OfflineTooLong { days } => pick(
+                language,
+                format!("Pas de synchronisation depuis {days} jours : exporter les données"),
+                format!("Seit {days} Tagen nicht synchronisiert: Daten exportieren"),
+                format!("Not synced for {days} days: export the records"),
+            ),
+            SyncWarning::RecordsQuarantined { count } => pick(
+                language,
+                format!("{count} enregistrements refusés par le serveur"),
+                format!("{count} Einträge vom Server abgelehnt"),
+                format!("{count} records refused by the back-office"),
+            ),
         }
     }
 

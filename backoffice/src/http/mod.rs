@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod people;
 pub mod tls;
+pub mod transfer;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -170,6 +171,13 @@ pub fn routes<S: Store>() -> Vec<(Method, &'static str, MethodRouter<SharedApp<S
             get(people::anomalies::<S>),
         ),
         (Method::GET, "/api/v1/kiosks", get(people::kiosks::<S>)),
+        (
+            Method::POST,
+            transfer::TRANSFER_PATH,
+            // An export file of days of records is larger than one upload.
+            post(transfer::upload::<S>)
+                .layer(DefaultBodyLimit::max(crate::transfer::TRANSFER_BYTES_MAX)),
+        ),
     ]
 }
 

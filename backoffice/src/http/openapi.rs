@@ -145,6 +145,37 @@ pub fn openapi() -> Value {
     let Some(paths) = document["paths"].as_object_mut() else {
         return document;
     };
+    paths.insert(
+        super::transfer::TRANSFER_PATH.to_owned(),
+        json!({"post": {
+            "summary": "Manual transfer: the file `kiosk export` wrote (JSON Lines, one signed \
+                        record a line, all of one kiosk), ingested exactly as the kiosk's uploads \
+                        would be. Records already held count as duplicates, and so do the same \
+                        records when the kiosk later uploads them itself.",
+            "description": "Roles: finance, admin.",
+            "security": [{"basic": []}],
+            "requestBody": {"required": true, "content": {"application/jsonl": {
+                "schema": {"type": "string"}}}},
+            "responses": {
+                "200": {"description": "What was stored.", "content": {"application/json": {
+                    "schema": {"type": "object",
+                        "required": ["device", "stored", "duplicates", "quarantined"],
+                        "properties": {
+                            "device": {"type": "string"},
+                            "acknowledged": {"type": "integer", "minimum": 1},
+                            "stored": {"type": "integer", "minimum": 0},
+                            "duplicates": {"type": "integer", "minimum": 0},
+                            "quarantined": {"type": "integer", "minimum": 0},
+                        }}}}},
+                "400": {"$ref": "#/components/responses/Error"},
+                "401": {"$ref": "#/components/responses/Error"},
+                "403": {"$ref": "#/components/responses/Error"},
+                "404": {"$ref": "#/components/responses/Error"},
+                "413": {"$ref": "#/components/responses/Error"},
+                "503": {"$ref": "#/components/responses/Error"},
+            },
+        }}),
+    );
     for (method, path, summary, roles, request) in USER_ENDPOINTS {
         let mut operation = json!({
             "summary": summary,

@@ -115,7 +115,7 @@ pub struct KioskView {
 }
 
 /// The signed-in user, or a refusal: 401 without valid credentials, 403 without the role.
-async fn user_with<S: Store>(
+pub(super) async fn user_with<S: Store>(
     app: &SharedApp<S>,
     headers: &HeaderMap,
     roles: &[Role],

@@ -1,0 +1,87 @@
+//! `POST /api/v1/transfers`: a `kiosk export` file brought by hand, ingested as the kiosk's own
+//! uploads would be (`crate::transfer`).
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Json;
+use proto::api::ErrorCode;
+use serde::Serialize;
+
+use super::{Failure, SharedApp, people};
+use crate::store::Store;
+use crate::transfer::{self, TRANSFER_BYTES_MAX, TransferError};
+use crate::users::Role;
+
+pub const TRANSFER_PATH: &str = "/api/v1/transfers";
+
+/// What a transfer did.
+#[derive(Debug, Serialize)]
+pub struct TransferView {
+    pub device: String,
+    /// The highest `seq` up to which the back-office holds every record of the kiosk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acknowledged: Option<u64>,
+    pub stored: u32,
+    pub duplicates: u32,
+    pub quarantined: u32,
+}
+
+/// Finance and admin bring transfers; the body is the export file (JSON Lines).
+pub async fn upload<S: Store>(
+    State(app): State<SharedApp<S>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<TransferView>, Failure> {
+    people::user_with(&app, &headers, &[Role::Finance, Role::Admin]).await?;
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Failure::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::BodyTooLarge,
+                format!("a transfer is at most {TRANSFER_BYTES_MAX} bytes"),
+            )
+        } else {
+            Failure::bad_request(rejection.body_text())
+        }
+    })?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| Failure::bad_request("a transfer is UTF-8 JSON Lines"))?;
+    let parsed = transfer::parse(text).map_err(failure)?;
+    let device = parsed.device.to_string();
+    let outcome = transfer::ingest(&app.store, parsed, crate::now())
+        .await
+        .map_err(failure)?;
+    Ok(Json(TransferView {
+        device,
+        acknowledged: outcome.acknowledged.map(proto::Seq::get),
+        stored: outcome.stored,
+        duplicates: outcome.duplicates,
+        quarantined: outcome.quarantined,
+    }))
+}
+
+fn failure(error: TransferError) -> Failure {
+    match error {
+        TransferError::Store(error) => Failure::from(error),
+        TransferError::UnknownDevice(_) => Failure::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            error.to_string(),
+        ),
+        TransferError::RevokedDevice(_) => Failure::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            error.to_string(),
+        ),
+        TransferError::TooLarge | TransferError::TooManyRecords => Failure::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::BodyTooLarge,
+            error.to_string(),
+        ),
+        TransferError::Empty | TransferError::Line { .. } | TransferError::MixedDevices { .. } => {
+            Failure::bad_request(error.to_string())
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! Manual transfer: a site whose network is down for days exports its kiosk's records to a file,
+//! which finance brings to the back-office. The result is the network sync's, and the kiosk's
+//! later sync of the same records counts them as duplicates.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use backoffice::store::{Device, Store};
+use backoffice::users::Role;
+use kiosk::clock::SystemClock;
+use kiosk::config::SyncConfig;
+use kiosk::engine::Decision;
+use kiosk::ledger::Ledger;
+use kiosk::sync::{SyncClient, SyncOptions};
+use proto::Seq;
+use tests::backoffice::{
+    BackOffice, PostgresDb, SqliteDb, account, card, http, metric, populate_site, site, user,
+};
+use tests::kiosk::TestKiosk;
+use tests::proxy::FaultProxy;
+
+const PUPILS: usize = 4;
+
+async fn an_exported_file_gives_the_network_syncs_result<S: Store>(by_hand: S, by_network: S) {
+    populate_site(&by_hand, PUPILS).await;
+    populate_site(&by_network, PUPILS).await;
+    let office = BackOffice::start(by_hand.clone()).await;
+    let vpn = FaultProxy::start(office.address, 0, 7).await;
+    let mut kiosk =
+        TestKiosk::enrol(&by_hand, "Entrée cour", &vpn.url(), SyncConfig::default()).await;
+    let key = kiosk.data.load_key().unwrap();
+    by_network
+        .add_device(Device {
+            id: kiosk.device.clone(),
+            site: site(),
+            key: key.public_key(),
+            revoked_at: None,
+        })
+        .await
+        .unwrap();
+    kiosk.sync().await.unwrap();
+
+    // Three days without the VPN.
+    vpn.set_offline(true);
+    for _ in 0..3 {
+        for pupil in 0..PUPILS {
+            assert!(matches!(kiosk.tap(card(pupil)).await, Decision::Served(_)));
+        }
+        assert!(kiosk.sync().await.is_err());
+        kiosk.next_day();
+    }
+    let acknowledged = kiosk
+        .engine
+        .call(|engine| engine.ledger().counts().unwrap().acknowledged_seq)
+        .await
+        .map_or(0, Seq::get);
+    let mut file = Vec::new();
+    let exported = kiosk::export::write_records(
+        &Ledger::open_reader(&kiosk.data.ledger_path()).unwrap(),
+        Seq::FIRST,
+        None,
+        &mut file,
+    )
+    .unwrap();
+
+    // Only finance and admin may bring a file.
+    let finance = [user(&by_hand, "finance", Role::Finance).await];
+    let reply = http(office.address, "POST", "/api/v1/transfers", &[], &file).await;
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    let payments = user(&by_hand, "payments", Role::Payments).await;
+    let reply = http(
+        office.address,
+        "POST",
+        "/api/v1/transfers",
+        &[payments],
+        &file,
+    )
+    .await;
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    // A file of another shape changes nothing.
+    let reply = http(
+        office.address,
+        "POST",
+        "/api/v1/transfers",
+        &finance,
+        b"{}\n",
+    )
+    .await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+
+    let reply = http(office.address, "POST", "/api/v1/transfers", &finance, &file).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let answer: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(answer["device"], kiosk.device.as_str());
+    assert_eq!(answer["stored"], exported - acknowledged);
+    assert_eq!(answer["duplicates"], acknowledged);
+    assert_eq!(answer["quarantined"], 0);
+    assert_eq!(answer["acknowledged"], exported);
+    // The same file twice stores nothing more.
+    let reply = http(office.address, "POST", "/api/v1/transfers", &finance, &file).await;
+    let answer: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(
+        (answer["stored"].as_u64(), answer["duplicates"].as_u64()),
+        (Some(0), Some(exported))
+    );
+
+    // The VPN is back: the kiosk sends the same records again, and they are duplicates.
+    vpn.set_offline(false);
+    let duplicates_before = metric(
+        office.address,
+        "canteen_records_total{outcome=\"duplicate\"}",
+    )
+    .await;
+    kiosk.sync_until_clean(3).await;
+    let duplicates = metric(
+        office.address,
+        "canteen_records_total{outcome=\"duplicate\"}",
+    )
+    .await;
+    assert_eq!(duplicates - duplicates_before, exported - acknowledged);
+
+    // Another back-office that got everything by network holds the same.
+    let other = BackOffice::start(by_network.clone()).await;
+    let options = SyncOptions {
+        backoffice_url: other.url(),
+        ca_file: None,
+        interval_ms: None,
+        clock_drift_ms_max: kiosk::sync::CLOCK_DRIFT_MS_MAX_DEFAULT,
+        offline_days_max: kiosk::sync::OFFLINE_DAYS_MAX_DEFAULT,
+        time_zone: jiff::tz::TimeZone::get("Europe/Paris").unwrap(),
+    };
+    let mut network = SyncClient::new(
+        options,
+        kiosk.device.clone(),
+        key,
+        &kiosk.data.ledger_path(),
+        Arc::clone(&kiosk.engine),
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+    network.sync_once().await.unwrap();
+    let held_by_hand = by_hand.records(&kiosk.device).await.unwrap();
+    let held_by_network = by_network.records(&kiosk.device).await.unwrap();
+    assert!(held_by_network.len() >= held_by_hand.len());
+    for (hand, network) in held_by_hand.iter().zip(&held_by_network) {
+        assert_eq!(hand.record, network.record);
+    }
+    for index in 0..PUPILS {
+        assert_eq!(
+            by_hand.balance(&account(index)).await.unwrap(),
+            by_network.balance(&account(index)).await.unwrap()
+        );
+    }
+    assert!(by_hand.balance_mismatches().await.unwrap().is_empty());
+    assert!(by_hand.anomalies().await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exported_file_gives_the_network_syncs_result_sqlite() {
+    let (by_hand, by_network) = (SqliteDb::new(), SqliteDb::new());
+    an_exported_file_gives_the_network_syncs_result(by_hand.open().await, by_network.open().await)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exported_file_gives_the_network_syncs_result_postgres() {
+    let (by_hand, by_network) = (PostgresDb::new().await, PostgresDb::new().await);
+    an_exported_file_gives_the_network_syncs_result(by_hand.open().await, by_network.open().await)
+        .await;
+}
