@@ -85,7 +85,9 @@ while IFS= read -r line; do
     }
 done <"$demo_dir/sample/commands.txt"
 
-backoffice serve --listen "127.0.0.1:$port" >"$demo_dir/backoffice.log" 2>&1 &
+# The programs themselves in the background, not a shell function's subshell: the trap's
+# signal must reach them.
+"$bin_dir/backoffice" --db "$db" serve --listen "127.0.0.1:$port" >"$demo_dir/backoffice.log" 2>&1 &
 children+=("$!")
 backoffice_pid=$!
 
@@ -124,7 +126,7 @@ backoffice device add --site jaures --name "$device" --public-key "$demo_dir/kio
 
 # The simulated reader reads `tap UID` lines from this pipe; the keys below write them.
 mkfifo "$demo_dir/taps"
-kiosk run --data-dir "$demo_dir/kiosk" --reader stdin --ui "$ui" <"$demo_dir/taps" &
+"$bin_dir/kiosk" run --data-dir "$demo_dir/kiosk" --reader stdin --ui "$ui" <"$demo_dir/taps" &
 children+=("$!")
 kiosk_pid=$!
 exec 3>"$demo_dir/taps"
