@@ -1,7 +1,13 @@
 # The two commands of the README, and the targets beside them. Each installs the system packages
 # it needs first (only those missing).
 
-.PHONY: test bench soak check fmt
+.PHONY: demo test bench soak check fmt packages
+
+# The whole system on this machine: a back-office with a sample city, a kiosk with a simulated
+# card reader (a window when $$DISPLAY is set, text otherwise), keys to tap cards. Ctrl-C stops it.
+demo:
+	./deploy/dev/install-packages.sh demo
+	./deploy/demo/demo.sh
 
 # Every test of the workspace; fails if any test fails or is skipped. The back-office's tests
 # need PostgreSQL on 127.0.0.1:5432 (CANTEEN_TEST_POSTGRES_URL): started here if none answers.
@@ -40,3 +46,10 @@ check:
 
 fmt:
 	cargo fmt --all
+
+# The Debian packages of kiosk and backoffice, from a release build, into target/debian.
+packages:
+	./deploy/dev/install-packages.sh demo
+	cargo build --release --locked -p kiosk -p backoffice
+	./deploy/package.sh kiosk target/release target/debian
+	./deploy/package.sh backoffice target/release target/debian

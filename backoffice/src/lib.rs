@@ -16,6 +16,7 @@
 //!   with the kiosks' keys) and the check of a records export.
 //! - [`transfer`]: a `kiosk export` file brought by hand, ingested as the kiosk's uploads.
 //! - [`http`]: the HTTP API (axum): signed kiosk requests, ingest, health, metrics, OpenAPI.
+//! - [`systemd`]: telling systemd the service is ready.
 
 pub mod export;
 pub mod http;
@@ -25,6 +26,7 @@ pub mod manage;
 pub mod reconcile;
 pub mod snapshot;
 pub mod store;
+pub mod systemd;
 pub mod transfer;
 pub mod users;
 

@@ -24,7 +24,12 @@ use tokio::net::TcpListener;
 #[command(name = "backoffice", version, about = "The canteen back-office")]
 struct Cli {
     /// Where the data lives: sqlite://PATH or postgres://USER@HOST/DATABASE.
-    #[arg(long, global = true, default_value = "sqlite://backoffice.db")]
+    #[arg(
+        long,
+        global = true,
+        env = "BACKOFFICE_DB",
+        default_value = "sqlite://backoffice.db"
+    )]
     db: String,
     #[command(subcommand)]
     command: Command,
@@ -34,13 +39,13 @@ struct Cli {
 enum Command {
     /// Serve the HTTP API until interrupted (SIGINT or SIGTERM), then finish requests in flight.
     Serve {
-        #[arg(long, default_value = "127.0.0.1:8080")]
+        #[arg(long, env = "BACKOFFICE_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
         /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
-        #[arg(long, requires = "tls_key")]
+        #[arg(long, env = "BACKOFFICE_TLS_CERT", requires = "tls_key")]
         tls_cert: Option<PathBuf>,
         /// The PEM private key of --tls-cert.
-        #[arg(long, requires = "tls_cert")]
+        #[arg(long, env = "BACKOFFICE_TLS_KEY", requires = "tls_cert")]
         tls_key: Option<PathBuf>,
         /// The IANA time zone service days are reconciled in.
         #[arg(long, default_value = backoffice::reconcile::DEFAULT_TIME_ZONE)]
@@ -353,10 +358,14 @@ async fn run<S: Store>(store: S, command: Command) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("listening on {listen}"))?;
             let scheme = if tls.is_some() { "https" } else { "http" };
-            tracing::info!(address = %listener.local_addr()?, scheme, "serving");
+            let address = listener.local_addr()?;
+            tracing::info!(%address, scheme, "serving");
             if let Some(at) = nightly {
                 tokio::spawn(nightly_reconciliation(store.clone(), finance.clone(), at));
             }
+            // Database open and migrated, listener bound: requests are accepted from here on.
+            backoffice::systemd::notify_ready(&format!("serving {scheme}://{address}"))
+                .context("notifying systemd")?;
             backoffice::http::serve_with(store, listener, tls, finance, shutdown_signal()).await?;
             tracing::info!("stopped");
         }

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a make target needs, and only those missing, so running it again is
-# quick and changes nothing. Usage: install-packages.sh test|bench
+# quick and changes nothing. Usage: install-packages.sh test|bench|demo
 set -euo pipefail
 
-profile="${1:?usage: install-packages.sh test|bench}"
+profile="${1:?usage: install-packages.sh test|bench|demo}"
 
 # openssl: the end-to-end tests check signatures with it, as an auditor would.
 # pkg-config, gcc: crates that build C (ring) and find system libraries.
@@ -16,15 +16,23 @@ profile="${1:?usage: install-packages.sh test|bench}"
 # with xwd.
 # libudev-dev, libinput-dev, libxkbcommon-dev: `make check` builds the kiosk's `kms` option (no X
 # server: KMS/DRM screen, libinput touch).
+# systemd: the package tests check the units with `systemd-analyze verify` and the maintainer
+# scripts create users with `systemd-sysusers` (the package installs files only; nothing starts).
+# dpkg-dev is not needed: dpkg-deb (in dpkg) builds the packages.
 packages_test=(openssl pkg-config gcc libc6-dev pcscd libpcsclite-dev vsmartcard-vpcd iproute2
-    fonts-dejavu-core libxkbcommon-x11-0 libx11-xcb1 libxcursor1 xvfb x11-apps
+    fonts-dejavu-core libxkbcommon-x11-0 libx11-xcb1 libxcursor1 xvfb x11-apps systemd
     libudev-dev libinput-dev libxkbcommon-dev)
 packages_bench=("${packages_test[@]}")
+# The demo builds both programs and runs them: no pcscd (its card reader is simulated), the
+# window's libraries and font, and aplay for the sound cues.
+packages_demo=(pkg-config gcc libc6-dev libpcsclite-dev fonts-dejavu-core libxkbcommon-x11-0
+    libx11-xcb1 libxcursor1 alsa-utils)
 
 case "$profile" in
     test) wanted=("${packages_test[@]}") ;;
     bench) wanted=("${packages_bench[@]}") ;;
-    *) echo "install-packages.sh: unknown profile '$profile' (test, bench)" >&2; exit 2 ;;
+    demo) wanted=("${packages_demo[@]}") ;;
+    *) echo "install-packages.sh: unknown profile '$profile' (test, bench, demo)" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -9,6 +9,8 @@
 //! - [`ui`]: the Slint touchscreen wired to the engine on its own thread.
 //! - [`run`]: `kiosk run`, the engine, a card reader and the touchscreen together.
 //! - [`sound`]: the short sound cues of pupil-facing results.
+//! - [`text_ui`]: `kiosk run --ui text`, decisions as lines for a terminal without a display.
+//! - [`systemd`]: readiness and watchdog notifications to systemd.
 //! - [`sync`]: the background sync with the back-office (uploads, snapshots, clock, offline).
 
 pub mod clock;
@@ -20,4 +22,6 @@ pub mod ledger;
 pub mod run;
 pub mod sound;
 pub mod sync;
+pub mod systemd;
+pub mod text_ui;
 pub mod ui;

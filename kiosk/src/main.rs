@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use kiosk::config::{DataDir, TIME_ZONE_DEFAULT};
 use kiosk::ledger::Ledger;
-use kiosk::run::{ReaderSource, RunOptions};
+use kiosk::run::{ReaderSource, RunOptions, UiMode};
 use proto::{Seq, SiteId, Text};
 
 /// The canteen kiosk.
@@ -24,7 +24,7 @@ enum Command {
     /// Enrol this kiosk: create its configuration, key and ledger, and print its public key.
     Init {
         /// Where the kiosk keeps its configuration, key and ledger.
-        #[arg(long, default_value = "/var/lib/kiosk")]
+        #[arg(long, env = "KIOSK_DATA_DIR", default_value = "/var/lib/kiosk")]
         data_dir: PathBuf,
         /// The site (canteen) this kiosk belongs to, as the back-office names it.
         #[arg(long)]
@@ -41,23 +41,31 @@ enum Command {
     },
     /// Print the kiosk's state: device, chain, upload and snapshot state, today's counts.
     Status {
-        #[arg(long, default_value = "/var/lib/kiosk")]
+        #[arg(long, env = "KIOSK_DATA_DIR", default_value = "/var/lib/kiosk")]
         data_dir: PathBuf,
+        /// Print one JSON object (device, site, version, last_seq, acknowledged_seq,
+        /// unsynced_records, snapshot_version, ...) for scripts.
+        #[arg(long)]
+        json: bool,
     },
     /// Run the kiosk: engine, card reader and touchscreen, until the window is closed.
     Run {
-        #[arg(long, default_value = "/var/lib/kiosk")]
+        #[arg(long, env = "KIOSK_DATA_DIR", default_value = "/var/lib/kiosk")]
         data_dir: PathBuf,
         /// `pcsc` (a real reader, the default), `script=FILE` (a simulated reader playing `tap UID`,
         /// `pause MS` lines) or `stdin` (the same lines typed on standard input).
-        #[arg(long, default_value = "pcsc")]
+        #[arg(long, env = "KIOSK_READER", default_value = "pcsc")]
         reader: String,
         /// With `--reader pcsc`: use the first reader whose name contains this text.
-        #[arg(long)]
+        #[arg(long, env = "KIOSK_READER_NAME")]
         reader_name: Option<String>,
         /// Cover the whole screen, as on a kiosk.
-        #[arg(long)]
+        #[arg(long, env = "KIOSK_FULLSCREEN")]
         fullscreen: bool,
+        /// `window` (the touchscreen, needs a display) or `text` (each decision and the
+        /// kiosk's state as lines on standard output; ends when `--reader stdin` input ends).
+        #[arg(long, env = "KIOSK_UI", default_value = "window")]
+        ui: String,
     },
     /// List card readers and print each card event live, to diagnose a site.
     Readers {
@@ -70,14 +78,14 @@ enum Command {
     },
     /// Apply a snapshot file brought from the back-office by hand (a site without network).
     ApplySnapshot {
-        #[arg(long, default_value = "/var/lib/kiosk")]
+        #[arg(long, env = "KIOSK_DATA_DIR", default_value = "/var/lib/kiosk")]
         data_dir: PathBuf,
         /// The snapshot, as JSON.
         file: PathBuf,
     },
     /// Write signed records as JSON Lines (and the public key as PEM beside them).
     Export {
-        #[arg(long, default_value = "/var/lib/kiosk")]
+        #[arg(long, env = "KIOSK_DATA_DIR", default_value = "/var/lib/kiosk")]
         data_dir: PathBuf,
         /// The JSON Lines file to write; the key goes to FILE.pem.
         #[arg(long)]
@@ -145,7 +153,13 @@ fn run(command: Command) -> Result<(), String> {
             reader,
             reader_name,
             fullscreen,
+            ui,
         } => {
+            let ui = match ui.as_str() {
+                "window" => UiMode::Window,
+                "text" => UiMode::Text,
+                other => return Err(format!("--ui {other}: expected window or text")),
+            };
             let reader = match reader.as_str() {
                 "pcsc" => ReaderSource::Pcsc {
                     name_pattern: reader_name,
@@ -164,6 +178,7 @@ fn run(command: Command) -> Result<(), String> {
                 data_dir,
                 reader,
                 fullscreen,
+                ui,
             })
             .map_err(|e| e.to_string())
         }
@@ -195,14 +210,20 @@ fn run(command: Command) -> Result<(), String> {
             println!("snapshot version {} applied", snapshot.version);
             Ok(())
         }
-        Command::Status { data_dir } => {
+        Command::Status { data_dir, json } => {
             let dir = DataDir::new(&data_dir);
             let config = dir.load_config().map_err(|e| e.to_string())?;
             let ledger = Ledger::open(&dir.ledger_path()).map_err(|e| e.to_string())?;
-            print!(
-                "{}",
-                kiosk::export::status_report(&config, &ledger).map_err(|e| e.to_string())?
-            );
+            let report =
+                kiosk::export::StatusReport::read(&config, &ledger).map_err(|e| e.to_string())?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&report).map_err(|e| e.to_string())?
+                );
+            } else {
+                print!("{}", report.to_text());
+            }
             Ok(())
         }
         Command::Export {

@@ -1,5 +1,7 @@
 //! `kiosk run`: the engine on its thread, a card reader on its thread, and the touchscreen on the
-//! main thread, where Slint's event loop runs.
+//! main thread, where Slint's event loop runs; or, without a display, a text mode that prints
+//! each decision and the kiosk's state. Under systemd it reports readiness and, through a
+//! heartbeat the engine answers, liveness (`systemd.rs`).
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -17,6 +19,7 @@ use crate::clock::SystemClock;
 use crate::config::DataDir;
 use crate::engine::Engine;
 use crate::ledger::Ledger;
+use crate::systemd::{Notifier, Watchdog};
 use crate::ui::{EngineWorker, KioskUi, RESULT_DISPLAY_MS_DEFAULT, TapSender, UiWaker, Update};
 
 /// How often the ready screen's clock and the service state are refreshed: the clock shows
@@ -35,11 +38,22 @@ pub enum ReaderSource {
     Stdin,
 }
 
+/// Where decisions are shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UiMode {
+    /// The Slint touchscreen in a window (needs a display).
+    Window,
+    /// One line per decision and state change on standard output, for a terminal without a
+    /// display (a demo, a diagnosis over SSH). Ends when the reader's input ends.
+    Text,
+}
+
 #[derive(Clone, Debug)]
 pub struct RunOptions {
     pub data_dir: std::path::PathBuf,
     pub reader: ReaderSource,
     pub fullscreen: bool,
+    pub ui: UiMode,
 }
 
 /// `kiosk run` could not start.
@@ -57,6 +71,8 @@ pub enum RunError {
     Script { path: String, reason: String },
     #[error("display: {0}")]
     Display(#[from] slint::PlatformError),
+    #[error("systemd notification: {0}")]
+    Notify(#[from] crate::systemd::NotifyError),
     #[error("sync: {0}")]
     Sync(#[from] crate::sync::SyncError),
     #[error("sync thread: {0}")]
@@ -105,10 +121,14 @@ pub fn start_engine(
     )?)
 }
 
-/// Runs the kiosk until its window is closed.
+/// Runs the kiosk until its window is closed (window mode) or its reader's input ends (text
+/// mode).
 pub fn run(options: &RunOptions) -> Result<(), RunError> {
+    let notifier = Notifier::from_env()?;
+    let watchdog_timeout = crate::systemd::watchdog_timeout_from_env();
     let data = DataDir::new(&options.data_dir);
     let engine = start_engine(&data, Box::new(SystemClock))?;
+    let device = engine.device().clone();
     let settings = engine
         .ledger()
         .snapshot_state()?
@@ -120,18 +140,32 @@ pub fn run(options: &RunOptions) -> Result<(), RunError> {
         u64::from(settings.result_display_ms)
     });
 
-    let (worker, tap_sender, updates) = EngineWorker::start(engine, Arc::new(EventLoopWaker));
-    let ui = KioskUi::new(tap_sender.clone(), updates, language, display_ms)?;
-    ui.set_speaker(crate::sound::Speaker::aplay());
-    UI.with(|cell| *cell.borrow_mut() = Some(Rc::clone(&ui)));
+    let waker: Arc<dyn UiWaker> = match options.ui {
+        UiMode::Window => Arc::new(EventLoopWaker),
+        // The printing loop blocks on the update channel itself.
+        UiMode::Text => Arc::new(NoWaker),
+    };
+    let (worker, tap_sender, updates) = EngineWorker::start(engine, waker);
+    let face = match options.ui {
+        UiMode::Window => {
+            let ui = KioskUi::new(tap_sender.clone(), updates, language, display_ms)?;
+            ui.set_speaker(crate::sound::Speaker::aplay());
+            UI.with(|cell| *cell.borrow_mut() = Some(Rc::clone(&ui)));
+            Face::Window(ui)
+        }
+        UiMode::Text => Face::Text(updates),
+    };
 
     let (events, received) = hardware::event_channel();
-    let reader = match &options.reader {
+    // Dropped when typed input ends; the other readers never end, so it lives until `run` ends.
+    let (input_open, input_ended) = std::sync::mpsc::sync_channel::<()>(0);
+    let mut input_open = Some(input_open);
+    let (reader, reader_label) = match &options.reader {
         ReaderSource::Pcsc { name_pattern } => {
             let config = PcscConfig {
                 reader: ReaderSelector::from_pattern(name_pattern.as_deref())?,
             };
-            PcscReader::new(config).start(events)?
+            (PcscReader::new(config).start(events)?, "pcscd")
         }
         ReaderSource::Script(path) => {
             let script = std::fs::read_to_string(path).map_err(|error| RunError::Script {
@@ -139,38 +173,80 @@ pub fn run(options: &RunOptions) -> Result<(), RunError> {
                 reason: error.to_string(),
             })?;
             let inputs = SimulatedInput::parse_script(&script)?;
-            SimulatedReader::from_script("simulated reader", inputs).start(events)?
+            (
+                SimulatedReader::from_script("simulated reader", inputs).start(events)?,
+                "script",
+            )
         }
         ReaderSource::Stdin => {
             let (taps, reader) = SimulatedReader::channel("keyboard reader");
-            spawn_stdin_feed(taps);
-            reader.start(events)?
+            spawn_stdin_feed(taps, input_open.take());
+            (reader.start(events)?, "standard input")
         }
     };
     let bridge = spawn_bridge(received, tap_sender.clone());
     let sync = start_sync(&data, &tap_sender)?;
 
-    let clock_timer = slint::Timer::default();
-    refresh_clock(&tap_sender);
-    let clock_sender = tap_sender.clone();
-    clock_timer.start(
-        slint::TimerMode::Repeated,
-        std::time::Duration::from_millis(CLOCK_REFRESH_MS),
-        move || refresh_clock(&clock_sender),
-    );
+    // Engine and reader are up: systemd may consider the kiosk started.
+    notifier.ready(&format!("device {device}, reader {reader_label}"))?;
+    let watchdog = match watchdog_timeout {
+        Some(timeout) if notifier.is_active() => {
+            let heartbeat_sender = tap_sender.clone();
+            Some(Watchdog::start(
+                Notifier::from_env()?,
+                crate::systemd::ping_period(timeout),
+                move |alive| heartbeat_sender.heartbeat(alive),
+            ))
+        }
+        _ => None,
+    };
 
-    if options.fullscreen {
-        ui.window().window().set_fullscreen(true);
+    match face {
+        Face::Window(ui) => {
+            let clock_timer = slint::Timer::default();
+            refresh_clock(&tap_sender);
+            let clock_sender = tap_sender.clone();
+            clock_timer.start(
+                slint::TimerMode::Repeated,
+                std::time::Duration::from_millis(CLOCK_REFRESH_MS),
+                move || refresh_clock(&clock_sender),
+            );
+            if options.fullscreen {
+                ui.window().window().set_fullscreen(true);
+            }
+            ui.window().run()?;
+            clock_timer.stop();
+        }
+        Face::Text(updates) => {
+            println!("kiosk {device}: ready, reading cards from {reader_label}");
+            crate::text_ui::print_until_input_ends(&tap_sender, &updates, &input_ended);
+        }
     }
-    ui.window().run()?;
 
-    clock_timer.stop();
+    drop(input_open);
+    if let Some(watchdog) = watchdog {
+        watchdog.stop();
+    }
+    let _ = notifier.stopping();
     drop(sync);
     reader.stop()?;
     drop(bridge.join());
     UI.with(|cell| cell.borrow_mut().take());
     drop(worker.stop());
     Ok(())
+}
+
+/// What shows the engine's updates.
+enum Face {
+    Window(Rc<KioskUi>),
+    Text(std::sync::mpsc::Receiver<Update>),
+}
+
+/// No wakeup: the text mode's loop waits on the update channel itself.
+struct NoWaker;
+
+impl UiWaker for NoWaker {
+    fn wake(&self) {}
 }
 
 /// Starts the background sync when the kiosk knows its back-office.
@@ -213,10 +289,15 @@ fn spawn_bridge(events: std::sync::mpsc::Receiver<CardEvent>, sender: TapSender)
         .expect("the reader bridge thread starts")
 }
 
-fn spawn_stdin_feed(taps: hardware::simulated::SimulatedTaps) {
+/// Feeds typed lines to the reader; drops `input_open` when standard input ends.
+fn spawn_stdin_feed(
+    taps: hardware::simulated::SimulatedTaps,
+    input_open: Option<std::sync::mpsc::SyncSender<()>>,
+) {
     std::thread::Builder::new()
         .name("stdin-taps".into())
         .spawn(move || {
+            let _input_open = input_open;
             for line in std::io::stdin().lines().map_while(Result::ok) {
                 match SimulatedInput::parse_line(&line) {
                     Ok(Some(input)) => {

@@ -63,6 +63,8 @@ type Job = Box<dyn FnOnce(&mut Engine) -> Update + Send>;
 /// and the UI keep senders of their own.
 enum Message {
     Run(Job),
+    /// Answered on the engine thread, nothing shown: the systemd watchdog's proof of life.
+    Heartbeat(SyncSender<()>),
     Stop,
 }
 
@@ -143,6 +145,12 @@ impl TapSender {
         });
     }
 
+    /// Asks the engine thread to answer on `alive` once it reaches this request, behind every
+    /// job queued before it. False when the engine is stopped or its queue is full (stuck).
+    pub fn heartbeat(&self, alive: SyncSender<()>) -> bool {
+        self.jobs.try_send(Message::Heartbeat(alive)).is_ok()
+    }
+
     /// Runs `job` on the engine thread; its update goes to the UI.
     pub fn submit_job(&self, job: Box<dyn FnOnce(&mut Engine) -> Update + Send>) {
         self.submit(job);
@@ -209,10 +217,18 @@ impl EngineWorker {
             .name("engine".into())
             .spawn(move || {
                 let mut engine = engine;
-                while let Ok(Message::Run(job)) = received_jobs.recv() {
-                    let update = job(&mut engine);
-                    if thread_updates.send(update).is_ok() {
-                        thread_waker.wake();
+                loop {
+                    match received_jobs.recv() {
+                        Ok(Message::Run(job)) => {
+                            let update = job(&mut engine);
+                            if thread_updates.send(update).is_ok() {
+                                thread_waker.wake();
+                            }
+                        }
+                        Ok(Message::Heartbeat(alive)) => {
+                            let _ = alive.try_send(());
+                        }
+                        Ok(Message::Stop) | Err(_) => break,
                     }
                 }
                 engine

@@ -1,0 +1,170 @@
+//! `kiosk run --ui text`: the engine's answers as lines on standard output, for a terminal
+//! without a display (the demo, a diagnosis over SSH). Each decision is one line, followed by
+//! the kiosk's state (records written, acknowledged, unsynced; snapshot version), so a reader of
+//! the log sees balances change and records sync. Staff flows need the touchscreen.
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::time::Duration;
+
+use crate::engine::{Decision, Status};
+use crate::ui::{TapSender, Update};
+use proto::snapshot::Language;
+
+/// How often the loop looks whether the typed input ended; nothing else wakes it between
+/// updates.
+const READER_CHECK_MS: u64 = 1_000;
+
+/// How long to wait for the engine's last answers once the reader's input ended.
+const DRAIN_WAIT_MS_MAX: u64 = 10_000;
+
+/// Prints updates until `input_ended` is disconnected (typed input ended; never for a real
+/// reader), then the engine's answers to every tap already queued and a last state line.
+pub fn print_until_input_ends(
+    sender: &TapSender,
+    updates: &Receiver<Update>,
+    input_ended: &Receiver<()>,
+) {
+    request_state(sender);
+    // The sync publishes its state after every round: only a change is worth a line.
+    let mut last_sync_line = String::new();
+    loop {
+        match updates.recv_timeout(Duration::from_millis(READER_CHECK_MS)) {
+            Ok(update) => {
+                let tapped = matches!(update, Update::Tap(_));
+                if let Some(line) = describe(&update) {
+                    let repeated = matches!(update, Update::Sync { .. }) && line == last_sync_line;
+                    if !repeated {
+                        println!("{line}");
+                    }
+                    if matches!(update, Update::Sync { .. }) {
+                        last_sync_line = line;
+                    }
+                }
+                if tapped {
+                    request_state(sender);
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if input_ended.try_recv() == Err(TryRecvError::Disconnected) {
+                    break;
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
+    // Jobs run in order: the state asked now comes after every queued tap's answer.
+    request_state(sender);
+    while let Ok(update) = updates.recv_timeout(Duration::from_millis(DRAIN_WAIT_MS_MAX)) {
+        let last = matches!(update, Update::Status(_));
+        if let Some(line) = describe(&update) {
+            println!("{line}");
+        }
+        if last {
+            break;
+        }
+    }
+}
+
+/// Asks the engine for its state line.
+fn request_state(sender: &TapSender) {
+    sender.submit_job(Box::new(|engine| match engine.status() {
+        Ok(status) => Update::Status(vec![state_line(&status)]),
+        Err(error) => Update::Status(vec![format!("unavailable: {error}")]),
+    }));
+}
+
+/// The state in one line.
+pub fn state_line(status: &Status) -> String {
+    let show = |value: Option<String>| value.unwrap_or_else(|| "none".to_owned());
+    format!(
+        "device {} · last record {} · acknowledged {} · unsynced {} · snapshot {} · today {} meals, {} top-ups",
+        status.device,
+        show(status.counts.last_seq.map(|seq| seq.to_string())),
+        show(status.counts.acknowledged_seq.map(|seq| seq.to_string())),
+        status.counts.unsynced_records,
+        show(status.snapshot_version.map(|version| version.to_string())),
+        status.today.meals,
+        status.today.top_ups,
+    )
+}
+
+/// One update as one line; the first word says what it is, for people and for scripts. None
+/// for what shows nothing.
+pub fn describe(update: &Update) -> Option<String> {
+    let line = match update {
+        Update::Tap(decision) => describe_decision(decision),
+        Update::ReaderAvailable(true) => "reader    available".to_owned(),
+        Update::ReaderAvailable(false) => "reader    unavailable: please see staff".to_owned(),
+        Update::SignedIn(Ok(name)) => format!("staff     {name} signed in"),
+        Update::SignedIn(Err(message)) => format!("staff     sign-in refused: {message}"),
+        Update::SignedOut => "staff     signed out".to_owned(),
+        Update::Rows(rows) => format!("rows      {}", rows.len()),
+        Update::ClosePreview(Ok(expected)) => {
+            format!("close     cash expected {}", expected.to_french())
+        }
+        Update::ClosePreview(Err(message)) | Update::Done(Err(message)) => {
+            format!("refused   {message}")
+        }
+        Update::Done(Ok(message)) => format!("done      {message}"),
+        Update::Status(lines) => format!("state     {}", lines.join(" · ")),
+        Update::Sync {
+            online,
+            unsynced,
+            last_sync,
+            warnings,
+        } => {
+            let mut line = format!(
+                "sync      {} · {unsynced} unsynced · last sync {}",
+                if *online { "online" } else { "offline" },
+                if last_sync.is_empty() {
+                    "never"
+                } else {
+                    last_sync
+                }
+            );
+            for warning in warnings {
+                line.push_str(" · ");
+                line.push_str(&crate::ui::texts::sync_warning(Language::En, warning));
+            }
+            line
+        }
+        Update::Clock { service_name, time } => {
+            format!("clock     {time} {service_name}")
+        }
+        Update::Idle => return None,
+    };
+    Some(line)
+}
+
+fn describe_decision(decision: &Decision) -> String {
+    match decision {
+        Decision::Served(served) => {
+            let mut line = format!(
+                "served    {} · {} · balance {} · record {}",
+                served.first_name,
+                served.price.to_french(),
+                served.balance_after.to_french(),
+                served.seq
+            );
+            if !served.dietary.is_empty() {
+                let flags: Vec<&str> = served.dietary.iter().map(|flag| flag.as_str()).collect();
+                line.push_str(&format!(" · dietary alert: {}", flags.join(", ")));
+            }
+            line
+        }
+        Decision::AlreadyServed { first_name } => {
+            format!("already   {first_name} was served this service: nothing charged")
+        }
+        // The operator's view may say why; the pupil's screen says only "see staff".
+        Decision::InsufficientFunds { first_name } => {
+            format!("see staff {first_name}: balance below the account's floor")
+        }
+        Decision::UnknownCard => "see staff unknown card".to_owned(),
+        Decision::BlockedCard => "see staff blocked card (hotlist)".to_owned(),
+        Decision::NoServiceNow => "no meal   no service open now".to_owned(),
+        Decision::StaffCard { name, .. } => {
+            format!("staff     {name}'s card: staff mode needs the touchscreen")
+        }
+        Decision::OutOfService { reason } => format!("out of service: {reason}"),
+    }
+}
