@@ -11,11 +11,13 @@
 //! - [`manage`]: the rules of back-office users' changes, shared by the HTTP API and the CLI.
 //! - [`users`]: back-office users and roles, Argon2 hashes of passwords and staff PINs.
 //! - [`http`]: the HTTP API (axum): signed kiosk requests, ingest, health, metrics, OpenAPI.
+//! - [`meal_days`]: meals and revenue per site and service day, kept up to date by ingest.
 
 pub mod http;
 pub mod import;
 pub mod ingest;
 pub mod manage;
+pub mod meal_days;
 pub mod snapshot;
 pub mod store;
 pub mod users;
