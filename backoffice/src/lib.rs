@@ -11,6 +11,7 @@
 //! - [`manage`]: the rules of back-office users' changes, shared by the HTTP API and the CLI.
 //! - [`users`]: back-office users and roles, Argon2 hashes of passwords and staff PINs.
 //! - [`http`]: the HTTP API (axum): signed kiosk requests, ingest, health, metrics, OpenAPI.
+//! - [`web`]: the web pages of staff, finance and admin, served beside the API.
 //! - [`meal_days`]: meals and revenue per site and service day, kept up to date by ingest.
 
 pub mod http;
@@ -21,6 +22,7 @@ pub mod meal_days;
 pub mod snapshot;
 pub mod store;
 pub mod users;
+pub mod web;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

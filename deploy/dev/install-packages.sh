@@ -14,8 +14,11 @@ profile="${1:?usage: install-packages.sh test|bench}"
 # libxkbcommon-x11-0, libx11-xcb1, libxcursor1: what the kiosk window loads at run time on X11.
 # xvfb, x11-apps: the window test runs `kiosk run` on a virtual X display and takes a screenshot
 # with xwd.
+# chromium, chromium-driver: the back-office's browser tests drive headless Chromium through
+# chromedriver (WebDriver).
 packages_test=(openssl pkg-config gcc libc6-dev pcscd libpcsclite-dev vsmartcard-vpcd iproute2
-    fonts-dejavu-core libxkbcommon-x11-0 libx11-xcb1 libxcursor1 xvfb x11-apps)
+    fonts-dejavu-core libxkbcommon-x11-0 libx11-xcb1 libxcursor1 xvfb x11-apps
+    chromium chromium-driver)
 packages_bench=("${packages_test[@]}")
 
 case "$profile" in

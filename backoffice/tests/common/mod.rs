@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod fixtures;
+pub mod webdriver;
 
 use backoffice::store::{PostgresStore, SqliteStore};
 
