@@ -9,16 +9,22 @@
 //! - [`snapshot`]: building a kiosk's full or delta snapshot from stored rows.
 //! - [`import`]: checking a CSV file of accounts, pupils and cards, then writing it.
 //! - [`manage`]: the rules of back-office users' changes, shared by the HTTP API and the CLI.
+//! - [`reconcile`]: the reconciliation of a service day per kiosk and site: chains,
+//!   signatures, day closes, cash, anomalies with evidence, proposed voids, sign-off.
 //! - [`users`]: back-office users and roles, Argon2 hashes of passwords and staff PINs.
+//! - [`export`]: finance exports of a day or period (CSV, the FEC journal, signed records
+//!   with the kiosks' keys) and the check of a records export.
 //! - [`http`]: the HTTP API (axum): signed kiosk requests, ingest, health, metrics, OpenAPI.
 //! - [`web`]: the web pages of staff, finance and admin, served beside the API.
 //! - [`meal_days`]: meals and revenue per site and service day, kept up to date by ingest.
 
+pub mod export;
 pub mod http;
 pub mod import;
 pub mod ingest;
 pub mod manage;
 pub mod meal_days;
+pub mod reconcile;
 pub mod snapshot;
 pub mod store;
 pub mod users;

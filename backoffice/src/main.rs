@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
+use backoffice::export::{self, ExportKind, Period};
 use backoffice::manage;
+use backoffice::reconcile::{self, Settings};
 use backoffice::store::{DatabaseUrl, Device, Operation, PostgresStore, SqliteStore, Store};
 use backoffice::users::{Role, User};
 use clap::{Args, Parser, Subcommand};
@@ -14,7 +16,7 @@ use proto::record::TopUpMethod;
 use proto::snapshot::{Card, CardHolder, LocalTime, Pupil, Service, Tariff, Weekday};
 use proto::{
     AccountId, BracketId, CardUid, Cents, DeviceId, MealType, ParseError, PublicKey, PupilId,
-    ServiceId, SiteId, StaffId, Text,
+    ServiceDate, ServiceId, SiteId, StaffId, Text,
 };
 use tokio::net::TcpListener;
 
@@ -40,7 +42,48 @@ enum Command {
         /// The PEM private key of --tls-cert.
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// The IANA time zone service days are reconciled in.
+        #[arg(long, default_value = backoffice::reconcile::DEFAULT_TIME_ZONE)]
+        time_zone: String,
+        /// When to reconcile the previous day every night, HH:MM in --time-zone; `off` to
+        /// reconcile only on demand.
+        #[arg(long, default_value = "02:00")]
+        reconcile_at: String,
     },
+    /// Reconcile a service day (all sites, or one with --site) and store the report; prints a
+    /// summary and every finding. Exits non-zero when a finding is a defect.
+    Reconcile {
+        /// The service day, YYYY-MM-DD.
+        #[arg(long)]
+        date: String,
+        #[arg(long)]
+        site: Option<String>,
+        #[arg(long, default_value = backoffice::reconcile::DEFAULT_TIME_ZONE)]
+        time_zone: String,
+        /// Print the whole report as JSON instead of the summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export days --from to --to (default --from): meals, top-ups or summary as CSV, journal
+    /// in the FEC layout, or records (signed, JSON Lines, with the kiosks' public keys).
+    Export {
+        /// meals, top-ups, summary, journal or records.
+        kind: String,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        site: Option<String>,
+        #[arg(long, default_value = backoffice::reconcile::DEFAULT_TIME_ZONE)]
+        time_zone: String,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Check a records export's signatures and chains; lists every violation and exits
+    /// non-zero if there is any. Needs no database.
+    Verify { file: PathBuf },
     /// Enrol and revoke kiosks.
     #[command(subcommand)]
     Device(DeviceCommand),
@@ -261,6 +304,9 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
+    if let Command::Verify { file } = &cli.command {
+        return verify(file);
+    }
     match DatabaseUrl::parse(&cli.db).map_err(anyhow::Error::msg)? {
         DatabaseUrl::Sqlite(path) => {
             let store = SqliteStore::open(&path)
@@ -283,7 +329,17 @@ async fn run<S: Store>(store: S, command: Command) -> anyhow::Result<()> {
             listen,
             tls_cert,
             tls_key,
+            time_zone,
+            reconcile_at,
         } => {
+            let finance = Settings::new(&time_zone).context("--time-zone")?;
+            let nightly = match reconcile_at.as_str() {
+                "off" => None,
+                time => Some(
+                    time.parse::<jiff::civil::Time>()
+                        .with_context(|| format!("--reconcile-at {time}: expected HH:MM or off"))?,
+                ),
+            };
             let tls = match (tls_cert, tls_key) {
                 (Some(certificate), Some(key)) => {
                     Some(backoffice::http::tls::server_config(&certificate, &key)?)
@@ -295,7 +351,10 @@ async fn run<S: Store>(store: S, command: Command) -> anyhow::Result<()> {
                 .with_context(|| format!("listening on {listen}"))?;
             let scheme = if tls.is_some() { "https" } else { "http" };
             tracing::info!(address = %listener.local_addr()?, scheme, "serving");
-            backoffice::http::serve(store, listener, tls, shutdown_signal()).await?;
+            if let Some(at) = nightly {
+                tokio::spawn(nightly_reconciliation(store.clone(), finance.clone(), at));
+            }
+            backoffice::http::serve_with(store, listener, tls, finance, shutdown_signal()).await?;
             tracing::info!("stopped");
         }
         Command::Device(DeviceCommand::Add {
@@ -533,8 +592,229 @@ async fn run<S: Store>(store: S, command: Command) -> anyhow::Result<()> {
             )?;
             apply(&store, &operation).await?;
         }
+        Command::Reconcile {
+            date,
+            site,
+            time_zone,
+            json,
+        } => {
+            let settings = Settings::new(&time_zone).context("--time-zone")?;
+            let date = arg("--date", &date, ServiceDate::parse)?;
+            let site = site
+                .map(|site| arg("--site", &site, SiteId::parse))
+                .transpose()?;
+            let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let report = reconcile::run_and_save(
+                &store,
+                date,
+                site.as_ref(),
+                &settings,
+                &operator(),
+                |done, total| {
+                    if terminal {
+                        eprint!("\r{}", progress_bar(done, total));
+                    }
+                },
+            )
+            .await?;
+            if terminal {
+                eprintln!();
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", summary(&report));
+            }
+            if !report.is_clean() {
+                std::process::exit(2);
+            }
+        }
+        Command::Export {
+            kind,
+            from,
+            to,
+            site,
+            time_zone,
+            out,
+        } => {
+            let settings = Settings::new(&time_zone).context("--time-zone")?;
+            let kind = ExportKind::parse(&kind)?;
+            let from = arg("--from", &from, ServiceDate::parse)?;
+            let to = to
+                .map(|to| arg("--to", &to, ServiceDate::parse))
+                .transpose()?
+                .unwrap_or(from);
+            let period = Period::new(from, to)?;
+            let site = site
+                .map(|site| arg("--site", &site, SiteId::parse))
+                .transpose()?;
+            let lines = match &out {
+                Some(path) => {
+                    let file = std::fs::File::create(path)
+                        .with_context(|| format!("creating {}", path.display()))?;
+                    let mut writer = std::io::BufWriter::new(file);
+                    export::write(&store, kind, period, site.as_ref(), &settings, &mut writer)
+                        .await?
+                }
+                None => {
+                    let mut writer = std::io::BufWriter::new(std::io::stdout());
+                    export::write(&store, kind, period, site.as_ref(), &settings, &mut writer)
+                        .await?
+                }
+            };
+            if let Some(path) = out {
+                eprintln!("{lines} lines written to {}", path.display());
+            }
+        }
+        Command::Verify { file } => verify(&file)?,
     }
     Ok(())
+}
+
+/// `backoffice verify FILE`: every violation on standard output, non-zero exit if any.
+fn verify(file: &std::path::Path) -> anyhow::Result<()> {
+    let reader = std::io::BufReader::new(
+        std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?,
+    );
+    let verification = export::verify(reader)?;
+    for violation in &verification.violations {
+        let device = violation
+            .device
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), ToString::to_string);
+        let seq = violation
+            .seq
+            .map_or_else(|| "-".to_owned(), |seq| seq.to_string());
+        println!("{device}\t{seq}\t{violation}");
+    }
+    println!(
+        "{}: {} kiosk(s), {} record(s), {} violation(s)",
+        file.display(),
+        verification.devices,
+        verification.records,
+        verification.violations.len()
+    );
+    if !verification.violations.is_empty() {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// `[#####.....] 12/500 kiosks`, for a terminal.
+fn progress_bar(done: usize, total: usize) -> String {
+    const WIDTH: usize = 40;
+    let filled = (done * WIDTH).checked_div(total).unwrap_or(WIDTH);
+    format!(
+        "reconciling [{}{}] {done}/{total} kiosks",
+        "#".repeat(filled),
+        ".".repeat(WIDTH - filled)
+    )
+}
+
+/// The report in a few lines, then every finding.
+fn summary(report: &reconcile::Report) -> String {
+    let mut text = format!(
+        "reconciliation of {} ({}), {} records checked\n",
+        report.date,
+        report
+            .site
+            .as_ref()
+            .map_or_else(|| "all sites".to_owned(), ToString::to_string),
+        report.records_checked
+    );
+    for site in &report.sites {
+        text.push_str(&format!(
+            "site {}: {} kiosk(s), {} meals, revenue {} cents, cash expected {} counted {} \
+             (difference {})\n",
+            site.site.as_ref().map_or("-", SiteId::as_str),
+            site.kiosks,
+            site.meals,
+            site.revenue.get(),
+            site.cash_expected.get(),
+            site.cash_counted.get(),
+            site.cash_difference.get()
+        ));
+    }
+    for line in &report.top_ups {
+        text.push_str(&format!(
+            "top-ups {:?} {:?}: {} for {} cents\n",
+            line.source,
+            line.method,
+            line.count,
+            line.total.get()
+        ));
+    }
+    if let Some(balances) = &report.balances {
+        text.push_str(&format!(
+            "balances: opening {} + movements {} = closing {}: {}\n",
+            balances.opening.get(),
+            balances.movements.get(),
+            balances.closing.get(),
+            if balances.holds {
+                "holds"
+            } else {
+                "DOES NOT HOLD"
+            }
+        ));
+    }
+    for finding in &report.findings {
+        text.push_str(&format!(
+            "{:?}\t{}\t{}\t{}\t-> {}\n",
+            finding.kind,
+            finding.device.as_ref().map_or("-", DeviceId::as_str),
+            finding
+                .seq
+                .map_or_else(|| "-".to_owned(), |seq| seq.to_string()),
+            finding.detail,
+            finding.action
+        ));
+    }
+    text.push_str(if report.is_clean() {
+        "clean: no defect found\n"
+    } else {
+        "DEFECTS FOUND: do not sign off before they are resolved\n"
+    });
+    text
+}
+
+/// Reconciles the previous day every night at `at` (in the time zone of `settings`), for all
+/// sites. A day already signed off is left alone; a failure is logged and tried again the next
+/// night (or on demand).
+async fn nightly_reconciliation<S: Store>(store: S, settings: Settings, at: jiff::civil::Time) {
+    loop {
+        let now = jiff::Zoned::now().with_time_zone(settings.time_zone.clone());
+        let next = match now.with().time(at).build().and_then(|today| {
+            if today > now {
+                Ok(today)
+            } else {
+                today.tomorrow()
+            }
+        }) {
+            Ok(next) => next,
+            Err(error) => {
+                tracing::error!(%error, "cannot schedule the nightly reconciliation");
+                return;
+            }
+        };
+        let wait = next.timestamp().duration_since(now.timestamp());
+        let wait = std::time::Duration::try_from(wait).unwrap_or_default();
+        tokio::time::sleep(wait).await;
+        let Ok(yesterday) = next.date().yesterday() else {
+            continue;
+        };
+        let Ok(date) = ServiceDate::parse(&yesterday.to_string()) else {
+            continue;
+        };
+        match reconcile::run_and_save(&store, date, None, &settings, "nightly", |_, _| {}).await {
+            Ok(report) => tracing::info!(
+                %date,
+                findings = report.findings.len(),
+                clean = report.is_clean(),
+                "nightly reconciliation stored"
+            ),
+            Err(error) => tracing::error!(%date, %error, "nightly reconciliation failed"),
+        }
+    }
 }
 
 /// A command-line value through its `proto` parser, the error naming the flag.

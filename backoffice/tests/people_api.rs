@@ -184,6 +184,48 @@ async fn every_endpoint_admits_exactly_its_roles() {
             vec![Finance, Admin],
         ),
         ("GET", "/api/v1/kiosks", Value::Null, vec![Finance, Admin]),
+        (
+            "POST",
+            "/api/v1/reconciliations",
+            json!({"date": "2026-11-30"}),
+            vec![Finance, Admin],
+        ),
+        (
+            "GET",
+            "/api/v1/reconciliations/2026-11-30",
+            Value::Null,
+            vec![Finance, Admin],
+        ),
+        (
+            "POST",
+            "/api/v1/reconciliations/2026-11-30/sign-off",
+            Value::Null,
+            vec![Finance],
+        ),
+        (
+            "GET",
+            "/api/v1/proposed-voids?date=2026-11-30",
+            Value::Null,
+            vec![Finance, Admin],
+        ),
+        (
+            "POST",
+            "/api/v1/proposed-voids/1/approve",
+            Value::Null,
+            vec![Finance],
+        ),
+        (
+            "POST",
+            "/api/v1/proposed-voids/1/reject",
+            Value::Null,
+            vec![Finance],
+        ),
+        (
+            "GET",
+            "/api/v1/exports/journal?from=2026-11-30",
+            Value::Null,
+            vec![Finance, Admin],
+        ),
         // Kiosk endpoints take signed requests, never a user's password.
         ("GET", "/api/v1/kiosk/snapshot", Value::Null, vec![]),
         ("POST", "/api/v1/kiosk/records", json!({}), vec![]),

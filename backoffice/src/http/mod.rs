@@ -3,6 +3,7 @@
 //! the same list.
 
 pub mod auth;
+pub mod finance;
 pub mod kiosk;
 pub mod metrics;
 pub mod openapi;
@@ -32,6 +33,8 @@ pub const REQUEST_TIMEOUT_MS: u64 = 30_000;
 pub struct App<S> {
     pub store: S,
     pub metrics: metrics::Metrics,
+    /// The time zone service days are reconciled in.
+    pub finance: crate::reconcile::Settings,
 }
 
 /// Cheap to clone: handlers get one each.
@@ -170,6 +173,41 @@ pub fn routes<S: Store>() -> Vec<(Method, &'static str, MethodRouter<SharedApp<S
             get(people::anomalies::<S>),
         ),
         (Method::GET, "/api/v1/kiosks", get(people::kiosks::<S>)),
+        (
+            Method::POST,
+            finance::RECONCILIATIONS_PATH,
+            post(finance::run::<S>),
+        ),
+        (
+            Method::GET,
+            finance::RECONCILIATION_PATH,
+            get(finance::get::<S>),
+        ),
+        (
+            Method::POST,
+            finance::SIGN_OFF_PATH,
+            post(finance::sign_off::<S>),
+        ),
+        (
+            Method::GET,
+            finance::PROPOSED_VOIDS_PATH,
+            get(finance::proposed_voids::<S>),
+        ),
+        (
+            Method::POST,
+            finance::APPROVE_PATH,
+            post(finance::approve::<S>),
+        ),
+        (
+            Method::POST,
+            finance::REJECT_PATH,
+            post(finance::reject::<S>),
+        ),
+        (
+            Method::GET,
+            finance::EXPORT_PATH,
+            get(finance::download::<S>),
+        ),
     ]
 }
 
@@ -200,9 +238,28 @@ pub async fn serve<S: Store>(
     tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(
+        store,
+        listener,
+        tls,
+        crate::reconcile::Settings::default(),
+        shutdown,
+    )
+    .await
+}
+
+/// [`serve`], with the time zone finance reconciles service days in.
+pub async fn serve_with<S: Store>(
+    store: S,
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    finance: crate::reconcile::Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let app = Arc::new(App {
         store,
         metrics: metrics::Metrics::default(),
+        finance,
     });
     let router = router(app);
     match tls {

@@ -168,8 +168,93 @@ pub fn openapi() -> Value {
         let entry = paths.entry(path.to_owned()).or_insert_with(|| json!({}));
         entry[method] = operation;
     }
+    for (method, path, summary, roles, request) in FINANCE_ENDPOINTS {
+        let mut operation = json!({
+            "summary": summary,
+            "description": format!("Roles: {roles}."),
+            "security": [{"basic": []}],
+            "responses": {
+                "200": {"description": "Done. Reconciliations answer {date, site, run_at, \
+                    run_by, signed_off_by, signed_off_at, report}; the report lists kiosks, \
+                    sites, meals by site/meal type/bracket, revenue, top-ups by source and \
+                    method, the balance check and findings {kind, site, device, seq, detail, \
+                    action, evidence}. Exports answer CSV, FEC text or JSON Lines.",
+                        "content": {"application/json": {}}},
+                "400": {"$ref": "#/components/responses/Error"},
+                "401": {"$ref": "#/components/responses/Error"},
+                "403": {"$ref": "#/components/responses/Error"},
+                "404": {"$ref": "#/components/responses/Error"},
+                "422": {"$ref": "#/components/responses/Error"},
+                "503": {"$ref": "#/components/responses/Error"},
+            },
+        });
+        if let Some(request) = request {
+            operation["requestBody"] = json!({"required": true, "content": {"application/json": {
+                "schema": {"type": "object", "description": request}}}});
+        }
+        let entry = paths.entry(path.to_owned()).or_insert_with(|| json!({}));
+        entry[method] = operation;
+    }
     document
 }
+
+/// Finance's endpoints: method, path, summary, roles, and the request body if any.
+const FINANCE_ENDPOINTS: [(&str, &str, &str, &str, Option<&str>); 7] = [
+    (
+        "post",
+        "/api/v1/reconciliations",
+        "Runs and stores the reconciliation of a service day, for all sites or one; refused \
+         (422) once that day is signed off.",
+        "finance, admin",
+        Some("{date: YYYY-MM-DD, site?: id}"),
+    ),
+    (
+        "get",
+        "/api/v1/reconciliations/{date}",
+        "The stored reconciliation of a day; query `site` for one site's.",
+        "finance, admin",
+        None,
+    ),
+    (
+        "post",
+        "/api/v1/reconciliations/{date}/sign-off",
+        "Signs the day off (query `site` for one site's): immutable from then on. Refused \
+         while a proposed void of the day is pending.",
+        "finance",
+        None,
+    ),
+    (
+        "get",
+        "/api/v1/proposed-voids",
+        "Voids proposed by reconciliations for duplicate meals; query `date` for one day's.",
+        "finance, admin",
+        None,
+    ),
+    (
+        "post",
+        "/api/v1/proposed-voids/{id}/approve",
+        "Approves a proposed void: the meal's price is credited back to the account by an \
+         adjustment dated at the start of the next day not signed off.",
+        "finance",
+        None,
+    ),
+    (
+        "post",
+        "/api/v1/proposed-voids/{id}/reject",
+        "Rejects a proposed void: nothing moves.",
+        "finance",
+        None,
+    ),
+    (
+        "get",
+        "/api/v1/exports/{kind}",
+        "An export of days `from` to `to` (default `from`), all sites or query `site`: kind \
+         meals, top-ups or summary (CSV), journal (FEC, tab-separated) or records (JSON \
+         Lines of the audit format, each kiosk's PEM key first).",
+        "finance, admin",
+        None,
+    ),
+];
 
 /// The users' endpoints: method, path, summary, roles, and the request body if any.
 const USER_ENDPOINTS: [(&str, &str, &str, &str, Option<&str>); 15] = [

@@ -115,7 +115,7 @@ pub struct KioskView {
 }
 
 /// The signed-in user, or a refusal: 401 without valid credentials, 403 without the role.
-async fn user_with<S: Store>(
+pub(super) async fn user_with<S: Store>(
     app: &SharedApp<S>,
     headers: &HeaderMap,
     roles: &[Role],
@@ -179,7 +179,9 @@ fn check_site(user: &User, site: &SiteId) -> Result<(), Failure> {
     }
 }
 
-fn body<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, Failure> {
+pub(super) fn body<T: serde::de::DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, Failure> {
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             Failure::new(
@@ -194,7 +196,7 @@ fn body<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> 
     serde_json::from_slice(&body).map_err(|error| Failure::bad_request(format!("body: {error}")))
 }
 
-fn path<T>(path: Result<Path<T>, PathRejection>) -> Result<T, Failure> {
+pub(super) fn path<T>(path: Result<Path<T>, PathRejection>) -> Result<T, Failure> {
     path.map(|Path(value)| value)
         .map_err(|rejection| Failure::bad_request(rejection.body_text()))
 }

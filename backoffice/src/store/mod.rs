@@ -15,9 +15,10 @@ use proto::snapshot::{
     Tariff,
 };
 use proto::{
-    AccountId, CardUid, Cents, DeviceId, Digest, PublicKey, Seq, ServiceDate, SignedRecord, SiteId,
-    SnapshotVersion, Text, Timestamp,
+    AccountId, CardUid, Cents, DeviceId, Digest, PublicKey, PupilId, Seq, ServiceDate, ServiceId,
+    SignedRecord, SiteId, SnapshotVersion, Text, Timestamp,
 };
+use serde::{Deserialize, Serialize};
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -174,6 +175,108 @@ pub struct BalanceMismatch {
     pub account: AccountId,
     pub balance: Cents,
     pub movements_sum: Cents,
+}
+
+/// A registered kiosk and when it was registered: what a reconciliation needs to know which
+/// kiosks were expected to trade on a day.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceEntry {
+    pub device: Device,
+    pub added_at: Timestamp,
+}
+
+/// Sums of every balance movement (kiosks' records and back-office operations) by the
+/// back-office's clock, around a period `[from, to)`, and the sum of all balances now.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LedgerTotals {
+    pub balances_now: Cents,
+    pub before: Cents,
+    pub during: Cents,
+    pub after: Cents,
+}
+
+/// A back-office operation as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredOperation {
+    pub id: i64,
+    /// `top_up`, `adjustment` or `online_payment`.
+    pub kind: String,
+    pub account: AccountId,
+    pub amount: Cents,
+    /// The method and reference of a top-up, the reason of an adjustment, the provider's
+    /// reference of a payment.
+    pub detail: String,
+    pub user: String,
+    pub at: Timestamp,
+}
+
+/// A stored reconciliation of one service day, for all sites (`site` none) or one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SavedReconciliation {
+    pub date: ServiceDate,
+    pub site: Option<SiteId>,
+    /// The report as JSON (`crate::reconcile::Report`).
+    pub report: String,
+    pub run_at: Timestamp,
+    pub run_by: String,
+    /// Once set, the reconciliation never changes again.
+    pub signed_off_by: Option<String>,
+    pub signed_off_at: Option<Timestamp>,
+}
+
+/// What finance decided about a proposed void.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VoidStatus {
+    Pending,
+    Approved,
+    Rejected,
+}
+
+impl VoidStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VoidStatus::Pending => "pending",
+            VoidStatus::Approved => "approved",
+            VoidStatus::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<VoidStatus> {
+        [
+            VoidStatus::Pending,
+            VoidStatus::Approved,
+            VoidStatus::Rejected,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == text)
+    }
+}
+
+/// A meal charged twice for the same pupil and service (at two kiosks): the later meal is
+/// proposed for a void, which finance approves (the account is credited back by an
+/// adjustment on the next open day) or rejects.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProposedVoid {
+    /// Assigned by the store; 0 before it is saved.
+    pub id: i64,
+    pub date: ServiceDate,
+    /// The meal proposed for the void.
+    pub device: DeviceId,
+    pub seq: Seq,
+    /// The earlier meal of the same pupil and service, which stands.
+    pub kept_device: DeviceId,
+    pub kept_seq: Seq,
+    pub account: AccountId,
+    pub pupil: PupilId,
+    pub service: ServiceId,
+    /// The price charged by the meal proposed for the void.
+    pub amount: Cents,
+    pub status: VoidStatus,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<Timestamp>,
+    /// The day the correction of an approved void belongs to.
+    pub correction_date: Option<ServiceDate>,
 }
 
 /// The back-office's storage. Implemented for SQLite and PostgreSQL; both pass the same tests.
@@ -353,6 +456,86 @@ pub trait Store: Clone + Send + Sync + 'static {
         since: Option<SnapshotVersion>,
     ) -> impl Future<Output = Result<Snapshot, StoreError>> + Send;
 
+    /// Every registered kiosk, revoked or not, by id.
+    fn devices(&self) -> impl Future<Output = Result<Vec<DeviceEntry>, StoreError>> + Send;
+
+    /// Every service of every site, by site and id.
+    fn services(&self) -> impl Future<Output = Result<Vec<(SiteId, Service)>, StoreError>> + Send;
+
+    /// Every account's overdraft floor.
+    fn overdraft_floors(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(AccountId, Cents)>, StoreError>> + Send;
+
+    /// The `seq` and service date of each of the kiosk's stored day closes, in `seq` order.
+    fn day_closes(
+        &self,
+        device: &DeviceId,
+    ) -> impl Future<Output = Result<Vec<(Seq, ServiceDate)>, StoreError>> + Send;
+
+    /// The kiosk's stored records `from..=to` (to the end when `to` is none), in `seq` order.
+    fn record_range(
+        &self,
+        device: &DeviceId,
+        from: Seq,
+        to: Option<Seq>,
+    ) -> impl Future<Output = Result<Vec<StoredRecord>, StoreError>> + Send;
+
+    /// Sums of the ledger before, during and after `[from, to)`, read in one transaction.
+    fn ledger_totals(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> impl Future<Output = Result<LedgerTotals, StoreError>> + Send;
+
+    /// Back-office operations done in `[from, to)`, in the order they were done.
+    fn operations_between(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> impl Future<Output = Result<Vec<StoredOperation>, StoreError>> + Send;
+
+    /// Stores a reconciliation, replacing an earlier run of the same day and scope, and adds
+    /// the proposed voids not proposed before (a decided one keeps its decision). Refused once
+    /// the reconciliation is signed off.
+    fn save_reconciliation(
+        &self,
+        saved: &SavedReconciliation,
+        proposals: &[ProposedVoid],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn reconciliation(
+        &self,
+        date: ServiceDate,
+        site: Option<&SiteId>,
+    ) -> impl Future<Output = Result<Option<SavedReconciliation>, StoreError>> + Send;
+
+    /// Signs a stored reconciliation off; refused if it is signed off already or if one of the
+    /// day's proposed voids is still pending.
+    fn sign_off_reconciliation(
+        &self,
+        date: ServiceDate,
+        site: Option<&SiteId>,
+        user: &str,
+        at: Timestamp,
+    ) -> impl Future<Output = Result<SavedReconciliation, StoreError>> + Send;
+
+    /// Proposed voids of one day, or of every day, by id.
+    fn proposed_voids(
+        &self,
+        date: Option<ServiceDate>,
+    ) -> impl Future<Output = Result<Vec<ProposedVoid>, StoreError>> + Send;
+
+    /// Approves or rejects a pending proposed void, and applies `correction` (the adjustment
+    /// that credits the meal back, for an approval) in the same transaction.
+    fn decide_proposed_void(
+        &self,
+        id: i64,
+        status: VoidStatus,
+        user: &str,
+        at: Timestamp,
+        correction: Option<(&Operation, ServiceDate)>,
+    ) -> impl Future<Output = Result<ProposedVoid, StoreError>> + Send;
     /// Opens a browser session, forgetting sessions that expired before `now`.
     fn create_web_session(
         &self,
@@ -399,9 +582,6 @@ pub trait Store: Clone + Send + Sync + 'static {
 
     /// Changes an existing user's role, site and password hash.
     fn update_user(&self, user: &User) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Every kiosk ever enrolled, by id.
-    fn devices(&self) -> impl Future<Output = Result<Vec<Device>, StoreError>> + Send;
 
     /// Sites named by kiosks, pupils, tariffs or services.
     fn sites(&self) -> impl Future<Output = Result<Vec<SiteId>, StoreError>> + Send;
@@ -515,7 +695,7 @@ fn parse_user(
 
 fn parse_holder(kind: &str, holder: &str) -> Result<CardHolder, StoreError> {
     match kind {
-        "pupil" => proto::PupilId::parse(holder)
+        "pupil" => PupilId::parse(holder)
             .map(CardHolder::Pupil)
             .map_err(|error| corrupt("card holder", error)),
         "staff" => proto::StaffId::parse(holder)
@@ -660,6 +840,146 @@ fn gap_anomaly(
         detail: format!("seq {from} to {to} missing; later records held until they arrive"),
         evidence: None,
     })
+}
+
+/// The `site` column of a reconciliation: empty for all sites.
+fn scope_column(site: Option<&SiteId>) -> &str {
+    site.map_or("", SiteId::as_str)
+}
+
+fn parse_service_date(text: &str) -> Result<ServiceDate, StoreError> {
+    ServiceDate::parse(text).map_err(|error| corrupt("service date", error))
+}
+
+/// A `reconciliations` row as both databases return it.
+struct ReconciliationRow {
+    date: String,
+    site: String,
+    report: String,
+    run_at: i64,
+    run_by: String,
+    signed_off_by: Option<String>,
+    signed_off_at: Option<i64>,
+}
+
+impl ReconciliationRow {
+    fn parse(self) -> Result<SavedReconciliation, StoreError> {
+        Ok(SavedReconciliation {
+            date: parse_service_date(&self.date)?,
+            site: if self.site.is_empty() {
+                None
+            } else {
+                Some(SiteId::parse(&self.site).map_err(|error| corrupt("site", error))?)
+            },
+            report: self.report,
+            run_at: parse_timestamp(self.run_at)?,
+            run_by: self.run_by,
+            signed_off_by: self.signed_off_by,
+            signed_off_at: self.signed_off_at.map(parse_timestamp).transpose()?,
+        })
+    }
+}
+
+/// A `proposed_voids` row as both databases return it.
+struct ProposedVoidRow {
+    id: i64,
+    date: String,
+    device: String,
+    seq: i64,
+    kept_device: String,
+    kept_seq: i64,
+    account: String,
+    pupil: String,
+    service: String,
+    amount: i64,
+    status: String,
+    decided_by: Option<String>,
+    decided_at: Option<i64>,
+    correction_date: Option<String>,
+}
+
+/// The columns of [`ProposedVoidRow`], in its order.
+const PROPOSED_VOID_COLUMNS: &str = "id, service_date, device, seq, kept_device, kept_seq, \
+    account, pupil, service, amount, status, decided_by, decided_at, correction_date";
+
+impl ProposedVoidRow {
+    fn parse(self) -> Result<ProposedVoid, StoreError> {
+        let device = |text: &str| DeviceId::parse(text).map_err(|error| corrupt("device", error));
+        Ok(ProposedVoid {
+            id: self.id,
+            date: parse_service_date(&self.date)?,
+            device: device(&self.device)?,
+            seq: parse_seq(self.seq)?,
+            kept_device: device(&self.kept_device)?,
+            kept_seq: parse_seq(self.kept_seq)?,
+            account: AccountId::parse(&self.account).map_err(|error| corrupt("account", error))?,
+            pupil: PupilId::parse(&self.pupil).map_err(|error| corrupt("pupil", error))?,
+            service: ServiceId::parse(&self.service).map_err(|error| corrupt("service", error))?,
+            amount: Cents::new(self.amount),
+            status: VoidStatus::parse(&self.status)
+                .ok_or_else(|| corrupt("proposed void status", &self.status))?,
+            decided_by: self.decided_by,
+            decided_at: self.decided_at.map(parse_timestamp).transpose()?,
+            correction_date: self
+                .correction_date
+                .as_deref()
+                .map(parse_service_date)
+                .transpose()?,
+        })
+    }
+}
+
+fn parse_device_entry(
+    id: &str,
+    site: &str,
+    key: &[u8],
+    revoked_at: Option<i64>,
+    added_at: i64,
+) -> Result<DeviceEntry, StoreError> {
+    Ok(DeviceEntry {
+        device: Device {
+            id: DeviceId::parse(id).map_err(|error| corrupt("device", error))?,
+            site: SiteId::parse(site).map_err(|error| corrupt("site", error))?,
+            key: PublicKey::from_bytes(key).map_err(|error| corrupt("public key", error))?,
+            revoked_at: revoked_at.map(parse_timestamp).transpose()?,
+        },
+        added_at: parse_timestamp(added_at)?,
+    })
+}
+
+fn parse_stored_operation(
+    id: i64,
+    kind: String,
+    account: &str,
+    amount: i64,
+    detail: String,
+    user: String,
+    at: i64,
+) -> Result<StoredOperation, StoreError> {
+    Ok(StoredOperation {
+        id,
+        kind,
+        account: AccountId::parse(account).map_err(|error| corrupt("account", error))?,
+        amount: Cents::new(amount),
+        detail,
+        user,
+        at: parse_timestamp(at)?,
+    })
+}
+
+fn parse_service(site: &str, data: &str) -> Result<(SiteId, Service), StoreError> {
+    Ok((
+        SiteId::parse(site).map_err(|error| corrupt("site", error))?,
+        serde_json::from_str(data).map_err(|error| corrupt("service", error))?,
+    ))
+}
+
+/// Why a reconciliation cannot change any more.
+fn signed_off_refusal(date: ServiceDate, site: Option<&SiteId>) -> StoreError {
+    StoreError::Refused(format!(
+        "the reconciliation of {date} ({}) is signed off and cannot change",
+        site.map_or("all sites", SiteId::as_str)
+    ))
 }
 
 #[cfg(test)]

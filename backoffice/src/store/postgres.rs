@@ -19,13 +19,16 @@ use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
 use super::{
-    AccountLine, Anomaly, AnomalyRow, BalanceMismatch, Device, IngestOutcome, KioskStatus, MealDay,
-    NonceOutcome, Operation, OperationOutcome, PupilEntry, Store, StoreError, StoredRecord,
-    WebSession, corrupt, parse_seq, parse_timestamp, seq_to_i64, web,
+    AccountLine, Anomaly, AnomalyRow, BalanceMismatch, Device, DeviceEntry, IngestOutcome,
+    KioskStatus, LedgerTotals, MealDay, NonceOutcome, Operation, OperationOutcome, ProposedVoid,
+    ProposedVoidRow, PupilEntry, ReconciliationRow, SavedReconciliation, Store, StoreError,
+    StoredOperation, StoredRecord, VoidStatus, WebSession, corrupt, parse_seq, parse_timestamp,
+    seq_to_i64, web,
 };
 use crate::ingest::{self, AnomalyReason, LedgerAfter, LedgerBefore, StoredChain};
 use crate::snapshot::{self, CardRow, SnapshotRows};
 use crate::users::User;
+use proto::Seq;
 
 /// Connections one back-office instance keeps open. PostgreSQL's default allows 100 in all;
 /// a few instances of 16 leave room for reporting and administration.
@@ -184,6 +187,53 @@ CREATE TABLE operations (
     at BIGINT NOT NULL
 );
 CREATE INDEX operations_by_account ON operations (account);
+",
+    r"
+CREATE INDEX records_day_closes ON records (device, seq) WHERE kind = 'day_close';
+CREATE INDEX movements_by_time ON movements (at);
+CREATE INDEX operations_by_time ON operations (at);
+CREATE TABLE reconciliations (
+    service_date TEXT NOT NULL,
+    site TEXT NOT NULL,
+    report TEXT NOT NULL,
+    run_at BIGINT NOT NULL,
+    run_by TEXT NOT NULL,
+    signed_off_by TEXT,
+    signed_off_at BIGINT,
+    PRIMARY KEY (service_date, site)
+);
+CREATE FUNCTION refuse_signed_off_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF OLD.signed_off_at IS NOT NULL THEN
+        RAISE EXCEPTION 'a signed-off reconciliation is immutable';
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        RETURN OLD;
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER reconciliations_signed_off BEFORE UPDATE OR DELETE ON reconciliations
+    FOR EACH ROW EXECUTE FUNCTION refuse_signed_off_change();
+CREATE TABLE proposed_voids (
+    id BIGSERIAL PRIMARY KEY,
+    service_date TEXT NOT NULL,
+    device TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    kept_device TEXT NOT NULL,
+    kept_seq BIGINT NOT NULL,
+    account TEXT NOT NULL,
+    pupil TEXT NOT NULL,
+    service TEXT NOT NULL,
+    amount BIGINT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'rejected')),
+    decided_by TEXT,
+    decided_at BIGINT,
+    correction_date TEXT,
+    UNIQUE (device, seq),
+    FOREIGN KEY (device, seq) REFERENCES records (device, seq)
+);
+CREATE INDEX proposed_voids_by_date ON proposed_voids (service_date);
 ",
     r"
 CREATE TABLE web_sessions (
@@ -1158,81 +1208,11 @@ impl Store for PostgresStore {
     async fn apply_operation(&self, operation: &Operation) -> Result<OperationOutcome, StoreError> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(unavailable)?;
-        let account = operation.account.as_str();
-        // Version first, then the account: the same lock order as ingest.
-        let version = bump_version(&transaction).await?;
-        let Some(row) = transaction
-            .query_opt(
-                "SELECT balance FROM accounts WHERE id = $1 FOR UPDATE",
-                &[&account],
-            )
-            .await
-            .map_err(unavailable)?
-        else {
-            return Err(StoreError::NotFound {
-                what: "account",
-                id: account.to_owned(),
-            });
-        };
-        let balance: i64 = row.get(0);
-        if let Some(reference) = operation.kind.payment_reference()
-            && let Some(earlier) = transaction
-                .query_opt(
-                    "SELECT account, amount FROM operations WHERE payment_reference = $1",
-                    &[&reference],
-                )
-                .await
-                .map_err(unavailable)?
-        {
-            super::same_payment(earlier.get(0), earlier.get(1), operation)?;
-            // Nothing changes: the version taken is released with the rollback.
-            return Ok(OperationOutcome {
-                balance: Cents::new(balance),
-                version: super::snapshot_version(version - 1)?,
-                replayed: true,
-            });
+        let outcome = apply_operation_in(&transaction, operation).await?;
+        if !outcome.replayed {
+            transaction.commit().await.map_err(unavailable)?;
         }
-        let new_balance = super::checked_balance(balance, operation.amount)?;
-        transaction
-            .execute(
-                "UPDATE accounts SET balance = $2, version = $3 WHERE id = $1",
-                &[&account, &new_balance, &version],
-            )
-            .await
-            .map_err(unavailable)?;
-        let inserted = transaction
-            .execute(
-                "INSERT INTO operations
-                 (kind, account, amount, detail, payment_reference, user_name, at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                &[
-                    &operation.kind.as_str(),
-                    &account,
-                    &operation.amount.get(),
-                    &operation.kind.detail(),
-                    &operation.kind.payment_reference(),
-                    &operation.user,
-                    &operation.at.unix_ms(),
-                ],
-            )
-            .await;
-        match inserted {
-            Ok(_) => {}
-            // Another instance credited the same payment first: the provider retries and
-            // then gets the replayed answer.
-            Err(error) if is_unique_violation(&error) => {
-                return Err(StoreError::Unavailable(
-                    "the same payment is being credited concurrently".to_owned(),
-                ));
-            }
-            Err(error) => return Err(unavailable(error)),
-        }
-        transaction.commit().await.map_err(unavailable)?;
-        Ok(OperationOutcome {
-            balance: Cents::new(new_balance),
-            version: super::snapshot_version(version)?,
-            replayed: false,
-        })
+        Ok(outcome)
     }
 
     async fn holder_site(&self, holder: &CardHolder) -> Result<Option<SiteId>, StoreError> {
@@ -1302,6 +1282,374 @@ impl Store for PostgresStore {
         }
         transaction.commit().await.map_err(unavailable)?;
         super::snapshot_version(version)
+    }
+
+    async fn devices(&self) -> Result<Vec<DeviceEntry>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id, site, public_key, revoked_at, added_at FROM devices ORDER BY id",
+                &[],
+            )
+            .await
+            .map_err(unavailable)?;
+        rows.iter()
+            .map(|row| {
+                super::parse_device_entry(
+                    row.get(0),
+                    row.get(1),
+                    row.get(2),
+                    row.get(3),
+                    row.get(4),
+                )
+            })
+            .collect()
+    }
+
+    async fn services(&self) -> Result<Vec<(SiteId, Service)>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT site, data FROM services ORDER BY site, id", &[])
+            .await
+            .map_err(unavailable)?;
+        rows.iter()
+            .map(|row| super::parse_service(row.get(0), row.get(1)))
+            .collect()
+    }
+
+    async fn overdraft_floors(&self) -> Result<Vec<(AccountId, Cents)>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT id, overdraft_floor FROM accounts ORDER BY id", &[])
+            .await
+            .map_err(unavailable)?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    AccountId::parse(row.get(0)).map_err(|error| corrupt("account", error))?,
+                    Cents::new(row.get(1)),
+                ))
+            })
+            .collect()
+    }
+
+    async fn day_closes(&self, device: &DeviceId) -> Result<Vec<(Seq, ServiceDate)>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT seq, (payload::jsonb) ->> 'service_date' FROM records
+                 WHERE device = $1 AND kind = 'day_close' ORDER BY seq",
+                &[&device.as_str()],
+            )
+            .await
+            .map_err(unavailable)?;
+        rows.iter()
+            .map(|row| {
+                let date: Option<&str> = row.get(1);
+                let date = date.ok_or_else(|| corrupt("day close", "no service_date"))?;
+                Ok((parse_seq(row.get(0))?, super::parse_service_date(date)?))
+            })
+            .collect()
+    }
+
+    async fn record_range(
+        &self,
+        device: &DeviceId,
+        from: Seq,
+        to: Option<Seq>,
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        let from = seq_to_i64(from)?;
+        let to = to.map_or(Ok(i64::MAX), seq_to_i64)?;
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT seq, payload, signature, kiosk_at, received_at FROM records
+                 WHERE device = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq",
+                &[&device.as_str(), &from, &to],
+            )
+            .await
+            .map_err(unavailable)?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredRecord {
+                    seq: parse_seq(row.get(0))?,
+                    record: SignedRecord {
+                        payload: row.get(1),
+                        signature: row.get(2),
+                    },
+                    kiosk_at: parse_timestamp(row.get(3))?,
+                    received_at: parse_timestamp(row.get(4))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn ledger_totals(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<LedgerTotals, StoreError> {
+        let mut client = self.client().await?;
+        // One snapshot of the database for all four sums.
+        let transaction = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(unavailable)?;
+        let row = transaction
+            .query_one(
+                "SELECT
+                    (SELECT COALESCE(SUM(balance), 0) FROM accounts)::BIGINT,
+                    COALESCE(SUM(CASE WHEN at < $1 THEN amount END), 0)::BIGINT,
+                    COALESCE(SUM(CASE WHEN at >= $1 AND at < $2 THEN amount END), 0)::BIGINT,
+                    COALESCE(SUM(CASE WHEN at >= $2 THEN amount END), 0)::BIGINT
+                 FROM (SELECT amount, at FROM movements
+                       UNION ALL SELECT amount, at FROM operations) AS ledger",
+                &[&from.unix_ms(), &to.unix_ms()],
+            )
+            .await
+            .map_err(unavailable)?;
+        transaction.commit().await.map_err(unavailable)?;
+        Ok(LedgerTotals {
+            balances_now: Cents::new(row.get(0)),
+            before: Cents::new(row.get(1)),
+            during: Cents::new(row.get(2)),
+            after: Cents::new(row.get(3)),
+        })
+    }
+
+    async fn operations_between(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<StoredOperation>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id, kind, account, amount, detail, user_name, at FROM operations
+                 WHERE at >= $1 AND at < $2 ORDER BY id",
+                &[&from.unix_ms(), &to.unix_ms()],
+            )
+            .await
+            .map_err(unavailable)?;
+        rows.iter()
+            .map(|row| {
+                super::parse_stored_operation(
+                    row.get(0),
+                    row.get(1),
+                    row.get(2),
+                    row.get(3),
+                    row.get(4),
+                    row.get(5),
+                    row.get(6),
+                )
+            })
+            .collect()
+    }
+
+    async fn save_reconciliation(
+        &self,
+        saved: &SavedReconciliation,
+        proposals: &[ProposedVoid],
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        let scope = super::scope_column(saved.site.as_ref());
+        let date = saved.date.to_string();
+        let existing = transaction
+            .query_opt(
+                "SELECT signed_off_at FROM reconciliations
+                 WHERE service_date = $1 AND site = $2 FOR UPDATE",
+                &[&date, &scope],
+            )
+            .await
+            .map_err(unavailable)?;
+        if let Some(row) = existing
+            && row.get::<_, Option<i64>>(0).is_some()
+        {
+            return Err(super::signed_off_refusal(saved.date, saved.site.as_ref()));
+        }
+        transaction
+            .execute(
+                "INSERT INTO reconciliations (service_date, site, report, run_at, run_by)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (service_date, site) DO UPDATE SET
+                    report = $3, run_at = $4, run_by = $5",
+                &[
+                    &date,
+                    &scope,
+                    &saved.report,
+                    &saved.run_at.unix_ms(),
+                    &saved.run_by,
+                ],
+            )
+            .await
+            .map_err(unavailable)?;
+        let insert = transaction
+            .prepare(
+                "INSERT INTO proposed_voids (service_date, device, seq, kept_device, kept_seq,
+                    account, pupil, service, amount, status)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending')
+                 ON CONFLICT (device, seq) DO NOTHING",
+            )
+            .await
+            .map_err(unavailable)?;
+        for proposal in proposals {
+            transaction
+                .execute(
+                    &insert,
+                    &[
+                        &proposal.date.to_string(),
+                        &proposal.device.as_str(),
+                        &seq_to_i64(proposal.seq)?,
+                        &proposal.kept_device.as_str(),
+                        &seq_to_i64(proposal.kept_seq)?,
+                        &proposal.account.as_str(),
+                        &proposal.pupil.as_str(),
+                        &proposal.service.as_str(),
+                        &proposal.amount.get(),
+                    ],
+                )
+                .await
+                .map_err(unavailable)?;
+        }
+        transaction.commit().await.map_err(unavailable)
+    }
+
+    async fn reconciliation(
+        &self,
+        date: ServiceDate,
+        site: Option<&SiteId>,
+    ) -> Result<Option<SavedReconciliation>, StoreError> {
+        let client = self.client().await?;
+        reconciliation_in(&client, date, super::scope_column(site), false).await
+    }
+
+    async fn sign_off_reconciliation(
+        &self,
+        date: ServiceDate,
+        site: Option<&SiteId>,
+        user: &str,
+        at: Timestamp,
+    ) -> Result<SavedReconciliation, StoreError> {
+        let scope = super::scope_column(site);
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        let Some(saved) = reconciliation_in(&transaction, date, scope, true).await? else {
+            return Err(StoreError::NotFound {
+                what: "reconciliation",
+                id: format!("{date} {scope}"),
+            });
+        };
+        if saved.signed_off_at.is_some() {
+            return Err(super::signed_off_refusal(date, site));
+        }
+        let pending: i64 = transaction
+            .query_one(
+                "SELECT COUNT(*) FROM proposed_voids
+                 WHERE service_date = $1 AND status = 'pending'",
+                &[&date.to_string()],
+            )
+            .await
+            .map_err(unavailable)?
+            .get(0);
+        if pending > 0 {
+            return Err(StoreError::Refused(format!(
+                "{pending} proposed void(s) of {date} are still pending: approve or reject them first"
+            )));
+        }
+        transaction
+            .execute(
+                "UPDATE reconciliations SET signed_off_by = $3, signed_off_at = $4
+                 WHERE service_date = $1 AND site = $2",
+                &[&date.to_string(), &scope, &user, &at.unix_ms()],
+            )
+            .await
+            .map_err(unavailable)?;
+        let signed = reconciliation_in(&transaction, date, scope, false)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("signed-off reconciliation vanished".to_owned()))?;
+        transaction.commit().await.map_err(unavailable)?;
+        Ok(signed)
+    }
+
+    async fn proposed_voids(
+        &self,
+        date: Option<ServiceDate>,
+    ) -> Result<Vec<ProposedVoid>, StoreError> {
+        let client = self.client().await?;
+        let sql = format!(
+            "SELECT {} FROM proposed_voids
+             WHERE $1::TEXT IS NULL OR service_date = $1 ORDER BY id",
+            super::PROPOSED_VOID_COLUMNS
+        );
+        let rows = client
+            .query(&sql, &[&date.map(|date| date.to_string())])
+            .await
+            .map_err(unavailable)?;
+        rows.iter()
+            .map(|row| proposed_void_row(row).parse())
+            .collect()
+    }
+
+    async fn decide_proposed_void(
+        &self,
+        id: i64,
+        status: VoidStatus,
+        user: &str,
+        at: Timestamp,
+        correction: Option<(&Operation, ServiceDate)>,
+    ) -> Result<ProposedVoid, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        let sql = format!(
+            "SELECT {} FROM proposed_voids WHERE id = $1",
+            super::PROPOSED_VOID_COLUMNS
+        );
+        let Some(row) = transaction
+            .query_opt(&format!("{sql} FOR UPDATE"), &[&id])
+            .await
+            .map_err(unavailable)?
+        else {
+            return Err(StoreError::NotFound {
+                what: "proposed void",
+                id: id.to_string(),
+            });
+        };
+        let proposal = proposed_void_row(&row).parse()?;
+        if proposal.status != VoidStatus::Pending {
+            return Err(StoreError::Refused(format!(
+                "proposed void {id} was already {}",
+                proposal.status.as_str()
+            )));
+        }
+        if let Some((operation, _)) = correction {
+            apply_operation_in(&transaction, operation).await?;
+        }
+        transaction
+            .execute(
+                "UPDATE proposed_voids SET status = $2, decided_by = $3, decided_at = $4,
+                    correction_date = $5
+                 WHERE id = $1",
+                &[
+                    &id,
+                    &status.as_str(),
+                    &user,
+                    &at.unix_ms(),
+                    &correction.map(|(_, date)| date.to_string()),
+                ],
+            )
+            .await
+            .map_err(unavailable)?;
+        let row = transaction
+            .query_one(&sql, &[&id])
+            .await
+            .map_err(unavailable)?;
+        let decided = proposed_void_row(&row).parse()?;
+        transaction.commit().await.map_err(unavailable)?;
+        Ok(decided)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -1465,20 +1813,6 @@ impl Store for PostgresStore {
             });
         }
         Ok(())
-    }
-
-    async fn devices(&self) -> Result<Vec<Device>, StoreError> {
-        let client = self.client().await?;
-        client
-            .query(
-                "SELECT id, site, public_key, revoked_at FROM devices ORDER BY id",
-                &[],
-            )
-            .await
-            .map_err(unavailable)?
-            .into_iter()
-            .map(|row| web::device(row.get(0), row.get(1), row.get(2), row.get(3)))
-            .collect()
     }
 
     async fn sites(&self) -> Result<Vec<SiteId>, StoreError> {
@@ -1667,6 +2001,137 @@ impl Store for PostgresStore {
 }
 
 /// Reads, with the accounts' rows locked in a fixed order, what the batch's effects touch.
+/// A stored reconciliation, locked for update when `lock`.
+async fn reconciliation_in(
+    client: &impl deadpool_postgres::GenericClient,
+    date: ServiceDate,
+    scope: &str,
+    lock: bool,
+) -> Result<Option<SavedReconciliation>, StoreError> {
+    let sql = format!(
+        "SELECT service_date, site, report, run_at, run_by, signed_off_by, signed_off_at
+         FROM reconciliations WHERE service_date = $1 AND site = $2{}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    let row = client
+        .query_opt(&sql, &[&date.to_string(), &scope])
+        .await
+        .map_err(unavailable)?;
+    row.map(|row| {
+        ReconciliationRow {
+            date: row.get(0),
+            site: row.get(1),
+            report: row.get(2),
+            run_at: row.get(3),
+            run_by: row.get(4),
+            signed_off_by: row.get(5),
+            signed_off_at: row.get(6),
+        }
+        .parse()
+    })
+    .transpose()
+}
+
+fn proposed_void_row(row: &tokio_postgres::Row) -> ProposedVoidRow {
+    ProposedVoidRow {
+        id: row.get(0),
+        date: row.get(1),
+        device: row.get(2),
+        seq: row.get(3),
+        kept_device: row.get(4),
+        kept_seq: row.get(5),
+        account: row.get(6),
+        pupil: row.get(7),
+        service: row.get(8),
+        amount: row.get(9),
+        status: row.get(10),
+        decided_by: row.get(11),
+        decided_at: row.get(12),
+        correction_date: row.get(13),
+    }
+}
+
+/// Moves money by a back-office operation inside `transaction`.
+async fn apply_operation_in(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    operation: &Operation,
+) -> Result<OperationOutcome, StoreError> {
+    let account = operation.account.as_str();
+    // Version first, then the account: the same lock order as ingest.
+    let version = bump_version(transaction).await?;
+    let Some(row) = transaction
+        .query_opt(
+            "SELECT balance FROM accounts WHERE id = $1 FOR UPDATE",
+            &[&account],
+        )
+        .await
+        .map_err(unavailable)?
+    else {
+        return Err(StoreError::NotFound {
+            what: "account",
+            id: account.to_owned(),
+        });
+    };
+    let balance: i64 = row.get(0);
+    if let Some(reference) = operation.kind.payment_reference()
+        && let Some(earlier) = transaction
+            .query_opt(
+                "SELECT account, amount FROM operations WHERE payment_reference = $1",
+                &[&reference],
+            )
+            .await
+            .map_err(unavailable)?
+    {
+        super::same_payment(earlier.get(0), earlier.get(1), operation)?;
+        // Nothing changes: the version taken is released with the rollback.
+        return Ok(OperationOutcome {
+            balance: Cents::new(balance),
+            version: super::snapshot_version(version - 1)?,
+            replayed: true,
+        });
+    }
+    let new_balance = super::checked_balance(balance, operation.amount)?;
+    transaction
+        .execute(
+            "UPDATE accounts SET balance = $2, version = $3 WHERE id = $1",
+            &[&account, &new_balance, &version],
+        )
+        .await
+        .map_err(unavailable)?;
+    let inserted = transaction
+        .execute(
+            "INSERT INTO operations
+             (kind, account, amount, detail, payment_reference, user_name, at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &operation.kind.as_str(),
+                &account,
+                &operation.amount.get(),
+                &operation.kind.detail(),
+                &operation.kind.payment_reference(),
+                &operation.user,
+                &operation.at.unix_ms(),
+            ],
+        )
+        .await;
+    match inserted {
+        Ok(_) => {}
+        // Another instance credited the same payment first: the provider retries and
+        // then gets the replayed answer.
+        Err(error) if is_unique_violation(&error) => {
+            return Err(StoreError::Unavailable(
+                "the same payment is being credited concurrently".to_owned(),
+            ));
+        }
+        Err(error) => return Err(unavailable(error)),
+    }
+    Ok(OperationOutcome {
+        balance: Cents::new(new_balance),
+        version: super::snapshot_version(version)?,
+        replayed: false,
+    })
+}
+
 async fn ledger_before(
     transaction: &deadpool_postgres::Transaction<'_>,
     device: &str,
@@ -1841,7 +2306,7 @@ async fn add_meal_days(
     after: &LedgerAfter,
 ) -> Result<(), StoreError> {
     // Meals voided by this batch but stored before it: read first, the rule needs no I/O.
-    let in_batch: std::collections::BTreeSet<proto::Seq> = append.iter().map(Record::seq).collect();
+    let in_batch: std::collections::BTreeSet<Seq> = append.iter().map(Record::seq).collect();
     let mut stored = BTreeMap::new();
     for movement in &after.movements {
         if let Some(voided) = movement.reverses

@@ -18,13 +18,16 @@ use proto::{
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{
-    AccountLine, Anomaly, BalanceMismatch, Device, IngestOutcome, KioskStatus, MealDay,
-    NonceOutcome, Operation, OperationOutcome, PupilEntry, Store, StoreError, StoredRecord,
-    WebSession, corrupt, parse_seq, parse_timestamp, seq_to_i64, web,
+    AccountLine, Anomaly, BalanceMismatch, Device, DeviceEntry, IngestOutcome, KioskStatus,
+    LedgerTotals, MealDay, NonceOutcome, Operation, OperationOutcome, ProposedVoid,
+    ProposedVoidRow, PupilEntry, ReconciliationRow, SavedReconciliation, Store, StoreError,
+    StoredOperation, StoredRecord, VoidStatus, WebSession, corrupt, parse_seq, parse_timestamp,
+    seq_to_i64, web,
 };
 use crate::ingest::{self, AnomalyReason, LedgerAfter, LedgerBefore, StoredChain};
 use crate::snapshot::{self, CardRow, SnapshotRows};
 use crate::users::User;
+use proto::Seq;
 
 /// How long a statement waits for another process's write lock before giving up.
 const BUSY_TIMEOUT_MS: u64 = 5_000;
@@ -175,6 +178,46 @@ CREATE TABLE operations (
     at INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX operations_by_account ON operations (account);
+",
+    r"
+CREATE INDEX records_day_closes ON records (device, seq) WHERE kind = 'day_close';
+CREATE INDEX movements_by_time ON movements (at);
+CREATE INDEX operations_by_time ON operations (at);
+CREATE TABLE reconciliations (
+    service_date TEXT NOT NULL,
+    site TEXT NOT NULL,
+    report TEXT NOT NULL,
+    run_at INTEGER NOT NULL,
+    run_by TEXT NOT NULL,
+    signed_off_by TEXT,
+    signed_off_at INTEGER,
+    PRIMARY KEY (service_date, site)
+) STRICT;
+CREATE TRIGGER reconciliations_signed_off_update BEFORE UPDATE ON reconciliations
+    WHEN OLD.signed_off_at IS NOT NULL
+    BEGIN SELECT RAISE(ABORT, 'a signed-off reconciliation is immutable'); END;
+CREATE TRIGGER reconciliations_signed_off_delete BEFORE DELETE ON reconciliations
+    WHEN OLD.signed_off_at IS NOT NULL
+    BEGIN SELECT RAISE(ABORT, 'a signed-off reconciliation is immutable'); END;
+CREATE TABLE proposed_voids (
+    id INTEGER PRIMARY KEY,
+    service_date TEXT NOT NULL,
+    device TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    kept_device TEXT NOT NULL,
+    kept_seq INTEGER NOT NULL,
+    account TEXT NOT NULL,
+    pupil TEXT NOT NULL,
+    service TEXT NOT NULL,
+    amount INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'rejected')),
+    decided_by TEXT,
+    decided_at INTEGER,
+    correction_date TEXT,
+    UNIQUE (device, seq),
+    FOREIGN KEY (device, seq) REFERENCES records (device, seq)
+) STRICT;
+CREATE INDEX proposed_voids_by_date ON proposed_voids (service_date);
 ",
     r"
 CREATE TABLE web_sessions (
@@ -997,72 +1040,9 @@ impl Store for SqliteStore {
             let transaction = connection
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(unavailable)?;
-            let account = operation.account.as_str();
-            let balance: Option<i64> = transaction
-                .query_row(
-                    "SELECT balance FROM accounts WHERE id = ?1",
-                    params![account],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(unavailable)?;
-            let Some(balance) = balance else {
-                return Err(StoreError::NotFound {
-                    what: "account",
-                    id: account.to_owned(),
-                });
-            };
-            if let Some(reference) = operation.kind.payment_reference() {
-                let earlier: Option<(String, i64)> = transaction
-                    .query_row(
-                        "SELECT account, amount FROM operations WHERE payment_reference = ?1",
-                        params![reference],
-                        |row| Ok((row.get(0)?, row.get(1)?)),
-                    )
-                    .optional()
-                    .map_err(unavailable)?;
-                if let Some((earlier_account, earlier_amount)) = earlier {
-                    super::same_payment(&earlier_account, earlier_amount, &operation)?;
-                    let version: i64 = transaction
-                        .query_row("SELECT version FROM snapshot_version", [], |row| row.get(0))
-                        .map_err(unavailable)?;
-                    return Ok(OperationOutcome {
-                        balance: Cents::new(balance),
-                        version: super::snapshot_version(version)?,
-                        replayed: true,
-                    });
-                }
-            }
-            let new_balance = super::checked_balance(balance, operation.amount)?;
-            let version = bump_version(&transaction)?;
-            transaction
-                .execute(
-                    "UPDATE accounts SET balance = ?2, version = ?3 WHERE id = ?1",
-                    params![account, new_balance, version],
-                )
-                .map_err(unavailable)?;
-            transaction
-                .execute(
-                    "INSERT INTO operations
-                     (kind, account, amount, detail, payment_reference, user_name, at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![
-                        operation.kind.as_str(),
-                        account,
-                        operation.amount.get(),
-                        operation.kind.detail(),
-                        operation.kind.payment_reference(),
-                        operation.user,
-                        operation.at.unix_ms()
-                    ],
-                )
-                .map_err(unavailable)?;
+            let outcome = apply_operation_in(&transaction, &operation)?;
             transaction.commit().map_err(unavailable)?;
-            Ok(OperationOutcome {
-                balance: Cents::new(new_balance),
-                version: super::snapshot_version(version)?,
-                replayed: false,
-            })
+            Ok(outcome)
         })
         .await
     }
@@ -1151,6 +1131,408 @@ impl Store for SqliteStore {
                 }),
                 Err(error) => Err(unavailable(error)),
             }
+        })
+        .await
+    }
+
+    async fn devices(&self) -> Result<Vec<DeviceEntry>, StoreError> {
+        self.with(|connection| {
+            let transaction = connection.transaction().map_err(unavailable)?;
+            let rows = query_all(
+                &transaction,
+                "SELECT id, site, public_key, revoked_at, added_at FROM devices ORDER BY id",
+                [],
+                |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, Vec<u8>>(2)?,
+                        row.get::<_, Option<i64>>(3)?,
+                        row.get::<_, i64>(4)?,
+                    ))
+                },
+            )?;
+            rows.into_iter()
+                .map(|(id, site, key, revoked_at, added_at)| {
+                    super::parse_device_entry(&id, &site, &key, revoked_at, added_at)
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn services(&self) -> Result<Vec<(SiteId, Service)>, StoreError> {
+        self.with(|connection| {
+            let transaction = connection.transaction().map_err(unavailable)?;
+            let rows = query_all(
+                &transaction,
+                "SELECT site, data FROM services ORDER BY site, id",
+                [],
+                |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
+            )?;
+            rows.iter()
+                .map(|(site, data)| super::parse_service(site, data))
+                .collect()
+        })
+        .await
+    }
+
+    async fn overdraft_floors(&self) -> Result<Vec<(AccountId, Cents)>, StoreError> {
+        self.with(|connection| {
+            let transaction = connection.transaction().map_err(unavailable)?;
+            let rows = query_all(
+                &transaction,
+                "SELECT id, overdraft_floor FROM accounts ORDER BY id",
+                [],
+                |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)),
+            )?;
+            rows.into_iter()
+                .map(|(id, floor)| {
+                    Ok((
+                        AccountId::parse(&id).map_err(|error| corrupt("account", error))?,
+                        Cents::new(floor),
+                    ))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn day_closes(&self, device: &DeviceId) -> Result<Vec<(Seq, ServiceDate)>, StoreError> {
+        let device = device.clone();
+        self.with(move |connection| {
+            let transaction = connection.transaction().map_err(unavailable)?;
+            let rows = query_all(
+                &transaction,
+                "SELECT seq, json_extract(payload, '$.service_date') FROM records
+                 WHERE device = ?1 AND kind = 'day_close' ORDER BY seq",
+                params![device.as_str()],
+                |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Option<String>>(1)?)),
+            )?;
+            rows.into_iter()
+                .map(|(seq, date)| {
+                    let date = date.ok_or_else(|| corrupt("day close", "no service_date"))?;
+                    Ok((parse_seq(seq)?, super::parse_service_date(&date)?))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn record_range(
+        &self,
+        device: &DeviceId,
+        from: Seq,
+        to: Option<Seq>,
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        let device = device.clone();
+        let from = seq_to_i64(from)?;
+        let to = to.map_or(Ok(i64::MAX), seq_to_i64)?;
+        self.with(move |connection| {
+            let transaction = connection.transaction().map_err(unavailable)?;
+            let rows = query_all(
+                &transaction,
+                "SELECT seq, payload, signature, kiosk_at, received_at FROM records
+                 WHERE device = ?1 AND seq >= ?2 AND seq <= ?3 ORDER BY seq",
+                params![device.as_str(), from, to],
+                |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, i64>(3)?,
+                        row.get::<_, i64>(4)?,
+                    ))
+                },
+            )?;
+            rows.into_iter()
+                .map(|(seq, payload, signature, kiosk_at, received_at)| {
+                    Ok(StoredRecord {
+                        seq: parse_seq(seq)?,
+                        record: SignedRecord { payload, signature },
+                        kiosk_at: parse_timestamp(kiosk_at)?,
+                        received_at: parse_timestamp(received_at)?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn ledger_totals(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<LedgerTotals, StoreError> {
+        self.with(move |connection| {
+            let transaction = connection.transaction().map_err(unavailable)?;
+            let (balances_now, before, during, after): (i64, i64, i64, i64) = transaction
+                .query_row(
+                    "SELECT
+                        (SELECT COALESCE(SUM(balance), 0) FROM accounts),
+                        COALESCE(SUM(CASE WHEN at < ?1 THEN amount END), 0),
+                        COALESCE(SUM(CASE WHEN at >= ?1 AND at < ?2 THEN amount END), 0),
+                        COALESCE(SUM(CASE WHEN at >= ?2 THEN amount END), 0)
+                     FROM (SELECT amount, at FROM movements
+                           UNION ALL SELECT amount, at FROM operations)",
+                    params![from.unix_ms(), to.unix_ms()],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+                )
+                .map_err(unavailable)?;
+            Ok(LedgerTotals {
+                balances_now: Cents::new(balances_now),
+                before: Cents::new(before),
+                during: Cents::new(during),
+                after: Cents::new(after),
+            })
+        })
+        .await
+    }
+
+    async fn operations_between(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<StoredOperation>, StoreError> {
+        self.with(move |connection| {
+            let transaction = connection.transaction().map_err(unavailable)?;
+            let rows = query_all(
+                &transaction,
+                "SELECT id, kind, account, amount, detail, user_name, at FROM operations
+                 WHERE at >= ?1 AND at < ?2 ORDER BY id",
+                params![from.unix_ms(), to.unix_ms()],
+                |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, i64>(3)?,
+                        row.get::<_, String>(4)?,
+                        row.get::<_, String>(5)?,
+                        row.get::<_, i64>(6)?,
+                    ))
+                },
+            )?;
+            rows.into_iter()
+                .map(|(id, kind, account, amount, detail, user, at)| {
+                    super::parse_stored_operation(id, kind, &account, amount, detail, user, at)
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn save_reconciliation(
+        &self,
+        saved: &SavedReconciliation,
+        proposals: &[ProposedVoid],
+    ) -> Result<(), StoreError> {
+        let saved = saved.clone();
+        let proposals = proposals.to_vec();
+        self.with(move |connection| {
+            let transaction = connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let scope = super::scope_column(saved.site.as_ref()).to_owned();
+            let date = saved.date.to_string();
+            let signed_off: Option<Option<i64>> = transaction
+                .query_row(
+                    "SELECT signed_off_at FROM reconciliations
+                     WHERE service_date = ?1 AND site = ?2",
+                    params![date, scope],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            if let Some(Some(_)) = signed_off {
+                return Err(super::signed_off_refusal(saved.date, saved.site.as_ref()));
+            }
+            transaction
+                .execute(
+                    "INSERT INTO reconciliations (service_date, site, report, run_at, run_by)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (service_date, site) DO UPDATE SET
+                        report = ?3, run_at = ?4, run_by = ?5",
+                    params![
+                        date,
+                        scope,
+                        saved.report,
+                        saved.run_at.unix_ms(),
+                        saved.run_by
+                    ],
+                )
+                .map_err(unavailable)?;
+            for proposal in &proposals {
+                transaction
+                    .prepare_cached(
+                        "INSERT INTO proposed_voids (service_date, device, seq, kept_device,
+                            kept_seq, account, pupil, service, amount, status)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending')
+                         ON CONFLICT (device, seq) DO NOTHING",
+                    )
+                    .and_then(|mut statement| {
+                        statement.execute(params![
+                            proposal.date.to_string(),
+                            proposal.device.as_str(),
+                            seq_to_i64(proposal.seq).unwrap_or(i64::MAX),
+                            proposal.kept_device.as_str(),
+                            seq_to_i64(proposal.kept_seq).unwrap_or(i64::MAX),
+                            proposal.account.as_str(),
+                            proposal.pupil.as_str(),
+                            proposal.service.as_str(),
+                            proposal.amount.get(),
+                        ])
+                    })
+                    .map_err(unavailable)?;
+            }
+            transaction.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn reconciliation(
+        &self,
+        date: ServiceDate,
+        site: Option<&SiteId>,
+    ) -> Result<Option<SavedReconciliation>, StoreError> {
+        let scope = super::scope_column(site).to_owned();
+        self.with(move |connection| {
+            let transaction = connection.transaction().map_err(unavailable)?;
+            reconciliation_in(&transaction, date, &scope)
+        })
+        .await
+    }
+
+    async fn sign_off_reconciliation(
+        &self,
+        date: ServiceDate,
+        site: Option<&SiteId>,
+        user: &str,
+        at: Timestamp,
+    ) -> Result<SavedReconciliation, StoreError> {
+        let site = site.cloned();
+        let user = user.to_owned();
+        self.with(move |connection| {
+            let transaction = connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let scope = super::scope_column(site.as_ref()).to_owned();
+            let Some(saved) = reconciliation_in(&transaction, date, &scope)? else {
+                return Err(StoreError::NotFound {
+                    what: "reconciliation",
+                    id: format!("{date} {scope}"),
+                });
+            };
+            if saved.signed_off_at.is_some() {
+                return Err(super::signed_off_refusal(date, site.as_ref()));
+            }
+            let pending: i64 = transaction
+                .query_row(
+                    "SELECT COUNT(*) FROM proposed_voids
+                     WHERE service_date = ?1 AND status = 'pending'",
+                    params![date.to_string()],
+                    |row| row.get(0),
+                )
+                .map_err(unavailable)?;
+            if pending > 0 {
+                return Err(StoreError::Refused(format!(
+                    "{pending} proposed void(s) of {date} are still pending: approve or reject them first"
+                )));
+            }
+            transaction
+                .execute(
+                    "UPDATE reconciliations SET signed_off_by = ?3, signed_off_at = ?4
+                     WHERE service_date = ?1 AND site = ?2",
+                    params![date.to_string(), scope, user, at.unix_ms()],
+                )
+                .map_err(unavailable)?;
+            let signed = reconciliation_in(&transaction, date, &scope)?
+                .ok_or_else(|| StoreError::Corrupt("signed-off reconciliation vanished".to_owned()))?;
+            transaction.commit().map_err(unavailable)?;
+            Ok(signed)
+        })
+        .await
+    }
+
+    async fn proposed_voids(
+        &self,
+        date: Option<ServiceDate>,
+    ) -> Result<Vec<ProposedVoid>, StoreError> {
+        self.with(move |connection| {
+            let transaction = connection.transaction().map_err(unavailable)?;
+            let sql = format!(
+                "SELECT {} FROM proposed_voids WHERE ?1 IS NULL OR service_date = ?1 ORDER BY id",
+                super::PROPOSED_VOID_COLUMNS
+            );
+            let rows = query_all(
+                &transaction,
+                &sql,
+                params![date.map(|date| date.to_string())],
+                proposed_void_row,
+            )?;
+            rows.into_iter().map(ProposedVoidRow::parse).collect()
+        })
+        .await
+    }
+
+    async fn decide_proposed_void(
+        &self,
+        id: i64,
+        status: VoidStatus,
+        user: &str,
+        at: Timestamp,
+        correction: Option<(&Operation, ServiceDate)>,
+    ) -> Result<ProposedVoid, StoreError> {
+        let user = user.to_owned();
+        let correction = correction.map(|(operation, date)| (operation.clone(), date));
+        self.with(move |connection| {
+            let transaction = connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let sql = format!(
+                "SELECT {} FROM proposed_voids WHERE id = ?1",
+                super::PROPOSED_VOID_COLUMNS
+            );
+            let Some(row) = transaction
+                .query_row(&sql, params![id], proposed_void_row)
+                .optional()
+                .map_err(unavailable)?
+            else {
+                return Err(StoreError::NotFound {
+                    what: "proposed void",
+                    id: id.to_string(),
+                });
+            };
+            let proposal = row.parse()?;
+            if proposal.status != VoidStatus::Pending {
+                return Err(StoreError::Refused(format!(
+                    "proposed void {id} was already {}",
+                    proposal.status.as_str()
+                )));
+            }
+            if let Some((operation, _)) = &correction {
+                apply_operation_in(&transaction, operation)?;
+            }
+            transaction
+                .execute(
+                    "UPDATE proposed_voids SET status = ?2, decided_by = ?3, decided_at = ?4,
+                        correction_date = ?5
+                     WHERE id = ?1",
+                    params![
+                        id,
+                        status.as_str(),
+                        user,
+                        at.unix_ms(),
+                        correction.as_ref().map(|(_, date)| date.to_string())
+                    ],
+                )
+                .map_err(unavailable)?;
+            let decided = transaction
+                .query_row(&sql, params![id], proposed_void_row)
+                .map_err(unavailable)?
+                .parse()?;
+            transaction.commit().map_err(unavailable)?;
+            Ok(decided)
         })
         .await
     }
@@ -1358,29 +1740,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn devices(&self) -> Result<Vec<Device>, StoreError> {
-        self.with(|connection| {
-            let transaction = connection.transaction().map_err(unavailable)?;
-            let rows = query_all(
-                &transaction,
-                "SELECT id, site, public_key, revoked_at FROM devices ORDER BY id",
-                [],
-                |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, String>(1)?,
-                        row.get::<_, Vec<u8>>(2)?,
-                        row.get::<_, Option<i64>>(3)?,
-                    ))
-                },
-            )?;
-            rows.iter()
-                .map(|(id, site, key, revoked_at)| web::device(id, site, key, *revoked_at))
-                .collect()
-        })
-        .await
-    }
-
     async fn sites(&self) -> Result<Vec<SiteId>, StoreError> {
         self.with(|connection| {
             let transaction = connection.transaction().map_err(unavailable)?;
@@ -1577,6 +1936,125 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
+
+fn reconciliation_in(
+    transaction: &rusqlite::Transaction<'_>,
+    date: ServiceDate,
+    scope: &str,
+) -> Result<Option<SavedReconciliation>, StoreError> {
+    transaction
+        .query_row(
+            "SELECT service_date, site, report, run_at, run_by, signed_off_by, signed_off_at
+             FROM reconciliations WHERE service_date = ?1 AND site = ?2",
+            params![date.to_string(), scope],
+            |row| {
+                Ok(ReconciliationRow {
+                    date: row.get(0)?,
+                    site: row.get(1)?,
+                    report: row.get(2)?,
+                    run_at: row.get(3)?,
+                    run_by: row.get(4)?,
+                    signed_off_by: row.get(5)?,
+                    signed_off_at: row.get(6)?,
+                })
+            },
+        )
+        .optional()
+        .map_err(unavailable)?
+        .map(ReconciliationRow::parse)
+        .transpose()
+}
+
+fn proposed_void_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ProposedVoidRow> {
+    Ok(ProposedVoidRow {
+        id: row.get(0)?,
+        date: row.get(1)?,
+        device: row.get(2)?,
+        seq: row.get(3)?,
+        kept_device: row.get(4)?,
+        kept_seq: row.get(5)?,
+        account: row.get(6)?,
+        pupil: row.get(7)?,
+        service: row.get(8)?,
+        amount: row.get(9)?,
+        status: row.get(10)?,
+        decided_by: row.get(11)?,
+        decided_at: row.get(12)?,
+        correction_date: row.get(13)?,
+    })
+}
+
+/// Moves money by a back-office operation inside `transaction` (the write lock is held).
+fn apply_operation_in(
+    transaction: &rusqlite::Transaction<'_>,
+    operation: &Operation,
+) -> Result<OperationOutcome, StoreError> {
+    let account = operation.account.as_str();
+    let balance: Option<i64> = transaction
+        .query_row(
+            "SELECT balance FROM accounts WHERE id = ?1",
+            params![account],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(unavailable)?;
+    let Some(balance) = balance else {
+        return Err(StoreError::NotFound {
+            what: "account",
+            id: account.to_owned(),
+        });
+    };
+    if let Some(reference) = operation.kind.payment_reference() {
+        let earlier: Option<(String, i64)> = transaction
+            .query_row(
+                "SELECT account, amount FROM operations WHERE payment_reference = ?1",
+                params![reference],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()
+            .map_err(unavailable)?;
+        if let Some((earlier_account, earlier_amount)) = earlier {
+            super::same_payment(&earlier_account, earlier_amount, operation)?;
+            let version: i64 = transaction
+                .query_row("SELECT version FROM snapshot_version", [], |row| row.get(0))
+                .map_err(unavailable)?;
+            return Ok(OperationOutcome {
+                balance: Cents::new(balance),
+                version: super::snapshot_version(version)?,
+                replayed: true,
+            });
+        }
+    }
+    let new_balance = super::checked_balance(balance, operation.amount)?;
+    let version = bump_version(transaction)?;
+    transaction
+        .execute(
+            "UPDATE accounts SET balance = ?2, version = ?3 WHERE id = ?1",
+            params![account, new_balance, version],
+        )
+        .map_err(unavailable)?;
+    transaction
+        .execute(
+            "INSERT INTO operations
+             (kind, account, amount, detail, payment_reference, user_name, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                operation.kind.as_str(),
+                account,
+                operation.amount.get(),
+                operation.kind.detail(),
+                operation.kind.payment_reference(),
+                operation.user,
+                operation.at.unix_ms()
+            ],
+        )
+        .map_err(unavailable)?;
+    Ok(OperationOutcome {
+        balance: Cents::new(new_balance),
+        version: super::snapshot_version(version)?,
+        replayed: false,
+    })
 }
 
 fn ingest_in(

@@ -93,21 +93,6 @@ pub(super) fn service(data: &str) -> Result<proto::snapshot::Service, super::Sto
     serde_json::from_str(data).map_err(|error| super::corrupt("service", error))
 }
 
-pub(super) fn device(
-    id: &str,
-    site: &str,
-    key: &[u8],
-    revoked_at: Option<i64>,
-) -> Result<super::Device, super::StoreError> {
-    Ok(super::Device {
-        id: proto::DeviceId::parse(id).map_err(|error| super::corrupt("device", error))?,
-        site: parse_site(site)?,
-        key: proto::PublicKey::from_bytes(key)
-            .map_err(|error| super::corrupt("public key", error))?,
-        revoked_at: revoked_at.map(super::parse_timestamp).transpose()?,
-    })
-}
-
 pub(super) fn meal_day(
     site: &str,
     date: &str,

@@ -92,7 +92,14 @@ pub async fn devices<S: Store>(
 ) -> PageResult {
     let viewer = viewer(&app, &headers, &ROLES).await?;
     let lang = viewer.lang;
-    let devices = app.store.devices().await.map_err(PageError::store(lang))?;
+    let devices: Vec<Device> = app
+        .store
+        .devices()
+        .await
+        .map_err(PageError::store(lang))?
+        .into_iter()
+        .map(|entry| entry.device)
+        .collect();
     let content = html! {
         @if let Some(done) = done_notice(lang, &query.done) { p.notice role="status" { (done) } }
         section.card {

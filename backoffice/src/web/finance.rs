@@ -15,7 +15,7 @@ use super::layout::{self, money, page};
 use super::session::viewer;
 use super::{DASHBOARD_DAYS, KIOSK_SILENT_MS, PageError, PageResult, chart};
 use crate::http::SharedApp;
-use crate::store::Store;
+use crate::store::{Device, Store};
 use crate::users::Role;
 
 const ROLES: [Role; 2] = [Role::Finance, Role::Admin];
@@ -150,7 +150,14 @@ fn short_day(day: ServiceDate) -> String {
 pub async fn kiosks<S: Store>(State(app): State<SharedApp<S>>, headers: HeaderMap) -> PageResult {
     let viewer = viewer(&app, &headers, &ROLES).await?;
     let lang = viewer.lang;
-    let devices = app.store.devices().await.map_err(PageError::store(lang))?;
+    let devices: Vec<Device> = app
+        .store
+        .devices()
+        .await
+        .map_err(PageError::store(lang))?
+        .into_iter()
+        .map(|entry| entry.device)
+        .collect();
     let statuses: BTreeMap<_, _> = app
         .store
         .kiosk_statuses()
@@ -160,7 +167,7 @@ pub async fn kiosks<S: Store>(State(app): State<SharedApp<S>>, headers: HeaderMa
         .map(|status| (status.device.clone(), status))
         .collect();
     let now = crate::now();
-    let silent = |device: &crate::store::Device| {
+    let silent = |device: &Device| {
         device.revoked_at.is_none()
             && statuses
                 .get(&device.id)

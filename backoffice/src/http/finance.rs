@@ -1,0 +1,263 @@
+//! Finance's endpoints: run and read a day's reconciliation, sign it off, decide proposed voids,
+//! and download exports. Running and reading admit finance and admin; signing off and deciding
+//! admit finance only.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use proto::api::ErrorCode;
+use proto::{ServiceDate, SiteId, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use super::people::{body, path, user_with};
+use super::{Failure, SharedApp};
+use crate::export::{self, ExportError, ExportKind, Period};
+use crate::reconcile::{self, ReconcileError, Report};
+use crate::store::{ProposedVoid, SavedReconciliation, Store};
+use crate::users::Role;
+
+pub const RECONCILIATIONS_PATH: &str = "/api/v1/reconciliations";
+pub const RECONCILIATION_PATH: &str = "/api/v1/reconciliations/{date}";
+pub const SIGN_OFF_PATH: &str = "/api/v1/reconciliations/{date}/sign-off";
+pub const PROPOSED_VOIDS_PATH: &str = "/api/v1/proposed-voids";
+pub const APPROVE_PATH: &str = "/api/v1/proposed-voids/{id}/approve";
+pub const REJECT_PATH: &str = "/api/v1/proposed-voids/{id}/reject";
+pub const EXPORT_PATH: &str = "/api/v1/exports/{kind}";
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileRequest {
+    pub date: ServiceDate,
+    #[serde(default)]
+    pub site: Option<SiteId>,
+}
+
+/// A stored reconciliation as answered.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReconciliationView {
+    pub date: ServiceDate,
+    pub site: Option<SiteId>,
+    pub run_at: Timestamp,
+    pub run_by: String,
+    pub signed_off_by: Option<String>,
+    pub signed_off_at: Option<Timestamp>,
+    pub report: Report,
+}
+
+impl From<ReconcileError> for Failure {
+    fn from(error: ReconcileError) -> Failure {
+        match error {
+            ReconcileError::Store(error) => error.into(),
+            ReconcileError::Date(_) | ReconcileError::TimeZone(_) => {
+                Failure::bad_request(error.to_string())
+            }
+            ReconcileError::Report(_) | ReconcileError::Task(_) => {
+                tracing::error!(%error, "reconciliation failed");
+                Failure::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorCode::Unavailable,
+                    error.to_string(),
+                )
+            }
+        }
+    }
+}
+
+impl From<ExportError> for Failure {
+    fn from(error: ExportError) -> Failure {
+        match error {
+            ExportError::Reconcile(error) => error.into(),
+            ExportError::Store(error) => error.into(),
+            ExportError::Period { .. } | ExportError::UnknownKind(_) => {
+                Failure::bad_request(error.to_string())
+            }
+            ExportError::Io(_) | ExportError::Csv(_) => Failure::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::Unavailable,
+                error.to_string(),
+            ),
+        }
+    }
+}
+
+fn view(saved: &SavedReconciliation) -> Result<ReconciliationView, Failure> {
+    Ok(ReconciliationView {
+        date: saved.date,
+        site: saved.site.clone(),
+        run_at: saved.run_at,
+        run_by: saved.run_by.clone(),
+        signed_off_by: saved.signed_off_by.clone(),
+        signed_off_at: saved.signed_off_at,
+        report: reconcile::parse_report(saved)?,
+    })
+}
+
+type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
+
+fn query(params: Params) -> Result<HashMap<String, String>, Failure> {
+    params
+        .map(|Query(params)| params)
+        .map_err(|rejection| Failure::bad_request(rejection.body_text()))
+}
+
+fn site_param(params: &HashMap<String, String>) -> Result<Option<SiteId>, Failure> {
+    params
+        .get("site")
+        .map(|site| {
+            SiteId::parse(site).map_err(|error| Failure::bad_request(format!("site: {error}")))
+        })
+        .transpose()
+}
+
+fn date_param(name: &str, text: &str) -> Result<ServiceDate, Failure> {
+    ServiceDate::parse(text).map_err(|error| Failure::bad_request(format!("{name}: {error}")))
+}
+
+/// `POST /api/v1/reconciliations`: runs and stores the reconciliation of a day; finance, admin.
+pub async fn run<S: Store>(
+    State(app): State<SharedApp<S>>,
+    headers: HeaderMap,
+    request: Result<Bytes, BytesRejection>,
+) -> Result<Json<ReconciliationView>, Failure> {
+    let user = user_with(&app, &headers, &[Role::Finance, Role::Admin]).await?;
+    let request: ReconcileRequest = body(request)?;
+    reconcile::run_and_save(
+        &app.store,
+        request.date,
+        request.site.as_ref(),
+        &app.finance,
+        &user.name,
+        |_, _| {},
+    )
+    .await?;
+    let saved = app
+        .store
+        .reconciliation(request.date, request.site.as_ref())
+        .await?
+        .ok_or_else(|| not_found("the reconciliation just stored"))?;
+    Ok(Json(view(&saved)?))
+}
+
+/// `GET /api/v1/reconciliations/{date}?site=S`: the stored reconciliation; finance, admin.
+pub async fn get<S: Store>(
+    State(app): State<SharedApp<S>>,
+    headers: HeaderMap,
+    date: Result<Path<String>, PathRejection>,
+    params: Params,
+) -> Result<Json<ReconciliationView>, Failure> {
+    user_with(&app, &headers, &[Role::Finance, Role::Admin]).await?;
+    let date = date_param("date", &path(date)?)?;
+    let site = site_param(&query(params)?)?;
+    let saved = app
+        .store
+        .reconciliation(date, site.as_ref())
+        .await?
+        .ok_or_else(|| not_found(&format!("no reconciliation of {date}: run one first")))?;
+    Ok(Json(view(&saved)?))
+}
+
+/// `POST /api/v1/reconciliations/{date}/sign-off?site=S`: finance only.
+pub async fn sign_off<S: Store>(
+    State(app): State<SharedApp<S>>,
+    headers: HeaderMap,
+    date: Result<Path<String>, PathRejection>,
+    params: Params,
+) -> Result<Json<ReconciliationView>, Failure> {
+    let user = user_with(&app, &headers, &[Role::Finance]).await?;
+    let date = date_param("date", &path(date)?)?;
+    let site = site_param(&query(params)?)?;
+    let saved = app
+        .store
+        .sign_off_reconciliation(date, site.as_ref(), &user.name, crate::now())
+        .await?;
+    Ok(Json(view(&saved)?))
+}
+
+/// `GET /api/v1/proposed-voids?date=D`: finance, admin.
+pub async fn proposed_voids<S: Store>(
+    State(app): State<SharedApp<S>>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Json<Vec<ProposedVoid>>, Failure> {
+    user_with(&app, &headers, &[Role::Finance, Role::Admin]).await?;
+    let params = query(params)?;
+    let date = params
+        .get("date")
+        .map(|date| date_param("date", date))
+        .transpose()?;
+    Ok(Json(app.store.proposed_voids(date).await?))
+}
+
+/// `POST /api/v1/proposed-voids/{id}/approve`: finance only.
+pub async fn approve<S: Store>(
+    State(app): State<SharedApp<S>>,
+    headers: HeaderMap,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<Json<ProposedVoid>, Failure> {
+    decide(&app, &headers, path(id)?, true).await
+}
+
+/// `POST /api/v1/proposed-voids/{id}/reject`: finance only.
+pub async fn reject<S: Store>(
+    State(app): State<SharedApp<S>>,
+    headers: HeaderMap,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<Json<ProposedVoid>, Failure> {
+    decide(&app, &headers, path(id)?, false).await
+}
+
+async fn decide<S: Store>(
+    app: &SharedApp<S>,
+    headers: &HeaderMap,
+    id: i64,
+    approve: bool,
+) -> Result<Json<ProposedVoid>, Failure> {
+    let user = user_with(app, headers, &[Role::Finance]).await?;
+    Ok(Json(
+        reconcile::decide(&app.store, id, approve, &user.name, &app.finance).await?,
+    ))
+}
+
+/// `GET /api/v1/exports/{kind}?from=D&to=D&site=S`: `to` defaults to `from`; finance, admin.
+pub async fn download<S: Store>(
+    State(app): State<SharedApp<S>>,
+    headers: HeaderMap,
+    kind: Result<Path<String>, PathRejection>,
+    params: Params,
+) -> Result<Response, Failure> {
+    user_with(&app, &headers, &[Role::Finance, Role::Admin]).await?;
+    let kind = ExportKind::parse(&path(kind)?)?;
+    let params = query(params)?;
+    let from = date_param(
+        "from",
+        params
+            .get("from")
+            .ok_or_else(|| Failure::bad_request("from: required"))?,
+    )?;
+    let to = params
+        .get("to")
+        .map(|to| date_param("to", to))
+        .transpose()?
+        .unwrap_or(from);
+    let period = Period::new(from, to)?;
+    let site = site_param(&params)?;
+    let mut bytes = Vec::new();
+    export::write(
+        &app.store,
+        kind,
+        period,
+        site.as_ref(),
+        &app.finance,
+        &mut bytes,
+    )
+    .await?;
+    Ok(([(header::CONTENT_TYPE, kind.content_type())], bytes).into_response())
+}
+
+fn not_found(message: &str) -> Failure {
+    Failure::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
+}

@@ -1,0 +1,273 @@
+//! A service day of kiosks for the reconciliation and export tests: chains written at chosen
+//! times, day closes computed from them, and raw access to each backend's database to tamper
+//! with stored rows as an attacker with database access would.
+
+use std::collections::BTreeMap;
+
+use backoffice::store::{PostgresStore, SqliteStore, Store};
+use proto::record::{
+    CloseCategory, CloseLine, DayClose, GrandTotals, Meal, MealVia, TopUp, TopUpMethod, Void,
+};
+use proto::{
+    BracketId, CardUid, Cents, ChainHead, MealType, PupilId, Record, RecordBody, ServiceDate,
+    ServiceId, SigningKey, StaffId, Text, Timestamp,
+};
+
+use super::fixtures::{account, device, key};
+
+/// The day every test reconciles: a Monday, with lunch at `jaures`.
+pub const DATE: &str = "2026-11-30";
+
+pub fn date() -> ServiceDate {
+    ServiceDate::parse(DATE).unwrap()
+}
+
+/// `minutes` after 11:45 UTC on [`DATE`] (12:45 in Paris).
+pub fn lunch(minutes: i64) -> Timestamp {
+    Timestamp::from_unix_ms(
+        Timestamp::parse("2026-11-30T11:45:00.000Z")
+            .unwrap()
+            .unix_ms()
+            + minutes * 60_000,
+    )
+    .unwrap()
+}
+
+pub fn settings() -> backoffice::reconcile::Settings {
+    backoffice::reconcile::Settings::new("Europe/Paris").unwrap()
+}
+
+pub fn meal_for(pupil: &str, account_name: &str, price: i64, balance_after: i64) -> RecordBody {
+    RecordBody::Meal(Meal {
+        service: ServiceId::parse("lunch").unwrap(),
+        service_date: date(),
+        meal_type: MealType::parse("lunch").unwrap(),
+        account: account(account_name),
+        pupil: PupilId::parse(pupil).unwrap(),
+        bracket: BracketId::parse("q3").unwrap(),
+        price: Cents::new(price),
+        balance_after: Cents::new(balance_after),
+        via: MealVia::Card(CardUid::parse(&[1, 1, 1, 1]).unwrap()),
+    })
+}
+
+pub fn cash(account_name: &str, amount: i64) -> RecordBody {
+    RecordBody::TopUp(TopUp {
+        account: account(account_name),
+        amount: Cents::new(amount),
+        method: TopUpMethod::Cash,
+        staff: StaffId::parse("staff-martin").unwrap(),
+        reference: None,
+    })
+}
+
+pub fn void_of(record: &Record) -> RecordBody {
+    RecordBody::Void(Void {
+        voided_seq: record.seq(),
+        voided_hash: record.hash(),
+        staff: StaffId::parse("staff-martin").unwrap(),
+        reason: Text::parse("wrong pupil").unwrap(),
+    })
+}
+
+/// A kiosk of `jaures` writing its chain at chosen times.
+#[derive(Debug)]
+pub struct Till {
+    pub device: backoffice::store::Device,
+    pub key: SigningKey,
+    pub head: ChainHead,
+    pub written: Vec<Record>,
+    /// The `seq` of the last day close written.
+    pub last_close: Option<usize>,
+}
+
+impl Till {
+    pub fn new(name: &str, seed: u8) -> Till {
+        Till {
+            device: device(name, seed),
+            key: key(seed),
+            head: ChainHead::GENESIS,
+            written: Vec::new(),
+            last_close: None,
+        }
+    }
+
+    pub fn write(&mut self, at: Timestamp, body: RecordBody) -> Record {
+        let record = self
+            .head
+            .append(&self.key, &self.device.id, at, body)
+            .unwrap();
+        self.written.push(record.clone());
+        record
+    }
+
+    /// The day close of every record since the previous one, as the kiosk computes it.
+    pub fn close_body(&self, date: ServiceDate, cash_counted: i64) -> DayClose {
+        let from = self.last_close.map_or(0, |index| index + 1);
+        let previous = self.last_close.map(|index| &self.written[index]);
+        let mut grand_totals = match previous.map(|record| &record.payload().body) {
+            Some(RecordBody::DayClose(close)) => close.grand_totals.clone(),
+            _ => GrandTotals::default(),
+        };
+        type Key = (CloseCategory, Option<MealType>, Option<BracketId>);
+        let mut lines: BTreeMap<Key, (u32, i64)> = BTreeMap::new();
+        let mut cash_expected = 0;
+        for record in &self.written[from..] {
+            let (key, amount, cash) = match &record.payload().body {
+                RecordBody::Meal(meal) => (
+                    (
+                        match meal.via {
+                            MealVia::Card(_) => CloseCategory::MealByCard,
+                            MealVia::Staff(_) => CloseCategory::MealByStaff,
+                        },
+                        Some(meal.meal_type.clone()),
+                        Some(meal.bracket.clone()),
+                    ),
+                    meal.price.get(),
+                    0,
+                ),
+                RecordBody::TopUp(top_up) => (
+                    (CloseCategory::TopUpCash, None, None),
+                    top_up.amount.get(),
+                    top_up.amount.get(),
+                ),
+                RecordBody::Void(void) => {
+                    let voided = &self.written[usize::try_from(void.voided_seq.get()).unwrap() - 1];
+                    match &voided.payload().body {
+                        RecordBody::Meal(meal) => (
+                            (
+                                CloseCategory::VoidedMeal,
+                                Some(meal.meal_type.clone()),
+                                Some(meal.bracket.clone()),
+                            ),
+                            meal.price.get(),
+                            0,
+                        ),
+                        RecordBody::TopUp(top_up) => (
+                            (CloseCategory::VoidedTopUp, None, None),
+                            top_up.amount.get(),
+                            -top_up.amount.get(),
+                        ),
+                        _ => continue,
+                    }
+                }
+                _ => continue,
+            };
+            let line = lines.entry(key).or_insert((0, 0));
+            line.0 += 1;
+            line.1 += amount;
+            cash_expected += cash;
+        }
+        for ((category, _, _), (count, total)) in &lines {
+            match category {
+                CloseCategory::MealByCard | CloseCategory::MealByStaff => {
+                    grand_totals.meal_count += u64::from(*count);
+                    grand_totals.meals = Cents::new(grand_totals.meals.get() + total);
+                }
+                CloseCategory::TopUpCash | CloseCategory::TopUpCheque => {
+                    grand_totals.top_ups = Cents::new(grand_totals.top_ups.get() + total);
+                }
+                CloseCategory::VoidedMeal | CloseCategory::VoidedTopUp => {
+                    grand_totals.voided = Cents::new(grand_totals.voided.get() + total);
+                }
+            }
+        }
+        DayClose {
+            service_date: date,
+            staff: StaffId::parse("staff-martin").unwrap(),
+            previous_close: previous.map(Record::seq),
+            lines: lines
+                .into_iter()
+                .map(
+                    |((category, meal_type, bracket), (count, total))| CloseLine {
+                        category,
+                        meal_type,
+                        bracket,
+                        count,
+                        total: Cents::new(total),
+                    },
+                )
+                .collect(),
+            cash_expected: Cents::new(cash_expected),
+            cash_counted: Cents::new(cash_counted),
+            cash_difference: Cents::new(cash_counted - cash_expected),
+            grand_totals,
+        }
+    }
+
+    /// Writes the day close of `date` with `cash_counted`.
+    pub fn close(&mut self, at: Timestamp, date: ServiceDate, cash_counted: i64) -> Record {
+        let body = self.close_body(date, cash_counted);
+        let record = self.write(at, RecordBody::DayClose(body));
+        self.last_close = Some(self.written.len() - 1);
+        record
+    }
+
+    /// Uploads everything written, received at `received_at`.
+    pub async fn upload(&self, store: &impl Store, received_at: Timestamp) {
+        let batch = self
+            .written
+            .iter()
+            .map(|record| record.signed().clone())
+            .collect();
+        store
+            .ingest(&self.device, batch, received_at)
+            .await
+            .unwrap();
+    }
+}
+
+/// A fresh database of either backend, with raw SQL access beside the store.
+#[derive(Debug)]
+pub enum Db {
+    Sqlite(super::SqliteDb),
+    Postgres(super::PostgresDb),
+}
+
+impl Db {
+    pub fn url(&self) -> String {
+        match self {
+            Db::Sqlite(db) => db.url(),
+            Db::Postgres(db) => db.url(),
+        }
+    }
+
+    /// Runs SQL straight on the database, bypassing the store.
+    pub async fn tamper(&self, sql: &str) {
+        match self {
+            Db::Sqlite(db) => {
+                let connection = rusqlite::Connection::open(db.path()).unwrap();
+                connection.execute_batch(sql).unwrap();
+            }
+            Db::Postgres(db) => {
+                let (client, connection) =
+                    tokio_postgres::connect(&db.url(), tokio_postgres::NoTls)
+                        .await
+                        .unwrap();
+                let task = tokio::spawn(connection);
+                client.batch_execute(sql).await.unwrap();
+                drop(client);
+                task.await.unwrap().unwrap();
+            }
+        }
+    }
+}
+
+impl Db {
+    pub async fn sqlite() -> (Db, SqliteStore) {
+        let db = super::SqliteDb::new();
+        let store = db.open().await;
+        (Db::Sqlite(db), store)
+    }
+
+    pub async fn postgres() -> (Db, PostgresStore) {
+        let db = super::PostgresDb::new().await;
+        let store = db.open().await;
+        (Db::Postgres(db), store)
+    }
+}
+
+/// A SQL string literal.
+pub fn quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
