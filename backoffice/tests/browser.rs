@@ -2,7 +2,8 @@
 //! against the back-office serving on loopback. Each role signs in and does its work as a
 //! person would: staff top up and see the balance change, block and replace a card, and are
 //! kept out of finance pages and of other sites; a form without its CSRF token is refused;
-//! finance reads the dashboard and the fleet; admin enrols and revokes a kiosk, adds a user and
+//! finance reads the dashboard and the fleet, reconciles a day with a duplicate meal,
+//! approves the void proposed for it, signs the day off and downloads an export; admin enrols and revokes a kiosk, adds a user and
 //! imports a CSV file. Screenshots of the main pages go to `target/browser-screenshots/`.
 //!
 //! One browser runs at a time (`BROWSER`): Chromium is heavy for a two-core machine.
@@ -24,6 +25,7 @@ use tokio::runtime::Runtime;
 
 use common::SqliteDb;
 use common::app::TestApp;
+use common::day::{DATE, Till, date, lunch, meal_for};
 use common::fixtures::{Kiosk, account, populate};
 use common::webdriver::Browser;
 
@@ -311,6 +313,68 @@ fn finance_reads_the_dashboard_and_the_fleet() {
 
     browser.open(&setup.url("/admin/devices"));
     assert_eq!(browser.heading(), "Accès refusé");
+
+    // A day when one pupil was charged twice at two kiosks: the reconciliation shows the
+    // duplicate with both signed records, finance approves the proposed void and signs off.
+    setup.runtime.block_on(async {
+        let store = &setup.app.store;
+        let mut k1 = Till::new("kiosk-1", 11);
+        let mut k2 = Till::new("kiosk-2", 12);
+        for till in [&k1, &k2] {
+            store.add_device(till.device.clone()).await.unwrap();
+        }
+        k1.write(lunch(0), meal_for("P1", "A1", 385, 0));
+        k1.close(lunch(100), date(), 0);
+        k2.write(lunch(3), meal_for("P1", "A1", 385, 0));
+        k2.close(lunch(101), date(), 0);
+        k1.upload(store, lunch(180)).await;
+        k2.upload(store, lunch(180)).await;
+    });
+    let balance = setup.balance("A1");
+    browser.open(&setup.url(&format!("/finance/reconciliations?date={DATE}")));
+    assert_eq!(
+        browser.text("p.notice"),
+        "Cette journée n'a pas encore été rapprochée."
+    );
+    browser.click("#run");
+    let findings = browser.text("#findings");
+    assert!(findings.contains("duplicate_meal"), "{findings}");
+    assert!(browser.text("#recon-kiosks").contains("kiosk-2 jaures"));
+    assert!(browser.count("#findings details") >= 1, "evidence is shown");
+    assert!(
+        browser
+            .script("return document.querySelector('#findings details pre').textContent;")
+            .as_str()
+            .unwrap()
+            .contains("\"kind\":\"meal\""),
+        "the evidence is the signed record"
+    );
+    browser.screenshot("reconciliation");
+    browser.click("#proposed-voids form[action$='/approve'] button");
+    let voids = browser.text("#proposed-voids");
+    assert!(voids.contains("approuvée compta"), "{voids}");
+    assert_eq!(
+        setup.balance("A1"),
+        balance + 385,
+        "the second meal is credited back"
+    );
+    browser.click("#sign-off");
+    let state = browser.text("#reconciliation-state");
+    assert!(state.contains("clôturé par compta"), "{state}");
+    assert_eq!(browser.count("#sign-off"), 0);
+    let summary = browser.script(&format!(
+        "const x = new XMLHttpRequest(); x.open('GET', '/finance/exports/summary?from={DATE}', false); \
+         x.send(); return [x.status, x.getResponseHeader('content-disposition'), x.responseText];"
+    ));
+    assert_eq!(summary[0], 200, "{summary}");
+    assert!(
+        summary[1]
+            .as_str()
+            .unwrap()
+            .contains("summary-2026-11-30-2026-11-30.csv")
+    );
+    assert!(!summary[2].as_str().unwrap().is_empty());
+    browser.screenshot("signed-off");
 }
 
 #[test]

@@ -227,6 +227,39 @@ messages! {
     ImportDone => "élèves importés.", "pupils imported.", "Schüler importiert.";
     Line => "Ligne", "Line", "Zeile";
     Error => "Erreur", "Error", "Fehler";
+    NavReconciliation => "Rapprochement", "Reconciliation", "Abstimmung";
+    SiteOptional => "Site (vide : tous)", "Site (empty: all)", "Standort (leer: alle)";
+    RunReconciliation => "Lancer le rapprochement", "Run the reconciliation", "Abstimmung ausführen";
+    RunBy => "Rapprochement fait par", "Reconciled by", "Abgestimmt von";
+    SignedOff => "clôturé par", "signed off by", "abgeschlossen von";
+    NotSignedOff => "non clôturé", "not signed off", "nicht abgeschlossen";
+    SignOff => "Clôturer la journée", "Sign the day off", "Tag abschließen";
+    RecordsChecked => "Enregistrements vérifiés", "Records checked", "Geprüfte Datensätze";
+    Clean => "conforme", "clean", "in Ordnung";
+    NeedsAttention => "à examiner", "needs attention", "zu prüfen";
+    CashExpected => "Espèces attendues", "Cash expected", "Erwartetes Bargeld";
+    CashCounted => "Espèces comptées", "Cash counted", "Gezähltes Bargeld";
+    CashDifference => "Écart de caisse", "Cash difference", "Kassendifferenz";
+    PerKiosk => "Par borne", "Per kiosk", "Pro Terminal";
+    Records => "Enregistrements", "Records", "Datensätze";
+    DayClose => "Clôture (Z)", "Day close (Z)", "Tagesabschluss (Z)";
+    Chain => "Chaîne", "Chain", "Kette";
+    Missing => "absente", "missing", "fehlt";
+    Findings => "Anomalies", "Findings", "Befunde";
+    NoFindings => "Aucune anomalie.", "No findings.", "Keine Befunde.";
+    Defect => "défaut", "defect", "Mangel";
+    Evidence => "Preuves signées", "Signed evidence", "Signierte Belege";
+    Signature => "signature", "signature", "Signatur";
+    NotReconciled => "Cette journée n'a pas encore été rapprochée.", "This day is not reconciled yet.", "Dieser Tag ist noch nicht abgestimmt.";
+    ProposedVoids => "Annulations proposées", "Proposed voids", "Vorgeschlagene Stornos";
+    NoProposedVoids => "Aucune annulation proposée.", "No proposed void.", "Kein vorgeschlagenes Storno.";
+    Kept => "Repas conservé", "Meal kept", "Behaltenes Essen";
+    Proposed => "proposée", "proposed", "vorgeschlagen";
+    Approved => "approuvée", "approved", "genehmigt";
+    Rejected => "rejetée", "rejected", "abgelehnt";
+    Approve => "Approuver", "Approve", "Genehmigen";
+    Reject => "Rejeter", "Reject", "Ablehnen";
+    Exports => "Exports", "Exports", "Exporte";
 }
 
 #[cfg(test)]

@@ -39,7 +39,7 @@ header button{background:#fff;color:#0b3d78;padding:.25rem .75rem}
 table{border-collapse:collapse;width:100%;background:#fff}
 th,td{text-align:left;padding:.4rem .6rem;border-bottom:1px solid #d8dce2;vertical-align:top}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
-tr.alert td{background:#fde8e8}
+tr.alert td,tr.alert th{background:#fde8e8}
 .badge{display:inline-block;padding:0 .4rem;border-radius:3px;font-size:.85rem;font-weight:600}
 .badge.bad{background:#a4161a;color:#fff}
 .badge.ok{background:#1b6e3a;color:#fff}
@@ -65,6 +65,7 @@ pub fn page(viewer: &Viewer, title: &str, path: &str, content: Markup) -> Respon
         }
         Role::Finance => vec![
             ("/finance", Msg::NavDashboard),
+            ("/finance/reconciliations", Msg::NavReconciliation),
             ("/finance/kiosks", Msg::NavFleet),
             ("/staff", Msg::NavSearch),
         ],
@@ -75,6 +76,7 @@ pub fn page(viewer: &Viewer, title: &str, path: &str, content: Markup) -> Respon
             ("/admin/import", Msg::NavImport),
             ("/staff", Msg::NavSearch),
             ("/finance", Msg::NavDashboard),
+            ("/finance/reconciliations", Msg::NavReconciliation),
             ("/finance/kiosks", Msg::NavFleet),
         ],
     };

@@ -8,6 +8,8 @@
 //! - [`staff`]: search, an account's page, top-ups with receipt, cards, dietary flags, today's
 //!   meals.
 //! - [`finance`]: meals and revenue per day and site, the kiosk fleet.
+//! - [`reconcile`]: a day's reconciliation, its findings and evidence, proposed voids,
+//!   sign-off and exports.
 //! - [`admin`]: kiosks, users, tariffs and services, CSV import.
 //! - [`chart`]: bar charts drawn as SVG on the server.
 //!
@@ -19,6 +21,7 @@ pub mod chart;
 pub mod finance;
 pub mod i18n;
 pub mod layout;
+pub mod reconcile;
 pub mod session;
 pub mod staff;
 
@@ -85,6 +88,36 @@ pub fn routes<S: Store>() -> Vec<(Method, &'static str, MethodRouter<SharedApp<S
         (Method::GET, "/staff/meals", get(staff::meals::<S>)),
         (Method::GET, "/finance", get(finance::dashboard::<S>)),
         (Method::GET, "/finance/kiosks", get(finance::kiosks::<S>)),
+        (
+            Method::GET,
+            "/finance/reconciliations",
+            get(reconcile::day::<S>),
+        ),
+        (
+            Method::POST,
+            "/finance/reconciliations",
+            post(reconcile::run::<S>),
+        ),
+        (
+            Method::POST,
+            "/finance/reconciliations/{date}/sign-off",
+            post(reconcile::sign_off::<S>),
+        ),
+        (
+            Method::POST,
+            "/finance/proposed-voids/{id}/approve",
+            post(reconcile::approve::<S>),
+        ),
+        (
+            Method::POST,
+            "/finance/proposed-voids/{id}/reject",
+            post(reconcile::reject::<S>),
+        ),
+        (
+            Method::GET,
+            "/finance/exports/{kind}",
+            get(reconcile::download::<S>),
+        ),
         (Method::GET, "/admin", get(admin::index::<S>)),
         (Method::GET, "/admin/devices", get(admin::devices::<S>)),
         (Method::POST, "/admin/devices", post(admin::enrol::<S>)),
