@@ -21,6 +21,7 @@ bench:
 	cargo bench --locked -p kiosk --bench ui
 	cargo bench --locked -p hardware --bench reader
 	cargo bench --locked -p backoffice --bench backoffice
+	cargo bench --locked -p backoffice --bench pages
 
 # Long fault runs; make test runs a short version of each.
 soak:
