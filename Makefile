@@ -29,6 +29,7 @@ bench:
 	cargo bench --locked -p backoffice --bench backoffice
 	cargo bench --locked -p backoffice --bench reconcile
 	cargo bench --locked -p tests --bench sync
+	cargo bench --locked -p backoffice --bench pages
 
 # Long fault runs; make test runs a short version of each.
 soak:

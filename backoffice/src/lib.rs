@@ -17,18 +17,22 @@
 //! - [`transfer`]: a `kiosk export` file brought by hand, ingested as the kiosk's uploads.
 //! - [`http`]: the HTTP API (axum): signed kiosk requests, ingest, health, metrics, OpenAPI.
 //! - [`systemd`]: telling systemd the service is ready.
+//! - [`web`]: the web pages of staff, finance and admin, served beside the API.
+//! - [`meal_days`]: meals and revenue per site and service day, kept up to date by ingest.
 
 pub mod export;
 pub mod http;
 pub mod import;
 pub mod ingest;
 pub mod manage;
+pub mod meal_days;
 pub mod reconcile;
 pub mod snapshot;
 pub mod store;
 pub mod systemd;
 pub mod transfer;
 pub mod users;
+pub mod web;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

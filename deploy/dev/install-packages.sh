@@ -19,9 +19,11 @@ profile="${1:?usage: install-packages.sh test|bench|demo}"
 # systemd: the package tests check the units with `systemd-analyze verify` and the maintainer
 # scripts create users with `systemd-sysusers` (the package installs files only; nothing starts).
 # dpkg-dev is not needed: dpkg-deb (in dpkg) builds the packages.
+# chromium, chromium-driver: the back-office's browser tests drive headless Chromium through
+# chromedriver (WebDriver).
 packages_test=(openssl pkg-config gcc libc6-dev pcscd libpcsclite-dev vsmartcard-vpcd iproute2
     fonts-dejavu-core libxkbcommon-x11-0 libx11-xcb1 libxcursor1 xvfb x11-apps systemd
-    libudev-dev libinput-dev libxkbcommon-dev)
+    libudev-dev libinput-dev libxkbcommon-dev chromium chromium-driver)
 packages_bench=("${packages_test[@]}")
 # The demo builds both programs and runs them: no pcscd (its card reader is simulated), the
 # window's libraries and font, and aplay for the sound cues.

@@ -290,6 +290,10 @@ impl Ledger {
         Ok(Ledger {
             connection,
             path: path.to_owned(),
+            // A reader beside the engine never sees the engine's commits move an in-memory copy,
+            // so it always reads the tables.
+            lookups: RefCell::new(None),
+            lookups_failed: std::cell::Cell::new(true),
         })
     }
 

@@ -225,6 +225,9 @@ pub fn router<S: Store>(app: SharedApp<S>) -> Router {
     for (_, path, handler) in routes::<S>() {
         router = router.route(path, handler);
     }
+    for (_, path, handler) in crate::web::routes::<S>() {
+        router = router.route(path, handler);
+    }
     router
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(

@@ -3,6 +3,7 @@
 
 pub mod postgres;
 pub mod sqlite;
+pub mod web;
 
 use std::future::Future;
 
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+pub use web::{AccountLine, MealDay, PupilEntry, WebSession};
 
 /// A storage operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -534,6 +536,100 @@ pub trait Store: Clone + Send + Sync + 'static {
         at: Timestamp,
         correction: Option<(&Operation, ServiceDate)>,
     ) -> impl Future<Output = Result<ProposedVoid, StoreError>> + Send;
+    /// Opens a browser session, forgetting sessions that expired before `now`.
+    fn create_web_session(
+        &self,
+        session: &WebSession,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The unexpired session with this token hash, and its user as stored now (a changed role
+    /// applies at the next request).
+    fn web_session(
+        &self,
+        token_hash: &Digest,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Option<(WebSession, User)>, StoreError>> + Send;
+
+    /// Signs a session out.
+    fn end_web_session(
+        &self,
+        token_hash: &Digest,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Failed sign-ins under `name` since `since`.
+    fn failed_sign_ins(
+        &self,
+        name: &str,
+        since: Timestamp,
+    ) -> impl Future<Output = Result<u32, StoreError>> + Send;
+
+    /// Counts a failed sign-in under `name`, forgetting failures before `forget_before`.
+    fn record_failed_sign_in(
+        &self,
+        name: &str,
+        at: Timestamp,
+        forget_before: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn clear_failed_sign_ins(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Every back-office user, by name.
+    fn users(&self) -> impl Future<Output = Result<Vec<User>, StoreError>> + Send;
+
+    /// Changes an existing user's role, site and password hash.
+    fn update_user(&self, user: &User) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Sites named by kiosks, pupils, tariffs or services.
+    fn sites(&self) -> impl Future<Output = Result<Vec<SiteId>, StoreError>> + Send;
+
+    /// A site's tariffs and services.
+    fn site_setup(
+        &self,
+        site: &SiteId,
+    ) -> impl Future<Output = Result<(Vec<Tariff>, Vec<Service>), StoreError>> + Send;
+
+    /// Up to `limit` pupils whose id or account is `text`, or whose names contain it (any
+    /// case), at `site` if given.
+    fn search_pupils(
+        &self,
+        text: &str,
+        site: Option<&SiteId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<PupilEntry>, StoreError>> + Send;
+
+    /// The pupils of an account.
+    fn account_pupils(
+        &self,
+        account: &AccountId,
+    ) -> impl Future<Output = Result<Vec<PupilEntry>, StoreError>> + Send;
+
+    /// The latest `limit` movements and operations of an account, newest first.
+    fn account_history(
+        &self,
+        account: &AccountId,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<AccountLine>, StoreError>> + Send;
+
+    /// Up to `limit` meal records of `site`'s kiosks written from `from` to before `to`, in
+    /// kiosk time order.
+    fn site_meals(
+        &self,
+        site: &SiteId,
+        from: Timestamp,
+        to: Timestamp,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<StoredRecord>, StoreError>> + Send;
+
+    /// Meals and revenue per site and service day, from `from` to `to` inclusive.
+    fn meal_days(
+        &self,
+        from: ServiceDate,
+        to: ServiceDate,
+    ) -> impl Future<Output = Result<Vec<MealDay>, StoreError>> + Send;
 }
 
 /// Where the data lives, from `--db`: `sqlite://PATH` or `postgres://...`.

@@ -12,22 +12,23 @@ use proto::snapshot::{
     Tariff,
 };
 use proto::{
-    AccountId, CardUid, Cents, ChainHead, DeviceId, PublicKey, Record, SignedRecord, SiteId,
-    SnapshotVersion, Timestamp,
+    AccountId, CardUid, Cents, ChainHead, DeviceId, Digest, PublicKey, Record, ServiceDate,
+    SignedRecord, SiteId, SnapshotVersion, Timestamp,
 };
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
 use super::{
-    Anomaly, AnomalyRow, BalanceMismatch, Device, DeviceEntry, IngestOutcome, KioskStatus,
-    LedgerTotals, NonceOutcome, Operation, OperationOutcome, ProposedVoid, ProposedVoidRow,
-    ReconciliationRow, SavedReconciliation, Store, StoreError, StoredOperation, StoredRecord,
-    VoidStatus, corrupt, parse_seq, parse_timestamp, seq_to_i64,
+    AccountLine, Anomaly, AnomalyRow, BalanceMismatch, Device, DeviceEntry, IngestOutcome,
+    KioskStatus, LedgerTotals, MealDay, NonceOutcome, Operation, OperationOutcome, ProposedVoid,
+    ProposedVoidRow, PupilEntry, ReconciliationRow, SavedReconciliation, Store, StoreError,
+    StoredOperation, StoredRecord, VoidStatus, WebSession, corrupt, parse_seq, parse_timestamp,
+    seq_to_i64, web,
 };
 use crate::ingest::{self, AnomalyReason, LedgerAfter, LedgerBefore, StoredChain};
 use crate::snapshot::{self, CardRow, SnapshotRows};
 use crate::users::User;
-use proto::{Seq, ServiceDate};
+use proto::Seq;
 
 /// Connections one back-office instance keeps open. PostgreSQL's default allows 100 in all;
 /// a few instances of 16 leave room for reporting and administration.
@@ -233,6 +234,42 @@ CREATE TABLE proposed_voids (
     FOREIGN KEY (device, seq) REFERENCES records (device, seq)
 );
 CREATE INDEX proposed_voids_by_date ON proposed_voids (service_date);
+",
+    r"
+CREATE TABLE web_sessions (
+    token_hash BYTEA PRIMARY KEY,
+    user_name TEXT NOT NULL REFERENCES users (name),
+    csrf TEXT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX web_sessions_by_expiry ON web_sessions (expires_at);
+CREATE TABLE sign_in_failures (
+    id BIGSERIAL PRIMARY KEY,
+    user_name TEXT NOT NULL,
+    at BIGINT NOT NULL
+);
+CREATE INDEX sign_in_failures_by_name ON sign_in_failures (user_name, at);
+CREATE INDEX sign_in_failures_by_age ON sign_in_failures (at);
+CREATE INDEX movements_by_account ON movements (account, at);
+CREATE INDEX operations_by_account_time ON operations (account, at);
+CREATE INDEX records_by_kiosk_time ON records (device, kind, kiosk_at);
+CREATE INDEX cards_by_holder ON cards (holder_kind, holder);
+CREATE TABLE meal_days (
+    site TEXT NOT NULL,
+    service_date TEXT NOT NULL,
+    meals BIGINT NOT NULL,
+    revenue BIGINT NOT NULL,
+    PRIMARY KEY (site, service_date)
+);
+INSERT INTO meal_days (site, service_date, meals, revenue)
+SELECT d.site, r.payload::jsonb ->> 'service_date',
+       SUM(CASE WHEN v.id IS NULL THEN 1 ELSE 0 END),
+       SUM(CASE WHEN v.id IS NULL THEN (r.payload::jsonb ->> 'price')::BIGINT ELSE 0 END)
+FROM records r
+JOIN devices d ON d.id = r.device
+LEFT JOIN movements v ON v.device = r.device AND v.reverses_seq = r.seq
+WHERE r.kind = 'meal'
+GROUP BY d.site, r.payload::jsonb ->> 'service_date';
 ",
 ];
 
@@ -635,6 +672,7 @@ impl Store for PostgresStore {
         let before = ledger_before(&transaction, id, &plan.append).await?;
         let after = ingest::apply_effects(&plan.append, before);
         write_ledger(&transaction, id, &after, version, received_at).await?;
+        add_meal_days(&transaction, device, &plan.append, &after).await?;
         for (seq, reason, detail) in &after.anomalies {
             let record = plan
                 .append
@@ -1619,6 +1657,347 @@ impl Store for PostgresStore {
         client.execute("SELECT 1", &[]).await.map_err(unavailable)?;
         Ok(())
     }
+
+    async fn create_web_session(
+        &self,
+        session: &WebSession,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        transaction
+            .execute(
+                "DELETE FROM web_sessions WHERE expires_at <= $1",
+                &[&now.unix_ms()],
+            )
+            .await
+            .map_err(unavailable)?;
+        transaction
+            .execute(
+                "INSERT INTO web_sessions (token_hash, user_name, csrf, expires_at)
+                 VALUES ($1, $2, $3, $4)",
+                &[
+                    &session.token_hash.as_bytes().as_slice(),
+                    &session.user,
+                    &session.csrf,
+                    &session.expires_at.unix_ms(),
+                ],
+            )
+            .await
+            .map_err(unavailable)?;
+        transaction.commit().await.map_err(unavailable)
+    }
+
+    async fn web_session(
+        &self,
+        token_hash: &Digest,
+        now: Timestamp,
+    ) -> Result<Option<(WebSession, User)>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT s.user_name, s.csrf, s.expires_at, u.role, u.site, u.password_hash
+                 FROM web_sessions s JOIN users u ON u.name = s.user_name
+                 WHERE s.token_hash = $1 AND s.expires_at > $2",
+                &[&token_hash.as_bytes().as_slice(), &now.unix_ms()],
+            )
+            .await
+            .map_err(unavailable)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let name: String = row.get(0);
+        let session = WebSession {
+            token_hash: *token_hash,
+            user: name.clone(),
+            csrf: row.get(1),
+            expires_at: parse_timestamp(row.get(2))?,
+        };
+        let user = super::parse_user(name, row.get(3), row.get(4), row.get(5))?;
+        Ok(Some((session, user)))
+    }
+
+    async fn end_web_session(&self, token_hash: &Digest) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "DELETE FROM web_sessions WHERE token_hash = $1",
+                &[&token_hash.as_bytes().as_slice()],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn failed_sign_ins(&self, name: &str, since: Timestamp) -> Result<u32, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT COUNT(*) FROM sign_in_failures WHERE user_name = $1 AND at >= $2",
+                &[&name, &since.unix_ms()],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(u32::try_from(row.get::<_, i64>(0)).unwrap_or(u32::MAX))
+    }
+
+    async fn record_failed_sign_in(
+        &self,
+        name: &str,
+        at: Timestamp,
+        forget_before: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        transaction
+            .execute(
+                "DELETE FROM sign_in_failures WHERE at < $1",
+                &[&forget_before.unix_ms()],
+            )
+            .await
+            .map_err(unavailable)?;
+        transaction
+            .execute(
+                "INSERT INTO sign_in_failures (user_name, at) VALUES ($1, $2)",
+                &[&name, &at.unix_ms()],
+            )
+            .await
+            .map_err(unavailable)?;
+        transaction.commit().await.map_err(unavailable)
+    }
+
+    async fn clear_failed_sign_ins(&self, name: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "DELETE FROM sign_in_failures WHERE user_name = $1",
+                &[&name],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn users(&self) -> Result<Vec<User>, StoreError> {
+        let client = self.client().await?;
+        client
+            .query(
+                "SELECT name, role, site, password_hash FROM users ORDER BY name",
+                &[],
+            )
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .map(|row| super::parse_user(row.get(0), row.get(1), row.get(2), row.get(3)))
+            .collect()
+    }
+
+    async fn update_user(&self, user: &User) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let changed = client
+            .execute(
+                "UPDATE users SET role = $2, site = $3, password_hash = $4 WHERE name = $1",
+                &[
+                    &user.name,
+                    &user.role.as_str(),
+                    &user.site.as_ref().map(SiteId::as_str),
+                    &user.password_hash,
+                ],
+            )
+            .await
+            .map_err(unavailable)?;
+        if changed == 0 {
+            return Err(StoreError::NotFound {
+                what: "user",
+                id: user.name.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn sites(&self) -> Result<Vec<SiteId>, StoreError> {
+        let client = self.client().await?;
+        client
+            .query(
+                "SELECT site FROM devices UNION SELECT site FROM pupils
+                 UNION SELECT site FROM tariffs UNION SELECT site FROM services ORDER BY 1",
+                &[],
+            )
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .map(|row| web::parse_site(row.get(0)))
+            .collect()
+    }
+
+    async fn site_setup(&self, site: &SiteId) -> Result<(Vec<Tariff>, Vec<Service>), StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        let tariffs = transaction
+            .query(
+                "SELECT bracket, meal_type, price FROM tariffs WHERE site = $1
+                 ORDER BY bracket, meal_type",
+                &[&site.as_str()],
+            )
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .map(|row| web::tariff(row.get(0), row.get(1), row.get(2)))
+            .collect::<Result<_, _>>()?;
+        let services = transaction
+            .query(
+                "SELECT data FROM services WHERE site = $1 ORDER BY id",
+                &[&site.as_str()],
+            )
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .map(|row| web::service(row.get(0)))
+            .collect::<Result<_, _>>()?;
+        transaction.commit().await.map_err(unavailable)?;
+        Ok((tariffs, services))
+    }
+
+    async fn search_pupils(
+        &self,
+        text: &str,
+        site: Option<&SiteId>,
+        limit: usize,
+    ) -> Result<Vec<PupilEntry>, StoreError> {
+        let text = text.trim();
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        let rows = transaction
+            .query(
+                "SELECT id, site, data FROM pupils
+                 WHERE ($1::TEXT IS NULL OR site = $1)
+                   AND (id = $2 OR account = $2
+                        OR lower((data::jsonb ->> 'first_name') || ' '
+                                 || (data::jsonb ->> 'last_name')) LIKE $3
+                        OR lower((data::jsonb ->> 'last_name') || ' '
+                                 || (data::jsonb ->> 'first_name')) LIKE $3)
+                 ORDER BY data::jsonb ->> 'last_name', data::jsonb ->> 'first_name', id
+                 LIMIT $4",
+                &[
+                    &site.map(SiteId::as_str),
+                    &text,
+                    &web::contains_pattern(text),
+                    &web::limit(limit),
+                ],
+            )
+            .await
+            .map_err(unavailable)?;
+        let entries = pupil_entries(&transaction, rows).await?;
+        transaction.commit().await.map_err(unavailable)?;
+        Ok(entries)
+    }
+
+    async fn account_pupils(&self, account: &AccountId) -> Result<Vec<PupilEntry>, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        let rows = transaction
+            .query(
+                "SELECT id, site, data FROM pupils WHERE account = $1 ORDER BY id",
+                &[&account.as_str()],
+            )
+            .await
+            .map_err(unavailable)?;
+        let entries = pupil_entries(&transaction, rows).await?;
+        transaction.commit().await.map_err(unavailable)?;
+        Ok(entries)
+    }
+
+    async fn account_history(
+        &self,
+        account: &AccountId,
+        limit: usize,
+    ) -> Result<Vec<AccountLine>, StoreError> {
+        let client = self.client().await?;
+        client
+            .query(
+                "SELECT at, amount, kind, detail FROM (
+                    (SELECT m.at AS at, m.amount AS amount,
+                            CASE WHEN m.reverses_seq IS NULL THEN r.kind ELSE 'void' END AS kind,
+                            m.device AS detail
+                     FROM movements m JOIN records r ON r.device = m.device AND r.seq = m.seq
+                     WHERE m.account = $1 ORDER BY m.at DESC LIMIT $2)
+                    UNION ALL
+                    (SELECT at, amount, kind, user_name || ': ' || detail
+                     FROM operations WHERE account = $1 ORDER BY at DESC LIMIT $2)) lines
+                 ORDER BY at DESC LIMIT $2",
+                &[&account.as_str(), &web::limit(limit)],
+            )
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .map(|row| {
+                Ok(AccountLine {
+                    at: parse_timestamp(row.get(0))?,
+                    amount: Cents::new(row.get(1)),
+                    kind: row.get(2),
+                    detail: row.get(3),
+                })
+            })
+            .collect()
+    }
+
+    async fn site_meals(
+        &self,
+        site: &SiteId,
+        from: Timestamp,
+        to: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        let client = self.client().await?;
+        client
+            .query(
+                "SELECT r.seq, r.payload, r.signature, r.kiosk_at, r.received_at
+                 FROM devices d JOIN records r ON r.device = d.id
+                 WHERE d.site = $1 AND r.kind = 'meal' AND r.kiosk_at >= $2 AND r.kiosk_at < $3
+                 ORDER BY r.kiosk_at LIMIT $4",
+                &[
+                    &site.as_str(),
+                    &from.unix_ms(),
+                    &to.unix_ms(),
+                    &web::limit(limit),
+                ],
+            )
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .map(|row| {
+                Ok(StoredRecord {
+                    seq: parse_seq(row.get(0))?,
+                    record: SignedRecord {
+                        payload: row.get(1),
+                        signature: row.get(2),
+                    },
+                    kiosk_at: parse_timestamp(row.get(3))?,
+                    received_at: parse_timestamp(row.get(4))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn meal_days(
+        &self,
+        from: ServiceDate,
+        to: ServiceDate,
+    ) -> Result<Vec<MealDay>, StoreError> {
+        let client = self.client().await?;
+        client
+            .query(
+                "SELECT site, service_date, meals, revenue FROM meal_days
+                 WHERE service_date >= $1 AND service_date <= $2
+                 ORDER BY service_date, site",
+                &[&from.to_string(), &to.to_string()],
+            )
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .map(|row| web::meal_day(row.get(0), row.get(1), row.get(2), row.get(3)))
+            .collect()
+    }
 }
 
 /// Reads, with the accounts' rows locked in a fixed order, what the batch's effects touch.
@@ -1917,4 +2296,76 @@ async fn bump_version(transaction: &deadpool_postgres::Transaction<'_>) -> Resul
         .await
         .map_err(unavailable)?
         .get(0))
+}
+
+/// Adds the batch's meals and voided meals to its site's day totals.
+async fn add_meal_days(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    device: &Device,
+    append: &[Record],
+    after: &LedgerAfter,
+) -> Result<(), StoreError> {
+    // Meals voided by this batch but stored before it: read first, the rule needs no I/O.
+    let in_batch: std::collections::BTreeSet<Seq> = append.iter().map(Record::seq).collect();
+    let mut stored = BTreeMap::new();
+    for movement in &after.movements {
+        if let Some(voided) = movement.reverses
+            && !in_batch.contains(&voided)
+        {
+            let row = transaction
+                .query_opt(
+                    "SELECT payload FROM records WHERE device = $1 AND seq = $2",
+                    &[&device.id.as_str(), &seq_to_i64(voided)?],
+                )
+                .await
+                .map_err(unavailable)?;
+            let meal = row.and_then(|row| crate::meal_days::meal_of(row.get(0)));
+            stored.insert(voided, meal);
+        }
+    }
+    let days = crate::meal_days::changes(append, &after.movements, |seq| {
+        Ok::<_, StoreError>(stored.get(&seq).cloned().flatten())
+    })?;
+    for (date, change) in days {
+        transaction
+            .execute(
+                "INSERT INTO meal_days (site, service_date, meals, revenue) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (site, service_date) DO UPDATE SET
+                    meals = meal_days.meals + excluded.meals,
+                    revenue = meal_days.revenue + excluded.revenue",
+                &[
+                    &device.site.as_str(),
+                    &date.to_string(),
+                    &change.meals,
+                    &change.revenue_cents,
+                ],
+            )
+            .await
+            .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+/// Pupils' rows with their cards.
+async fn pupil_entries(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    rows: Vec<tokio_postgres::Row>,
+) -> Result<Vec<PupilEntry>, StoreError> {
+    let mut entries = Vec::with_capacity(rows.len());
+    for row in rows {
+        let id: &str = row.get(0);
+        let cards = transaction
+            .query(
+                "SELECT uid, blocked FROM cards WHERE holder_kind = 'pupil' AND holder = $1
+                 ORDER BY blocked, uid",
+                &[&id],
+            )
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .map(|card| (card.get::<_, Vec<u8>>(0), card.get::<_, bool>(1)))
+            .collect();
+        entries.push(web::pupil_entry(row.get(1), row.get(2), cards)?);
+    }
+    Ok(entries)
 }

@@ -12,21 +12,22 @@ use proto::snapshot::{
     Tariff,
 };
 use proto::{
-    AccountId, CardUid, Cents, ChainHead, DeviceId, PublicKey, SignedRecord, SiteId,
-    SnapshotVersion, Timestamp,
+    AccountId, CardUid, Cents, ChainHead, DeviceId, Digest, PublicKey, ServiceDate, SignedRecord,
+    SiteId, SnapshotVersion, Timestamp,
 };
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{
-    Anomaly, BalanceMismatch, Device, DeviceEntry, IngestOutcome, KioskStatus, LedgerTotals,
-    NonceOutcome, Operation, OperationOutcome, ProposedVoid, ProposedVoidRow, ReconciliationRow,
-    SavedReconciliation, Store, StoreError, StoredOperation, StoredRecord, VoidStatus, corrupt,
-    parse_seq, parse_timestamp, seq_to_i64,
+    AccountLine, Anomaly, BalanceMismatch, Device, DeviceEntry, IngestOutcome, KioskStatus,
+    LedgerTotals, MealDay, NonceOutcome, Operation, OperationOutcome, ProposedVoid,
+    ProposedVoidRow, PupilEntry, ReconciliationRow, SavedReconciliation, Store, StoreError,
+    StoredOperation, StoredRecord, VoidStatus, WebSession, corrupt, parse_seq, parse_timestamp,
+    seq_to_i64, web,
 };
 use crate::ingest::{self, AnomalyReason, LedgerAfter, LedgerBefore, StoredChain};
 use crate::snapshot::{self, CardRow, SnapshotRows};
 use crate::users::User;
-use proto::{Seq, ServiceDate};
+use proto::Seq;
 
 /// How long a statement waits for another process's write lock before giving up.
 const BUSY_TIMEOUT_MS: u64 = 5_000;
@@ -217,6 +218,42 @@ CREATE TABLE proposed_voids (
     FOREIGN KEY (device, seq) REFERENCES records (device, seq)
 ) STRICT;
 CREATE INDEX proposed_voids_by_date ON proposed_voids (service_date);
+",
+    r"
+CREATE TABLE web_sessions (
+    token_hash BLOB PRIMARY KEY,
+    user_name TEXT NOT NULL REFERENCES users (name),
+    csrf TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX web_sessions_by_expiry ON web_sessions (expires_at);
+CREATE TABLE sign_in_failures (
+    id INTEGER PRIMARY KEY,
+    user_name TEXT NOT NULL,
+    at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX sign_in_failures_by_name ON sign_in_failures (user_name, at);
+CREATE INDEX sign_in_failures_by_age ON sign_in_failures (at);
+CREATE INDEX movements_by_account ON movements (account, at);
+CREATE INDEX operations_by_account_time ON operations (account, at);
+CREATE INDEX records_by_kiosk_time ON records (device, kind, kiosk_at);
+CREATE INDEX cards_by_holder ON cards (holder_kind, holder);
+CREATE TABLE meal_days (
+    site TEXT NOT NULL,
+    service_date TEXT NOT NULL,
+    meals INTEGER NOT NULL,
+    revenue INTEGER NOT NULL,
+    PRIMARY KEY (site, service_date)
+) STRICT;
+INSERT INTO meal_days (site, service_date, meals, revenue)
+SELECT d.site, json_extract(r.payload, '$.service_date'),
+       SUM(CASE WHEN v.id IS NULL THEN 1 ELSE 0 END),
+       SUM(CASE WHEN v.id IS NULL THEN json_extract(r.payload, '$.price') ELSE 0 END)
+FROM records r
+JOIN devices d ON d.id = r.device
+LEFT JOIN movements v ON v.device = r.device AND v.reverses_seq = r.seq
+WHERE r.kind = 'meal'
+GROUP BY d.site, json_extract(r.payload, '$.service_date');
 ",
 ];
 
@@ -1510,6 +1547,396 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn create_web_session(
+        &self,
+        session: &WebSession,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let session = session.clone();
+        self.with(move |connection| {
+            let transaction = connection.transaction().map_err(unavailable)?;
+            transaction
+                .execute(
+                    "DELETE FROM web_sessions WHERE expires_at <= ?1",
+                    params![now.unix_ms()],
+                )
+                .map_err(unavailable)?;
+            transaction
+                .execute(
+                    "INSERT INTO web_sessions (token_hash, user_name, csrf, expires_at)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![
+                        session.token_hash.as_bytes().as_slice(),
+                        session.user,
+                        session.csrf,
+                        session.expires_at.unix_ms()
+                    ],
+                )
+                .map_err(unavailable)?;
+            transaction.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn web_session(
+        &self,
+        token_hash: &Digest,
+        now: Timestamp,
+    ) -> Result<Option<(WebSession, User)>, StoreError> {
+        let token_hash = *token_hash;
+        self.with(move |connection| {
+            let row = connection
+                .prepare_cached(
+                    "SELECT s.user_name, s.csrf, s.expires_at, u.role, u.site, u.password_hash
+                     FROM web_sessions s JOIN users u ON u.name = s.user_name
+                     WHERE s.token_hash = ?1 AND s.expires_at > ?2",
+                )
+                .and_then(|mut statement| {
+                    statement
+                        .query_row(
+                            params![token_hash.as_bytes().as_slice(), now.unix_ms()],
+                            |row| {
+                                Ok((
+                                    row.get::<_, String>(0)?,
+                                    row.get::<_, String>(1)?,
+                                    row.get::<_, i64>(2)?,
+                                    row.get::<_, String>(3)?,
+                                    row.get::<_, Option<String>>(4)?,
+                                    row.get::<_, String>(5)?,
+                                ))
+                            },
+                        )
+                        .optional()
+                })
+                .map_err(unavailable)?;
+            let Some((name, csrf, expires_at, role, site, hash)) = row else {
+                return Ok(None);
+            };
+            let session = WebSession {
+                token_hash,
+                user: name.clone(),
+                csrf,
+                expires_at: parse_timestamp(expires_at)?,
+            };
+            Ok(Some((session, super::parse_user(name, &role, site, hash)?)))
+        })
+        .await
+    }
+
+    async fn end_web_session(&self, token_hash: &Digest) -> Result<(), StoreError> {
+        let token_hash = *token_hash;
+        self.with(move |connection| {
+            connection
+                .execute(
+                    "DELETE FROM web_sessions WHERE token_hash = ?1",
+                    params![token_hash.as_bytes().as_slice()],
+                )
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn failed_sign_ins(&self, name: &str, since: Timestamp) -> Result<u32, StoreError> {
+        let name = name.to_owned();
+        self.with(move |connection| {
+            let count: i64 = connection
+                .query_row(
+                    "SELECT COUNT(*) FROM sign_in_failures WHERE user_name = ?1 AND at >= ?2",
+                    params![name, since.unix_ms()],
+                    |row| row.get(0),
+                )
+                .map_err(unavailable)?;
+            Ok(u32::try_from(count).unwrap_or(u32::MAX))
+        })
+        .await
+    }
+
+    async fn record_failed_sign_in(
+        &self,
+        name: &str,
+        at: Timestamp,
+        forget_before: Timestamp,
+    ) -> Result<(), StoreError> {
+        let name = name.to_owned();
+        self.with(move |connection| {
+            let transaction = connection.transaction().map_err(unavailable)?;
+            transaction
+                .execute(
+                    "DELETE FROM sign_in_failures WHERE at < ?1",
+                    params![forget_before.unix_ms()],
+                )
+                .map_err(unavailable)?;
+            transaction
+                .execute(
+                    "INSERT INTO sign_in_failures (user_name, at) VALUES (?1, ?2)",
+                    params![name, at.unix_ms()],
+                )
+                .map_err(unavailable)?;
+            transaction.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn clear_failed_sign_ins(&self, name: &str) -> Result<(), StoreError> {
+        let name = name.to_owned();
+        self.with(move |connection| {
+            connection
+                .execute(
+                    "DELETE FROM sign_in_failures WHERE user_name = ?1",
+                    params![name],
+                )
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn users(&self) -> Result<Vec<User>, StoreError> {
+        self.with(|connection| {
+            let transaction = connection.transaction().map_err(unavailable)?;
+            let rows = query_all(
+                &transaction,
+                "SELECT name, role, site, password_hash FROM users ORDER BY name",
+                [],
+                |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, Option<String>>(2)?,
+                        row.get::<_, String>(3)?,
+                    ))
+                },
+            )?;
+            rows.into_iter()
+                .map(|(name, role, site, hash)| super::parse_user(name, &role, site, hash))
+                .collect()
+        })
+        .await
+    }
+
+    async fn update_user(&self, user: &User) -> Result<(), StoreError> {
+        let user = user.clone();
+        self.with(move |connection| {
+            let changed = connection
+                .execute(
+                    "UPDATE users SET role = ?2, site = ?3, password_hash = ?4 WHERE name = ?1",
+                    params![
+                        user.name,
+                        user.role.as_str(),
+                        user.site.as_ref().map(SiteId::as_str),
+                        user.password_hash
+                    ],
+                )
+                .map_err(unavailable)?;
+            if changed == 0 {
+                return Err(StoreError::NotFound {
+                    what: "user",
+                    id: user.name,
+                });
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn sites(&self) -> Result<Vec<SiteId>, StoreError> {
+        self.with(|connection| {
+            let transaction = connection.transaction().map_err(unavailable)?;
+            let rows: Vec<String> = query_all(
+                &transaction,
+                "SELECT site FROM devices UNION SELECT site FROM pupils
+                 UNION SELECT site FROM tariffs UNION SELECT site FROM services ORDER BY 1",
+                [],
+                |row| row.get(0),
+            )?;
+            rows.iter().map(|site| web::parse_site(site)).collect()
+        })
+        .await
+    }
+
+    async fn site_setup(&self, site: &SiteId) -> Result<(Vec<Tariff>, Vec<Service>), StoreError> {
+        let site = site.clone();
+        self.with(move |connection| {
+            let transaction = connection.transaction().map_err(unavailable)?;
+            let tariffs: Vec<(String, String, i64)> = query_all(
+                &transaction,
+                "SELECT bracket, meal_type, price FROM tariffs WHERE site = ?1
+                 ORDER BY bracket, meal_type",
+                params![site.as_str()],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )?;
+            let services: Vec<String> = query_all(
+                &transaction,
+                "SELECT data FROM services WHERE site = ?1 ORDER BY id",
+                params![site.as_str()],
+                |row| row.get(0),
+            )?;
+            let tariffs = tariffs
+                .iter()
+                .map(|(bracket, meal_type, price)| web::tariff(bracket, meal_type, *price))
+                .collect::<Result<_, _>>()?;
+            let services = services
+                .iter()
+                .map(|data| web::service(data))
+                .collect::<Result<_, _>>()?;
+            Ok((tariffs, services))
+        })
+        .await
+    }
+
+    async fn search_pupils(
+        &self,
+        text: &str,
+        site: Option<&SiteId>,
+        limit: usize,
+    ) -> Result<Vec<PupilEntry>, StoreError> {
+        let text = text.trim().to_owned();
+        let site = site.map(|site| site.as_str().to_owned());
+        self.with(move |connection| {
+            let transaction = connection.transaction().map_err(unavailable)?;
+            let rows: Vec<(String, String, String)> = query_all(
+                &transaction,
+                "SELECT id, site, data FROM pupils
+                 WHERE (?1 IS NULL OR site = ?1)
+                   AND (id = ?2 OR account = ?2
+                        OR lower(json_extract(data, '$.first_name') || ' '
+                                 || json_extract(data, '$.last_name')) LIKE ?3 ESCAPE '\\'
+                        OR lower(json_extract(data, '$.last_name') || ' '
+                                 || json_extract(data, '$.first_name')) LIKE ?3 ESCAPE '\\')
+                 ORDER BY json_extract(data, '$.last_name'), json_extract(data, '$.first_name'), id
+                 LIMIT ?4",
+                params![site, text, web::contains_pattern(&text), web::limit(limit)],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )?;
+            pupil_entries(&transaction, rows)
+        })
+        .await
+    }
+
+    async fn account_pupils(&self, account: &AccountId) -> Result<Vec<PupilEntry>, StoreError> {
+        let account = account.clone();
+        self.with(move |connection| {
+            let transaction = connection.transaction().map_err(unavailable)?;
+            let rows: Vec<(String, String, String)> = query_all(
+                &transaction,
+                "SELECT id, site, data FROM pupils WHERE account = ?1 ORDER BY id",
+                params![account.as_str()],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )?;
+            pupil_entries(&transaction, rows)
+        })
+        .await
+    }
+
+    async fn account_history(
+        &self,
+        account: &AccountId,
+        limit: usize,
+    ) -> Result<Vec<AccountLine>, StoreError> {
+        let account = account.clone();
+        self.with(move |connection| {
+            let transaction = connection.transaction().map_err(unavailable)?;
+            let rows: Vec<(i64, i64, String, String)> = query_all(
+                &transaction,
+                "SELECT at, amount, kind, detail FROM (
+                    SELECT * FROM (
+                        SELECT m.at AS at, m.amount AS amount,
+                               CASE WHEN m.reverses_seq IS NULL THEN r.kind ELSE 'void' END
+                                   AS kind,
+                               m.device AS detail
+                        FROM movements m JOIN records r ON r.device = m.device AND r.seq = m.seq
+                        WHERE m.account = ?1 ORDER BY m.at DESC LIMIT ?2)
+                    UNION ALL
+                    SELECT * FROM (
+                        SELECT at, amount, kind, user_name || ': ' || detail
+                        FROM operations WHERE account = ?1 ORDER BY at DESC LIMIT ?2))
+                 ORDER BY at DESC LIMIT ?2",
+                params![account.as_str(), web::limit(limit)],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+            )?;
+            rows.into_iter()
+                .map(|(at, amount, kind, detail)| {
+                    Ok(AccountLine {
+                        at: parse_timestamp(at)?,
+                        amount: Cents::new(amount),
+                        kind,
+                        detail,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn site_meals(
+        &self,
+        site: &SiteId,
+        from: Timestamp,
+        to: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        let site = site.clone();
+        self.with(move |connection| {
+            let transaction = connection.transaction().map_err(unavailable)?;
+            let rows: Vec<(i64, String, String, i64, i64)> = query_all(
+                &transaction,
+                "SELECT r.seq, r.payload, r.signature, r.kiosk_at, r.received_at
+                 FROM devices d JOIN records r ON r.device = d.id
+                 WHERE d.site = ?1 AND r.kind = 'meal' AND r.kiosk_at >= ?2 AND r.kiosk_at < ?3
+                 ORDER BY r.kiosk_at LIMIT ?4",
+                params![
+                    site.as_str(),
+                    from.unix_ms(),
+                    to.unix_ms(),
+                    web::limit(limit)
+                ],
+                |row| {
+                    Ok((
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                    ))
+                },
+            )?;
+            rows.into_iter()
+                .map(|(seq, payload, signature, kiosk_at, received_at)| {
+                    Ok(StoredRecord {
+                        seq: parse_seq(seq)?,
+                        record: SignedRecord { payload, signature },
+                        kiosk_at: parse_timestamp(kiosk_at)?,
+                        received_at: parse_timestamp(received_at)?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn meal_days(
+        &self,
+        from: ServiceDate,
+        to: ServiceDate,
+    ) -> Result<Vec<MealDay>, StoreError> {
+        self.with(move |connection| {
+            let transaction = connection.transaction().map_err(unavailable)?;
+            let rows: Vec<(String, String, i64, i64)> = query_all(
+                &transaction,
+                "SELECT site, service_date, meals, revenue FROM meal_days
+                 WHERE service_date >= ?1 AND service_date <= ?2
+                 ORDER BY service_date, site",
+                params![from.to_string(), to.to_string()],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+            )?;
+            rows.iter()
+                .map(|(site, date, meals, revenue)| web::meal_day(site, date, *meals, *revenue))
+                .collect()
+        })
+        .await
+    }
 }
 
 fn reconciliation_in(
@@ -1727,6 +2154,7 @@ fn ingest_in(
     let before = ledger_before(&transaction, id, &plan.append)?;
     let after = ingest::apply_effects(&plan.append, before);
     write_ledger(&transaction, id, &after, version, received_at)?;
+    add_meal_days(&transaction, device, &plan.append, &after)?;
     for (seq, reason, detail) in &after.anomalies {
         let record = plan
             .append
@@ -2018,4 +2446,65 @@ fn query_all<T>(
     let mut statement = transaction.prepare_cached(sql).map_err(unavailable)?;
     let rows = statement.query_map(parameters, map).map_err(unavailable)?;
     rows.collect::<Result<Vec<T>, _>>().map_err(unavailable)
+}
+
+/// Adds the batch's meals and voided meals to its site's day totals.
+fn add_meal_days(
+    transaction: &rusqlite::Transaction<'_>,
+    device: &Device,
+    append: &[proto::Record],
+    after: &LedgerAfter,
+) -> Result<(), StoreError> {
+    let days = crate::meal_days::changes(append, &after.movements, |seq| {
+        let payload: Option<String> = transaction
+            .query_row(
+                "SELECT payload FROM records WHERE device = ?1 AND seq = ?2",
+                params![device.id.as_str(), seq_to_i64(seq)?],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(unavailable)?;
+        Ok::<_, StoreError>(payload.as_deref().and_then(crate::meal_days::meal_of))
+    })?;
+    for (date, change) in days {
+        transaction
+            .prepare_cached(
+                "INSERT INTO meal_days (site, service_date, meals, revenue) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (site, service_date) DO UPDATE SET
+                    meals = meals + excluded.meals, revenue = revenue + excluded.revenue",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![
+                    device.site.as_str(),
+                    date.to_string(),
+                    change.meals,
+                    change.revenue_cents
+                ])
+            })
+            .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+/// Pupils' rows with their cards.
+fn pupil_entries(
+    transaction: &rusqlite::Transaction<'_>,
+    rows: Vec<(String, String, String)>,
+) -> Result<Vec<PupilEntry>, StoreError> {
+    rows.into_iter()
+        .map(|(id, site, data)| {
+            let cards: Vec<(Vec<u8>, i64)> = query_all(
+                transaction,
+                "SELECT uid, blocked FROM cards WHERE holder_kind = 'pupil' AND holder = ?1
+                 ORDER BY blocked, uid",
+                params![id],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )?;
+            let cards = cards
+                .into_iter()
+                .map(|(uid, blocked)| (uid, blocked == 1))
+                .collect();
+            web::pupil_entry(&site, &data, cards)
+        })
+        .collect()
 }

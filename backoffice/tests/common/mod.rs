@@ -5,6 +5,7 @@
 pub mod app;
 pub mod day;
 pub mod fixtures;
+pub mod webdriver;
 
 use backoffice::store::{PostgresStore, SqliteStore};
 

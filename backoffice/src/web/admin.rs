@@ -1,0 +1,659 @@
+//! City IT's pages: kiosks (enrol from the public key `kiosk init` printed, revoke), users
+//! and their roles, each site's tariffs and services, and the CSV import of accounts, pupils
+//! and cards, whose every error is shown before anything is written.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use maud::html;
+use proto::snapshot::{LocalTime, Service, Tariff, Weekday};
+use proto::{BracketId, DeviceId, MealType, PublicKey, ServiceId, SiteId, Text};
+use serde::Deserialize;
+
+use super::i18n::{Lang, Msg};
+use super::layout::{self, csrf, money, page, role_name};
+use super::session::{checked_form, viewer};
+use super::{PageError, PageErrorKind, PageResult, see_other};
+use crate::http::SharedApp;
+use crate::import;
+use crate::manage;
+use crate::store::{Device, Store};
+use crate::users::{Role, User};
+
+const ROLES: [Role; 1] = [Role::Admin];
+
+/// Rows of a valid import shown in its preview; the rest are counted.
+pub const IMPORT_PREVIEW_ROWS: usize = 20;
+
+const WEEKDAYS: [(Weekday, &str); 7] = [
+    (Weekday::Monday, "monday"),
+    (Weekday::Tuesday, "tuesday"),
+    (Weekday::Wednesday, "wednesday"),
+    (Weekday::Thursday, "thursday"),
+    (Weekday::Friday, "friday"),
+    (Weekday::Saturday, "saturday"),
+    (Weekday::Sunday, "sunday"),
+];
+
+#[derive(Debug, Deserialize)]
+pub struct DoneQuery {
+    #[serde(default)]
+    done: String,
+}
+
+fn done_notice(lang: Lang, done: &str) -> Option<&'static str> {
+    match done {
+        "saved" => Some(Msg::DoneSaved.text(lang)),
+        "revoked" => Some(Msg::DoneRevoked.text(lang)),
+        _ => None,
+    }
+}
+
+/// `GET /admin`: the sites, each with its tariffs and services.
+pub async fn index<S: Store>(State(app): State<SharedApp<S>>, headers: HeaderMap) -> PageResult {
+    let viewer = viewer(&app, &headers, &ROLES).await?;
+    let lang = viewer.lang;
+    let sites = app.store.sites().await.map_err(PageError::store(lang))?;
+    let content = html! {
+        div.grid {
+            section.card {
+                h2 { (Msg::NavDevices.text(lang)) }
+                p { a href="/admin/devices" { (Msg::DevicesHelp.text(lang)) } }
+            }
+            section.card {
+                h2 { (Msg::NavUsers.text(lang)) }
+                p { a href="/admin/users" { (Msg::UsersHelp.text(lang)) } }
+            }
+            section.card {
+                h2 { (Msg::NavImport.text(lang)) }
+                p { a href="/admin/import" { (Msg::ImportHelp.text(lang)) } }
+            }
+        }
+        h2 { (Msg::SitesTitle.text(lang)) }
+        ul {
+            @for site in &sites { li { a href={ "/admin/sites/" (site) } { (site) } } }
+        }
+        form.inline method="get" action="/admin/sites/" onsubmit="this.action='/admin/sites/'+encodeURIComponent(this.site.value);" {
+            div {
+                label for="new-site" { (Msg::OtherSite.text(lang)) }
+                input id="new-site" name="site" required pattern="[A-Za-z0-9._\\-]{1,64}";
+            }
+            button type="submit" { (Msg::Show.text(lang)) }
+        }
+    };
+    Ok(page(&viewer, Msg::NavAdmin.text(lang), "/admin", content))
+}
+
+/// `GET /admin/devices`.
+pub async fn devices<S: Store>(
+    State(app): State<SharedApp<S>>,
+    headers: HeaderMap,
+    Query(query): Query<DoneQuery>,
+) -> PageResult {
+    let viewer = viewer(&app, &headers, &ROLES).await?;
+    let lang = viewer.lang;
+    let devices: Vec<Device> = app
+        .store
+        .devices()
+        .await
+        .map_err(PageError::store(lang))?
+        .into_iter()
+        .map(|entry| entry.device)
+        .collect();
+    let content = html! {
+        @if let Some(done) = done_notice(lang, &query.done) { p.notice role="status" { (done) } }
+        section.card {
+            h2 { (Msg::EnrolKiosk.text(lang)) }
+            form method="post" action="/admin/devices" {
+                (csrf(&viewer))
+                label for="device-id" { (Msg::Kiosk.text(lang)) }
+                input id="device-id" name="id" required size="40";
+                label for="device-site" { (Msg::Site.text(lang)) }
+                input id="device-site" name="site" required;
+                label for="device-key" { (Msg::PublicKeyPem.text(lang)) }
+                textarea id="device-key" name="public_key" rows="4" required
+                    placeholder="-----BEGIN PUBLIC KEY-----" {}
+                p { button type="submit" { (Msg::Enrol.text(lang)) } }
+            }
+        }
+        div.table { table id="devices" {
+            thead { tr {
+                th scope="col" { (Msg::Kiosk.text(lang)) }
+                th scope="col" { (Msg::Site.text(lang)) }
+                th scope="col" { (Msg::KeyFingerprint.text(lang)) }
+                th scope="col" { (Msg::State.text(lang)) }
+            } }
+            tbody {
+                @for device in &devices {
+                    tr {
+                        th scope="row" { (device.id) }
+                        td { (device.site) }
+                        td { code { (device.key.fingerprint()) } }
+                        td {
+                            @if let Some(at) = device.revoked_at {
+                                span.badge { (Msg::Revoked.text(lang)) } " " (layout::local_time(at))
+                            } @else {
+                                form.inline method="post" action={ "/admin/devices/" (device.id) "/revoke" }
+                                    onsubmit={ "return confirm(" (serde_json::to_string(Msg::RevokeConfirm.text(lang)).unwrap_or_default()) ")" } {
+                                    (csrf(&viewer))
+                                    button.danger type="submit" { (Msg::Revoke.text(lang)) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        } }
+    };
+    Ok(page(
+        &viewer,
+        Msg::NavDevices.text(lang),
+        "/admin/devices",
+        content,
+    ))
+}
+
+fn invalid(lang: Lang, what: Msg, error: impl std::fmt::Display) -> PageError {
+    PageError::invalid(lang, format!("{}: {error}", what.text(lang)))
+}
+
+/// `POST /admin/devices`: enrols a kiosk from its PEM public key.
+pub async fn enrol<S: Store>(
+    State(app): State<SharedApp<S>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> PageResult {
+    let viewer = viewer(&app, &headers, &ROLES).await?;
+    let lang = viewer.lang;
+    let form = checked_form(&viewer, &body)?;
+    let id = DeviceId::parse(form.get("id")).map_err(|error| invalid(lang, Msg::Kiosk, error))?;
+    let site = SiteId::parse(form.get("site")).map_err(|error| invalid(lang, Msg::Site, error))?;
+    let key = PublicKey::from_pem(form.get("public_key"))
+        .map_err(|error| invalid(lang, Msg::PublicKeyPem, error))?;
+    app.store
+        .add_device(Device {
+            id: id.clone(),
+            site,
+            key,
+            revoked_at: None,
+        })
+        .await
+        .map_err(PageError::store(lang))?;
+    tracing::info!(device = %id, user = viewer.user.name, "kiosk enrolled from the web pages");
+    Ok(see_other("/admin/devices?done=saved"))
+}
+
+/// `POST /admin/devices/{device}/revoke`.
+pub async fn revoke<S: Store>(
+    State(app): State<SharedApp<S>>,
+    headers: HeaderMap,
+    Path(device): Path<String>,
+    body: Bytes,
+) -> PageResult {
+    let viewer = viewer(&app, &headers, &ROLES).await?;
+    let lang = viewer.lang;
+    checked_form(&viewer, &body)?;
+    let id = DeviceId::parse(&device).map_err(|_| PageError::new(lang, PageErrorKind::NotFound))?;
+    app.store
+        .revoke_device(&id, crate::now())
+        .await
+        .map_err(PageError::store(lang))?;
+    tracing::info!(device = %id, user = viewer.user.name, "kiosk revoked from the web pages");
+    Ok(see_other("/admin/devices?done=revoked"))
+}
+
+/// `GET /admin/users`.
+pub async fn users<S: Store>(
+    State(app): State<SharedApp<S>>,
+    headers: HeaderMap,
+    Query(query): Query<DoneQuery>,
+) -> PageResult {
+    let viewer = viewer(&app, &headers, &ROLES).await?;
+    let lang = viewer.lang;
+    let users = app.store.users().await.map_err(PageError::store(lang))?;
+    let role_select = |id: &str, current: Option<Role>| {
+        html! {
+            select id=(id) name="role" {
+                @for role in Role::ALL {
+                    option value=(role.as_str()) selected[Some(role) == current] { (role_name(lang, role)) }
+                }
+            }
+        }
+    };
+    let content = html! {
+        @if let Some(done) = done_notice(lang, &query.done) { p.notice role="status" { (done) } }
+        section.card {
+            h2 { (Msg::AddUser.text(lang)) }
+            form method="post" action="/admin/users" {
+                (csrf(&viewer))
+                label for="user-name" { (Msg::UserName.text(lang)) }
+                input id="user-name" name="name" required autocomplete="off";
+                label for="user-role" { (Msg::Role.text(lang)) }
+                (role_select("user-role", Some(Role::Staff)))
+                label for="user-site" { (Msg::SiteForStaff.text(lang)) }
+                input id="user-site" name="site";
+                label for="user-password" { (Msg::Password.text(lang)) }
+                input id="user-password" name="password" type="password" required minlength=(crate::users::PASSWORD_CHARS_MIN) autocomplete="new-password";
+                p { button type="submit" { (Msg::Save.text(lang)) } }
+            }
+        }
+        div.table { table id="users" {
+            thead { tr {
+                th scope="col" { (Msg::UserName.text(lang)) }
+                th scope="col" { (Msg::Role.text(lang)) " / " (Msg::Site.text(lang)) " / " (Msg::NewPassword.text(lang)) }
+            } }
+            tbody {
+                @for user in &users {
+                    tr {
+                        th scope="row" { (user.name) }
+                        td {
+                            form.inline method="post" action={ "/admin/users/" (user.name) } {
+                                (csrf(&viewer))
+                                div {
+                                    label for={ "role-" (user.name) } { (Msg::Role.text(lang)) }
+                                    (role_select(&format!("role-{}", user.name), Some(user.role)))
+                                }
+                                div {
+                                    label for={ "site-" (user.name) } { (Msg::Site.text(lang)) }
+                                    input id={ "site-" (user.name) } name="site" size="12"
+                                        value=(user.site.as_ref().map(SiteId::as_str).unwrap_or_default());
+                                }
+                                div {
+                                    label for={ "password-" (user.name) } { (Msg::NewPassword.text(lang)) }
+                                    input id={ "password-" (user.name) } name="password" type="password" size="16" autocomplete="new-password";
+                                }
+                                button type="submit" { (Msg::Save.text(lang)) }
+                            }
+                        }
+                    }
+                }
+            }
+        } }
+    };
+    Ok(page(
+        &viewer,
+        Msg::NavUsers.text(lang),
+        "/admin/users",
+        content,
+    ))
+}
+
+fn role_and_site(
+    lang: Lang,
+    form: &super::session::Form,
+) -> Result<(Role, Option<SiteId>), PageError> {
+    let role =
+        Role::parse(form.get("role")).ok_or_else(|| invalid(lang, Msg::Role, form.get("role")))?;
+    let site = match form.get("site") {
+        "" => None,
+        site => Some(SiteId::parse(site).map_err(|error| invalid(lang, Msg::Site, error))?),
+    };
+    Ok((role, site))
+}
+
+/// `POST /admin/users`: a new user; the same rules as `backoffice user add`.
+pub async fn add_user<S: Store>(
+    State(app): State<SharedApp<S>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> PageResult {
+    let viewer = viewer(&app, &headers, &ROLES).await?;
+    let lang = viewer.lang;
+    let form = checked_form(&viewer, &body)?;
+    let (role, site) = role_and_site(lang, &form)?;
+    let name = form.get("name").to_owned();
+    let password = form.get("password").to_owned();
+    // Argon2 is deliberately slow: keep it off the threads that serve requests.
+    let user = tokio::task::spawn_blocking(move || User::new(&name, role, site, &password))
+        .await
+        .map_err(|_| PageError::invalid(lang, "hashing failed"))?
+        .map_err(|error| PageError::invalid(lang, error.to_string()))?;
+    app.store
+        .add_user(&user)
+        .await
+        .map_err(PageError::store(lang))?;
+    tracing::info!(
+        user = user.name,
+        role = user.role.as_str(),
+        by = viewer.user.name,
+        "user added from the web pages"
+    );
+    Ok(see_other("/admin/users?done=saved"))
+}
+
+/// `POST /admin/users/{name}`: a new role or site, and a new password if one is given.
+pub async fn update_user<S: Store>(
+    State(app): State<SharedApp<S>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> PageResult {
+    let viewer = viewer(&app, &headers, &ROLES).await?;
+    let lang = viewer.lang;
+    let form = checked_form(&viewer, &body)?;
+    let (role, site) = role_and_site(lang, &form)?;
+    let stored = app
+        .store
+        .user(&name)
+        .await
+        .map_err(PageError::store(lang))?
+        .ok_or_else(|| PageError::new(lang, PageErrorKind::NotFound))?;
+    let password = form.get("password").to_owned();
+    let user = if password.is_empty() {
+        if (role == Role::Staff) != site.is_some() {
+            return Err(PageError::invalid(
+                lang,
+                crate::users::UserError::Site.to_string(),
+            ));
+        }
+        User {
+            role,
+            site,
+            ..stored
+        }
+    } else {
+        tokio::task::spawn_blocking(move || User::new(&stored.name, role, site, &password))
+            .await
+            .map_err(|_| PageError::invalid(lang, "hashing failed"))?
+            .map_err(|error| PageError::invalid(lang, error.to_string()))?
+    };
+    app.store
+        .update_user(&user)
+        .await
+        .map_err(PageError::store(lang))?;
+    tracing::info!(
+        user = user.name,
+        role = user.role.as_str(),
+        by = viewer.user.name,
+        "user changed from the web pages"
+    );
+    Ok(see_other("/admin/users?done=saved"))
+}
+
+/// `GET /admin/sites/{site}`: tariffs and services of a site, and forms to set them.
+pub async fn site<S: Store>(
+    State(app): State<SharedApp<S>>,
+    headers: HeaderMap,
+    Path(site): Path<String>,
+    Query(query): Query<DoneQuery>,
+) -> PageResult {
+    let viewer = viewer(&app, &headers, &ROLES).await?;
+    let lang = viewer.lang;
+    let site = SiteId::parse(&site).map_err(|_| PageError::new(lang, PageErrorKind::NotFound))?;
+    let (tariffs, services) = app
+        .store
+        .site_setup(&site)
+        .await
+        .map_err(PageError::store(lang))?;
+    let content = html! {
+        @if let Some(done) = done_notice(lang, &query.done) { p.notice role="status" { (done) } }
+        h2 { (Msg::Tariffs.text(lang)) }
+        div.table { table id="tariffs" {
+            thead { tr {
+                th scope="col" { (Msg::Bracket.text(lang)) }
+                th scope="col" { (Msg::MealType.text(lang)) }
+                th.num scope="col" { (Msg::Price.text(lang)) }
+            } }
+            tbody { @for tariff in &tariffs { tr {
+                td { (tariff.bracket) } td { (tariff.meal_type) } td.num { (money(lang, tariff.price)) }
+            } } }
+        } }
+        section.card {
+            form.inline method="post" action={ "/admin/sites/" (site) "/tariffs" } {
+                (csrf(&viewer))
+                div { label for="bracket" { (Msg::Bracket.text(lang)) } input id="bracket" name="bracket" required size="8"; }
+                div { label for="tariff-meal-type" { (Msg::MealType.text(lang)) } input id="tariff-meal-type" name="meal_type" required size="10" value="lunch"; }
+                div { label for="price" { (Msg::PriceEuros.text(lang)) } input id="price" name="price" required inputmode="decimal" size="8"; }
+                button type="submit" { (Msg::Save.text(lang)) }
+            }
+        }
+        h2 { (Msg::Services.text(lang)) }
+        div.table { table id="services" {
+            thead { tr {
+                th scope="col" { (Msg::Service.text(lang)) }
+                th scope="col" { (Msg::Name.text(lang)) }
+                th scope="col" { (Msg::MealType.text(lang)) }
+                th scope="col" { (Msg::Weekdays.text(lang)) }
+                th scope="col" { (Msg::Hours.text(lang)) }
+            } }
+            tbody { @for service in &services { tr {
+                td { (service.id) } td { (service.name) } td { (service.meal_type) }
+                td { (service.weekdays.iter().map(|day| weekday_name(lang, *day)).collect::<Vec<_>>().join(", ")) }
+                td { (serde_json::to_string(&service.start).unwrap_or_default().trim_matches('"')) "–"
+                     (serde_json::to_string(&service.end).unwrap_or_default().trim_matches('"')) }
+            } } }
+        } }
+        section.card {
+            form method="post" action={ "/admin/sites/" (site) "/services" } {
+                (csrf(&viewer))
+                div.grid {
+                    div { label for="service-id" { (Msg::Service.text(lang)) } input id="service-id" name="id" required value="lunch"; }
+                    div { label for="service-name" { (Msg::Name.text(lang)) } input id="service-name" name="name" required; }
+                    div { label for="service-meal-type" { (Msg::MealType.text(lang)) } input id="service-meal-type" name="meal_type" required value="lunch"; }
+                    div { label for="start" { (Msg::Start.text(lang)) } input id="start" name="start" type="time" required value="11:30"; }
+                    div { label for="end" { (Msg::End.text(lang)) } input id="end" name="end" type="time" required value="13:45"; }
+                }
+                fieldset {
+                    legend { (Msg::Weekdays.text(lang)) }
+                    @for (day, code) in WEEKDAYS {
+                        label style="display:inline-block;font-weight:400;margin-right:1rem" {
+                            input type="checkbox" name="weekday" value=(code)
+                                checked[!matches!(day, Weekday::Saturday | Weekday::Sunday | Weekday::Wednesday)];
+                            " " (weekday_name(lang, day))
+                        }
+                    }
+                }
+                p { button type="submit" { (Msg::Save.text(lang)) } }
+            }
+        }
+    };
+    let title = format!("{} {site}", Msg::Site.text(lang));
+    Ok(page(&viewer, &title, "/admin", content))
+}
+
+fn weekday_name(lang: Lang, day: Weekday) -> &'static str {
+    match day {
+        Weekday::Monday => Msg::Monday,
+        Weekday::Tuesday => Msg::Tuesday,
+        Weekday::Wednesday => Msg::Wednesday,
+        Weekday::Thursday => Msg::Thursday,
+        Weekday::Friday => Msg::Friday,
+        Weekday::Saturday => Msg::Saturday,
+        Weekday::Sunday => Msg::Sunday,
+    }
+    .text(lang)
+}
+
+/// `POST /admin/sites/{site}/tariffs`.
+pub async fn save_tariff<S: Store>(
+    State(app): State<SharedApp<S>>,
+    headers: HeaderMap,
+    Path(site): Path<String>,
+    body: Bytes,
+) -> PageResult {
+    let viewer = viewer(&app, &headers, &ROLES).await?;
+    let lang = viewer.lang;
+    let form = checked_form(&viewer, &body)?;
+    let site = SiteId::parse(&site).map_err(|_| PageError::new(lang, PageErrorKind::NotFound))?;
+    let tariff = Tariff {
+        bracket: BracketId::parse(form.get("bracket"))
+            .map_err(|error| invalid(lang, Msg::Bracket, error))?,
+        meal_type: MealType::parse(form.get("meal_type"))
+            .map_err(|error| invalid(lang, Msg::MealType, error))?,
+        price: layout::parse_euros(form.get("price"))
+            .ok_or_else(|| invalid(lang, Msg::PriceEuros, form.get("price")))?,
+    };
+    manage::check_tariff(&tariff).map_err(|invalid| PageError::invalid(lang, invalid.0))?;
+    app.store
+        .save_tariff(&site, &tariff)
+        .await
+        .map_err(PageError::store(lang))?;
+    Ok(see_other(&format!("/admin/sites/{site}?done=saved")))
+}
+
+/// `POST /admin/sites/{site}/services`.
+pub async fn save_service<S: Store>(
+    State(app): State<SharedApp<S>>,
+    headers: HeaderMap,
+    Path(site): Path<String>,
+    body: Bytes,
+) -> PageResult {
+    let viewer = viewer(&app, &headers, &ROLES).await?;
+    let lang = viewer.lang;
+    let form = checked_form(&viewer, &body)?;
+    let site = SiteId::parse(&site).map_err(|_| PageError::new(lang, PageErrorKind::NotFound))?;
+    let weekdays = form
+        .all("weekday")
+        .into_iter()
+        .map(|code| {
+            WEEKDAYS
+                .iter()
+                .find(|(_, name)| *name == code)
+                .map(|(day, _)| *day)
+                .ok_or_else(|| invalid(lang, Msg::Weekdays, code))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let service = Service {
+        id: ServiceId::parse(form.get("id")).map_err(|error| invalid(lang, Msg::Service, error))?,
+        name: Text::parse(form.get("name")).map_err(|error| invalid(lang, Msg::Name, error))?,
+        meal_type: MealType::parse(form.get("meal_type"))
+            .map_err(|error| invalid(lang, Msg::MealType, error))?,
+        weekdays,
+        start: LocalTime::parse(form.get("start"))
+            .ok_or_else(|| invalid(lang, Msg::Start, form.get("start")))?,
+        end: LocalTime::parse(form.get("end"))
+            .ok_or_else(|| invalid(lang, Msg::End, form.get("end")))?,
+    };
+    manage::check_service(&service).map_err(|invalid| PageError::invalid(lang, invalid.0))?;
+    app.store
+        .save_service(&site, &service)
+        .await
+        .map_err(PageError::store(lang))?;
+    Ok(see_other(&format!("/admin/sites/{site}?done=saved")))
+}
+
+/// `GET /admin/import`.
+pub async fn import_page<S: Store>(
+    State(app): State<SharedApp<S>>,
+    headers: HeaderMap,
+) -> PageResult {
+    let viewer = viewer(&app, &headers, &ROLES).await?;
+    let lang = viewer.lang;
+    Ok(page(
+        &viewer,
+        Msg::NavImport.text(lang),
+        "/admin/import",
+        import_form(&viewer, ""),
+    ))
+}
+
+fn import_form(viewer: &super::session::Viewer, csv: &str) -> maud::Markup {
+    let lang = viewer.lang;
+    html! {
+        section.card {
+            p { (Msg::ImportColumns.text(lang)) " " code { (import::HEADER.join(",")) } }
+            form method="post" action="/admin/import" {
+                (csrf(viewer))
+                label for="csv-file" { (Msg::CsvFile.text(lang)) }
+                // Reading the file into the text area keeps the form a plain urlencoded post.
+                input id="csv-file" type="file" accept=".csv,text/csv"
+                    onchange="const f=this.files[0];if(f){f.text().then(t=>{document.getElementById('csv').value=t;});}";
+                label for="csv" { (Msg::CsvText.text(lang)) }
+                textarea id="csv" name="csv" rows="10" required { (csv) }
+                p { button type="submit" { (Msg::Check.text(lang)) } }
+            }
+        }
+    }
+}
+
+/// `POST /admin/import`: checks every row and shows every error; a valid file is previewed
+/// and written only when confirmed.
+pub async fn import<S: Store>(
+    State(app): State<SharedApp<S>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> PageResult {
+    let viewer = viewer(&app, &headers, &ROLES).await?;
+    let lang = viewer.lang;
+    let form = checked_form(&viewer, &body)?;
+    let csv = form.get("csv");
+    let rows = match import::parse(csv) {
+        Ok(rows) => rows,
+        Err(errors) => {
+            let content = html! {
+                p.error role="alert" id="import-errors" { (errors.len()) " " (Msg::ImportErrors.text(lang)) }
+                div.table { table {
+                    thead { tr { th scope="col" { (Msg::Line.text(lang)) } th scope="col" { (Msg::Error.text(lang)) } } }
+                    tbody { @for error in &errors { tr { td.num { (error.line) } td { (error.message) } } } }
+                } }
+                (import_form(&viewer, csv))
+            };
+            return Ok(page(
+                &viewer,
+                Msg::NavImport.text(lang),
+                "/admin/import",
+                content,
+            ));
+        }
+    };
+    if form.get("confirm") != "yes" {
+        let accounts: std::collections::BTreeSet<_> =
+            rows.iter().map(|row| &row.pupil.account).collect();
+        let cards = rows.iter().filter(|row| row.card.is_some()).count();
+        let content = html! {
+            p.notice role="status" id="import-preview" {
+                (rows.len()) " " (Msg::Pupils.text(lang)) ", " (accounts.len()) " " (Msg::Accounts.text(lang)) ", "
+                (cards) " " (Msg::Cards.text(lang)) ". " (Msg::ImportNothingWritten.text(lang))
+            }
+            div.table { table {
+                thead { tr {
+                    th scope="col" { (Msg::Site.text(lang)) } th scope="col" { (Msg::Account.text(lang)) }
+                    th scope="col" { (Msg::PupilId.text(lang)) } th scope="col" { (Msg::Pupil.text(lang)) }
+                    th scope="col" { (Msg::Bracket.text(lang)) } th scope="col" { (Msg::Card.text(lang)) }
+                } }
+                tbody { @for row in rows.iter().take(IMPORT_PREVIEW_ROWS) { tr {
+                    td { (row.site) } td { (row.pupil.account) } td { (row.pupil.id) }
+                    td { (row.pupil.last_name) " " (row.pupil.first_name) } td { (row.pupil.bracket) }
+                    td { @if let Some(card) = row.card { code { (card) } } }
+                } } }
+            } }
+            @if rows.len() > IMPORT_PREVIEW_ROWS { p { "… " (rows.len() - IMPORT_PREVIEW_ROWS) } }
+            form method="post" action="/admin/import" {
+                (csrf(&viewer))
+                input type="hidden" name="csv" value=(csv);
+                input type="hidden" name="confirm" value="yes";
+                button type="submit" id="import-confirm" { (Msg::ImportConfirm.text(lang)) } " "
+                a.button href="/admin/import" { (Msg::Cancel.text(lang)) }
+            }
+        };
+        return Ok(page(
+            &viewer,
+            Msg::NavImport.text(lang),
+            "/admin/import",
+            content,
+        ));
+    }
+    import::apply(&app.store, &rows, |_| {})
+        .await
+        .map_err(|error| match error {
+            import::ImportError::Store(error) => PageError::store(lang)(error),
+            import::ImportError::Invalid(errors) => {
+                PageError::invalid(lang, format!("{} lines", errors.len()))
+            }
+        })?;
+    tracing::info!(
+        rows = rows.len(),
+        user = viewer.user.name,
+        "import from the web pages"
+    );
+    let content = html! {
+        p.notice role="status" id="import-done" { (rows.len()) " " (Msg::ImportDone.text(lang)) }
+        p { a href="/admin/import" { (Msg::NavImport.text(lang)) } }
+    };
+    Ok(page(
+        &viewer,
+        Msg::NavImport.text(lang),
+        "/admin/import",
+        content,
+    ))
+}

@@ -1,0 +1,224 @@
+//! The web pages of staff, finance and city IT, rendered on the server (maud templates, checked
+//! by the compiler) in French, English or German, with every style and script embedded: the
+//! pages download nothing from anywhere.
+//!
+//! - [`session`]: signing in and out, sessions in the store, lock-out, CSRF tokens, languages.
+//! - [`layout`]: the page shell, the style sheet and formatting of money and time.
+//! - [`i18n`]: every text of the pages in the three languages.
+//! - [`staff`]: search, an account's page, top-ups with receipt, cards, dietary flags, today's
+//!   meals.
+//! - [`finance`]: meals and revenue per day and site, the kiosk fleet.
+//! - [`reconcile`]: a day's reconciliation, its findings and evidence, proposed voids,
+//!   sign-off and exports.
+//! - [`admin`]: kiosks, users, tariffs and services, CSV import.
+//! - [`chart`]: bar charts drawn as SVG on the server.
+//!
+//! Every handler names the roles it admits ([`session::viewer`]); staff see and change only
+//! their own site's pupils and accounts.
+
+pub mod admin;
+pub mod chart;
+pub mod finance;
+pub mod i18n;
+pub mod layout;
+pub mod reconcile;
+pub mod session;
+pub mod staff;
+
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post};
+
+use crate::http::SharedApp;
+use crate::store::{Store, StoreError};
+use i18n::{Lang, Msg};
+
+/// The time zone of the city's sites: service days and the times shown are local.
+pub const SITE_TIME_ZONE: &str = "Europe/Paris";
+
+/// Pupils listed for one search.
+pub const SEARCH_RESULTS_MAX: usize = 50;
+
+/// Lines of an account's history on its page.
+pub const HISTORY_LINES_MAX: usize = 50;
+
+/// Meals listed for a site's day; a canteen serves a few hundred.
+pub const SITE_MEALS_MAX: usize = 5_000;
+
+/// Days on the finance dashboard.
+pub const DASHBOARD_DAYS: i64 = 31;
+
+/// A kiosk not heard from for this long is highlighted: it syncs every 30 s when online.
+pub const KIOSK_SILENT_MS: i64 = 15 * 60 * 1_000;
+
+/// Every page: method, path as routed, handler.
+pub fn routes<S: Store>() -> Vec<(Method, &'static str, MethodRouter<SharedApp<S>>)> {
+    vec![
+        (Method::GET, "/", get(session::home::<S>)),
+        (Method::GET, "/sign-in", get(session::sign_in_page::<S>)),
+        (Method::POST, "/sign-in", post(session::sign_in::<S>)),
+        (Method::POST, "/sign-out", post(session::sign_out::<S>)),
+        (Method::GET, "/language", get(session::switch_language)),
+        (Method::GET, "/staff", get(staff::search::<S>)),
+        (
+            Method::GET,
+            "/staff/accounts/{account}",
+            get(staff::account::<S>),
+        ),
+        (
+            Method::POST,
+            "/staff/accounts/{account}/top-up",
+            post(staff::top_up::<S>),
+        ),
+        (
+            Method::POST,
+            "/staff/cards/{uid}/block",
+            post(staff::block_card::<S>),
+        ),
+        (
+            Method::POST,
+            "/staff/cards/{uid}/replace",
+            post(staff::replace_card::<S>),
+        ),
+        (
+            Method::POST,
+            "/staff/pupils/{pupil}/dietary",
+            post(staff::dietary::<S>),
+        ),
+        (Method::GET, "/staff/meals", get(staff::meals::<S>)),
+        (Method::GET, "/finance", get(finance::dashboard::<S>)),
+        (Method::GET, "/finance/kiosks", get(finance::kiosks::<S>)),
+        (
+            Method::GET,
+            "/finance/reconciliations",
+            get(reconcile::day::<S>),
+        ),
+        (
+            Method::POST,
+            "/finance/reconciliations",
+            post(reconcile::run::<S>),
+        ),
+        (
+            Method::POST,
+            "/finance/reconciliations/{date}/sign-off",
+            post(reconcile::sign_off::<S>),
+        ),
+        (
+            Method::POST,
+            "/finance/proposed-voids/{id}/approve",
+            post(reconcile::approve::<S>),
+        ),
+        (
+            Method::POST,
+            "/finance/proposed-voids/{id}/reject",
+            post(reconcile::reject::<S>),
+        ),
+        (
+            Method::GET,
+            "/finance/exports/{kind}",
+            get(reconcile::download::<S>),
+        ),
+        (Method::GET, "/admin", get(admin::index::<S>)),
+        (Method::GET, "/admin/devices", get(admin::devices::<S>)),
+        (Method::POST, "/admin/devices", post(admin::enrol::<S>)),
+        (
+            Method::POST,
+            "/admin/devices/{device}/revoke",
+            post(admin::revoke::<S>),
+        ),
+        (Method::GET, "/admin/users", get(admin::users::<S>)),
+        (Method::POST, "/admin/users", post(admin::add_user::<S>)),
+        (
+            Method::POST,
+            "/admin/users/{name}",
+            post(admin::update_user::<S>),
+        ),
+        (Method::GET, "/admin/sites/{site}", get(admin::site::<S>)),
+        (
+            Method::POST,
+            "/admin/sites/{site}/tariffs",
+            post(admin::save_tariff::<S>),
+        ),
+        (
+            Method::POST,
+            "/admin/sites/{site}/services",
+            post(admin::save_service::<S>),
+        ),
+        (Method::GET, "/admin/import", get(admin::import_page::<S>)),
+        (Method::POST, "/admin/import", post(admin::import::<S>)),
+    ]
+}
+
+/// A page that could not be shown as asked.
+#[derive(Debug)]
+pub struct PageError {
+    pub lang: Lang,
+    pub kind: PageErrorKind,
+}
+
+#[derive(Debug)]
+pub enum PageErrorKind {
+    /// No session: go and sign in.
+    SignIn,
+    /// The role may not see this, or it belongs to another site.
+    Forbidden,
+    /// A form without this session's CSRF token.
+    Csrf,
+    NotFound,
+    /// A form's content breaks a rule; the message says which.
+    Invalid(String),
+    Store(StoreError),
+}
+
+impl PageError {
+    pub fn new(lang: Lang, kind: PageErrorKind) -> PageError {
+        PageError { lang, kind }
+    }
+
+    pub fn invalid(lang: Lang, message: impl Into<String>) -> PageError {
+        PageError::new(lang, PageErrorKind::Invalid(message.into()))
+    }
+
+    pub fn store(lang: Lang) -> impl FnOnce(StoreError) -> PageError {
+        move |error| PageError::new(lang, PageErrorKind::Store(error))
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let lang = self.lang;
+        let (status, title, detail) = match self.kind {
+            PageErrorKind::SignIn => {
+                return (StatusCode::SEE_OTHER, [(header::LOCATION, "/sign-in")]).into_response();
+            }
+            PageErrorKind::Forbidden => (StatusCode::FORBIDDEN, Msg::Forbidden, None),
+            PageErrorKind::Csrf => (StatusCode::FORBIDDEN, Msg::CsrfRefused, None),
+            PageErrorKind::NotFound => (StatusCode::NOT_FOUND, Msg::NotFound, None),
+            PageErrorKind::Invalid(message) => {
+                (StatusCode::BAD_REQUEST, Msg::Invalid, Some(message))
+            }
+            PageErrorKind::Store(error) => {
+                let message = error.to_string();
+                let status = crate::http::Failure::from(error).status;
+                match status {
+                    StatusCode::NOT_FOUND => (status, Msg::NotFound, Some(message)),
+                    StatusCode::CONFLICT | StatusCode::UNPROCESSABLE_ENTITY => {
+                        (status, Msg::Invalid, Some(message))
+                    }
+                    // The log has the cause; the page says only to try again.
+                    _ => (status, Msg::Unavailable, None),
+                }
+            }
+        };
+        let body = layout::error_page(lang, title, detail.as_deref());
+        (status, body).into_response()
+    }
+}
+
+/// A page's result.
+pub type PageResult = Result<Response, PageError>;
+
+/// A 303 to `path`, after a form that changed something.
+pub fn see_other(path: &str) -> Response {
+    (StatusCode::SEE_OTHER, [(header::LOCATION, path.to_owned())]).into_response()
+}

@@ -1,0 +1,433 @@
+//! The finance office's reconciliation pages: run a day's reconciliation (all sites or one),
+//! read it per site and kiosk with every finding and its signed evidence, approve or reject the
+//! voids it proposes, sign the day off, and download the day's exports. The rules are
+//! `crate::reconcile`'s and `crate::export`'s, as for the API and the CLI.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, header};
+use axum::response::IntoResponse;
+use maud::{Markup, html};
+use proto::{ServiceDate, SiteId};
+use serde::Deserialize;
+
+use super::i18n::{Lang, Msg};
+use super::layout::{self, csrf, money, page};
+use super::session::{Viewer, checked_form, viewer};
+use super::{PageError, PageErrorKind, PageResult, see_other};
+use crate::export::{self, ExportError, ExportKind, Period};
+use crate::http::SharedApp;
+use crate::reconcile::{self, ReconcileError};
+use crate::store::{Store, VoidStatus};
+use crate::users::Role;
+
+/// Who may run and read reconciliations and download exports.
+const READERS: [Role; 2] = [Role::Finance, Role::Admin];
+
+/// Who signs a day off and decides proposed voids (as in the API).
+const DECIDERS: [Role; 1] = [Role::Finance];
+
+/// The exports offered for a day, with their file names' endings.
+const EXPORTS: [(&str, &str); 5] = [
+    ("meals", "csv"),
+    ("top-ups", "csv"),
+    ("summary", "csv"),
+    ("journal", "txt"),
+    ("records", "jsonl"),
+];
+
+#[derive(Debug, Deserialize)]
+pub struct DayQuery {
+    #[serde(default)]
+    date: String,
+    #[serde(default)]
+    site: String,
+}
+
+fn reconcile_error(lang: Lang, error: ReconcileError) -> PageError {
+    match error {
+        ReconcileError::Store(error) => PageError::store(lang)(error),
+        other => PageError::invalid(lang, other.to_string()),
+    }
+}
+
+fn day_path(date: ServiceDate, site: Option<&SiteId>) -> String {
+    match site {
+        Some(site) => format!("/finance/reconciliations?date={date}&site={site}"),
+        None => format!("/finance/reconciliations?date={date}"),
+    }
+}
+
+fn day_of(
+    lang: Lang,
+    date: &str,
+    site: &str,
+) -> Result<(Option<ServiceDate>, Option<SiteId>), PageError> {
+    let date = match date {
+        "" => None,
+        text => Some(
+            ServiceDate::parse(text)
+                .map_err(|_| PageError::invalid(lang, Msg::DayInvalid.text(lang)))?,
+        ),
+    };
+    let site = match site {
+        "" => None,
+        text => {
+            Some(SiteId::parse(text).map_err(|error| PageError::invalid(lang, error.to_string()))?)
+        }
+    };
+    Ok((date, site))
+}
+
+/// `GET /finance/reconciliations?date=D&site=S`: the stored reconciliation of a day, if any,
+/// and the form to run it.
+pub async fn day<S: Store>(
+    State(app): State<SharedApp<S>>,
+    headers: HeaderMap,
+    Query(query): Query<DayQuery>,
+) -> PageResult {
+    let viewer = viewer(&app, &headers, &READERS).await?;
+    let lang = viewer.lang;
+    let (date, site) = day_of(lang, &query.date, &query.site)?;
+    let today =
+        layout::service_day(crate::now()).ok_or_else(|| PageError::invalid(lang, "clock"))?;
+    let date = date.unwrap_or_else(|| layout::days_before(today, 1).unwrap_or(today));
+    let saved = app
+        .store
+        .reconciliation(date, site.as_ref())
+        .await
+        .map_err(PageError::store(lang))?;
+    let report = saved
+        .as_ref()
+        .map(reconcile::parse_report)
+        .transpose()
+        .map_err(|error| reconcile_error(lang, error))?;
+    let proposals = app
+        .store
+        .proposed_voids(Some(date))
+        .await
+        .map_err(PageError::store(lang))?;
+    let decides = DECIDERS.contains(&viewer.user.role);
+    let site_text = site.as_ref().map(SiteId::as_str).unwrap_or_default();
+    let content = html! {
+        section.card.no-print {
+            form.inline method="get" action="/finance/reconciliations" {
+                div { label for="date" { (Msg::Day.text(lang)) } input id="date" name="date" type="date" value=(date.to_string()); }
+                div { label for="site" { (Msg::SiteOptional.text(lang)) } input id="site" name="site" value=(site_text) size="12"; }
+                button type="submit" { (Msg::Show.text(lang)) }
+            }
+            form.inline method="post" action="/finance/reconciliations" {
+                (csrf(&viewer))
+                input type="hidden" name="date" value=(date.to_string());
+                input type="hidden" name="site" value=(site_text);
+                button type="submit" id="run" { (Msg::RunReconciliation.text(lang)) }
+            }
+        }
+        @match (&saved, &report) {
+            (Some(saved), Some(report)) => {
+                section.card {
+                    p id="reconciliation-state" {
+                        (Msg::RunBy.text(lang)) " " (saved.run_by) ", " (layout::local_time(saved.run_at)) ". "
+                        @if let Some(by) = &saved.signed_off_by {
+                            span.badge.ok { (Msg::SignedOff.text(lang)) } " " (by)
+                            @if let Some(at) = saved.signed_off_at { ", " (layout::local_time(at)) }
+                        } @else {
+                            span.badge.bad { (Msg::NotSignedOff.text(lang)) }
+                        }
+                    }
+                    p { (Msg::RecordsChecked.text(lang)) ": " (report.records_checked) " · "
+                        (Msg::Revenue.text(lang)) ": " (money(lang, report.revenue)) " · "
+                        @if report.is_clean() { span.badge.ok { (Msg::Clean.text(lang)) } }
+                        @else { span.badge.bad { (Msg::NeedsAttention.text(lang)) } } }
+                    @if decides && saved.signed_off_by.is_none() {
+                        form.inline method="post" action={ "/finance/reconciliations/" (date) "/sign-off" } {
+                            (csrf(&viewer))
+                            input type="hidden" name="site" value=(site_text);
+                            button type="submit" id="sign-off" { (Msg::SignOff.text(lang)) }
+                        }
+                    }
+                }
+                h2 { (Msg::PerSite.text(lang)) }
+                div.table { table id="recon-sites" {
+                    thead { tr {
+                        th scope="col" { (Msg::Site.text(lang)) }
+                        th.num scope="col" { (Msg::Meals.text(lang)) }
+                        th.num scope="col" { (Msg::Revenue.text(lang)) }
+                        th.num scope="col" { (Msg::CashExpected.text(lang)) }
+                        th.num scope="col" { (Msg::CashCounted.text(lang)) }
+                        th.num scope="col" { (Msg::CashDifference.text(lang)) }
+                    } }
+                    tbody { @for day in &report.sites { tr.alert[day.cash_difference.get() != 0] {
+                        th scope="row" { (day.site.as_ref().map(SiteId::as_str).unwrap_or("—")) }
+                        td.num { (day.meals) }
+                        td.num { (money(lang, day.revenue)) }
+                        td.num { (money(lang, day.cash_expected)) }
+                        td.num { (money(lang, day.cash_counted)) }
+                        td.num { (money(lang, day.cash_difference)) }
+                    } } }
+                } }
+                h2 { (Msg::PerKiosk.text(lang)) }
+                div.table { table id="recon-kiosks" {
+                    thead { tr {
+                        th scope="col" { (Msg::Kiosk.text(lang)) }
+                        th scope="col" { (Msg::Site.text(lang)) }
+                        th.num scope="col" { (Msg::Records.text(lang)) }
+                        th scope="col" { (Msg::DayClose.text(lang)) }
+                        th.num scope="col" { (Msg::Meals.text(lang)) }
+                        th.num scope="col" { (Msg::Revenue.text(lang)) }
+                        th scope="col" { (Msg::Chain.text(lang)) }
+                    } }
+                    tbody { @for kiosk in &report.kiosks { tr.alert[!kiosk.chain_clean] {
+                        th scope="row" { (kiosk.device) }
+                        td { (kiosk.site) }
+                        td.num { (kiosk.records) }
+                        td { @match (kiosk.day_close, kiosk.close_matches) {
+                            (Some(seq), Some(true)) => { "#" (seq) " " span.badge.ok { "✓" } }
+                            (Some(seq), _) => { "#" (seq) " " span.badge.bad { "≠" } }
+                            (None, _) => { span.badge.bad { (Msg::Missing.text(lang)) } }
+                        } }
+                        td.num { (kiosk.meals) }
+                        td.num { (money(lang, kiosk.revenue)) }
+                        td { @if kiosk.chain_clean { span.badge.ok { (Msg::Clean.text(lang)) } }
+                             @else { span.badge.bad { (Msg::NeedsAttention.text(lang)) } } }
+                    } } }
+                } }
+                h2 { (Msg::Findings.text(lang)) " (" (report.findings.len()) ")" }
+                @if report.findings.is_empty() { p { (Msg::NoFindings.text(lang)) } }
+                ol id="findings" {
+                    @for finding in &report.findings {
+                        li.card {
+                            strong { @if finding.kind.is_defect() { span.badge.bad { (Msg::Defect.text(lang)) } " " }
+                                (serde_json::to_string(&finding.kind).unwrap_or_default().trim_matches('"')) }
+                            @if let Some(device) = &finding.device { " · " (device) }
+                            @if let Some(seq) = finding.seq { " #" (seq) }
+                            p { (finding.detail) }
+                            p { em { (finding.action) } }
+                            @if !finding.evidence.is_empty() {
+                                details {
+                                    summary { (Msg::Evidence.text(lang)) " (" (finding.evidence.len()) ")" }
+                                    @for record in &finding.evidence {
+                                        pre style="white-space:pre-wrap;word-break:break-all" { (record.payload) "\n" (Msg::Signature.text(lang)) ": " (record.signature) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            _ => { p.notice role="status" { (Msg::NotReconciled.text(lang)) } }
+        }
+        h2 { (Msg::ProposedVoids.text(lang)) }
+        @if proposals.is_empty() { p { (Msg::NoProposedVoids.text(lang)) } }
+        @else {
+            div.table { table id="proposed-voids" {
+                thead { tr {
+                    th scope="col" { (Msg::Kiosk.text(lang)) }
+                    th scope="col" { (Msg::PupilId.text(lang)) }
+                    th scope="col" { (Msg::Account.text(lang)) }
+                    th.num scope="col" { (Msg::Amount.text(lang)) }
+                    th scope="col" { (Msg::Kept.text(lang)) }
+                    th scope="col" { (Msg::State.text(lang)) }
+                } }
+                tbody { @for proposal in &proposals { tr {
+                    td { (proposal.device) " #" (proposal.seq) }
+                    td { (proposal.pupil) }
+                    td { (proposal.account) }
+                    td.num { (money(lang, proposal.amount)) }
+                    td { (proposal.kept_device) " #" (proposal.kept_seq) }
+                    td { @match proposal.status {
+                        VoidStatus::Pending => {
+                            @if decides {
+                                (decision_form(&viewer, proposal.id, date, site.as_ref(), true))
+                                (decision_form(&viewer, proposal.id, date, site.as_ref(), false))
+                            } @else { (Msg::Proposed.text(lang)) }
+                        }
+                        VoidStatus::Approved => { span.badge.ok { (Msg::Approved.text(lang)) } " " (proposal.decided_by.as_deref().unwrap_or_default()) }
+                        VoidStatus::Rejected => { span.badge { (Msg::Rejected.text(lang)) } " " (proposal.decided_by.as_deref().unwrap_or_default()) }
+                    } }
+                } } }
+            } }
+        }
+        h2 { (Msg::Exports.text(lang)) }
+        ul id="exports" {
+            @for (kind, _) in EXPORTS {
+                li { a href={ "/finance/exports/" (kind) "?from=" (date)
+                        @if let Some(site) = &site { "&site=" (site) } } download { (kind) } }
+            }
+        }
+    };
+    let title = format!("{} {date}", Msg::NavReconciliation.text(lang));
+    Ok(page(&viewer, &title, "/finance/reconciliations", content))
+}
+
+fn decision_form(
+    viewer: &Viewer,
+    id: i64,
+    date: ServiceDate,
+    site: Option<&SiteId>,
+    approve: bool,
+) -> Markup {
+    let lang = viewer.lang;
+    let (verb, label, class) = if approve {
+        ("approve", Msg::Approve, "")
+    } else {
+        ("reject", Msg::Reject, "secondary")
+    };
+    html! {
+        form.inline method="post" action={ "/finance/proposed-voids/" (id) "/" (verb) } {
+            (csrf(viewer))
+            input type="hidden" name="date" value=(date.to_string());
+            input type="hidden" name="site" value=(site.map(SiteId::as_str).unwrap_or_default());
+            button class=(class) type="submit" { (label.text(lang)) }
+        }
+    }
+}
+
+/// `POST /finance/reconciliations`: runs and stores a day's reconciliation.
+pub async fn run<S: Store>(
+    State(app): State<SharedApp<S>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> PageResult {
+    let viewer = viewer(&app, &headers, &READERS).await?;
+    let lang = viewer.lang;
+    let form = checked_form(&viewer, &body)?;
+    let (date, site) = day_of(lang, form.get("date"), form.get("site"))?;
+    let date = date.ok_or_else(|| PageError::invalid(lang, Msg::DayInvalid.text(lang)))?;
+    reconcile::run_and_save(
+        &app.store,
+        date,
+        site.as_ref(),
+        &app.finance,
+        &viewer.user.name,
+        |_, _| {},
+    )
+    .await
+    .map_err(|error| reconcile_error(lang, error))?;
+    Ok(see_other(&day_path(date, site.as_ref())))
+}
+
+/// `POST /finance/reconciliations/{date}/sign-off`: finance only; refused while voids wait.
+pub async fn sign_off<S: Store>(
+    State(app): State<SharedApp<S>>,
+    headers: HeaderMap,
+    Path(date): Path<String>,
+    body: Bytes,
+) -> PageResult {
+    let viewer = viewer(&app, &headers, &DECIDERS).await?;
+    let lang = viewer.lang;
+    let form = checked_form(&viewer, &body)?;
+    let (date, site) = day_of(lang, &date, form.get("site"))?;
+    let date = date.ok_or_else(|| PageError::new(lang, PageErrorKind::NotFound))?;
+    app.store
+        .sign_off_reconciliation(date, site.as_ref(), &viewer.user.name, crate::now())
+        .await
+        .map_err(PageError::store(lang))?;
+    tracing::info!(%date, user = viewer.user.name, "day signed off from the web pages");
+    Ok(see_other(&day_path(date, site.as_ref())))
+}
+
+/// `POST /finance/proposed-voids/{id}/approve`.
+pub async fn approve<S: Store>(
+    State(app): State<SharedApp<S>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> PageResult {
+    decide(app, headers, id, body, true).await
+}
+
+/// `POST /finance/proposed-voids/{id}/reject`.
+pub async fn reject<S: Store>(
+    State(app): State<SharedApp<S>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> PageResult {
+    decide(app, headers, id, body, false).await
+}
+
+async fn decide<S: Store>(
+    app: SharedApp<S>,
+    headers: HeaderMap,
+    id: i64,
+    body: Bytes,
+    approve: bool,
+) -> PageResult {
+    let viewer = viewer(&app, &headers, &DECIDERS).await?;
+    let lang = viewer.lang;
+    let form = checked_form(&viewer, &body)?;
+    let (date, site) = day_of(lang, form.get("date"), form.get("site"))?;
+    let decided = reconcile::decide(&app.store, id, approve, &viewer.user.name, &app.finance)
+        .await
+        .map_err(|error| reconcile_error(lang, error))?;
+    tracing::info!(
+        id,
+        approve,
+        user = viewer.user.name,
+        "proposed void decided from the web pages"
+    );
+    Ok(see_other(&day_path(
+        date.unwrap_or(decided.date),
+        site.as_ref(),
+    )))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ExportQuery {
+    from: String,
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    site: String,
+}
+
+/// `GET /finance/exports/{kind}?from=D&to=D&site=S`: a file to save.
+pub async fn download<S: Store>(
+    State(app): State<SharedApp<S>>,
+    headers: HeaderMap,
+    Path(kind_name): Path<String>,
+    Query(query): Query<ExportQuery>,
+) -> PageResult {
+    let viewer = viewer(&app, &headers, &READERS).await?;
+    let lang = viewer.lang;
+    let (_, extension) = EXPORTS
+        .iter()
+        .find(|(name, _)| *name == kind_name)
+        .ok_or_else(|| PageError::new(lang, PageErrorKind::NotFound))?;
+    let kind =
+        ExportKind::parse(&kind_name).map_err(|_| PageError::new(lang, PageErrorKind::NotFound))?;
+    let (from, site) = day_of(lang, &query.from, &query.site)?;
+    let from = from.ok_or_else(|| PageError::invalid(lang, Msg::DayInvalid.text(lang)))?;
+    let (to, _) = day_of(lang, &query.to, "")?;
+    let to = to.unwrap_or(from);
+    let export_error = |error: ExportError| match error {
+        ExportError::Store(error) => PageError::store(lang)(error),
+        ExportError::Reconcile(error) => reconcile_error(lang, error),
+        other => PageError::invalid(lang, other.to_string()),
+    };
+    let period = Period::new(from, to).map_err(export_error)?;
+    let mut bytes = Vec::new();
+    export::write(
+        &app.store,
+        kind,
+        period,
+        site.as_ref(),
+        &app.finance,
+        &mut bytes,
+    )
+    .await
+    .map_err(export_error)?;
+    let file = format!("{kind_name}-{from}-{to}.{extension}");
+    Ok((
+        [
+            (header::CONTENT_TYPE, kind.content_type().to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file}\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}

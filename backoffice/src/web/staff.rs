@@ -1,0 +1,647 @@
+//! The canteen staff's pages: find a pupil or an account (by name, pupil or account id, or
+//! card UID), see the balance and what moved it, top up with a confirmation step and a
+//! printable receipt, block a lost card and bind its replacement (the balance is the
+//! account's, so it stays), edit dietary flags, and list today's meals at the site.
+//!
+//! Finance and admin see every site; staff only theirs. Changes use the same rules as the API
+//! (`crate::manage`) and the same store methods.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use maud::{Markup, html};
+use proto::record::{MealVia, TopUpMethod};
+use proto::snapshot::CardHolder;
+use proto::{AccountId, CardUid, PupilId, ServiceDate, SiteId, Text};
+use serde::Deserialize;
+
+use super::i18n::{Lang, Msg};
+use super::layout::{self, csrf, money, page};
+use super::session::{Viewer, checked_form, viewer};
+use super::{
+    HISTORY_LINES_MAX, PageError, PageErrorKind, PageResult, SEARCH_RESULTS_MAX, see_other,
+};
+use crate::http::SharedApp;
+use crate::manage;
+use crate::store::{PupilEntry, Store, web::SEARCH_CHARS_MAX};
+use crate::users::Role;
+
+/// Who may look accounts up.
+const READERS: [Role; 3] = [Role::Staff, Role::Finance, Role::Admin];
+
+/// Who may move money and change cards and pupils (as in the API).
+const WRITERS: [Role; 2] = [Role::Staff, Role::Admin];
+
+#[derive(Debug, Deserialize)]
+pub struct SearchQuery {
+    #[serde(default)]
+    q: String,
+}
+
+/// `GET /staff?q=...`: the search form and its results.
+pub async fn search<S: Store>(
+    State(app): State<SharedApp<S>>,
+    headers: HeaderMap,
+    Query(query): Query<SearchQuery>,
+) -> PageResult {
+    let viewer = viewer(&app, &headers, &READERS).await?;
+    let lang = viewer.lang;
+    let text = query.q.trim();
+    if text.chars().count() > SEARCH_CHARS_MAX {
+        return Err(PageError::invalid(lang, Msg::SearchTooLong.text(lang)));
+    }
+    let mut results = Vec::new();
+    if !text.is_empty() {
+        let own_site = own_site(&viewer);
+        // A card UID finds its holder, blocked or not: a lost card is how staff start.
+        if let Ok(uid) = CardUid::from_hex(&text.to_ascii_lowercase())
+            && let Some((CardHolder::Pupil(pupil), _)) =
+                app.store.card(&uid).await.map_err(PageError::store(lang))?
+        {
+            results = app
+                .store
+                .search_pupils(pupil.as_str(), own_site, 1)
+                .await
+                .map_err(PageError::store(lang))?;
+            results.retain(|entry| entry.pupil.id == pupil);
+        }
+        if results.is_empty() {
+            results = app
+                .store
+                .search_pupils(text, own_site, SEARCH_RESULTS_MAX)
+                .await
+                .map_err(PageError::store(lang))?;
+        }
+    }
+    let content = html! {
+        section.card.no-print {
+            form.inline method="get" action="/staff" role="search" {
+                div {
+                    label for="q" { (Msg::SearchLabel.text(lang)) }
+                    input id="q" name="q" type="search" value=(text) size="32" maxlength=(SEARCH_CHARS_MAX) autofocus;
+                }
+                button type="submit" { (Msg::Search.text(lang)) }
+            }
+        }
+        @if !text.is_empty() {
+            @if results.is_empty() {
+                p.notice role="status" { (Msg::NoResults.text(lang)) }
+            } @else {
+                div.table {
+                    table {
+                        caption.sr-only { (Msg::SearchResults.text(lang)) }
+                        thead { tr {
+                            th scope="col" { (Msg::Pupil.text(lang)) }
+                            th scope="col" { (Msg::PupilId.text(lang)) }
+                            th scope="col" { (Msg::Site.text(lang)) }
+                            th scope="col" { (Msg::Account.text(lang)) }
+                            th scope="col" { (Msg::Cards.text(lang)) }
+                        } }
+                        tbody {
+                            @for entry in &results {
+                                tr {
+                                    td { a href={ "/staff/accounts/" (entry.pupil.account) } {
+                                        (entry.pupil.last_name) " " (entry.pupil.first_name) } }
+                                    td { (entry.pupil.id) }
+                                    td { (entry.site) }
+                                    td { (entry.pupil.account) }
+                                    td { (cards_summary(lang, entry)) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(page(&viewer, Msg::NavSearch.text(lang), "/staff", content))
+}
+
+fn own_site(viewer: &Viewer) -> Option<&SiteId> {
+    match viewer.user.role {
+        Role::Staff => viewer.user.site.as_ref(),
+        _ => None,
+    }
+}
+
+fn cards_summary(lang: Lang, entry: &PupilEntry) -> Markup {
+    html! {
+        @for (uid, blocked) in &entry.cards {
+            code { (uid) }
+            @if *blocked { " " span.badge.bad { (Msg::Blocked.text(lang)) } }
+            br;
+        }
+    }
+}
+
+/// The account and its pupils the viewer may see: staff need a pupil of the account at their
+/// site, and see only those.
+async fn visible_account<S: Store>(
+    app: &SharedApp<S>,
+    viewer: &Viewer,
+    account: &str,
+) -> Result<(AccountId, proto::snapshot::AccountState, Vec<PupilEntry>), PageError> {
+    let lang = viewer.lang;
+    let id =
+        AccountId::parse(account).map_err(|_| PageError::new(lang, PageErrorKind::NotFound))?;
+    let state = app
+        .store
+        .account(&id)
+        .await
+        .map_err(PageError::store(lang))?
+        .ok_or_else(|| PageError::new(lang, PageErrorKind::NotFound))?;
+    let mut pupils = app
+        .store
+        .account_pupils(&id)
+        .await
+        .map_err(PageError::store(lang))?;
+    if viewer.user.role == Role::Staff {
+        pupils.retain(|entry| viewer.may_see_site(&entry.site));
+        if pupils.is_empty() {
+            return Err(PageError::new(lang, PageErrorKind::Forbidden));
+        }
+    }
+    Ok((id, state, pupils))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DoneQuery {
+    #[serde(default)]
+    done: String,
+}
+
+/// `GET /staff/accounts/{account}`.
+pub async fn account<S: Store>(
+    State(app): State<SharedApp<S>>,
+    headers: HeaderMap,
+    Path(account): Path<String>,
+    Query(query): Query<DoneQuery>,
+) -> PageResult {
+    let viewer = viewer(&app, &headers, &READERS).await?;
+    let lang = viewer.lang;
+    let (id, state, pupils) = visible_account(&app, &viewer, &account).await?;
+    let history = app
+        .store
+        .account_history(&id, HISTORY_LINES_MAX)
+        .await
+        .map_err(PageError::store(lang))?;
+    let writes = WRITERS.contains(&viewer.user.role);
+    let done = match query.done.as_str() {
+        "blocked" => Some(Msg::DoneBlocked),
+        "replaced" => Some(Msg::DoneReplaced),
+        "dietary" => Some(Msg::DoneDietary),
+        _ => None,
+    };
+    let content = html! {
+        @if let Some(done) = done { p.notice role="status" { (done.text(lang)) } }
+        div.grid {
+            section.card aria-labelledby="balance-title" {
+                h2 id="balance-title" { (Msg::Balance.text(lang)) }
+                p.balance id="balance" { (money(lang, state.balance)) }
+                p { (Msg::OverdraftFloor.text(lang)) ": " (money(lang, state.overdraft_floor)) }
+            }
+            @if writes {
+                section.card aria-labelledby="top-up-title" {
+                    h2 id="top-up-title" { (Msg::TopUp.text(lang)) }
+                    form method="post" action={ "/staff/accounts/" (id) "/top-up" } {
+                        (csrf(&viewer))
+                        label for="amount" { (Msg::AmountEuros.text(lang)) }
+                        input id="amount" name="amount" inputmode="decimal" required pattern="[0-9]+([.,][0-9]{1,2})?" size="10";
+                        label for="method" { (Msg::Method.text(lang)) }
+                        select id="method" name="method" {
+                            option value="cash" { (Msg::Cash.text(lang)) }
+                            option value="cheque" { (Msg::Cheque.text(lang)) }
+                        }
+                        label for="reference" { (Msg::Reference.text(lang)) }
+                        input id="reference" name="reference" maxlength="64";
+                        p { button type="submit" { (Msg::Continue.text(lang)) } }
+                    }
+                }
+            }
+        }
+        h2 { (Msg::Pupils.text(lang)) }
+        @for entry in &pupils {
+            section.card aria-label={ (entry.pupil.first_name) " " (entry.pupil.last_name) } {
+                h3 { (entry.pupil.first_name) " " (entry.pupil.last_name)
+                    " (" (entry.pupil.id) ", " (entry.site) ", " (Msg::Bracket.text(lang)) " " (entry.pupil.bracket) ")" }
+                (pupil_cards(&viewer, &id, entry, writes))
+                @if writes {
+                    form.inline method="post" action={ "/staff/pupils/" (entry.pupil.id) "/dietary" } {
+                        (csrf(&viewer))
+                        div {
+                            label for={ "dietary-" (entry.pupil.id) } { (Msg::DietaryFlags.text(lang)) }
+                            input id={ "dietary-" (entry.pupil.id) } name="dietary" size="40"
+                                value=(entry.pupil.dietary.iter().map(Text::as_str).collect::<Vec<_>>().join(", "))
+                                aria-describedby={ "dietary-help-" (entry.pupil.id) };
+                            small id={ "dietary-help-" (entry.pupil.id) } { " " (Msg::DietaryHelp.text(lang)) }
+                        }
+                        button type="submit" { (Msg::Save.text(lang)) }
+                    }
+                } @else {
+                    p { (Msg::DietaryFlags.text(lang)) ": "
+                        (entry.pupil.dietary.iter().map(Text::as_str).collect::<Vec<_>>().join(", ")) }
+                }
+            }
+        }
+        h2 { (Msg::History.text(lang)) }
+        @if history.is_empty() {
+            p { (Msg::NoHistory.text(lang)) }
+        } @else {
+            div.table { table id="history" {
+                thead { tr {
+                    th scope="col" { (Msg::When.text(lang)) }
+                    th scope="col" { (Msg::What.text(lang)) }
+                    th scope="col" { (Msg::Detail.text(lang)) }
+                    th.num scope="col" { (Msg::Amount.text(lang)) }
+                } }
+                tbody {
+                    @for line in &history {
+                        tr {
+                            td { (layout::local_time(line.at)) }
+                            td { (kind_name(lang, &line.kind)) }
+                            td { (line.detail) }
+                            td.num { (money(lang, line.amount)) }
+                        }
+                    }
+                }
+            } }
+        }
+    };
+    let title = format!("{} {}", Msg::Account.text(lang), id);
+    Ok(page(&viewer, &title, "/staff", content))
+}
+
+fn kind_name(lang: Lang, kind: &str) -> &str {
+    match kind {
+        "meal" => Msg::KindMeal.text(lang),
+        "top_up" => Msg::TopUp.text(lang),
+        "void" => Msg::KindVoid.text(lang),
+        "adjustment" => Msg::KindAdjustment.text(lang),
+        "online_payment" => Msg::KindOnlinePayment.text(lang),
+        other => other,
+    }
+}
+
+fn pupil_cards(viewer: &Viewer, account: &AccountId, entry: &PupilEntry, writes: bool) -> Markup {
+    let lang = viewer.lang;
+    html! {
+        @if entry.cards.is_empty() { p { (Msg::NoCards.text(lang)) } }
+        ul {
+            @for (uid, blocked) in &entry.cards {
+                li {
+                    (Msg::Card.text(lang)) " " code { (uid) } " "
+                    @if *blocked {
+                        span.badge.bad { (Msg::Blocked.text(lang)) }
+                    } @else {
+                        span.badge.ok { (Msg::Active.text(lang)) }
+                        @if writes {
+                            form.inline method="post" action={ "/staff/cards/" (uid) "/block" } {
+                                (csrf(viewer))
+                                input type="hidden" name="account" value=(account);
+                                button.danger type="submit" { (Msg::BlockCard.text(lang)) }
+                            }
+                            form.inline method="post" action={ "/staff/cards/" (uid) "/replace" } {
+                                (csrf(viewer))
+                                input type="hidden" name="account" value=(account);
+                                div {
+                                    label for={ "new-uid-" (uid) } { (Msg::NewCardUid.text(lang)) }
+                                    input id={ "new-uid-" (uid) } name="new_uid" required pattern="[0-9a-fA-F]{8,20}" size="20";
+                                }
+                                button.secondary type="submit" { (Msg::ReplaceCard.text(lang)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `POST /staff/accounts/{account}/top-up`: first a confirmation page, then, with
+/// `confirm=yes`, the top-up and its receipt.
+pub async fn top_up<S: Store>(
+    State(app): State<SharedApp<S>>,
+    headers: HeaderMap,
+    Path(account): Path<String>,
+    body: Bytes,
+) -> PageResult {
+    let viewer = viewer(&app, &headers, &WRITERS).await?;
+    let lang = viewer.lang;
+    let form = checked_form(&viewer, &body)?;
+    let (id, _, _) = visible_account(&app, &viewer, &account).await?;
+    let amount = layout::parse_euros(form.get("amount"))
+        .ok_or_else(|| PageError::invalid(lang, Msg::AmountInvalid.text(lang)))?;
+    let method = match form.get("method") {
+        "cash" => TopUpMethod::Cash,
+        "cheque" => TopUpMethod::Cheque,
+        _ => return Err(PageError::invalid(lang, Msg::MethodInvalid.text(lang))),
+    };
+    let reference = match form.get("reference") {
+        "" => None,
+        text => {
+            Some(Text::parse(text).map_err(|error| PageError::invalid(lang, error.to_string()))?)
+        }
+    };
+    let method_name = match method {
+        TopUpMethod::Cash => Msg::Cash.text(lang),
+        TopUpMethod::Cheque => Msg::Cheque.text(lang),
+    };
+    let operation = manage::top_up(
+        id.clone(),
+        amount,
+        method,
+        reference.clone(),
+        viewer.user.name.clone(),
+        crate::now(),
+    )
+    .map_err(|invalid| PageError::invalid(lang, invalid.0))?;
+    if form.get("confirm") != "yes" {
+        let content = html! {
+            section.card {
+                p { (Msg::ConfirmTopUp.text(lang)) }
+                dl {
+                    dt { (Msg::Account.text(lang)) } dd { (id) }
+                    dt { (Msg::Amount.text(lang)) } dd id="confirm-amount" { (money(lang, amount)) }
+                    dt { (Msg::Method.text(lang)) } dd { (method_name) }
+                    @if let Some(reference) = &reference { dt { (Msg::Reference.text(lang)) } dd { (reference) } }
+                }
+                form.inline method="post" action={ "/staff/accounts/" (id) "/top-up" } {
+                    (csrf(&viewer))
+                    input type="hidden" name="amount" value=(form.get("amount"));
+                    input type="hidden" name="method" value=(form.get("method"));
+                    input type="hidden" name="reference" value=(form.get("reference"));
+                    input type="hidden" name="confirm" value="yes";
+                    button type="submit" id="confirm" { (Msg::Confirm.text(lang)) }
+                    a.button href={ "/staff/accounts/" (id) } { (Msg::Cancel.text(lang)) }
+                }
+            }
+        };
+        return Ok(page(
+            &viewer,
+            Msg::ConfirmTopUpTitle.text(lang),
+            "/staff",
+            content,
+        ));
+    }
+    let outcome = app
+        .store
+        .apply_operation(&operation)
+        .await
+        .map_err(PageError::store(lang))?;
+    tracing::info!(
+        account = %id,
+        amount = amount.get(),
+        user = viewer.user.name,
+        "counter top-up from the web pages"
+    );
+    let content = html! {
+        p.notice.no-print role="status" { (Msg::DoneTopUp.text(lang)) }
+        div.receipt {
+            h2 { (Msg::Receipt.text(lang)) }
+            dl {
+                dt { (Msg::When.text(lang)) } dd { (layout::local_time(operation.at)) }
+                dt { (Msg::Account.text(lang)) } dd { (id) }
+                dt { (Msg::Amount.text(lang)) } dd { (money(lang, amount)) }
+                dt { (Msg::Method.text(lang)) } dd { (method_name) }
+                @if let Some(reference) = &reference { dt { (Msg::Reference.text(lang)) } dd { (reference) } }
+                dt { (Msg::NewBalance.text(lang)) } dd id="receipt-balance" { (money(lang, outcome.balance)) }
+                dt { (Msg::Operator.text(lang)) } dd { (viewer.user.name) }
+            }
+        }
+        p.no-print {
+            button type="button" onclick="window.print()" { (Msg::Print.text(lang)) } " "
+            a.button href={ "/staff/accounts/" (id) } { (Msg::BackToAccount.text(lang)) }
+        }
+    };
+    Ok(page(&viewer, Msg::Receipt.text(lang), "/staff", content))
+}
+
+/// The card and the account page to come back to; the card's holder must be at the viewer's
+/// site.
+async fn card_of_form<S: Store>(
+    app: &SharedApp<S>,
+    viewer: &Viewer,
+    uid: &str,
+    account: &str,
+) -> Result<(CardUid, AccountId), PageError> {
+    let lang = viewer.lang;
+    let uid = CardUid::from_hex(uid).map_err(|_| PageError::new(lang, PageErrorKind::NotFound))?;
+    let account =
+        AccountId::parse(account).map_err(|error| PageError::invalid(lang, error.to_string()))?;
+    let (holder, _) = app
+        .store
+        .card(&uid)
+        .await
+        .map_err(PageError::store(lang))?
+        .ok_or_else(|| PageError::new(lang, PageErrorKind::NotFound))?;
+    let site = app
+        .store
+        .holder_site(&holder)
+        .await
+        .map_err(PageError::store(lang))?
+        .ok_or_else(|| PageError::new(lang, PageErrorKind::NotFound))?;
+    viewer.check_site(&site)?;
+    Ok((uid, account))
+}
+
+/// `POST /staff/cards/{uid}/block`: a lost card goes on every kiosk's hotlist.
+pub async fn block_card<S: Store>(
+    State(app): State<SharedApp<S>>,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+    body: Bytes,
+) -> PageResult {
+    let viewer = viewer(&app, &headers, &WRITERS).await?;
+    let form = checked_form(&viewer, &body)?;
+    let (uid, account) = card_of_form(&app, &viewer, &uid, form.get("account")).await?;
+    app.store
+        .block_card(&uid)
+        .await
+        .map_err(PageError::store(viewer.lang))?;
+    tracing::info!(card = %uid, user = viewer.user.name, "card blocked from the web pages");
+    Ok(see_other(&format!(
+        "/staff/accounts/{account}?done=blocked"
+    )))
+}
+
+/// `POST /staff/cards/{uid}/replace`: blocks the card and binds the new one to its holder.
+pub async fn replace_card<S: Store>(
+    State(app): State<SharedApp<S>>,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+    body: Bytes,
+) -> PageResult {
+    let viewer = viewer(&app, &headers, &WRITERS).await?;
+    let lang = viewer.lang;
+    let form = checked_form(&viewer, &body)?;
+    let (uid, account) = card_of_form(&app, &viewer, &uid, form.get("account")).await?;
+    let new_uid =
+        CardUid::from_hex(&form.get("new_uid").to_ascii_lowercase()).map_err(|error| {
+            PageError::invalid(lang, format!("{}: {error}", Msg::NewCardUid.text(lang)))
+        })?;
+    app.store
+        .replace_card(&uid, &new_uid)
+        .await
+        .map_err(PageError::store(lang))?;
+    tracing::info!(card = %uid, new_card = %new_uid, user = viewer.user.name, "card replaced from the web pages");
+    Ok(see_other(&format!(
+        "/staff/accounts/{account}?done=replaced"
+    )))
+}
+
+/// `POST /staff/pupils/{pupil}/dietary`: flags separated by commas.
+pub async fn dietary<S: Store>(
+    State(app): State<SharedApp<S>>,
+    headers: HeaderMap,
+    Path(pupil): Path<String>,
+    body: Bytes,
+) -> PageResult {
+    let viewer = viewer(&app, &headers, &WRITERS).await?;
+    let lang = viewer.lang;
+    let form = checked_form(&viewer, &body)?;
+    let id = PupilId::parse(&pupil).map_err(|_| PageError::new(lang, PageErrorKind::NotFound))?;
+    let entry = app
+        .store
+        .search_pupils(id.as_str(), None, SEARCH_RESULTS_MAX)
+        .await
+        .map_err(PageError::store(lang))?
+        .into_iter()
+        .find(|entry| entry.pupil.id == id)
+        .ok_or_else(|| PageError::new(lang, PageErrorKind::NotFound))?;
+    viewer.check_site(&entry.site)?;
+    let dietary = form
+        .get("dietary")
+        .split([',', '\n'])
+        .map(str::trim)
+        .filter(|flag| !flag.is_empty())
+        .map(Text::parse)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| {
+            PageError::invalid(lang, format!("{}: {error}", Msg::DietaryFlags.text(lang)))
+        })?;
+    let mut pupil = entry.pupil;
+    pupil.dietary = dietary;
+    manage::check_pupil(&entry.site, &pupil, Some(&entry.site))
+        .map_err(|invalid| PageError::invalid(lang, invalid.0))?;
+    app.store
+        .save_pupil(&entry.site, &pupil)
+        .await
+        .map_err(PageError::store(lang))?;
+    Ok(see_other(&format!(
+        "/staff/accounts/{}?done=dietary",
+        pupil.account
+    )))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MealsQuery {
+    #[serde(default)]
+    site: String,
+    #[serde(default)]
+    day: String,
+}
+
+/// `GET /staff/meals?site=&day=`: the meals of a site's day, today by default; staff see their
+/// own site only.
+pub async fn meals<S: Store>(
+    State(app): State<SharedApp<S>>,
+    headers: HeaderMap,
+    Query(query): Query<MealsQuery>,
+) -> PageResult {
+    let viewer = viewer(&app, &headers, &READERS).await?;
+    let lang = viewer.lang;
+    let sites = match &viewer.user.site {
+        Some(site) if viewer.user.role == Role::Staff => vec![site.clone()],
+        _ => app.store.sites().await.map_err(PageError::store(lang))?,
+    };
+    let site = match SiteId::parse(&query.site) {
+        Ok(site) => Some(site),
+        Err(_) => sites.first().cloned(),
+    };
+    let today =
+        layout::service_day(crate::now()).ok_or_else(|| PageError::invalid(lang, "clock"))?;
+    let day = ServiceDate::parse(&query.day).unwrap_or(today);
+    let mut meals = Vec::new();
+    if let Some(site) = &site {
+        viewer.check_site(site)?;
+        let (from, to) = layout::day_bounds(day)
+            .ok_or_else(|| PageError::invalid(lang, Msg::DayInvalid.text(lang)))?;
+        let records = app
+            .store
+            .site_meals(site, from, to, super::SITE_MEALS_MAX)
+            .await
+            .map_err(PageError::store(lang))?;
+        for stored in records {
+            if let Some(meal) = crate::meal_days::meal_of(&stored.record.payload) {
+                meals.push((stored, meal));
+            }
+        }
+    }
+    let total = proto::Cents::checked_sum(meals.iter().map(|(_, meal)| meal.price))
+        .unwrap_or(proto::Cents::ZERO);
+    let content = html! {
+        section.card.no-print {
+            form.inline method="get" action="/staff/meals" {
+                @if sites.len() > 1 {
+                    div {
+                        label for="site" { (Msg::Site.text(lang)) }
+                        select id="site" name="site" {
+                            @for option in &sites {
+                                option value=(option) selected[Some(option) == site.as_ref()] { (option) }
+                            }
+                        }
+                    }
+                }
+                div {
+                    label for="day" { (Msg::Day.text(lang)) }
+                    input id="day" name="day" type="date" value=(day.to_string());
+                }
+                button type="submit" { (Msg::Show.text(lang)) }
+            }
+        }
+        @if let Some(site) = &site {
+            p role="status" id="meal-count" { (Msg::Site.text(lang)) " " strong { (site) } ", " (day.to_string()) ": "
+                strong { (meals.len()) } " " (Msg::MealsServed.text(lang)) ", " (money(lang, total)) }
+        }
+        @if !meals.is_empty() {
+            div.table { table {
+                thead { tr {
+                    th scope="col" { (Msg::Time.text(lang)) }
+                    th scope="col" { (Msg::PupilId.text(lang)) }
+                    th scope="col" { (Msg::Account.text(lang)) }
+                    th scope="col" { (Msg::Service.text(lang)) }
+                    th scope="col" { (Msg::Via.text(lang)) }
+                    th scope="col" { (Msg::Kiosk.text(lang)) }
+                    th.num scope="col" { (Msg::Price.text(lang)) }
+                } }
+                tbody {
+                    @for (stored, meal) in &meals {
+                        tr {
+                            td { (layout::local_clock(stored.kiosk_at)) }
+                            td { (meal.pupil) }
+                            td { a href={ "/staff/accounts/" (meal.account) } { (meal.account) } }
+                            td { (meal.service) " (" (meal.meal_type) ")" }
+                            td { @match &meal.via {
+                                MealVia::Card(uid) => { (Msg::Card.text(lang)) " " code { (uid) } }
+                                MealVia::Staff(staff) => { (Msg::ByStaff.text(lang)) " " (staff) }
+                            } }
+                            td { (device_of(&stored.record.payload)) }
+                            td.num { (money(lang, meal.price)) }
+                        }
+                    }
+                }
+            } }
+        }
+    };
+    Ok(page(
+        &viewer,
+        Msg::NavMeals.text(lang),
+        "/staff/meals",
+        content,
+    ))
+}
+
+fn device_of(payload: &str) -> String {
+    proto::record::Payload::parse(payload)
+        .map_or_else(|_| String::new(), |payload| payload.device.to_string())
+}

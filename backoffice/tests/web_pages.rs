@@ -1,0 +1,253 @@
+//! The web pages over raw HTTP on both backends: signing in and out, the lock-out after
+//! repeated failures, CSRF refusals, and which role reaches which page. The browser tests
+//! (`browser.rs`) walk the same pages as people do; these check every store query behind them
+//! on SQLite and on PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use backoffice::store::Store;
+use backoffice::users::{Role, User};
+use backoffice::web::session::{SESSION_COOKIE, SIGN_IN_COOKIE, SIGN_IN_FAILURES_MAX};
+use proto::SiteId;
+
+use common::app::{Reply, TestApp};
+use common::fixtures::{Kiosk, account, meal, populate};
+use common::{PostgresDb, SqliteDb};
+
+const PASSWORD: &str = "correct horse battery";
+
+fn cookie(reply: &Reply, name: &str) -> Option<String> {
+    reply
+        .headers
+        .iter()
+        .filter(|(header, _)| header == "set-cookie")
+        .filter_map(|(_, value)| value.split(';').next())
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.to_owned())
+}
+
+fn location(reply: &Reply) -> &str {
+    reply
+        .headers
+        .iter()
+        .find(|(header, _)| header == "location")
+        .map_or("", |(_, value)| value.as_str())
+}
+
+/// Signs in through the form; the session cookie on success, the reply either way.
+async fn sign_in<S: Store>(
+    app: &TestApp<S>,
+    name: &str,
+    password: &str,
+) -> (Reply, Option<String>) {
+    let page = app.get("/sign-in").await;
+    assert_eq!(page.status, 200);
+    let token = cookie(&page, SIGN_IN_COOKIE).unwrap();
+    let body = format!(
+        "csrf={token}&name={name}&password={}",
+        password.replace(' ', "+")
+    );
+    let reply = app
+        .request(
+            "POST",
+            "/sign-in",
+            &[("cookie", format!("{SIGN_IN_COOKIE}={token}"))],
+            body.as_bytes(),
+        )
+        .await;
+    let session = cookie(&reply, SESSION_COOKIE).filter(|value| !value.is_empty());
+    (reply, session)
+}
+
+fn as_session(session: &str) -> Vec<(&'static str, String)> {
+    vec![(
+        "cookie",
+        format!("{SESSION_COOKIE}={session}; canteen_lang=en"),
+    )]
+}
+
+/// The CSRF token of the first form of a page.
+fn csrf_of(page: &Reply) -> String {
+    let text = page.text();
+    let start = text.find("name=\"csrf\" value=\"").unwrap() + "name=\"csrf\" value=\"".len();
+    text[start..start + text[start..].find('"').unwrap()].to_owned()
+}
+
+async fn story<S: Store>(store: S) {
+    populate(&store).await;
+    for (name, role, site) in [
+        ("martin", Role::Staff, Some("jaures")),
+        ("compta", Role::Finance, None),
+        ("admin", Role::Admin, None),
+        ("shop", Role::Payments, None),
+    ] {
+        let site = site.map(|site| SiteId::parse(site).unwrap());
+        store
+            .add_user(&User::new(name, role, site, PASSWORD).unwrap())
+            .await
+            .unwrap();
+    }
+    let mut kiosk = Kiosk::new("jaures-entree", 1);
+    store.add_device(kiosk.device.clone()).await.unwrap();
+    let app = TestApp::start(store).await;
+    kiosk.write(meal("A1", 385));
+    assert_eq!(app.upload(&kiosk, kiosk.signed(1, 1)).await.status, 200);
+
+    // The payment provider's user has no pages; a wrong password is refused alike.
+    assert_eq!(sign_in(&app, "shop", PASSWORD).await.0.status, 401);
+    assert_eq!(
+        sign_in(&app, "martin", "wrong password!").await.0.status,
+        401
+    );
+
+    let mut sessions = std::collections::BTreeMap::new();
+    for name in ["martin", "compta", "admin"] {
+        let (reply, session) = sign_in(&app, name, PASSWORD).await;
+        assert_eq!(reply.status, 303, "{name}: {}", reply.text());
+        sessions.insert(name, session.unwrap());
+    }
+    let checks: &[(&str, &str, u16, &str)] = &[
+        ("martin", "/", 303, ""),
+        ("martin", "/staff?q=l%C3%A9a", 200, "P1"),
+        ("martin", "/staff?q=01010101", 200, "P1"),
+        ("martin", "/staff?q=P9", 200, "Nothing found"),
+        ("martin", "/staff/accounts/A1", 200, "-€3.85"),
+        ("martin", "/staff/accounts/A9", 403, "Access denied"),
+        ("martin", "/staff/accounts/NOPE", 404, "Not found"),
+        ("martin", "/staff/meals?day=2026-11-29", 200, "P00001"),
+        ("martin", "/finance", 403, "Access denied"),
+        ("martin", "/admin/devices", 403, "Access denied"),
+        ("compta", "/staff/accounts/A9", 200, "Balance"),
+        ("compta", "/finance", 200, "Meals per day"),
+        ("compta", "/finance/kiosks", 200, "jaures-entree"),
+        (
+            "compta",
+            "/finance/reconciliations?date=2026-11-30",
+            200,
+            "not reconciled yet",
+        ),
+        (
+            "compta",
+            "/staff/meals?site=jaures&day=2026-11-29",
+            200,
+            "P00001",
+        ),
+        ("compta", "/admin", 403, "Access denied"),
+        ("admin", "/admin", 200, "ferry"),
+        ("admin", "/admin/devices", 200, "jaures-entree"),
+        ("admin", "/admin/users", 200, "compta"),
+        ("admin", "/admin/sites/jaures", 200, "Déjeuner"),
+        ("admin", "/admin/import", 200, "first_name"),
+        ("admin", "/finance/kiosks", 200, "jaures-entree"),
+    ];
+    for (name, path, status, text) in checks {
+        let reply = app
+            .request("GET", path, &as_session(&sessions[name]), b"")
+            .await;
+        assert_eq!(reply.status, *status, "{name} {path}: {}", reply.text());
+        assert!(
+            reply.text().contains(text),
+            "{name} {path}: {}",
+            reply.text()
+        );
+    }
+    assert_eq!(
+        app.request("GET", "/staff/accounts/A1", &[], b"")
+            .await
+            .status,
+        303,
+        "no session, no page"
+    );
+
+    // A form without the session's CSRF token changes nothing; with it, the top-up is made.
+    let staff = as_session(&sessions["martin"]);
+    let page = app.request("GET", "/staff/accounts/A1", &staff, b"").await;
+    let csrf = csrf_of(&page);
+    let top_up = "amount=10&method=cash&reference=&confirm=yes";
+    for body in [top_up.to_owned(), format!("csrf=forged&{top_up}")] {
+        let reply = app
+            .request("POST", "/staff/accounts/A1/top-up", &staff, body.as_bytes())
+            .await;
+        assert_eq!(reply.status, 403, "{body}");
+    }
+    assert_eq!(
+        app.store
+            .balance(&account("A1"))
+            .await
+            .unwrap()
+            .unwrap()
+            .get(),
+        -385
+    );
+    let reply = app
+        .request(
+            "POST",
+            "/staff/accounts/A1/top-up",
+            &staff,
+            format!("csrf={csrf}&{top_up}").as_bytes(),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert!(reply.text().contains("€6.15"), "{}", reply.text());
+    assert_eq!(
+        app.store
+            .balance(&account("A1"))
+            .await
+            .unwrap()
+            .unwrap()
+            .get(),
+        615
+    );
+
+    // Signing out ends the session in the store: the cookie is worth nothing afterwards.
+    let reply = app
+        .request(
+            "POST",
+            "/sign-out",
+            &staff,
+            format!("csrf={csrf}").as_bytes(),
+        )
+        .await;
+    assert_eq!((reply.status, location(&reply)), (303, "/sign-in"));
+    let reply = app.request("GET", "/staff", &staff, b"").await;
+    assert_eq!((reply.status, location(&reply)), (303, "/sign-in"));
+
+    // A sign-in form posted without its own cookie's token is refused.
+    let reply = app
+        .request(
+            "POST",
+            "/sign-in",
+            &[],
+            format!("csrf=x&name=admin&password={PASSWORD}").as_bytes(),
+        )
+        .await;
+    assert_eq!(reply.status, 403);
+
+    // Repeated failures lock the name, even with the right password afterwards; other names
+    // are not affected.
+    for _ in 0..SIGN_IN_FAILURES_MAX {
+        assert_eq!(
+            sign_in(&app, "compta", "not the password").await.0.status,
+            401
+        );
+    }
+    let (locked, session) = sign_in(&app, "compta", PASSWORD).await;
+    assert_eq!(locked.status, 429, "{}", locked.text());
+    assert!(session.is_none());
+    assert_eq!(sign_in(&app, "admin", PASSWORD).await.0.status, 303);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_on_sqlite() {
+    let db = SqliteDb::new();
+    story(db.open().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_on_postgres() {
+    let db = PostgresDb::new().await;
+    story(db.open().await).await;
+}
