@@ -1,7 +1,7 @@
 //! One kiosk's chain of records: writing the next link, and verifying a sequence of records
 //! with every defect reported by name.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::crypto::{Digest, PublicKey, SigningKey};
 use crate::ids::{DeviceId, Seq, Timestamp};
@@ -169,9 +169,15 @@ impl ChainVerifier {
     }
 
     pub fn push(&mut self, signed: &SignedRecord) {
+        let verified = signed.verify(&self.key);
+        self.push_read(signed, verified);
+    }
+
+    /// Judges one record already read, with its signature checked or covered.
+    fn push_read(&mut self, signed: &SignedRecord, read: Result<Record, RecordError>) {
         let position = self.position;
         self.position += 1;
-        let record = match signed.verify(&self.key) {
+        let record = match read {
             Ok(record) => record,
             Err(error) => {
                 self.errors.push(ChainError::Record {
@@ -303,4 +309,73 @@ pub fn verify_chain<'a>(
         verifier.push(record);
     }
     verifier.finish()
+}
+
+/// Checks `device`'s records from `start` like a [`ChainVerifier`] fed `records` in order and
+/// finished with `expected_last` (see [`ChainVerifier::finish_expecting`]), with the same report,
+/// but checks the Ed25519 signature of the anchors only: the records at `expected_last`, or when
+/// it is `None` the records with the highest `seq`.
+///
+/// Why that proves as much: each record's `prev` is the SHA-256 of the previous record's exact
+/// payload bytes, and the signature covers `prev`. A valid signature on an anchor therefore
+/// vouches, link by link, for the exact bytes of every record whose hash the chain of `prev`s
+/// leading to it names: editing, deleting, inserting or reordering any of them changes a hash
+/// the signed anchor commits to, and forging a replacement chain needs the kiosk's key. So a
+/// record reached from a verified anchor through the `prev` links (by hash, SHA-256 being
+/// collision resistant) is the kiosk's as surely as if its own signature had been checked.
+/// Every other record (one not linked to a verified anchor: after a broken link, a fork's other
+/// branch, after the anchor, or all of them when an anchor's signature fails) has its own
+/// signature checked, so each defect is reported exactly as a full check reports it. The one
+/// thing not looked at is the signature text of a covered record, which says nothing its anchor
+/// does not (it is still decoded, so a malformed one is refused).
+pub fn verify_anchored<'a>(
+    device: &DeviceId,
+    key: &PublicKey,
+    start: ChainHead,
+    records: impl IntoIterator<Item = &'a SignedRecord>,
+    expected_last: Option<Seq>,
+) -> ChainReport {
+    let records: Vec<&SignedRecord> = records.into_iter().collect();
+    // Read every record once, without its signature.
+    let read: Vec<Result<Record, RecordError>> =
+        records.iter().map(|signed| signed.read_covered()).collect();
+    let anchor_seq = expected_last.or_else(|| {
+        read.iter()
+            .filter_map(|record| record.as_ref().ok().map(Record::seq))
+            .max()
+    });
+    let by_hash: HashMap<Digest, usize> = read
+        .iter()
+        .enumerate()
+        .filter_map(|(index, record)| record.as_ref().ok().map(|record| (record.hash(), index)))
+        .collect();
+    // Every record linked to an anchor whose signature verifies.
+    let mut covered: HashSet<Digest> = HashSet::new();
+    for (index, record) in read.iter().enumerate() {
+        let Ok(record) = record else { continue };
+        if Some(record.seq()) != anchor_seq || covered.contains(&record.hash()) {
+            continue;
+        }
+        if records[index].verify(key).is_err() {
+            continue;
+        }
+        covered.insert(record.hash());
+        let mut prev = record.payload().prev;
+        while let Some(&before) = by_hash.get(&prev) {
+            if !covered.insert(prev) {
+                break;
+            }
+            let Ok(before) = &read[before] else { break };
+            prev = before.payload().prev;
+        }
+    }
+    let mut verifier = ChainVerifier::new(device.clone(), *key, start);
+    for (signed, record) in records.into_iter().zip(read) {
+        let record = match record {
+            Ok(record) if covered.contains(&record.hash()) => Ok(record),
+            _ => signed.verify(key),
+        };
+        verifier.push_read(signed, record);
+    }
+    verifier.finish_with(expected_last)
 }

@@ -380,6 +380,26 @@ impl SignedRecord {
         })
     }
 
+    /// Reads the record like [`SignedRecord::verify`] does, except that the signature is only
+    /// decoded, not checked. Crate-private: a [`Record`] is a record known to be the kiosk's,
+    /// and only [`crate::chain::verify_anchored`] may vouch for one without its own signature,
+    /// when a verified record later in the chain covers it by the hash links.
+    pub(crate) fn read_covered(&self) -> Result<Record, RecordError> {
+        if self.payload.len() > PAYLOAD_BYTES_MAX {
+            return Err(RecordError::TooLarge {
+                bytes: self.payload.len(),
+                max: PAYLOAD_BYTES_MAX,
+            });
+        }
+        Signature::from_base64(&self.signature).map_err(|_| RecordError::SignatureEncoding)?;
+        let payload = Payload::parse(&self.payload)?;
+        Ok(Record {
+            payload,
+            signed: self.clone(),
+            hash: self.payload_hash(),
+        })
+    }
+
     /// The `seq` the payload claims, read without verifying anything: only for naming a record in
     /// an error report when it failed verification.
     pub fn claimed_seq(&self) -> Option<Seq> {

@@ -1,5 +1,6 @@
 //! Property tests: every valid chain verifies; every single mutation, deletion, duplication or
-//! swap of records is caught; no decoder panics on arbitrary bytes.
+//! swap of records is caught, and checking the anchor's signature only reports exactly what
+//! checking every signature reports; no decoder panics on arbitrary bytes.
 
 #![allow(clippy::unwrap_used)]
 
@@ -10,7 +11,7 @@ use proto::api::{UploadRequest, UploadResponse};
 use proto::snapshot::Snapshot;
 use proto::{
     CardUid, ChainError, ChainHead, ChainVerifier, Payload, PublicKey, Seq, ServiceDate, Signature,
-    SignedRecord, Timestamp, verify_chain,
+    SignedRecord, Timestamp, verify_anchored, verify_chain,
 };
 
 fn signed_chain(len: usize, start_body: usize) -> (PublicKey, Vec<SignedRecord>) {
@@ -121,6 +122,70 @@ proptest! {
             report.errors.iter().any(|error| matches!(error, ChainError::Reorder { .. })),
             "{:?}", report.errors
         );
+    }
+}
+
+/// The full check and the anchored one of the same records, expecting the chain to end at
+/// `last` (or not), must give the same errors, records and head.
+fn same_as_full_check(records: &[SignedRecord], key: &PublicKey, last: Option<Seq>) {
+    let mut verifier = ChainVerifier::new(common::device(), *key, ChainHead::GENESIS);
+    records.iter().for_each(|record| verifier.push(record));
+    let full = match last {
+        Some(last) => verifier.finish_expecting(last),
+        None => verifier.finish(),
+    };
+    let anchored = verify_anchored(&common::device(), key, ChainHead::GENESIS, records, last);
+    assert_eq!(anchored.errors, full.errors);
+    assert_eq!(anchored.head, full.head);
+    let hashes = |report: &proto::ChainReport| {
+        report
+            .records
+            .iter()
+            .map(proto::Record::hash)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(hashes(&anchored), hashes(&full));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn anchored_check_reports_what_the_full_check_reports(
+        len in 2usize..20,
+        tamper in 0usize..5,
+        a in any::<prop::sample::Index>(),
+        b in any::<prop::sample::Index>(),
+        value in any::<u8>(),
+        expecting in any::<bool>(),
+    ) {
+        let (key, mut records) = signed_chain(len, 4);
+        let (a, b) = (a.index(len), b.index(len));
+        match tamper {
+            0 => {}
+            1 => {
+                // One payload byte changed (kept UTF-8 by writing an ASCII digit or letter).
+                let mut bytes = records[a].payload.clone().into_bytes();
+                let at = (b * 37 + usize::from(value)) % bytes.len();
+                bytes[at] = b'0' + value % 43;
+                records[a].payload = String::from_utf8(bytes).unwrap();
+            }
+            2 => {
+                records.remove(a);
+            }
+            3 => {
+                let copy = records[a].clone();
+                records.insert(b, copy);
+            }
+            _ => records.swap(a, b),
+        }
+        let last = expecting.then(|| Seq::new(len as u64).unwrap());
+        same_as_full_check(&records, &key, last);
+        if tamper == 1 && !verify_chain(&common::device(), &key, &records).is_clean() {
+            prop_assert!(!verify_anchored(
+                &common::device(), &key, ChainHead::GENESIS, &records, last
+            ).is_clean());
+        }
     }
 }
 
