@@ -48,11 +48,11 @@ enum Command {
         #[arg(long, env = "BACKOFFICE_TLS_KEY", requires = "tls_cert")]
         tls_key: Option<PathBuf>,
         /// The IANA time zone service days are reconciled in.
-        #[arg(long, default_value = backoffice::reconcile::DEFAULT_TIME_ZONE)]
+        #[arg(long, env = "BACKOFFICE_TIME_ZONE", default_value = backoffice::reconcile::DEFAULT_TIME_ZONE)]
         time_zone: String,
         /// When to reconcile the previous day every night, HH:MM in --time-zone; `off` to
         /// reconcile only on demand.
-        #[arg(long, default_value = "02:00")]
+        #[arg(long, env = "BACKOFFICE_RECONCILE_AT", default_value = "02:00")]
         reconcile_at: String,
     },
     /// Reconcile a service day (all sites, or one with --site) and store the report; prints a
