@@ -88,7 +88,7 @@ impl Demo {
 }
 
 #[test]
-fn the_demo_serves_refuses_syncs_and_stops_cleanly_on_sigint() {
+fn the_demo_serves_refuses_syncs_reconciles_and_stops_cleanly_on_sigint() {
     let mut demo = Demo::start();
     demo.expect("ready", "", START_WAIT_S_MAX);
     let listing = demo.seen.join("\n");
@@ -148,6 +148,17 @@ fn the_demo_serves_refuses_syncs_and_stops_cleanly_on_sigint() {
         "{}",
         demo.seen.join("\n")
     );
+
+    // Finance's reconciliation of today, run at the back-office on what the kiosk uploaded.
+    demo.key("r");
+    demo.expect("reconcile ", "reconciliation of", ANSWER_WAIT_S_MAX);
+    demo.expect(
+        "reconcile site jaures: 1 kiosk(s), 3 meals",
+        "",
+        ANSWER_WAIT_S_MAX,
+    );
+    // Before the kiosk's day close the report says what is missing and what to do.
+    demo.expect("reconcile NoDayClose", "close the day", ANSWER_WAIT_S_MAX);
 
     // Ctrl-C: the script stops the back-office and the kiosk and waits for them.
     let pid = demo.child.id().to_string();
