@@ -166,7 +166,13 @@ proptest! {
             1 => {
                 // One payload byte changed (kept UTF-8 by writing an ASCII digit or letter).
                 let mut bytes = records[a].payload.clone().into_bytes();
-                let at = (b * 37 + usize::from(value)) % bytes.len();
+                // Only an ASCII byte is replaced: one inside a multi-byte character (è, «)
+                // would leave bytes that are not UTF-8 at all.
+                let start = b * 37 + usize::from(value);
+                let at = (0..bytes.len())
+                    .map(|i| (start + i) % bytes.len())
+                    .find(|&i| bytes[i].is_ascii())
+                    .unwrap();
                 bytes[at] = b'0' + value % 43;
                 records[a].payload = String::from_utf8(bytes).unwrap();
             }
