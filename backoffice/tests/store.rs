@@ -6,13 +6,18 @@
 mod common;
 
 use backoffice::ingest::AnomalyReason;
-use backoffice::store::{IngestOutcome, NonceOutcome, Operation, OperationKind, Store, StoreError};
+use backoffice::store::{
+    Device, IngestOutcome, NonceOutcome, Operation, OperationKind, ServedMeal, Store, StoreError,
+};
 use backoffice::users::{Role, User};
 use proto::api::{KioskReport, ReaderState};
-use proto::record::TopUpMethod;
+use proto::record::{MealVia, TopUpMethod};
 use proto::snapshot::CardHolder;
 use proto::snapshot::Snapshot;
-use proto::{CardUid, Cents, Seq, SignedRecord, SnapshotVersion, Text};
+use proto::{
+    CardUid, Cents, Record, RecordBody, Seq, ServiceDate, SignedRecord, SiteId, SnapshotVersion,
+    StaffId, Text,
+};
 
 use common::fixtures::{
     Kiosk, account, at, device, device_id, forged, meal, populate, pupil, pupil_card, settings,
@@ -55,6 +60,7 @@ store_suite!(
     invalid_references_change_nothing,
     operations_move_balances_and_online_payments_credit_once,
     users_are_kept_and_replaced_cards_keep_the_account,
+    site_meals_list_one_site_day_in_kiosk_time_order,
 );
 
 async fn devices_are_registered_once_and_revoked(store: impl Store) {
@@ -163,6 +169,18 @@ async fn check(
         let written = &kiosk.written[usize::try_from(stored.seq.get() - 1).unwrap()];
         assert_eq!(stored.kiosk_at, written.payload().at);
     }
+    let stored_through = usize::try_from(stored_through).unwrap();
+    let listed: Vec<ServedMeal> = store
+        .site_meals(&site(), service_date(), SITE_MEALS_MAX)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|meal| meal.device == kiosk.device.id)
+        .collect();
+    assert_eq!(
+        listed,
+        served(&kiosk.device, &kiosk.written[..stored_through])
+    );
     assert_eq!(
         store.balance(&account(account_name)).await.unwrap(),
         Some(Cents::new(balance_cents))
@@ -177,6 +195,45 @@ async fn check(
         .map(|anomaly| anomaly.reason)
         .collect();
     assert_eq!(found, anomalies);
+}
+
+/// More meals than any test serves in a day.
+const SITE_MEALS_MAX: usize = 1_000;
+
+/// The service date of the fixtures' meals.
+fn service_date() -> ServiceDate {
+    ServiceDate::parse("2026-11-30").unwrap()
+}
+
+/// What a site's meals must list for the meal records among `records`, in their order.
+fn served(device: &Device, records: &[Record]) -> Vec<ServedMeal> {
+    records
+        .iter()
+        .filter_map(|record| match &record.payload().body {
+            RecordBody::Meal(meal) => Some(ServedMeal {
+                device: device.id.clone(),
+                seq: record.seq(),
+                kiosk_at: record.payload().at,
+                service: meal.service.clone(),
+                meal_type: meal.meal_type.clone(),
+                account: meal.account.clone(),
+                pupil: meal.pupil.clone(),
+                via: meal.via.clone(),
+                price: meal.price,
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A meal of `account_name` served on `date` by a member of staff, not by a card.
+fn meal_by_staff_on(account_name: &str, date: &str) -> RecordBody {
+    let RecordBody::Meal(mut body) = meal(account_name, 410) else {
+        unreachable!("the fixture writes a meal")
+    };
+    body.service_date = ServiceDate::parse(date).unwrap();
+    body.via = MealVia::Staff(StaffId::parse("staff-martin").unwrap());
+    RecordBody::Meal(body)
 }
 
 async fn ingest_stores_each_record_exactly_once(store: impl Store) {
@@ -351,6 +408,60 @@ async fn concurrent_uploads_of_one_batch_store_it_once(store: impl Store) {
         Some(Cents::new(50_000 - 59 * 385))
     );
     assert_eq!(store.balance_mismatches().await.unwrap(), vec![]);
+}
+
+/// A site's meals of a day, from both its kiosks, in kiosk time order; not another site's, not
+/// another day's, and a voided meal stays listed as served.
+async fn site_meals_list_one_site_day_in_kiosk_time_order(store: impl Store) {
+    let mut first = Kiosk::new("kiosk-1", 1);
+    let mut second = Kiosk::new("kiosk-2", 2);
+    let mut elsewhere = Kiosk::new("kiosk-3", 3);
+    elsewhere.device.site = SiteId::parse("zola").unwrap();
+    store
+        .add_account(&account("A1"), Cents::ZERO, at(0))
+        .await
+        .unwrap();
+    for kiosk in [&mut first, &mut second, &mut elsewhere] {
+        store.add_device(kiosk.device.clone()).await.unwrap();
+        kiosk.write(meal("A1", 385));
+        let mistaken = kiosk.write(meal_by_staff_on("A1", "2026-11-30"));
+        kiosk.write(void(&mistaken));
+        kiosk.write(meal_by_staff_on("A1", "2026-12-01"));
+        store
+            .ingest(&kiosk.device, kiosk.signed(1, 4), at(100_000))
+            .await
+            .unwrap();
+    }
+    let check = async |site: &str, date: &str, expected: Vec<ServedMeal>| {
+        let listed = store
+            .site_meals(
+                &SiteId::parse(site).unwrap(),
+                ServiceDate::parse(date).unwrap(),
+                SITE_MEALS_MAX,
+            )
+            .await
+            .unwrap();
+        assert_eq!(listed, expected, "{site} {date}");
+    };
+    // Both kiosks write at the same offsets: the kiosk breaks the tie.
+    let interleaved = |from: usize, to: usize| {
+        let mut meals = served(&first.device, &first.written[from..to]);
+        meals.extend(served(&second.device, &second.written[from..to]));
+        meals.sort_by(|a, b| (a.kiosk_at, &a.device).cmp(&(b.kiosk_at, &b.device)));
+        meals
+    };
+    check("jaures", "2026-11-30", interleaved(0, 3)).await;
+    check("jaures", "2026-12-01", interleaved(3, 4)).await;
+    check(
+        "zola",
+        "2026-11-30",
+        served(&elsewhere.device, &elsewhere.written[..3]),
+    )
+    .await;
+    check("zola", "2026-11-29", vec![]).await;
+    check("nowhere", "2026-11-30", vec![]).await;
+    let limited = store.site_meals(&site(), service_date(), 3).await.unwrap();
+    assert_eq!(limited, interleaved(0, 3)[..3]);
 }
 
 async fn kiosk_reports_keep_the_latest(store: impl Store) {
@@ -717,4 +828,75 @@ async fn migrations_run_once_and_refuse_a_newer_schema() {
         backoffice::store::PostgresStore::open(&postgres.url()).await,
         Err(StoreError::SchemaTooNew { found: 999, .. })
     ));
+}
+
+/// The schema version that added the `meals` table.
+const MEALS_MIGRATION: i64 = 6;
+
+/// A database whose records were stored before the `meals` table existed lists them once it is
+/// opened by this version: the migration fills the table from the stored payloads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_meals_migration_lists_the_meals_stored_before_it() {
+    let mut kiosk = Kiosk::new("kiosk-1", 1);
+    kiosk.write(top_up("A1", 2_000));
+    kiosk.write(meal("A1", 385));
+    kiosk.write(meal_by_staff_on("A1", "2026-11-30"));
+    let expected = served(&kiosk.device, &kiosk.written);
+    assert_eq!(expected.len(), 2);
+    let back_to_before = [
+        "DROP TABLE meals".to_owned(),
+        format!("DELETE FROM schema_migrations WHERE version = {MEALS_MIGRATION}"),
+    ];
+
+    let sqlite = common::SqliteDb::new();
+    {
+        let store = sqlite.open().await;
+        store.add_device(kiosk.device.clone()).await.unwrap();
+        store
+            .ingest(&kiosk.device, kiosk.signed(1, 3), at(100_000))
+            .await
+            .unwrap();
+    }
+    let connection = rusqlite::Connection::open(sqlite.path()).unwrap();
+    for sql in &back_to_before {
+        connection.execute(sql, []).unwrap();
+    }
+    drop(connection);
+    let store = sqlite.open().await;
+    assert_eq!(
+        store
+            .site_meals(&site(), service_date(), SITE_MEALS_MAX)
+            .await
+            .unwrap(),
+        expected,
+        "sqlite"
+    );
+
+    let postgres = common::PostgresDb::new().await;
+    {
+        let store = postgres.open().await;
+        store.add_device(kiosk.device.clone()).await.unwrap();
+        store
+            .ingest(&kiosk.device, kiosk.signed(1, 3), at(100_000))
+            .await
+            .unwrap();
+    }
+    let (client, connection) = tokio_postgres::connect(&postgres.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let connection = tokio::spawn(connection);
+    for sql in &back_to_before {
+        client.execute(sql.as_str(), &[]).await.unwrap();
+    }
+    drop(client);
+    connection.await.unwrap().unwrap();
+    let store = postgres.open().await;
+    assert_eq!(
+        store
+            .site_meals(&site(), service_date(), SITE_MEALS_MAX)
+            .await
+            .unwrap(),
+        expected,
+        "postgres"
+    );
 }

@@ -117,7 +117,14 @@ async fn story<S: Store>(store: S) {
         ("martin", "/staff/accounts/A1", 200, "-€3.85"),
         ("martin", "/staff/accounts/A9", 403, "Access denied"),
         ("martin", "/staff/accounts/NOPE", 404, "Not found"),
-        ("martin", "/staff/meals?day=2026-11-29", 200, "P00001"),
+        // A site's meals are those of a service day, whatever the kiosk's clock said.
+        ("martin", "/staff/meals?day=2026-11-30", 200, "P00001"),
+        (
+            "martin",
+            "/staff/meals?day=2026-11-29",
+            200,
+            "<strong>0</strong> meals served",
+        ),
         ("martin", "/finance", 403, "Access denied"),
         ("martin", "/admin/devices", 403, "Access denied"),
         ("compta", "/staff/accounts/A9", 200, "Balance"),
@@ -131,7 +138,7 @@ async fn story<S: Store>(store: S) {
         ),
         (
             "compta",
-            "/staff/meals?site=jaures&day=2026-11-29",
+            "/staff/meals?site=jaures&day=2026-11-30",
             200,
             "P00001",
         ),

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
-pub use web::{AccountLine, MealDay, PupilEntry, WebSession};
+pub use web::{AccountLine, MealDay, PupilEntry, ServedMeal, WebSession};
 
 /// A storage operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -614,15 +614,13 @@ pub trait Store: Clone + Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<AccountLine>, StoreError>> + Send;
 
-    /// Up to `limit` meal records of `site`'s kiosks written from `from` to before `to`, in
-    /// kiosk time order.
+    /// Up to `limit` meals served at `site` for the service day `date`, in kiosk time order.
     fn site_meals(
         &self,
         site: &SiteId,
-        from: Timestamp,
-        to: Timestamp,
+        date: ServiceDate,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<StoredRecord>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<ServedMeal>, StoreError>> + Send;
 
     /// Meals and revenue per site and service day, from `from` to `to` inclusive.
     fn meal_days(

@@ -541,8 +541,8 @@ pub struct MealsQuery {
     day: String,
 }
 
-/// `GET /staff/meals?site=&day=`: the meals of a site's day, today by default; staff see their
-/// own site only.
+/// `GET /staff/meals?site=&day=`: the meals of a site's service day, today by default; staff
+/// see their own site only.
 pub async fn meals<S: Store>(
     State(app): State<SharedApp<S>>,
     headers: HeaderMap,
@@ -564,20 +564,13 @@ pub async fn meals<S: Store>(
     let mut meals = Vec::new();
     if let Some(site) = &site {
         viewer.check_site(site)?;
-        let (from, to) = layout::day_bounds(day)
-            .ok_or_else(|| PageError::invalid(lang, Msg::DayInvalid.text(lang)))?;
-        let records = app
+        meals = app
             .store
-            .site_meals(site, from, to, super::SITE_MEALS_MAX)
+            .site_meals(site, day, super::SITE_MEALS_MAX)
             .await
             .map_err(PageError::store(lang))?;
-        for stored in records {
-            if let Some(meal) = crate::meal_days::meal_of(&stored.record.payload) {
-                meals.push((stored, meal));
-            }
-        }
     }
-    let total = proto::Cents::checked_sum(meals.iter().map(|(_, meal)| meal.price))
+    let total = proto::Cents::checked_sum(meals.iter().map(|meal| meal.price))
         .unwrap_or(proto::Cents::ZERO);
     let content = html! {
         section.card.no-print {
@@ -615,9 +608,9 @@ pub async fn meals<S: Store>(
                     th.num scope="col" { (Msg::Price.text(lang)) }
                 } }
                 tbody {
-                    @for (stored, meal) in &meals {
+                    @for meal in &meals {
                         tr {
-                            td { (layout::local_clock(stored.kiosk_at)) }
+                            td { (layout::local_clock(meal.kiosk_at)) }
                             td { (meal.pupil) }
                             td { a href={ "/staff/accounts/" (meal.account) } { (meal.account) } }
                             td { (meal.service) " (" (meal.meal_type) ")" }
@@ -625,7 +618,7 @@ pub async fn meals<S: Store>(
                                 MealVia::Card(uid) => { (Msg::Card.text(lang)) " " code { (uid) } }
                                 MealVia::Staff(staff) => { (Msg::ByStaff.text(lang)) " " (staff) }
                             } }
-                            td { (device_of(&stored.record.payload)) }
+                            td { (meal.device) }
                             td.num { (money(lang, meal.price)) }
                         }
                     }
@@ -639,9 +632,4 @@ pub async fn meals<S: Store>(
         "/staff/meals",
         content,
     ))
-}
-
-fn device_of(payload: &str) -> String {
-    proto::record::Payload::parse(payload)
-        .map_or_else(|_| String::new(), |payload| payload.device.to_string())
 }
