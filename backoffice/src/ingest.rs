@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use proto::{
-    AccountId, Cents, ChainError, ChainHead, ChainVerifier, DeviceId, Digest, PublicKey, Record,
-    RecordBody, Seq, SignedRecord,
+    AccountId, Cents, ChainError, ChainHead, ChainVerifier, CheckedRecord, DeviceId, Digest,
+    PublicKey, Record, RecordBody, Seq, SignedRecord,
 };
 
 /// Records of one kiosk held beyond a gap, waiting for it to be filled. Beyond this the kiosk's
@@ -105,24 +105,33 @@ pub struct IngestPlan {
     pub head: ChainHead,
 }
 
+/// Checks every record's signature with the kiosk's key: the costly part of an ingest, done
+/// before the store's write transaction so that it stays short.
+pub fn check(key: &PublicKey, batch: Vec<SignedRecord>) -> Vec<CheckedRecord> {
+    batch
+        .into_iter()
+        .map(|signed| CheckedRecord::check(signed, key))
+        .collect()
+}
+
 /// The `seq`s below `head` that records of `batch` claim: the store looks up their records to
 /// tell a harmless re-upload from a fork or a forgery.
-pub fn claimed_seqs_below_head(head: &ChainHead, batch: &[SignedRecord]) -> Vec<Seq> {
+pub fn claimed_seqs_below_head(head: &ChainHead, batch: &[CheckedRecord]) -> Vec<Seq> {
     let seqs: BTreeSet<Seq> = batch
         .iter()
-        .filter_map(SignedRecord::claimed_seq)
+        .filter_map(|checked| checked.signed().claimed_seq())
         .filter(|seq| *seq < head.next_seq)
         .collect();
     seqs.into_iter().collect()
 }
 
-/// Judges `batch` against `stored`: verifies each record once, continues the chain from the
-/// stored head, and sorts every record into append, hold, duplicate or quarantine.
+/// Judges `batch` (checked by [`check`]) against `stored`: continues the chain from the stored
+/// head, and sorts every record into append, hold, duplicate or quarantine.
 pub fn plan(
     device: &DeviceId,
     key: &PublicKey,
     stored: &StoredChain,
-    batch: &[SignedRecord],
+    batch: &[CheckedRecord],
 ) -> IngestPlan {
     let mut verifier = ChainVerifier::new(device.clone(), *key, stored.head);
     let mut pushed: Vec<&SignedRecord> = Vec::with_capacity(stored.held.len() + batch.len());
@@ -132,7 +141,8 @@ pub fn plan(
         verifier.push(signed);
         pushed.push(signed);
     }
-    for signed in batch {
+    for checked in batch {
+        let signed = checked.signed();
         match signed.claimed_seq() {
             Some(seq) if seq < stored.head.next_seq => {
                 if stored.stored_below_head.get(&seq) == Some(signed) {
@@ -142,7 +152,7 @@ pub fn plan(
                 }
             }
             _ => {
-                verifier.push(signed);
+                verifier.push_checked(checked);
                 pushed.push(signed);
             }
         }

@@ -61,6 +61,7 @@ store_suite!(
     operations_move_balances_and_online_payments_credit_once,
     users_are_kept_and_replaced_cards_keep_the_account,
     site_meals_list_one_site_day_in_kiosk_time_order,
+    deltas_miss_no_change_of_concurrent_ingests,
 );
 
 async fn devices_are_registered_once_and_revoked(store: impl Store) {
@@ -611,6 +612,160 @@ async fn snapshots_hold_the_site_and_deltas_catch_up(store: impl Store) {
         store.snapshot(&site(), None, Some(ahead)).await.unwrap(),
         fresh
     );
+}
+
+/// Kiosks upload at once, their ingests committing in whatever order, while another kiosk of
+/// the site follows the deltas. Every ingest charges an account of its own, once: a change a
+/// delta missed would stay missed, so the deltas merged must equal a full snapshot.
+async fn deltas_miss_no_change_of_concurrent_ingests(store: impl Store) {
+    const KIOSKS: u8 = 4;
+    const UPLOADS: u64 = 8;
+    populate(&store).await;
+    let mut kiosks = Vec::new();
+    for number in 1..=KIOSKS {
+        let mut kiosk = Kiosk::new(&format!("kiosk-{number}"), number);
+        for upload in 1..=UPLOADS {
+            let name = format!("K{number}U{upload}");
+            store
+                .add_account(&account(&name), Cents::ZERO, at(0))
+                .await
+                .unwrap();
+            store
+                .save_pupil(&site(), &pupil(&format!("P{name}"), &name, "q1"))
+                .await
+                .unwrap();
+            kiosk.write(meal(&name, 100 + i64::from(number)));
+        }
+        store.add_device(kiosk.device.clone()).await.unwrap();
+        kiosks.push(kiosk);
+    }
+    let full = store.snapshot(&site(), None, None).await.unwrap();
+
+    let uploaded = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let follower = tokio::spawn({
+        let store = store.clone();
+        let uploaded = std::sync::Arc::clone(&uploaded);
+        async move {
+            let mut followed = full;
+            loop {
+                // Read before the pull: the pull after the last upload sees everything.
+                let last = uploaded.load(std::sync::atomic::Ordering::SeqCst);
+                let delta = store
+                    .snapshot(&site(), None, Some(followed.version))
+                    .await
+                    .unwrap();
+                followed = merged(followed, delta);
+                if last {
+                    return followed;
+                }
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+    let mut uploads = tokio::task::JoinSet::new();
+    for kiosk in kiosks {
+        let store = store.clone();
+        uploads.spawn(async move {
+            for seq in 1..=UPLOADS {
+                let outcome = store
+                    .ingest(&kiosk.device, kiosk.signed(seq, seq), at(100_000))
+                    .await
+                    .unwrap();
+                assert_eq!(outcome.stored, 1);
+            }
+        });
+    }
+    while let Some(upload) = uploads.join_next().await {
+        upload.unwrap();
+    }
+    uploaded.store(true, std::sync::atomic::Ordering::SeqCst);
+    let followed = follower.await.unwrap();
+    let fresh = store.snapshot(&site(), None, None).await.unwrap();
+    assert_eq!(normalized(followed), normalized(fresh));
+}
+
+/// The interleaving the snapshot versions must survive, made certain on PostgreSQL: one
+/// kiosk's ingest starts first (held on an account row from outside) and commits last, after
+/// another kiosk's ingest and a delta pulled in between. The held ingest must not hold up the
+/// other kiosk's, and the next delta must bring its change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_deltas_miss_no_ingest_that_commits_late() {
+    let db = common::PostgresDb::new().await;
+    let store = db.open().await;
+    populate(&store).await;
+    let mut early = Kiosk::new("kiosk-early", 1);
+    early.write(meal("A1", 100));
+    let mut late = Kiosk::new("kiosk-late", 2);
+    late.write(meal("A2", 250));
+    store.add_device(early.device.clone()).await.unwrap();
+    store.add_device(late.device.clone()).await.unwrap();
+    let full = store.snapshot(&site(), None, None).await.unwrap();
+
+    let connect = || async {
+        let (client, connection) = tokio_postgres::connect(&db.url(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+    };
+    let mut holder = connect().await;
+    let watcher = connect().await;
+    let hold = holder.transaction().await.unwrap();
+    hold.execute("SELECT 1 FROM accounts WHERE id = 'A2' FOR UPDATE", &[])
+        .await
+        .unwrap();
+    let late_ingest = tokio::spawn({
+        let store = store.clone();
+        let device = late.device.clone();
+        let batch = late.signed(1, 1);
+        async move { store.ingest(&device, batch, at(100_000)).await.unwrap() }
+    });
+    // Until the late ingest waits for the account row.
+    let waiting_deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let waiting: i64 = watcher
+            .query_one(
+                "SELECT COUNT(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting == 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < waiting_deadline);
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+
+    let early_outcome = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        store.ingest(&early.device, early.signed(1, 1), at(100_000)),
+    )
+    .await
+    .expect("an ingest does not wait for another kiosk's unfinished ingest")
+    .unwrap();
+    assert_eq!(early_outcome.stored, 1);
+    let between = store
+        .snapshot(&site(), None, Some(full.version))
+        .await
+        .unwrap();
+    let accounts: Vec<&str> = between.accounts.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(accounts, ["A1"]);
+
+    hold.rollback().await.unwrap();
+    assert_eq!(late_ingest.await.unwrap().stored, 1);
+    let after = store
+        .snapshot(&site(), None, Some(between.version))
+        .await
+        .unwrap();
+    let accounts: Vec<&str> = after.accounts.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(accounts, ["A2"], "the late commit is in the next delta");
+    assert_eq!(after.accounts[0].balance, Cents::new(-250));
+    let followed = merged(merged(full, between), after);
+    let fresh = store.snapshot(&site(), None, None).await.unwrap();
+    assert_eq!(normalized(followed), normalized(fresh));
 }
 
 async fn invalid_references_change_nothing(store: impl Store) {

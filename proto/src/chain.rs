@@ -140,6 +140,30 @@ impl ChainReport {
     }
 }
 
+/// A signed record with its signature checked and its payload read by one key, ahead of the
+/// [`ChainVerifier`] that judges it: the costly part of a check, done before a lock is taken.
+#[derive(Clone, Debug)]
+pub struct CheckedRecord {
+    signed: SignedRecord,
+    key: PublicKey,
+    read: Result<Record, RecordError>,
+}
+
+impl CheckedRecord {
+    pub fn check(signed: SignedRecord, key: &PublicKey) -> CheckedRecord {
+        let read = signed.verify(key);
+        CheckedRecord {
+            signed,
+            key: *key,
+            read,
+        }
+    }
+
+    pub fn signed(&self) -> &SignedRecord {
+        &self.signed
+    }
+}
+
 /// Checks one device's records as they arrive, in the order given. Records are verified one by
 /// one; links and gaps are judged at [`ChainVerifier::finish`], once every record is known.
 #[derive(Debug)]
@@ -171,6 +195,17 @@ impl ChainVerifier {
     pub fn push(&mut self, signed: &SignedRecord) {
         let verified = signed.verify(&self.key);
         self.push_read(signed, verified);
+    }
+
+    /// [`ChainVerifier::push`] of a record whose signature was checked beforehand. One checked
+    /// with another key than this verifier's is checked again.
+    pub fn push_checked(&mut self, checked: &CheckedRecord) {
+        let verified = if checked.key == self.key {
+            checked.read.clone()
+        } else {
+            checked.signed.verify(&self.key)
+        };
+        self.push_read(&checked.signed, verified);
     }
 
     /// Judges one record already read, with its signature checked or covered.

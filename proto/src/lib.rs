@@ -20,7 +20,9 @@ pub mod money;
 pub mod record;
 pub mod snapshot;
 
-pub use chain::{ChainError, ChainHead, ChainReport, ChainVerifier, verify_anchored, verify_chain};
+pub use chain::{
+    ChainError, ChainHead, ChainReport, ChainVerifier, CheckedRecord, verify_anchored, verify_chain,
+};
 pub use crypto::{Digest, KeyError, PublicKey, Signature, SigningKey};
 pub use ids::{
     AccountId, BracketId, CardUid, DeviceId, MealType, ParseError, PupilId, Seq, ServiceDate,

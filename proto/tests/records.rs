@@ -6,8 +6,8 @@ mod common;
 
 use proto::record::FORMAT_VERSION;
 use proto::{
-    ChainError, ChainHead, ChainVerifier, DeviceId, Digest, Payload, PublicKey, Record,
-    RecordError, Seq, SignedRecord, verify_chain,
+    ChainError, ChainHead, ChainVerifier, CheckedRecord, DeviceId, Digest, Payload, PublicKey,
+    Record, RecordError, Seq, SignedRecord, verify_chain,
 };
 
 fn seq(n: u64) -> Seq {
@@ -347,6 +347,40 @@ fn verifier_continues_from_a_head() {
     );
     assert_eq!(report.records.len(), 5);
     assert_eq!(report.head, ChainHead::after(&chain[9]));
+}
+
+#[test]
+fn records_checked_beforehand_are_judged_as_pushed_ones() {
+    let key = common::key(4);
+    let other = common::key(5);
+    let device = common::device();
+    let mut chain = signed(&common::chain(&key, &device, 4));
+    chain[2] = forged_by(&chain[2], &other);
+    let pushed = verify_chain(&device, &key.public_key(), &chain);
+    // Checked with the kiosk's key, and with another key (checked again by the verifier).
+    for checking_key in [key.public_key(), other.public_key()] {
+        let mut verifier = ChainVerifier::new(device.clone(), key.public_key(), ChainHead::GENESIS);
+        for record in &chain {
+            verifier.push_checked(&CheckedRecord::check(record.clone(), &checking_key));
+        }
+        let report = verifier.finish();
+        assert_eq!(report.errors, pushed.errors);
+        assert_eq!(report.records, pushed.records);
+        assert_eq!(report.head, pushed.head);
+    }
+    assert_eq!(
+        pushed.head.next_seq,
+        seq(3),
+        "the forged record stops the chain"
+    );
+}
+
+/// The record with its signature replaced by `key`'s.
+fn forged_by(record: &SignedRecord, key: &proto::SigningKey) -> SignedRecord {
+    SignedRecord {
+        payload: record.payload.clone(),
+        signature: key.sign(record.payload.as_bytes()).to_base64(),
+    }
 }
 
 /// Signs arbitrary payload text with a valid key, to reach the payload parser.

@@ -768,6 +768,17 @@ fn evidence_hash(record: &SignedRecord) -> Digest {
     Digest::of(&bytes)
 }
 
+/// Checks a batch's signatures before the ingest's transaction, on a blocking thread: hundreds
+/// of Ed25519 verifications would hold up every other request on an async worker.
+async fn check_batch(
+    key: PublicKey,
+    batch: Vec<SignedRecord>,
+) -> Result<Vec<proto::CheckedRecord>, StoreError> {
+    tokio::task::spawn_blocking(move || crate::ingest::check(&key, batch))
+        .await
+        .map_err(|error| StoreError::Unavailable(error.to_string()))
+}
+
 fn outcome(plan: &IngestPlan) -> IngestOutcome {
     IngestOutcome {
         acknowledged: plan.head.next_seq.previous(),

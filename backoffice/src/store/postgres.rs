@@ -17,6 +17,7 @@ use proto::{
 };
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 
 use super::{
     AccountLine, Anomaly, AnomalyRow, BalanceMismatch, Device, DeviceEntry, IngestOutcome,
@@ -334,18 +335,22 @@ impl PostgresStore {
         Ok(store)
     }
 
-    /// Runs one insert-or-update whose last parameter is the next snapshot version.
+    /// Runs one insert-or-update, then stamps the row it wrote with the next snapshot version
+    /// (see [`take_version`]).
     async fn upsert(
         &self,
         sql: &str,
-        parameters: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        parameters: &[&(dyn ToSql + Sync)],
+        stamp: &str,
+        stamp_parameters: &[&(dyn ToSql + Sync)],
     ) -> Result<SnapshotVersion, StoreError> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(unavailable)?;
-        let version = bump_version(&transaction).await?;
-        let mut all: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = parameters.to_vec();
-        all.push(&version);
-        transaction.execute(sql, &all).await.map_err(unavailable)?;
+        transaction
+            .execute(sql, parameters)
+            .await
+            .map_err(unavailable)?;
+        let version = take_version(&transaction, &[stamp], stamp_parameters).await?;
         transaction.commit().await.map_err(unavailable)?;
         super::snapshot_version(version)
     }
@@ -419,6 +424,45 @@ fn is_unique_violation(error: &tokio_postgres::Error) -> bool {
     error.code() == Some(&SqlState::UNIQUE_VIOLATION)
 }
 
+/// Runs a statement of the sync path, prepared once per connection: one round trip, not two.
+async fn execute_cached<C: deadpool_postgres::GenericClient>(
+    client: &C,
+    sql: &str,
+    parameters: &[&(dyn ToSql + Sync)],
+) -> Result<u64, StoreError> {
+    let statement = client.prepare_cached(sql).await.map_err(unavailable)?;
+    client
+        .execute(&statement, parameters)
+        .await
+        .map_err(unavailable)
+}
+
+/// [`execute_cached`] for a query.
+async fn query_cached<C: deadpool_postgres::GenericClient>(
+    client: &C,
+    sql: &str,
+    parameters: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+    let statement = client.prepare_cached(sql).await.map_err(unavailable)?;
+    client
+        .query(&statement, parameters)
+        .await
+        .map_err(unavailable)
+}
+
+/// [`execute_cached`] for a query of at most one row.
+async fn query_opt_cached<C: deadpool_postgres::GenericClient>(
+    client: &C,
+    sql: &str,
+    parameters: &[&(dyn ToSql + Sync)],
+) -> Result<Option<tokio_postgres::Row>, StoreError> {
+    let statement = client.prepare_cached(sql).await.map_err(unavailable)?;
+    client
+        .query_opt(&statement, parameters)
+        .await
+        .map_err(unavailable)
+}
+
 impl Store for PostgresStore {
     async fn add_device(&self, device: Device) -> Result<(), StoreError> {
         let client = self.client().await?;
@@ -465,13 +509,12 @@ impl Store for PostgresStore {
 
     async fn device(&self, device: &DeviceId) -> Result<Option<Device>, StoreError> {
         let client = self.client().await?;
-        let Some(row) = client
-            .query_opt(
-                "SELECT site, public_key, revoked_at FROM devices WHERE id = $1",
-                &[&device.as_str()],
-            )
-            .await
-            .map_err(unavailable)?
+        let Some(row) = query_opt_cached(
+            &client,
+            "SELECT site, public_key, revoked_at FROM devices WHERE id = $1",
+            &[&device.as_str()],
+        )
+        .await?
         else {
             return Ok(None);
         };
@@ -495,21 +538,19 @@ impl Store for PostgresStore {
     ) -> Result<NonceOutcome, StoreError> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(unavailable)?;
-        transaction
-            .execute(
-                "DELETE FROM nonces WHERE device = $1 AND request_at < $2",
-                &[&device.as_str(), &super::nonce_forget_before(now)],
-            )
-            .await
-            .map_err(unavailable)?;
-        let inserted = transaction
-            .execute(
-                "INSERT INTO nonces (device, nonce, request_at) VALUES ($1, $2, $3)
-                 ON CONFLICT DO NOTHING",
-                &[&device.as_str(), &nonce, &request_at.unix_ms()],
-            )
-            .await
-            .map_err(unavailable)?;
+        execute_cached(
+            &transaction,
+            "DELETE FROM nonces WHERE device = $1 AND request_at < $2",
+            &[&device.as_str(), &super::nonce_forget_before(now)],
+        )
+        .await?;
+        let inserted = execute_cached(
+            &transaction,
+            "INSERT INTO nonces (device, nonce, request_at) VALUES ($1, $2, $3)
+             ON CONFLICT DO NOTHING",
+            &[&device.as_str(), &nonce, &request_at.unix_ms()],
+        )
+        .await?;
         transaction.commit().await.map_err(unavailable)?;
         Ok(if inserted == 1 {
             NonceOutcome::Fresh
@@ -526,7 +567,6 @@ impl Store for PostgresStore {
     ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(unavailable)?;
-        let version = bump_version(&transaction).await?;
         let inserted = transaction
             .execute(
                 "INSERT INTO accounts (id, balance, overdraft_floor, created_at, version)
@@ -535,18 +575,27 @@ impl Store for PostgresStore {
                     &account.as_str(),
                     &overdraft_floor.get(),
                     &at.unix_ms(),
-                    &version,
+                    &VERSION_UNSTAMPED,
                 ],
             )
             .await;
         match inserted {
-            Ok(_) => transaction.commit().await.map_err(unavailable),
-            Err(error) if is_unique_violation(&error) => Err(StoreError::AlreadyExists {
-                what: "account",
-                id: account.to_string(),
-            }),
-            Err(error) => Err(unavailable(error)),
+            Ok(_) => {}
+            Err(error) if is_unique_violation(&error) => {
+                return Err(StoreError::AlreadyExists {
+                    what: "account",
+                    id: account.to_string(),
+                });
+            }
+            Err(error) => return Err(unavailable(error)),
         }
+        take_version(
+            &transaction,
+            &["UPDATE accounts SET version = (SELECT version FROM next) WHERE id = $1"],
+            &[&account.as_str()],
+        )
+        .await?;
+        transaction.commit().await.map_err(unavailable)
     }
 
     async fn set_overdraft_floor(
@@ -556,11 +605,10 @@ impl Store for PostgresStore {
     ) -> Result<SnapshotVersion, StoreError> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(unavailable)?;
-        let version = bump_version(&transaction).await?;
         let changed = transaction
             .execute(
-                "UPDATE accounts SET overdraft_floor = $2, version = $3 WHERE id = $1",
-                &[&account.as_str(), &overdraft_floor.get(), &version],
+                "UPDATE accounts SET overdraft_floor = $2 WHERE id = $1",
+                &[&account.as_str(), &overdraft_floor.get()],
             )
             .await
             .map_err(unavailable)?;
@@ -570,6 +618,12 @@ impl Store for PostgresStore {
                 id: account.to_string(),
             });
         }
+        let version = take_version(
+            &transaction,
+            &["UPDATE accounts SET version = (SELECT version FROM next) WHERE id = $1"],
+            &[&account.as_str()],
+        )
+        .await?;
         transaction.commit().await.map_err(unavailable)?;
         super::snapshot_version(version)
     }
@@ -592,21 +646,23 @@ impl Store for PostgresStore {
         batch: Vec<SignedRecord>,
         received_at: Timestamp,
     ) -> Result<IngestOutcome, StoreError> {
+        let batch = super::check_batch(device.key, batch).await?;
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(unavailable)?;
         let id = device.id.as_str();
         // Take turns with any other instance ingesting for this kiosk.
-        transaction
-            .execute("SELECT id FROM devices WHERE id = $1 FOR UPDATE", &[&id])
-            .await
-            .map_err(unavailable)?;
-        let last = transaction
-            .query_opt(
-                "SELECT seq, hash FROM records WHERE device = $1 ORDER BY seq DESC LIMIT 1",
-                &[&id],
-            )
-            .await
-            .map_err(unavailable)?;
+        execute_cached(
+            &transaction,
+            "SELECT id FROM devices WHERE id = $1 FOR UPDATE",
+            &[&id],
+        )
+        .await?;
+        let last = query_opt_cached(
+            &transaction,
+            "SELECT seq, hash FROM records WHERE device = $1 ORDER BY seq DESC LIMIT 1",
+            &[&id],
+        )
+        .await?;
         let head = match last {
             None => ChainHead::GENESIS,
             Some(row) => ChainHead {
@@ -614,33 +670,31 @@ impl Store for PostgresStore {
                 prev: super::parse_digest(row.get(1))?,
             },
         };
-        let held = transaction
-            .query(
-                "SELECT payload, signature FROM held_records WHERE device = $1 ORDER BY seq",
-                &[&id],
-            )
-            .await
-            .map_err(unavailable)?
-            .into_iter()
-            .map(|row| SignedRecord {
-                payload: row.get(0),
-                signature: row.get(1),
-            })
-            .collect();
+        let held = query_cached(
+            &transaction,
+            "SELECT payload, signature FROM held_records WHERE device = $1 ORDER BY seq",
+            &[&id],
+        )
+        .await?
+        .into_iter()
+        .map(|row| SignedRecord {
+            payload: row.get(0),
+            signature: row.get(1),
+        })
+        .collect();
         let claimed = ingest::claimed_seqs_below_head(&head, &batch)
             .into_iter()
             .map(seq_to_i64)
             .collect::<Result<Vec<i64>, _>>()?;
         let mut stored_below_head = BTreeMap::new();
         if !claimed.is_empty() {
-            for row in transaction
-                .query(
-                    "SELECT seq, payload, signature FROM records
-                     WHERE device = $1 AND seq = ANY($2)",
-                    &[&id, &claimed],
-                )
-                .await
-                .map_err(unavailable)?
+            for row in query_cached(
+                &transaction,
+                "SELECT seq, payload, signature FROM records
+                 WHERE device = $1 AND seq = ANY($2)",
+                &[&id, &claimed],
+            )
+            .await?
             {
                 let record = SignedRecord {
                     payload: row.get(1),
@@ -655,12 +709,6 @@ impl Store for PostgresStore {
             stored_below_head,
         };
         let plan = ingest::plan(&device.id, &device.key, &stored, &batch);
-        // Balances a kiosk sees change with the records: they belong to a new snapshot version.
-        let version = if plan.append.is_empty() {
-            0
-        } else {
-            bump_version(&transaction).await?
-        };
 
         // Whole-batch statements: a round trip per batch rather than several per record.
         let mut seqs = Vec::with_capacity(plan.append.len());
@@ -677,31 +725,29 @@ impl Store for PostgresStore {
             signatures.push(record.signed().signature.as_str());
             kiosk_ats.push(record.payload().at.unix_ms());
         }
-        transaction
-            .execute(
-                "INSERT INTO records
-                 (device, seq, hash, kind, payload, signature, kiosk_at, received_at)
-                 SELECT $1, u.seq, u.hash, u.kind, u.payload, u.signature, u.kiosk_at, $8
-                 FROM UNNEST($2::BIGINT[], $3::BYTEA[], $4::TEXT[], $5::TEXT[], $6::TEXT[],
-                             $7::BIGINT[])
-                      AS u (seq, hash, kind, payload, signature, kiosk_at)",
-                &[
-                    &id,
-                    &seqs,
-                    &hashes,
-                    &kinds,
-                    &payloads,
-                    &signatures,
-                    &kiosk_ats,
-                    &received_at.unix_ms(),
-                ],
-            )
-            .await
-            .map_err(unavailable)?;
+        execute_cached(
+            &transaction,
+            "INSERT INTO records
+             (device, seq, hash, kind, payload, signature, kiosk_at, received_at)
+             SELECT $1, u.seq, u.hash, u.kind, u.payload, u.signature, u.kiosk_at, $8
+             FROM UNNEST($2::BIGINT[], $3::BYTEA[], $4::TEXT[], $5::TEXT[], $6::TEXT[],
+                         $7::BIGINT[])
+                  AS u (seq, hash, kind, payload, signature, kiosk_at)",
+            &[
+                &id,
+                &seqs,
+                &hashes,
+                &kinds,
+                &payloads,
+                &signatures,
+                &kiosk_ats,
+                &received_at.unix_ms(),
+            ],
+        )
+        .await?;
         let before = ledger_before(&transaction, id, &plan.append).await?;
         let after = ingest::apply_effects(&plan.append, before);
-        write_ledger(&transaction, id, &after, version, received_at).await?;
-        add_meal_days(&transaction, device, &plan.append, &after).await?;
+        write_ledger(&transaction, id, &after, received_at).await?;
         for (seq, reason, detail) in &after.anomalies {
             let record = plan
                 .append
@@ -720,25 +766,28 @@ impl Store for PostgresStore {
             )
             .await?;
         }
-        transaction
-            .execute("DELETE FROM held_records WHERE device = $1", &[&id])
-            .await
-            .map_err(unavailable)?;
+        if !stored.held.is_empty() {
+            execute_cached(
+                &transaction,
+                "DELETE FROM held_records WHERE device = $1",
+                &[&id],
+            )
+            .await?;
+        }
         for record in &plan.hold {
-            transaction
-                .execute(
-                    "INSERT INTO held_records (device, seq, payload, signature, received_at)
-                     VALUES ($1, $2, $3, $4, $5)",
-                    &[
-                        &id,
-                        &seq_to_i64(record.seq())?,
-                        &record.signed().payload,
-                        &record.signed().signature,
-                        &received_at.unix_ms(),
-                    ],
-                )
-                .await
-                .map_err(unavailable)?;
+            execute_cached(
+                &transaction,
+                "INSERT INTO held_records (device, seq, payload, signature, received_at)
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    &id,
+                    &seq_to_i64(record.seq())?,
+                    &record.signed().payload,
+                    &record.signed().signature,
+                    &received_at.unix_ms(),
+                ],
+            )
+            .await?;
         }
         for quarantined in &plan.quarantine {
             insert_anomaly(
@@ -749,6 +798,20 @@ impl Store for PostgresStore {
                 &quarantined.detail,
                 &quarantined.record,
                 received_at,
+            )
+            .await?;
+        }
+        // The site's day totals are one row every kiosk of the site updates: held from here to
+        // the commit only.
+        add_meal_days(&transaction, device, &plan.append, &after).await?;
+        // Balances a kiosk sees changed: they belong to a new snapshot version. Records that
+        // moved no money change nothing a kiosk sees, and take none.
+        if !after.balances.is_empty() {
+            let ids: Vec<&str> = after.balances.keys().map(AccountId::as_str).collect();
+            take_version(
+                &transaction,
+                &["UPDATE accounts SET version = (SELECT version FROM next) WHERE id = ANY($1)"],
+                &[&ids],
             )
             .await?;
         }
@@ -764,14 +827,13 @@ impl Store for PostgresStore {
     ) -> Result<(), StoreError> {
         let report = serde_json::to_string(report).map_err(|error| corrupt("report", error))?;
         let client = self.client().await?;
-        client
-            .execute(
-                "INSERT INTO kiosks (device, last_seen, report) VALUES ($1, $2, $3)
-                 ON CONFLICT (device) DO UPDATE SET last_seen = $2, report = $3",
-                &[&device.as_str(), &received_at.unix_ms(), &report],
-            )
-            .await
-            .map_err(unavailable)?;
+        execute_cached(
+            &client,
+            "INSERT INTO kiosks (device, last_seen, report) VALUES ($1, $2, $3)
+             ON CONFLICT (device) DO UPDATE SET last_seen = $2, report = $3",
+            &[&device.as_str(), &received_at.unix_ms(), &report],
+        )
+        .await?;
         Ok(())
     }
 
@@ -887,12 +949,11 @@ impl Store for PostgresStore {
         let data = snapshot::to_json(pupil)?;
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(unavailable)?;
-        let version = bump_version(&transaction).await?;
-        // The account joins the site's snapshots with its first pupil there.
+        // The account joins the site's snapshots with its first pupil there: it is stamped too.
         let account_found = transaction
             .execute(
-                "UPDATE accounts SET version = $2 WHERE id = $1",
-                &[&pupil.account.as_str(), &version],
+                "SELECT 1 FROM accounts WHERE id = $1 FOR NO KEY UPDATE",
+                &[&pupil.account.as_str()],
             )
             .await
             .map_err(unavailable)?;
@@ -906,18 +967,26 @@ impl Store for PostgresStore {
             .execute(
                 "INSERT INTO pupils (id, site, account, data, version)
                  VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (id) DO UPDATE SET
-                    site = $2, account = $3, data = $4, version = $5",
+                 ON CONFLICT (id) DO UPDATE SET site = $2, account = $3, data = $4",
                 &[
                     &pupil.id.as_str(),
                     &site.as_str(),
                     &pupil.account.as_str(),
                     &data,
-                    &version,
+                    &VERSION_UNSTAMPED,
                 ],
             )
             .await
             .map_err(unavailable)?;
+        let version = take_version(
+            &transaction,
+            &[
+                "UPDATE accounts SET version = (SELECT version FROM next) WHERE id = $1",
+                "UPDATE pupils SET version = (SELECT version FROM next) WHERE id = $2",
+            ],
+            &[&pupil.account.as_str(), &pupil.id.as_str()],
+        )
+        .await?;
         transaction.commit().await.map_err(unavailable)?;
         super::snapshot_version(version)
     }
@@ -930,8 +999,15 @@ impl Store for PostgresStore {
         let data = snapshot::to_json(staff)?;
         self.upsert(
             "INSERT INTO staff (id, site, data, version) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (id) DO UPDATE SET site = $2, data = $3, version = $4",
-            &[&staff.id.as_str(), &site.as_str(), &data],
+             ON CONFLICT (id) DO UPDATE SET site = $2, data = $3",
+            &[
+                &staff.id.as_str(),
+                &site.as_str(),
+                &data,
+                &VERSION_UNSTAMPED,
+            ],
+            "UPDATE staff SET version = (SELECT version FROM next) WHERE id = $1",
+            &[&staff.id.as_str()],
         )
         .await
     }
@@ -941,7 +1017,6 @@ impl Store for PostgresStore {
         let table = if kind == "pupil" { "pupils" } else { "staff" };
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(unavailable)?;
-        let version = bump_version(&transaction).await?;
         let Some(row) = transaction
             .query_opt(
                 &format!("SELECT site FROM {table} WHERE id = $1"),
@@ -960,7 +1035,13 @@ impl Store for PostgresStore {
             .execute(
                 "INSERT INTO cards (uid, site, holder_kind, holder, blocked, version)
                  VALUES ($1, $2, $3, $4, false, $5)",
-                &[&card.uid.as_bytes(), &site, &kind, &holder, &version],
+                &[
+                    &card.uid.as_bytes(),
+                    &site,
+                    &kind,
+                    &holder,
+                    &VERSION_UNSTAMPED,
+                ],
             )
             .await;
         match inserted {
@@ -973,6 +1054,12 @@ impl Store for PostgresStore {
             }
             Err(error) => return Err(unavailable(error)),
         }
+        let version = take_version(
+            &transaction,
+            &["UPDATE cards SET version = (SELECT version FROM next) WHERE uid = $1"],
+            &[&card.uid.as_bytes()],
+        )
+        .await?;
         transaction.commit().await.map_err(unavailable)?;
         super::snapshot_version(version)
     }
@@ -980,11 +1067,10 @@ impl Store for PostgresStore {
     async fn block_card(&self, uid: &CardUid) -> Result<SnapshotVersion, StoreError> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(unavailable)?;
-        let version = bump_version(&transaction).await?;
         let changed = transaction
             .execute(
-                "UPDATE cards SET blocked = true, version = $2 WHERE uid = $1",
-                &[&uid.as_bytes(), &version],
+                "UPDATE cards SET blocked = true WHERE uid = $1",
+                &[&uid.as_bytes()],
             )
             .await
             .map_err(unavailable)?;
@@ -994,6 +1080,12 @@ impl Store for PostgresStore {
                 id: uid.to_string(),
             });
         }
+        let version = take_version(
+            &transaction,
+            &["UPDATE cards SET version = (SELECT version FROM next) WHERE uid = $1"],
+            &[&uid.as_bytes()],
+        )
+        .await?;
         transaction.commit().await.map_err(unavailable)?;
         super::snapshot_version(version)
     }
@@ -1006,12 +1098,20 @@ impl Store for PostgresStore {
         self.upsert(
             "INSERT INTO tariffs (site, bracket, meal_type, price, version)
              VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (site, bracket, meal_type) DO UPDATE SET price = $4, version = $5",
+             ON CONFLICT (site, bracket, meal_type) DO UPDATE SET price = $4",
             &[
                 &site.as_str(),
                 &tariff.bracket.as_str(),
                 &tariff.meal_type.as_str(),
                 &tariff.price.get(),
+                &VERSION_UNSTAMPED,
+            ],
+            "UPDATE tariffs SET version = (SELECT version FROM next)
+             WHERE site = $1 AND bracket = $2 AND meal_type = $3",
+            &[
+                &site.as_str(),
+                &tariff.bracket.as_str(),
+                &tariff.meal_type.as_str(),
             ],
         )
         .await
@@ -1025,8 +1125,15 @@ impl Store for PostgresStore {
         let data = snapshot::to_json(service)?;
         self.upsert(
             "INSERT INTO services (site, id, data, version) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (site, id) DO UPDATE SET data = $3, version = $4",
-            &[&site.as_str(), &service.id.as_str(), &data],
+             ON CONFLICT (site, id) DO UPDATE SET data = $3",
+            &[
+                &site.as_str(),
+                &service.id.as_str(),
+                &data,
+                &VERSION_UNSTAMPED,
+            ],
+            "UPDATE services SET version = (SELECT version FROM next) WHERE site = $1 AND id = $2",
+            &[&site.as_str(), &service.id.as_str()],
         )
         .await
     }
@@ -1039,8 +1146,10 @@ impl Store for PostgresStore {
         let data = snapshot::to_json(settings)?;
         self.upsert(
             "INSERT INTO kiosk_settings (site, data, version) VALUES ($1, $2, $3)
-             ON CONFLICT (site) DO UPDATE SET data = $2, version = $3",
-            &[&site.as_str(), &data],
+             ON CONFLICT (site) DO UPDATE SET data = $2",
+            &[&site.as_str(), &data, &VERSION_UNSTAMPED],
+            "UPDATE kiosk_settings SET version = (SELECT version FROM next) WHERE site = $1",
+            &[&site.as_str()],
         )
         .await
     }
@@ -1060,21 +1169,19 @@ impl Store for PostgresStore {
             .start()
             .await
             .map_err(unavailable)?;
-        let version: i64 = transaction
-            .query_one("SELECT version FROM snapshot_version WHERE id = 1", &[])
-            .await
-            .map_err(unavailable)?
-            .get(0);
+        let version = current_version(&transaction).await?;
         let since = since.filter(|since| i64::try_from(since.0).is_ok_and(|v| v <= version));
         let after = super::since_bound(since)?;
         let site_id = site.as_str();
         let query = |sql: &'static str, with_site: bool| {
             let transaction = &transaction;
             async move {
+                // Every sync runs these: prepared once per connection, one round trip each.
+                let statement = transaction.prepare_cached(sql).await.map_err(unavailable)?;
                 let rows = if with_site {
-                    transaction.query(sql, &[&site_id, &after]).await
+                    transaction.query(&statement, &[&site_id, &after]).await
                 } else {
-                    transaction.query(sql, &[&after]).await
+                    transaction.query(&statement, &[&after]).await
                 };
                 rows.map_err(unavailable)
             }
@@ -1276,12 +1383,11 @@ impl Store for PostgresStore {
     ) -> Result<SnapshotVersion, StoreError> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await.map_err(unavailable)?;
-        let version = bump_version(&transaction).await?;
         let Some(row) = transaction
             .query_opt(
-                "UPDATE cards SET blocked = true, version = $2 WHERE uid = $1
+                "UPDATE cards SET blocked = true WHERE uid = $1
                  RETURNING site, holder_kind, holder",
-                &[&old.as_bytes(), &version],
+                &[&old.as_bytes()],
             )
             .await
             .map_err(unavailable)?
@@ -1296,7 +1402,7 @@ impl Store for PostgresStore {
             .execute(
                 "INSERT INTO cards (uid, site, holder_kind, holder, blocked, version)
                  VALUES ($1, $2, $3, $4, false, $5)",
-                &[&new.as_bytes(), &site, &kind, &holder, &version],
+                &[&new.as_bytes(), &site, &kind, &holder, &VERSION_UNSTAMPED],
             )
             .await;
         match inserted {
@@ -1309,6 +1415,12 @@ impl Store for PostgresStore {
             }
             Err(error) => return Err(unavailable(error)),
         }
+        let version = take_version(
+            &transaction,
+            &["UPDATE cards SET version = (SELECT version FROM next) WHERE uid IN ($1, $2)"],
+            &[&old.as_bytes(), &new.as_bytes()],
+        )
+        .await?;
         transaction.commit().await.map_err(unavailable)?;
         super::snapshot_version(version)
     }
@@ -2077,17 +2189,16 @@ fn proposed_void_row(row: &tokio_postgres::Row) -> ProposedVoidRow {
     }
 }
 
-/// Moves money by a back-office operation inside `transaction`.
+/// Moves money by a back-office operation inside `transaction`, taking the snapshot version last
+/// (see [`take_version`]): after it, the caller may touch only rows it already holds.
 async fn apply_operation_in(
     transaction: &deadpool_postgres::Transaction<'_>,
     operation: &Operation,
 ) -> Result<OperationOutcome, StoreError> {
     let account = operation.account.as_str();
-    // Version first, then the account: the same lock order as ingest.
-    let version = bump_version(transaction).await?;
     let Some(row) = transaction
         .query_opt(
-            "SELECT balance FROM accounts WHERE id = $1 FOR UPDATE",
+            "SELECT balance FROM accounts WHERE id = $1 FOR NO KEY UPDATE",
             &[&account],
         )
         .await
@@ -2109,18 +2220,18 @@ async fn apply_operation_in(
             .map_err(unavailable)?
     {
         super::same_payment(earlier.get(0), earlier.get(1), operation)?;
-        // Nothing changes: the version taken is released with the rollback.
+        // Nothing changes: no new version.
         return Ok(OperationOutcome {
             balance: Cents::new(balance),
-            version: super::snapshot_version(version - 1)?,
+            version: super::snapshot_version(current_version(transaction).await?)?,
             replayed: true,
         });
     }
     let new_balance = super::checked_balance(balance, operation.amount)?;
     transaction
         .execute(
-            "UPDATE accounts SET balance = $2, version = $3 WHERE id = $1",
-            &[&account, &new_balance, &version],
+            "UPDATE accounts SET balance = $2 WHERE id = $1",
+            &[&account, &new_balance],
         )
         .await
         .map_err(unavailable)?;
@@ -2151,6 +2262,12 @@ async fn apply_operation_in(
         }
         Err(error) => return Err(unavailable(error)),
     }
+    let version = take_version(
+        transaction,
+        &["UPDATE accounts SET version = (SELECT version FROM next) WHERE id = $1"],
+        &[&account],
+    )
+    .await?;
     Ok(OperationOutcome {
         balance: Cents::new(new_balance),
         version: super::snapshot_version(version)?,
@@ -2170,26 +2287,24 @@ async fn ledger_before(
             .into_iter()
             .map(seq_to_i64)
             .collect::<Result<_, _>>()?;
-        for row in transaction
-            .query(
-                "SELECT seq, hash FROM records WHERE device = $1 AND seq = ANY($2)",
-                &[&device, &voided],
-            )
-            .await
-            .map_err(unavailable)?
+        for row in query_cached(
+            transaction,
+            "SELECT seq, hash FROM records WHERE device = $1 AND seq = ANY($2)",
+            &[&device, &voided],
+        )
+        .await?
         {
             before
                 .voided_hashes
                 .insert(parse_seq(row.get(0))?, super::parse_digest(row.get(1))?);
         }
-        for row in transaction
-            .query(
-                "SELECT seq, account, amount, reverses_seq FROM movements
-                 WHERE device = $1 AND (seq = ANY($2) OR reverses_seq = ANY($2))",
-                &[&device, &voided],
-            )
-            .await
-            .map_err(unavailable)?
+        for row in query_cached(
+            transaction,
+            "SELECT seq, account, amount, reverses_seq FROM movements
+             WHERE device = $1 AND (seq = ANY($2) OR reverses_seq = ANY($2))",
+            &[&device, &voided],
+        )
+        .await?
         {
             let seq: i64 = row.get(0);
             let reverses: Option<i64> = row.get(3);
@@ -2211,13 +2326,13 @@ async fn ledger_before(
     if !accounts.is_empty() {
         let ids: Vec<&str> = accounts.iter().map(AccountId::as_str).collect();
         // Sorted, so two uploads touching the same accounts lock them in the same order.
-        for row in transaction
-            .query(
-                "SELECT id, balance FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-                &[&ids],
-            )
-            .await
-            .map_err(unavailable)?
+        for row in query_cached(
+            transaction,
+            "SELECT id, balance FROM accounts WHERE id = ANY($1) ORDER BY id
+             FOR NO KEY UPDATE",
+            &[&ids],
+        )
+        .await?
         {
             let account =
                 AccountId::parse(row.get(0)).map_err(|error| corrupt("account", error))?;
@@ -2232,7 +2347,6 @@ async fn write_ledger(
     transaction: &deadpool_postgres::Transaction<'_>,
     device: &str,
     after: &LedgerAfter,
-    version: i64,
     at: Timestamp,
 ) -> Result<(), StoreError> {
     if after.movements.is_empty() {
@@ -2250,34 +2364,32 @@ async fn write_ledger(
         .iter()
         .map(|m| m.reverses.map(seq_to_i64).transpose())
         .collect::<Result<Vec<Option<i64>>, _>>()?;
-    transaction
-        .execute(
-            "INSERT INTO movements (account, amount, device, seq, reverses_seq, at)
-             SELECT u.account, u.amount, $1, u.seq, u.reverses, $6
-             FROM UNNEST($2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::BIGINT[])
-                  AS u (account, amount, seq, reverses)",
-            &[
-                &device,
-                &accounts,
-                &amounts,
-                &seqs,
-                &reverses,
-                &at.unix_ms(),
-            ],
-        )
-        .await
-        .map_err(unavailable)?;
+    execute_cached(
+        transaction,
+        "INSERT INTO movements (account, amount, device, seq, reverses_seq, at)
+         SELECT u.account, u.amount, $1, u.seq, u.reverses, $6
+         FROM UNNEST($2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::BIGINT[])
+              AS u (account, amount, seq, reverses)",
+        &[
+            &device,
+            &accounts,
+            &amounts,
+            &seqs,
+            &reverses,
+            &at.unix_ms(),
+        ],
+    )
+    .await?;
     let ids: Vec<&str> = after.balances.keys().map(AccountId::as_str).collect();
     let balances: Vec<i64> = after.balances.values().copied().collect();
-    transaction
-        .execute(
-            "UPDATE accounts SET balance = u.balance, version = $3
-             FROM UNNEST($1::TEXT[], $2::BIGINT[]) AS u (id, balance)
-             WHERE accounts.id = u.id",
-            &[&ids, &balances, &version],
-        )
-        .await
-        .map_err(unavailable)?;
+    execute_cached(
+        transaction,
+        "UPDATE accounts SET balance = u.balance
+         FROM UNNEST($1::TEXT[], $2::BIGINT[]) AS u (id, balance)
+         WHERE accounts.id = u.id",
+        &[&ids, &balances],
+    )
+    .await?;
     Ok(())
 }
 
@@ -2290,39 +2402,74 @@ async fn insert_anomaly(
     record: &SignedRecord,
     at: Timestamp,
 ) -> Result<(), StoreError> {
-    transaction
-        .execute(
-            "INSERT INTO anomalies
-             (device, seq, reason, detail, payload, signature, evidence_hash, received_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-            &[
-                &device,
-                &seq,
-                &reason.as_str(),
-                &detail,
-                &record.payload,
-                &record.signature,
-                &super::evidence_hash(record).as_bytes().as_slice(),
-                &at.unix_ms(),
-            ],
-        )
-        .await
-        .map_err(unavailable)?;
+    execute_cached(
+        transaction,
+        "INSERT INTO anomalies
+         (device, seq, reason, detail, payload, signature, evidence_hash, received_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        &[
+            &device,
+            &seq,
+            &reason.as_str(),
+            &detail,
+            &record.payload,
+            &record.signature,
+            &super::evidence_hash(record).as_bytes().as_slice(),
+            &at.unix_ms(),
+        ],
+    )
+    .await?;
     Ok(())
 }
 
-/// Takes the next snapshot version for the changes of this transaction. The row lock also
-/// orders writers, so versions become visible in the order they were taken.
-async fn bump_version(transaction: &deadpool_postgres::Transaction<'_>) -> Result<i64, StoreError> {
+/// Takes the next snapshot version and stamps it on the rows this transaction changed: the last
+/// statement of every transaction that changes what kiosks see, right before COMMIT.
+///
+/// The counter's row lock orders the writers, so versions become visible in the order they
+/// were taken: a snapshot that reads version V sees every change stamped V or lower, and a
+/// change that commits later is stamped higher, so no delta misses it. Taken last, the lock is
+/// held only for this statement and the commit, not for a whole ingest. `stamps` are `UPDATE`s
+/// setting `version = (SELECT version FROM next)` on rows this transaction already wrote (so
+/// already holds): a transaction holding the counter never waits for another lock, and no two
+/// transactions can wait for each other through it.
+async fn take_version(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    stamps: &[&str],
+    parameters: &[&(dyn ToSql + Sync)],
+) -> Result<i64, StoreError> {
+    let mut sql = String::from(
+        "WITH next AS (
+            UPDATE snapshot_version SET version = version + 1 WHERE id = 1 RETURNING version)",
+    );
+    for (index, stamp) in stamps.iter().enumerate() {
+        sql.push_str(&format!(", stamp_{index} AS ({stamp})"));
+    }
+    sql.push_str(" SELECT version FROM next");
+    let statement = transaction
+        .prepare_cached(&sql)
+        .await
+        .map_err(unavailable)?;
     Ok(transaction
-        .query_one(
-            "UPDATE snapshot_version SET version = version + 1 WHERE id = 1 RETURNING version",
-            &[],
-        )
+        .query_one(&statement, parameters)
         .await
         .map_err(unavailable)?
         .get(0))
 }
+
+/// The version of what is committed, without taking a new one.
+async fn current_version(
+    transaction: &deadpool_postgres::Transaction<'_>,
+) -> Result<i64, StoreError> {
+    Ok(transaction
+        .query_one("SELECT version FROM snapshot_version WHERE id = 1", &[])
+        .await
+        .map_err(unavailable)?
+        .get(0))
+}
+
+/// The value a version column holds between a row's write and [`take_version`]'s stamp in the
+/// same transaction; no other transaction ever sees it.
+const VERSION_UNSTAMPED: i64 = 0;
 
 /// Lists the batch's meals in its site's `meals` and adds them, and the meals it voids, to
 /// the site's day totals.
@@ -2392,13 +2539,12 @@ async fn add_meal_days(
         if let Some(voided) = movement.reverses
             && !in_batch.contains(&voided)
         {
-            let row = transaction
-                .query_opt(
-                    "SELECT payload FROM records WHERE device = $1 AND seq = $2",
-                    &[&device.id.as_str(), &seq_to_i64(voided)?],
-                )
-                .await
-                .map_err(unavailable)?;
+            let row = query_opt_cached(
+                transaction,
+                "SELECT payload FROM records WHERE device = $1 AND seq = $2",
+                &[&device.id.as_str(), &seq_to_i64(voided)?],
+            )
+            .await?;
             let meal = row.and_then(|row| crate::meal_days::meal_of(row.get(0)));
             stored.insert(voided, meal);
         }
@@ -2407,21 +2553,20 @@ async fn add_meal_days(
         Ok::<_, StoreError>(stored.get(&seq).cloned().flatten())
     })?;
     for (date, change) in days {
-        transaction
-            .execute(
-                "INSERT INTO meal_days (site, service_date, meals, revenue) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (site, service_date) DO UPDATE SET
-                    meals = meal_days.meals + excluded.meals,
-                    revenue = meal_days.revenue + excluded.revenue",
-                &[
-                    &device.site.as_str(),
-                    &date.to_string(),
-                    &change.meals,
-                    &change.revenue_cents,
-                ],
-            )
-            .await
-            .map_err(unavailable)?;
+        execute_cached(
+            transaction,
+            "INSERT INTO meal_days (site, service_date, meals, revenue) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (site, service_date) DO UPDATE SET
+                meals = meal_days.meals + excluded.meals,
+                revenue = meal_days.revenue + excluded.revenue",
+            &[
+                &device.site.as_str(),
+                &date.to_string(),
+                &change.meals,
+                &change.revenue_cents,
+            ],
+        )
+        .await?;
     }
     Ok(())
 }

@@ -12,8 +12,8 @@ use proto::snapshot::{
     Tariff,
 };
 use proto::{
-    AccountId, CardUid, Cents, ChainHead, DeviceId, Digest, PublicKey, ServiceDate, SignedRecord,
-    SiteId, SnapshotVersion, Timestamp,
+    AccountId, CardUid, Cents, ChainHead, CheckedRecord, DeviceId, Digest, PublicKey, ServiceDate,
+    SignedRecord, SiteId, SnapshotVersion, Timestamp,
 };
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
@@ -597,6 +597,8 @@ impl Store for SqliteStore {
         batch: Vec<SignedRecord>,
         received_at: Timestamp,
     ) -> Result<IngestOutcome, StoreError> {
+        // Checked before the write lock: the database waits only for the writes.
+        let batch = super::check_batch(device.key, batch).await?;
         let device = device.clone();
         self.with(move |connection| ingest_in(connection, &device, &batch, received_at))
             .await
@@ -2081,7 +2083,7 @@ fn apply_operation_in(
 fn ingest_in(
     connection: &mut Connection,
     device: &Device,
-    batch: &[SignedRecord],
+    batch: &[CheckedRecord],
     received_at: Timestamp,
 ) -> Result<IngestOutcome, StoreError> {
     let transaction = connection
@@ -2141,12 +2143,6 @@ fn ingest_in(
         stored_below_head,
     };
     let plan = ingest::plan(&device.id, &device.key, &stored, batch);
-    // Balances a kiosk sees change with the records: they belong to a new snapshot version.
-    let version = if plan.append.is_empty() {
-        0
-    } else {
-        bump_version(&transaction)?
-    };
 
     for record in &plan.append {
         let seq = seq_to_i64(record.seq())?;
@@ -2173,6 +2169,13 @@ fn ingest_in(
     }
     let before = ledger_before(&transaction, id, &plan.append)?;
     let after = ingest::apply_effects(&plan.append, before);
+    // Balances a kiosk sees changed: they belong to a new snapshot version. Records that moved
+    // no money change nothing a kiosk sees, and take none.
+    let version = if after.balances.is_empty() {
+        0
+    } else {
+        bump_version(&transaction)?
+    };
     write_ledger(&transaction, id, &after, version, received_at)?;
     add_meal_days(&transaction, device, &plan.append, &after)?;
     for (seq, reason, detail) in &after.anomalies {
@@ -2192,9 +2195,11 @@ fn ingest_in(
             received_at,
         )?;
     }
-    transaction
-        .execute("DELETE FROM held_records WHERE device = ?1", params![id])
-        .map_err(unavailable)?;
+    if !stored.held.is_empty() {
+        transaction
+            .execute("DELETE FROM held_records WHERE device = ?1", params![id])
+            .map_err(unavailable)?;
+    }
     for record in &plan.hold {
         let seq = seq_to_i64(record.seq())?;
         transaction
