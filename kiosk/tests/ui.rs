@@ -1,5 +1,5 @@
 //! The touchscreen, driven as pupils and staff use it: Slint's testing backend finds elements by
-//! their accessible labels and touches them; the real engine runs on its own thread.
+//! their accessible labels and touches them; the real engine runs on the kiosk's runtime.
 
 #![allow(clippy::unwrap_used)]
 
@@ -26,6 +26,8 @@ struct UiTest {
     worker: Option<EngineWorker>,
     data: kiosk::config::DataDir,
     _dir: tempfile::TempDir,
+    /// Last: dropped after the engine stopped.
+    _runtime: tokio::runtime::Runtime,
 }
 
 impl UiTest {
@@ -37,7 +39,9 @@ impl UiTest {
             clock: _,
             engine,
         } = common::TestKiosk::new(10);
-        let (worker, sender, updates) = EngineWorker::start(engine, Arc::new(NoWaker));
+        let runtime = kiosk::run::runtime().unwrap();
+        let (worker, sender, updates) =
+            EngineWorker::start(runtime.handle(), engine, Arc::new(NoWaker));
         let ui = KioskUi::new(sender, updates, language, 2_000).unwrap();
         ui.window()
             .window()
@@ -48,6 +52,7 @@ impl UiTest {
             worker: Some(worker),
             data,
             _dir: dir,
+            _runtime: runtime,
         }
     }
 
