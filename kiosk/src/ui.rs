@@ -1111,7 +1111,15 @@ pub mod texts {
                     top_up.amount.to_french()
                 ),
             ),
-            other => format!("{seq} · {}", other.kind().as_str()),
+            other => {
+                let kind = other.kind().as_str();
+                pick(
+                    language,
+                    format!("n° {seq} · {kind}"),
+                    format!("Nr. {seq} · {kind}"),
+                    format!("no. {seq} · {kind}"),
+                )
+            }
         }
     }
 
