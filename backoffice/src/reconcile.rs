@@ -514,8 +514,10 @@ pub async fn run<S: Store>(
         }
         Ok::<(), ReconcileError>(())
     };
+    // On the heap: the readers, the checks and the ledger reads make a large future.
     let ((first, second), check, ledger) =
-        tokio::join!(async { tokio::join!(reads.0, reads.1) }, check, ledger);
+        Box::pin(async { tokio::join!(async { tokio::join!(reads.0, reads.1) }, check, ledger) })
+            .await;
     first?;
     second?;
     check?;

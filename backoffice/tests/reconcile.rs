@@ -209,7 +209,10 @@ async fn duplicate_meals_are_proposed_for_a_void_and_decided_by_finance(
         .unwrap();
     assert_eq!(
         duplicate.evidence,
-        vec![k1.written[0].signed().clone(), k2.written[0].signed().clone()]
+        vec![
+            k1.written[0].signed().clone(),
+            k2.written[0].signed().clone()
+        ]
     );
     let proposals = store.proposed_voids(Some(date())).await.unwrap();
     assert_eq!(proposals.len(), 2);
