@@ -203,7 +203,12 @@ pub async fn write<S: Store>(
         ExportKind::Records => write_records(store, period, site, settings, out).await,
         ExportKind::Summary => write_summary(store, period, site, settings, out).await,
         ExportKind::Meals | ExportKind::TopUps | ExportKind::Journal => {
-            let rows = collect(store, period, site, settings).await?;
+            let wanted = if kind == ExportKind::Journal {
+                Wanted::SumsOnly
+            } else {
+                Wanted::Rows
+            };
+            let rows = collect(store, period, site, settings, wanted).await?;
             match kind {
                 ExportKind::Meals => write_meals(&rows, out),
                 ExportKind::TopUps => write_top_ups(&rows, out),
@@ -262,13 +267,23 @@ struct Rows {
     adjustments: BTreeMap<ServiceDate, (i64, i64)>,
 }
 
+/// Which rows an export needs: the journal needs only the sums.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wanted {
+    Rows,
+    SumsOnly,
+}
+
 /// Reads every day's records and operations of the period; payloads are parsed, not verified
-/// (the reconciliation verifies).
+/// (the reconciliation verifies). A kiosk's records are parsed on a blocking thread while the
+/// next kiosk's are read, at most one kiosk a core in flight; results are taken in kiosk
+/// order, so the rows come out as a sequential read would give them.
 async fn collect<S: Store>(
     store: &S,
     period: Period,
     site: Option<&SiteId>,
     settings: &Settings,
+    wanted: Wanted,
 ) -> Result<Rows, ExportError> {
     let mut rows = Rows::default();
     let devices: Vec<_> = store
@@ -277,95 +292,23 @@ async fn collect<S: Store>(
         .into_iter()
         .filter(|entry| site.is_none_or(|site| &entry.device.site == site))
         .collect();
+    let parallel = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     for date in period.dates()? {
         let day = Day::new(date, settings)?;
+        let mut pending = std::collections::VecDeque::new();
         for entry in &devices {
             let input = reconcile::kiosk_input(store, entry.device.clone(), false, &day).await?;
-            let site_id = entry.device.site.clone();
-            let parsed: Vec<(Seq, Timestamp, RecordBody)> = input
-                .records
-                .iter()
-                .filter_map(|stored| {
-                    Payload::parse(&stored.record.payload)
-                        .ok()
-                        .map(|payload| (stored.seq, payload.at, payload.body))
-                })
-                .collect();
-            let by_seq: BTreeMap<Seq, &RecordBody> =
-                parsed.iter().map(|(seq, _, body)| (*seq, body)).collect();
-            let mut voided: BTreeSet<Seq> = BTreeSet::new();
-            let sums = rows.sums.entry((date, site_id.to_string())).or_default();
-            for (_, _, body) in &parsed {
-                let RecordBody::Void(void) = body else {
-                    continue;
-                };
-                let target = by_seq
-                    .get(&void.voided_seq)
-                    .map(|body| (*body).clone())
-                    .or_else(|| {
-                        input
-                            .voided_before
-                            .get(&void.voided_seq)
-                            .and_then(|signed| Payload::parse(&signed.payload).ok())
-                            .map(|payload| payload.body)
-                    });
-                voided.insert(void.voided_seq);
-                match target {
-                    Some(RecordBody::Meal(meal)) => sums.voided_meals += meal.price.get(),
-                    Some(RecordBody::TopUp(top_up)) => match top_up.method {
-                        TopUpMethod::Cash => sums.voided_cash += top_up.amount.get(),
-                        TopUpMethod::Cheque => sums.voided_cheques += top_up.amount.get(),
-                    },
-                    _ => {}
-                }
+            pending.push_back(tokio::task::spawn_blocking(move || {
+                kiosk_rows(input, date, wanted)
+            }));
+            if pending.len() >= parallel
+                && let Some(oldest) = pending.pop_front()
+            {
+                rows.add(date, joined(oldest.await)?);
             }
-            for (seq, at, body) in parsed {
-                match body {
-                    RecordBody::Meal(meal) => {
-                        sums.meals += meal.price.get();
-                        rows.meals.push(MealRow {
-                            date,
-                            site: site_id.clone(),
-                            device: entry.device.id.clone(),
-                            seq,
-                            at,
-                            meal,
-                            voided: voided.contains(&seq),
-                        });
-                    }
-                    RecordBody::TopUp(top_up) => {
-                        let method = match top_up.method {
-                            TopUpMethod::Cash => {
-                                sums.cash += top_up.amount.get();
-                                "cash"
-                            }
-                            TopUpMethod::Cheque => {
-                                sums.cheques += top_up.amount.get();
-                                "cheque"
-                            }
-                        };
-                        rows.top_ups.push(TopUpRow {
-                            date,
-                            source: "kiosk",
-                            site: Some(site_id.clone()),
-                            origin: format!("{}/{seq}", entry.device.id),
-                            at,
-                            account: top_up.account.to_string(),
-                            amount: top_up.amount,
-                            method,
-                            reference: top_up
-                                .reference
-                                .as_ref()
-                                .map_or_else(String::new, ToString::to_string),
-                            voided: voided.contains(&seq),
-                        });
-                    }
-                    RecordBody::DayClose(close) if Some(seq) == input.close => {
-                        sums.cash_difference += close.cash_difference.get();
-                    }
-                    _ => {}
-                }
-            }
+        }
+        while let Some(oldest) = pending.pop_front() {
+            rows.add(date, joined(oldest.await)?);
         }
         if site.is_none() {
             for operation in store.operations_between(day.start, day.end).await? {
@@ -407,6 +350,131 @@ async fn collect<S: Store>(
     Ok(rows)
 }
 
+/// One kiosk's rows and sums of a day.
+#[derive(Debug)]
+struct KioskRows {
+    site: SiteId,
+    meals: Vec<MealRow>,
+    top_ups: Vec<TopUpRow>,
+    sums: SiteSums,
+}
+
+impl Rows {
+    fn add(&mut self, date: ServiceDate, kiosk: KioskRows) {
+        let sums = self.sums.entry((date, kiosk.site.to_string())).or_default();
+        sums.meals += kiosk.sums.meals;
+        sums.voided_meals += kiosk.sums.voided_meals;
+        sums.cash += kiosk.sums.cash;
+        sums.voided_cash += kiosk.sums.voided_cash;
+        sums.cheques += kiosk.sums.cheques;
+        sums.voided_cheques += kiosk.sums.voided_cheques;
+        sums.cash_difference += kiosk.sums.cash_difference;
+        self.meals.extend(kiosk.meals);
+        self.top_ups.extend(kiosk.top_ups);
+    }
+}
+
+fn joined(result: Result<KioskRows, tokio::task::JoinError>) -> Result<KioskRows, ExportError> {
+    result.map_err(|error| ExportError::Reconcile(ReconcileError::Task(error.to_string())))
+}
+
+/// Parses one kiosk's records of `date` into rows and sums. Runs on a blocking thread.
+fn kiosk_rows(input: reconcile::KioskInput, date: ServiceDate, wanted: Wanted) -> KioskRows {
+    let device = input.device.id.clone();
+    let mut kiosk = KioskRows {
+        site: input.device.site.clone(),
+        meals: Vec::new(),
+        top_ups: Vec::new(),
+        sums: SiteSums::default(),
+    };
+    let parsed: Vec<(Seq, Timestamp, RecordBody)> = input
+        .records
+        .iter()
+        .filter_map(|stored| {
+            Payload::parse(&stored.record.payload)
+                .ok()
+                .map(|payload| (stored.seq, payload.at, payload.body))
+        })
+        .collect();
+    let mut voided: BTreeSet<Seq> = BTreeSet::new();
+    let sums = &mut kiosk.sums;
+    for (_, _, body) in &parsed {
+        let RecordBody::Void(void) = body else {
+            continue;
+        };
+        let target = parsed
+            .binary_search_by_key(&void.voided_seq, |(seq, _, _)| *seq)
+            .ok()
+            .map(|index| parsed[index].2.clone())
+            .or_else(|| {
+                input
+                    .voided_before
+                    .get(&void.voided_seq)
+                    .and_then(|signed| Payload::parse(&signed.payload).ok())
+                    .map(|payload| payload.body)
+            });
+        voided.insert(void.voided_seq);
+        match target {
+            Some(RecordBody::Meal(meal)) => sums.voided_meals += meal.price.get(),
+            Some(RecordBody::TopUp(top_up)) => match top_up.method {
+                TopUpMethod::Cash => sums.voided_cash += top_up.amount.get(),
+                TopUpMethod::Cheque => sums.voided_cheques += top_up.amount.get(),
+            },
+            _ => {}
+        }
+    }
+    for (seq, at, body) in parsed {
+        match body {
+            RecordBody::Meal(meal) => {
+                sums.meals += meal.price.get();
+                if wanted == Wanted::Rows {
+                    kiosk.meals.push(MealRow {
+                        date,
+                        site: kiosk.site.clone(),
+                        device: device.clone(),
+                        seq,
+                        at,
+                        meal,
+                        voided: voided.contains(&seq),
+                    });
+                }
+            }
+            RecordBody::TopUp(top_up) => {
+                let method = match top_up.method {
+                    TopUpMethod::Cash => {
+                        sums.cash += top_up.amount.get();
+                        "cash"
+                    }
+                    TopUpMethod::Cheque => {
+                        sums.cheques += top_up.amount.get();
+                        "cheque"
+                    }
+                };
+                kiosk.top_ups.push(TopUpRow {
+                    date,
+                    source: "kiosk",
+                    site: Some(kiosk.site.clone()),
+                    origin: format!("{device}/{seq}"),
+                    at,
+                    account: top_up.account.to_string(),
+                    amount: top_up.amount,
+                    method,
+                    reference: top_up
+                        .reference
+                        .as_ref()
+                        .map_or_else(String::new, ToString::to_string),
+                    voided: voided.contains(&seq),
+                });
+            }
+            RecordBody::DayClose(close) if Some(seq) == input.close => {
+                sums.cash_difference += close.cash_difference.get();
+            }
+            _ => {}
+        }
+    }
+    kiosk
+}
+
 fn write_meals(rows: &Rows, out: &mut impl Write) -> Result<u64, ExportError> {
     let mut writer = csv::Writer::from_writer(out);
     writer.write_record([
@@ -424,26 +492,32 @@ fn write_meals(rows: &Rows, out: &mut impl Write) -> Result<u64, ExportError> {
         "via",
         "voided",
     ])?;
+    // Fields are written one by one through one buffer: a million rows, no string each.
+    let mut text = String::new();
+    let mut formatted = |writer: &mut csv::Writer<_>, value: std::fmt::Arguments<'_>| {
+        use std::fmt::Write as _;
+        text.clear();
+        write!(text, "{value}").map_err(|_| std::io::Error::other("formatting a field"))?;
+        writer.write_field(text.as_str())
+    };
     for row in &rows.meals {
-        let via = match &row.meal.via {
-            MealVia::Card(uid) => format!("card {uid}"),
-            MealVia::Staff(staff) => format!("staff {staff}"),
-        };
-        writer.write_record([
-            row.date.to_string(),
-            row.site.to_string(),
-            row.device.to_string(),
-            row.seq.to_string(),
-            row.at.to_string(),
-            row.meal.service.to_string(),
-            row.meal.meal_type.to_string(),
-            row.meal.bracket.to_string(),
-            row.meal.pupil.to_string(),
-            row.meal.account.to_string(),
-            row.meal.price.get().to_string(),
-            via,
-            row.voided.to_string(),
-        ])?;
+        formatted(&mut writer, format_args!("{}", row.date))?;
+        writer.write_field(row.site.as_str())?;
+        writer.write_field(row.device.as_str())?;
+        formatted(&mut writer, format_args!("{}", row.seq))?;
+        formatted(&mut writer, format_args!("{}", row.at))?;
+        writer.write_field(row.meal.service.as_str())?;
+        writer.write_field(row.meal.meal_type.as_str())?;
+        writer.write_field(row.meal.bracket.as_str())?;
+        writer.write_field(row.meal.pupil.as_str())?;
+        writer.write_field(row.meal.account.as_str())?;
+        formatted(&mut writer, format_args!("{}", row.meal.price.get()))?;
+        match &row.meal.via {
+            MealVia::Card(uid) => formatted(&mut writer, format_args!("card {uid}"))?,
+            MealVia::Staff(staff) => formatted(&mut writer, format_args!("staff {staff}"))?,
+        }
+        writer.write_field(if row.voided { "true" } else { "false" })?;
+        writer.write_record(None::<&[u8]>)?;
     }
     writer.flush()?;
     Ok(count(rows.meals.len()) + 1)

@@ -19,7 +19,7 @@
 //! an approved void credits the account back by an adjustment dated at the start of the next
 //! day that is not signed off.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use proto::record::{CloseCategory, DayClose, GrandTotals, MealVia, RefusalReason, TopUpMethod};
@@ -40,6 +40,10 @@ pub const LATE_UPLOAD_GRACE_MS: i64 = 60 * 60 * 1000;
 
 /// How far ahead an approved void's correction looks for a day not signed off.
 pub const NEXT_OPEN_DAY_SEARCH_DAYS_MAX: u32 = 366;
+
+/// Kiosks read ahead of the checks: enough to keep the database busy while the checks run,
+/// few enough that memory holds a handful of kiosks' days.
+pub const KIOSKS_READ_AHEAD_MAX: usize = 4;
 
 /// Findings listed for one kind and one kiosk; beyond it one more finding counts the rest, so
 /// a kiosk gone wrong cannot make a report of millions of lines.
@@ -454,25 +458,70 @@ pub async fn run<S: Store>(
 
     let total = devices.len();
     let parallel = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let mut tasks = tokio::task::JoinSet::new();
     let mut outcomes = Vec::with_capacity(total);
-    let mut done = 0;
     progress(0, total);
-    for (device, expected) in devices {
-        let input = kiosk_input(store, device, expected, &day).await?;
-        let floors = Arc::clone(&floors);
-        tasks.spawn_blocking(move || check_kiosk(input, &day, &floors));
-        while tasks.len() >= parallel {
-            outcomes.push(joined(tasks.join_next().await)?);
+    // Reading and checking overlap: kiosks are read by two readers at once (each
+    // waits on the database in turn), up to `KIOSKS_READ_AHEAD_MAX` ahead of the checks, which
+    // run on blocking threads, as many at a time as there are cores. Outcomes are sorted by
+    // device afterwards, so the order kiosks are read in does not matter.
+    let (ready, inputs) = tokio::sync::mpsc::channel(KIOSKS_READ_AHEAD_MAX);
+    let read = |reader: usize| {
+        let ready = ready.clone();
+        let devices = &devices;
+        async move {
+            for (device, expected) in devices.iter().skip(reader).step_by(KIOSK_READERS) {
+                let input = kiosk_input(store, device.clone(), *expected, &day).await?;
+                if ready.send(input).await.is_err() {
+                    break;
+                }
+            }
+            Ok::<(), ReconcileError>(())
+        }
+    };
+    // One future per reader: every kiosk is read by exactly one of them.
+    const KIOSK_READERS: usize = 2;
+    let reads = (read(0), read(1));
+    drop(ready);
+    // The day's operations and the ledger's sums are read meanwhile too.
+    let ledger = async {
+        if site.is_some() {
+            return Ok(None);
+        }
+        let operations = store.operations_between(day.start, day.end).await?;
+        let totals = store.ledger_totals(day.start, day.end).await?;
+        Ok::<_, ReconcileError>(Some((operations, totals)))
+    };
+    let check = async {
+        // Owned here, so a failed check closes the channel and stops the reading.
+        let mut inputs = inputs;
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut done = 0;
+        let mut finished = |result, outcomes: &mut Vec<KioskOutcome>| {
+            outcomes.push(joined(result)?);
             done += 1;
             progress(done, total);
+            Ok::<(), ReconcileError>(())
+        };
+        while let Some(input) = inputs.recv().await {
+            let floors = Arc::clone(&floors);
+            tasks.spawn_blocking(move || check_kiosk(input, &day, &floors));
+            while tasks.len() >= parallel {
+                finished(tasks.join_next().await, &mut outcomes)?;
+            }
         }
-    }
-    while let Some(result) = tasks.join_next().await {
-        outcomes.push(joined(Some(result))?);
-        done += 1;
-        progress(done, total);
-    }
+        while let Some(result) = tasks.join_next().await {
+            finished(Some(result), &mut outcomes)?;
+        }
+        Ok::<(), ReconcileError>(())
+    };
+    // On the heap: the readers, the checks and the ledger reads make a large future.
+    let ((first, second), check, ledger) =
+        Box::pin(async { tokio::join!(async { tokio::join!(reads.0, reads.1) }, check, ledger) })
+            .await;
+    first?;
+    second?;
+    check?;
+    let ledger = ledger?;
     outcomes.sort_by(|a, b| a.kiosk.device.cmp(&b.kiosk.device));
 
     let mut findings = Vec::new();
@@ -544,17 +593,21 @@ pub async fn run<S: Store>(
             summary.cash_difference,
             kiosk.cash_difference.unwrap_or(Cents::ZERO),
         )?;
-        meals_seen.extend(outcome.meals);
+        let index = kiosks.len();
+        meals_seen.extend(outcome.meals.into_iter().map(|meal| MealSeen {
+            kiosk: index,
+            ..meal
+        }));
         kiosks.push(kiosk);
     }
 
-    let proposals = duplicate_meals(date, meals_seen, &mut findings);
+    let proposals = duplicate_meals(store, date, meals_seen, &kiosks, &mut findings).await?;
     quarantined(store, site, &kiosks, &day, &mut findings).await?;
 
     let mut adjustments = Cents::ZERO;
     let mut balances = None;
-    if site.is_none() {
-        for operation in store.operations_between(day.start, day.end).await? {
+    if let Some((operations, totals)) = ledger {
+        for operation in operations {
             let line = match operation.kind.as_str() {
                 "top_up" if operation.detail.starts_with("cheque") => {
                     Some((TopUpSource::Counter, PaymentMethod::Cheque))
@@ -572,7 +625,6 @@ pub async fn run<S: Store>(
                 None => adjustments = add(adjustments, operation.amount)?,
             }
         }
-        let totals = store.ledger_totals(day.start, day.end).await?;
         let opening = totals.before;
         let closing = totals
             .balances_now
@@ -875,17 +927,19 @@ pub(crate) async fn kiosk_input<S: Store>(
     })
 }
 
-/// A meal seen in a kiosk's day, for the cross-kiosk duplicate check.
+/// A meal seen in a kiosk's day, for the cross-kiosk duplicate check. Its signed record is
+/// read again only if it is a duplicate: a day's meals are most of its records.
 #[derive(Clone, Debug)]
 struct MealSeen {
     key: (ServiceDate, ServiceId, PupilId),
     at: Timestamp,
-    device: DeviceId,
+    /// The kiosk's index in the report's kiosks, which are in device order.
+    kiosk: usize,
     seq: Seq,
-    site: SiteId,
+    /// The hash of its payload, which names the stored record exactly.
+    hash: proto::Digest,
     account: AccountId,
     price: Cents,
-    record: SignedRecord,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -1076,12 +1130,15 @@ fn check_kiosk(input: KioskInput, day: &Day, floors: &BTreeMap<AccountId, Cents>
         );
     }
 
-    // Sums and per-record findings, over the records that verified.
-    let by_seq: BTreeMap<Seq, &Record> = report
-        .records
-        .iter()
-        .map(|record| (record.seq(), record))
-        .collect();
+    // Sums and per-record findings, over the records that verified (in `seq` order, one per
+    // `seq`, so a voided record is found by binary search).
+    let by_seq = |seq: Seq| -> Option<&Record> {
+        report
+            .records
+            .binary_search_by_key(&seq, Record::seq)
+            .ok()
+            .map(|index| &report.records[index])
+    };
     let mut voided: BTreeSet<Seq> = BTreeSet::new();
     let mut close_lines: BTreeMap<CloseKey, (u32, Cents)> = BTreeMap::new();
     let mut cash_expected = Cents::ZERO;
@@ -1149,12 +1206,11 @@ fn check_kiosk(input: KioskInput, day: &Day, floors: &BTreeMap<AccountId, Cents>
                 meals.push(MealSeen {
                     key: (meal.service_date, meal.service.clone(), meal.pupil.clone()),
                     at: record.payload().at,
-                    device: device.id.clone(),
+                    kiosk: 0,
                     seq,
-                    site: device.site.clone(),
+                    hash: record.hash(),
                     account: meal.account.clone(),
                     price: meal.price,
-                    record: signed.clone(),
                 });
             }
             RecordBody::TopUp(top_up) => {
@@ -1175,8 +1231,7 @@ fn check_kiosk(input: KioskInput, day: &Day, floors: &BTreeMap<AccountId, Cents>
                 add_to(&mut sum.1, top_up.amount);
             }
             RecordBody::Void(void) => {
-                let target = by_seq
-                    .get(&void.voided_seq)
+                let target = by_seq(void.voided_seq)
                     .map(|record| (record.payload().body.clone(), record.signed().clone()))
                     .or_else(|| {
                         input
@@ -1528,13 +1583,32 @@ pub fn is_day_close(record: &SignedRecord) -> bool {
 }
 
 /// The same pupil served in the same service more than once: every meal after the first
-/// becomes a proposed void.
-fn duplicate_meals(
+/// becomes a proposed void. The two signed records are read from the store as evidence.
+async fn duplicate_meals<S: Store>(
+    store: &S,
     date: ServiceDate,
-    mut meals: Vec<MealSeen>,
+    meals: Vec<MealSeen>,
+    kiosks: &[KioskDay],
     findings: &mut Vec<Finding>,
-) -> Vec<ProposedVoid> {
-    meals.sort_by(|a, b| (&a.key, a.at, &a.device, a.seq).cmp(&(&b.key, b.at, &b.device, b.seq)));
+) -> Result<Vec<ProposedVoid>, ReconcileError> {
+    // Only meals that share their key with another can be duplicates: a day's million meals
+    // are counted by key, and the few left are sorted. Kiosks are in device order, so their
+    // index orders meals as their device would.
+    let mut served: HashMap<&(ServiceDate, ServiceId, PupilId), u32> =
+        HashMap::with_capacity(meals.len());
+    for meal in &meals {
+        *served.entry(&meal.key).or_insert(0) += 1;
+    }
+    let shared: HashSet<&(ServiceDate, ServiceId, PupilId)> = served
+        .into_iter()
+        .filter(|(_, count)| *count > 1)
+        .map(|(key, _)| key)
+        .collect();
+    let mut meals: Vec<&MealSeen> = meals
+        .iter()
+        .filter(|meal| shared.contains(&meal.key))
+        .collect();
+    meals.sort_by(|a, b| (&a.key, a.at, a.kiosk, a.seq).cmp(&(&b.key, b.at, b.kiosk, b.seq)));
     let mut proposals = Vec::new();
     let mut group_start = 0;
     for index in 0..meals.len() {
@@ -1545,11 +1619,16 @@ fn duplicate_meals(
             continue;
         }
         // The first meal of the group stands.
-        let (kept, meal) = (&meals[group_start], &meals[index]);
+        let (kept, meal) = (meals[group_start], meals[index]);
+        let (kept_kiosk, kiosk) = (&kiosks[kept.kiosk], &kiosks[meal.kiosk]);
+        let mut evidence = Vec::new();
+        for (device, seen) in [(&kept_kiosk.device, kept), (&kiosk.device, meal)] {
+            evidence.extend(stored_record(store, device, seen.seq, seen.hash).await?);
+        }
         findings.push(Finding {
             kind: FindingKind::DuplicateMeal,
-            site: Some(meal.site.clone()),
-            device: Some(meal.device.clone()),
+            site: Some(kiosk.site.clone()),
+            device: Some(kiosk.device.clone()),
             seq: Some(meal.seq),
             detail: format!(
                 "pupil {} served twice in service {} of {}: first at {} seq {} ({}), again at \
@@ -1557,22 +1636,22 @@ fn duplicate_meals(
                 meal.key.2,
                 meal.key.1,
                 meal.key.0,
-                kept.device,
+                kept_kiosk.device,
                 kept.seq,
                 kept.at,
-                meal.device,
+                kiosk.device,
                 meal.seq,
                 meal.at
             ),
             action: FindingKind::DuplicateMeal.action().to_owned(),
-            evidence: vec![kept.record.clone(), meal.record.clone()],
+            evidence,
         });
         proposals.push(ProposedVoid {
             id: 0,
             date,
-            device: meal.device.clone(),
+            device: kiosk.device.clone(),
             seq: meal.seq,
-            kept_device: kept.device.clone(),
+            kept_device: kept_kiosk.device.clone(),
             kept_seq: kept.seq,
             account: meal.account.clone(),
             pupil: meal.key.2.clone(),
@@ -1584,7 +1663,32 @@ fn duplicate_meals(
             correction_date: None,
         });
     }
-    proposals
+    Ok(proposals)
+}
+
+/// The stored record of `device` whose payload hashes to `hash`, normally stored at `seq`.
+async fn stored_record<S: Store>(
+    store: &S,
+    device: &DeviceId,
+    seq: Seq,
+    hash: proto::Digest,
+) -> Result<Option<SignedRecord>, ReconcileError> {
+    let is_it = |stored: &StoredRecord| stored.record.payload_hash() == hash;
+    if let Some(found) = store
+        .record_range(device, seq, Some(seq))
+        .await?
+        .into_iter()
+        .find(is_it)
+    {
+        return Ok(Some(found.record));
+    }
+    // Another record is stored at `seq` (the stored chain was reordered): look through it all.
+    Ok(store
+        .records(device)
+        .await?
+        .into_iter()
+        .find(is_it)
+        .map(|stored| stored.record))
 }
 
 /// Records the store refused at ingest whose kiosk time falls in the day, and gaps still open,

@@ -201,6 +201,19 @@ async fn duplicate_meals_are_proposed_for_a_void_and_decided_by_finance(
             (FindingKind::DuplicateMeal, Some(2))
         ]
     );
+    // Its evidence: the meal that stands and the duplicate, as the kiosks signed them.
+    let duplicate = report
+        .findings
+        .iter()
+        .find(|finding| finding.kind == FindingKind::DuplicateMeal)
+        .unwrap();
+    assert_eq!(
+        duplicate.evidence,
+        vec![
+            k1.written[0].signed().clone(),
+            k2.written[0].signed().clone()
+        ]
+    );
     let proposals = store.proposed_voids(Some(date())).await.unwrap();
     assert_eq!(proposals.len(), 2);
     assert!(proposals.iter().all(|proposal| {

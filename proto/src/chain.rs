@@ -1,7 +1,7 @@
 //! One kiosk's chain of records: writing the next link, and verifying a sequence of records
 //! with every defect reported by name.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use crate::crypto::{Digest, PublicKey, SigningKey};
 use crate::ids::{DeviceId, Seq, Timestamp};
@@ -379,35 +379,51 @@ pub fn verify_anchored<'a>(
             .filter_map(|record| record.as_ref().ok().map(Record::seq))
             .max()
     });
-    let by_hash: HashMap<Digest, usize> = read
-        .iter()
-        .enumerate()
-        .filter_map(|(index, record)| record.as_ref().ok().map(|record| (record.hash(), index)))
-        .collect();
-    // Every record linked to an anchor whose signature verifies.
-    let mut covered: HashSet<Digest> = HashSet::new();
+    let hash_at = |index: usize| read[index].as_ref().ok().map(Record::hash);
+    // Where the record a `prev` names is: normally just before the record naming it, else
+    // looked up by hash (an index built only when a chain is out of order).
+    let mut by_hash: Option<HashMap<Digest, usize>> = None;
+    let mut find = |prev: Digest, after: usize| -> Option<usize> {
+        if let Some(before) = after.checked_sub(1)
+            && hash_at(before) == Some(prev)
+        {
+            return Some(before);
+        }
+        by_hash
+            .get_or_insert_with(|| {
+                (0..read.len())
+                    .filter_map(|index| hash_at(index).map(|hash| (hash, index)))
+                    .collect()
+            })
+            .get(&prev)
+            .copied()
+    };
+    // Every record linked to an anchor whose signature verifies, by position. (A record equal
+    // to a covered one but not itself linked is simply verified on its own.)
+    let mut covered = vec![false; read.len()];
     for (index, record) in read.iter().enumerate() {
         let Ok(record) = record else { continue };
-        if Some(record.seq()) != anchor_seq || covered.contains(&record.hash()) {
+        if Some(record.seq()) != anchor_seq || covered[index] {
             continue;
         }
         if records[index].verify(key).is_err() {
             continue;
         }
-        covered.insert(record.hash());
-        let mut prev = record.payload().prev;
-        while let Some(&before) = by_hash.get(&prev) {
-            if !covered.insert(prev) {
+        covered[index] = true;
+        let (mut at, mut prev) = (index, record.payload().prev);
+        while let Some(before) = find(prev, at) {
+            if covered[before] {
                 break;
             }
-            let Ok(before) = &read[before] else { break };
-            prev = before.payload().prev;
+            covered[before] = true;
+            let Ok(record) = &read[before] else { break };
+            (at, prev) = (before, record.payload().prev);
         }
     }
     let mut verifier = ChainVerifier::new(device.clone(), *key, start);
-    for (signed, record) in records.into_iter().zip(read) {
+    for ((signed, record), covered) in records.into_iter().zip(read).zip(covered) {
         let record = match record {
-            Ok(record) if covered.contains(&record.hash()) => Ok(record),
+            Ok(record) if covered => Ok(record),
             _ => signed.verify(key),
         };
         verifier.push_read(signed, record);

@@ -42,6 +42,33 @@ pub enum ParseError {
     TextControl,
 }
 
+/// Deserializes a string through `parse`, reading it in place when the input allows: no copy is
+/// made before the value is parsed.
+pub(crate) fn deserialize_str_with<'de, D, T, E>(
+    deserializer: D,
+    parse: fn(&str) -> Result<T, E>,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    E: fmt::Display,
+{
+    struct Parsed<T, E>(fn(&str) -> Result<T, E>);
+
+    impl<T, E: fmt::Display> serde::de::Visitor<'_> for Parsed<T, E> {
+        type Value = T;
+
+        fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+            formatter.write_str("a string")
+        }
+
+        fn visit_str<Error: serde::de::Error>(self, text: &str) -> Result<T, Error> {
+            (self.0)(text).map_err(Error::custom)
+        }
+    }
+
+    deserializer.deserialize_str(Parsed(parse))
+}
+
 /// Free text in a record or snapshot (a first name, a reason, a cheque number): 1 to
 /// [`TEXT_CHARS_MAX`] characters, not only spaces, no control characters, no leading or trailing
 /// spaces.
@@ -86,8 +113,7 @@ impl Serialize for Text {
 
 impl<'de> Deserialize<'de> for Text {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Text, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        Text::parse(&text).map_err(serde::de::Error::custom)
+        deserialize_str_with(deserializer, Text::parse)
     }
 }
 
@@ -142,8 +168,7 @@ macro_rules! id_type {
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<$name, D::Error> {
-                let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-                $name::parse(&text).map_err(serde::de::Error::custom)
+                deserialize_str_with(deserializer, $name::parse)
             }
         }
     };
@@ -268,8 +293,7 @@ impl Serialize for CardUid {
 
 impl<'de> Deserialize<'de> for CardUid {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<CardUid, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        CardUid::from_hex(&text).map_err(serde::de::Error::custom)
+        deserialize_str_with(deserializer, CardUid::from_hex)
     }
 }
 
@@ -357,8 +381,7 @@ impl Serialize for ServiceDate {
 
 impl<'de> Deserialize<'de> for ServiceDate {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ServiceDate, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        ServiceDate::parse(&text).map_err(serde::de::Error::custom)
+        deserialize_str_with(deserializer, ServiceDate::parse)
     }
 }
 
@@ -388,6 +411,9 @@ impl Timestamp {
     }
 
     pub fn parse(text: &str) -> Result<Timestamp, ParseError> {
+        if let Some(fields) = timestamp_fields(text) {
+            return Timestamp::from_fields(fields);
+        }
         let instant = time::PrimitiveDateTime::parse(text, TIMESTAMP_FORMAT)
             .map_err(|_| ParseError::Timestamp)?
             .assume_offset(UtcOffset::UTC);
@@ -402,10 +428,95 @@ impl Timestamp {
     pub fn date_utc(self) -> Date {
         self.0.date()
     }
+
+    /// The instant of the fields of the one written form, if they name one.
+    fn from_fields(fields: [u16; 7]) -> Result<Timestamp, ParseError> {
+        let [year, month, day, hour, minute, second, milli] = fields;
+        let month = u8::try_from(month)
+            .ok()
+            .and_then(|month| time::Month::try_from(month).ok())
+            .ok_or(ParseError::Timestamp)?;
+        let small = |value: u16| u8::try_from(value).map_err(|_| ParseError::Timestamp);
+        let date = Date::from_calendar_date(i32::from(year), month, small(day)?)
+            .map_err(|_| ParseError::Timestamp)?;
+        let time = time::Time::from_hms_milli(small(hour)?, small(minute)?, small(second)?, milli)
+            .map_err(|_| ParseError::Timestamp)?;
+        Ok(Timestamp(
+            time::PrimitiveDateTime::new(date, time).assume_offset(UtcOffset::UTC),
+        ))
+    }
+
+    /// The written form, when the year has four digits (always, for a timestamp made by
+    /// [`Timestamp::from_unix_ms`] or by the fast path of [`Timestamp::parse`]).
+    fn to_ascii(self) -> Option<[u8; TIMESTAMP_BYTES]> {
+        let year = u16::try_from(self.0.year())
+            .ok()
+            .filter(|year| *year <= 9999)?;
+        let fields = [
+            (year, 4),
+            (u16::from(u8::from(self.0.month())), 2),
+            (u16::from(self.0.day()), 2),
+            (u16::from(self.0.hour()), 2),
+            (u16::from(self.0.minute()), 2),
+            (u16::from(self.0.second()), 2),
+            (self.0.millisecond(), 3),
+        ];
+        let mut text = *b"0000-00-00T00:00:00.000Z";
+        for ((value, width), start) in fields.into_iter().zip(TIMESTAMP_FIELD_STARTS) {
+            let mut value = value;
+            for index in (start..start + width).rev() {
+                text[index] = b'0' + u8::try_from(value % 10).unwrap_or(0);
+                value /= 10;
+            }
+        }
+        Some(text)
+    }
+}
+
+/// Bytes of a timestamp's written form, `2026-11-29T11:45:03.120Z`.
+const TIMESTAMP_BYTES: usize = 24;
+
+/// Where each field of the written form starts: year, month, day, hour, minute, second,
+/// milliseconds.
+const TIMESTAMP_FIELD_STARTS: [usize; 7] = [0, 5, 8, 11, 14, 17, 20];
+
+/// The numeric fields of `text` if it has exactly the shape of the written form (digits where
+/// digits go, the separators where they go), not yet checked as a date and time.
+fn timestamp_fields(text: &str) -> Option<[u16; 7]> {
+    let bytes: &[u8; TIMESTAMP_BYTES] = text.as_bytes().try_into().ok()?;
+    let separators = [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+        (23, b'Z'),
+    ];
+    if separators
+        .iter()
+        .any(|(index, byte)| bytes[*index] != *byte)
+    {
+        return None;
+    }
+    let widths = [4, 2, 2, 2, 2, 2, 3];
+    let mut fields = [0_u16; 7];
+    for ((field, start), width) in fields.iter_mut().zip(TIMESTAMP_FIELD_STARTS).zip(widths) {
+        for byte in &bytes[start..start + width] {
+            if !byte.is_ascii_digit() {
+                return None;
+            }
+            *field = *field * 10 + u16::from(byte - b'0');
+        }
+    }
+    Some(fields)
 }
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(text) = self.to_ascii() {
+            return f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?);
+        }
         let text = self.0.format(TIMESTAMP_FORMAT).map_err(|_| fmt::Error)?;
         f.write_str(&text)
     }
@@ -419,8 +530,7 @@ impl Serialize for Timestamp {
 
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Timestamp, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        Timestamp::parse(&text).map_err(serde::de::Error::custom)
+        deserialize_str_with(deserializer, Timestamp::parse)
     }
 }
 
@@ -573,6 +683,29 @@ mod tests {
         check("2026-11-29T11:45:03.120+01:00", false);
         check("2026-11-29t11:45:03.120z", false);
         check("2026-11-29T25:45:03.120Z", false);
+        // The fixed-shape fast path still judges the values as a calendar does.
+        check("2028-02-29T23:59:59.999Z", true);
+        check("2026-02-29T12:00:00.000Z", false);
+        check("2026-04-31T12:00:00.000Z", false);
+        check("2026-00-10T12:00:00.000Z", false);
+        check("2026-13-10T12:00:00.000Z", false);
+        check("2026-11-29T24:00:00.000Z", false);
+        check("2026-11-29T11:60:03.120Z", false);
+        check("2026-11-29T11:45:60.120Z", false);
+        check("0000-01-01T00:00:00.000Z", true);
+        check("9999-12-31T23:59:59.999Z", true);
+        check("2026-11-29T11:45:0x.120Z", false);
+        check("+026-11-29T11:45:03.120Z", false);
+        check("2026-11-29 11:45:03.120Z", false);
+        // Every instant of a day, minute by minute, written and read back.
+        for minute in 0..24 * 60 {
+            let at = Timestamp::from_unix_ms(1_795_910_400_000 + minute * 60_123).unwrap();
+            assert_eq!(Timestamp::parse(&at.to_string()), Ok(at));
+            let general = time::PrimitiveDateTime::parse(&at.to_string(), TIMESTAMP_FORMAT)
+                .unwrap()
+                .assume_offset(UtcOffset::UTC);
+            assert_eq!(at, Timestamp(general));
+        }
         let at = Timestamp::from_unix_ms(1_795_952_703_120).unwrap();
         assert_eq!(at.to_string(), "2026-11-29T11:45:03.120Z");
         assert_eq!(at.unix_ms(), 1_795_952_703_120);

@@ -471,7 +471,28 @@ impl Payload {
 
     /// Parses payload bytes already known to be signed. The format version and kind are read
     /// first, so a newer record gets a clear error rather than a parse failure.
+    ///
+    /// A payload in canonical form (every stored record) is read in one pass, its fields in
+    /// their written order, then checked against its canonical bytes without building them.
+    /// Anything else takes the general path below, which names the defect.
     pub fn parse(text: &str) -> Result<Payload, RecordError> {
+        let Ok(payload) = serde_json::from_str::<InOrder>(text) else {
+            return Payload::parse_any_order(text);
+        };
+        let payload = payload.0;
+        if payload.v != FORMAT_VERSION {
+            return Err(RecordError::UnknownVersion { version: payload.v });
+        }
+        if !payload.is_canonical_form_of(text) {
+            return Err(not_canonical());
+        }
+        payload.body.check()?;
+        Ok(payload)
+    }
+
+    /// The general path of [`Payload::parse`]: version and kind first, then the payload, then
+    /// its canonical form.
+    fn parse_any_order(text: &str) -> Result<Payload, RecordError> {
         #[derive(Deserialize)]
         struct Envelope {
             v: Option<serde_json::Value>,
@@ -499,15 +520,175 @@ impl Payload {
         }
         let payload: Payload = serde_json::from_str(text)
             .map_err(|error| RecordError::malformed(error.to_string()))?;
-        // One spelling per content: no unknown fields, no reordering, no extra whitespace, no
-        // alternative escapes. The signature alone cannot promise that.
-        if payload.to_canonical_json() != text {
-            return Err(RecordError::malformed(
-                "not in canonical form (unknown field, field order, spacing or escaping)",
-            ));
+        if !payload.is_canonical_form_of(text) {
+            return Err(not_canonical());
         }
         payload.body.check()?;
         Ok(payload)
+    }
+
+    /// Whether `text` is exactly [`Payload::to_canonical_json`]: one spelling per content, no
+    /// unknown fields, no reordering, no extra whitespace, no alternative escapes (the
+    /// signature alone cannot promise that). Compared as it is written, with no copy made.
+    fn is_canonical_form_of(&self, text: &str) -> bool {
+        let mut same = SameBytes {
+            expected: text.as_bytes(),
+            matched: 0,
+        };
+        serde_json::to_writer(&mut same, self).is_ok() && same.matched == text.len()
+    }
+}
+
+fn not_canonical() -> RecordError {
+    RecordError::malformed(
+        "not in canonical form (unknown field, field order, spacing or escaping)",
+    )
+}
+
+/// A writer that only compares what is written with `expected`, failing at the first byte
+/// that differs or overruns it.
+struct SameBytes<'a> {
+    expected: &'a [u8],
+    /// Bytes written so far, all equal to the start of `expected`.
+    matched: usize,
+}
+
+impl std::io::Write for SameBytes<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let end = self.matched.saturating_add(bytes.len());
+        if self.expected.get(self.matched..end) != Some(bytes) {
+            return Err(std::io::Error::other("not the canonical bytes"));
+        }
+        self.matched = end;
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A payload read with its header fields in canonical order (`v`, `device`, `seq`, `prev`,
+/// `at`, `kind`) and the kind's fields after them: one pass, with no intermediate buffer
+/// (serde's `flatten` and internally tagged enums buffer every field first). Fails on any
+/// other order, so [`Payload::parse`] falls back to its general path.
+struct InOrder(Payload);
+
+impl<'de> Deserialize<'de> for InOrder {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<InOrder, D::Error> {
+        deserializer.deserialize_map(InOrderVisitor)
+    }
+}
+
+struct InOrderVisitor;
+
+impl<'de> serde::de::Visitor<'de> for InOrderVisitor {
+    type Value = InOrder;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("a record payload in canonical field order")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<InOrder, A::Error> {
+        fn field<'de, T: Deserialize<'de>, A: serde::de::MapAccess<'de>>(
+            map: &mut A,
+            name: &'static str,
+        ) -> Result<T, A::Error> {
+            if map.next_key_seed(Key(name))?.is_none() {
+                return Err(serde::de::Error::missing_field(name));
+            }
+            map.next_value()
+        }
+        let v = field(&mut map, "v")?;
+        let device = field(&mut map, "device")?;
+        let seq = field(&mut map, "seq")?;
+        let prev = field(&mut map, "prev")?;
+        let at = field(&mut map, "at")?;
+        if map.next_key_seed(Key("kind"))?.is_none() {
+            return Err(serde::de::Error::missing_field("kind"));
+        }
+        let kind = map.next_value_seed(KindSeed)?;
+        let rest = serde::de::value::MapAccessDeserializer::new(map);
+        let body = match kind {
+            RecordKind::Meal => RecordBody::Meal(Deserialize::deserialize(rest)?),
+            RecordKind::TopUp => RecordBody::TopUp(Deserialize::deserialize(rest)?),
+            RecordKind::Void => RecordBody::Void(Deserialize::deserialize(rest)?),
+            RecordKind::DayClose => RecordBody::DayClose(Deserialize::deserialize(rest)?),
+            RecordKind::KioskStart => RecordBody::KioskStart(Deserialize::deserialize(rest)?),
+            RecordKind::OfflineStart => RecordBody::OfflineStart(Deserialize::deserialize(rest)?),
+            RecordKind::OfflineEnd => RecordBody::OfflineEnd(Deserialize::deserialize(rest)?),
+            RecordKind::SnapshotApplied => {
+                RecordBody::SnapshotApplied(Deserialize::deserialize(rest)?)
+            }
+            RecordKind::StaffSignIn => RecordBody::StaffSignIn(Deserialize::deserialize(rest)?),
+            RecordKind::StaffSignOut => RecordBody::StaffSignOut(Deserialize::deserialize(rest)?),
+            RecordKind::StaffLockout => RecordBody::StaffLockout(Deserialize::deserialize(rest)?),
+            RecordKind::ConfigChange => RecordBody::ConfigChange(Deserialize::deserialize(rest)?),
+            RecordKind::ClockChange => RecordBody::ClockChange(Deserialize::deserialize(rest)?),
+            RecordKind::ClockDrift => RecordBody::ClockDrift(Deserialize::deserialize(rest)?),
+            RecordKind::TapRefused => RecordBody::TapRefused(Deserialize::deserialize(rest)?),
+        };
+        Ok(InOrder(Payload {
+            v,
+            device,
+            seq,
+            prev,
+            at,
+            body,
+        }))
+    }
+}
+
+/// Reads one map key and accepts it only if it is `self.0`.
+struct Key(&'static str);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Key {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl serde::de::Visitor<'_> for Key {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "the field `{}`", self.0)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<(), E> {
+        if key == self.0 {
+            Ok(())
+        } else {
+            Err(E::custom(format!("expected `{}`, found `{key}`", self.0)))
+        }
+    }
+}
+
+/// Reads the `kind` field's value as a [`RecordKind`].
+struct KindSeed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for KindSeed {
+    type Value = RecordKind;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<RecordKind, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl serde::de::Visitor<'_> for KindSeed {
+    type Value = RecordKind;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("a record kind")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, kind: &str) -> Result<RecordKind, E> {
+        RecordKind::parse(kind).ok_or_else(|| E::custom(format!("unknown kind {kind:?}")))
     }
 }
 
@@ -626,5 +807,116 @@ impl RecordKind {
         RecordKind::ALL
             .into_iter()
             .find(|kind| kind.as_str() == text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payloads() -> Vec<Payload> {
+        let id = |text: &str| StaffId::parse(text).unwrap();
+        let at = Timestamp::from_unix_ms(1_795_952_703_120).unwrap();
+        let uid = CardUid::parse(&[4, 0xa1, 0xb2, 0xc3, 0x80, 0x11, 0x22]).unwrap();
+        let meal = |via| {
+            RecordBody::Meal(Meal {
+                service: ServiceId::parse("lunch").unwrap(),
+                service_date: ServiceDate::parse("2026-11-30").unwrap(),
+                meal_type: MealType::parse("lunch").unwrap(),
+                account: AccountId::parse("A00042").unwrap(),
+                pupil: PupilId::parse("P00042").unwrap(),
+                bracket: BracketId::parse("q3").unwrap(),
+                price: Cents::new(385),
+                balance_after: Cents::new(-15),
+                via,
+            })
+        };
+        let bodies = [
+            meal(MealVia::Card(uid)),
+            meal(MealVia::Staff(id("staff-martin"))),
+            RecordBody::TopUp(TopUp {
+                account: AccountId::parse("A00042").unwrap(),
+                amount: Cents::new(2_000),
+                method: TopUpMethod::Cheque,
+                staff: id("staff-martin"),
+                reference: Some(Text::parse("chèque n° 0012345 « test » \"quoted\"").unwrap()),
+            }),
+            RecordBody::Void(Void {
+                voided_seq: Seq::new(3).unwrap(),
+                voided_hash: Digest::of(b"voided"),
+                staff: id("staff-martin"),
+                reason: Text::parse("wrong pupil").unwrap(),
+            }),
+            RecordBody::DayClose(DayClose {
+                service_date: ServiceDate::parse("2026-11-30").unwrap(),
+                staff: id("staff-martin"),
+                previous_close: Some(Seq::new(2).unwrap()),
+                lines: vec![CloseLine {
+                    category: CloseCategory::MealByCard,
+                    meal_type: Some(MealType::parse("lunch").unwrap()),
+                    bracket: Some(BracketId::parse("q3").unwrap()),
+                    count: 1,
+                    total: Cents::new(385),
+                }],
+                cash_expected: Cents::new(2_000),
+                cash_counted: Cents::new(1_990),
+                cash_difference: Cents::new(-10),
+                grand_totals: GrandTotals::default(),
+            }),
+            RecordBody::OfflineStart(OfflineStart { last_sync: None }),
+            RecordBody::OfflineStart(OfflineStart {
+                last_sync: Some(at),
+            }),
+            RecordBody::TapRefused(TapRefused {
+                card: uid,
+                reason: RefusalReason::InsufficientFunds,
+                service: None,
+            }),
+            RecordBody::ConfigChange(ConfigChange {
+                key: Text::parse("volume").unwrap(),
+                old: None,
+                new: Some(Text::parse("3").unwrap()),
+            }),
+        ];
+        bodies
+            .into_iter()
+            .enumerate()
+            .map(|(n, body)| Payload {
+                v: FORMAT_VERSION,
+                device: DeviceId::parse("kiosk-jaures-1").unwrap(),
+                seq: Seq::new(u64::try_from(n).unwrap() + 1).unwrap(),
+                prev: Digest::of(b"previous"),
+                at,
+                body,
+            })
+            .collect()
+    }
+
+    /// The one-pass reading gives what the general path gives, for canonical payloads of
+    /// every shape and for every payload one byte away from one.
+    #[test]
+    fn one_pass_reading_agrees_with_the_general_path() {
+        for payload in payloads() {
+            let text = payload.to_canonical_json();
+            assert_eq!(Payload::parse(&text), Ok(payload.clone()), "{text}");
+            let mut variants = Vec::new();
+            for (index, _) in text.char_indices() {
+                let mut deleted = text.clone();
+                deleted.remove(index);
+                variants.push(deleted);
+                for insert in [' ', '"', ',', '1', 'x', '}'] {
+                    let mut inserted = text.clone();
+                    inserted.insert(index, insert);
+                    variants.push(inserted);
+                }
+            }
+            for variant in variants {
+                assert_eq!(
+                    Payload::parse(&variant),
+                    Payload::parse_any_order(&variant),
+                    "{variant}"
+                );
+            }
+        }
     }
 }

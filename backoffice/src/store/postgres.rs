@@ -1476,12 +1476,16 @@ impl Store for PostgresStore {
 
     async fn day_closes(&self, device: &DeviceId) -> Result<Vec<(Seq, ServiceDate)>, StoreError> {
         let client = self.client().await?;
-        let rows = client
-            .query(
+        // Prepared once per connection: a reconciliation asks this of every kiosk.
+        let statement = client
+            .prepare_cached(
                 "SELECT seq, (payload::jsonb) ->> 'service_date' FROM records
                  WHERE device = $1 AND kind = 'day_close' ORDER BY seq",
-                &[&device.as_str()],
             )
+            .await
+            .map_err(unavailable)?;
+        let rows = client
+            .query(&statement, &[&device.as_str()])
             .await
             .map_err(unavailable)?;
         rows.iter()
@@ -1502,12 +1506,17 @@ impl Store for PostgresStore {
         let from = seq_to_i64(from)?;
         let to = to.map_or(Ok(i64::MAX), seq_to_i64)?;
         let client = self.client().await?;
-        let rows = client
-            .query(
+        // Prepared once per connection: a reconciliation or an export reads every kiosk's
+        // range, and an extra round trip each costs more than the rows under load.
+        let statement = client
+            .prepare_cached(
                 "SELECT seq, payload, signature, kiosk_at, received_at FROM records
                  WHERE device = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq",
-                &[&device.as_str(), &from, &to],
             )
+            .await
+            .map_err(unavailable)?;
+        let rows = client
+            .query(&statement, &[&device.as_str(), &from, &to])
             .await
             .map_err(unavailable)?;
         rows.iter()
