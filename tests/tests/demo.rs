@@ -31,7 +31,11 @@ impl Demo {
         let port = workspace::free_port();
         workspace::binary("kiosk");
         workspace::binary("backoffice");
-        let mut child = Command::new(workspace::root().join("deploy/demo/demo.sh"))
+        // As from a terminal: a run started in the background (a CI job, `nohup ... &`) would
+        // hand the script an ignored SIGINT, which a shell cannot trap, and Ctrl-C is the point.
+        let mut child = Command::new("env")
+            .arg("--default-signal=INT")
+            .arg(workspace::root().join("deploy/demo/demo.sh"))
             .env("DEMO_BIN_DIR", workspace::binary_dir())
             .env("DEMO_DIR", dir.path().join("demo"))
             .env("DEMO_PORT", port.to_string())
