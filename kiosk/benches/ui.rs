@@ -3,7 +3,9 @@
 //! 1. From the engine's decision reaching the UI thread to the result screen's first frame drawn
 //!    by the software renderer (1024x768), for served taps: p50/p99, target p99 <= 16 ms.
 //! 2. `kiosk run` with its window on a virtual X display, at rest after one tap: CPU used over
-//!    `--idle-s` seconds (target <= 0.5% of one core) and resident memory (target <= 60 MB).
+//!    `--idle-s` seconds (target <= 0.5% of one core), resident memory (target <= 60 MB), and
+//!    how often its threads woke (context switches, from `/proc`; no target, none expected but
+//!    the minute clock's).
 
 #![allow(
     clippy::float_arithmetic,
@@ -63,7 +65,9 @@ fn frame_times(taps: usize) {
     let common::TestKiosk {
         dir: _dir, engine, ..
     } = common::TestKiosk::new(taps + 1);
-    let (worker, sender, updates) = EngineWorker::start(engine, Arc::new(NoWaker));
+    let runtime = kiosk::run::runtime().unwrap();
+    let (worker, sender, updates) =
+        EngineWorker::start(runtime.handle(), engine, Arc::new(NoWaker));
     let ui = KioskUi::new(
         sender.clone(),
         updates,
@@ -123,6 +127,21 @@ fn process_rss_kb(pid: u32) -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
+/// Context switches of every thread of the process so far: each is a wakeup, or a preemption.
+fn process_context_switches(pid: u32) -> u64 {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("status")).ok())
+        .flat_map(|status| {
+            status
+                .lines()
+                .filter(|line| line.contains("ctxt_switches:"))
+                .filter_map(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
+}
+
 fn at_rest(idle_s: u64) {
     let dir = tempfile::tempdir().unwrap();
     let data = common::enrol(dir.path());
@@ -174,9 +193,11 @@ fn at_rest(idle_s: u64) {
     std::thread::sleep(Duration::from_secs(5));
     let pid = run.id();
     let cpu_before = process_cpu_ms(pid);
+    let switches_before = process_context_switches(pid);
     let started = Instant::now();
     std::thread::sleep(Duration::from_secs(idle_s));
     let cpu_ms = process_cpu_ms(pid) - cpu_before;
+    let switches = process_context_switches(pid) - switches_before;
     let wall_ms = started.elapsed().as_millis() as f64;
     let rss_mb = process_rss_kb(pid) as f64 / 1024.0;
     let _ = run.kill();
@@ -185,7 +206,7 @@ fn at_rest(idle_s: u64) {
     let _ = xvfb.wait();
     let cpu_percent = cpu_ms as f64 * 100.0 / wall_ms;
     println!(
-        "kiosk run at rest for {idle_s} s: CPU {cpu_ms} ms = {cpu_percent:.3}% of one core (target 0.5%, ratio {:.2}); resident {rss_mb:.1} MB (target 60 MB, ratio {:.2})",
+        "kiosk run at rest for {idle_s} s: CPU {cpu_ms} ms = {cpu_percent:.3}% of one core (target 0.5%, ratio {:.2}); resident {rss_mb:.1} MB (target 60 MB, ratio {:.2}); {switches} context switches",
         cpu_percent / 0.5,
         rss_mb / 60.0
     );

@@ -6,8 +6,8 @@
 //! - [`day_close`]: the Z record's totals.
 //! - [`clock`]: the time source, real or moved by hand.
 //! - [`export`]: signed records written as JSON Lines for audit or manual transfer.
-//! - [`ui`]: the Slint touchscreen wired to the engine on its own thread.
-//! - [`run`]: `kiosk run`, the engine, a card reader and the touchscreen together.
+//! - [`ui`]: the Slint touchscreen wired to the engine, a blocking task of the kiosk's runtime.
+//! - [`run`]: `kiosk run`, the engine, a card reader, the sync and the touchscreen on one runtime.
 //! - [`sound`]: the short sound cues of pupil-facing results.
 //! - [`text_ui`]: `kiosk run --ui text`, decisions as lines for a terminal without a display.
 //! - [`systemd`]: readiness and watchdog notifications to systemd.

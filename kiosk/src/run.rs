@@ -1,12 +1,12 @@
-//! `kiosk run`: the engine on its thread, a card reader on its thread, and the touchscreen on the
-//! main thread, where Slint's event loop runs; or, without a display, a text mode that prints
-//! each decision and the kiosk's state. Under systemd it reports readiness and, through a
-//! heartbeat the engine answers, liveness (`systemd.rs`).
+//! `kiosk run`: the touchscreen on the main thread, where Slint's event loop runs (or, without a
+//! display, a text mode that prints each decision and the kiosk's state), and everything else on
+//! one tokio runtime ([`runtime`]): the engine and the reader bridge as blocking tasks, the sync,
+//! the systemd watchdog and the stop signals as async tasks. Under systemd it reports readiness
+//! and, through a heartbeat the engine answers, liveness (`systemd.rs`).
 
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use hardware::simulated::SimulatedInput;
 use hardware::{
@@ -25,6 +25,16 @@ use crate::ui::{EngineWorker, KioskUi, RESULT_DISPLAY_MS_DEFAULT, TapSender, UiW
 /// How often the ready screen's clock and the service state are refreshed: the clock shows
 /// minutes, so nothing would change more often.
 const CLOCK_REFRESH_MS: u64 = 60_000;
+
+/// Async workers of the kiosk's runtime. The async work is small (one sync client, the
+/// watchdog, the stop signals) and nothing on the tap path waits for it; two workers, one per
+/// core of a kiosk, keep the watchdog and the text mode answering while the sync parses a large
+/// snapshot on the other.
+pub const RUNTIME_WORKER_THREADS: usize = 2;
+
+/// Threads for blocking tasks: the engine and the reader bridge hold one each for the kiosk's
+/// life; the rest serve short blocking calls (name resolution for the sync).
+pub const RUNTIME_BLOCKING_THREADS_MAX: usize = 8;
 
 /// Where taps come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,8 +85,8 @@ pub enum RunError {
     Notify(#[from] crate::systemd::NotifyError),
     #[error("sync: {0}")]
     Sync(#[from] crate::sync::SyncError),
-    #[error("sync thread: {0}")]
-    SyncThread(std::io::Error),
+    #[error("tokio runtime: {0}")]
+    Runtime(std::io::Error),
 }
 
 thread_local! {
@@ -121,9 +131,30 @@ pub fn start_engine(
     )?)
 }
 
+/// The kiosk's one tokio runtime. An idle runtime takes no wakeup: its workers sleep until a
+/// task is woken, and the sync's timer is the only one that runs.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(RUNTIME_WORKER_THREADS)
+        .max_blocking_threads(RUNTIME_BLOCKING_THREADS_MAX)
+        .thread_name("kiosk-runtime")
+        .enable_io()
+        .enable_time()
+        .build()
+}
+
 /// Runs the kiosk until its window is closed (window mode) or its reader's input ends (text
-/// mode).
+/// mode), or SIGTERM or SIGINT arrives; then stops the reader, the sync and the watchdog, and
+/// waits for the engine to finish the taps already queued.
 pub fn run(options: &RunOptions) -> Result<(), RunError> {
+    let runtime = runtime().map_err(RunError::Runtime)?;
+    let result = run_on(runtime.handle(), options);
+    // Every task has ended or was asked to; the stdin reader may still wait for a line.
+    runtime.shutdown_background();
+    result
+}
+
+fn run_on(runtime: &tokio::runtime::Handle, options: &RunOptions) -> Result<(), RunError> {
     let notifier = Notifier::from_env()?;
     let watchdog_timeout = crate::systemd::watchdog_timeout_from_env();
     let data = DataDir::new(&options.data_dir);
@@ -142,10 +173,10 @@ pub fn run(options: &RunOptions) -> Result<(), RunError> {
 
     let waker: Arc<dyn UiWaker> = match options.ui {
         UiMode::Window => Arc::new(EventLoopWaker),
-        // The printing loop blocks on the update channel itself.
+        // The printing loop awaits the update channel itself.
         UiMode::Text => Arc::new(NoWaker),
     };
-    let (worker, tap_sender, updates) = EngineWorker::start(engine, waker);
+    let (worker, tap_sender, updates) = EngineWorker::start(runtime, engine, waker);
     let face = match options.ui {
         UiMode::Window => {
             let ui = KioskUi::new(tap_sender.clone(), updates, language, display_ms)?;
@@ -158,7 +189,7 @@ pub fn run(options: &RunOptions) -> Result<(), RunError> {
 
     let (events, received) = hardware::event_channel();
     // Dropped when typed input ends; the other readers never end, so it lives until `run` ends.
-    let (input_open, input_ended) = std::sync::mpsc::sync_channel::<()>(0);
+    let (input_open, input_ended) = tokio::sync::oneshot::channel::<()>();
     let mut input_open = Some(input_open);
     let (reader, reader_label) = match &options.reader {
         ReaderSource::Pcsc { name_pattern } => {
@@ -184,8 +215,11 @@ pub fn run(options: &RunOptions) -> Result<(), RunError> {
             (reader.start(events)?, "standard input")
         }
     };
-    let bridge = spawn_bridge(received, tap_sender.clone());
-    let sync = start_sync(&data, &tap_sender)?;
+    let bridge = runtime.spawn_blocking({
+        let sender = tap_sender.clone();
+        move || bridge(&received, &sender)
+    });
+    let sync = start_sync(runtime, &data, &tap_sender)?;
 
     // Engine and reader are up: systemd may consider the kiosk started.
     notifier.ready(&format!("device {device}, reader {reader_label}"))?;
@@ -193,6 +227,7 @@ pub fn run(options: &RunOptions) -> Result<(), RunError> {
         Some(timeout) if notifier.is_active() => {
             let heartbeat_sender = tap_sender.clone();
             Some(Watchdog::start(
+                runtime,
                 Notifier::from_env()?,
                 crate::systemd::ping_period(timeout),
                 move |alive| heartbeat_sender.heartbeat(alive),
@@ -214,32 +249,71 @@ pub fn run(options: &RunOptions) -> Result<(), RunError> {
             if options.fullscreen {
                 ui.window().window().set_fullscreen(true);
             }
+            // A stop asked by systemd or Ctrl-C closes the window as a person would.
+            let signals = runtime.spawn(async {
+                stop_requested().await;
+                let _ = slint::quit_event_loop();
+            });
             ui.window().run()?;
+            signals.abort();
             clock_timer.stop();
         }
-        Face::Text(updates) => {
+        Face::Text(mut updates) => {
             println!("kiosk {device}: ready, reading cards from {reader_label}");
-            crate::text_ui::print_until_input_ends(&tap_sender, &updates, &input_ended);
+            runtime.block_on(crate::text_ui::print_until_input_ends(
+                &tap_sender,
+                &mut updates,
+                async {
+                    tokio::select! {
+                        _ = input_ended => {}
+                        () = stop_requested() => {}
+                    }
+                },
+            ));
         }
     }
 
+    // Stop in the order things depend on each other: no ping once stopping, no new tap once
+    // the reader is stopped, and the engine last, after the taps already queued.
     drop(input_open);
     if let Some(watchdog) = watchdog {
         watchdog.stop();
     }
     let _ = notifier.stopping();
-    drop(sync);
-    reader.stop()?;
-    drop(bridge.join());
+    if let Some(sync) = sync {
+        runtime.block_on(sync.stop());
+    }
+    let stopped_reader = reader.stop();
+    // The bridge ends once the reader's thread, and with it the event sender, is gone; a reader
+    // that did not stop in time is left behind with its bridge, not waited for.
+    if stopped_reader.is_ok() {
+        let _ = runtime.block_on(bridge);
+    }
     UI.with(|cell| cell.borrow_mut().take());
     drop(worker.stop());
-    Ok(())
+    Ok(stopped_reader?)
+}
+
+/// Completes when the kiosk is asked to stop: SIGTERM (systemd) or SIGINT (Ctrl-C). When the
+/// signals cannot be watched it never completes, and they end the process as by default.
+async fn stop_requested() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut terminate), Ok(mut interrupt)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
 }
 
 /// What shows the engine's updates.
 enum Face {
     Window(Rc<KioskUi>),
-    Text(std::sync::mpsc::Receiver<Update>),
+    Text(crate::ui::UpdateReceiver),
 }
 
 /// No wakeup: the text mode's loop waits on the update channel itself.
@@ -251,6 +325,7 @@ impl UiWaker for NoWaker {
 
 /// Starts the background sync when the kiosk knows its back-office.
 fn start_sync(
+    runtime: &tokio::runtime::Handle,
     data: &DataDir,
     sender: &TapSender,
 ) -> Result<Option<crate::sync::SyncHandle>, RunError> {
@@ -262,37 +337,34 @@ fn start_sync(
     else {
         return Ok(None);
     };
-    Ok(Some(
-        crate::sync::spawn(client).map_err(RunError::SyncThread)?,
-    ))
+    Ok(Some(crate::sync::spawn(runtime, client)))
 }
 
-/// Forwards reader events to the engine (taps) and the UI (reader state). Ends with the reader.
-fn spawn_bridge(events: std::sync::mpsc::Receiver<CardEvent>, sender: TapSender) -> JoinHandle<()> {
-    std::thread::Builder::new()
-        .name("reader-bridge".into())
-        .spawn(move || {
-            for event in events.iter() {
-                match event {
-                    CardEvent::CardPresent { uid, .. } => sender.tap(uid),
-                    CardEvent::ReaderAttached { .. } | CardEvent::ServiceRestored => {
-                        sender.reader_available(true)
-                    }
-                    CardEvent::ReaderLost { .. } | CardEvent::ServiceLost { .. } => {
-                        sender.reader_available(false)
-                    }
-                    // The card is still on the reader or gone: the next read decides.
-                    CardEvent::CardUnreadable { .. } | CardEvent::CardRemoved { .. } => {}
-                }
+/// Forwards reader events to the engine (taps) and the UI (reader state), in the order the
+/// reader sent them; ends with the reader. A blocking task: the hardware crate's channel is a
+/// std one, and waiting on it directly adds no hop between a tap and the engine.
+fn bridge(events: &std::sync::mpsc::Receiver<CardEvent>, sender: &TapSender) {
+    for event in events.iter() {
+        match event {
+            CardEvent::CardPresent { uid, .. } => sender.tap(uid),
+            CardEvent::ReaderAttached { .. } | CardEvent::ServiceRestored => {
+                sender.reader_available(true)
             }
-        })
-        .expect("the reader bridge thread starts")
+            CardEvent::ReaderLost { .. } | CardEvent::ServiceLost { .. } => {
+                sender.reader_available(false)
+            }
+            // The card is still on the reader or gone: the next read decides.
+            CardEvent::CardUnreadable { .. } | CardEvent::CardRemoved { .. } => {}
+        }
+    }
 }
 
-/// Feeds typed lines to the reader; drops `input_open` when standard input ends.
+/// Feeds typed lines to the reader; drops `input_open` when standard input ends. A thread of its
+/// own, like a hardware reader's: a read of standard input cannot be interrupted, so it must not
+/// hold up the runtime's shutdown.
 fn spawn_stdin_feed(
     taps: hardware::simulated::SimulatedTaps,
-    input_open: Option<std::sync::mpsc::SyncSender<()>>,
+    input_open: Option<tokio::sync::oneshot::Sender<()>>,
 ) {
     std::thread::Builder::new()
         .name("stdin-taps".into())

@@ -2,11 +2,10 @@
 //! pulls the snapshot's changes, measures the kiosk's clock against the back-office's, and tells
 //! staff how it goes.
 //!
-//! Threads: the sync runs on a tokio runtime of its own ([`spawn`]); it reads the ledger through
-//! its own read-only connection ([`Ledger::open_reader`]) and hands everything that writes
-//! (acknowledgements, snapshots, audit records) to the engine's thread as jobs
-//! ([`EngineAccess`]), never waiting on the tap path and never holding the engine while the
-//! network answers. A tap therefore waits for the network never, and for the sync only while a
+//! Tasks: the sync is one task of the kiosk's tokio runtime ([`spawn`]); it reads the ledger
+//! through its own read-only connection ([`Ledger::open_reader`]) and hands everything that writes
+//! (acknowledgements, snapshots, audit records) to the engine as jobs ([`EngineAccess`]), never
+//! waiting on the tap path and never holding the engine while the network answers. A tap therefore waits for the network never, and for the sync only while a
 //! snapshot it already received is applied in one transaction.
 //!
 //! Retries back off exponentially with jitter ([`backoff_ms`]), from [`BACKOFF_MS_FIRST`] up to
@@ -144,12 +143,12 @@ pub struct SyncState {
     pub last_error: Option<String>,
 }
 
-/// A job for the engine's thread.
+/// A job for the engine.
 pub type EngineJob = Box<dyn FnOnce(&mut Engine) + Send>;
 
 /// How the sync reaches the engine and the screen.
 pub trait EngineAccess: Send + Sync + 'static {
-    /// Queues `job` on the engine's thread without waiting; false when the queue is full or the
+    /// Queues `job` on the engine without waiting; false when the queue is full or the
     /// engine stopped.
     fn submit(&self, job: EngineJob) -> bool;
     /// Shows the sync's state to staff.
@@ -432,9 +431,9 @@ impl<E: EngineAccess> SyncClient<E> {
         result
     }
 
-    /// Syncs until `stop` turns true: every interval after a success, with backoff after a
-    /// failure.
-    pub async fn run(mut self, mut stop: tokio::sync::watch::Receiver<bool>) {
+    /// Syncs for as long as the task runs: every interval after a success, with backoff after a
+    /// failure. [`SyncHandle::stop`] ends it, at any await.
+    pub async fn run(mut self) {
         loop {
             let delay_ms = match self.sync_once().await {
                 Ok(()) => self.interval_ms(),
@@ -447,14 +446,7 @@ impl<E: EngineAccess> SyncClient<E> {
                     backoff_ms(self.failures, random)
                 }
             };
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_millis(delay_ms)) => {}
-                changed = stop.changed() => {
-                    if changed.is_err() || *stop.borrow() {
-                        return;
-                    }
-                }
-            }
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
         }
     }
 
@@ -772,7 +764,7 @@ impl<E: EngineAccess> SyncClient<E> {
         Ok(())
     }
 
-    /// Runs `job` on the engine's thread and waits for its result, without holding anything the
+    /// Runs `job` on the engine and waits for its result, without holding anything the
     /// engine needs meanwhile.
     async fn on_engine<T: Send + 'static>(
         &self,
@@ -839,47 +831,38 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// A sync running on a thread of its own, with its own single-threaded tokio runtime.
+/// A sync running as a task of the kiosk's runtime.
 #[derive(Debug)]
 pub struct SyncHandle {
-    stop: tokio::sync::watch::Sender<bool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl SyncHandle {
-    /// Stops the sync (an exchange in flight is dropped; the back-office's exactly-once ingest
-    /// makes that harmless) and waits for its thread.
-    pub fn stop(mut self) {
-        self.stop_thread();
-    }
-
-    fn stop_thread(&mut self) {
-        let _ = self.stop.send(true);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+    /// Stops the sync, even in the middle of an exchange (which is dropped; the back-office's
+    /// exactly-once ingest makes that harmless, and a job already handed to the engine still
+    /// runs), and waits for its task to end.
+    pub async fn stop(mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
     }
 }
 
 impl Drop for SyncHandle {
+    /// Ends the task at its next await; only [`SyncHandle::stop`] waits for it.
     fn drop(&mut self) {
-        self.stop_thread();
+        self.task.abort();
     }
 }
 
-/// Starts `client` on its own thread.
-pub fn spawn<E: EngineAccess>(client: SyncClient<E>) -> std::io::Result<SyncHandle> {
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let thread = std::thread::Builder::new()
-        .name("sync".into())
-        .spawn(move || runtime.block_on(client.run(stopped)))?;
-    Ok(SyncHandle {
-        stop,
-        thread: Some(thread),
-    })
+/// Starts `client` as a task of `runtime`. Between syncs it waits on one timer, the only wakeup
+/// it asks of an idle kiosk's runtime.
+pub fn spawn<E: EngineAccess>(
+    runtime: &tokio::runtime::Handle,
+    client: SyncClient<E>,
+) -> SyncHandle {
+    SyncHandle {
+        task: runtime.spawn(client.run()),
+    }
 }
 
 /// Jobs waiting for a [`HeadlessEngine`].
@@ -888,8 +871,8 @@ pub const HEADLESS_JOBS_MAX: usize = 64;
 /// A job, or `None` to stop: the engine's thread ends after the jobs queued before it.
 type HeadlessJob = Option<Box<dyn FnOnce(&mut Engine) + Send>>;
 
-/// The engine on a thread of its own without a touchscreen: for a kiosk run without a display,
-/// and for tests and benchmarks that tap and sync at once.
+/// The engine on a thread of its own without a touchscreen or a runtime: for tests and
+/// benchmarks that tap and sync at once.
 #[derive(Debug)]
 pub struct HeadlessEngine {
     jobs: std::sync::mpsc::SyncSender<HeadlessJob>,

@@ -3,14 +3,16 @@
 //!
 //! `kiosk run` sends `READY=1` once its engine and card reader are up. When the unit sets
 //! `WatchdogSec=`, systemd passes `$WATCHDOG_USEC` and restarts the kiosk unless `WATCHDOG=1`
-//! arrives within that time. The [`Watchdog`] sends it only after the engine thread answered a
-//! heartbeat queued behind the taps, so a hung engine (a stuck disk, a deadlock) stops the
-//! pings and systemd restarts the kiosk, while a merely idle kiosk keeps pinging.
+//! arrives within that time. The [`Watchdog`], a task of the kiosk's runtime, sends it only after
+//! the engine answered a heartbeat queued behind the taps, so a hung engine (a stuck disk, a
+//! deadlock) stops the pings and systemd restarts the kiosk, while a merely idle kiosk keeps
+//! pinging.
 
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::time::Duration;
+
+use tokio::sync::oneshot;
 
 /// The environment variable naming systemd's notification socket.
 pub const NOTIFY_SOCKET_ENV: &str = "NOTIFY_SOCKET";
@@ -80,7 +82,7 @@ impl Notifier {
         let socket = UnixDatagram::unbound()
             .and_then(|socket| {
                 // A listener that stops reading must not hang the kiosk: a full queue drops
-                // the notification with an error instead of blocking the watchdog thread.
+                // the notification with an error instead of blocking the watchdog.
                 socket.set_nonblocking(true)?;
                 Ok(socket)
             })
@@ -147,82 +149,82 @@ pub fn ping_period(timeout: Duration) -> Duration {
 /// Sends `WATCHDOG=1` every period, each time only after the engine answered a heartbeat.
 #[derive(Debug)]
 pub struct Watchdog {
-    stop: SyncSender<()>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// Tells the task to end; `None` once stopped.
+    stop: Option<oneshot::Sender<()>>,
+    /// Disconnected when the task has ended, so `stop` can wait from any thread.
+    ended: std::sync::mpsc::Receiver<()>,
 }
 
 impl Watchdog {
-    /// Starts the watchdog thread. Every `period` it calls `heartbeat` with a sender, which must
-    /// reach the engine thread and be answered there (false: it could not be queued); it pings
-    /// systemd once the answer arrives. A heartbeat not answered in time is waited for, not
-    /// repeated, so a hung engine sends no more pings and systemd restarts the kiosk.
+    /// Starts the watchdog as a task of `runtime`. Every `period` it calls `heartbeat` with a
+    /// sender, which must reach the engine and be answered there (false: it could not be
+    /// queued); it pings systemd once the answer arrives. A heartbeat not answered in time is
+    /// waited for, not repeated, so a hung engine sends no more pings and systemd restarts the
+    /// kiosk.
     pub fn start(
+        runtime: &tokio::runtime::Handle,
         notifier: Notifier,
         period: Duration,
-        heartbeat: impl Fn(SyncSender<()>) -> bool + Send + 'static,
+        heartbeat: impl Fn(oneshot::Sender<()>) -> bool + Send + 'static,
     ) -> Watchdog {
-        let (stop, stopped) = std::sync::mpsc::sync_channel(1);
-        let thread = std::thread::Builder::new()
-            .name("watchdog".into())
-            .spawn(move || watch(&notifier, period, &heartbeat, &stopped))
-            .expect("the watchdog thread starts");
+        let (stop, stopped) = oneshot::channel();
+        let (running, ended) = std::sync::mpsc::sync_channel::<()>(0);
+        drop(runtime.spawn(async move {
+            let _running = running;
+            watch(notifier, period, heartbeat, stopped).await;
+        }));
         Watchdog {
-            stop,
-            thread: Some(thread),
+            stop: Some(stop),
+            ended,
         }
     }
 
-    /// Stops the thread; no ping is sent after this returns.
+    /// Stops the task and waits for it; no ping is sent after this returns.
     pub fn stop(mut self) {
-        self.stop_thread();
+        self.stop_task();
     }
 
-    fn stop_thread(&mut self) {
-        if let Some(thread) = self.thread.take() {
-            let _ = self.stop.try_send(());
-            drop(thread.join());
+    fn stop_task(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+            // Returns once the task, which never blocks, has dropped its end of the channel.
+            let _ = self.ended.recv();
         }
     }
 }
 
 impl Drop for Watchdog {
     fn drop(&mut self) {
-        self.stop_thread();
+        self.stop_task();
     }
 }
 
-fn watch(
-    notifier: &Notifier,
+async fn watch(
+    notifier: Notifier,
     period: Duration,
-    heartbeat: &dyn Fn(SyncSender<()>) -> bool,
-    stopped: &Receiver<()>,
+    heartbeat: impl Fn(oneshot::Sender<()>) -> bool,
+    mut stopped: oneshot::Receiver<()>,
 ) {
-    // One answer slot: the engine answers each heartbeat at most once, and the next heartbeat
-    // is asked only after the answer came.
-    let (alive, answers) = std::sync::mpsc::sync_channel::<()>(1);
     loop {
+        let (alive, answer) = oneshot::channel();
         // A heartbeat that could not be queued (a full queue) earns no ping this period.
-        if heartbeat(alive.clone()) {
+        if heartbeat(alive) {
             // Wait for the answer however long it takes, but keep hearing the stop request.
-            while let Err(RecvTimeoutError::Timeout) = answers.recv_timeout(period) {
-                if stop_requested(stopped, Duration::ZERO) {
-                    return;
+            tokio::select! {
+                answered = answer => {
+                    // An engine that stopped drops the heartbeat unanswered: no ping.
+                    if answered.is_ok()
+                        && let Err(error) = notifier.notify("WATCHDOG=1")
+                    {
+                        eprintln!("kiosk: watchdog: {error}");
+                    }
                 }
-            }
-            if let Err(error) = notifier.notify("WATCHDOG=1") {
-                eprintln!("kiosk: watchdog: {error}");
+                _ = &mut stopped => return,
             }
         }
-        if stop_requested(stopped, period) {
-            return;
+        tokio::select! {
+            () = tokio::time::sleep(period) => {}
+            _ = &mut stopped => return,
         }
-    }
-}
-
-/// Waits up to `wait` for a stop request.
-fn stop_requested(stopped: &Receiver<()>, wait: Duration) -> bool {
-    match stopped.recv_timeout(wait) {
-        Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
-        Err(RecvTimeoutError::Timeout) => false,
     }
 }

@@ -3,58 +3,69 @@
 //! the kiosk's state (records written, acknowledged, unsynced; snapshot version), so a reader of
 //! the log sees balances change and records sync. Staff flows need the touchscreen.
 
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::future::Future;
 use std::time::Duration;
 
 use crate::engine::{Decision, Status};
-use crate::ui::{TapSender, Update};
+use crate::ui::{TapSender, Update, UpdateReceiver};
 use proto::snapshot::Language;
 
-/// How often the loop looks whether the typed input ended; nothing else wakes it between
-/// updates.
-const READER_CHECK_MS: u64 = 1_000;
+/// How long updates are still printed after the input ended before the last state is asked: the
+/// reader may still be handing over the last taps typed.
+const SETTLE_MS: u64 = 1_000;
 
 /// How long to wait for the engine's last answers once the reader's input ended.
 const DRAIN_WAIT_MS_MAX: u64 = 10_000;
 
-/// Prints updates until `input_ended` is disconnected (typed input ended; never for a real
-/// reader), then the engine's answers to every tap already queued and a last state line.
-pub fn print_until_input_ends(
+/// Prints updates until `input_ended` completes (typed input ended, or the kiosk was asked to
+/// stop), then the engine's answers to every tap already queued and a last state line. Waits on
+/// the update channel and `input_ended` only: no timer runs while the kiosk is idle.
+pub async fn print_until_input_ends(
     sender: &TapSender,
-    updates: &Receiver<Update>,
-    input_ended: &Receiver<()>,
+    updates: &mut UpdateReceiver,
+    input_ended: impl Future<Output = ()>,
 ) {
     request_state(sender);
     // The sync publishes its state after every round: only a change is worth a line.
     let mut last_sync_line = String::new();
+    let mut print = |update: Update| {
+        let tapped = matches!(update, Update::Tap(_));
+        if let Some(line) = describe(&update) {
+            let repeated = matches!(update, Update::Sync { .. }) && line == last_sync_line;
+            if !repeated {
+                println!("{line}");
+            }
+            if matches!(update, Update::Sync { .. }) {
+                last_sync_line = line;
+            }
+        }
+        if tapped {
+            request_state(sender);
+        }
+    };
+    let mut input_ended = std::pin::pin!(input_ended);
     loop {
-        match updates.recv_timeout(Duration::from_millis(READER_CHECK_MS)) {
-            Ok(update) => {
-                let tapped = matches!(update, Update::Tap(_));
-                if let Some(line) = describe(&update) {
-                    let repeated = matches!(update, Update::Sync { .. }) && line == last_sync_line;
-                    if !repeated {
-                        println!("{line}");
-                    }
-                    if matches!(update, Update::Sync { .. }) {
-                        last_sync_line = line;
-                    }
-                }
-                if tapped {
-                    request_state(sender);
-                }
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                if input_ended.try_recv() == Err(TryRecvError::Disconnected) {
-                    break;
-                }
-            }
-            Err(RecvTimeoutError::Disconnected) => return,
+        tokio::select! {
+            update = updates.recv() => match update {
+                Some(update) => print(update),
+                None => return,
+            },
+            () = &mut input_ended => break,
+        }
+    }
+    // A deadline, not a quiet spell: the sync's state may arrive at any pace.
+    let settled = tokio::time::Instant::now() + Duration::from_millis(SETTLE_MS);
+    loop {
+        match tokio::time::timeout_at(settled, updates.recv()).await {
+            Ok(Some(update)) => print(update),
+            Ok(None) => return,
+            Err(_elapsed) => break,
         }
     }
     // Jobs run in order: the state asked now comes after every queued tap's answer.
     request_state(sender);
-    while let Ok(update) = updates.recv_timeout(Duration::from_millis(DRAIN_WAIT_MS_MAX)) {
+    let drain = Duration::from_millis(DRAIN_WAIT_MS_MAX);
+    while let Ok(Some(update)) = tokio::time::timeout(drain, updates.recv()).await {
         let last = matches!(update, Update::Status(_));
         if let Some(line) = describe(&update) {
             println!("{line}");

@@ -1,14 +1,15 @@
 //! The touchscreen: the Slint UI of `ui/app.slint` wired to the engine.
 //!
-//! Threads: the UI thread runs Slint's event loop and owns [`KioskUi`]; the engine lives on its
-//! own thread ([`EngineWorker`]) and runs jobs in order; card readers hand taps straight to the
-//! engine thread through a [`TapSender`]. Results come back as [`Update`]s on a channel, and a
-//! [`UiWaker`] asks the UI thread to apply them. The UI thread never waits for a disk write.
+//! Threads: the UI thread runs Slint's event loop and owns [`KioskUi`]; the engine runs as a
+//! blocking task of the kiosk's tokio runtime ([`EngineWorker`]), alone with the ledger's write
+//! connection, and runs jobs in the order they were queued; card readers hand taps straight to it
+//! through a [`TapSender`]. Results come back as [`Update`]s on a channel, and a [`UiWaker`] asks
+//! the UI thread to apply them. The UI thread never waits for a disk write.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{SyncSender, TrySendError};
 
 use proto::record::TopUpMethod;
 use proto::snapshot::Language;
@@ -18,6 +19,10 @@ use slint::{ComponentHandle as _, ModelRc, SharedString, VecModel};
 use crate::engine::{Decision, Engine, EngineError};
 use crate::sound::{Cue, Speaker};
 use crate::sync::{EngineAccess, EngineJob, SyncState, SyncWarning};
+
+/// The channel the UI side reads the engine's updates from: tokio's, so the text mode can await
+/// it while the touchscreen takes them without waiting.
+pub type UpdateReceiver = tokio::sync::mpsc::Receiver<Update>;
 
 /// The code the Slint compiler generates from `ui/app.slint`; not ours to lint.
 #[allow(
@@ -38,7 +43,7 @@ mod generated {
 }
 pub use generated::{AppWindow, Kiosk, ListRow, Screen};
 
-/// Jobs waiting for the engine thread. Taps arrive a few per second at most; a full queue
+/// Jobs waiting for the engine. Taps arrive a few per second at most; a full queue
 /// means the engine is stuck, and a tap is answered "out of service" rather than queued forever.
 pub const ENGINE_JOBS_MAX: usize = 64;
 
@@ -59,12 +64,12 @@ pub const RESULT_DISPLAY_MS_DEFAULT: u64 = 2_000;
 
 type Job = Box<dyn FnOnce(&mut Engine) -> Update + Send>;
 
-/// What the engine thread is asked: run a job, or stop. Stop is explicit because card readers
-/// and the UI keep senders of their own.
+/// What the engine is asked: run a job, or stop. Stop is explicit because card readers and the
+/// UI keep senders of their own.
 enum Message {
     Run(Job),
-    /// Answered on the engine thread, nothing shown: the systemd watchdog's proof of life.
-    Heartbeat(SyncSender<()>),
+    /// Answered by the engine, nothing shown: the systemd watchdog's proof of life.
+    Heartbeat(tokio::sync::oneshot::Sender<()>),
     Stop,
 }
 
@@ -73,7 +78,7 @@ pub trait UiWaker: Send + Sync {
     fn wake(&self);
 }
 
-/// What the engine thread tells the UI.
+/// What the engine tells the UI.
 #[derive(Debug)]
 pub enum Update {
     Tap(Decision),
@@ -99,18 +104,22 @@ pub enum Update {
     },
 }
 
-/// The engine on its own thread.
+/// The engine as a blocking task of the kiosk's runtime: it owns the ledger's write connection
+/// and commits with fsync, so it never runs on an async worker.
 #[derive(Debug)]
 pub struct EngineWorker {
+    /// A std channel: the UI thread, the reader bridge and async tasks all queue jobs without
+    /// waiting, and the engine's blocking task waits on it without a runtime in between.
     jobs: SyncSender<Message>,
-    thread: Option<std::thread::JoinHandle<Engine>>,
+    /// Receives the engine when its task ends; `None` once stopped.
+    finished: Option<std::sync::mpsc::Receiver<Engine>>,
 }
 
 /// A cloneable handle that card readers use to hand taps to the engine.
 #[derive(Clone)]
 pub struct TapSender {
     jobs: SyncSender<Message>,
-    updates: SyncSender<Update>,
+    updates: tokio::sync::mpsc::Sender<Update>,
     waker: Arc<dyn UiWaker>,
     /// The reader's last known state, for the sync's report to the back-office.
     reader_ready: Arc<std::sync::atomic::AtomicBool>,
@@ -145,13 +154,13 @@ impl TapSender {
         });
     }
 
-    /// Asks the engine thread to answer on `alive` once it reaches this request, behind every
-    /// job queued before it. False when the engine is stopped or its queue is full (stuck).
-    pub fn heartbeat(&self, alive: SyncSender<()>) -> bool {
+    /// Asks the engine to answer on `alive` once it reaches this request, behind every job
+    /// queued before it. False when the engine is stopped or its queue is full (stuck).
+    pub fn heartbeat(&self, alive: tokio::sync::oneshot::Sender<()>) -> bool {
         self.jobs.try_send(Message::Heartbeat(alive)).is_ok()
     }
 
-    /// Runs `job` on the engine thread; its update goes to the UI.
+    /// Runs `job` on the engine; its update goes to the UI.
     pub fn submit_job(&self, job: Box<dyn FnOnce(&mut Engine) -> Update + Send>) {
         self.submit(job);
     }
@@ -204,36 +213,40 @@ impl EngineAccess for TapSender {
 }
 
 impl EngineWorker {
-    /// Starts the engine thread; returns it with the channel the UI reads updates from.
+    /// Starts the engine as a blocking task of `runtime`; returns it with the sender of jobs and
+    /// the channel the UI reads updates from.
     pub fn start(
+        runtime: &tokio::runtime::Handle,
         engine: Engine,
         waker: Arc<dyn UiWaker>,
-    ) -> (EngineWorker, TapSender, Receiver<Update>) {
+    ) -> (EngineWorker, TapSender, UpdateReceiver) {
         let (jobs, received_jobs) = std::sync::mpsc::sync_channel::<Message>(ENGINE_JOBS_MAX);
-        let (updates, received_updates) = std::sync::mpsc::sync_channel::<Update>(UI_UPDATES_MAX);
-        let thread_updates = updates.clone();
-        let thread_waker = Arc::clone(&waker);
-        let thread = std::thread::Builder::new()
-            .name("engine".into())
-            .spawn(move || {
-                let mut engine = engine;
-                loop {
-                    match received_jobs.recv() {
-                        Ok(Message::Run(job)) => {
-                            let update = job(&mut engine);
-                            if thread_updates.send(update).is_ok() {
-                                thread_waker.wake();
-                            }
+        let (updates, received_updates) = tokio::sync::mpsc::channel::<Update>(UI_UPDATES_MAX);
+        let (finish, finished) = std::sync::mpsc::sync_channel::<Engine>(1);
+        let task_updates = updates.clone();
+        let task_waker = Arc::clone(&waker);
+        // Detached: `stop` waits for the engine through `finished`, which works from any thread,
+        // inside the runtime or not.
+        drop(runtime.spawn_blocking(move || {
+            let mut engine = engine;
+            loop {
+                match received_jobs.recv() {
+                    Ok(Message::Run(job)) => {
+                        let update = job(&mut engine);
+                        // Waits while the UI's queue is full, as a slow screen should slow the
+                        // engine rather than lose what it decided.
+                        if task_updates.blocking_send(update).is_ok() {
+                            task_waker.wake();
                         }
-                        Ok(Message::Heartbeat(alive)) => {
-                            let _ = alive.try_send(());
-                        }
-                        Ok(Message::Stop) | Err(_) => break,
                     }
+                    Ok(Message::Heartbeat(alive)) => {
+                        let _ = alive.send(());
+                    }
+                    Ok(Message::Stop) | Err(_) => break,
                 }
-                engine
-            })
-            .expect("the engine thread starts");
+            }
+            let _ = finish.send(engine);
+        }));
         let sender = TapSender {
             jobs: jobs.clone(),
             updates,
@@ -243,29 +256,30 @@ impl EngineWorker {
         (
             EngineWorker {
                 jobs,
-                thread: Some(thread),
+                finished: Some(finished),
             },
             sender,
             received_updates,
         )
     }
 
-    /// Stops the engine thread once its queued jobs are done, and returns the engine.
+    /// Stops the engine once the jobs queued before (a tap being decided included) are done,
+    /// and returns it.
     pub fn stop(mut self) -> Option<Engine> {
-        self.stop_thread()
+        self.stop_task()
     }
 
-    fn stop_thread(&mut self) -> Option<Engine> {
-        let thread = self.thread.take()?;
+    fn stop_task(&mut self) -> Option<Engine> {
+        let finished = self.finished.take()?;
         // Blocks only while the queue is full: the engine is working through it.
         let _ = self.jobs.send(Message::Stop);
-        thread.join().ok()
+        finished.recv().ok()
     }
 }
 
 impl Drop for EngineWorker {
     fn drop(&mut self) {
-        drop(self.stop_thread());
+        drop(self.stop_task());
     }
 }
 
@@ -307,7 +321,7 @@ struct UiState {
 pub struct KioskUi {
     window: AppWindow,
     tap_sender: TapSender,
-    updates: Receiver<Update>,
+    updates: RefCell<UpdateReceiver>,
     state: RefCell<UiState>,
     language: Language,
     /// Returns from a result screen after the display time; restarted by every result.
@@ -328,7 +342,7 @@ impl KioskUi {
     /// Builds the window for `language` and wires its callbacks. The caller shows it.
     pub fn new(
         tap_sender: TapSender,
-        updates: Receiver<Update>,
+        updates: UpdateReceiver,
         language: Language,
         result_display_ms: u64,
     ) -> Result<Rc<KioskUi>, slint::PlatformError> {
@@ -337,7 +351,7 @@ impl KioskUi {
         let ui = Rc::new(KioskUi {
             window,
             tap_sender,
-            updates,
+            updates: RefCell::new(updates),
             state: RefCell::new(UiState {
                 flow: Flow::None,
                 staff_signed_in: false,
@@ -370,11 +384,15 @@ impl KioskUi {
     /// Applies every pending update; returns how many there were.
     pub fn apply_updates(&self) -> usize {
         let mut applied = 0;
-        while let Ok(update) = self.updates.try_recv() {
+        loop {
+            // The borrow ends before `apply`, which may queue jobs whose answers come here.
+            let next = self.updates.borrow_mut().try_recv();
+            let Ok(update) = next else {
+                return applied;
+            };
             self.apply(update);
             applied += 1;
         }
-        applied
     }
 
     /// Sets the ready screen's service name and clock.
@@ -1093,7 +1111,15 @@ pub mod texts {
                     top_up.amount.to_french()
                 ),
             ),
-            other => format!("{seq} · {}", other.kind().as_str()),
+            other => {
+                let kind = other.kind().as_str();
+                pick(
+                    language,
+                    format!("n° {seq} · {kind}"),
+                    format!("Nr. {seq} · {kind}"),
+                    format!("no. {seq} · {kind}"),
+                )
+            }
         }
     }
 

@@ -82,11 +82,16 @@ fn ready_then_watchdog_pings_that_stop_while_the_engine_is_stalled() {
     );
 
     let kiosk = common::TestKiosk::new(3);
-    let (worker, sender, _updates) = EngineWorker::start(kiosk.engine, Arc::new(NoWaker));
+    let runtime = kiosk::run::runtime().unwrap();
+    let (worker, sender, _updates) =
+        EngineWorker::start(runtime.handle(), kiosk.engine, Arc::new(NoWaker));
     let heartbeat_sender = sender.clone();
-    let watchdog = Watchdog::start(listener.notifier(), PERIOD, move |alive| {
-        heartbeat_sender.heartbeat(alive)
-    });
+    let watchdog = Watchdog::start(
+        runtime.handle(),
+        listener.notifier(),
+        PERIOD,
+        move |alive| heartbeat_sender.heartbeat(alive),
+    );
     for _ in 0..3 {
         assert_eq!(
             listener.next(Duration::from_secs(5)).as_deref(),
@@ -94,7 +99,7 @@ fn ready_then_watchdog_pings_that_stop_while_the_engine_is_stalled() {
         );
     }
 
-    // The engine thread blocks inside a job, as on a hung disk: heartbeats queue behind it.
+    // The engine blocks inside a job, as on a hung disk: heartbeats queue behind it.
     let (started, engine_stalled) = std::sync::mpsc::sync_channel::<()>(1);
     let (release, gate) = std::sync::mpsc::sync_channel::<()>(1);
     sender.submit_job(Box::new(move |_engine| {
@@ -128,15 +133,21 @@ fn ready_then_watchdog_pings_that_stop_while_the_engine_is_stalled() {
 #[test]
 fn a_full_engine_queue_earns_no_ping_but_does_not_stop_the_watchdog() {
     let listener = Listener::new();
+    let runtime = kiosk::run::runtime().unwrap();
     let refused = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let heartbeat_refused = Arc::clone(&refused);
     // A queue that refuses, then accepts and answers at once.
-    let watchdog = Watchdog::start(listener.notifier(), PERIOD, move |alive| {
-        if heartbeat_refused.load(std::sync::atomic::Ordering::SeqCst) {
-            return false;
-        }
-        alive.try_send(()).is_ok()
-    });
+    let watchdog = Watchdog::start(
+        runtime.handle(),
+        listener.notifier(),
+        PERIOD,
+        move |alive| {
+            if heartbeat_refused.load(std::sync::atomic::Ordering::SeqCst) {
+                return false;
+            }
+            alive.send(()).is_ok()
+        },
+    );
     assert_eq!(listener.next(PERIOD * 5), None);
     refused.store(false, std::sync::atomic::Ordering::SeqCst);
     assert_eq!(

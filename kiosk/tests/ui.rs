@@ -1,5 +1,5 @@
 //! The touchscreen, driven as pupils and staff use it: Slint's testing backend finds elements by
-//! their accessible labels and touches them; the real engine runs on its own thread.
+//! their accessible labels and touches them; the real engine runs on the kiosk's runtime.
 
 #![allow(clippy::unwrap_used)]
 
@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{pupil_card, staff_card};
 use i_slint_backend_testing::ElementHandle;
+use kiosk::sync::{SyncState, SyncWarning};
 use kiosk::ui::{EngineWorker, Kiosk, KioskUi, Screen, UiWaker};
 use proto::snapshot::Language;
 use slint::{ComponentHandle as _, Model as _};
@@ -26,6 +27,8 @@ struct UiTest {
     worker: Option<EngineWorker>,
     data: kiosk::config::DataDir,
     _dir: tempfile::TempDir,
+    /// Last: dropped after the engine stopped.
+    _runtime: tokio::runtime::Runtime,
 }
 
 impl UiTest {
@@ -37,7 +40,9 @@ impl UiTest {
             clock: _,
             engine,
         } = common::TestKiosk::new(10);
-        let (worker, sender, updates) = EngineWorker::start(engine, Arc::new(NoWaker));
+        let runtime = kiosk::run::runtime().unwrap();
+        let (worker, sender, updates) =
+            EngineWorker::start(runtime.handle(), engine, Arc::new(NoWaker));
         let ui = KioskUi::new(sender, updates, language, 2_000).unwrap();
         ui.window()
             .window()
@@ -48,6 +53,7 @@ impl UiTest {
             worker: Some(worker),
             data,
             _dir: dir,
+            _runtime: runtime,
         }
     }
 
@@ -288,10 +294,31 @@ fn staff_flows() {
 
 #[test]
 fn german_and_english() {
-    for (language, ready, served) in [
-        (Language::De, "Bereit", "Guten Appetit, Lucas!"),
-        (Language::En, "Ready", "Enjoy your meal, Lucas!"),
+    let drift = SyncWarning::ClockDrift { drift_ms: 120_000 };
+    for (language, ready, served, warning_label, warning) in [
+        (
+            Language::Fr,
+            "Prêt",
+            "Bon appétit, Lucas !",
+            "Avertissement de synchronisation",
+            "Horloge décalée de 120 s",
+        ),
+        (
+            Language::De,
+            "Bereit",
+            "Guten Appetit, Lucas!",
+            "Synchronisierungswarnung",
+            "Uhr um 120 s verstellt",
+        ),
+        (
+            Language::En,
+            "Ready",
+            "Enjoy your meal, Lucas!",
+            "Sync warning",
+            "Clock off by 120 s",
+        ),
     ] {
+        let drift = drift.clone();
         let test = std::thread::spawn(move || {
             let test = UiTest::new(language);
             assert!(test.label_exists(ready), "{language:?}");
@@ -303,7 +330,49 @@ fn german_and_english() {
                 "6,15 €",
                 "money the French way in every language"
             );
+            // The staff's sync warning: its words and its label in the kiosk's language.
+            assert!(!test.label_exists(warning_label), "{language:?}");
+            test.ui.tap_sender().sync_state(&SyncState {
+                warnings: vec![drift],
+                ..SyncState::default()
+            });
+            test.wait_until("the sync warning", |t| {
+                t.kiosk().get_sync_warning().starts_with(warning)
+            });
+            assert!(test.label_exists(warning_label), "{language:?}");
         });
         test.join().unwrap();
+    }
+}
+
+/// Every text the UI marks for translation has a German and an English translation.
+#[test]
+fn every_text_of_the_ui_is_translated() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ui");
+    let slint = std::fs::read_to_string(root.join("app.slint")).unwrap();
+    let marked: std::collections::BTreeSet<&str> = slint
+        .split("@tr(\"")
+        .skip(1)
+        .map(|rest| &rest[..rest.find('"').unwrap()])
+        .collect();
+    assert!(marked.len() > 40, "{marked:?}");
+    for language in ["de", "en"] {
+        let po =
+            std::fs::read_to_string(root.join(format!("lang/{language}/LC_MESSAGES/kiosk.po")))
+                .unwrap();
+        let translated: std::collections::BTreeSet<&str> = po
+            .split("\nmsgid \"")
+            .skip(1)
+            .filter_map(|entry| {
+                let (id, rest) = entry.split_once("\"\nmsgstr \"")?;
+                let text = &rest[..rest.find('"')?];
+                (!text.is_empty()).then_some(id)
+            })
+            .collect();
+        let missing: Vec<_> = marked.difference(&translated).collect();
+        assert!(
+            missing.is_empty(),
+            "{language}: no translation of {missing:?}"
+        );
     }
 }

@@ -1,5 +1,6 @@
-//! A real window: `kiosk run` under Xvfb with a simulated reader playing a scripted tap, and a
-//! screenshot of the X display showing the served screen.
+//! A real window: `kiosk run` under Xvfb with a simulated reader playing a scripted tap, a
+//! screenshot of the X display showing the served screen, and SIGTERM closing the window and
+//! stopping the kiosk cleanly.
 
 #![allow(clippy::unwrap_used)]
 
@@ -156,6 +157,24 @@ fn kiosk_run_shows_the_served_screen_in_a_real_window() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(green_share >= 40);
+
+    // systemd's stop: the window closes, the tasks stop, the engine finishes, the exit is clean.
+    let killed = Command::new("kill")
+        .args(["-TERM", &run.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = run.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "still running after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(run.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{status}: {stderr}");
     drop(run);
     let records = common::verified_records(&data);
     assert!(records.iter().any(|r| matches!(&r.payload().body, proto::RecordBody::Meal(m) if m.pupil == common::pupil_id(1))));

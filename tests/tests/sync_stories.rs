@@ -353,7 +353,8 @@ async fn days_offline_and_a_drifting_clock_are_recorded_and_shown_postgres() {
     days_offline_and_a_drifting_clock_are_recorded_and_shown(db.open().await).await;
 }
 
-/// The sync as `kiosk run` starts it: on its own thread, every interval, while the kiosk serves.
+/// The sync as `kiosk run` starts it: a task of the runtime, every interval, while the kiosk
+/// serves.
 async fn the_background_sync_keeps_the_back_office_in_step<S: Store>(store: S) {
     populate_site(&store, 2).await;
     let backoffice = BackOffice::start(store.clone()).await;
@@ -369,7 +370,7 @@ async fn the_background_sync_keeps_the_back_office_in_step<S: Store>(store: S) {
     )
     .unwrap()
     .unwrap();
-    let sync = kiosk::sync::spawn(client).unwrap();
+    let sync = kiosk::sync::spawn(&tokio::runtime::Handle::current(), client);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let mut served_both = false;
     while std::time::Instant::now() < deadline {
@@ -383,7 +384,7 @@ async fn the_background_sync_keeps_the_back_office_in_step<S: Store>(store: S) {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    sync.stop();
+    sync.stop().await;
     assert!(
         served_both,
         "the snapshot never arrived: {:?}",
