@@ -1177,13 +1177,11 @@ impl Store for PostgresStore {
             let transaction = &transaction;
             async move {
                 // Every sync runs these: prepared once per connection, one round trip each.
-                let statement = transaction.prepare_cached(sql).await.map_err(unavailable)?;
-                let rows = if with_site {
-                    transaction.query(&statement, &[&site_id, &after]).await
+                if with_site {
+                    query_cached(transaction, sql, &[&site_id, &after]).await
                 } else {
-                    transaction.query(&statement, &[&after]).await
-                };
-                rows.map_err(unavailable)
+                    query_cached(transaction, sql, &[&after]).await
+                }
             }
         };
         let accounts = query(
@@ -1477,17 +1475,13 @@ impl Store for PostgresStore {
     async fn day_closes(&self, device: &DeviceId) -> Result<Vec<(Seq, ServiceDate)>, StoreError> {
         let client = self.client().await?;
         // Prepared once per connection: a reconciliation asks this of every kiosk.
-        let statement = client
-            .prepare_cached(
-                "SELECT seq, (payload::jsonb) ->> 'service_date' FROM records
-                 WHERE device = $1 AND kind = 'day_close' ORDER BY seq",
-            )
-            .await
-            .map_err(unavailable)?;
-        let rows = client
-            .query(&statement, &[&device.as_str()])
-            .await
-            .map_err(unavailable)?;
+        let rows = query_cached(
+            &client,
+            "SELECT seq, (payload::jsonb) ->> 'service_date' FROM records
+             WHERE device = $1 AND kind = 'day_close' ORDER BY seq",
+            &[&device.as_str()],
+        )
+        .await?;
         rows.iter()
             .map(|row| {
                 let date: Option<&str> = row.get(1);
@@ -1508,17 +1502,13 @@ impl Store for PostgresStore {
         let client = self.client().await?;
         // Prepared once per connection: a reconciliation or an export reads every kiosk's
         // range, and an extra round trip each costs more than the rows under load.
-        let statement = client
-            .prepare_cached(
-                "SELECT seq, payload, signature, kiosk_at, received_at FROM records
-                 WHERE device = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq",
-            )
-            .await
-            .map_err(unavailable)?;
-        let rows = client
-            .query(&statement, &[&device.as_str(), &from, &to])
-            .await
-            .map_err(unavailable)?;
+        let rows = query_cached(
+            &client,
+            "SELECT seq, payload, signature, kiosk_at, received_at FROM records
+             WHERE device = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq",
+            &[&device.as_str(), &from, &to],
+        )
+        .await?;
         rows.iter()
             .map(|row| {
                 Ok(StoredRecord {
@@ -2513,33 +2503,32 @@ async fn add_meal_days(
         prices.push(meal.price.get());
     }
     if !seqs.is_empty() {
-        transaction
-            .execute(
-                "INSERT INTO meals (site, service_date, kiosk_at, device, seq, service, meal_type,
-                                    account, pupil, via_card, via_staff, price)
-                 SELECT $1, u.service_date, u.kiosk_at, $2, u.seq, u.service, u.meal_type,
-                        u.account, u.pupil, u.via_card, u.via_staff, u.price
-                 FROM UNNEST($3::TEXT[], $4::BIGINT[], $5::BIGINT[], $6::TEXT[], $7::TEXT[],
-                             $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::BIGINT[])
-                      AS u (service_date, kiosk_at, seq, service, meal_type, account, pupil,
-                            via_card, via_staff, price)",
-                &[
-                    &device.site.as_str(),
-                    &device.id.as_str(),
-                    &service_dates,
-                    &kiosk_ats,
-                    &seqs,
-                    &services,
-                    &meal_types,
-                    &accounts,
-                    &pupils,
-                    &via_cards,
-                    &via_staff,
-                    &prices,
-                ],
-            )
-            .await
-            .map_err(unavailable)?;
+        execute_cached(
+            transaction,
+            "INSERT INTO meals (site, service_date, kiosk_at, device, seq, service, meal_type,
+                                account, pupil, via_card, via_staff, price)
+             SELECT $1, u.service_date, u.kiosk_at, $2, u.seq, u.service, u.meal_type,
+                    u.account, u.pupil, u.via_card, u.via_staff, u.price
+             FROM UNNEST($3::TEXT[], $4::BIGINT[], $5::BIGINT[], $6::TEXT[], $7::TEXT[],
+                         $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::BIGINT[])
+                  AS u (service_date, kiosk_at, seq, service, meal_type, account, pupil,
+                        via_card, via_staff, price)",
+            &[
+                &device.site.as_str(),
+                &device.id.as_str(),
+                &service_dates,
+                &kiosk_ats,
+                &seqs,
+                &services,
+                &meal_types,
+                &accounts,
+                &pupils,
+                &via_cards,
+                &via_staff,
+                &prices,
+            ],
+        )
+        .await?;
     }
     // Meals voided by this batch but stored before it: read first, the rule needs no I/O.
     let in_batch: std::collections::BTreeSet<Seq> = append.iter().map(Record::seq).collect();
