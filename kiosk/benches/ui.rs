@@ -127,21 +127,6 @@ fn process_rss_kb(pid: u32) -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
-/// Context switches of every thread of the process so far: each is a wakeup, or a preemption.
-fn process_context_switches(pid: u32) -> u64 {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("status")).ok())
-        .flat_map(|status| {
-            status
-                .lines()
-                .filter(|line| line.contains("ctxt_switches:"))
-                .filter_map(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
-                .collect::<Vec<_>>()
-        })
-        .sum()
-}
-
 fn at_rest(idle_s: u64) {
     let dir = tempfile::tempdir().unwrap();
     let data = common::enrol(dir.path());
@@ -193,11 +178,11 @@ fn at_rest(idle_s: u64) {
     std::thread::sleep(Duration::from_secs(5));
     let pid = run.id();
     let cpu_before = process_cpu_ms(pid);
-    let switches_before = process_context_switches(pid);
+    let wakeups_before = common::thread_wakeups(pid);
     let started = Instant::now();
     std::thread::sleep(Duration::from_secs(idle_s));
     let cpu_ms = process_cpu_ms(pid) - cpu_before;
-    let switches = process_context_switches(pid) - switches_before;
+    let woken = common::threads_woken(&wakeups_before, &common::thread_wakeups(pid));
     let wall_ms = started.elapsed().as_millis() as f64;
     let rss_mb = process_rss_kb(pid) as f64 / 1024.0;
     let _ = run.kill();
@@ -206,9 +191,14 @@ fn at_rest(idle_s: u64) {
     let _ = xvfb.wait();
     let cpu_percent = cpu_ms as f64 * 100.0 / wall_ms;
     println!(
-        "kiosk run at rest for {idle_s} s: CPU {cpu_ms} ms = {cpu_percent:.3}% of one core (target 0.5%, ratio {:.2}); resident {rss_mb:.1} MB (target 60 MB, ratio {:.2}); {switches} context switches",
+        "kiosk run at rest for {idle_s} s: CPU {cpu_ms} ms = {cpu_percent:.3}% of one core (target 0.5%, ratio {:.2}); resident {rss_mb:.1} MB (target 60 MB, ratio {:.2}); threads woken: {}",
         cpu_percent / 0.5,
-        rss_mb / 60.0
+        rss_mb / 60.0,
+        if woken.is_empty() {
+            "none".to_string()
+        } else {
+            format!("{woken:?}")
+        }
     );
 }
 

@@ -1,6 +1,6 @@
 //! A real window: `kiosk run` under Xvfb with a simulated reader playing a scripted tap, a
-//! screenshot of the X display showing the served screen, and SIGTERM closing the window and
-//! stopping the kiosk cleanly.
+//! screenshot of the X display showing the served screen, no thread of the kiosk waking once it
+//! is back at rest, and SIGTERM closing the window and stopping the kiosk cleanly.
 
 #![allow(clippy::unwrap_used)]
 
@@ -157,6 +157,38 @@ fn kiosk_run_shows_the_served_screen_in_a_real_window() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(green_share >= 40);
+
+    // At rest: once the result screen has gone back to the ready screen, nothing in the kiosk
+    // wakes, neither our tasks nor a dependency's thread (no timer, no timed wait, no poll).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let dump = Command::new("xwd")
+            .args(["-root", "-silent", "-display", &display])
+            .output()
+            .unwrap();
+        let (_, _, pixels) = read_xwd(&dump.stdout);
+        let green = pixels
+            .iter()
+            .filter(|p| p.iter().zip(SERVED_GREEN).all(|(a, b)| a.abs_diff(b) <= 8))
+            .count();
+        if green * 100 / pixels.len() < 5 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the served screen never went back to ready"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let before = common::thread_wakeups(run.0.id());
+    std::thread::sleep(Duration::from_secs(3));
+    let woken = common::threads_woken(&before, &common::thread_wakeups(run.0.id()));
+    assert!(
+        woken.is_empty(),
+        "threads woke at rest: {woken:?} (of {:?})",
+        before.values().map(|(name, _)| name).collect::<Vec<_>>()
+    );
 
     // systemd's stop: the window closes, the tasks stop, the engine finishes, the exit is clean.
     let killed = Command::new("kill")

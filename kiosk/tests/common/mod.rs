@@ -264,3 +264,47 @@ pub fn kinds(records: &[proto::Record]) -> Vec<&'static str> {
 pub fn data_path(kiosk: &TestKiosk) -> PathBuf {
     kiosk.data.root.clone()
 }
+
+/// Voluntary context switches of each thread of a process, by thread id, with the thread's
+/// name: a thread that sleeps and wakes (a timer, a timed wait, a poll) adds one each time.
+pub fn thread_wakeups(pid: u32) -> std::collections::BTreeMap<u32, (String, u64)> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|task| {
+            let task = task.ok()?;
+            let tid = task.file_name().to_str()?.parse().ok()?;
+            let status = std::fs::read_to_string(task.path().join("status")).ok()?;
+            let field = |name: &str| {
+                status
+                    .lines()
+                    .find_map(|line| line.strip_prefix(name))
+                    .map(str::trim)
+            };
+            let name = field("Name:")?.to_string();
+            let wakeups = field("voluntary_ctxt_switches:")?.parse().ok()?;
+            Some((tid, (name, wakeups)))
+        })
+        .collect()
+}
+
+/// The threads that woke between two readings of [`thread_wakeups`], with how often; threads
+/// that started or ended in between count as having woken.
+pub fn threads_woken(
+    before: &std::collections::BTreeMap<u32, (String, u64)>,
+    after: &std::collections::BTreeMap<u32, (String, u64)>,
+) -> Vec<(String, u64)> {
+    let mut woken = Vec::new();
+    for (tid, (name, count)) in after {
+        match before.get(tid) {
+            Some((_, earlier)) if earlier == count => {}
+            Some((_, earlier)) => woken.push((name.clone(), count - earlier)),
+            None => woken.push((format!("{name} (started)"), *count)),
+        }
+    }
+    for (tid, (name, _)) in before {
+        if !after.contains_key(tid) {
+            woken.push((format!("{name} (ended)"), 1));
+        }
+    }
+    woken
+}
