@@ -23,8 +23,22 @@ use crate::systemd::{Notifier, Watchdog};
 use crate::ui::{EngineWorker, KioskUi, RESULT_DISPLAY_MS_DEFAULT, TapSender, UiWaker, Update};
 
 /// How often the ready screen's clock and the service state are refreshed: the clock shows
-/// minutes, so nothing would change more often.
+/// minutes, so nothing would change more often. Each refresh falls just after a minute starts.
 const CLOCK_REFRESH_MS: u64 = 60_000;
+
+/// How long after a minute starts its refresh comes, so that a timer firing a little early
+/// still shows the new minute.
+const CLOCK_REFRESH_LATE_MS: u64 = 20;
+
+/// The wait from `now` until the next refresh of the ready screen's clock: just after the next
+/// minute starts (services and the clock change on whole minutes, in every time zone).
+fn until_next_minute(now: std::time::SystemTime) -> std::time::Duration {
+    let into_minute = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() % u128::from(CLOCK_REFRESH_MS));
+    let into_minute = u64::try_from(into_minute).unwrap_or(0);
+    std::time::Duration::from_millis(CLOCK_REFRESH_MS - into_minute + CLOCK_REFRESH_LATE_MS)
+}
 
 /// Async workers of the kiosk's runtime. The async work is small (one sync client, the
 /// watchdog, the stop signals) and nothing on the tap path waits for it; two workers, one per
@@ -238,13 +252,21 @@ fn run_on(runtime: &tokio::runtime::Handle, options: &RunOptions) -> Result<(), 
 
     match face {
         Face::Window(ui) => {
-            let clock_timer = slint::Timer::default();
+            // One timer, re-aimed at the next minute's start each time it fires, so the clock
+            // turns with the minute and does not drift.
+            let clock_timer = Rc::new(slint::Timer::default());
             refresh_clock(&tap_sender);
             let clock_sender = tap_sender.clone();
+            let aim = Rc::downgrade(&clock_timer);
             clock_timer.start(
                 slint::TimerMode::Repeated,
-                std::time::Duration::from_millis(CLOCK_REFRESH_MS),
-                move || refresh_clock(&clock_sender),
+                until_next_minute(std::time::SystemTime::now()),
+                move || {
+                    refresh_clock(&clock_sender);
+                    if let Some(timer) = aim.upgrade() {
+                        timer.set_interval(until_next_minute(std::time::SystemTime::now()));
+                    }
+                },
             );
             if options.fullscreen {
                 ui.window().window().set_fullscreen(true);
@@ -397,4 +419,31 @@ fn refresh_clock(sender: &TapSender) {
             time,
         }
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::until_next_minute;
+
+    #[test]
+    fn the_clock_is_refreshed_just_after_each_minute_starts() {
+        let at = |ms: u64| UNIX_EPOCH + Duration::from_millis(ms);
+        let minute = 29_000_000 * 60_000;
+        assert_eq!(until_next_minute(at(minute)), Duration::from_millis(60_020));
+        assert_eq!(
+            until_next_minute(at(minute + 30_000)),
+            Duration::from_millis(30_020)
+        );
+        assert_eq!(
+            until_next_minute(at(minute + 59_999)),
+            Duration::from_millis(21)
+        );
+        // A refresh that fired before the minute turned aims again just after it.
+        assert_eq!(
+            until_next_minute(at(minute + 59_990)),
+            Duration::from_millis(30)
+        );
+    }
 }
