@@ -64,6 +64,24 @@ fn read_xwd(bytes: &[u8]) -> (usize, usize, Vec<[u8; 3]>) {
     (width, height, pixels)
 }
 
+/// The X display's screen as RGB pixels, if `xwd` could dump it.
+fn screen(display: &str) -> Option<(usize, usize, Vec<[u8; 3]>)> {
+    let dump = Command::new("xwd")
+        .args(["-root", "-silent", "-display", display])
+        .output()
+        .expect("xwd must be installed");
+    (dump.status.success() && dump.stdout.len() > 400).then(|| read_xwd(&dump.stdout))
+}
+
+/// The share of `pixels` in the served screen's green, in percent.
+fn served_green_percent(pixels: &[[u8; 3]]) -> usize {
+    let green = pixels
+        .iter()
+        .filter(|p| p.iter().zip(SERVED_GREEN).all(|(a, b)| a.abs_diff(b) <= 8))
+        .count();
+    green * 100 / pixels.len()
+}
+
 fn write_ppm(path: &Path, width: usize, height: usize, pixels: &[[u8; 3]]) {
     let mut out = format!("P6\n{width} {height}\n255\n").into_bytes();
     out.extend(pixels.iter().flatten());
@@ -134,17 +152,8 @@ fn kiosk_run_shows_the_served_screen_in_a_real_window() {
             std::io::Read::read_to_string(run.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
             panic!("kiosk run exited with {status}: {stderr}");
         }
-        let dump = Command::new("xwd")
-            .args(["-root", "-silent", "-display", &display])
-            .output()
-            .expect("xwd must be installed");
-        if dump.status.success() && dump.stdout.len() > 400 {
-            let (width, height, pixels) = read_xwd(&dump.stdout);
-            let green = pixels
-                .iter()
-                .filter(|p| p.iter().zip(SERVED_GREEN).all(|(a, b)| a.abs_diff(b) <= 8))
-                .count();
-            let share = green * 100 / pixels.len();
+        if let Some((width, height, pixels)) = screen(&display) {
+            let share = served_green_percent(&pixels);
             if share >= 40 {
                 write_ppm(&shot, width, height, &pixels);
                 break share;
@@ -163,16 +172,7 @@ fn kiosk_run_shows_the_served_screen_in_a_real_window() {
     // timer, no timed wait, no poll).
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let dump = Command::new("xwd")
-            .args(["-root", "-silent", "-display", &display])
-            .output()
-            .unwrap();
-        let (_, _, pixels) = read_xwd(&dump.stdout);
-        let green = pixels
-            .iter()
-            .filter(|p| p.iter().zip(SERVED_GREEN).all(|(a, b)| a.abs_diff(b) <= 8))
-            .count();
-        if green * 100 / pixels.len() < 5 {
+        if screen(&display).is_some_and(|(_, _, pixels)| served_green_percent(&pixels) < 5) {
             break;
         }
         assert!(
