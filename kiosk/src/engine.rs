@@ -180,9 +180,8 @@ impl Engine {
     ) -> Result<Engine, EngineError> {
         let head = ledger.head()?;
         let snapshot = ledger.snapshot_state()?;
-        ledger.disable_automatic_checkpoints()?;
+        let checkpointer = ledger.start_checkpointer()?;
         ledger.load_lookups();
-        let checkpointer = Checkpointer::start(ledger.path())?;
         let last_record_at = ledger.last_record_at()?;
         let mut engine = Engine {
             ledger,

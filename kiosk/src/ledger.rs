@@ -9,6 +9,8 @@ mod lookups;
 
 use std::cell::RefCell;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proto::snapshot::{
@@ -34,6 +36,10 @@ const BUSY_TIMEOUT_MS: u64 = 5_000;
 
 /// Checkpoint passes run for one request while the writer keeps appending.
 const CHECKPOINT_PASSES_MAX: usize = 4;
+
+/// WAL frames (pages) past which a checkpoint holds the writer off for its last pass, so the WAL
+/// restarts from its start: about 400 taps. Below it the WAL restarts at the first pause.
+const WAL_RESTART_FRAMES: i64 = 1_024;
 
 /// Records read into memory at once by [`Ledger::records`].
 pub const RECORDS_PAGE_MAX: usize = 10_000;
@@ -194,6 +200,8 @@ pub struct Ledger {
     /// Set when loading the copy failed: reads go to the tables without trying again until the
     /// next snapshot, so a row that cannot be parsed does not cost every tap a reload.
     lookups_failed: std::cell::Cell<bool>,
+    /// Held through each write transaction; the [`Checkpointer`] takes it to keep the writer off.
+    write_turn: Arc<Mutex<()>>,
 }
 
 /// What the kiosk knows of the snapshot it last applied.
@@ -273,6 +281,7 @@ impl Ledger {
             path: path.to_owned(),
             lookups: RefCell::new(None),
             lookups_failed: std::cell::Cell::new(false),
+            write_turn: Arc::default(),
         };
         ledger.migrate()?;
         ledger.check_last_record()?;
@@ -294,6 +303,7 @@ impl Ledger {
             // so it always reads the tables.
             lookups: RefCell::new(None),
             lookups_failed: std::cell::Cell::new(true),
+            write_turn: Arc::default(),
         })
     }
 
@@ -364,6 +374,10 @@ impl Ledger {
         &mut self,
         work: impl FnOnce(&LedgerWrite<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
+        let turn = self
+            .write_turn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let transaction = self
             .connection
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -375,6 +389,7 @@ impl Ledger {
         let value = work(&write)?;
         let changes = write.changes.into_inner();
         transaction.commit().map_err(LedgerError::from)?;
+        drop(turn);
         // Committed: the write has succeeded whatever happens to the in-memory copy, which is
         // dropped (and reloaded from the tables when next read) if it cannot follow.
         if changes.snapshot_applied() {
@@ -769,12 +784,12 @@ impl Ledger {
         &self.path
     }
 
-    /// Stops SQLite from checkpointing the WAL inside this connection's commits; the caller then
-    /// runs a [`Checkpointer`], so a tap never waits for a checkpoint.
-    pub fn disable_automatic_checkpoints(&self) -> Result<(), LedgerError> {
+    /// Stops SQLite from checkpointing the WAL inside this connection's commits and starts the
+    /// [`Checkpointer`] that does it instead, so a tap never waits for a checkpoint.
+    pub fn start_checkpointer(&self) -> Result<Checkpointer, LedgerError> {
         self.connection
             .pragma_update(None, "wal_autocheckpoint", 0)?;
-        Ok(())
+        Checkpointer::start(&self.path, Arc::clone(&self.write_turn))
     }
 
     /// Limits the file to `pages` pages, so tests can fill the "disk" without filling the disk.
@@ -794,25 +809,31 @@ impl Ledger {
 
 /// Copies the WAL back into the database file on its own thread and connection, when asked:
 /// checkpoints leave the tap path, and nothing runs while nothing is written.
+///
+/// SQLite restarts the WAL from its start when a write begins after a checkpoint copied every
+/// frame. Taps that follow each other without a pause keep appending while a checkpoint runs,
+/// so no write would ever begin at such a moment and the WAL file would only grow, each commit's
+/// sync then also writing the file's new size. Past [`WAL_RESTART_FRAMES`] the checkpoint's last
+/// pass holds the writer off, so the next write restarts the WAL.
 #[derive(Debug)]
 pub struct Checkpointer {
     /// Capacity 1: a request while one is pending adds nothing.
     requests: Option<std::sync::mpsc::SyncSender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     /// Checkpoints that copied the whole WAL, after which the next write restarts it.
-    completed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    completed: Arc<AtomicU64>,
 }
 
 impl Checkpointer {
-    pub fn start(path: &Path) -> Result<Checkpointer, LedgerError> {
+    fn start(path: &Path, write_turn: Arc<Mutex<()>>) -> Result<Checkpointer, LedgerError> {
         let connection = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         connection.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
         let (requests, received) = std::sync::mpsc::sync_channel::<()>(1);
-        let completed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let completed_by_thread = std::sync::Arc::clone(&completed);
+        let completed = Arc::new(AtomicU64::new(0));
+        let completed_by_thread = Arc::clone(&completed);
         let thread = std::thread::Builder::new()
             .name("ledger-checkpoint".into())
             .spawn(move || {
@@ -820,20 +841,23 @@ impl Checkpointer {
                     // PASSIVE never blocks the writer. Passes repeat while the writer keeps
                     // appending, so a burst of taps is caught up with; a checkpoint that cannot
                     // finish only leaves the WAL longer until the next request. Nothing is lost.
+                    let mut pass = None;
                     for _ in 0..CHECKPOINT_PASSES_MAX {
-                        let frames =
-                            connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
-                                Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
-                            });
-                        match frames {
-                            Ok((in_wal, copied)) if in_wal > copied => continue,
-                            Ok(_) => {
-                                completed_by_thread
-                                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                                break;
-                            }
-                            Err(_) => break,
+                        pass = passive_checkpoint(&connection).ok();
+                        if pass.is_none_or(|(in_wal, copied)| in_wal <= copied) {
+                            break;
                         }
+                    }
+                    if pass.is_some_and(|(in_wal, _)| in_wal >= WAL_RESTART_FRAMES) {
+                        // The passes left what the last few taps wrote: a tap that comes now
+                        // waits for those pages, once in hundreds of taps without a pause.
+                        let _turn = write_turn
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        pass = passive_checkpoint(&connection).ok();
+                    }
+                    if pass.is_some_and(|(in_wal, copied)| in_wal <= copied) {
+                        completed_by_thread.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             })
@@ -847,7 +871,7 @@ impl Checkpointer {
 
     /// How many checkpoints copied the whole WAL so far.
     pub fn completed(&self) -> u64 {
-        self.completed.load(std::sync::atomic::Ordering::Relaxed)
+        self.completed.load(Ordering::Relaxed)
     }
 
     /// Asks for a checkpoint without waiting.
@@ -865,6 +889,13 @@ impl Drop for Checkpointer {
             let _ = thread.join();
         }
     }
+}
+
+/// One `PRAGMA wal_checkpoint(PASSIVE)`: the frames in the WAL and the frames copied.
+fn passive_checkpoint(connection: &Connection) -> rusqlite::Result<(i64, i64)> {
+    connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+        Ok((row.get(1)?, row.get(2)?))
+    })
 }
 
 /// The writes of one transaction.
