@@ -41,6 +41,7 @@ reconcile_suite!(
     a_day_reconciles_per_kiosk_and_site_and_reruns_identically,
     duplicate_meals_are_proposed_for_a_void_and_decided_by_finance,
     tampered_records_are_caught_and_named,
+    rows_that_refer_to_nothing_are_refused,
     events_to_review_are_listed_with_their_evidence,
 );
 
@@ -340,6 +341,41 @@ async fn five_meals(store: &impl Store, name: &str, seed: u8) -> Till {
         );
     }
     till
+}
+
+/// The database itself refuses a movement or a record that refers to nothing, and removing or
+/// renaming what stored rows refer to, whoever writes.
+async fn rows_that_refer_to_nothing_are_refused(db: Db, store: impl Store) {
+    populate(&store).await;
+    let till = five_meals(&store, "k-refs", 10).await;
+    till.upload(&store, lunch(30)).await;
+    let stored = store.records(&till.device.id).await.unwrap();
+    let balance = store.balance(&account("A1")).await.unwrap();
+    for sql in [
+        "INSERT INTO movements (account, amount, device, seq, at)
+         VALUES ('A1', -385, 'k-refs', 99, 0)",
+        "INSERT INTO movements (account, amount, device, seq, at)
+         VALUES ('A-nobody', -385, 'k-refs', 2, 0)",
+        "INSERT INTO records (device, seq, hash, kind, payload, signature, kiosk_at, received_at)
+         SELECT 'k-nowhere', seq, hash, kind, payload, signature, kiosk_at, received_at
+         FROM records WHERE device = 'k-refs'",
+        "DELETE FROM records WHERE device = 'k-refs' AND seq = 2",
+        "DELETE FROM accounts WHERE id = 'A1'",
+        "DELETE FROM devices WHERE id = 'k-refs'",
+        "UPDATE records SET seq = seq + 100 WHERE device = 'k-refs'",
+        "UPDATE movements SET account = 'A-nobody' WHERE device = 'k-refs'",
+        "UPDATE accounts SET id = 'A-renamed' WHERE id = 'A1'",
+    ] {
+        assert!(db.try_tamper(sql).await.is_err(), "not refused: {sql}");
+    }
+    assert_eq!(store.records(&till.device.id).await.unwrap(), stored);
+    assert_eq!(store.balance(&account("A1")).await.unwrap(), balance);
+    // What refers to nothing any more can still go, in order.
+    db.tamper(
+        "DELETE FROM movements WHERE device = 'k-refs' AND seq = 2;
+         DELETE FROM records WHERE device = 'k-refs' AND seq = 2;",
+    )
+    .await;
 }
 
 async fn tampered_records_are_caught_and_named(db: Db, store: impl Store) {

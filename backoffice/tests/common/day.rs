@@ -234,10 +234,17 @@ impl Db {
 
     /// Runs SQL straight on the database, bypassing the store.
     pub async fn tamper(&self, sql: &str) {
+        self.try_tamper(sql).await.unwrap();
+    }
+
+    /// Runs SQL straight on the database, bypassing the store; the database's refusal, if any.
+    pub async fn try_tamper(&self, sql: &str) -> Result<(), String> {
         match self {
             Db::Sqlite(db) => {
                 let connection = rusqlite::Connection::open(db.path()).unwrap();
-                connection.execute_batch(sql).unwrap();
+                connection
+                    .execute_batch(sql)
+                    .map_err(|error| error.to_string())
             }
             Db::Postgres(db) => {
                 let (client, connection) =
@@ -245,9 +252,13 @@ impl Db {
                         .await
                         .unwrap();
                 let task = tokio::spawn(connection);
-                client.batch_execute(sql).await.unwrap();
+                let result = client
+                    .batch_execute(sql)
+                    .await
+                    .map_err(|error| format!("{error:?}"));
                 drop(client);
                 task.await.unwrap().unwrap();
+                result
             }
         }
     }
