@@ -16,7 +16,6 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -149,28 +148,11 @@ fn at_rest(idle_s: u64) {
         format!("pause 500\ntap {} 300\n", common::pupil_card(1)),
     )
     .unwrap();
-    let display = (90..200)
-        .find(|n| !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists())
-        .unwrap();
-    let mut xvfb = Command::new("Xvfb")
-        .args([
-            &format!(":{display}"),
-            "-screen",
-            "0",
-            "1024x768x24",
-            "-nolisten",
-            "tcp",
-        ])
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("Xvfb (make bench installs it)");
-    while !Path::new(&format!("/tmp/.X11-unix/X{display}")).exists() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let xvfb = common::Xvfb::start();
     let mut run = Command::new(kiosk)
         .args(["run", "--data-dir", data_dir, "--reader"])
         .arg(format!("script={}", script.display()))
-        .env("DISPLAY", format!(":{display}"))
+        .env("DISPLAY", &xvfb.display)
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -187,8 +169,7 @@ fn at_rest(idle_s: u64) {
     let rss_mb = process_rss_kb(pid) as f64 / 1024.0;
     let _ = run.kill();
     let _ = run.wait();
-    let _ = xvfb.kill();
-    let _ = xvfb.wait();
+    drop(xvfb);
     let cpu_percent = cpu_ms as f64 * 100.0 / wall_ms;
     println!(
         "kiosk run at rest for {idle_s} s: CPU {cpu_ms} ms = {cpu_percent:.3}% of one core (target 0.5%, ratio {:.2}); resident {rss_mb:.1} MB (target 60 MB, ratio {:.2}); threads woken: {}",

@@ -22,15 +22,6 @@ impl Drop for Killed {
     }
 }
 
-fn free_display() -> u32 {
-    (90..200)
-        .find(|n| {
-            !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-                && !Path::new(&format!("/tmp/.X{n}-lock")).exists()
-        })
-        .unwrap()
-}
-
 /// Reads an X window dump (`xwd`) of a 24/32-bit TrueColor screen into RGB pixels.
 fn read_xwd(bytes: &[u8]) -> (usize, usize, Vec<[u8; 3]>) {
     let field = |i: usize| u32::from_be_bytes(bytes[i * 4..i * 4 + 4].try_into().unwrap());
@@ -116,28 +107,13 @@ fn kiosk_run_shows_the_served_screen_in_a_real_window() {
     )
     .unwrap();
 
-    let display = format!(":{}", free_display());
-    let _xvfb = Killed(
-        Command::new("Xvfb")
-            .args([&display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("Xvfb must be installed (make test installs it)"),
-    );
-    let started = Instant::now();
-    while !Path::new(&format!("/tmp/.X11-unix/X{}", &display[1..])).exists() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "Xvfb did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let xvfb = common::Xvfb::start();
+    let display = &xvfb.display;
     let mut run = Killed(
         Command::new(kiosk)
             .args(["run", "--data-dir", data_dir, "--reader"])
             .arg(format!("script={}", script.display()))
-            .env("DISPLAY", &display)
+            .env("DISPLAY", display)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -152,7 +128,7 @@ fn kiosk_run_shows_the_served_screen_in_a_real_window() {
             std::io::Read::read_to_string(run.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
             panic!("kiosk run exited with {status}: {stderr}");
         }
-        if let Some((width, height, pixels)) = screen(&display) {
+        if let Some((width, height, pixels)) = screen(display) {
             let share = served_green_percent(&pixels);
             if share >= 40 {
                 write_ppm(&shot, width, height, &pixels);
@@ -172,7 +148,7 @@ fn kiosk_run_shows_the_served_screen_in_a_real_window() {
     // timer, no timed wait, no poll).
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if screen(&display).is_some_and(|(_, _, pixels)| served_green_percent(&pixels) < 5) {
+        if screen(display).is_some_and(|(_, _, pixels)| served_green_percent(&pixels) < 5) {
             break;
         }
         assert!(
@@ -219,6 +195,10 @@ fn kiosk_run_shows_the_served_screen_in_a_real_window() {
     std::io::Read::read_to_string(run.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
     assert!(status.success(), "{status}: {stderr}");
     drop(run);
+    // Stopped, the X server leaves its display number free for the next run.
+    let lock = xvfb.lock.clone();
+    drop(xvfb);
+    assert!(!lock.exists(), "Xvfb left {}", lock.display());
     let records = common::verified_records(&data);
     assert!(records.iter().any(|r| matches!(&r.payload().body, proto::RecordBody::Meal(m) if m.pupil == common::pupil_id(1))));
 }

@@ -308,3 +308,60 @@ pub fn threads_woken(
     }
     woken
 }
+
+/// A virtual X display (`Xvfb`) for a real window. Stopped with SIGTERM when dropped, so it
+/// removes its lock file and socket and leaves the display number free for the next run.
+pub struct Xvfb {
+    child: std::process::Child,
+    /// What `DISPLAY` names it by, `:N`.
+    pub display: String,
+    /// The lock file that keeps the display number while the server runs.
+    pub lock: PathBuf,
+}
+
+impl Xvfb {
+    pub fn start() -> Xvfb {
+        let socket = |n: u32| PathBuf::from(format!("/tmp/.X11-unix/X{n}"));
+        let number = (90..200)
+            .find(|&n| !socket(n).exists() && !Path::new(&format!("/tmp/.X{n}-lock")).exists())
+            .expect("a free X display between :90 and :199");
+        let display = format!(":{number}");
+        let child = std::process::Command::new("Xvfb")
+            .args([&display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("Xvfb must be installed (make test and make bench install it)");
+        let xvfb = Xvfb {
+            child,
+            display,
+            lock: PathBuf::from(format!("/tmp/.X{number}-lock")),
+        };
+        let started = std::time::Instant::now();
+        while !socket(number).exists() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(10),
+                "Xvfb did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        xvfb
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while matches!(self.child.try_wait(), Ok(None)) {
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = self.child.wait();
+    }
+}
