@@ -827,7 +827,7 @@ impl Store for PostgresStore {
         .await?;
         let before = ledger_before(&transaction, id, &plan.append).await?;
         let after = ingest::apply_effects(&plan.append, before);
-        write_ledger(&transaction, id, &after, received_at).await?;
+        insert_movements(&transaction, id, &after, received_at).await?;
         for (seq, reason, detail) in &after.anomalies {
             let record = plan
                 .append
@@ -884,14 +884,20 @@ impl Store for PostgresStore {
         // The site's day totals are one row every kiosk of the site updates: held from here to
         // the commit only.
         add_meal_days(&transaction, device, &plan.append, &after).await?;
-        // Balances a kiosk sees changed: they belong to a new snapshot version. Records that
+        // Balances a kiosk sees changed: written with the new snapshot version they belong to,
+        // one update a row (the rows are locked since `ledger_before` read them). Records that
         // moved no money change nothing a kiosk sees, and take none.
         if !after.balances.is_empty() {
             let ids: Vec<&str> = after.balances.keys().map(AccountId::as_str).collect();
+            let balances: Vec<i64> = after.balances.values().copied().collect();
             take_version(
                 &transaction,
-                &["UPDATE accounts SET version = (SELECT version FROM next) WHERE id = ANY($1)"],
-                &[&ids],
+                &[
+                    "UPDATE accounts SET balance = u.balance, version = (SELECT version FROM next)
+                   FROM UNNEST($1::TEXT[], $2::BIGINT[]) AS u (id, balance)
+                   WHERE accounts.id = u.id",
+                ],
+                &[&ids, &balances],
             )
             .await?;
         }
@@ -2421,8 +2427,8 @@ async fn ledger_before(
     Ok(before)
 }
 
-/// Writes a batch's movements and the new balances.
-async fn write_ledger(
+/// Writes a batch's movements; the new balances are written with their version at the end.
+async fn insert_movements(
     transaction: &deadpool_postgres::Transaction<'_>,
     device: &str,
     after: &LedgerAfter,
@@ -2457,16 +2463,6 @@ async fn write_ledger(
             &reverses,
             &at.unix_ms(),
         ],
-    )
-    .await?;
-    let ids: Vec<&str> = after.balances.keys().map(AccountId::as_str).collect();
-    let balances: Vec<i64> = after.balances.values().copied().collect();
-    execute_cached(
-        transaction,
-        "UPDATE accounts SET balance = u.balance
-         FROM UNNEST($1::TEXT[], $2::BIGINT[]) AS u (id, balance)
-         WHERE accounts.id = u.id",
-        &[&ids, &balances],
     )
     .await?;
     Ok(())
