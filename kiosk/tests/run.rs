@@ -110,17 +110,7 @@ fn answer(
         })
         .unwrap()
     } else {
-        let mut delta = snapshot.clone();
-        delta.since = Some(snapshot.version);
-        delta.accounts.clear();
-        delta.pupils.clear();
-        delta.cards.clear();
-        delta.hotlist.clear();
-        delta.tariffs.clear();
-        delta.services.clear();
-        delta.staff.clear();
-        delta.settings = None;
-        serde_json::to_vec(&delta).unwrap()
+        serde_json::to_vec(&common::empty_delta(snapshot, snapshot.version)).unwrap()
     };
     let head = format!(
         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",

@@ -168,6 +168,25 @@ pub fn snapshot_always_open(pupils: usize) -> Snapshot {
     snapshot
 }
 
+/// A delta after `full`, at `version`, that changes nothing: what the back-office sends when
+/// only `records_through` moved. Callers set that, or what else they change.
+pub fn empty_delta(full: &Snapshot, version: SnapshotVersion) -> Snapshot {
+    Snapshot {
+        version,
+        since: Some(full.version),
+        accounts: Vec::new(),
+        pupils: Vec::new(),
+        cards: Vec::new(),
+        hotlist: Vec::new(),
+        tariffs: Vec::new(),
+        services: Vec::new(),
+        staff: Vec::new(),
+        settings: None,
+        removed: Removed::default(),
+        ..full.clone()
+    }
+}
+
 pub fn lunch() -> MealType {
     MealType::parse("lunch").unwrap()
 }
