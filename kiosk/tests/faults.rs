@@ -175,19 +175,11 @@ fn invalid_snapshots_change_nothing() {
     check_refused(
         |s| {
             *s = proto::snapshot::Snapshot {
-                since: Some(SnapshotVersion(1)),
-                accounts: Vec::new(),
-                cards: Vec::new(),
-                hotlist: Vec::new(),
-                tariffs: Vec::new(),
-                services: Vec::new(),
-                staff: Vec::new(),
-                settings: None,
                 pupils: vec![proto::snapshot::Pupil {
                     bracket: BracketId::parse("q9").unwrap(),
                     ..s.pupils[1].clone()
                 }],
-                ..s.clone()
+                ..common::empty_delta(&common::snapshot(4), s.version)
             }
         },
         |e| {
