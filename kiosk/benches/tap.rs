@@ -77,29 +77,27 @@ fn measure(
     taps: usize,
 ) -> Phase {
     let checkpoints_before = engine.checkpoints_completed();
-    let mut phase = Phase {
-        raw: Vec::with_capacity(taps),
-        tap: Vec::with_capacity(taps),
-        checkpoints: 0,
-        wal_bytes: 0,
-    };
+    let (mut raw_times, mut tap_times) = (Vec::with_capacity(taps), Vec::with_capacity(taps));
     for i in 0..taps {
         let start = Instant::now();
         raw_commit(raw);
-        phase.raw.push(start.elapsed());
+        raw_times.push(start.elapsed());
         let card = common::pupil_card(first_card + i);
         let start = Instant::now();
         let decision = tap(engine, card);
-        phase.tap.push(start.elapsed());
+        tap_times.push(start.elapsed());
         assert!(matches!(decision, Decision::Served(_)), "{decision:?}");
     }
-    phase.raw.sort();
-    phase.tap.sort();
-    phase.checkpoints = engine.checkpoints_completed() - checkpoints_before;
+    raw_times.sort();
+    tap_times.sort();
     let mut wal = engine.ledger().path().as_os_str().to_owned();
     wal.push("-wal");
-    phase.wal_bytes = std::fs::metadata(wal).map_or(0, |m| m.len());
-    phase
+    Phase {
+        raw: raw_times,
+        tap: tap_times,
+        checkpoints: engine.checkpoints_completed() - checkpoints_before,
+        wal_bytes: std::fs::metadata(wal).map_or(0, |m| m.len()),
+    }
 }
 
 fn report(name: &str, phase: &Phase) -> (f64, f64) {

@@ -247,19 +247,7 @@ fn a_typed_tap_is_served_uploaded_and_acknowledged_and_sigterm_stops_the_kiosk()
 
     // systemd stops a service with SIGTERM: the kiosk stops its tasks and its engine, says its
     // last state and exits successfully, with standard input still open.
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let deadline = Instant::now() + STEP_WAIT;
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "still running after SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = common::terminate(&mut child.0, STEP_WAIT).unwrap_or_else(|why| panic!("{why}"));
     seen.extend(lines.iter());
     assert!(status.success(), "{status}: {seen:#?}");
     assert!(

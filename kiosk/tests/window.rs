@@ -178,19 +178,8 @@ fn kiosk_run_shows_the_served_screen_in_a_real_window() {
     );
 
     // systemd's stop: the window closes, the tasks stop, the engine finishes, the exit is clean.
-    let killed = Command::new("kill")
-        .args(["-TERM", &run.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = run.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "still running after SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = common::terminate(&mut run.0, Duration::from_secs(20))
+        .unwrap_or_else(|why| panic!("{why}"));
     let mut stderr = String::new();
     std::io::Read::read_to_string(run.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
     assert!(status.success(), "{status}: {stderr}");

@@ -328,6 +328,31 @@ pub fn threads_woken(
     woken
 }
 
+/// Stops `child` as systemd stops a service, with SIGTERM, and waits up to `within` for it to
+/// exit; says why when it could not send the signal or the child did not exit in time.
+pub fn terminate(
+    child: &mut std::process::Child,
+    within: std::time::Duration,
+) -> Result<std::process::ExitStatus, String> {
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .is_ok_and(|status| status.success());
+    if !sent {
+        return Err("kill -TERM failed".into());
+    }
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().map_err(|error| error.to_string())? {
+            return Ok(status);
+        }
+        if std::time::Instant::now() > deadline {
+            return Err("still running after SIGTERM".into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// A virtual X display (`Xvfb`) for a real window. Stopped with SIGTERM when dropped, so it
 /// removes its lock file and socket and leaves the display number free for the next run.
 pub struct Xvfb {
@@ -341,8 +366,9 @@ pub struct Xvfb {
 impl Xvfb {
     pub fn start() -> Xvfb {
         let socket = |n: u32| PathBuf::from(format!("/tmp/.X11-unix/X{n}"));
+        let lock = |n: u32| PathBuf::from(format!("/tmp/.X{n}-lock"));
         let number = (90..200)
-            .find(|&n| !socket(n).exists() && !Path::new(&format!("/tmp/.X{n}-lock")).exists())
+            .find(|&n| !socket(n).exists() && !lock(n).exists())
             .expect("a free X display between :90 and :199");
         let display = format!(":{number}");
         let child = std::process::Command::new("Xvfb")
@@ -354,7 +380,7 @@ impl Xvfb {
         let xvfb = Xvfb {
             child,
             display,
-            lock: PathBuf::from(format!("/tmp/.X{number}-lock")),
+            lock: lock(number),
         };
         let started = std::time::Instant::now();
         while !socket(number).exists() {
@@ -370,16 +396,8 @@ impl Xvfb {
 
 impl Drop for Xvfb {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while matches!(self.child.try_wait(), Ok(None)) {
-            if std::time::Instant::now() > deadline {
-                let _ = self.child.kill();
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
+        if terminate(&mut self.child, std::time::Duration::from_secs(5)).is_err() {
+            let _ = self.child.kill();
         }
         let _ = self.child.wait();
     }
