@@ -40,6 +40,7 @@ use proto::{
 use common::SqliteDb;
 use common::app::{Reply, TestApp};
 use common::fixtures::key;
+use common::fixtures::registered_at;
 
 const ACCOUNTS: usize = 50_000;
 const SITES: usize = 120;
@@ -139,7 +140,7 @@ fn load_year(path: &std::path::Path, days: usize, today: ServiceDate) -> TodayRe
         let mut report = transaction
             .prepare("INSERT INTO kiosks (device, last_seen, report) VALUES (?1, ?2, ?3)")
             .unwrap();
-        let now = backoffice::now();
+        let now = common::fixtures::app_now();
         for s in 0..SITES {
             for k in 0..KIOSKS_PER_SITE {
                 device
@@ -532,7 +533,7 @@ fn reconciliation(
         date: today,
         site: report.site.clone(),
         report: serde_json::to_string(&report).unwrap(),
-        run_at: backoffice::now(),
+        run_at: common::fixtures::app_now(),
         run_by: "compta".to_owned(),
         signed_off_by: None,
         signed_off_at: None,
@@ -600,7 +601,7 @@ fn main() {
         .build()
         .unwrap();
     let db = SqliteDb::new();
-    let today = backoffice::web::layout::service_day(backoffice::now()).unwrap();
+    let today = backoffice::web::layout::service_day(common::fixtures::app_now()).unwrap();
     let loading = Instant::now();
     // The store creates the schema, then lets go of the file while the year is written.
     drop(runtime.block_on(db.open()));
@@ -623,7 +624,10 @@ fn main() {
         ] {
             let site = site.map(|site| SiteId::parse(site).unwrap());
             store
-                .add_user(&User::new(name, role, site, PASSWORD).unwrap())
+                .add_user(
+                    &User::new(name, role, site, PASSWORD).unwrap(),
+                    registered_at(),
+                )
                 .await
                 .unwrap();
         }

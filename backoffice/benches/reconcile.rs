@@ -25,6 +25,7 @@ use proto::snapshot::Service;
 use proto::{Cents, Signature, SiteId};
 
 use common::day::{Till, cash, date, lunch, meal_for, settings};
+use common::fixtures::registered_at;
 use common::fixtures::{account, lunch_service};
 use common::{PostgresDb, SqliteDb};
 
@@ -145,7 +146,10 @@ async fn load<S: Store>(store: &S, tills: &[Till]) {
             .unwrap();
     }
     for till in tills {
-        store.add_device(till.device.clone()).await.unwrap();
+        store
+            .add_device(till.device.clone(), registered_at())
+            .await
+            .unwrap();
         for batch in till.written.chunks(UPLOAD_BATCH_RECORDS_MAX) {
             let records = batch.iter().map(|record| record.signed().clone()).collect();
             store

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use proto::limits::{DIETARY_FLAGS_MAX, OVERDRAFT_FLOOR_CENTS_MIN, SNAPSHOT_PUPILS_MAX};
 use proto::snapshot::{Card, CardHolder, Pupil};
-use proto::{AccountId, BracketId, CardUid, Cents, PupilId, SiteId, Text};
+use proto::{AccountId, BracketId, CardUid, Cents, PupilId, SiteId, Text, Timestamp};
 
 use crate::store::{Store, StoreError};
 
@@ -206,6 +206,7 @@ fn check_across_rows(rows: &[(u64, ImportRow)], errors: &mut Vec<LineError>) {
 pub async fn apply<S: Store>(
     store: &S,
     rows: &[ImportRow],
+    at: Timestamp,
     mut progress: impl FnMut(usize),
 ) -> Result<(), ImportError> {
     let mut accounts = BTreeMap::new();
@@ -213,7 +214,7 @@ pub async fn apply<S: Store>(
         accounts.insert(&row.pupil.account, row.overdraft_floor);
     }
     for (account, floor) in accounts {
-        match store.add_account(account, floor, crate::now()).await {
+        match store.add_account(account, floor, at).await {
             Ok(()) | Err(StoreError::AlreadyExists { .. }) => {}
             Err(error) => return Err(error.into()),
         }

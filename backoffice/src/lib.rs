@@ -1,6 +1,7 @@
 //! The back-office: the authority on balances, in front of SQLite or PostgreSQL. Stateless in
 //! front of its database, so several instances can serve one PostgreSQL.
 //!
+//! - [`clock`]: where the back-office reads the time, so that tests set it.
 //! - [`store`]: the storage interface ([`store::Store`]) and its SQLite and PostgreSQL
 //!   implementations, with versioned migrations.
 //! - [`ingest`]: judging a kiosk's batch of signed records against its stored chain (store,
@@ -20,6 +21,7 @@
 //! - [`web`]: the web pages of staff, finance and admin, served beside the API.
 //! - [`meal_days`]: meals and revenue per site and service day, kept up to date by ingest.
 
+pub mod clock;
 pub mod export;
 pub mod http;
 pub mod import;
@@ -33,17 +35,3 @@ pub mod systemd;
 pub mod transfer;
 pub mod users;
 pub mod web;
-
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use proto::Timestamp;
-
-/// The back-office's clock, in the form `proto` takes it.
-pub fn now() -> Timestamp {
-    let unix_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
-        });
-    Timestamp::from_unix_ms(unix_ms).expect("the system clock is within years 1970 to 9999")
-}

@@ -4,9 +4,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context as _;
+use backoffice::clock::{SharedClock, SystemClock};
 use backoffice::export::{self, ExportKind, Period};
+use backoffice::http::ServeOptions;
 use backoffice::manage;
 use backoffice::reconcile::{self, Settings};
 use backoffice::store::{DatabaseUrl, Device, Operation, PostgresStore, SqliteStore, Store};
@@ -320,18 +323,18 @@ async fn main() -> anyhow::Result<()> {
             let store = SqliteStore::open(&path)
                 .await
                 .with_context(|| format!("opening {}", path.display()))?;
-            run(store, cli.command).await
+            run(store, cli.command, SystemClock::shared()).await
         }
         DatabaseUrl::Postgres(url) => {
             let store = PostgresStore::open(&url)
                 .await
                 .context("connecting to PostgreSQL")?;
-            run(store, cli.command).await
+            run(store, cli.command, SystemClock::shared()).await
         }
     }
 }
 
-async fn run<S: Store>(store: S, command: Command) -> anyhow::Result<()> {
+async fn run<S: Store>(store: S, command: Command, clock: SharedClock) -> anyhow::Result<()> {
     match command {
         Command::Serve {
             listen,
@@ -361,12 +364,22 @@ async fn run<S: Store>(store: S, command: Command) -> anyhow::Result<()> {
             let address = listener.local_addr()?;
             tracing::info!(%address, scheme, "serving");
             if let Some(at) = nightly {
-                tokio::spawn(nightly_reconciliation(store.clone(), finance.clone(), at));
+                tokio::spawn(nightly_reconciliation(
+                    store.clone(),
+                    finance.clone(),
+                    at,
+                    Arc::clone(&clock),
+                ));
             }
             // Database open and migrated, listener bound: requests are accepted from here on.
             backoffice::systemd::notify_ready(&format!("serving {scheme}://{address}"))
                 .context("notifying systemd")?;
-            backoffice::http::serve_with(store, listener, tls, finance, shutdown_signal()).await?;
+            let options = ServeOptions {
+                tls,
+                finance,
+                clock,
+            };
+            backoffice::http::serve(store, listener, options, shutdown_signal()).await?;
             tracing::info!("stopped");
         }
         Command::Device(DeviceCommand::Add {
@@ -384,7 +397,7 @@ async fn run<S: Store>(store: S, command: Command) -> anyhow::Result<()> {
                 key,
                 revoked_at: None,
             };
-            store.add_device(device).await?;
+            store.add_device(device, clock.now()).await?;
             println!(
                 "device {name} added to site {site}, key {}",
                 key.fingerprint()
@@ -396,7 +409,7 @@ async fn run<S: Store>(store: S, command: Command) -> anyhow::Result<()> {
             let transfer = backoffice::transfer::parse(&text)
                 .with_context(|| format!("{}", file.display()))?;
             let device = transfer.device.clone();
-            let outcome = backoffice::transfer::ingest(&store, transfer, backoffice::now()).await?;
+            let outcome = backoffice::transfer::ingest(&store, transfer, clock.now()).await?;
             println!(
                 "{device}: {} stored, {} duplicates, {} quarantined; held through {}",
                 outcome.stored,
@@ -414,7 +427,7 @@ async fn run<S: Store>(store: S, command: Command) -> anyhow::Result<()> {
                 .map_err(backoffice::import::ImportError::Invalid)?;
             let total = rows.len();
             let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
-            backoffice::import::apply(&store, &rows, |done| {
+            backoffice::import::apply(&store, &rows, clock.now(), |done| {
                 if terminal {
                     eprint!("\rimporting: {done}/{total} rows");
                 }
@@ -438,12 +451,12 @@ async fn run<S: Store>(store: S, command: Command) -> anyhow::Result<()> {
                 .context("reading the password from standard input")?;
             let password = password.trim_end_matches(['\r', '\n']);
             let user = User::new(&name, role, site, password)?;
-            store.add_user(&user).await?;
+            store.add_user(&user, clock.now()).await?;
             println!("user {name} added with role {}", role.as_str());
         }
         Command::Device(DeviceCommand::Revoke { name }) => {
             let device = DeviceId::parse(&name).context("--name")?;
-            store.revoke_device(&device, backoffice::now()).await?;
+            store.revoke_device(&device, clock.now()).await?;
             println!("device {name} revoked");
         }
         Command::Account(AccountCommand::Set {
@@ -453,7 +466,7 @@ async fn run<S: Store>(store: S, command: Command) -> anyhow::Result<()> {
             let id = arg("ACCOUNT", &account, AccountId::parse)?;
             let floor = Cents::new(overdraft_floor);
             manage::check_overdraft_floor(floor).context("--overdraft-floor")?;
-            let opened = manage::save_account(&store, &id, floor, backoffice::now()).await?;
+            let opened = manage::save_account(&store, &id, floor, clock.now()).await?;
             let done = if opened { "opened" } else { "updated" };
             println!("account {account} {done}, overdraft floor {overdraft_floor} cents");
         }
@@ -603,7 +616,7 @@ async fn run<S: Store>(store: S, command: Command) -> anyhow::Result<()> {
                     .map(|reference| arg("--reference", &reference, Text::parse))
                     .transpose()?,
                 operator(),
-                backoffice::now(),
+                clock.now(),
             )?;
             apply(&store, &operation).await?;
         }
@@ -617,7 +630,7 @@ async fn run<S: Store>(store: S, command: Command) -> anyhow::Result<()> {
                 Cents::new(amount),
                 arg("--reason", &reason, Text::parse)?,
                 operator(),
-                backoffice::now(),
+                clock.now(),
             )?;
             apply(&store, &operation).await?;
         }
@@ -639,6 +652,7 @@ async fn run<S: Store>(store: S, command: Command) -> anyhow::Result<()> {
                 site.as_ref(),
                 &settings,
                 &operator(),
+                clock.now(),
                 |done, total| {
                     if terminal {
                         eprint!("\r{}", progress_bar(done, total));
@@ -809,9 +823,18 @@ fn summary(report: &reconcile::Report) -> String {
 /// Reconciles the previous day every night at `at` (in the time zone of `settings`), for all
 /// sites. A day already signed off is left alone; a failure is logged and tried again the next
 /// night (or on demand).
-async fn nightly_reconciliation<S: Store>(store: S, settings: Settings, at: jiff::civil::Time) {
+async fn nightly_reconciliation<S: Store>(
+    store: S,
+    settings: Settings,
+    at: jiff::civil::Time,
+    clock: SharedClock,
+) {
     loop {
-        let now = jiff::Zoned::now().with_time_zone(settings.time_zone.clone());
+        let Ok(now) = jiff::Timestamp::from_millisecond(clock.now().unix_ms()) else {
+            tracing::error!("the clock is out of range: no nightly reconciliation");
+            return;
+        };
+        let now = now.to_zoned(settings.time_zone.clone());
         let next = match now.with().time(at).build().and_then(|today| {
             if today > now {
                 Ok(today)
@@ -834,7 +857,16 @@ async fn nightly_reconciliation<S: Store>(store: S, settings: Settings, at: jiff
         let Ok(date) = ServiceDate::parse(&yesterday.to_string()) else {
             continue;
         };
-        match reconcile::run_and_save(&store, date, None, &settings, "nightly", |_, _| {}).await {
+        let run = reconcile::run_and_save(
+            &store,
+            date,
+            None,
+            &settings,
+            "nightly",
+            clock.now(),
+            |_, _| {},
+        );
+        match run.await {
             Ok(report) => tracing::info!(
                 %date,
                 findings = report.findings.len(),

@@ -707,6 +707,7 @@ pub async fn run_and_save<S: Store>(
     site: Option<&SiteId>,
     settings: &Settings,
     user: &str,
+    now: Timestamp,
     progress: impl FnMut(usize, usize),
 ) -> Result<Report, ReconcileError> {
     if let Some(saved) = store.reconciliation(date, site).await?
@@ -724,7 +725,7 @@ pub async fn run_and_save<S: Store>(
         site: site.cloned(),
         report: serde_json::to_string(&outcome.report)
             .map_err(|error| ReconcileError::Report(error.to_string()))?,
-        run_at: crate::now(),
+        run_at: now,
         run_by: user.to_owned(),
         signed_off_by: None,
         signed_off_at: None,
@@ -747,6 +748,7 @@ pub async fn decide<S: Store>(
     approve: bool,
     user: &str,
     settings: &Settings,
+    now: Timestamp,
 ) -> Result<ProposedVoid, ReconcileError> {
     let Some(proposal) = store
         .proposed_voids(None)
@@ -760,7 +762,6 @@ pub async fn decide<S: Store>(
         }
         .into());
     };
-    let now = crate::now();
     if !approve {
         return Ok(store
             .decide_proposed_void(id, VoidStatus::Rejected, user, now, None)

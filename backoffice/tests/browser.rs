@@ -26,6 +26,7 @@ use tokio::runtime::Runtime;
 use common::SqliteDb;
 use common::app::TestApp;
 use common::day::{DATE, Till, date, lunch, meal_for};
+use common::fixtures::registered_at;
 use common::fixtures::{Kiosk, account, populate};
 use common::webdriver::Browser;
 
@@ -60,25 +61,31 @@ impl Setup {
             ] {
                 let site = site.map(|site| SiteId::parse(site).unwrap());
                 store
-                    .add_user(&User::new(name, role, site, PASSWORD).unwrap())
+                    .add_user(
+                        &User::new(name, role, site, PASSWORD).unwrap(),
+                        registered_at(),
+                    )
                     .await
                     .unwrap();
             }
             let app = TestApp::start(store).await;
             let mut kiosk = Kiosk::new("jaures-entree", 1);
-            app.store.add_device(kiosk.device.clone()).await.unwrap();
             app.store
-                .add_device(Kiosk::new("jaures-cour", 2).device)
+                .add_device(kiosk.device.clone(), registered_at())
                 .await
                 .unwrap();
-            let today = backoffice::web::layout::service_day(backoffice::now()).unwrap();
+            app.store
+                .add_device(Kiosk::new("jaures-cour", 2).device, registered_at())
+                .await
+                .unwrap();
+            let today = backoffice::web::layout::service_day(app.clock.now()).unwrap();
             for pupil in ["P1", "P2"] {
                 let record = kiosk
                     .head
                     .append(
                         &kiosk.key,
                         &kiosk.device.id,
-                        backoffice::now(),
+                        app.clock.now(),
                         RecordBody::Meal(Meal {
                             service: ServiceId::parse("lunch").unwrap(),
                             service_date: today,
@@ -321,7 +328,10 @@ fn finance_reads_the_dashboard_and_the_fleet() {
         let mut k1 = Till::new("kiosk-1", 11);
         let mut k2 = Till::new("kiosk-2", 12);
         for till in [&k1, &k2] {
-            store.add_device(till.device.clone()).await.unwrap();
+            store
+                .add_device(till.device.clone(), registered_at())
+                .await
+                .unwrap();
         }
         k1.write(lunch(0), meal_for("P1", "A1", 385, 0));
         k1.close(lunch(100), date(), 0);

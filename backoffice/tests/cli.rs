@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 use backoffice::store::Store;
 
 use common::SqliteDb;
+use common::fixtures::registered_at;
 use common::fixtures::{device_id, key, site};
 
 fn backoffice(db: &SqliteDb, args: &[&str]) -> Output {
@@ -768,7 +769,10 @@ async fn finance_brings_a_kiosk_export_by_hand() {
     use common::fixtures::{Kiosk, account, at, device, top_up};
     let db = SqliteDb::new();
     let store = db.open().await;
-    store.add_device(device("kiosk-jaures-1", 7)).await.unwrap();
+    store
+        .add_device(device("kiosk-jaures-1", 7), registered_at())
+        .await
+        .unwrap();
     store
         .add_account(&account("A1"), proto::Cents::new(0), at(0))
         .await

@@ -12,6 +12,7 @@ use backoffice::store::Store;
 use proto::{ServiceDate, SignedRecord};
 
 use common::day::{Db, Till, cash, date, lunch, meal_for, settings, void_of};
+use common::fixtures::registered_at;
 use common::fixtures::{key, populate};
 
 macro_rules! export_suite {
@@ -63,7 +64,10 @@ async fn a_day(store: &impl Store) -> (Till, Till) {
     let mut k1 = Till::new("kiosk-1", 1);
     let mut k2 = Till::new("kiosk-2", 2);
     for till in [&k1, &k2] {
-        store.add_device(till.device.clone()).await.unwrap();
+        store
+            .add_device(till.device.clone(), registered_at())
+            .await
+            .unwrap();
     }
     let friday = ServiceDate::parse("2026-11-27").unwrap();
     k1.write(lunch(-3 * 24 * 60), meal_for("P1", "A1", 385, 0));

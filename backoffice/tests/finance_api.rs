@@ -16,6 +16,7 @@ use serde_json::json;
 use common::SqliteDb;
 use common::app::TestApp;
 use common::day::{Till, date, lunch, meal_for};
+use common::fixtures::registered_at;
 use common::fixtures::{account, populate};
 
 const PASSWORD: &str = "correct horse battery";
@@ -32,14 +33,20 @@ async fn finance_reconciles_approves_a_void_signs_off_and_exports() {
     populate(&store).await;
     for (name, role) in [("compta", Role::Finance), ("admin", Role::Admin)] {
         store
-            .add_user(&User::new(name, role, None, PASSWORD).unwrap())
+            .add_user(
+                &User::new(name, role, None, PASSWORD).unwrap(),
+                registered_at(),
+            )
             .await
             .unwrap();
     }
     let mut k1 = Till::new("kiosk-1", 1);
     let mut k2 = Till::new("kiosk-2", 2);
     for till in [&k1, &k2] {
-        store.add_device(till.device.clone()).await.unwrap();
+        store
+            .add_device(till.device.clone(), registered_at())
+            .await
+            .unwrap();
     }
     k1.write(lunch(0), meal_for("P1", "A1", 385, 0));
     k1.close(lunch(100), date(), 0);

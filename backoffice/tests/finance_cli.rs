@@ -12,6 +12,7 @@ use backoffice::store::Store;
 use common::SqliteDb;
 use common::day::{DATE, Till, cash, date, lunch, meal_for};
 use common::fixtures::populate;
+use common::fixtures::registered_at;
 
 fn backoffice(db: &SqliteDb, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_backoffice"))
@@ -40,7 +41,10 @@ async fn finance_reconciles_exports_and_verifies_from_the_command_line() {
     let store = db.open().await;
     populate(&store).await;
     let mut till = Till::new("kiosk-1", 1);
-    store.add_device(till.device.clone()).await.unwrap();
+    store
+        .add_device(till.device.clone(), registered_at())
+        .await
+        .unwrap();
     till.write(lunch(0), cash("A1", 2000));
     till.write(lunch(1), meal_for("P1", "A1", 385, 1615));
     till.close(lunch(60), date(), 2000);

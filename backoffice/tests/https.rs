@@ -61,7 +61,11 @@ async fn the_api_answers_over_tls_with_the_given_certificate() {
     let server = tokio::spawn(backoffice::http::serve(
         db.open().await,
         listener,
-        Some(config),
+        backoffice::http::ServeOptions {
+            tls: Some(config),
+            clock: backoffice::clock::ManualClock::new(common::fixtures::app_now()).shared(),
+            ..backoffice::http::ServeOptions::default()
+        },
         async {
             let _ = stopped.await;
         },

@@ -11,6 +11,7 @@ use proto::snapshot::Snapshot;
 use proto::{CardUid, Cents, Seq, Timestamp};
 
 use common::app::{TestApp, fresh_nonce, signed_headers, upload_body};
+use common::fixtures::registered_at;
 use common::fixtures::{Kiosk, account, at, populate, top_up};
 use common::{PostgresDb, SqliteDb};
 
@@ -20,7 +21,10 @@ const SNAPSHOT: &str = "/api/v1/kiosk/snapshot";
 /// An enrolled kiosk with an account to charge, on a fresh back-office.
 async fn enrolled<S: Store>(store: S) -> (TestApp<S>, Kiosk) {
     let kiosk = Kiosk::new("kiosk-jaures-1", 1);
-    store.add_device(kiosk.device.clone()).await.unwrap();
+    store
+        .add_device(kiosk.device.clone(), registered_at())
+        .await
+        .unwrap();
     store
         .add_account(&account("A1"), Cents::ZERO, at(0))
         .await
@@ -101,14 +105,17 @@ async fn refused_requests_are_answered_clearly_and_store_nothing() {
     let stranger = Kiosk::new("kiosk-unknown", 2);
     let mut revoked = Kiosk::new("kiosk-revoked", 3);
     revoked.write_meals("A1", 1);
-    app.store.add_device(revoked.device.clone()).await.unwrap();
+    app.store
+        .add_device(revoked.device.clone(), registered_at())
+        .await
+        .unwrap();
     app.store
         .revoke_device(&revoked.device.id, at(0))
         .await
         .unwrap();
 
-    let body = upload_body(kiosk.signed(1, 2));
-    let now = backoffice::now();
+    let now = app.clock.now();
+    let body = upload_body(kiosk.signed(1, 2), now);
     let sign = |kiosk: &Kiosk, body: &[u8], at: Timestamp, nonce: &str| {
         signed_headers(kiosk, "POST", RECORDS, body, at, nonce)
     };
@@ -117,10 +124,10 @@ async fn refused_requests_are_answered_clearly_and_store_nothing() {
     impostor[0].1 = kiosk.device.id.to_string();
     let skewed =
         Timestamp::from_unix_ms(now.unix_ms() - REQUEST_CLOCK_SKEW_MS_MAX - 1_000).unwrap();
-    let too_many = upload_body(vec![
-        kiosk.signed(1, 1)[0].clone();
-        UPLOAD_BATCH_RECORDS_MAX + 1
-    ]);
+    let too_many = upload_body(
+        vec![kiosk.signed(1, 1)[0].clone(); UPLOAD_BATCH_RECORDS_MAX + 1],
+        now,
+    );
     let too_big = vec![b' '; UPLOAD_BODY_BYTES_MAX + 1];
     let wrong_types = br#"{"records": 12, "status": "fine"}"#.to_vec();
     let attempts = vec![
@@ -142,11 +149,11 @@ async fn refused_requests_are_answered_clearly_and_store_nothing() {
             name: "revoked kiosk",
             headers: sign(
                 &revoked,
-                &upload_body(revoked.signed(1, 1)),
+                &upload_body(revoked.signed(1, 1), now),
                 now,
                 &fresh_nonce(),
             ),
-            body: upload_body(revoked.signed(1, 1)),
+            body: upload_body(revoked.signed(1, 1), now),
             status: 403,
             code: ErrorCode::Forbidden,
         },
@@ -160,7 +167,7 @@ async fn refused_requests_are_answered_clearly_and_store_nothing() {
         Attempt {
             name: "body altered after signing",
             headers: sign(&kiosk, &body, now, &fresh_nonce()),
-            body: upload_body(kiosk.signed(1, 1)),
+            body: upload_body(kiosk.signed(1, 1), now),
             status: 401,
             code: ErrorCode::Unauthenticated,
         },
@@ -359,7 +366,10 @@ async fn a_kiosk_fetches_its_snapshot_then_only_what_changed() {
     let store = db.open().await;
     populate(&store).await;
     let kiosk = Kiosk::new("kiosk-jaures-1", 1);
-    store.add_device(kiosk.device.clone()).await.unwrap();
+    store
+        .add_device(kiosk.device.clone(), registered_at())
+        .await
+        .unwrap();
     let app = TestApp::start(store).await;
 
     let reply = app.signed(&kiosk, "GET", SNAPSHOT, b"").await;
@@ -394,7 +404,7 @@ async fn a_kiosk_fetches_its_snapshot_then_only_what_changed() {
         "GET",
         SNAPSHOT,
         b"",
-        backoffice::now(),
+        app.clock.now(),
         &fresh_nonce(),
     );
     let reply = app.request("GET", &path, &headers, b"").await;

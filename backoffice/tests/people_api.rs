@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use common::SqliteDb;
 use common::app::{Reply, TestApp};
+use common::fixtures::registered_at;
 use common::fixtures::{account, populate, site};
 
 const PASSWORD: &str = "correct horse battery";
@@ -71,7 +72,10 @@ async fn started() -> (TestApp<backoffice::store::SqliteStore>, SqliteDb) {
         ("provider", Role::Payments, None),
     ] {
         store
-            .add_user(&User::new(name, role, site, PASSWORD).unwrap())
+            .add_user(
+                &User::new(name, role, site, PASSWORD).unwrap(),
+                registered_at(),
+            )
             .await
             .unwrap();
     }

@@ -10,7 +10,8 @@ use backoffice::reconcile::{self, FindingKind, PaymentMethod, Report, TopUpLine,
 use backoffice::store::{SavedReconciliation, Store, StoreError, VoidStatus};
 use proto::{Cents, ChainHead, Seq, ServiceDate, SigningKey};
 
-use common::day::{Db, Till, cash, date, lunch, meal_for, quoted, settings, void_of};
+use common::day::{Db, Till, cash, date, lunch, meal_for, night_after, quoted, settings, void_of};
+use common::fixtures::registered_at;
 use common::fixtures::{account, key, populate};
 
 /// Runs each named test against a fresh database of each backend.
@@ -66,7 +67,10 @@ async fn a_day_reconciles_per_kiosk_and_site_and_reruns_identically(_db: Db, sto
     let mut k2 = Till::new("kiosk-2", 2);
     let k3 = Till::new("kiosk-3", 3);
     for till in [&k1, &k2, &k3] {
-        store.add_device(till.device.clone()).await.unwrap();
+        store
+            .add_device(till.device.clone(), registered_at())
+            .await
+            .unwrap();
     }
     // The Friday before, closed: the anchor of Monday's chain.
     let friday = ServiceDate::parse("2026-11-27").unwrap();
@@ -148,10 +152,17 @@ async fn a_day_reconciles_per_kiosk_and_site_and_reruns_identically(_db: Db, sto
 
     // Same inputs, same result; stored as run.
     assert_eq!(run(&store, date()).await, outcome);
-    let stored_report =
-        reconcile::run_and_save(&store, date(), None, &settings(), "finance-1", |_, _| {})
-            .await
-            .unwrap();
+    let stored_report = reconcile::run_and_save(
+        &store,
+        date(),
+        None,
+        &settings(),
+        "finance-1",
+        night_after(),
+        |_, _| {},
+    )
+    .await
+    .unwrap();
     assert_eq!(&stored_report, report);
     let saved = store.reconciliation(date(), None).await.unwrap().unwrap();
     assert_eq!(&reconcile::parse_report(&saved).unwrap(), report);
@@ -181,7 +192,10 @@ async fn duplicate_meals_are_proposed_for_a_void_and_decided_by_finance(
     let mut k1 = Till::new("kiosk-1", 1);
     let mut k2 = Till::new("kiosk-2", 2);
     for till in [&k1, &k2] {
-        store.add_device(till.device.clone()).await.unwrap();
+        store
+            .add_device(till.device.clone(), registered_at())
+            .await
+            .unwrap();
     }
     k1.write(lunch(0), meal_for("P1", "A1", 385, 0));
     k1.write(lunch(1), meal_for("P3", "A2", 100, 0));
@@ -192,9 +206,17 @@ async fn duplicate_meals_are_proposed_for_a_void_and_decided_by_finance(
     k1.upload(&store, lunch(180)).await;
     k2.upload(&store, lunch(180)).await;
 
-    let report = reconcile::run_and_save(&store, date(), None, &settings(), "finance-1", |_, _| {})
-        .await
-        .unwrap();
+    let report = reconcile::run_and_save(
+        &store,
+        date(),
+        None,
+        &settings(),
+        "finance-1",
+        night_after(),
+        |_, _| {},
+    )
+    .await
+    .unwrap();
     assert_eq!(
         findings_of(&report, "kiosk-2"),
         vec![
@@ -235,9 +257,17 @@ async fn duplicate_meals_are_proposed_for_a_void_and_decided_by_finance(
 
     // The next day is signed off already: the correction lands on the day after.
     let tuesday = reconcile::next_date(date()).unwrap();
-    reconcile::run_and_save(&store, tuesday, None, &settings(), "finance-1", |_, _| {})
-        .await
-        .unwrap();
+    reconcile::run_and_save(
+        &store,
+        tuesday,
+        None,
+        &settings(),
+        "finance-1",
+        night_after(),
+        |_, _| {},
+    )
+    .await
+    .unwrap();
     store
         .sign_off_reconciliation(tuesday, None, "finance-1", lunch(200))
         .await
@@ -248,7 +278,7 @@ async fn duplicate_meals_are_proposed_for_a_void_and_decided_by_finance(
         store.balance(&account("A1")).await.unwrap(),
         Some(Cents::new(-770))
     );
-    let approved = reconcile::decide(&store, p1.id, true, "finance-1", &settings())
+    let approved = reconcile::decide(&store, p1.id, true, "finance-1", &settings(), night_after())
         .await
         .unwrap();
     assert_eq!(approved.status, VoidStatus::Approved);
@@ -267,9 +297,16 @@ async fn duplicate_meals_are_proposed_for_a_void_and_decided_by_finance(
     assert_eq!(corrections[0].amount, Cents::new(385));
     assert_eq!(corrections[0].kind, "adjustment");
 
-    let rejected = reconcile::decide(&store, p3.id, false, "finance-1", &settings())
-        .await
-        .unwrap();
+    let rejected = reconcile::decide(
+        &store,
+        p3.id,
+        false,
+        "finance-1",
+        &settings(),
+        night_after(),
+    )
+    .await
+    .unwrap();
     assert_eq!(rejected.status, VoidStatus::Rejected);
     assert_eq!(
         store.balance(&account("A2")).await.unwrap(),
@@ -277,16 +314,24 @@ async fn duplicate_meals_are_proposed_for_a_void_and_decided_by_finance(
     );
     for (id, approve) in [(p1.id, false), (p3.id, true)] {
         assert!(matches!(
-            reconcile::decide(&store, id, approve, "finance-1", &settings()).await,
+            reconcile::decide(&store, id, approve, "finance-1", &settings(), night_after()).await,
             Err(reconcile::ReconcileError::Store(StoreError::Refused(_)))
         ));
     }
     assert!(store.balance_mismatches().await.unwrap().is_empty());
 
     // Running again keeps the decisions; then the day is signed off and never changes.
-    reconcile::run_and_save(&store, date(), None, &settings(), "finance-2", |_, _| {})
-        .await
-        .unwrap();
+    reconcile::run_and_save(
+        &store,
+        date(),
+        None,
+        &settings(),
+        "finance-2",
+        night_after(),
+        |_, _| {},
+    )
+    .await
+    .unwrap();
     assert_eq!(
         store
             .proposed_voids(Some(date()))
@@ -303,7 +348,16 @@ async fn duplicate_meals_are_proposed_for_a_void_and_decided_by_finance(
         .unwrap();
     assert_eq!(signed.signed_off_by.as_deref(), Some("finance-1"));
     assert!(matches!(
-        reconcile::run_and_save(&store, date(), None, &settings(), "finance-1", |_, _| {}).await,
+        reconcile::run_and_save(
+            &store,
+            date(),
+            None,
+            &settings(),
+            "finance-1",
+            night_after(),
+            |_, _| {}
+        )
+        .await,
         Err(reconcile::ReconcileError::Store(StoreError::Refused(_)))
     ));
     assert!(matches!(
@@ -333,7 +387,10 @@ async fn duplicate_meals_are_proposed_for_a_void_and_decided_by_finance(
 /// A kiosk of the tampering test: five meals and a day close, then one change to its rows.
 async fn five_meals(store: &impl Store, name: &str, seed: u8) -> Till {
     let mut till = Till::new(name, seed);
-    store.add_device(till.device.clone()).await.unwrap();
+    store
+        .add_device(till.device.clone(), registered_at())
+        .await
+        .unwrap();
     for minute in 0..5 {
         till.write(
             lunch(minute),
@@ -493,7 +550,10 @@ async fn events_to_review_are_listed_with_their_evidence(_db: Db, store: impl St
     use proto::record::{ClockDrift, MealVia, RefusalReason, TapRefused};
     populate(&store).await;
     let mut till = Till::new("kiosk-1", 1);
-    store.add_device(till.device.clone()).await.unwrap();
+    store
+        .add_device(till.device.clone(), registered_at())
+        .await
+        .unwrap();
     let card = proto::CardUid::parse(&[9, 9, 9, 9]).unwrap();
     for reason in [RefusalReason::BlockedCard, RefusalReason::UnknownCard] {
         till.write(

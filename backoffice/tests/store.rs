@@ -19,6 +19,7 @@ use proto::{
     StaffId, Text,
 };
 
+use common::fixtures::registered_at;
 use common::fixtures::{
     Kiosk, account, at, device, device_id, forged, meal, populate, pupil, pupil_card, settings,
     site, staff_member, tariff, top_up, void,
@@ -67,10 +68,15 @@ store_suite!(
 async fn devices_are_registered_once_and_revoked(store: impl Store) {
     let kiosk = device("kiosk-1", 1);
     assert_eq!(store.device(&kiosk.id).await.unwrap(), None);
-    store.add_device(kiosk.clone()).await.unwrap();
+    store
+        .add_device(kiosk.clone(), registered_at())
+        .await
+        .unwrap();
     assert_eq!(store.device(&kiosk.id).await.unwrap(), Some(kiosk.clone()));
     assert!(matches!(
-        store.add_device(device("kiosk-1", 2)).await,
+        store
+            .add_device(device("kiosk-1", 2), registered_at())
+            .await,
         Err(StoreError::AlreadyExists { .. })
     ));
     store.revoke_device(&kiosk.id, at(5)).await.unwrap();
@@ -87,8 +93,14 @@ async fn devices_are_registered_once_and_revoked(store: impl Store) {
 }
 
 async fn nonces_are_refused_when_seen_again(store: impl Store) {
-    store.add_device(device("kiosk-1", 1)).await.unwrap();
-    store.add_device(device("kiosk-2", 2)).await.unwrap();
+    store
+        .add_device(device("kiosk-1", 1), registered_at())
+        .await
+        .unwrap();
+    store
+        .add_device(device("kiosk-2", 2), registered_at())
+        .await
+        .unwrap();
     let now = at(0);
     let cases = [
         ("kiosk-1", "nonce0000000000001", NonceOutcome::Fresh),
@@ -143,7 +155,10 @@ async fn check(
     balance_cents: i64,
     anomalies: &[AnomalyReason],
 ) {
-    store.add_device(kiosk.device.clone()).await.unwrap();
+    store
+        .add_device(kiosk.device.clone(), registered_at())
+        .await
+        .unwrap();
     store
         .add_account(&account(account_name), Cents::ZERO, at(0))
         .await
@@ -379,7 +394,10 @@ async fn concurrent_uploads_of_one_batch_store_it_once(store: impl Store) {
     let mut kiosk = Kiosk::new("kiosk-1", 1);
     kiosk.write(top_up("A1", 50_000));
     kiosk.write_meals("A1", 59);
-    store.add_device(kiosk.device.clone()).await.unwrap();
+    store
+        .add_device(kiosk.device.clone(), registered_at())
+        .await
+        .unwrap();
     store
         .add_account(&account("A1"), Cents::ZERO, at(0))
         .await
@@ -423,7 +441,10 @@ async fn site_meals_list_one_site_day_in_kiosk_time_order(store: impl Store) {
         .await
         .unwrap();
     for kiosk in [&mut first, &mut second, &mut elsewhere] {
-        store.add_device(kiosk.device.clone()).await.unwrap();
+        store
+            .add_device(kiosk.device.clone(), registered_at())
+            .await
+            .unwrap();
         kiosk.write(meal("A1", 385));
         let mistaken = kiosk.write(meal_by_staff_on("A1", "2026-11-30"));
         kiosk.write(void(&mistaken));
@@ -467,7 +488,10 @@ async fn site_meals_list_one_site_day_in_kiosk_time_order(store: impl Store) {
 
 async fn kiosk_reports_keep_the_latest(store: impl Store) {
     let kiosk = device("kiosk-1", 1);
-    store.add_device(kiosk.clone()).await.unwrap();
+    store
+        .add_device(kiosk.clone(), registered_at())
+        .await
+        .unwrap();
     for (unsynced, seen) in [(12, at(1_000)), (0, at(2_000))] {
         let report = KioskReport {
             software_version: Text::parse("0.1.0").unwrap(),
@@ -549,7 +573,10 @@ async fn snapshots_hold_the_site_and_deltas_catch_up(store: impl Store) {
 
     // Changes: a lost card blocked and replaced, a meal charged, a new price.
     let mut kiosk = Kiosk::new("kiosk-1", 1);
-    store.add_device(kiosk.device.clone()).await.unwrap();
+    store
+        .add_device(kiosk.device.clone(), registered_at())
+        .await
+        .unwrap();
     let mut versions = vec![full.version];
     versions.push(
         store
@@ -636,7 +663,10 @@ async fn deltas_miss_no_change_of_concurrent_ingests(store: impl Store) {
                 .unwrap();
             kiosk.write(meal(&name, 100 + i64::from(number)));
         }
-        store.add_device(kiosk.device.clone()).await.unwrap();
+        store
+            .add_device(kiosk.device.clone(), registered_at())
+            .await
+            .unwrap();
         kiosks.push(kiosk);
     }
     let full = store.snapshot(&site(), None, None).await.unwrap();
@@ -697,8 +727,14 @@ async fn postgres_deltas_miss_no_ingest_that_commits_late() {
     early.write(meal("A1", 100));
     let mut late = Kiosk::new("kiosk-late", 2);
     late.write(meal("A2", 250));
-    store.add_device(early.device.clone()).await.unwrap();
-    store.add_device(late.device.clone()).await.unwrap();
+    store
+        .add_device(early.device.clone(), registered_at())
+        .await
+        .unwrap();
+    store
+        .add_device(late.device.clone(), registered_at())
+        .await
+        .unwrap();
     let full = store.snapshot(&site(), None, None).await.unwrap();
 
     let connect = || async {
@@ -889,11 +925,11 @@ async fn operations_move_balances_and_online_payments_credit_once(store: impl St
 
 async fn users_are_kept_and_replaced_cards_keep_the_account(store: impl Store) {
     let user = User::new("martin", Role::Staff, Some(site()), "correct horse battery").unwrap();
-    store.add_user(&user).await.unwrap();
+    store.add_user(&user, registered_at()).await.unwrap();
     assert_eq!(store.user("martin").await.unwrap(), Some(user.clone()));
     assert_eq!(store.user("nobody").await.unwrap(), None);
     assert!(matches!(
-        store.add_user(&user).await,
+        store.add_user(&user, registered_at()).await,
         Err(StoreError::AlreadyExists { .. })
     ));
 
@@ -935,13 +971,13 @@ async fn migrations_run_once_and_refuse_a_newer_schema() {
     sqlite
         .open()
         .await
-        .add_device(device("kiosk-1", 1))
+        .add_device(device("kiosk-1", 1), registered_at())
         .await
         .unwrap();
     postgres
         .open()
         .await
-        .add_device(device("kiosk-1", 1))
+        .add_device(device("kiosk-1", 1), registered_at())
         .await
         .unwrap();
     assert!(
@@ -1007,7 +1043,10 @@ async fn the_meals_migration_lists_the_meals_stored_before_it() {
     let sqlite = common::SqliteDb::new();
     {
         let store = sqlite.open().await;
-        store.add_device(kiosk.device.clone()).await.unwrap();
+        store
+            .add_device(kiosk.device.clone(), registered_at())
+            .await
+            .unwrap();
         store
             .ingest(&kiosk.device, kiosk.signed(1, 3), at(100_000))
             .await
@@ -1031,7 +1070,10 @@ async fn the_meals_migration_lists_the_meals_stored_before_it() {
     let postgres = common::PostgresDb::new().await;
     {
         let store = postgres.open().await;
-        store.add_device(kiosk.device.clone()).await.unwrap();
+        store
+            .add_device(kiosk.device.clone(), registered_at())
+            .await
+            .unwrap();
         store
             .ingest(&kiosk.device, kiosk.signed(1, 3), at(100_000))
             .await

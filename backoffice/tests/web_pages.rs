@@ -13,6 +13,7 @@ use backoffice::web::session::{SESSION_COOKIE, SIGN_IN_COOKIE, SIGN_IN_FAILURES_
 use proto::SiteId;
 
 use common::app::{Reply, TestApp};
+use common::fixtures::registered_at;
 use common::fixtures::{Kiosk, account, meal, populate};
 use common::{PostgresDb, SqliteDb};
 
@@ -86,12 +87,18 @@ async fn story<S: Store>(store: S) {
     ] {
         let site = site.map(|site| SiteId::parse(site).unwrap());
         store
-            .add_user(&User::new(name, role, site, PASSWORD).unwrap())
+            .add_user(
+                &User::new(name, role, site, PASSWORD).unwrap(),
+                registered_at(),
+            )
             .await
             .unwrap();
     }
     let mut kiosk = Kiosk::new("jaures-entree", 1);
-    store.add_device(kiosk.device.clone()).await.unwrap();
+    store
+        .add_device(kiosk.device.clone(), registered_at())
+        .await
+        .unwrap();
     let app = TestApp::start(store).await;
     kiosk.write(meal("A1", 385));
     assert_eq!(app.upload(&kiosk, kiosk.signed(1, 1)).await.status, 200);

@@ -18,12 +18,13 @@ profile="${1:?usage: install-packages.sh test|bench|demo}"
 # server: KMS/DRM screen, libinput touch).
 # systemd: the package tests check the units with `systemd-analyze verify` and the maintainer
 # scripts create users with `systemd-sysusers` (the package installs files only; nothing starts).
+# faketime: every test binary runs with the machine's clock moved (deploy/dev/test-clock.sh).
 # dpkg-dev is not needed: dpkg-deb (in dpkg) builds the packages.
 # chromium, chromium-driver: the back-office's browser tests drive headless Chromium through
 # chromedriver (WebDriver).
 packages_test=(openssl pkg-config gcc libc6-dev pcscd libpcsclite-dev vsmartcard-vpcd iproute2
     fonts-dejavu-core libxkbcommon-x11-0 libx11-xcb1 libxcursor1 xvfb x11-apps systemd
-    libudev-dev libinput-dev libxkbcommon-dev chromium chromium-driver)
+    libudev-dev libinput-dev libxkbcommon-dev chromium chromium-driver faketime)
 packages_bench=("${packages_test[@]}")
 # The demo builds both programs and runs them: no pcscd (its card reader is simulated), the
 # window's libraries and font, and aplay for the sound cues.

@@ -39,8 +39,9 @@ fi
 # A pcscd that died leaves its pid file and socket behind, and a new one refuses to start then.
 "${sudo[@]}" rm -f "$pid_file" "$socket"
 "${sudo[@]}" mkdir -p /run/pcscd
-# Without systemd here, pcscd runs as its own daemon.
-"${sudo[@]}" /usr/sbin/pcscd
+# Without systemd here, pcscd runs as its own daemon, on the machine's own clock even when a test
+# that moved its clock restarts it (deploy/dev/test-clock.sh).
+"${sudo[@]}" env -u LD_PRELOAD -u FAKETIME /usr/sbin/pcscd
 
 for _ in $(seq "$start_wait_tenths_max"); do
     if running && listening; then

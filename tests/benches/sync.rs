@@ -28,7 +28,7 @@ use proto::{
 };
 use tests::backoffice::{
     BackOffice, LUNCH_CENTS, PostgresDb, SqliteDb, account, card, lunch, populate_site, pupil,
-    site, top_up,
+    registered_at, site, top_up,
 };
 use tests::kiosk::TestKiosk;
 
@@ -208,12 +208,15 @@ async fn fleet<S: Store>(name: &str, store: &S, backoffice: &BackOffice<S>) {
         let key = key(index);
         let device = DeviceId::parse(&format!("fleet-{name}-{index}")).unwrap();
         store
-            .add_device(Device {
-                id: device.clone(),
-                site: site(),
-                key: key.public_key(),
-                revoked_at: None,
-            })
+            .add_device(
+                Device {
+                    id: device.clone(),
+                    site: site(),
+                    key: key.public_key(),
+                    revoked_at: None,
+                },
+                registered_at(),
+            )
             .await
             .unwrap();
         kiosks.push(SimulatedKiosk {

@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use backoffice::clock::ManualClock;
+use backoffice::http::ServeOptions;
 use backoffice::store::{Operation, OperationKind, PostgresStore, SqliteStore, Store};
 use proto::record::TopUpMethod;
 use proto::snapshot::{
@@ -136,6 +138,8 @@ impl Drop for PostgresDb {
 pub struct BackOffice<S> {
     pub address: SocketAddr,
     pub store: S,
+    /// The service's clock, standing at [`now`] until a test moves it.
+    pub clock: ManualClock,
     tls: bool,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
@@ -157,10 +161,16 @@ impl<S: Store> BackOffice<S> {
         let address = listener.local_addr().expect("a bound address");
         let (shutdown, stop) = oneshot::channel::<()>();
         let is_tls = tls.is_some();
+        let clock = ManualClock::new(now());
+        let options = ServeOptions {
+            tls,
+            clock: clock.shared(),
+            ..ServeOptions::default()
+        };
         let server = tokio::spawn(backoffice::http::serve(
             store.clone(),
             listener,
-            tls,
+            options,
             async {
                 let _ = stop.await;
             },
@@ -168,6 +178,7 @@ impl<S: Store> BackOffice<S> {
         BackOffice {
             address,
             store,
+            clock,
             tls: is_tls,
             shutdown: Some(shutdown),
             server: Some(server),
@@ -242,7 +253,7 @@ pub fn lunch() -> Service {
 /// [`OPENING_BALANCE_CENTS`], with a card; lunch at [`LUNCH_CENTS`].
 pub async fn populate_site(store: &impl Store, pupils: usize) {
     let site = site();
-    let at = backoffice::now();
+    let at = now();
     store
         .save_tariff(
             &site,
@@ -311,15 +322,24 @@ pub async fn top_up(store: &impl Store, account: &AccountId, cents: i64) {
             account: account.clone(),
             amount: Cents::new(cents),
             user: "test".to_owned(),
-            at: backoffice::now(),
+            at: now(),
         })
         .await
         .expect("the top-up is applied");
 }
 
-/// A timestamp a test can use as "now" for the back-office.
+/// Where the clocks of every back-office and of every kiosk's sync stand in these tests: an hour
+/// after the kiosks' engines start. Fixed, so that no test depends on the day it runs.
+pub const NOW_UNIX_MS: i64 = crate::kiosk::ENGINE_START_UNIX_MS + 3_600_000;
+
+/// [`NOW_UNIX_MS`] as the back-office writes it.
 pub fn now() -> Timestamp {
-    backoffice::now()
+    Timestamp::from_unix_ms(NOW_UNIX_MS).expect("a timestamp")
+}
+
+/// When the tests' kiosks and users are registered: a month before [`now`].
+pub fn registered_at() -> Timestamp {
+    Timestamp::from_unix_ms(NOW_UNIX_MS - 30 * 24 * 3_600_000).expect("a timestamp")
 }
 
 /// An HTTP/1.1 answer: status and body.
@@ -378,7 +398,10 @@ pub async fn user(
     use base64::Engine as _;
     let password = "correct horse battery staple";
     let user = backoffice::users::User::new(name, role, None, password).expect("a valid user");
-    store.add_user(&user).await.expect("the user is added");
+    store
+        .add_user(&user, registered_at())
+        .await
+        .expect("the user is added");
     let credentials =
         base64::engine::general_purpose::STANDARD.encode(format!("{name}:{password}"));
     ("authorization", format!("Basic {credentials}"))

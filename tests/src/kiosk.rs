@@ -5,17 +5,24 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use backoffice::store::{Device, Store};
-use kiosk::clock::{ManualClock, SystemClock};
+use kiosk::clock::ManualClock;
 use kiosk::config::{DataDir, SyncConfig};
 use kiosk::engine::Decision;
 use kiosk::sync::{HeadlessEngine, SyncClient, SyncError, SyncState};
 use proto::{AccountId, CardUid, Cents, DeviceId, Payload, RecordBody, Seq, SignedRecord};
 
-use crate::backoffice::site;
+use crate::backoffice::{registered_at, site};
 
 /// A Monday noon in Paris, in winter: where every kiosk's engine clock starts. Lunch is open all
 /// day, so only the day matters; a test moves to the next day with [`TestKiosk::next_day`].
 pub const ENGINE_START_UNIX_MS: i64 = 1_796_036_400_000;
+
+/// A clock for a kiosk's sync that agrees with the back-office's ([`crate::backoffice::now`]).
+pub fn wall_clock() -> ManualClock {
+    ManualClock::new(
+        jiff::Timestamp::from_millisecond(crate::backoffice::NOW_UNIX_MS).expect("a timestamp"),
+    )
+}
 
 /// A kiosk enrolled with the back-office.
 pub struct TestKiosk {
@@ -24,8 +31,8 @@ pub struct TestKiosk {
     _dir: Option<tempfile::TempDir>,
     pub device: DeviceId,
     pub engine: Arc<HeadlessEngine>,
-    /// The engine's clock, moved by hand; the sync reads the system clock, as the back-office
-    /// does, so signed requests carry the real time.
+    /// The engine's clock, moved by hand; the sync has its own ([`wall_clock`]), which agrees
+    /// with the back-office's.
     pub clock: ManualClock,
     pub sync: SyncClient<HeadlessEngine>,
 }
@@ -73,12 +80,15 @@ impl TestKiosk {
         )
         .expect("the configuration is written");
         store
-            .add_device(Device {
-                id: config.device.clone(),
-                site: site(),
-                key: enrolment.public_key,
-                revoked_at: None,
-            })
+            .add_device(
+                Device {
+                    id: config.device.clone(),
+                    site: site(),
+                    key: enrolment.public_key,
+                    revoked_at: None,
+                },
+                registered_at(),
+            )
             .await
             .expect("the back-office registers the kiosk");
         TestKiosk::start(data, None)
@@ -93,7 +103,7 @@ impl TestKiosk {
             kiosk::run::start_engine(&data, Box::new(clock.clone())).expect("the engine starts");
         let device = engine.device().clone();
         let engine = HeadlessEngine::start(engine);
-        let sync = SyncClient::from_data_dir(&data, Arc::clone(&engine), Arc::new(SystemClock))
+        let sync = SyncClient::from_data_dir(&data, Arc::clone(&engine), Arc::new(wall_clock()))
             .expect("the sync starts")
             .expect("the kiosk has a back-office URL");
         TestKiosk {

@@ -12,6 +12,7 @@ use proto::{
     AccountId, BracketId, CardUid, Cents, ChainHead, DeviceId, MealType, PublicKey, PupilId,
     RecordBody, ServiceDate, ServiceId, SignedRecord, SigningKey, SiteId, StaffId, Timestamp,
 };
+use tests::backoffice::registered_at;
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("canteen-{name}-{}", std::process::id()));
@@ -31,7 +32,10 @@ async fn openssl_verifies_every_record_and_link_of_a_backoffice_export() {
         key: key.public_key(),
         revoked_at: None,
     };
-    store.add_device(device.clone()).await.unwrap();
+    store
+        .add_device(device.clone(), registered_at())
+        .await
+        .unwrap();
     let account = AccountId::parse("A1").unwrap();
     store
         .add_account(

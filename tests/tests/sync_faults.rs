@@ -13,7 +13,6 @@
 use std::sync::Arc;
 
 use backoffice::store::Store;
-use kiosk::clock::SystemClock;
 use kiosk::config::SyncConfig;
 use kiosk::engine::Decision;
 use kiosk::sync::{SyncClient, SyncOptions};
@@ -183,7 +182,7 @@ async fn uploads_racing_across_two_instances_are_stored_once() {
         kiosk.data.load_key().unwrap(),
         &kiosk.data.ledger_path(),
         Arc::clone(&kiosk.engine),
-        Arc::new(SystemClock),
+        Arc::new(tests::kiosk::wall_clock()),
     )
     .unwrap();
 

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use backoffice::store::Store;
-use kiosk::clock::ManualClock;
+use kiosk::clock::Clock as _;
 use kiosk::config::SyncConfig;
 use kiosk::engine::Decision;
 use kiosk::sync::SyncWarning;
@@ -288,7 +288,7 @@ async fn days_offline_and_a_drifting_clock_are_recorded_and_shown<S: Store>(stor
         ..SyncConfig::default()
     };
     let mut kiosk = TestKiosk::enrol(&store, "Entrée cour", &vpn.url(), config).await;
-    let clock = ManualClock::new(jiff::Timestamp::now());
+    let clock = tests::kiosk::wall_clock();
     kiosk.set_sync_clock(std::sync::Arc::new(clock.clone()));
     kiosk.sync().await.unwrap();
     assert!(kiosk.state().warnings.is_empty());
@@ -331,7 +331,7 @@ async fn days_offline_and_a_drifting_clock_are_recorded_and_shown<S: Store>(stor
     assert!(kinds.contains(&RecordKind::OfflineEnd));
 
     // The clock set right, the warning goes.
-    clock.set(jiff::Timestamp::now());
+    clock.set(tests::kiosk::wall_clock().now());
     kiosk.sync_until_clean(3).await;
     assert!(
         kiosk.state().warnings.is_empty(),
@@ -366,7 +366,7 @@ async fn the_background_sync_keeps_the_back_office_in_step<S: Store>(store: S) {
     let client = kiosk::sync::SyncClient::from_data_dir(
         &kiosk.data,
         std::sync::Arc::clone(&kiosk.engine),
-        std::sync::Arc::new(kiosk::clock::SystemClock),
+        std::sync::Arc::new(tests::kiosk::wall_clock()),
     )
     .unwrap()
     .unwrap();

@@ -8,14 +8,14 @@ use std::sync::Arc;
 
 use backoffice::store::{Device, Store};
 use backoffice::users::Role;
-use kiosk::clock::SystemClock;
 use kiosk::config::SyncConfig;
 use kiosk::engine::Decision;
 use kiosk::ledger::Ledger;
 use kiosk::sync::{SyncClient, SyncOptions};
 use proto::Seq;
 use tests::backoffice::{
-    BackOffice, PostgresDb, SqliteDb, account, card, http, metric, populate_site, site, user,
+    BackOffice, PostgresDb, SqliteDb, account, card, http, metric, populate_site, registered_at,
+    site, user,
 };
 use tests::kiosk::TestKiosk;
 use tests::proxy::FaultProxy;
@@ -31,12 +31,15 @@ async fn an_exported_file_gives_the_network_syncs_result<S: Store>(by_hand: S, b
         TestKiosk::enrol(&by_hand, "Entrée cour", &vpn.url(), SyncConfig::default()).await;
     let key = kiosk.data.load_key().unwrap();
     by_network
-        .add_device(Device {
-            id: kiosk.device.clone(),
-            site: site(),
-            key: key.public_key(),
-            revoked_at: None,
-        })
+        .add_device(
+            Device {
+                id: kiosk.device.clone(),
+                site: site(),
+                key: key.public_key(),
+                revoked_at: None,
+            },
+            registered_at(),
+        )
         .await
         .unwrap();
     kiosk.sync().await.unwrap();
@@ -136,7 +139,7 @@ async fn an_exported_file_gives_the_network_syncs_result<S: Store>(by_hand: S, b
         key,
         &kiosk.data.ledger_path(),
         Arc::clone(&kiosk.engine),
-        Arc::new(SystemClock),
+        Arc::new(tests::kiosk::wall_clock()),
     )
     .unwrap();
     network.sync_once().await.unwrap();

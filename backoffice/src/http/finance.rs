@@ -131,6 +131,7 @@ pub async fn run<S: Store>(
         request.site.as_ref(),
         &app.finance,
         &user.name,
+        app.clock.now(),
         |_, _| {},
     )
     .await?;
@@ -172,7 +173,7 @@ pub async fn sign_off<S: Store>(
     let site = site_param(&query(params)?)?;
     let saved = app
         .store
-        .sign_off_reconciliation(date, site.as_ref(), &user.name, crate::now())
+        .sign_off_reconciliation(date, site.as_ref(), &user.name, app.clock.now())
         .await?;
     Ok(Json(view(&saved)?))
 }
@@ -218,7 +219,15 @@ async fn decide<S: Store>(
 ) -> Result<Json<ProposedVoid>, Failure> {
     let user = user_with(app, headers, &[Role::Finance]).await?;
     Ok(Json(
-        reconcile::decide(&app.store, id, approve, &user.name, &app.finance).await?,
+        reconcile::decide(
+            &app.store,
+            id,
+            approve,
+            &user.name,
+            &app.finance,
+            app.clock.now(),
+        )
+        .await?,
     ))
 }
 

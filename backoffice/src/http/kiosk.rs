@@ -65,7 +65,7 @@ pub async fn upload_records<S: Store>(
         status: StatusCode::PAYLOAD_TOO_LARGE,
         error,
     })?;
-    let received_at = crate::now();
+    let received_at = app.clock.now();
     let outcome = app
         .store
         .ingest(&device, request.records, received_at)
@@ -79,7 +79,7 @@ pub async fn upload_records<S: Store>(
         stored: outcome.stored,
         duplicates: outcome.duplicates,
         quarantined: outcome.quarantined,
-        backoffice_time: crate::now(),
+        backoffice_time: app.clock.now(),
     }))
 }
 
@@ -99,7 +99,7 @@ async fn authenticate<S: Store>(
         path,
         headers,
         body,
-        crate::now(),
+        app.clock.now(),
     )
     .await
     .map_err(|error| {

@@ -24,6 +24,7 @@ use proto::api::{ApiError, ErrorCode};
 use proto::limits::UPLOAD_BODY_BYTES_MAX;
 use tokio::net::TcpListener;
 
+use crate::clock::{SharedClock, SystemClock};
 use crate::store::{Store, StoreError};
 
 /// How long one request may take before it is answered 503; a kiosk retries later.
@@ -36,6 +37,8 @@ pub struct App<S> {
     pub metrics: metrics::Metrics,
     /// The time zone service days are reconciled in.
     pub finance: crate::reconcile::Settings,
+    /// Where every handler reads "now".
+    pub clock: SharedClock,
 }
 
 /// Cheap to clone: handlers get one each.
@@ -230,6 +233,10 @@ pub fn router<S: Store>(app: SharedApp<S>) -> Router {
     }
     router
         .fallback(not_found)
+        .layer(axum::middleware::map_response_with_state(
+            Arc::clone(&app),
+            stamp_date::<S>,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&app),
             metrics::observe::<S>,
@@ -238,39 +245,42 @@ pub fn router<S: Store>(app: SharedApp<S>) -> Router {
         .with_state(app)
 }
 
-/// Serves the API on `listener`, over HTTPS when given a TLS configuration, until `shutdown`
-/// completes; then finishes the requests in flight.
+/// How the service runs beside its store.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// HTTPS with this configuration; plain HTTP when none.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The time zone finance reconciles service days in.
+    pub finance: crate::reconcile::Settings,
+    pub clock: SharedClock,
+}
+
+impl Default for ServeOptions {
+    fn default() -> ServeOptions {
+        ServeOptions {
+            tls: None,
+            finance: crate::reconcile::Settings::default(),
+            clock: SystemClock::shared(),
+        }
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` completes; then finishes the requests in
+/// flight.
 pub async fn serve<S: Store>(
     store: S,
     listener: TcpListener,
-    tls: Option<Arc<rustls::ServerConfig>>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    serve_with(
-        store,
-        listener,
-        tls,
-        crate::reconcile::Settings::default(),
-        shutdown,
-    )
-    .await
-}
-
-/// [`serve`], with the time zone finance reconciles service days in.
-pub async fn serve_with<S: Store>(
-    store: S,
-    listener: TcpListener,
-    tls: Option<Arc<rustls::ServerConfig>>,
-    finance: crate::reconcile::Settings,
+    options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = Arc::new(App {
         store,
         metrics: metrics::Metrics::default(),
-        finance,
+        finance: options.finance,
+        clock: options.clock,
     });
     let router = router(app);
-    match tls {
+    match options.tls {
         None => {
             axum::serve(listener, router)
                 .with_graceful_shutdown(shutdown)
@@ -282,6 +292,21 @@ pub async fn serve_with<S: Store>(
                 .await
         }
     }
+}
+
+/// The `Date` of every answer is the service's clock: a kiosk whose signed timestamp was refused
+/// sets its clock by it.
+async fn stamp_date<S: Store>(State(app): State<SharedApp<S>>, mut response: Response) -> Response {
+    let date = jiff::Timestamp::from_millisecond(app.clock.now().unix_ms()).and_then(|now| {
+        jiff::fmt::rfc2822::DateTimePrinter::new().timestamp_to_rfc9110_string(&now)
+    });
+    if let Some(value) = date
+        .ok()
+        .and_then(|date| axum::http::HeaderValue::from_str(&date).ok())
+    {
+        response.headers_mut().insert(header::DATE, value);
+    }
+    response
 }
 
 async fn healthz<S: Store>(State(app): State<SharedApp<S>>) -> Result<&'static str, Failure> {

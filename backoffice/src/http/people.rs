@@ -239,8 +239,13 @@ pub async fn save_account<S: Store>(
     let account = parse("account", &path(account)?, AccountId::parse)?;
     let request: AccountRequest = body(request)?;
     manage::check_overdraft_floor(request.overdraft_floor)?;
-    let opened =
-        manage::save_account(&app.store, &account, request.overdraft_floor, crate::now()).await?;
+    let opened = manage::save_account(
+        &app.store,
+        &account,
+        request.overdraft_floor,
+        app.clock.now(),
+    )
+    .await?;
     let status = if opened {
         StatusCode::CREATED
     } else {
@@ -291,7 +296,7 @@ pub async fn top_up<S: Store>(
         request.method,
         request.reference,
         user.name,
-        crate::now(),
+        app.clock.now(),
     )?;
     operate(&app, operation).await
 }
@@ -311,7 +316,7 @@ pub async fn adjust<S: Store>(
         request.amount,
         request.reason,
         user.name,
-        crate::now(),
+        app.clock.now(),
     )?;
     operate(&app, operation).await
 }
@@ -330,7 +335,7 @@ pub async fn credit_payment<S: Store>(
         request.amount,
         request.reference,
         user.name,
-        crate::now(),
+        app.clock.now(),
     )?;
     operate(&app, operation).await
 }

@@ -50,7 +50,7 @@ pub async fn upload<S: Store>(
         .map_err(|_| Failure::bad_request("a transfer is UTF-8 JSON Lines"))?;
     let parsed = transfer::parse(text).map_err(failure)?;
     let device = parsed.device.to_string();
-    let outcome = transfer::ingest(&app.store, parsed, crate::now())
+    let outcome = transfer::ingest(&app.store, parsed, app.clock.now())
         .await
         .map_err(failure)?;
     Ok(Json(TransferView {

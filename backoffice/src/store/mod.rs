@@ -281,8 +281,12 @@ pub struct ProposedVoid {
 
 /// The back-office's storage. Implemented for SQLite and PostgreSQL; both pass the same tests.
 pub trait Store: Clone + Send + Sync + 'static {
-    /// Registers a kiosk and its public key.
-    fn add_device(&self, device: Device) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Registers a kiosk and its public key, at `at`.
+    fn add_device(
+        &self,
+        device: Device,
+        at: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Refuses the kiosk from now on; its stored records stay.
     fn revoke_device(
@@ -409,7 +413,11 @@ pub trait Store: Clone + Send + Sync + 'static {
         settings: &KioskSettings,
     ) -> impl Future<Output = Result<SnapshotVersion, StoreError>> + Send;
 
-    fn add_user(&self, user: &User) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn add_user(
+        &self,
+        user: &User,
+        at: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     fn user(&self, name: &str) -> impl Future<Output = Result<Option<User>, StoreError>> + Send;
 

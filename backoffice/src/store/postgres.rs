@@ -476,10 +476,12 @@ impl PostgresStore {
             .skip(usize::try_from(found).unwrap_or(0))
         {
             transaction.batch_execute(sql).await.map_err(unavailable)?;
+            // Stamped by the database's clock: when the schema changed is the database's fact.
             transaction
                 .execute(
-                    "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
-                    &[&version, &crate::now().unix_ms()],
+                    "INSERT INTO schema_migrations (version, applied_at)
+                     VALUES ($1, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT)",
+                    &[&version],
                 )
                 .await
                 .map_err(unavailable)?;
@@ -544,7 +546,7 @@ async fn query_opt_cached<C: deadpool_postgres::GenericClient>(
 }
 
 impl Store for PostgresStore {
-    async fn add_device(&self, device: Device) -> Result<(), StoreError> {
+    async fn add_device(&self, device: Device, at: Timestamp) -> Result<(), StoreError> {
         let client = self.client().await?;
         let inserted = client
             .execute(
@@ -554,7 +556,7 @@ impl Store for PostgresStore {
                     &device.id.as_str(),
                     &device.site.as_str(),
                     &device.key.as_bytes().as_slice(),
-                    &crate::now().unix_ms(),
+                    &at.unix_ms(),
                     &device.revoked_at.map(Timestamp::unix_ms),
                 ],
             )
@@ -1371,7 +1373,7 @@ impl Store for PostgresStore {
         snapshot::build(site, since, rows, records_through)
     }
 
-    async fn add_user(&self, user: &User) -> Result<(), StoreError> {
+    async fn add_user(&self, user: &User, at: Timestamp) -> Result<(), StoreError> {
         let client = self.client().await?;
         let inserted = client
             .execute(
@@ -1382,7 +1384,7 @@ impl Store for PostgresStore {
                     &user.role.as_str(),
                     &user.site.as_ref().map(SiteId::as_str),
                     &user.password_hash,
-                    &crate::now().unix_ms(),
+                    &at.unix_ms(),
                 ],
             )
             .await;

@@ -397,10 +397,12 @@ fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
         .skip(usize::try_from(found).unwrap_or(0))
     {
         transaction.execute_batch(sql).map_err(unavailable)?;
+        // Stamped by the database's clock: when the schema changed is the database's fact.
         transaction
             .execute(
-                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
-                params![version, crate::now().unix_ms()],
+                "INSERT INTO schema_migrations (version, applied_at)
+                 VALUES (?1, CAST(unixepoch('subsec') * 1000 AS INTEGER))",
+                params![version],
             )
             .map_err(unavailable)?;
     }
@@ -408,7 +410,7 @@ fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
 }
 
 impl Store for SqliteStore {
-    async fn add_device(&self, device: Device) -> Result<(), StoreError> {
+    async fn add_device(&self, device: Device, at: Timestamp) -> Result<(), StoreError> {
         self.with(move |connection| {
             let inserted = connection.execute(
                 "INSERT INTO devices (id, site, public_key, added_at, revoked_at)
@@ -417,7 +419,7 @@ impl Store for SqliteStore {
                     device.id.as_str(),
                     device.site.as_str(),
                     device.key.as_bytes().as_slice(),
-                    crate::now().unix_ms(),
+                    at.unix_ms(),
                     device.revoked_at.map(Timestamp::unix_ms),
                 ],
             );
@@ -997,7 +999,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn add_user(&self, user: &User) -> Result<(), StoreError> {
+    async fn add_user(&self, user: &User, at: Timestamp) -> Result<(), StoreError> {
         let user = user.clone();
         self.with(move |connection| {
             let inserted = connection.execute(
@@ -1008,7 +1010,7 @@ impl Store for SqliteStore {
                     user.role.as_str(),
                     user.site.as_ref().map(SiteId::as_str),
                     user.password_hash,
-                    crate::now().unix_ms()
+                    at.unix_ms()
                 ],
             );
             match inserted {

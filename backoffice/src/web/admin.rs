@@ -171,12 +171,15 @@ pub async fn enrol<S: Store>(
     let key = PublicKey::from_pem(form.get("public_key"))
         .map_err(|error| invalid(lang, Msg::PublicKeyPem, error))?;
     app.store
-        .add_device(Device {
-            id: id.clone(),
-            site,
-            key,
-            revoked_at: None,
-        })
+        .add_device(
+            Device {
+                id: id.clone(),
+                site,
+                key,
+                revoked_at: None,
+            },
+            app.clock.now(),
+        )
         .await
         .map_err(PageError::store(lang))?;
     tracing::info!(device = %id, user = viewer.user.name, "kiosk enrolled from the web pages");
@@ -195,7 +198,7 @@ pub async fn revoke<S: Store>(
     checked_form(&viewer, &body)?;
     let id = DeviceId::parse(&device).map_err(|_| PageError::new(lang, PageErrorKind::NotFound))?;
     app.store
-        .revoke_device(&id, crate::now())
+        .revoke_device(&id, app.clock.now())
         .await
         .map_err(PageError::store(lang))?;
     tracing::info!(device = %id, user = viewer.user.name, "kiosk revoked from the web pages");
@@ -309,7 +312,7 @@ pub async fn add_user<S: Store>(
         .map_err(|_| PageError::invalid(lang, "hashing failed"))?
         .map_err(|error| PageError::invalid(lang, error.to_string()))?;
     app.store
-        .add_user(&user)
+        .add_user(&user, app.clock.now())
         .await
         .map_err(PageError::store(lang))?;
     tracing::info!(
@@ -633,7 +636,7 @@ pub async fn import<S: Store>(
             content,
         ));
     }
-    import::apply(&app.store, &rows, |_| {})
+    import::apply(&app.store, &rows, app.clock.now(), |_| {})
         .await
         .map_err(|error| match error {
             import::ImportError::Store(error) => PageError::store(lang)(error),

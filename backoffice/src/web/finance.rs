@@ -36,7 +36,7 @@ pub async fn dashboard<S: Store>(
     let lang = viewer.lang;
     let chosen = SiteId::parse(&query.site).ok();
     let today =
-        layout::service_day(crate::now()).ok_or_else(|| PageError::invalid(lang, "clock"))?;
+        layout::service_day(app.clock.now()).ok_or_else(|| PageError::invalid(lang, "clock"))?;
     let first = layout::days_before(today, DASHBOARD_DAYS - 1)
         .ok_or_else(|| PageError::invalid(lang, "clock"))?;
     let rows = app
@@ -166,7 +166,7 @@ pub async fn kiosks<S: Store>(State(app): State<SharedApp<S>>, headers: HeaderMa
         .into_iter()
         .map(|status| (status.device.clone(), status))
         .collect();
-    let now = crate::now();
+    let now = app.clock.now();
     let silent = |device: &Device| {
         device.revoked_at.is_none()
             && statuses

@@ -90,7 +90,7 @@ pub async fn day<S: Store>(
     let lang = viewer.lang;
     let (date, site) = day_of(lang, &query.date, &query.site)?;
     let today =
-        layout::service_day(crate::now()).ok_or_else(|| PageError::invalid(lang, "clock"))?;
+        layout::service_day(app.clock.now()).ok_or_else(|| PageError::invalid(lang, "clock"))?;
     let date = date.unwrap_or_else(|| layout::days_before(today, 1).unwrap_or(today));
     let saved = app
         .store
@@ -300,6 +300,7 @@ pub async fn run<S: Store>(
         site.as_ref(),
         &app.finance,
         &viewer.user.name,
+        app.clock.now(),
         |_, _| {},
     )
     .await
@@ -320,7 +321,7 @@ pub async fn sign_off<S: Store>(
     let (date, site) = day_of(lang, &date, form.get("site"))?;
     let date = date.ok_or_else(|| PageError::new(lang, PageErrorKind::NotFound))?;
     app.store
-        .sign_off_reconciliation(date, site.as_ref(), &viewer.user.name, crate::now())
+        .sign_off_reconciliation(date, site.as_ref(), &viewer.user.name, app.clock.now())
         .await
         .map_err(PageError::store(lang))?;
     tracing::info!(%date, user = viewer.user.name, "day signed off from the web pages");
@@ -358,9 +359,17 @@ async fn decide<S: Store>(
     let lang = viewer.lang;
     let form = checked_form(&viewer, &body)?;
     let (date, site) = day_of(lang, form.get("date"), form.get("site"))?;
-    let decided = reconcile::decide(&app.store, id, approve, &viewer.user.name, &app.finance)
-        .await
-        .map_err(|error| reconcile_error(lang, error))?;
+    let now = app.clock.now();
+    let decided = reconcile::decide(
+        &app.store,
+        id,
+        approve,
+        &viewer.user.name,
+        &app.finance,
+        now,
+    )
+    .await
+    .map_err(|error| reconcile_error(lang, error))?;
     tracing::info!(
         id,
         approve,

@@ -87,7 +87,7 @@ pub async fn viewer<S: Store>(
     let token_hash = Digest::of(token.as_bytes());
     let Some((session, user)) = app
         .store
-        .web_session(&token_hash, crate::now())
+        .web_session(&token_hash, app.clock.now())
         .await
         .map_err(PageError::store(lang))?
     else {
@@ -271,7 +271,7 @@ pub async fn sign_in<S: Store>(
     }
     let name = form.get("name").to_owned();
     let password = form.get("password").to_owned();
-    let now = crate::now();
+    let now = app.clock.now();
     let window_start = Timestamp::from_unix_ms(now.unix_ms() - SIGN_IN_LOCK_MS)
         .map_err(|_| PageError::new(lang, PageErrorKind::SignIn))?;
     let store = &app.store;

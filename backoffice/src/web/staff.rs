@@ -352,7 +352,7 @@ pub async fn top_up<S: Store>(
         method,
         reference.clone(),
         viewer.user.name.clone(),
-        crate::now(),
+        app.clock.now(),
     )
     .map_err(|invalid| PageError::invalid(lang, invalid.0))?;
     if form.get("confirm") != "yes" {
@@ -559,7 +559,7 @@ pub async fn meals<S: Store>(
         Err(_) => sites.first().cloned(),
     };
     let today =
-        layout::service_day(crate::now()).ok_or_else(|| PageError::invalid(lang, "clock"))?;
+        layout::service_day(app.clock.now()).ok_or_else(|| PageError::invalid(lang, "clock"))?;
     let day = ServiceDate::parse(&query.day).unwrap_or(today);
     let mut meals = Vec::new();
     if let Some(site) = &site {

@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use backoffice::clock::ManualClock;
+use backoffice::http::ServeOptions;
 use backoffice::store::Store;
 use proto::api::{
     HEADER_DEVICE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP, KioskReport, ReaderState,
@@ -22,6 +24,8 @@ use super::fixtures::Kiosk;
 pub struct TestApp<S> {
     pub address: SocketAddr,
     pub store: S,
+    /// The service's clock: it stands still at [`super::fixtures::app_now`] until a test moves it.
+    pub clock: ManualClock,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -55,10 +59,15 @@ impl<S: Store> TestApp<S> {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (shutdown, stop) = oneshot::channel::<()>();
+        let clock = ManualClock::new(super::fixtures::app_now());
+        let options = ServeOptions {
+            clock: clock.shared(),
+            ..ServeOptions::default()
+        };
         let server = tokio::spawn(backoffice::http::serve(
             store.clone(),
             listener,
-            None,
+            options,
             async {
                 let _ = stop.await;
             },
@@ -66,6 +75,7 @@ impl<S: Store> TestApp<S> {
         TestApp {
             address,
             store,
+            clock,
             shutdown: Some(shutdown),
             server: Some(server),
         }
@@ -96,13 +106,14 @@ impl<S: Store> TestApp<S> {
 
     /// A request signed by `kiosk`'s key with a fresh nonce, at the current time.
     pub async fn signed(&self, kiosk: &Kiosk, method: &str, path: &str, body: &[u8]) -> Reply {
-        let headers = signed_headers(kiosk, method, path, body, backoffice::now(), &fresh_nonce());
+        let now = self.clock.now();
+        let headers = signed_headers(kiosk, method, path, body, now, &fresh_nonce());
         self.request(method, path, &headers, body).await
     }
 
     /// Uploads `records` as `kiosk`.
     pub async fn upload(&self, kiosk: &Kiosk, records: Vec<SignedRecord>) -> Reply {
-        let body = upload_body(records);
+        let body = upload_body(records, self.clock.now());
         self.signed(kiosk, "POST", "/api/v1/kiosk/records", &body)
             .await
     }
@@ -116,14 +127,14 @@ impl<S> Drop for TestApp<S> {
     }
 }
 
-pub fn upload_body(records: Vec<SignedRecord>) -> Vec<u8> {
+pub fn upload_body(records: Vec<SignedRecord>, kiosk_time: Timestamp) -> Vec<u8> {
     let request = UploadRequest {
         records,
         status: KioskReport {
             software_version: Text::parse("0.1.0").unwrap(),
             reader: ReaderState::Ready,
             unsynced_records: 0,
-            kiosk_time: backoffice::now(),
+            kiosk_time,
             snapshot_version: None,
         },
     };

@@ -33,6 +33,11 @@ pub fn lunch(minutes: i64) -> Timestamp {
     .unwrap()
 }
 
+/// The night after [`DATE`], 02:00 in Paris: when the nightly run reconciles it.
+pub fn night_after() -> Timestamp {
+    Timestamp::parse("2026-12-01T01:00:00.000Z").unwrap()
+}
+
 pub fn settings() -> backoffice::reconcile::Settings {
     backoffice::reconcile::Settings::new("Europe/Paris").unwrap()
 }

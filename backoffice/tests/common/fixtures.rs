@@ -44,6 +44,18 @@ pub fn device(name: &str, seed: u8) -> Device {
     }
 }
 
+/// When the tests' kiosks and users are registered: before every day the tests trade on.
+pub fn registered_at() -> Timestamp {
+    Timestamp::parse("2026-11-01T08:00:00.000Z").unwrap()
+}
+
+/// Where a [`super::app::TestApp`]'s clock stands: 14:00 in Paris on the Wednesday after the
+/// Monday the reconciliation tests trade on ([`super::day::DATE`]), so that "today" at the
+/// service is another day than the one finance reconciles.
+pub fn app_now() -> Timestamp {
+    Timestamp::parse("2026-12-02T13:00:00.000Z").unwrap()
+}
+
 pub fn at(offset_ms: i64) -> Timestamp {
     Timestamp::from_unix_ms(1_795_952_703_120 + offset_ms).unwrap()
 }

@@ -41,7 +41,11 @@ impl Browser {
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().port()
         };
+        // The browser is not ours to test against a moved clock (deploy/dev/test-clock.sh):
+        // it runs on the machine's own, and libfaketime would slow its every timer.
         let driver = Command::new("chromedriver")
+            .env_remove("LD_PRELOAD")
+            .env_remove("FAKETIME")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
