@@ -28,6 +28,8 @@ pub enum ParseError {
     NotHex { what: &'static str },
     #[error("sequence numbers start at 1")]
     SeqZero,
+    #[error("sequence number {found} is above the maximum {max}", max = crate::limits::SEQ_MAX)]
+    SeqTooLarge { found: u64 },
     #[error("service date: expected YYYY-MM-DD")]
     ServiceDate,
     #[error("timestamp: expected RFC 3339 UTC with milliseconds, like 2026-11-29T11:45:03.120Z")]
@@ -297,7 +299,9 @@ impl<'de> Deserialize<'de> for CardUid {
     }
 }
 
-/// The position of a record in its kiosk's chain, from 1.
+/// The position of a record in its kiosk's chain, from 1 to [`Seq::MAX`]. Parsing refuses
+/// anything else; the one value beyond, [`Seq::PAST_END`], only [`Seq::next`] makes: the head of a
+/// full chain, where nothing more can be signed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct Seq(u64);
@@ -305,9 +309,18 @@ pub struct Seq(u64);
 impl Seq {
     pub const FIRST: Seq = Seq(1);
 
+    /// The last position a record may take ([`crate::limits::SEQ_MAX`]).
+    pub const MAX: Seq = Seq(crate::limits::SEQ_MAX);
+
+    /// The position after [`Seq::MAX`]: a chain's head once it is full.
+    pub const PAST_END: Seq = Seq(crate::limits::SEQ_MAX + 1);
+
     pub fn new(seq: u64) -> Result<Seq, ParseError> {
         if seq == 0 {
             return Err(ParseError::SeqZero);
+        }
+        if seq > crate::limits::SEQ_MAX {
+            return Err(ParseError::SeqTooLarge { found: seq });
         }
         Ok(Seq(seq))
     }
@@ -316,10 +329,12 @@ impl Seq {
         self.0
     }
 
-    /// The following sequence number. A chain of 2^64 records is out of reach (a kiosk writes a
-    /// few thousand a day), so overflow is a broken invariant, not an input error.
+    /// The following position, at most [`Seq::PAST_END`]: it never overflows, whatever the input.
     pub fn next(self) -> Seq {
-        Seq(self.0.checked_add(1).expect("sequence number overflow"))
+        if self >= Seq::MAX {
+            return Seq::PAST_END;
+        }
+        Seq(self.0 + 1)
     }
 
     /// The preceding sequence number, if any.
@@ -642,6 +657,26 @@ mod tests {
     #[test]
     fn seqs() {
         assert_eq!(Seq::new(0), Err(ParseError::SeqZero));
+        assert_eq!(Seq::new(crate::limits::SEQ_MAX), Ok(Seq::MAX));
+        assert_eq!(
+            Seq::new(crate::limits::SEQ_MAX + 1),
+            Err(ParseError::SeqTooLarge {
+                found: crate::limits::SEQ_MAX + 1
+            })
+        );
+        assert_eq!(
+            Seq::new(u64::MAX),
+            Err(ParseError::SeqTooLarge { found: u64::MAX })
+        );
+        assert_eq!(Seq::MAX.next(), Seq::PAST_END);
+        assert_eq!(Seq::PAST_END.next(), Seq::PAST_END);
+        assert_eq!(Seq::PAST_END.previous(), Some(Seq::MAX));
+        assert!(serde_json::from_str::<Seq>("18446744073709551615").is_err());
+        assert!(serde_json::from_str::<Seq>("9007199254740992").is_err());
+        assert_eq!(
+            serde_json::from_str::<Seq>("9007199254740991").unwrap(),
+            Seq::MAX
+        );
         assert_eq!(Seq::FIRST.next().get(), 2);
         assert_eq!(Seq::FIRST.previous(), None);
         assert_eq!(Seq::new(5).unwrap().previous(), Some(Seq::new(4).unwrap()));

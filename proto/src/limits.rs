@@ -15,6 +15,10 @@ pub const PAYLOAD_BYTES_MAX: usize = 16 * 1024;
 /// string at most doubles it (every `"` and `\` gains a backslash); 256 bytes cover the rest.
 pub const RECORD_JSON_BYTES_MAX: usize = 2 * PAYLOAD_BYTES_MAX + 256;
 
+/// The last `seq` a record may carry: 2^53 - 1, an exact integer in every JSON reader and in a
+/// signed 64-bit database column. A kiosk writing a record a second would need 285 million years.
+pub const SEQ_MAX: u64 = (1 << 53) - 1;
+
 /// Lines of a day close: one per record category, meal type and bracket.
 pub const DAY_CLOSE_LINES_MAX: usize = 256;
 

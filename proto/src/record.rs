@@ -325,6 +325,8 @@ pub enum RecordError {
     UnknownKind { kind: String },
     #[error("malformed payload: {reason}")]
     Malformed { reason: String },
+    #[error("the chain is full: no record after seq {max}", max = crate::limits::SEQ_MAX)]
+    ChainFull,
 }
 
 impl RecordError {
@@ -419,6 +421,9 @@ impl Record {
     pub fn sign(payload: Payload, key: &SigningKey) -> Result<Record, RecordError> {
         if payload.v != FORMAT_VERSION {
             return Err(RecordError::UnknownVersion { version: payload.v });
+        }
+        if payload.seq > Seq::MAX {
+            return Err(RecordError::ChainFull);
         }
         payload.body.check()?;
         let bytes = payload.to_canonical_json();

@@ -443,6 +443,16 @@ fn bad_payloads_give_typed_errors() {
         malformed,
     );
     check_payload(&good.replacen("\"seq\":1", "\"seq\":0", 1), malformed);
+    // Beyond the named maximum: refused as malformed, never wrapped or panicking later.
+    for beyond in [
+        "9007199254740992",
+        "18446744073709551615",
+        "18446744073709551616",
+    ] {
+        let payload = good.replacen("\"seq\":1", &format!("\"seq\":{beyond}"), 1);
+        check_payload(&payload, malformed);
+        assert_eq!(sign_raw(&key, &payload).claimed_seq(), None, "{beyond}");
+    }
     check_payload(
         &good.replacen("\"seq\":1", "\"seq\":1,\"seq\":2", 1),
         malformed,
@@ -474,6 +484,35 @@ fn bad_payloads_give_typed_errors() {
     // The good payload itself verifies: the helper is not rejecting everything.
     assert!(sign_raw(&key, &good).verify(&key.public_key()).is_ok());
     assert_eq!(Payload::parse(&good).unwrap().v, FORMAT_VERSION);
+}
+
+#[test]
+fn a_full_chain_signs_nothing_more() {
+    let key = common::key(5);
+    let last = Payload {
+        seq: Seq::MAX,
+        ..Payload::parse(
+            &common::chain(&key, &common::device(), 1)[0]
+                .signed()
+                .payload,
+        )
+        .unwrap()
+    };
+    let record = Record::sign(last, &key).unwrap();
+    assert_eq!(record.seq(), Seq::MAX);
+    assert!(record.signed().verify(&key.public_key()).is_ok());
+    let mut head = ChainHead::after(&record);
+    assert_eq!(head.next_seq, Seq::PAST_END);
+    let body = record.payload().body.clone();
+    assert_eq!(
+        head.append(&key, &common::device(), common::at(1), body),
+        Err(RecordError::ChainFull)
+    );
+    assert_eq!(
+        head.next_seq,
+        Seq::PAST_END,
+        "a refused record leaves the head"
+    );
 }
 
 #[test]
