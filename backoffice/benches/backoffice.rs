@@ -11,8 +11,9 @@
 // Rates and ratios are reports, not money.
 #![allow(clippy::float_arithmetic, clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+use testkit as common;
+
+use common::Ops as _;
 
 use std::time::{Duration, Instant};
 

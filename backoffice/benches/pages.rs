@@ -18,8 +18,9 @@
 // Latencies are reports, not money.
 #![allow(clippy::float_arithmetic, clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+use testkit as common;
+
+use common::Ops as _;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

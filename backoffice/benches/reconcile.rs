@@ -12,8 +12,9 @@
 // Rates and ratios are reports, not money.
 #![allow(clippy::float_arithmetic, clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+use testkit as common;
+
+use common::Ops as _;
 
 use std::time::Instant;
 
@@ -189,7 +190,8 @@ async fn measure<S: Store>(backend: &str, store: S, tills: &[Till], rounds: usiz
         ] {
             let started = Instant::now();
             let mut sink = std::io::sink();
-            export::write(&store, kind, period, None, &settings, &mut sink)
+            let actor = common::ops::finance("finance");
+            export::write(&store, &actor, kind, period, None, &settings, &mut sink)
                 .await
                 .unwrap();
             times.push(started.elapsed().as_secs_f64());

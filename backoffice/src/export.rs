@@ -21,15 +21,11 @@ use proto::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::manage::Actor;
 use crate::reconcile::{self, Day, FindingKind, ReconcileError, Settings};
-use crate::store::{Store, StoreError};
+use crate::store::{ChainRows, DeviceRows, FinanceRows, Mode, Store, StoreError};
 
-/// Days in one export: a year and a day.
-pub const PERIOD_DAYS_MAX: u32 = 366;
-
-/// Lines of a records file [`verify`] reads (a year of 500 kiosks is about 200 million; a
-/// file is checked per period, a day holds about a million).
-pub const VERIFY_LINES_MAX: u64 = 50_000_000;
+use crate::limits::{PERIOD_DAYS_MAX, VERIFY_LINES_MAX};
 
 /// The accounts of the journal: number, label, and what moves through it.
 pub const ACCOUNTS: [(&str, &str, &str); 8] = [
@@ -115,6 +111,9 @@ pub enum ExportError {
     },
     #[error("unknown export {0:?}: expected meals, top-ups, summary, journal or records")]
     UnknownKind(String),
+    /// The actor may not export.
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 /// What to export.
@@ -193,12 +192,16 @@ impl Period {
 /// included).
 pub async fn write<S: Store>(
     store: &S,
+    actor: &Actor,
     kind: ExportKind,
     period: Period,
     site: Option<&SiteId>,
     settings: &Settings,
     out: &mut (impl Write + Send),
 ) -> Result<u64, ExportError> {
+    actor
+        .require(reconcile::RUNNERS)
+        .map_err(|error| ExportError::Forbidden(error.to_string()))?;
     match kind {
         ExportKind::Records => write_records(store, period, site, settings, out).await,
         ExportKind::Summary => write_summary(store, period, site, settings, out).await,
@@ -287,6 +290,8 @@ async fn collect<S: Store>(
 ) -> Result<Rows, ExportError> {
     let mut rows = Rows::default();
     let devices: Vec<_> = store
+        .begin(Mode::Single)
+        .await?
         .devices()
         .await?
         .into_iter()
@@ -297,7 +302,8 @@ async fn collect<S: Store>(
         let day = Day::new(date, settings)?;
         let mut pending = std::collections::VecDeque::new();
         for entry in &devices {
-            let input = reconcile::kiosk_input(store, entry.device.clone(), false, &day).await?;
+            let input =
+                reconcile::day::kiosk_input(store, entry.device.clone(), false, &day).await?;
             pending.push_back(tokio::task::spawn_blocking(move || {
                 kiosk_rows(input, date, wanted)
             }));
@@ -311,7 +317,12 @@ async fn collect<S: Store>(
             rows.add(date, joined(oldest.await)?);
         }
         if site.is_none() {
-            for operation in store.operations_between(day.start, day.end).await? {
+            let operations = store
+                .begin(Mode::Single)
+                .await?
+                .operations_between(day.start, day.end)
+                .await?;
+            for operation in operations {
                 let (source, method) = match operation.kind.as_str() {
                     "top_up" if operation.detail.starts_with("cheque") => ("counter", "cheque"),
                     "top_up" => ("counter", "cash"),
@@ -379,7 +390,7 @@ fn joined(result: Result<KioskRows, tokio::task::JoinError>) -> Result<KioskRows
 }
 
 /// Parses one kiosk's records of `date` into rows and sums. Runs on a blocking thread.
-fn kiosk_rows(input: reconcile::KioskInput, date: ServiceDate, wanted: Wanted) -> KioskRows {
+fn kiosk_rows(input: reconcile::day::KioskInput, date: ServiceDate, wanted: Wanted) -> KioskRows {
     let device = input.device.id.clone();
     let mut kiosk = KioskRows {
         site: input.device.site.clone(),
@@ -583,7 +594,11 @@ async fn write_summary<S: Store>(
     ])?;
     let mut lines = 1;
     for date in period.dates()? {
-        let saved = store.reconciliation(date, site).await?;
+        let saved = store
+            .begin(Mode::Single)
+            .await?
+            .reconciliation(date, site)
+            .await?;
         let (report, signed_off_by) = match &saved {
             Some(saved) => (reconcile::parse_report(saved)?, saved.signed_off_by.clone()),
             None => (
@@ -819,13 +834,15 @@ async fn write_records<S: Store>(
         .map(|date| Day::new(date, settings))
         .collect::<Result<Vec<_>, _>>()?;
     let mut ranges = Vec::new();
-    for entry in store.devices().await? {
+    let devices = store.begin(Mode::Single).await?.devices().await?;
+    for entry in devices {
         if site.is_some_and(|site| &entry.device.site != site) {
             continue;
         }
         let (mut first, mut last) = (None, None);
         for day in &days {
-            let input = reconcile::kiosk_input(store, entry.device.clone(), false, day).await?;
+            let input =
+                reconcile::day::kiosk_input(store, entry.device.clone(), false, day).await?;
             let start = input
                 .anchor
                 .as_ref()
@@ -856,10 +873,12 @@ async fn write_records<S: Store>(
         lines += 1;
     }
     for (entry, first, last) in &ranges {
-        for stored in store
-            .record_range(&entry.device.id, *first, Some(*last))
+        let stored_records = store
+            .begin(Mode::Single)
             .await?
-        {
+            .record_range(&entry.device.id, *first, Some(*last))
+            .await?;
+        for stored in stored_records {
             writeln!(out, "{}", stored.record.to_json())?;
             lines += 1;
         }

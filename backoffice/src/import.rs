@@ -1,7 +1,8 @@
 //! `backoffice import FILE.csv`: accounts, pupils, their tariff brackets and cards from one CSV
 //! file, one pupil a row. Every row is checked first and every error reported with its line;
 //! nothing is written unless the whole file is valid. Importing the same file again leaves
-//! the data as it was.
+//! the data as it was. The rows are written through `manage`, with the same rules as every
+//! other change (a pupil stays at their site, a card is bound once), in one transaction.
 //!
 //! Columns, with a header row: `site,account,overdraft_floor,pupil,first_name,last_name,
 //! bracket,dietary,card`. `overdraft_floor` is in cents (0 or negative); `dietary` holds flags
@@ -9,14 +10,14 @@
 
 use std::collections::BTreeMap;
 
-use proto::limits::{DIETARY_FLAGS_MAX, OVERDRAFT_FLOOR_CENTS_MIN, SNAPSHOT_PUPILS_MAX};
 use proto::snapshot::{Card, CardHolder, Pupil};
 use proto::{AccountId, BracketId, CardUid, Cents, PupilId, SiteId, Text, Timestamp};
 
-use crate::store::{Store, StoreError};
-
-/// Rows in one import: a city's pupils fit many times over.
-pub const IMPORT_ROWS_MAX: usize = SNAPSHOT_PUPILS_MAX;
+use crate::limits::IMPORT_ROWS_MAX;
+use crate::manage::accounts::check_overdraft_floor;
+use crate::manage::people::{assign_card_in, check_pupil, save_pupil_in};
+use crate::manage::{ADMIN, Actor, ManageError};
+use crate::store::{Mode, PeopleRows, Store, StoreError, Transaction, finish};
 
 /// The header the file must start with.
 pub const HEADER: [&str; 9] = [
@@ -34,6 +35,8 @@ pub const HEADER: [&str; 9] = [
 /// One valid row.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ImportRow {
+    /// Its line in the file, for errors found when it is written.
+    pub line: u64,
     pub site: SiteId,
     pub overdraft_floor: Cents,
     pub pupil: Pupil,
@@ -53,7 +56,13 @@ pub enum ImportError {
     #[error("{} invalid lines, nothing imported:\n{}", .0.len(), display_lines(.0))]
     Invalid(Vec<LineError>),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Refused(#[from] ManageError),
+}
+
+impl From<StoreError> for ImportError {
+    fn from(error: StoreError) -> ImportError {
+        ImportError::Refused(ManageError::Store(error))
+    }
 }
 
 fn display_lines(errors: &[LineError]) -> String {
@@ -102,7 +111,7 @@ pub fn parse(text: &str) -> Result<Vec<ImportRow>, Vec<LineError>> {
             });
             break;
         }
-        match parse_row(&record) {
+        match parse_row(line, &record) {
             Ok(row) => rows.push((line, row)),
             Err(message) => errors.push(LineError { line, message }),
         }
@@ -115,7 +124,7 @@ pub fn parse(text: &str) -> Result<Vec<ImportRow>, Vec<LineError>> {
     Ok(rows.into_iter().map(|(_, row)| row).collect())
 }
 
-fn parse_row(record: &csv::StringRecord) -> Result<ImportRow, String> {
+fn parse_row(line: u64, record: &csv::StringRecord) -> Result<ImportRow, String> {
     if record.len() != HEADER.len() {
         return Err(format!(
             "{} fields, expected {}",
@@ -129,10 +138,9 @@ fn parse_row(record: &csv::StringRecord) -> Result<ImportRow, String> {
     let account = AccountId::parse(field(1)).map_err(|error| named(1, error))?;
     let overdraft_floor = field(2)
         .parse::<i64>()
-        .ok()
-        .filter(|floor| (OVERDRAFT_FLOOR_CENTS_MIN..=0).contains(floor))
         .map(Cents::new)
-        .ok_or_else(|| format!("overdraft_floor: cents from {OVERDRAFT_FLOOR_CENTS_MIN} to 0"))?;
+        .map_err(|error| format!("{}: {error}", HEADER[2]))?;
+    check_overdraft_floor(overdraft_floor).map_err(|error| format!("{}: {error}", HEADER[2]))?;
     let id = PupilId::parse(field(3)).map_err(|error| named(3, error))?;
     let first_name = Text::parse(field(4)).map_err(|error| named(4, error))?;
     let last_name = Text::parse(field(5)).map_err(|error| named(5, error))?;
@@ -143,24 +151,24 @@ fn parse_row(record: &csv::StringRecord) -> Result<ImportRow, String> {
         .filter(|flag| !flag.is_empty())
         .map(|flag| Text::parse(flag).map_err(|error| named(7, error)))
         .collect::<Result<Vec<_>, _>>()?;
-    if dietary.len() > DIETARY_FLAGS_MAX {
-        return Err(format!("dietary: at most {DIETARY_FLAGS_MAX} flags"));
-    }
     let card = match field(8) {
         "" => None,
         hex => Some(CardUid::from_hex(hex).map_err(|error| named(8, error))?),
     };
+    let pupil = Pupil {
+        id,
+        account,
+        first_name,
+        last_name,
+        bracket,
+        dietary,
+    };
+    check_pupil(&site, &pupil, None).map_err(|error| format!("{}: {error}", HEADER[7]))?;
     Ok(ImportRow {
+        line,
         site,
         overdraft_floor,
-        pupil: Pupil {
-            id,
-            account,
-            first_name,
-            last_name,
-            bracket,
-            dietary,
-        },
+        pupil,
         card,
     })
 }
@@ -201,10 +209,26 @@ fn check_across_rows(rows: &[(u64, ImportRow)], errors: &mut Vec<LineError>) {
     }
 }
 
-/// Writes valid rows: accounts first (kept if they exist), then pupils and their cards (a card
-/// already bound to the same pupil is kept). Calls `progress` after each row.
+/// Writes valid rows in one transaction: accounts first (kept if they exist), then pupils and
+/// their cards (a card already bound to the same pupil is kept), each through the same rules as
+/// a change made one by one; a row the stored data refuses (a pupil enrolled at another site)
+/// is reported with its line, and nothing is written. Calls `progress` after each row.
 pub async fn apply<S: Store>(
     store: &S,
+    actor: &Actor,
+    rows: &[ImportRow],
+    at: Timestamp,
+    progress: impl FnMut(usize),
+) -> Result<(), ImportError> {
+    actor.require(ADMIN)?;
+    let mut transaction = store.begin(Mode::Write).await?;
+    let result = apply_in(&mut transaction, actor, rows, at, progress).await;
+    finish(transaction, result).await
+}
+
+async fn apply_in<X: Transaction>(
+    transaction: &mut X,
+    actor: &Actor,
     rows: &[ImportRow],
     at: Timestamp,
     mut progress: impl FnMut(usize),
@@ -214,25 +238,49 @@ pub async fn apply<S: Store>(
         accounts.insert(&row.pupil.account, row.overdraft_floor);
     }
     for (account, floor) in accounts {
-        match store.add_account(account, floor, at).await {
+        match transaction.insert_account(account, floor, at).await {
             Ok(()) | Err(StoreError::AlreadyExists { .. }) => {}
             Err(error) => return Err(error.into()),
         }
     }
+    let mut refused = Vec::new();
     for (done, row) in rows.iter().enumerate() {
-        store.save_pupil(&row.site, &row.pupil).await?;
-        if let Some(uid) = row.card {
-            let holder = CardHolder::Pupil(row.pupil.id.clone());
-            match store.card(&uid).await? {
-                Some((bound, _)) if bound == holder => {}
-                _ => {
-                    store.assign_card(&Card { uid, holder }).await?;
-                }
+        if let Err(error) = write_row(transaction, actor, row).await {
+            match error {
+                ManageError::Store(error) => return Err(error.into()),
+                error => refused.push(LineError {
+                    line: row.line,
+                    message: error.to_string(),
+                }),
             }
         }
         progress(done + 1);
     }
+    if !refused.is_empty() {
+        return Err(ImportError::Invalid(refused));
+    }
     Ok(())
+}
+
+async fn write_row<X: Transaction>(
+    transaction: &mut X,
+    actor: &Actor,
+    row: &ImportRow,
+) -> Result<(), ManageError> {
+    save_pupil_in(transaction, actor, &row.site, &row.pupil).await?;
+    let Some(uid) = row.card else {
+        return Ok(());
+    };
+    let holder = CardHolder::Pupil(row.pupil.id.clone());
+    match transaction.card(&uid).await? {
+        Some(bound) if bound.holder == holder => Ok(()),
+        Some(_) => Err(ManageError::Invalid(format!(
+            "card {uid} is bound to another holder"
+        ))),
+        None => assign_card_in(transaction, actor, &Card { uid, holder })
+            .await
+            .map(drop),
+    }
 }
 
 #[cfg(test)]

@@ -1,35 +1,38 @@
 //! The back-office: the authority on balances, in front of SQLite or PostgreSQL. Stateless in
-//! front of its database, so several instances can serve one PostgreSQL.
+//! front of its database, so several instances can serve one PostgreSQL. Three layers that
+//! depend only downward:
 //!
-//! - [`clock`]: where the back-office reads the time, so that tests set it.
-//! - [`store`]: the storage interface ([`store::Store`]) and its SQLite and PostgreSQL
-//!   implementations, with versioned migrations.
-//! - [`ingest`]: judging a kiosk's batch of signed records against its stored chain (store,
-//!   hold beyond a gap, count duplicates, quarantine forks and forgeries) and what each stored
-//!   record does to balances.
-//! - [`snapshot`]: building a kiosk's full or delta snapshot from stored rows.
-//! - [`import`]: checking a CSV file of accounts, pupils and cards, then writing it.
-//! - [`manage`]: the rules of back-office users' changes, shared by the HTTP API and the CLI.
-//! - [`reconcile`]: the reconciliation of a service day per kiosk and site: chains,
-//!   signatures, day closes, cash, anomalies with evidence, proposed voids, sign-off.
-//! - [`users`]: back-office users and roles, Argon2 hashes of passwords and staff PINs.
-//! - [`export`]: finance exports of a day or period (CSV, the FEC journal, signed records
-//!   with the kiosks' keys) and the check of a records export.
-//! - [`transfer`]: a `kiosk export` file brought by hand, ingested as the kiosk's uploads.
-//! - [`http`]: the HTTP API (axum): signed kiosk requests, ingest, health, metrics, OpenAPI.
-//! - [`systemd`]: telling systemd the service is ready.
-//! - [`web`]: the web pages of staff, finance and admin, served beside the API.
-//! - [`meal_days`]: meals and revenue per site and service day, kept up to date by ingest.
+//! - Interfaces: [`http`] (the JSON API), [`web`] (the pages of staff, finance and city IT), the
+//!   `backoffice` binary (CLI), put together by [`app`] (the router, its layers, serving).
+//! - Use cases, where every rule is written once: [`manage`] (every change a person makes, and
+//!   who may make it: roles, and staff only at their own site), [`kiosks`] (who a kiosk request
+//!   comes from, its upload), [`ingest`] (a kiosk's records stored exactly once), [`snapshot`]
+//!   (what a kiosk gets), [`sign_in`] (passwords, sessions and the lock-out), [`import`] (a CSV
+//!   file through `manage`), [`transfer`] (a kiosk export brought by hand), [`reconcile`] (a
+//!   service day checked and signed off), [`export`] (finance's files and `verify`),
+//!   [`meal_days`] (meals and revenue per site and day).
+//! - Storage, SQL only: [`store`] (the SQLite and PostgreSQL clients and the statements both
+//!   run).
+//!
+//! Beside them: [`clock`] (where "now" is read), [`limits`] (every bound), [`users`] (roles and
+//! Argon2 hashes), [`metrics`] (Prometheus counters), [`state`] (what handlers share),
+//! [`systemd`] (telling systemd the service is ready).
 
+pub mod app;
 pub mod clock;
 pub mod export;
 pub mod http;
 pub mod import;
 pub mod ingest;
+pub mod kiosks;
+pub mod limits;
 pub mod manage;
 pub mod meal_days;
+pub mod metrics;
 pub mod reconcile;
+pub mod sign_in;
 pub mod snapshot;
+pub mod state;
 pub mod store;
 pub mod systemd;
 pub mod transfer;

@@ -10,23 +10,17 @@ use std::collections::BTreeMap;
 use proto::record::Meal;
 use proto::{Record, RecordBody, Seq, ServiceDate};
 
-use crate::ingest::Movement;
-
-/// What one batch adds to each service day: meals and revenue in cents (negative for voids).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DayChange {
-    pub meals: i64,
-    pub revenue_cents: i64,
-}
+pub use crate::store::rows::chain::DayChange;
+use crate::store::rows::chain::Movement;
 
 /// The changes `append` makes to its site's days. `movements` are the batch's applied
 /// movements: a void counts only if it reversed money. `stored_meal` reads a meal stored
 /// before the batch, for voids of earlier records.
-pub fn changes<E>(
+pub fn changes(
     append: &[Record],
     movements: &[Movement],
-    mut stored_meal: impl FnMut(Seq) -> Result<Option<Meal>, E>,
-) -> Result<BTreeMap<ServiceDate, DayChange>, E> {
+    stored_meal: impl Fn(Seq) -> Option<Meal>,
+) -> BTreeMap<ServiceDate, DayChange> {
     let mut days: BTreeMap<ServiceDate, DayChange> = BTreeMap::new();
     let mut batch_meals = BTreeMap::new();
     for record in append {
@@ -43,7 +37,7 @@ pub fn changes<E>(
         };
         let meal = match batch_meals.get(&voided) {
             Some(meal) => Some((*meal).clone()),
-            None => stored_meal(voided)?,
+            None => stored_meal(voided),
         };
         if let Some(meal) = meal {
             let day = days.entry(meal.service_date).or_default();
@@ -51,7 +45,7 @@ pub fn changes<E>(
             day.revenue_cents -= meal.price.get();
         }
     }
-    Ok(days)
+    days
 }
 
 /// The meal in a stored payload, if it is one.
@@ -60,4 +54,21 @@ pub fn meal_of(payload: &str) -> Option<Meal> {
         RecordBody::Meal(meal) => Some(meal),
         _ => None,
     }
+}
+
+/// Meals and revenue per site and service day, from `from` to `to` inclusive; finance and city
+/// IT.
+pub async fn days<S: crate::store::Store>(
+    store: &S,
+    actor: &crate::manage::Actor,
+    from: ServiceDate,
+    to: ServiceDate,
+) -> Result<Vec<crate::store::MealDay>, crate::manage::ManageError> {
+    use crate::store::PeopleRows as _;
+    actor.require(crate::manage::FINANCE)?;
+    Ok(store
+        .begin(crate::store::Mode::Single)
+        .await?
+        .meal_days(from, to)
+        .await?)
 }

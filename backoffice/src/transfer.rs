@@ -1,6 +1,6 @@
 //! Manual transfer, for a site whose network is down for days: a file written by `kiosk export`
 //! (JSON Lines, one signed record a line, in `seq` order) is brought to the back-office and
-//! ingested exactly as the kiosk's own uploads would be, through [`Store::ingest`] in batches of
+//! ingested exactly as the kiosk's own uploads would be, through [`crate::ingest::ingest`] in batches of
 //! [`UPLOAD_BATCH_RECORDS_MAX`]. The kiosk's later network sync of the same records counts them
 //! as duplicates.
 //!
@@ -10,14 +10,10 @@
 use proto::limits::{RECORD_JSON_BYTES_MAX, UPLOAD_BATCH_RECORDS_MAX};
 use proto::{DeviceId, Payload, Seq, SignedRecord, Timestamp};
 
-use crate::store::{IngestOutcome, Store, StoreError};
-
-/// Records in one transferred file: a busy kiosk's month.
-pub const TRANSFER_RECORDS_MAX: usize = 100_000;
-
-/// Bytes of one transferred file: its records at their largest would not fit, ordinary ones
-/// (under 1 KiB each) do.
-pub const TRANSFER_BYTES_MAX: usize = 256 * 1024 * 1024;
+use crate::ingest::IngestOutcome;
+use crate::limits::{TRANSFER_BYTES_MAX, TRANSFER_RECORDS_MAX};
+use crate::manage::{Actor, FINANCE, ManageError};
+use crate::store::{DeviceRows, Mode, Store, StoreError};
 
 /// A transferred file was refused; nothing was stored.
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +37,13 @@ pub enum TransferError {
     #[error("device {0} is revoked")]
     RevokedDevice(DeviceId),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Refused(#[from] ManageError),
+}
+
+impl From<StoreError> for TransferError {
+    fn from(error: StoreError) -> TransferError {
+        TransferError::Refused(ManageError::Store(error))
+    }
 }
 
 /// The records of an export file, all of one kiosk.
@@ -108,12 +110,17 @@ pub fn parse(text: &str) -> Result<Transfer, TransferError> {
 }
 
 /// Ingests a transfer as the kiosk's uploads would be: batch by batch, each its own transaction.
+/// Finance and city IT bring files.
 pub async fn ingest<S: Store>(
     store: &S,
+    actor: &Actor,
     transfer: Transfer,
     received_at: Timestamp,
 ) -> Result<TransferOutcome, TransferError> {
+    actor.require(FINANCE)?;
     let device = store
+        .begin(Mode::Single)
+        .await?
         .device(&transfer.device)
         .await?
         .ok_or_else(|| TransferError::UnknownDevice(transfer.device.clone()))?;
@@ -134,7 +141,7 @@ pub async fn ingest<S: Store>(
             stored,
             duplicates,
             quarantined,
-        } = store.ingest(&device, records, received_at).await?;
+        } = crate::ingest::ingest(store, &device, records, received_at).await?;
         total.acknowledged = acknowledged;
         total.stored += stored;
         total.duplicates += duplicates;

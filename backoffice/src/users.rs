@@ -5,15 +5,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use proto::SiteId;
 use ring::rand::{SecureRandom, SystemRandom};
 
-/// Characters in a password; a longer one is refused rather than hashed for seconds.
-pub const PASSWORD_CHARS_MAX: usize = 256;
-
-/// The shortest password a user may have.
-pub const PASSWORD_CHARS_MIN: usize = 12;
-
-/// A staff PIN: 4 to 8 digits, typed on the kiosk's keypad.
-pub const PIN_DIGITS_MIN: usize = 4;
-pub const PIN_DIGITS_MAX: usize = 8;
+use crate::limits::{PASSWORD_CHARS_MAX, PASSWORD_CHARS_MIN, PIN_DIGITS_MAX, PIN_DIGITS_MIN};
 
 /// What a user may do. Each endpoint names the roles it admits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -10,11 +10,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use testkit as common;
+
+use common::Ops as _;
 
 use std::sync::Mutex;
 
-use backoffice::store::{SqliteStore, Store};
+use backoffice::store::SqliteStore;
 use backoffice::users::{Role, User};
 use proto::record::{Meal, MealVia};
 use proto::snapshot::CardHolder;

@@ -2,11 +2,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use testkit as common;
+
+use common::Ops as _;
 
 use std::process::{Command, Output};
-
-use backoffice::store::Store;
 
 use common::SqliteDb;
 use common::fixtures::registered_at;

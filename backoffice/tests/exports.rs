@@ -4,7 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use testkit as common;
+
+use common::Ops as _;
 
 use backoffice::export::{self, ExportKind, Period, Violation};
 use backoffice::reconcile::FindingKind;
@@ -47,6 +49,7 @@ async fn export(store: &impl Store, kind: ExportKind, from: ServiceDate) -> Stri
     let mut bytes = Vec::new();
     export::write(
         store,
+        &common::ops::finance("finance-1"),
         kind,
         Period::new(from, date()).unwrap(),
         None,

@@ -3,11 +3,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use testkit as common;
+
+use common::Ops as _;
 
 use backoffice::http::finance::ReconciliationView;
 use backoffice::reconcile::FindingKind;
-use backoffice::store::{ProposedVoid, Store, VoidStatus};
+use backoffice::store::{ProposedVoid, VoidStatus};
 use backoffice::users::{Role, User};
 use base64::Engine as _;
 use proto::Cents;

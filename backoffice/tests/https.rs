@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use testkit as common;
 
 use std::process::Command;
 use std::sync::Arc;
@@ -58,13 +58,13 @@ async fn the_api_answers_over_tls_with_the_given_certificate() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(backoffice::http::serve(
+    let server = tokio::spawn(backoffice::app::serve(
         db.open().await,
         listener,
-        backoffice::http::ServeOptions {
+        backoffice::app::ServeOptions {
             tls: Some(config),
             clock: backoffice::clock::ManualClock::new(common::fixtures::app_now()).shared(),
-            ..backoffice::http::ServeOptions::default()
+            ..backoffice::app::ServeOptions::default()
         },
         async {
             let _ = stopped.await;

@@ -2,7 +2,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use testkit as common;
+
+use common::Ops as _;
 
 use backoffice::store::Store;
 use proto::api::{ApiError, ErrorCode, UploadResponse};

@@ -4,7 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use testkit as common;
+
+use common::Ops as _;
+use common::ops::finance;
 
 use backoffice::reconcile::{self, FindingKind, PaymentMethod, Report, TopUpLine, TopUpSource};
 use backoffice::store::{SavedReconciliation, Store, StoreError, VoidStatus};
@@ -154,10 +157,10 @@ async fn a_day_reconciles_per_kiosk_and_site_and_reruns_identically(_db: Db, sto
     assert_eq!(run(&store, date()).await, outcome);
     let stored_report = reconcile::run_and_save(
         &store,
+        &finance("finance-1"),
         date(),
         None,
         &settings(),
-        "finance-1",
         night_after(),
         |_, _| {},
     )
@@ -208,10 +211,10 @@ async fn duplicate_meals_are_proposed_for_a_void_and_decided_by_finance(
 
     let report = reconcile::run_and_save(
         &store,
+        &finance("finance-1"),
         date(),
         None,
         &settings(),
-        "finance-1",
         night_after(),
         |_, _| {},
     )
@@ -259,10 +262,10 @@ async fn duplicate_meals_are_proposed_for_a_void_and_decided_by_finance(
     let tuesday = reconcile::next_date(date()).unwrap();
     reconcile::run_and_save(
         &store,
+        &finance("finance-1"),
         tuesday,
         None,
         &settings(),
-        "finance-1",
         night_after(),
         |_, _| {},
     )
@@ -278,9 +281,16 @@ async fn duplicate_meals_are_proposed_for_a_void_and_decided_by_finance(
         store.balance(&account("A1")).await.unwrap(),
         Some(Cents::new(-770))
     );
-    let approved = reconcile::decide(&store, p1.id, true, "finance-1", &settings(), night_after())
-        .await
-        .unwrap();
+    let approved = reconcile::decide(
+        &store,
+        &finance("finance-1"),
+        p1.id,
+        true,
+        &settings(),
+        night_after(),
+    )
+    .await
+    .unwrap();
     assert_eq!(approved.status, VoidStatus::Approved);
     assert_eq!(approved.correction_date, Some(wednesday));
     assert_eq!(approved.decided_by.as_deref(), Some("finance-1"));
@@ -299,9 +309,9 @@ async fn duplicate_meals_are_proposed_for_a_void_and_decided_by_finance(
 
     let rejected = reconcile::decide(
         &store,
+        &finance("finance-1"),
         p3.id,
         false,
-        "finance-1",
         &settings(),
         night_after(),
     )
@@ -314,7 +324,15 @@ async fn duplicate_meals_are_proposed_for_a_void_and_decided_by_finance(
     );
     for (id, approve) in [(p1.id, false), (p3.id, true)] {
         assert!(matches!(
-            reconcile::decide(&store, id, approve, "finance-1", &settings(), night_after()).await,
+            reconcile::decide(
+                &store,
+                &finance("finance-1"),
+                id,
+                approve,
+                &settings(),
+                night_after()
+            )
+            .await,
             Err(reconcile::ReconcileError::Store(StoreError::Refused(_)))
         ));
     }
@@ -323,10 +341,10 @@ async fn duplicate_meals_are_proposed_for_a_void_and_decided_by_finance(
     // Running again keeps the decisions; then the day is signed off and never changes.
     reconcile::run_and_save(
         &store,
+        &finance("finance-2"),
         date(),
         None,
         &settings(),
-        "finance-2",
         night_after(),
         |_, _| {},
     )
@@ -350,10 +368,10 @@ async fn duplicate_meals_are_proposed_for_a_void_and_decided_by_finance(
     assert!(matches!(
         reconcile::run_and_save(
             &store,
+            &finance("finance-1"),
             date(),
             None,
             &settings(),
-            "finance-1",
             night_after(),
             |_, _| {}
         )

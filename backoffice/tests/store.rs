@@ -3,11 +3,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use testkit as common;
 
-use backoffice::ingest::AnomalyReason;
+use common::Ops as _;
+
+use backoffice::ingest::IngestOutcome;
+use backoffice::kiosks::NonceOutcome;
 use backoffice::store::{
-    Device, IngestOutcome, NonceOutcome, Operation, OperationKind, ServedMeal, Store, StoreError,
+    AnomalyReason, Device, Operation, OperationKind, ServedMeal, Store, StoreError,
 };
 use backoffice::users::{Role, User};
 use proto::api::{KioskReport, ReaderState};

@@ -5,11 +5,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use testkit as common;
 
+use common::Ops as _;
+
+use backoffice::limits::SIGN_IN_FAILURES_MAX;
 use backoffice::store::Store;
 use backoffice::users::{Role, User};
-use backoffice::web::session::{SESSION_COOKIE, SIGN_IN_COOKIE, SIGN_IN_FAILURES_MAX};
+use backoffice::web::session::{SESSION_COOKIE, SIGN_IN_COOKIE};
 use proto::SiteId;
 
 use common::app::{Reply, TestApp};

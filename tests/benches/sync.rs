@@ -26,9 +26,10 @@ use proto::record::{Meal, MealVia};
 use proto::{
     BracketId, Cents, ChainHead, DeviceId, MealType, RecordBody, ServiceDate, SigningKey, Text,
 };
+use testkit::Ops as _;
 use tests::backoffice::{
     BackOffice, LUNCH_CENTS, PostgresDb, SqliteDb, account, card, lunch, populate_site, pupil,
-    registered_at, site, top_up,
+    registered_at, serve_backoffice, site, top_up,
 };
 use tests::kiosk::TestKiosk;
 
@@ -58,7 +59,7 @@ fn main() {
 
 async fn bench_store<S: Store>(name: &str, store: S) {
     populate_site(&store, PUPILS).await;
-    let backoffice = BackOffice::start(store.clone()).await;
+    let backoffice = serve_backoffice(store.clone()).await;
     day_upload(name, &store, &backoffice).await;
     top_up_to_kiosk(name, &store, &backoffice).await;
     fleet(name, &store, &backoffice).await;

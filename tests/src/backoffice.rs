@@ -1,12 +1,9 @@
 //! A real back-office serving on a free loopback port in front of a fresh SQLite or PostgreSQL
 //! database, and a site to serve meals at.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use backoffice::clock::ManualClock;
-use backoffice::http::ServeOptions;
-use backoffice::store::{Operation, OperationKind, PostgresStore, SqliteStore, Store};
+use backoffice::store::{Operation, OperationKind, Store};
 use proto::record::TopUpMethod;
 use proto::snapshot::{
     Card, CardHolder, KioskSettings, Language, LocalTime, Pupil, Service, Tariff, Weekday,
@@ -14,9 +11,9 @@ use proto::snapshot::{
 use proto::{
     AccountId, BracketId, CardUid, Cents, MealType, PupilId, ServiceId, SiteId, Text, Timestamp,
 };
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use testkit::Ops as _;
+pub use testkit::app::TestApp as BackOffice;
+pub use testkit::{PostgresDb, SqliteDb};
 
 /// The site every kiosk of these tests belongs to.
 pub const SITE: &str = "jaures";
@@ -27,187 +24,17 @@ pub const LUNCH_CENTS: i64 = 385;
 /// What every account holds before the first meal: 1,000.00 €.
 pub const OPENING_BALANCE_CENTS: i64 = 100_000;
 
-/// The PostgreSQL server the tests use; each test creates and drops its own database there.
-pub fn postgres_url() -> String {
-    std::env::var("CANTEEN_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+/// The back-office of these tests: serving plain HTTP on loopback, its clock at [`now`].
+pub async fn serve_backoffice<S: Store>(store: S) -> BackOffice<S> {
+    BackOffice::serve(store, None, now()).await
 }
 
-/// A fresh SQLite database in its own directory, removed with it.
-#[derive(Debug)]
-pub struct SqliteDb {
-    pub dir: tempfile::TempDir,
-}
-
-impl SqliteDb {
-    pub fn new() -> SqliteDb {
-        SqliteDb {
-            dir: tempfile::tempdir().expect("a temporary directory"),
-        }
-    }
-
-    pub fn path(&self) -> std::path::PathBuf {
-        self.dir.path().join("backoffice.db")
-    }
-
-    pub async fn open(&self) -> SqliteStore {
-        SqliteStore::open(&self.path()).await.expect("SQLite opens")
-    }
-}
-
-impl Default for SqliteDb {
-    fn default() -> SqliteDb {
-        SqliteDb::new()
-    }
-}
-
-/// A fresh, uniquely named PostgreSQL database, dropped when this is.
-#[derive(Debug)]
-pub struct PostgresDb {
-    pub name: String,
-}
-
-static NEXT_DATABASE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-impl PostgresDb {
-    pub async fn new() -> PostgresDb {
-        let name = format!(
-            "canteen_e2e_{}_{}",
-            std::process::id(),
-            NEXT_DATABASE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        );
-        let (client, connection) = tokio_postgres::connect(&postgres_url(), tokio_postgres::NoTls)
-            .await
-            .unwrap_or_else(|error| {
-                panic!(
-                    "PostgreSQL is required at {} (CANTEEN_TEST_POSTGRES_URL; \
-                     deploy/dev/start-postgres.sh starts one): {error}",
-                    postgres_url()
-                )
-            });
-        tokio::spawn(connection);
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("the test database is created");
-        PostgresDb { name }
-    }
-
-    pub fn url(&self) -> String {
-        let server = postgres_url();
-        let base = server
-            .rsplit_once('/')
-            .map_or(server.as_str(), |(base, _)| base);
-        format!("{base}/{}", self.name)
-    }
-
-    pub async fn open(&self) -> PostgresStore {
-        PostgresStore::open(&self.url())
-            .await
-            .expect("PostgreSQL opens")
-    }
-}
-
-impl Drop for PostgresDb {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        // Drop runs outside any runtime's async context: a thread with its own.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime");
-            runtime.block_on(async move {
-                let (client, connection) =
-                    tokio_postgres::connect(&postgres_url(), tokio_postgres::NoTls).await?;
-                tokio::spawn(connection);
-                client
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) && !std::thread::panicking() {
-            panic!("could not drop test database {}: {dropped:?}", self.name);
-        }
-    }
-}
-
-/// A back-office serving HTTP (or HTTPS) on loopback. Stops when dropped.
-#[derive(Debug)]
-pub struct BackOffice<S> {
-    pub address: SocketAddr,
-    pub store: S,
-    /// The service's clock, standing at [`now`] until a test moves it.
-    pub clock: ManualClock,
-    tls: bool,
-    shutdown: Option<oneshot::Sender<()>>,
-    server: Option<JoinHandle<std::io::Result<()>>>,
-}
-
-impl<S: Store> BackOffice<S> {
-    pub async fn start(store: S) -> BackOffice<S> {
-        BackOffice::serve(store, None).await
-    }
-
-    pub async fn start_tls(store: S, tls: Arc<rustls::ServerConfig>) -> BackOffice<S> {
-        BackOffice::serve(store, Some(tls)).await
-    }
-
-    async fn serve(store: S, tls: Option<Arc<rustls::ServerConfig>>) -> BackOffice<S> {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("a loopback port");
-        let address = listener.local_addr().expect("a bound address");
-        let (shutdown, stop) = oneshot::channel::<()>();
-        let is_tls = tls.is_some();
-        let clock = ManualClock::new(now());
-        let options = ServeOptions {
-            tls,
-            clock: clock.shared(),
-            ..ServeOptions::default()
-        };
-        let server = tokio::spawn(backoffice::http::serve(
-            store.clone(),
-            listener,
-            options,
-            async {
-                let _ = stop.await;
-            },
-        ));
-        BackOffice {
-            address,
-            store,
-            clock,
-            tls: is_tls,
-            shutdown: Some(shutdown),
-            server: Some(server),
-        }
-    }
-
-    /// The base URL kiosks are configured with.
-    pub fn url(&self) -> String {
-        let scheme = if self.tls { "https" } else { "http" };
-        format!("{scheme}://{}", self.address)
-    }
-
-    /// Stops accepting and finishes the requests in flight.
-    pub async fn stop(mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(server) = self.server.take() {
-            let _ = server.await;
-        }
-    }
-}
-
-impl<S> Drop for BackOffice<S> {
-    fn drop(&mut self) {
-        if let Some(server) = self.server.take() {
-            server.abort();
-        }
-    }
+/// The back-office serving HTTPS with `tls`, its clock at [`now`].
+pub async fn serve_backoffice_tls<S: Store>(
+    store: S,
+    tls: Arc<rustls::ServerConfig>,
+) -> BackOffice<S> {
+    BackOffice::serve(store, Some(tls), now()).await
 }
 
 pub fn site() -> SiteId {
@@ -342,53 +169,6 @@ pub fn registered_at() -> Timestamp {
     Timestamp::from_unix_ms(NOW_UNIX_MS - 30 * 24 * 3_600_000).expect("a timestamp")
 }
 
-/// An HTTP/1.1 answer: status and body.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub body: String,
-}
-
-/// Sends one plain HTTP/1.1 request (the connection closes after it) and reads the answer.
-pub async fn http(
-    address: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, String)],
-    body: &[u8],
-) -> Reply {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut stream = tokio::net::TcpStream::connect(address)
-        .await
-        .expect("the back-office accepts");
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {address}\r\nconnection: close\r\ncontent-length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .expect("the request is sent");
-    let _ = stream.write_all(body).await;
-    let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw).await;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|status| status.parse().ok())
-        .expect("an HTTP status line");
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    Reply { status, body }
-}
-
 /// A back-office user and the `authorization` header that signs them in.
 pub async fn user(
     store: &impl Store,
@@ -409,10 +189,11 @@ pub async fn user(
 
 /// A counter from the back-office's `/metrics`, such as
 /// `canteen_records_total{outcome="duplicate"}`.
-pub async fn metric(address: SocketAddr, name: &str) -> u64 {
-    let reply = http(address, "GET", "/metrics", &[], b"").await;
-    reply
-        .body
+pub async fn metric<S: Store>(backoffice: &BackOffice<S>, name: &str) -> u64 {
+    backoffice
+        .get("/metrics")
+        .await
+        .text()
         .lines()
         .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
         .unwrap_or(0)

@@ -10,6 +10,7 @@ use kiosk::config::{DataDir, SyncConfig};
 use kiosk::engine::Decision;
 use kiosk::sync::{HeadlessEngine, SyncClient, SyncError, SyncState};
 use proto::{AccountId, CardUid, Cents, DeviceId, Payload, RecordBody, Seq, SignedRecord};
+use testkit::Ops as _;
 
 use crate::backoffice::{registered_at, site};
 

@@ -6,12 +6,13 @@
 
 use backoffice::export::{self, ExportKind, KeyLine, Period};
 use backoffice::reconcile::Settings;
-use backoffice::store::{Device, SqliteStore, Store};
+use backoffice::store::{Device, SqliteStore};
 use proto::record::{Meal, MealVia, TopUp, TopUpMethod};
 use proto::{
     AccountId, BracketId, CardUid, Cents, ChainHead, DeviceId, MealType, PublicKey, PupilId,
     RecordBody, ServiceDate, ServiceId, SignedRecord, SigningKey, SiteId, StaffId, Timestamp,
 };
+use testkit::Ops as _;
 use tests::backoffice::registered_at;
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
@@ -77,6 +78,7 @@ async fn openssl_verifies_every_record_and_link_of_a_backoffice_export() {
     let mut bytes = Vec::new();
     export::write(
         &store,
+        &testkit::ops::finance("finance"),
         ExportKind::Records,
         Period::new(date, date).unwrap(),
         None,

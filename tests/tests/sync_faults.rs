@@ -16,7 +16,10 @@ use backoffice::store::Store;
 use kiosk::config::SyncConfig;
 use kiosk::engine::Decision;
 use kiosk::sync::{SyncClient, SyncOptions};
-use tests::backoffice::{BackOffice, PostgresDb, SqliteDb, account, card, populate_site, top_up};
+use testkit::Ops as _;
+use tests::backoffice::{
+    PostgresDb, SqliteDb, account, card, populate_site, serve_backoffice, top_up,
+};
 use tests::kiosk::{TestKiosk, assert_consistent};
 use tests::proxy::FaultProxy;
 
@@ -70,7 +73,7 @@ async fn work(mut kiosk: TestKiosk, first_pupil: usize, taps: usize) -> TestKios
 async fn nothing_lost_nothing_doubled<S: Store>(store: S, seed: u64) {
     let pupils = KIOSKS * PUPILS_PER_KIOSK;
     populate_site(&store, pupils).await;
-    let backoffice = BackOffice::start(store.clone()).await;
+    let backoffice = serve_backoffice(store.clone()).await;
     let proxy = FaultProxy::start(backoffice.address, FAULTS_PER_MILLE, seed).await;
     let mut kiosks = Vec::new();
     for index in 0..KIOSKS {
@@ -156,8 +159,8 @@ async fn uploads_racing_across_two_instances_are_stored_once() {
     let db = PostgresDb::new().await;
     let store = db.open().await;
     populate_site(&store, PUPILS_PER_KIOSK).await;
-    let first = BackOffice::start(store.clone()).await;
-    let second = BackOffice::start(db.open().await).await;
+    let first = serve_backoffice(store.clone()).await;
+    let second = serve_backoffice(db.open().await).await;
     let to_first = FaultProxy::start(first.address, 200, 21).await;
     let to_second = FaultProxy::start(second.address, 200, 22).await;
     let mut kiosk = TestKiosk::enrol(

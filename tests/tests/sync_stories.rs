@@ -9,9 +9,10 @@ use kiosk::config::SyncConfig;
 use kiosk::engine::Decision;
 use kiosk::sync::SyncWarning;
 use proto::{Cents, Payload, RecordBody, RecordKind};
+use testkit::Ops as _;
 use tests::backoffice::{
     BackOffice, LUNCH_CENTS, OPENING_BALANCE_CENTS, PostgresDb, SqliteDb, account, card,
-    populate_site, top_up,
+    populate_site, serve_backoffice, top_up,
 };
 use tests::kiosk::{TestKiosk, assert_consistent, movements};
 use tests::proxy::FaultProxy;
@@ -22,7 +23,7 @@ async fn served(kiosk: &TestKiosk, pupil: usize) -> bool {
 
 async fn a_kiosk_uploads_its_records_and_gets_the_snapshot<S: Store>(store: S) {
     populate_site(&store, 3).await;
-    let backoffice = BackOffice::start(store.clone()).await;
+    let backoffice = serve_backoffice(store.clone()).await;
     let mut kiosk = TestKiosk::enrol(
         &store,
         "Entrée cour",
@@ -86,7 +87,7 @@ async fn a_kiosk_uploads_its_records_and_gets_the_snapshot_postgres() {
 /// A back-office behind a "VPN" the test can cut: a proxy that breaks nothing but can go
 /// offline.
 async fn behind_vpn<S: Store>(store: &S) -> (BackOffice<S>, FaultProxy) {
-    let backoffice = BackOffice::start(store.clone()).await;
+    let backoffice = serve_backoffice(store.clone()).await;
     let vpn = FaultProxy::start(backoffice.address, 0, 1).await;
     (backoffice, vpn)
 }
@@ -205,7 +206,7 @@ async fn a_top_up_and_a_blocked_card_reach_an_offline_kiosk_postgres() {
 
 async fn a_reinstalled_kiosk_is_a_new_device<S: Store>(store: S) {
     populate_site(&store, 2).await;
-    let backoffice = BackOffice::start(store.clone()).await;
+    let backoffice = serve_backoffice(store.clone()).await;
     let dir = tempfile::tempdir().unwrap();
     let mut old = TestKiosk::enrol_in(
         &store,
@@ -357,7 +358,7 @@ async fn days_offline_and_a_drifting_clock_are_recorded_and_shown_postgres() {
 /// serves.
 async fn the_background_sync_keeps_the_back_office_in_step<S: Store>(store: S) {
     populate_site(&store, 2).await;
-    let backoffice = BackOffice::start(store.clone()).await;
+    let backoffice = serve_backoffice(store.clone()).await;
     let config = SyncConfig {
         interval_ms: Some(200),
         ..SyncConfig::default()

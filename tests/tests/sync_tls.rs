@@ -6,11 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use backoffice::store::Store as _;
 use kiosk::config::SyncConfig;
 use kiosk::engine::Decision;
 use kiosk::sync::SyncError;
-use tests::backoffice::{BackOffice, SqliteDb, card, populate_site};
+use testkit::Ops as _;
+use tests::backoffice::{SqliteDb, card, populate_site, serve_backoffice_tls};
 use tests::kiosk::{TestKiosk, assert_consistent};
 
 fn openssl(args: &[&str], paths: &[(&str, &Path)]) {
@@ -81,12 +81,12 @@ async fn a_kiosk_syncs_over_tls_trusting_only_its_ca() {
     let dir = tempfile::tempdir().unwrap();
     let (city_ca, city_certificate, city_key) = authority(dir.path(), "City CA");
     let (_other_ca, other_certificate, other_key) = authority(dir.path(), "Other CA");
-    let city = BackOffice::start_tls(
+    let city = serve_backoffice_tls(
         store.clone(),
         backoffice::http::tls::server_config(&city_certificate, &city_key).unwrap(),
     )
     .await;
-    let impostor = BackOffice::start_tls(
+    let impostor = serve_backoffice_tls(
         store.clone(),
         backoffice::http::tls::server_config(&other_certificate, &other_key).unwrap(),
     )

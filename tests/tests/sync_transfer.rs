@@ -13,8 +13,9 @@ use kiosk::engine::Decision;
 use kiosk::ledger::Ledger;
 use kiosk::sync::{SyncClient, SyncOptions};
 use proto::Seq;
+use testkit::Ops as _;
 use tests::backoffice::{
-    BackOffice, PostgresDb, SqliteDb, account, card, http, metric, populate_site, registered_at,
+    PostgresDb, SqliteDb, account, card, metric, populate_site, registered_at, serve_backoffice,
     site, user,
 };
 use tests::kiosk::TestKiosk;
@@ -25,7 +26,7 @@ const PUPILS: usize = 4;
 async fn an_exported_file_gives_the_network_syncs_result<S: Store>(by_hand: S, by_network: S) {
     populate_site(&by_hand, PUPILS).await;
     populate_site(&by_network, PUPILS).await;
-    let office = BackOffice::start(by_hand.clone()).await;
+    let office = serve_backoffice(by_hand.clone()).await;
     let vpn = FaultProxy::start(office.address, 0, 7).await;
     let mut kiosk =
         TestKiosk::enrol(&by_hand, "Entrée cour", &vpn.url(), SyncConfig::default()).await;
@@ -69,40 +70,36 @@ async fn an_exported_file_gives_the_network_syncs_result<S: Store>(by_hand: S, b
 
     // Only finance and admin may bring a file.
     let finance = [user(&by_hand, "finance", Role::Finance).await];
-    let reply = http(office.address, "POST", "/api/v1/transfers", &[], &file).await;
-    assert_eq!(reply.status, 401, "{}", reply.body);
+    let reply = office
+        .request("POST", "/api/v1/transfers", &[], &file)
+        .await;
+    assert_eq!(reply.status, 401, "{}", reply.text());
     let payments = user(&by_hand, "payments", Role::Payments).await;
-    let reply = http(
-        office.address,
-        "POST",
-        "/api/v1/transfers",
-        &[payments],
-        &file,
-    )
-    .await;
-    assert_eq!(reply.status, 403, "{}", reply.body);
+    let reply = office
+        .request("POST", "/api/v1/transfers", &[payments], &file)
+        .await;
+    assert_eq!(reply.status, 403, "{}", reply.text());
     // A file of another shape changes nothing.
-    let reply = http(
-        office.address,
-        "POST",
-        "/api/v1/transfers",
-        &finance,
-        b"{}\n",
-    )
-    .await;
-    assert_eq!(reply.status, 400, "{}", reply.body);
+    let reply = office
+        .request("POST", "/api/v1/transfers", &finance, b"{}\n")
+        .await;
+    assert_eq!(reply.status, 400, "{}", reply.text());
 
-    let reply = http(office.address, "POST", "/api/v1/transfers", &finance, &file).await;
-    assert_eq!(reply.status, 200, "{}", reply.body);
-    let answer: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    let reply = office
+        .request("POST", "/api/v1/transfers", &finance, &file)
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let answer: serde_json::Value = serde_json::from_str(&reply.text()).unwrap();
     assert_eq!(answer["device"], kiosk.device.as_str());
     assert_eq!(answer["stored"], exported - acknowledged);
     assert_eq!(answer["duplicates"], acknowledged);
     assert_eq!(answer["quarantined"], 0);
     assert_eq!(answer["acknowledged"], exported);
     // The same file twice stores nothing more.
-    let reply = http(office.address, "POST", "/api/v1/transfers", &finance, &file).await;
-    let answer: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    let reply = office
+        .request("POST", "/api/v1/transfers", &finance, &file)
+        .await;
+    let answer: serde_json::Value = serde_json::from_str(&reply.text()).unwrap();
     assert_eq!(
         (answer["stored"].as_u64(), answer["duplicates"].as_u64()),
         (Some(0), Some(exported))
@@ -110,21 +107,13 @@ async fn an_exported_file_gives_the_network_syncs_result<S: Store>(by_hand: S, b
 
     // The VPN is back: the kiosk sends the same records again, and they are duplicates.
     vpn.set_offline(false);
-    let duplicates_before = metric(
-        office.address,
-        "canteen_records_total{outcome=\"duplicate\"}",
-    )
-    .await;
+    let duplicates_before = metric(&office, "canteen_records_total{outcome=\"duplicate\"}").await;
     kiosk.sync_until_clean(3).await;
-    let duplicates = metric(
-        office.address,
-        "canteen_records_total{outcome=\"duplicate\"}",
-    )
-    .await;
+    let duplicates = metric(&office, "canteen_records_total{outcome=\"duplicate\"}").await;
     assert_eq!(duplicates - duplicates_before, exported - acknowledged);
 
     // Another back-office that got everything by network holds the same.
-    let other = BackOffice::start(by_network.clone()).await;
+    let other = serve_backoffice(by_network.clone()).await;
     let options = SyncOptions {
         backoffice_url: other.url(),
         ca_file: None,

@@ -1,112 +1,30 @@
-//! Kiosk requests are signed with the kiosk's key: device, method, path, timestamp, nonce and
-//! the body's hash (`proto::api::RequestToSign`). A nonce is accepted once per kiosk.
+//! The HTTP side of a kiosk's signed request: its four headers read into a
+//! [`kiosks::SignedRequest`](crate::kiosks::SignedRequest), and a refusal answered with its
+//! status and reason.
 
 use axum::http::{HeaderMap, StatusCode};
-use proto::api::{
-    ErrorCode, HEADER_DEVICE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP, RequestAuthError,
-    RequestToSign,
-};
-use proto::{DeviceId, Signature, Timestamp};
+use proto::api::{ErrorCode, HEADER_DEVICE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 
 use super::Failure;
-use crate::store::{Device, NonceOutcome, Store, StoreError};
+use crate::kiosks::{AuthError, Refusal, SignedRequest};
 
-/// Why a signed request was refused, as counted in the metrics.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Refusal {
-    MissingHeader,
-    UnknownDevice,
-    RevokedDevice,
-    ClockSkew,
-    Nonce,
-    Signature,
-    Replayed,
-}
-
-impl Refusal {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Refusal::MissingHeader => "missing_header",
-            Refusal::UnknownDevice => "unknown_device",
-            Refusal::RevokedDevice => "revoked_device",
-            Refusal::ClockSkew => "clock_skew",
-            Refusal::Nonce => "nonce",
-            Refusal::Signature => "signature",
-            Refusal::Replayed => "replayed",
-        }
-    }
-}
-
-/// Checks a kiosk's signed request and returns the kiosk. Nothing is stored for a refused
-/// request but the nonce of one that verified.
-pub async fn authenticate<S: Store>(
-    store: &S,
-    method: &str,
-    path_and_query: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-    now: Timestamp,
-) -> Result<Device, AuthError> {
-    let device = header(headers, HEADER_DEVICE)?;
-    let device = DeviceId::parse(device).map_err(|_| refuse(Refusal::MissingHeader))?;
-    let at = Timestamp::parse(header(headers, HEADER_TIMESTAMP)?)
-        .map_err(|_| refuse(Refusal::MissingHeader))?;
-    let nonce = header(headers, HEADER_NONCE)?;
-    let signature = Signature::from_base64(header(headers, HEADER_SIGNATURE)?)
-        .map_err(|_| refuse(Refusal::Signature))?;
-    let Some(device) = store.device(&device).await.map_err(store_failure)? else {
-        return Err(refuse(Refusal::UnknownDevice));
-    };
-    if device.revoked_at.is_some() {
-        return Err(refuse(Refusal::RevokedDevice));
-    }
-    let request = RequestToSign {
-        device: &device.id,
+/// The request as [`crate::kiosks::authenticate`] checks it.
+pub fn signed_request<'a>(
+    headers: &'a HeaderMap,
+    method: &'a str,
+    path_and_query: &'a str,
+    body: &'a [u8],
+) -> SignedRequest<'a> {
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    SignedRequest {
+        device: header(HEADER_DEVICE),
+        timestamp: header(HEADER_TIMESTAMP),
+        nonce: header(HEADER_NONCE),
+        signature: header(HEADER_SIGNATURE),
         method,
-        path: path_and_query,
-        at,
-        nonce,
+        path_and_query,
         body,
-    };
-    request
-        .verify(&device.key, &signature, now)
-        .map_err(|error| {
-            refuse(match error {
-                RequestAuthError::ClockSkew => Refusal::ClockSkew,
-                RequestAuthError::Nonce => Refusal::Nonce,
-                RequestAuthError::Signature => Refusal::Signature,
-            })
-        })?;
-    match store
-        .remember_nonce(&device.id, nonce, at, now)
-        .await
-        .map_err(store_failure)?
-    {
-        NonceOutcome::Fresh => Ok(device),
-        NonceOutcome::Replayed => Err(refuse(Refusal::Replayed)),
     }
-}
-
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, AuthError> {
-    headers
-        .get(name)
-        .and_then(|value| value.to_str().ok())
-        .ok_or_else(|| refuse(Refusal::MissingHeader))
-}
-
-fn store_failure(error: StoreError) -> AuthError {
-    AuthError::Store(error)
-}
-
-fn refuse(refusal: Refusal) -> AuthError {
-    AuthError::Refused(refusal)
-}
-
-/// A signed request that was refused, or could not be checked.
-#[derive(Debug)]
-pub enum AuthError {
-    Refused(Refusal),
-    Store(StoreError),
 }
 
 impl From<AuthError> for Failure {

@@ -13,12 +13,12 @@ use proto::api::ErrorCode;
 use proto::{ServiceDate, SiteId, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use super::people::{body, path, user_with};
-use super::{Failure, SharedApp};
+use super::Failure;
+use super::people::{actor_with, body, path};
 use crate::export::{self, ExportError, ExportKind, Period};
-use crate::reconcile::{self, ReconcileError, Report};
+use crate::reconcile::{self, RUNNERS, ReconcileError, Report, SIGNERS};
+use crate::state::SharedApp;
 use crate::store::{ProposedVoid, SavedReconciliation, Store};
-use crate::users::Role;
 
 pub const RECONCILIATIONS_PATH: &str = "/api/v1/reconciliations";
 pub const RECONCILIATION_PATH: &str = "/api/v1/reconciliations/{date}";
@@ -52,6 +52,9 @@ impl From<ReconcileError> for Failure {
     fn from(error: ReconcileError) -> Failure {
         match error {
             ReconcileError::Store(error) => error.into(),
+            ReconcileError::Forbidden(message) => {
+                Failure::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
+            }
             ReconcileError::Date(_) | ReconcileError::TimeZone(_) => {
                 Failure::bad_request(error.to_string())
             }
@@ -72,6 +75,9 @@ impl From<ExportError> for Failure {
         match error {
             ExportError::Reconcile(error) => error.into(),
             ExportError::Store(error) => error.into(),
+            ExportError::Forbidden(message) => {
+                Failure::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
+            }
             ExportError::Period { .. } | ExportError::UnknownKind(_) => {
                 Failure::bad_request(error.to_string())
             }
@@ -123,21 +129,19 @@ pub async fn run<S: Store>(
     headers: HeaderMap,
     request: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ReconciliationView>, Failure> {
-    let user = user_with(&app, &headers, &[Role::Finance, Role::Admin]).await?;
+    let actor = actor_with(&app, &headers, RUNNERS).await?;
     let request: ReconcileRequest = body(request)?;
     reconcile::run_and_save(
         &app.store,
+        &actor,
         request.date,
         request.site.as_ref(),
         &app.finance,
-        &user.name,
         app.clock.now(),
         |_, _| {},
     )
     .await?;
-    let saved = app
-        .store
-        .reconciliation(request.date, request.site.as_ref())
+    let saved = reconcile::saved(&app.store, &actor, request.date, request.site.as_ref())
         .await?
         .ok_or_else(|| not_found("the reconciliation just stored"))?;
     Ok(Json(view(&saved)?))
@@ -150,12 +154,10 @@ pub async fn get<S: Store>(
     date: Result<Path<String>, PathRejection>,
     params: Params,
 ) -> Result<Json<ReconciliationView>, Failure> {
-    user_with(&app, &headers, &[Role::Finance, Role::Admin]).await?;
+    let actor = actor_with(&app, &headers, RUNNERS).await?;
     let date = date_param("date", &path(date)?)?;
     let site = site_param(&query(params)?)?;
-    let saved = app
-        .store
-        .reconciliation(date, site.as_ref())
+    let saved = reconcile::saved(&app.store, &actor, date, site.as_ref())
         .await?
         .ok_or_else(|| not_found(&format!("no reconciliation of {date}: run one first")))?;
     Ok(Json(view(&saved)?))
@@ -168,13 +170,11 @@ pub async fn sign_off<S: Store>(
     date: Result<Path<String>, PathRejection>,
     params: Params,
 ) -> Result<Json<ReconciliationView>, Failure> {
-    let user = user_with(&app, &headers, &[Role::Finance]).await?;
+    let actor = actor_with(&app, &headers, SIGNERS).await?;
     let date = date_param("date", &path(date)?)?;
     let site = site_param(&query(params)?)?;
-    let saved = app
-        .store
-        .sign_off_reconciliation(date, site.as_ref(), &user.name, app.clock.now())
-        .await?;
+    let now = app.clock.now();
+    let saved = reconcile::sign_off(&app.store, &actor, date, site.as_ref(), now).await?;
     Ok(Json(view(&saved)?))
 }
 
@@ -184,13 +184,15 @@ pub async fn proposed_voids<S: Store>(
     headers: HeaderMap,
     params: Params,
 ) -> Result<Json<Vec<ProposedVoid>>, Failure> {
-    user_with(&app, &headers, &[Role::Finance, Role::Admin]).await?;
+    let actor = actor_with(&app, &headers, RUNNERS).await?;
     let params = query(params)?;
     let date = params
         .get("date")
         .map(|date| date_param("date", date))
         .transpose()?;
-    Ok(Json(app.store.proposed_voids(date).await?))
+    Ok(Json(
+        reconcile::proposed_voids(&app.store, &actor, date).await?,
+    ))
 }
 
 /// `POST /api/v1/proposed-voids/{id}/approve`: finance only.
@@ -217,17 +219,10 @@ async fn decide<S: Store>(
     id: i64,
     approve: bool,
 ) -> Result<Json<ProposedVoid>, Failure> {
-    let user = user_with(app, headers, &[Role::Finance]).await?;
+    let actor = actor_with(app, headers, SIGNERS).await?;
+    let now = app.clock.now();
     Ok(Json(
-        reconcile::decide(
-            &app.store,
-            id,
-            approve,
-            &user.name,
-            &app.finance,
-            app.clock.now(),
-        )
-        .await?,
+        reconcile::decide(&app.store, &actor, id, approve, &app.finance, now).await?,
     ))
 }
 
@@ -238,7 +233,7 @@ pub async fn download<S: Store>(
     kind: Result<Path<String>, PathRejection>,
     params: Params,
 ) -> Result<Response, Failure> {
-    user_with(&app, &headers, &[Role::Finance, Role::Admin]).await?;
+    let actor = actor_with(&app, &headers, RUNNERS).await?;
     let kind = ExportKind::parse(&path(kind)?)?;
     let params = query(params)?;
     let from = date_param(
@@ -257,6 +252,7 @@ pub async fn download<S: Store>(
     let mut bytes = Vec::new();
     export::write(
         &app.store,
+        &actor,
         kind,
         period,
         site.as_ref(),

@@ -10,8 +10,9 @@ use proto::api::{ErrorCode, UploadRequest, UploadResponse};
 use proto::limits::UPLOAD_BODY_BYTES_MAX;
 use proto::snapshot::Snapshot;
 
-use super::auth::{self, AuthError};
-use super::{Failure, SharedApp};
+use super::Failure;
+use crate::kiosks::{self, AuthError};
+use crate::state::SharedApp;
 use crate::store::{Device, Store};
 
 pub const RECORDS_PATH: &str = "/api/v1/kiosk/records";
@@ -28,10 +29,8 @@ pub async fn snapshot<S: Store>(
     let body = body.map_err(body_failure)?;
     let device = authenticate(&app, &method, &uri, &headers, &body).await?;
     let since = parse_since(uri.query())?;
-    let snapshot = app
-        .store
-        .snapshot(&device.site, Some(&device.id), since)
-        .await?;
+    let snapshot =
+        crate::snapshot::snapshot(&app.store, &device.site, Some(&device.id), since).await?;
     Ok(Json(snapshot))
 }
 
@@ -66,13 +65,14 @@ pub async fn upload_records<S: Store>(
         error,
     })?;
     let received_at = app.clock.now();
-    let outcome = app
-        .store
-        .ingest(&device, request.records, received_at)
-        .await?;
-    app.store
-        .record_kiosk_report(&device.id, &request.status, received_at)
-        .await?;
+    let outcome = kiosks::upload(
+        &app.store,
+        &device,
+        request.records,
+        &request.status,
+        received_at,
+    )
+    .await?;
     app.metrics.ingested(&device.id, &outcome, received_at);
     Ok(Json(UploadResponse {
         acknowledged: outcome.acknowledged,
@@ -93,21 +93,15 @@ async fn authenticate<S: Store>(
     let path = uri
         .path_and_query()
         .map_or(uri.path(), |path| path.as_str());
-    auth::authenticate(
-        &app.store,
-        method.as_str(),
-        path,
-        headers,
-        body,
-        app.clock.now(),
-    )
-    .await
-    .map_err(|error| {
-        if let AuthError::Refused(refusal) = &error {
-            app.metrics.refused(refusal.as_str());
-        }
-        Failure::from(error)
-    })
+    let request = super::auth::signed_request(headers, method.as_str(), path, body);
+    kiosks::authenticate(&app.store, request, app.clock.now())
+        .await
+        .map_err(|error| {
+            if let AuthError::Refused(refusal) = &error {
+                app.metrics.refused(refusal.as_str());
+            }
+            Failure::from(error)
+        })
 }
 
 fn body_failure(rejection: BytesRejection) -> Failure {

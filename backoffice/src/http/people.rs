@@ -1,6 +1,7 @@
 //! The endpoints of back-office users (staff, finance, admin, the payment provider): accounts,
-//! money, pupils, cards, tariffs, services, staff, settings and monitoring. Each names the
-//! roles it admits; staff act only within their own site.
+//! money, pupils, cards, tariffs, services, staff, settings and monitoring. Each authenticates
+//! its caller with the roles the use case admits and calls it; `manage` decides the rest (staff
+//! act only within their own site).
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
@@ -10,24 +11,17 @@ use axum::response::Json;
 use base64::Engine as _;
 use proto::api::ErrorCode;
 use proto::record::TopUpMethod;
-use proto::snapshot::{AccountState, Card, CardHolder, KioskSettings, Pupil, Service, Tariff};
+use proto::snapshot::{AccountState, Card, KioskSettings, Pupil, Service, Tariff};
 use proto::{
     AccountId, CardUid, Cents, PupilId, ServiceId, SiteId, SnapshotVersion, StaffId, Text,
 };
 use serde::{Deserialize, Serialize};
 
-use super::{Failure, SharedApp};
-use crate::manage::{self, Invalid};
-use crate::store::{Operation, Store};
+use super::Failure;
+use crate::manage::{self, Actor, accounts, people, sites};
+use crate::state::SharedApp;
+use crate::store::{Mode, PeopleRows, Store};
 use crate::users::{Role, User};
-
-pub use crate::manage::{ADJUSTMENT_CENTS_MAX, COUNTER_TOP_UP_CENTS_MAX, ONLINE_PAYMENT_CENTS_MAX};
-
-impl From<Invalid> for Failure {
-    fn from(invalid: Invalid) -> Failure {
-        Failure::bad_request(invalid.0)
-    }
-}
 
 /// Every change answers with the snapshot version it made.
 #[derive(Debug, Serialize, Deserialize)]
@@ -139,7 +133,7 @@ pub(super) async fn user_with<S: Store>(
         .and_then(|decoded| String::from_utf8(decoded).ok())
         .ok_or_else(unauthenticated)?;
     let (name, password) = credentials.split_once(':').ok_or_else(unauthenticated)?;
-    let Some(user) = app.store.user(name).await? else {
+    let Some(user) = app.store.begin(Mode::Single).await?.user(name).await? else {
         return Err(unauthenticated());
     };
     let password = password.to_owned();
@@ -159,6 +153,15 @@ pub(super) async fn user_with<S: Store>(
     Ok(user)
 }
 
+/// The signed-in user as the use cases see them, or a refusal (401, 403).
+pub(super) async fn actor_with<S: Store>(
+    app: &SharedApp<S>,
+    headers: &HeaderMap,
+    roles: &[Role],
+) -> Result<Actor, Failure> {
+    Ok(Actor::user(&user_with(app, headers, roles).await?))
+}
+
 fn unavailable() -> Failure {
     Failure::new(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -169,14 +172,6 @@ fn unavailable() -> Failure {
 
 fn forbidden(message: &str) -> Failure {
     Failure::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
-}
-
-/// Staff act only within their own site; other roles anywhere.
-fn check_site(user: &User, site: &SiteId) -> Result<(), Failure> {
-    match (&user.role, &user.site) {
-        (Role::Staff, Some(own)) if own != site => Err(forbidden("this belongs to another site")),
-        _ => Ok(()),
-    }
 }
 
 pub(super) fn body<T: serde::de::DeserializeOwned>(
@@ -209,22 +204,15 @@ fn parse<T>(
     parse(text).map_err(|error| Failure::bad_request(format!("{what}: {error}")))
 }
 
-/// `GET /api/v1/accounts/{account}`: staff, finance, admin.
+/// `GET /api/v1/accounts/{account}`: staff (of one of its pupils' site), finance, admin.
 pub async fn get_account<S: Store>(
     State(app): State<SharedApp<S>>,
     headers: HeaderMap,
     account: Result<Path<String>, PathRejection>,
 ) -> Result<Json<AccountState>, Failure> {
-    user_with(&app, &headers, &[Role::Staff, Role::Finance, Role::Admin]).await?;
+    let actor = actor_with(&app, &headers, manage::READERS).await?;
     let account = parse("account", &path(account)?, AccountId::parse)?;
-    let state = app.store.account(&account).await?.ok_or_else(|| {
-        Failure::new(
-            StatusCode::NOT_FOUND,
-            ErrorCode::NotFound,
-            format!("account {account} does not exist"),
-        )
-    })?;
-    Ok(Json(state))
+    Ok(Json(accounts::account(&app.store, &actor, &account).await?))
 }
 
 /// `PUT /api/v1/accounts/{account}`: opens an account (201), or changes the overdraft floor of
@@ -235,70 +223,49 @@ pub async fn save_account<S: Store>(
     account: Result<Path<String>, PathRejection>,
     request: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<AccountState>), Failure> {
-    user_with(&app, &headers, &[Role::Staff, Role::Admin]).await?;
+    let actor = actor_with(&app, &headers, manage::COUNTER).await?;
     let account = parse("account", &path(account)?, AccountId::parse)?;
     let request: AccountRequest = body(request)?;
-    manage::check_overdraft_floor(request.overdraft_floor)?;
-    let opened = manage::save_account(
-        &app.store,
-        &account,
-        request.overdraft_floor,
-        app.clock.now(),
-    )
-    .await?;
+    let now = app.clock.now();
+    let (state, opened) =
+        accounts::save_account(&app.store, &actor, &account, request.overdraft_floor, now).await?;
     let status = if opened {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    let state = app.store.account(&account).await?.ok_or_else(|| {
-        Failure::new(
-            StatusCode::NOT_FOUND,
-            ErrorCode::NotFound,
-            format!("account {account} does not exist"),
-        )
-    })?;
     Ok((status, Json(state)))
 }
 
-async fn operate<S: Store>(
-    app: &SharedApp<S>,
-    operation: Operation,
-) -> Result<Json<MoneyMoved>, Failure> {
-    let outcome = app.store.apply_operation(&operation).await?;
-    tracing::info!(
-        account = %operation.account,
-        amount = operation.amount.get(),
-        user = operation.user,
-        replayed = outcome.replayed,
-        "money moved"
-    );
-    Ok(Json(MoneyMoved {
-        balance: outcome.balance,
-        version: outcome.version,
-        replayed: outcome.replayed,
-    }))
+fn money_moved(moved: accounts::Moved) -> Json<MoneyMoved> {
+    Json(MoneyMoved {
+        balance: moved.balance,
+        version: moved.version,
+        replayed: moved.replayed,
+    })
 }
 
-/// `POST /api/v1/accounts/{account}/top-ups`: staff, admin.
+/// `POST /api/v1/accounts/{account}/top-ups`: staff (of one of its pupils' site), admin.
 pub async fn top_up<S: Store>(
     State(app): State<SharedApp<S>>,
     headers: HeaderMap,
     account: Result<Path<String>, PathRejection>,
     request: Result<Bytes, BytesRejection>,
 ) -> Result<Json<MoneyMoved>, Failure> {
-    let user = user_with(&app, &headers, &[Role::Staff, Role::Admin]).await?;
+    let actor = actor_with(&app, &headers, manage::COUNTER).await?;
     let account = parse("account", &path(account)?, AccountId::parse)?;
     let request: TopUpRequest = body(request)?;
-    let operation = manage::top_up(
-        account,
+    let moved = accounts::top_up(
+        &app.store,
+        &actor,
+        &account,
         request.amount,
         request.method,
         request.reference,
-        user.name,
         app.clock.now(),
-    )?;
-    operate(&app, operation).await
+    )
+    .await?;
+    Ok(money_moved(moved))
 }
 
 /// `POST /api/v1/accounts/{account}/adjustments`: finance, admin; a reason is required.
@@ -308,17 +275,20 @@ pub async fn adjust<S: Store>(
     account: Result<Path<String>, PathRejection>,
     request: Result<Bytes, BytesRejection>,
 ) -> Result<Json<MoneyMoved>, Failure> {
-    let user = user_with(&app, &headers, &[Role::Finance, Role::Admin]).await?;
+    let actor = actor_with(&app, &headers, manage::FINANCE).await?;
     let account = parse("account", &path(account)?, AccountId::parse)?;
     let request: AdjustmentRequest = body(request)?;
-    let operation = manage::adjustment(
-        account,
+    let now = app.clock.now();
+    let moved = accounts::adjust(
+        &app.store,
+        &actor,
+        &account,
         request.amount,
         request.reason,
-        user.name,
-        app.clock.now(),
-    )?;
-    operate(&app, operation).await
+        now,
+    )
+    .await?;
+    Ok(money_moved(moved))
 }
 
 /// `POST /api/v1/payments`: the online payment provider (role payments), admin. Idempotent by
@@ -328,16 +298,18 @@ pub async fn credit_payment<S: Store>(
     headers: HeaderMap,
     request: Result<Bytes, BytesRejection>,
 ) -> Result<Json<MoneyMoved>, Failure> {
-    let user = user_with(&app, &headers, &[Role::Payments, Role::Admin]).await?;
+    let actor = actor_with(&app, &headers, manage::PAYMENTS).await?;
     let request: PaymentRequest = body(request)?;
-    let operation = manage::online_payment(
-        request.account,
-        request.amount,
+    let moved = accounts::credit_payment(
+        &app.store,
+        &actor,
         request.reference,
-        user.name,
+        &request.account,
+        request.amount,
         app.clock.now(),
-    )?;
-    operate(&app, operation).await
+    )
+    .await?;
+    Ok(money_moved(moved))
 }
 
 /// `PUT /api/v1/pupils/{pupil}`: creates or edits a pupil; staff of the pupil's site, admin.
@@ -347,7 +319,7 @@ pub async fn save_pupil<S: Store>(
     pupil: Result<Path<String>, PathRejection>,
     request: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Changed>, Failure> {
-    let user = user_with(&app, &headers, &[Role::Staff, Role::Admin]).await?;
+    let actor = actor_with(&app, &headers, manage::COUNTER).await?;
     let id = parse("pupil", &path(pupil)?, PupilId::parse)?;
     let request: PupilRequest = body(request)?;
     if request.pupil.id != id {
@@ -355,37 +327,8 @@ pub async fn save_pupil<S: Store>(
             "the body's pupil id differs from the path's",
         ));
     }
-    check_site(&user, &request.site)?;
-    let stored_site = app.store.holder_site(&CardHolder::Pupil(id)).await?;
-    if let Some(site) = &stored_site {
-        check_site(&user, site)?;
-    }
-    manage::check_pupil(&request.site, &request.pupil, stored_site.as_ref())?;
-    let version = app.store.save_pupil(&request.site, &request.pupil).await?;
+    let version = people::save_pupil(&app.store, &actor, &request.site, &request.pupil).await?;
     Ok(Json(Changed { version }))
-}
-
-/// The site of a card's holder, which must exist.
-async fn holder_site<S: Store>(app: &SharedApp<S>, holder: &CardHolder) -> Result<SiteId, Failure> {
-    app.store.holder_site(holder).await?.ok_or_else(|| {
-        Failure::new(
-            StatusCode::NOT_FOUND,
-            ErrorCode::NotFound,
-            "the card's holder does not exist",
-        )
-    })
-}
-
-/// The holder of a card, which must exist.
-async fn card_holder<S: Store>(app: &SharedApp<S>, uid: &CardUid) -> Result<CardHolder, Failure> {
-    let (holder, _) = app.store.card(uid).await?.ok_or_else(|| {
-        Failure::new(
-            StatusCode::NOT_FOUND,
-            ErrorCode::NotFound,
-            format!("card {uid} does not exist"),
-        )
-    })?;
-    Ok(holder)
 }
 
 /// `POST /api/v1/cards`: binds a new card; staff of the holder's site, admin.
@@ -394,10 +337,9 @@ pub async fn assign_card<S: Store>(
     headers: HeaderMap,
     request: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Changed>), Failure> {
-    let user = user_with(&app, &headers, &[Role::Staff, Role::Admin]).await?;
+    let actor = actor_with(&app, &headers, manage::COUNTER).await?;
     let card: Card = body(request)?;
-    check_site(&user, &holder_site(&app, &card.holder).await?)?;
-    let version = app.store.assign_card(&card).await?;
+    let version = people::assign_card(&app.store, &actor, &card).await?;
     Ok((StatusCode::CREATED, Json(Changed { version })))
 }
 
@@ -407,11 +349,9 @@ pub async fn block_card<S: Store>(
     headers: HeaderMap,
     uid: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Changed>, Failure> {
-    let user = user_with(&app, &headers, &[Role::Staff, Role::Admin]).await?;
+    let actor = actor_with(&app, &headers, manage::COUNTER).await?;
     let uid = parse("card", &path(uid)?, CardUid::from_hex)?;
-    let holder = card_holder(&app, &uid).await?;
-    check_site(&user, &holder_site(&app, &holder).await?)?;
-    let version = app.store.block_card(&uid).await?;
+    let version = people::block_card(&app.store, &actor, &uid).await?;
     Ok(Json(Changed { version }))
 }
 
@@ -423,12 +363,10 @@ pub async fn replace_card<S: Store>(
     uid: Result<Path<String>, PathRejection>,
     request: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Changed>, Failure> {
-    let user = user_with(&app, &headers, &[Role::Staff, Role::Admin]).await?;
+    let actor = actor_with(&app, &headers, manage::COUNTER).await?;
     let uid = parse("card", &path(uid)?, CardUid::from_hex)?;
     let request: ReplaceCardRequest = body(request)?;
-    let holder = card_holder(&app, &uid).await?;
-    check_site(&user, &holder_site(&app, &holder).await?)?;
-    let version = app.store.replace_card(&uid, &request.new_uid).await?;
+    let version = people::replace_card(&app.store, &actor, &uid, &request.new_uid).await?;
     Ok(Json(Changed { version }))
 }
 
@@ -439,11 +377,10 @@ pub async fn save_tariff<S: Store>(
     site: Result<Path<String>, PathRejection>,
     request: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Changed>, Failure> {
-    user_with(&app, &headers, &[Role::Admin]).await?;
+    let actor = actor_with(&app, &headers, manage::ADMIN).await?;
     let site = parse("site", &path(site)?, SiteId::parse)?;
     let tariff: Tariff = body(request)?;
-    manage::check_tariff(&tariff)?;
-    let version = app.store.save_tariff(&site, &tariff).await?;
+    let version = sites::save_tariff(&app.store, &actor, &site, &tariff).await?;
     Ok(Json(Changed { version }))
 }
 
@@ -454,7 +391,7 @@ pub async fn save_service<S: Store>(
     ids: Result<Path<(String, String)>, PathRejection>,
     request: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Changed>, Failure> {
-    user_with(&app, &headers, &[Role::Admin]).await?;
+    let actor = actor_with(&app, &headers, manage::ADMIN).await?;
     let (site, service_id) = path(ids)?;
     let site = parse("site", &site, SiteId::parse)?;
     let service_id = parse("service", &service_id, ServiceId::parse)?;
@@ -464,8 +401,7 @@ pub async fn save_service<S: Store>(
             "the body's service id differs from the path's",
         ));
     }
-    manage::check_service(&service)?;
-    let version = app.store.save_service(&site, &service).await?;
+    let version = sites::save_service(&app.store, &actor, &site, &service).await?;
     Ok(Json(Changed { version }))
 }
 
@@ -476,18 +412,13 @@ pub async fn save_staff<S: Store>(
     ids: Result<Path<(String, String)>, PathRejection>,
     request: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Changed>, Failure> {
-    user_with(&app, &headers, &[Role::Admin]).await?;
+    let actor = actor_with(&app, &headers, manage::ADMIN).await?;
     let (site, staff_id) = path(ids)?;
     let site = parse("site", &site, SiteId::parse)?;
     let id = parse("staff", &staff_id, StaffId::parse)?;
     let request: StaffRequest = body(request)?;
-    // Argon2 is deliberately slow: keep it off the threads that serve requests.
-    let staff = tokio::task::spawn_blocking(move || {
-        manage::staff_credential(id, request.name, &request.pin)
-    })
-    .await
-    .map_err(|_| unavailable())??;
-    let version = app.store.save_staff(&site, &staff).await?;
+    let version =
+        people::save_staff(&app.store, &actor, &site, id, request.name, request.pin).await?;
     Ok(Json(Changed { version }))
 }
 
@@ -498,10 +429,10 @@ pub async fn save_settings<S: Store>(
     site: Result<Path<String>, PathRejection>,
     request: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Changed>, Failure> {
-    user_with(&app, &headers, &[Role::Admin]).await?;
+    let actor = actor_with(&app, &headers, manage::ADMIN).await?;
     let site = parse("site", &path(site)?, SiteId::parse)?;
     let settings: KioskSettings = body(request)?;
-    let version = app.store.save_kiosk_settings(&site, &settings).await?;
+    let version = sites::save_settings(&app.store, &actor, &site, &settings).await?;
     Ok(Json(Changed { version }))
 }
 
@@ -510,8 +441,8 @@ pub async fn anomalies<S: Store>(
     State(app): State<SharedApp<S>>,
     headers: HeaderMap,
 ) -> Result<Json<Vec<AnomalyView>>, Failure> {
-    user_with(&app, &headers, &[Role::Finance, Role::Admin]).await?;
-    let anomalies = app.store.anomalies().await?;
+    actor_with(&app, &headers, manage::FINANCE).await?;
+    let anomalies = crate::ingest::anomalies(&app.store).await?;
     Ok(Json(
         anomalies
             .into_iter()
@@ -530,8 +461,8 @@ pub async fn kiosks<S: Store>(
     State(app): State<SharedApp<S>>,
     headers: HeaderMap,
 ) -> Result<Json<Vec<KioskView>>, Failure> {
-    user_with(&app, &headers, &[Role::Finance, Role::Admin]).await?;
-    let statuses = app.store.kiosk_statuses().await?;
+    let actor = actor_with(&app, &headers, manage::FINANCE).await?;
+    let statuses = crate::kiosks::fleet(&app.store, &actor).await?;
     Ok(Json(
         statuses
             .into_iter()

@@ -9,10 +9,12 @@ use axum::response::Json;
 use proto::api::ErrorCode;
 use serde::Serialize;
 
-use super::{Failure, SharedApp, people};
+use super::{Failure, people};
+use crate::limits::TRANSFER_BYTES_MAX;
+use crate::manage::FINANCE;
+use crate::state::SharedApp;
 use crate::store::Store;
-use crate::transfer::{self, TRANSFER_BYTES_MAX, TransferError};
-use crate::users::Role;
+use crate::transfer::{self, TransferError};
 
 pub const TRANSFER_PATH: &str = "/api/v1/transfers";
 
@@ -34,7 +36,7 @@ pub async fn upload<S: Store>(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<TransferView>, Failure> {
-    people::user_with(&app, &headers, &[Role::Finance, Role::Admin]).await?;
+    let actor = people::actor_with(&app, &headers, FINANCE).await?;
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             Failure::new(
@@ -50,7 +52,7 @@ pub async fn upload<S: Store>(
         .map_err(|_| Failure::bad_request("a transfer is UTF-8 JSON Lines"))?;
     let parsed = transfer::parse(text).map_err(failure)?;
     let device = parsed.device.to_string();
-    let outcome = transfer::ingest(&app.store, parsed, app.clock.now())
+    let outcome = transfer::ingest(&app.store, &actor, parsed, app.clock.now())
         .await
         .map_err(failure)?;
     Ok(Json(TransferView {
@@ -64,7 +66,7 @@ pub async fn upload<S: Store>(
 
 fn failure(error: TransferError) -> Failure {
     match error {
-        TransferError::Store(error) => Failure::from(error),
+        TransferError::Refused(error) => Failure::from(error),
         TransferError::UnknownDevice(_) => Failure::new(
             StatusCode::NOT_FOUND,
             ErrorCode::NotFound,

@@ -14,16 +14,14 @@ use super::i18n::{Lang, Msg};
 use super::layout::{self, csrf, money, page, role_name};
 use super::session::{checked_form, viewer};
 use super::{PageError, PageErrorKind, PageResult, see_other};
-use crate::http::SharedApp;
 use crate::import;
-use crate::manage;
+use crate::limits::IMPORT_PREVIEW_ROWS;
+use crate::manage::{self, devices, sites, users};
+use crate::state::SharedApp;
 use crate::store::{Device, Store};
 use crate::users::{Role, User};
 
-const ROLES: [Role; 1] = [Role::Admin];
-
-/// Rows of a valid import shown in its preview; the rest are counted.
-pub const IMPORT_PREVIEW_ROWS: usize = 20;
+const ROLES: &[Role] = manage::ADMIN;
 
 const WEEKDAYS: [(Weekday, &str); 7] = [
     (Weekday::Monday, "monday"),
@@ -51,9 +49,11 @@ fn done_notice(lang: Lang, done: &str) -> Option<&'static str> {
 
 /// `GET /admin`: the sites, each with its tariffs and services.
 pub async fn index<S: Store>(State(app): State<SharedApp<S>>, headers: HeaderMap) -> PageResult {
-    let viewer = viewer(&app, &headers, &ROLES).await?;
+    let viewer = viewer(&app, &headers, ROLES).await?;
     let lang = viewer.lang;
-    let sites = app.store.sites().await.map_err(PageError::store(lang))?;
+    let sites = sites::list(&app.store, &viewer.actor())
+        .await
+        .map_err(PageError::manage(lang))?;
     let content = html! {
         div.grid {
             section.card {
@@ -90,13 +90,11 @@ pub async fn devices<S: Store>(
     headers: HeaderMap,
     Query(query): Query<DoneQuery>,
 ) -> PageResult {
-    let viewer = viewer(&app, &headers, &ROLES).await?;
+    let viewer = viewer(&app, &headers, ROLES).await?;
     let lang = viewer.lang;
-    let devices: Vec<Device> = app
-        .store
-        .devices()
+    let devices: Vec<Device> = devices::list(&app.store, &viewer.actor())
         .await
-        .map_err(PageError::store(lang))?
+        .map_err(PageError::manage(lang))?
         .into_iter()
         .map(|entry| entry.device)
         .collect();
@@ -163,25 +161,22 @@ pub async fn enrol<S: Store>(
     headers: HeaderMap,
     body: Bytes,
 ) -> PageResult {
-    let viewer = viewer(&app, &headers, &ROLES).await?;
+    let viewer = viewer(&app, &headers, ROLES).await?;
     let lang = viewer.lang;
     let form = checked_form(&viewer, &body)?;
     let id = DeviceId::parse(form.get("id")).map_err(|error| invalid(lang, Msg::Kiosk, error))?;
     let site = SiteId::parse(form.get("site")).map_err(|error| invalid(lang, Msg::Site, error))?;
     let key = PublicKey::from_pem(form.get("public_key"))
         .map_err(|error| invalid(lang, Msg::PublicKeyPem, error))?;
-    app.store
-        .add_device(
-            Device {
-                id: id.clone(),
-                site,
-                key,
-                revoked_at: None,
-            },
-            app.clock.now(),
-        )
+    let device = Device {
+        id: id.clone(),
+        site,
+        key,
+        revoked_at: None,
+    };
+    devices::add(&app.store, &viewer.actor(), &device, app.clock.now())
         .await
-        .map_err(PageError::store(lang))?;
+        .map_err(PageError::manage(lang))?;
     tracing::info!(device = %id, user = viewer.user.name, "kiosk enrolled from the web pages");
     Ok(see_other("/admin/devices?done=saved"))
 }
@@ -193,14 +188,13 @@ pub async fn revoke<S: Store>(
     Path(device): Path<String>,
     body: Bytes,
 ) -> PageResult {
-    let viewer = viewer(&app, &headers, &ROLES).await?;
+    let viewer = viewer(&app, &headers, ROLES).await?;
     let lang = viewer.lang;
     checked_form(&viewer, &body)?;
     let id = DeviceId::parse(&device).map_err(|_| PageError::new(lang, PageErrorKind::NotFound))?;
-    app.store
-        .revoke_device(&id, app.clock.now())
+    devices::revoke(&app.store, &viewer.actor(), &id, app.clock.now())
         .await
-        .map_err(PageError::store(lang))?;
+        .map_err(PageError::manage(lang))?;
     tracing::info!(device = %id, user = viewer.user.name, "kiosk revoked from the web pages");
     Ok(see_other("/admin/devices?done=revoked"))
 }
@@ -211,9 +205,11 @@ pub async fn users<S: Store>(
     headers: HeaderMap,
     Query(query): Query<DoneQuery>,
 ) -> PageResult {
-    let viewer = viewer(&app, &headers, &ROLES).await?;
+    let viewer = viewer(&app, &headers, ROLES).await?;
     let lang = viewer.lang;
-    let users = app.store.users().await.map_err(PageError::store(lang))?;
+    let users = users::list(&app.store, &viewer.actor())
+        .await
+        .map_err(PageError::manage(lang))?;
     let role_select = |id: &str, current: Option<Role>| {
         html! {
             select id=(id) name="role" {
@@ -236,7 +232,7 @@ pub async fn users<S: Store>(
                 label for="user-site" { (Msg::SiteForStaff.text(lang)) }
                 input id="user-site" name="site";
                 label for="user-password" { (Msg::Password.text(lang)) }
-                input id="user-password" name="password" type="password" required minlength=(crate::users::PASSWORD_CHARS_MIN) autocomplete="new-password";
+                input id="user-password" name="password" type="password" required minlength=(crate::limits::PASSWORD_CHARS_MIN) autocomplete="new-password";
                 p { button type="submit" { (Msg::Save.text(lang)) } }
             }
         }
@@ -300,7 +296,7 @@ pub async fn add_user<S: Store>(
     headers: HeaderMap,
     body: Bytes,
 ) -> PageResult {
-    let viewer = viewer(&app, &headers, &ROLES).await?;
+    let viewer = viewer(&app, &headers, ROLES).await?;
     let lang = viewer.lang;
     let form = checked_form(&viewer, &body)?;
     let (role, site) = role_and_site(lang, &form)?;
@@ -311,10 +307,9 @@ pub async fn add_user<S: Store>(
         .await
         .map_err(|_| PageError::invalid(lang, "hashing failed"))?
         .map_err(|error| PageError::invalid(lang, error.to_string()))?;
-    app.store
-        .add_user(&user, app.clock.now())
+    users::add(&app.store, &viewer.actor(), &user, app.clock.now())
         .await
-        .map_err(PageError::store(lang))?;
+        .map_err(PageError::manage(lang))?;
     tracing::info!(
         user = user.name,
         role = user.role.as_str(),
@@ -331,15 +326,13 @@ pub async fn update_user<S: Store>(
     Path(name): Path<String>,
     body: Bytes,
 ) -> PageResult {
-    let viewer = viewer(&app, &headers, &ROLES).await?;
+    let viewer = viewer(&app, &headers, ROLES).await?;
     let lang = viewer.lang;
     let form = checked_form(&viewer, &body)?;
     let (role, site) = role_and_site(lang, &form)?;
-    let stored = app
-        .store
-        .user(&name)
+    let stored = users::get(&app.store, &viewer.actor(), &name)
         .await
-        .map_err(PageError::store(lang))?
+        .map_err(PageError::manage(lang))?
         .ok_or_else(|| PageError::new(lang, PageErrorKind::NotFound))?;
     let password = form.get("password").to_owned();
     let user = if password.is_empty() {
@@ -360,10 +353,9 @@ pub async fn update_user<S: Store>(
             .map_err(|_| PageError::invalid(lang, "hashing failed"))?
             .map_err(|error| PageError::invalid(lang, error.to_string()))?
     };
-    app.store
-        .update_user(&user)
+    users::update(&app.store, &viewer.actor(), &user)
         .await
-        .map_err(PageError::store(lang))?;
+        .map_err(PageError::manage(lang))?;
     tracing::info!(
         user = user.name,
         role = user.role.as_str(),
@@ -380,14 +372,12 @@ pub async fn site<S: Store>(
     Path(site): Path<String>,
     Query(query): Query<DoneQuery>,
 ) -> PageResult {
-    let viewer = viewer(&app, &headers, &ROLES).await?;
+    let viewer = viewer(&app, &headers, ROLES).await?;
     let lang = viewer.lang;
     let site = SiteId::parse(&site).map_err(|_| PageError::new(lang, PageErrorKind::NotFound))?;
-    let (tariffs, services) = app
-        .store
-        .site_setup(&site)
+    let (tariffs, services) = sites::setup(&app.store, &viewer.actor(), &site)
         .await
-        .map_err(PageError::store(lang))?;
+        .map_err(PageError::manage(lang))?;
     let content = html! {
         @if let Some(done) = done_notice(lang, &query.done) { p.notice role="status" { (done) } }
         h2 { (Msg::Tariffs.text(lang)) }
@@ -474,7 +464,7 @@ pub async fn save_tariff<S: Store>(
     Path(site): Path<String>,
     body: Bytes,
 ) -> PageResult {
-    let viewer = viewer(&app, &headers, &ROLES).await?;
+    let viewer = viewer(&app, &headers, ROLES).await?;
     let lang = viewer.lang;
     let form = checked_form(&viewer, &body)?;
     let site = SiteId::parse(&site).map_err(|_| PageError::new(lang, PageErrorKind::NotFound))?;
@@ -486,11 +476,9 @@ pub async fn save_tariff<S: Store>(
         price: layout::parse_euros(form.get("price"))
             .ok_or_else(|| invalid(lang, Msg::PriceEuros, form.get("price")))?,
     };
-    manage::check_tariff(&tariff).map_err(|invalid| PageError::invalid(lang, invalid.0))?;
-    app.store
-        .save_tariff(&site, &tariff)
+    sites::save_tariff(&app.store, &viewer.actor(), &site, &tariff)
         .await
-        .map_err(PageError::store(lang))?;
+        .map_err(PageError::manage(lang))?;
     Ok(see_other(&format!("/admin/sites/{site}?done=saved")))
 }
 
@@ -501,7 +489,7 @@ pub async fn save_service<S: Store>(
     Path(site): Path<String>,
     body: Bytes,
 ) -> PageResult {
-    let viewer = viewer(&app, &headers, &ROLES).await?;
+    let viewer = viewer(&app, &headers, ROLES).await?;
     let lang = viewer.lang;
     let form = checked_form(&viewer, &body)?;
     let site = SiteId::parse(&site).map_err(|_| PageError::new(lang, PageErrorKind::NotFound))?;
@@ -527,11 +515,9 @@ pub async fn save_service<S: Store>(
         end: LocalTime::parse(form.get("end"))
             .ok_or_else(|| invalid(lang, Msg::End, form.get("end")))?,
     };
-    manage::check_service(&service).map_err(|invalid| PageError::invalid(lang, invalid.0))?;
-    app.store
-        .save_service(&site, &service)
+    sites::save_service(&app.store, &viewer.actor(), &site, &service)
         .await
-        .map_err(PageError::store(lang))?;
+        .map_err(PageError::manage(lang))?;
     Ok(see_other(&format!("/admin/sites/{site}?done=saved")))
 }
 
@@ -540,7 +526,7 @@ pub async fn import_page<S: Store>(
     State(app): State<SharedApp<S>>,
     headers: HeaderMap,
 ) -> PageResult {
-    let viewer = viewer(&app, &headers, &ROLES).await?;
+    let viewer = viewer(&app, &headers, ROLES).await?;
     let lang = viewer.lang;
     Ok(page(
         &viewer,
@@ -576,7 +562,7 @@ pub async fn import<S: Store>(
     headers: HeaderMap,
     body: Bytes,
 ) -> PageResult {
-    let viewer = viewer(&app, &headers, &ROLES).await?;
+    let viewer = viewer(&app, &headers, ROLES).await?;
     let lang = viewer.lang;
     let form = checked_form(&viewer, &body)?;
     let csv = form.get("csv");
@@ -636,13 +622,18 @@ pub async fn import<S: Store>(
             content,
         ));
     }
-    import::apply(&app.store, &rows, app.clock.now(), |_| {})
+    import::apply(&app.store, &viewer.actor(), &rows, app.clock.now(), |_| {})
         .await
         .map_err(|error| match error {
-            import::ImportError::Store(error) => PageError::store(lang)(error),
-            import::ImportError::Invalid(errors) => {
-                PageError::invalid(lang, format!("{} lines", errors.len()))
-            }
+            import::ImportError::Refused(error) => PageError::manage(lang)(error),
+            import::ImportError::Invalid(errors) => PageError::invalid(
+                lang,
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
         })?;
     tracing::info!(
         rows = rows.len(),

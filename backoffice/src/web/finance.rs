@@ -13,12 +13,13 @@ use serde::Deserialize;
 use super::i18n::Msg;
 use super::layout::{self, money, page};
 use super::session::viewer;
-use super::{DASHBOARD_DAYS, KIOSK_SILENT_MS, PageError, PageResult, chart};
-use crate::http::SharedApp;
+use super::{PageError, PageResult, chart};
+use crate::limits::{DASHBOARD_DAYS, KIOSK_SILENT_MS};
+use crate::state::SharedApp;
 use crate::store::{Device, Store};
 use crate::users::Role;
 
-const ROLES: [Role; 2] = [Role::Finance, Role::Admin];
+const ROLES: &[Role] = crate::manage::FINANCE;
 
 #[derive(Debug, Deserialize)]
 pub struct DashboardQuery {
@@ -32,18 +33,16 @@ pub async fn dashboard<S: Store>(
     headers: HeaderMap,
     Query(query): Query<DashboardQuery>,
 ) -> PageResult {
-    let viewer = viewer(&app, &headers, &ROLES).await?;
+    let viewer = viewer(&app, &headers, ROLES).await?;
     let lang = viewer.lang;
     let chosen = SiteId::parse(&query.site).ok();
     let today =
         layout::service_day(app.clock.now()).ok_or_else(|| PageError::invalid(lang, "clock"))?;
     let first = layout::days_before(today, DASHBOARD_DAYS - 1)
         .ok_or_else(|| PageError::invalid(lang, "clock"))?;
-    let rows = app
-        .store
-        .meal_days(first, today)
+    let rows = crate::meal_days::days(&app.store, &viewer.actor(), first, today)
         .await
-        .map_err(PageError::store(lang))?;
+        .map_err(PageError::manage(lang))?;
     let mut days: BTreeMap<ServiceDate, (i64, i64)> = BTreeMap::new();
     for back in (0..DASHBOARD_DAYS).rev() {
         if let Some(day) = layout::days_before(today, back) {
@@ -148,23 +147,18 @@ fn short_day(day: ServiceDate) -> String {
 
 /// `GET /finance/kiosks`: every enrolled kiosk, its last report, and those silent too long.
 pub async fn kiosks<S: Store>(State(app): State<SharedApp<S>>, headers: HeaderMap) -> PageResult {
-    let viewer = viewer(&app, &headers, &ROLES).await?;
+    let viewer = viewer(&app, &headers, ROLES).await?;
     let lang = viewer.lang;
-    let devices: Vec<Device> = app
-        .store
-        .devices()
+    let fleet = crate::kiosks::fleet_view(&app.store, &viewer.actor())
         .await
-        .map_err(PageError::store(lang))?
-        .into_iter()
-        .map(|entry| entry.device)
+        .map_err(PageError::manage(lang))?;
+    let devices: Vec<Device> = fleet
+        .iter()
+        .map(|(entry, _)| entry.device.clone())
         .collect();
-    let statuses: BTreeMap<_, _> = app
-        .store
-        .kiosk_statuses()
-        .await
-        .map_err(PageError::store(lang))?
+    let statuses: BTreeMap<_, _> = fleet
         .into_iter()
-        .map(|status| (status.device.clone(), status))
+        .filter_map(|(entry, status)| Some((entry.device.id, status?)))
         .collect();
     let now = app.clock.now();
     let silent = |device: &Device| {

@@ -29,27 +29,14 @@ use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 
-use crate::http::SharedApp;
+use crate::manage::ManageError;
+use crate::reconcile::ReconcileError;
+use crate::state::SharedApp;
 use crate::store::{Store, StoreError};
 use i18n::{Lang, Msg};
 
 /// The time zone of the city's sites: service days and the times shown are local.
 pub const SITE_TIME_ZONE: &str = "Europe/Paris";
-
-/// Pupils listed for one search.
-pub const SEARCH_RESULTS_MAX: usize = 50;
-
-/// Lines of an account's history on its page.
-pub const HISTORY_LINES_MAX: usize = 50;
-
-/// Meals listed for a site's day; a canteen serves a few hundred.
-pub const SITE_MEALS_MAX: usize = 5_000;
-
-/// Days on the finance dashboard.
-pub const DASHBOARD_DAYS: i64 = 31;
-
-/// A kiosk not heard from for this long is highlighted: it syncs every 30 s when online.
-pub const KIOSK_SILENT_MS: i64 = 15 * 60 * 1_000;
 
 /// Every page: method, path as routed, handler.
 pub fn routes<S: Store>() -> Vec<(Method, &'static str, MethodRouter<SharedApp<S>>)> {
@@ -182,6 +169,24 @@ impl PageError {
     pub fn store(lang: Lang) -> impl FnOnce(StoreError) -> PageError {
         move |error| PageError::new(lang, PageErrorKind::Store(error))
     }
+
+    /// A use case's refusal, as a page.
+    pub fn manage(lang: Lang) -> impl FnOnce(ManageError) -> PageError {
+        move |error| match error {
+            ManageError::Forbidden(_) => PageError::new(lang, PageErrorKind::Forbidden),
+            ManageError::Invalid(message) => PageError::invalid(lang, message),
+            ManageError::Store(error) => PageError::new(lang, PageErrorKind::Store(error)),
+        }
+    }
+
+    /// A reconciliation's refusal, as a page.
+    pub fn reconcile(lang: Lang) -> impl FnOnce(ReconcileError) -> PageError {
+        move |error| match error {
+            ReconcileError::Store(error) => PageError::new(lang, PageErrorKind::Store(error)),
+            ReconcileError::Forbidden(_) => PageError::new(lang, PageErrorKind::Forbidden),
+            error => PageError::invalid(lang, error.to_string()),
+        }
+    }
 }
 
 impl IntoResponse for PageError {
@@ -199,14 +204,27 @@ impl IntoResponse for PageError {
             }
             PageErrorKind::Store(error) => {
                 let message = error.to_string();
-                let status = crate::http::Failure::from(error).status;
-                match status {
-                    StatusCode::NOT_FOUND => (status, Msg::NotFound, Some(message)),
-                    StatusCode::CONFLICT | StatusCode::UNPROCESSABLE_ENTITY => {
-                        (status, Msg::Invalid, Some(message))
+                match error {
+                    StoreError::NotFound { .. } => {
+                        (StatusCode::NOT_FOUND, Msg::NotFound, Some(message))
                     }
+                    StoreError::AlreadyExists { .. } | StoreError::Constraint(_) => {
+                        (StatusCode::CONFLICT, Msg::Invalid, Some(message))
+                    }
+                    StoreError::Refused(_) => (
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        Msg::Invalid,
+                        Some(message),
+                    ),
                     // The log has the cause; the page says only to try again.
-                    _ => (status, Msg::Unavailable, None),
+                    StoreError::Corrupt(_) => {
+                        tracing::error!(%error, "storage failed");
+                        (StatusCode::INTERNAL_SERVER_ERROR, Msg::Unavailable, None)
+                    }
+                    StoreError::Unavailable(_) | StoreError::SchemaTooNew { .. } => {
+                        tracing::error!(%error, "storage failed");
+                        (StatusCode::SERVICE_UNAVAILABLE, Msg::Unavailable, None)
+                    }
                 }
             }
         };

@@ -16,16 +16,9 @@ use super::layout::{self, csrf, money, page};
 use super::session::{Viewer, checked_form, viewer};
 use super::{PageError, PageErrorKind, PageResult, see_other};
 use crate::export::{self, ExportError, ExportKind, Period};
-use crate::http::SharedApp;
-use crate::reconcile::{self, ReconcileError};
+use crate::reconcile::{self, RUNNERS as READERS, ReconcileError, SIGNERS as DECIDERS};
+use crate::state::SharedApp;
 use crate::store::{Store, VoidStatus};
-use crate::users::Role;
-
-/// Who may run and read reconciliations and download exports.
-const READERS: [Role; 2] = [Role::Finance, Role::Admin];
-
-/// Who signs a day off and decides proposed voids (as in the API).
-const DECIDERS: [Role; 1] = [Role::Finance];
 
 /// The exports offered for a day, with their file names' endings.
 const EXPORTS: [(&str, &str); 5] = [
@@ -45,10 +38,7 @@ pub struct DayQuery {
 }
 
 fn reconcile_error(lang: Lang, error: ReconcileError) -> PageError {
-    match error {
-        ReconcileError::Store(error) => PageError::store(lang)(error),
-        other => PageError::invalid(lang, other.to_string()),
-    }
+    PageError::reconcile(lang)(error)
 }
 
 fn day_path(date: ServiceDate, site: Option<&SiteId>) -> String {
@@ -86,27 +76,24 @@ pub async fn day<S: Store>(
     headers: HeaderMap,
     Query(query): Query<DayQuery>,
 ) -> PageResult {
-    let viewer = viewer(&app, &headers, &READERS).await?;
+    let viewer = viewer(&app, &headers, READERS).await?;
     let lang = viewer.lang;
     let (date, site) = day_of(lang, &query.date, &query.site)?;
     let today =
         layout::service_day(app.clock.now()).ok_or_else(|| PageError::invalid(lang, "clock"))?;
     let date = date.unwrap_or_else(|| layout::days_before(today, 1).unwrap_or(today));
-    let saved = app
-        .store
-        .reconciliation(date, site.as_ref())
+    let actor = viewer.actor();
+    let saved = reconcile::saved(&app.store, &actor, date, site.as_ref())
         .await
-        .map_err(PageError::store(lang))?;
+        .map_err(|error| reconcile_error(lang, error))?;
     let report = saved
         .as_ref()
         .map(reconcile::parse_report)
         .transpose()
         .map_err(|error| reconcile_error(lang, error))?;
-    let proposals = app
-        .store
-        .proposed_voids(Some(date))
+    let proposals = reconcile::proposed_voids(&app.store, &actor, Some(date))
         .await
-        .map_err(PageError::store(lang))?;
+        .map_err(|error| reconcile_error(lang, error))?;
     let decides = DECIDERS.contains(&viewer.user.role);
     let site_text = site.as_ref().map(SiteId::as_str).unwrap_or_default();
     let content = html! {
@@ -289,17 +276,17 @@ pub async fn run<S: Store>(
     headers: HeaderMap,
     body: Bytes,
 ) -> PageResult {
-    let viewer = viewer(&app, &headers, &READERS).await?;
+    let viewer = viewer(&app, &headers, READERS).await?;
     let lang = viewer.lang;
     let form = checked_form(&viewer, &body)?;
     let (date, site) = day_of(lang, form.get("date"), form.get("site"))?;
     let date = date.ok_or_else(|| PageError::invalid(lang, Msg::DayInvalid.text(lang)))?;
     reconcile::run_and_save(
         &app.store,
+        &viewer.actor(),
         date,
         site.as_ref(),
         &app.finance,
-        &viewer.user.name,
         app.clock.now(),
         |_, _| {},
     )
@@ -315,15 +302,15 @@ pub async fn sign_off<S: Store>(
     Path(date): Path<String>,
     body: Bytes,
 ) -> PageResult {
-    let viewer = viewer(&app, &headers, &DECIDERS).await?;
+    let viewer = viewer(&app, &headers, DECIDERS).await?;
     let lang = viewer.lang;
     let form = checked_form(&viewer, &body)?;
     let (date, site) = day_of(lang, &date, form.get("site"))?;
     let date = date.ok_or_else(|| PageError::new(lang, PageErrorKind::NotFound))?;
-    app.store
-        .sign_off_reconciliation(date, site.as_ref(), &viewer.user.name, app.clock.now())
+    let now = app.clock.now();
+    reconcile::sign_off(&app.store, &viewer.actor(), date, site.as_ref(), now)
         .await
-        .map_err(PageError::store(lang))?;
+        .map_err(|error| reconcile_error(lang, error))?;
     tracing::info!(%date, user = viewer.user.name, "day signed off from the web pages");
     Ok(see_other(&day_path(date, site.as_ref())))
 }
@@ -355,21 +342,14 @@ async fn decide<S: Store>(
     body: Bytes,
     approve: bool,
 ) -> PageResult {
-    let viewer = viewer(&app, &headers, &DECIDERS).await?;
+    let viewer = viewer(&app, &headers, DECIDERS).await?;
     let lang = viewer.lang;
     let form = checked_form(&viewer, &body)?;
     let (date, site) = day_of(lang, form.get("date"), form.get("site"))?;
     let now = app.clock.now();
-    let decided = reconcile::decide(
-        &app.store,
-        id,
-        approve,
-        &viewer.user.name,
-        &app.finance,
-        now,
-    )
-    .await
-    .map_err(|error| reconcile_error(lang, error))?;
+    let decided = reconcile::decide(&app.store, &viewer.actor(), id, approve, &app.finance, now)
+        .await
+        .map_err(|error| reconcile_error(lang, error))?;
     tracing::info!(
         id,
         approve,
@@ -398,7 +378,7 @@ pub async fn download<S: Store>(
     Path(kind_name): Path<String>,
     Query(query): Query<ExportQuery>,
 ) -> PageResult {
-    let viewer = viewer(&app, &headers, &READERS).await?;
+    let viewer = viewer(&app, &headers, READERS).await?;
     let lang = viewer.lang;
     let (_, extension) = EXPORTS
         .iter()
@@ -412,6 +392,7 @@ pub async fn download<S: Store>(
     let to = to.unwrap_or(from);
     let export_error = |error: ExportError| match error {
         ExportError::Store(error) => PageError::store(lang)(error),
+        ExportError::Forbidden(_) => PageError::new(lang, PageErrorKind::Forbidden),
         ExportError::Reconcile(error) => reconcile_error(lang, error),
         other => PageError::invalid(lang, other.to_string()),
     };
@@ -419,6 +400,7 @@ pub async fn download<S: Store>(
     let mut bytes = Vec::new();
     export::write(
         &app.store,
+        &viewer.actor(),
         kind,
         period,
         site.as_ref(),

@@ -1,42 +1,24 @@
-//! Signing in and out, and what every page checks first.
-//!
-//! A session is a row in the store (`web_sessions`), found by the SHA-256 of a random token
-//! that the browser keeps in a `Secure`, `HttpOnly`, `SameSite=Strict` cookie. A server-side
-//! row rather than a signed cookie: signing out ends the session for good, a changed role
-//! applies at the next request, and several back-office instances in front of one database
-//! share sessions without sharing a key.
-//!
-//! Every form carries the session's CSRF token in a hidden field, compared with the stored
-//! one; the sign-in form, before any session, carries a token that must equal the one in its
-//! own cookie. After [`SIGN_IN_FAILURES_MAX`] failed sign-ins under one name within
-//! [`SIGN_IN_LOCK_MS`], that name is locked for the rest of the window, whatever the password.
+//! Signing in and out, and what every page checks first: the session's cookie (`Secure`,
+//! `HttpOnly`, `SameSite=Strict`; `crate::sign_in` keeps the sessions and the lock-out), the
+//! viewer's role, and on every form the session's CSRF token in a hidden field, compared with
+//! the stored one. The sign-in form, before any session, carries a token that must equal the
+//! one in its own cookie.
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
-use proto::{Digest, Timestamp};
-use ring::rand::{SecureRandom, SystemRandom};
+use proto::Digest;
 use serde::Deserialize;
 
 use super::i18n::{Lang, Msg};
 use super::{PageError, PageErrorKind, PageResult, layout, see_other};
-use crate::http::SharedApp;
-use crate::store::{Store, WebSession};
+use crate::limits::{SESSION_DURATION_MS, SIGN_IN_LOCK_MS};
+use crate::manage::Actor;
+use crate::sign_in::{self, SignIn, random_token};
+use crate::state::SharedApp;
+use crate::store::Store;
 use crate::users::{Role, User};
-
-/// How long a session lasts: a working day.
-pub const SESSION_DURATION_MS: i64 = 10 * 60 * 60 * 1_000;
-
-/// Failed sign-ins under one name before it is locked.
-pub const SIGN_IN_FAILURES_MAX: u32 = 5;
-
-/// The window in which failures count, and so the longest lock.
-pub const SIGN_IN_LOCK_MS: i64 = 15 * 60 * 1_000;
-
-/// Random bytes in a session token and a CSRF token.
-const TOKEN_BYTES: usize = 32;
 
 pub const SESSION_COOKIE: &str = "canteen_session";
 pub const SIGN_IN_COOKIE: &str = "canteen_sign_in";
@@ -55,21 +37,9 @@ pub struct Viewer {
 }
 
 impl Viewer {
-    /// Staff see their site only; other roles every site.
-    pub fn may_see_site(&self, site: &proto::SiteId) -> bool {
-        match (&self.user.role, &self.user.site) {
-            (Role::Staff, Some(own)) => own == site,
-            (Role::Staff, None) => false,
-            _ => true,
-        }
-    }
-
-    pub fn check_site(&self, site: &proto::SiteId) -> Result<(), PageError> {
-        if self.may_see_site(site) {
-            Ok(())
-        } else {
-            Err(PageError::new(self.lang, PageErrorKind::Forbidden))
-        }
+    /// The viewer as the use cases see them.
+    pub fn actor(&self) -> Actor {
+        Actor::user(&self.user)
     }
 }
 
@@ -85,9 +55,7 @@ pub async fn viewer<S: Store>(
         return Err(PageError::new(lang, PageErrorKind::SignIn));
     };
     let token_hash = Digest::of(token.as_bytes());
-    let Some((session, user)) = app
-        .store
-        .web_session(&token_hash, app.clock.now())
+    let Some((session, user)) = sign_in::session(&app.store, &token, app.clock.now())
         .await
         .map_err(PageError::store(lang))?
     else {
@@ -187,12 +155,6 @@ fn set_cookie(name: &str, value: &str, max_age_s: i64) -> HeaderValue {
     .expect("cookie names and base64url values are valid header text")
 }
 
-fn random_token() -> Result<String, ring::error::Unspecified> {
-    let mut bytes = [0_u8; TOKEN_BYTES];
-    SystemRandom::new().fill(&mut bytes)?;
-    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
-}
-
 /// Where each role starts.
 pub fn home_path(role: Role) -> &'static str {
     match role {
@@ -272,69 +234,31 @@ pub async fn sign_in<S: Store>(
     let name = form.get("name").to_owned();
     let password = form.get("password").to_owned();
     let now = app.clock.now();
-    let window_start = Timestamp::from_unix_ms(now.unix_ms() - SIGN_IN_LOCK_MS)
-        .map_err(|_| PageError::new(lang, PageErrorKind::SignIn))?;
-    let store = &app.store;
-    let failures = store
-        .failed_sign_ins(&name, window_start)
+    let checked = sign_in::check_password(&app.store, &name, password, &PAGE_ROLES, now)
         .await
         .map_err(PageError::store(lang))?;
-    if failures >= SIGN_IN_FAILURES_MAX {
-        tracing::warn!(
-            user = name,
-            "sign-in refused: locked after repeated failures"
-        );
-        return Ok(sign_in_form(
-            lang,
-            &headers,
-            Some(Msg::SignInLocked),
-            StatusCode::TOO_MANY_REQUESTS,
-        ));
-    }
-    let user = store.user(&name).await.map_err(PageError::store(lang))?;
-    // Argon2 is deliberately slow: keep it off the threads that serve requests.
-    let verified = match user {
-        Some(user) => tokio::task::spawn_blocking(move || {
-            let verified = user.verify_password(&password);
-            verified.then_some(user)
-        })
-        .await
-        .map_err(|_| PageError::new(lang, PageErrorKind::SignIn))?,
-        None => None,
+    let user = match checked {
+        SignIn::Known(user) => user,
+        SignIn::Locked => {
+            return Ok(sign_in_form(
+                lang,
+                &headers,
+                Some(Msg::SignInLocked),
+                StatusCode::TOO_MANY_REQUESTS,
+            ));
+        }
+        SignIn::Failed => {
+            return Ok(sign_in_form(
+                lang,
+                &headers,
+                Some(Msg::SignInFailed),
+                StatusCode::UNAUTHORIZED,
+            ));
+        }
     };
-    let Some(user) = verified.filter(|user| PAGE_ROLES.contains(&user.role)) else {
-        store
-            .record_failed_sign_in(&name, now, window_start)
-            .await
-            .map_err(PageError::store(lang))?;
-        tracing::warn!(user = name, "sign-in failed");
-        return Ok(sign_in_form(
-            lang,
-            &headers,
-            Some(Msg::SignInFailed),
-            StatusCode::UNAUTHORIZED,
-        ));
-    };
-    store
-        .clear_failed_sign_ins(&name)
+    let (token, _) = sign_in::open_session(&app.store, &user, now)
         .await
         .map_err(PageError::store(lang))?;
-    let (Ok(token), Ok(csrf)) = (random_token(), random_token()) else {
-        return Ok(unavailable(lang));
-    };
-    let expires_at = Timestamp::from_unix_ms(now.unix_ms() + SESSION_DURATION_MS)
-        .map_err(|_| PageError::new(lang, PageErrorKind::SignIn))?;
-    let session = WebSession {
-        token_hash: Digest::of(token.as_bytes()),
-        user: user.name.clone(),
-        csrf,
-        expires_at,
-    };
-    store
-        .create_web_session(&session, now)
-        .await
-        .map_err(PageError::store(lang))?;
-    tracing::info!(user = user.name, role = user.role.as_str(), "signed in");
     let mut response = see_other(home_path(user.role));
     let headers = response.headers_mut();
     headers.append(
@@ -353,8 +277,7 @@ pub async fn sign_out<S: Store>(
 ) -> PageResult {
     let viewer = viewer(&app, &headers, &Role::ALL).await?;
     checked_form(&viewer, &body)?;
-    app.store
-        .end_web_session(&viewer.token_hash)
+    sign_in::end_session(&app.store, &viewer.token_hash)
         .await
         .map_err(PageError::store(viewer.lang))?;
     tracing::info!(user = viewer.user.name, "signed out");

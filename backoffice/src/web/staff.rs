@@ -3,34 +3,25 @@
 //! printable receipt, block a lost card and bind its replacement (the balance is the
 //! account's, so it stays), edit dietary flags, and list today's meals at the site.
 //!
-//! Finance and admin see every site; staff only theirs. Changes use the same rules as the API
-//! (`crate::manage`) and the same store methods.
+//! Finance and admin see every site; staff only theirs. Every read and change goes through
+//! `crate::manage`, as the API's do.
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use maud::{Markup, html};
 use proto::record::{MealVia, TopUpMethod};
-use proto::snapshot::CardHolder;
 use proto::{AccountId, CardUid, PupilId, ServiceDate, SiteId, Text};
 use serde::Deserialize;
 
 use super::i18n::{Lang, Msg};
 use super::layout::{self, csrf, money, page};
 use super::session::{Viewer, checked_form, viewer};
-use super::{
-    HISTORY_LINES_MAX, PageError, PageErrorKind, PageResult, SEARCH_RESULTS_MAX, see_other,
-};
-use crate::http::SharedApp;
-use crate::manage;
-use crate::store::{PupilEntry, Store, web::SEARCH_CHARS_MAX};
-use crate::users::Role;
-
-/// Who may look accounts up.
-const READERS: [Role; 3] = [Role::Staff, Role::Finance, Role::Admin];
-
-/// Who may move money and change cards and pupils (as in the API).
-const WRITERS: [Role; 2] = [Role::Staff, Role::Admin];
+use super::{PageError, PageErrorKind, PageResult, see_other};
+use crate::limits::{HISTORY_LINES_MAX, SEARCH_CHARS_MAX};
+use crate::manage::{COUNTER as WRITERS, READERS, accounts, people};
+use crate::state::SharedApp;
+use crate::store::{PupilEntry, Store};
 
 #[derive(Debug, Deserialize)]
 pub struct SearchQuery {
@@ -44,35 +35,15 @@ pub async fn search<S: Store>(
     headers: HeaderMap,
     Query(query): Query<SearchQuery>,
 ) -> PageResult {
-    let viewer = viewer(&app, &headers, &READERS).await?;
+    let viewer = viewer(&app, &headers, READERS).await?;
     let lang = viewer.lang;
     let text = query.q.trim();
     if text.chars().count() > SEARCH_CHARS_MAX {
         return Err(PageError::invalid(lang, Msg::SearchTooLong.text(lang)));
     }
-    let mut results = Vec::new();
-    if !text.is_empty() {
-        let own_site = own_site(&viewer);
-        // A card UID finds its holder, blocked or not: a lost card is how staff start.
-        if let Ok(uid) = CardUid::from_hex(&text.to_ascii_lowercase())
-            && let Some((CardHolder::Pupil(pupil), _)) =
-                app.store.card(&uid).await.map_err(PageError::store(lang))?
-        {
-            results = app
-                .store
-                .search_pupils(pupil.as_str(), own_site, 1)
-                .await
-                .map_err(PageError::store(lang))?;
-            results.retain(|entry| entry.pupil.id == pupil);
-        }
-        if results.is_empty() {
-            results = app
-                .store
-                .search_pupils(text, own_site, SEARCH_RESULTS_MAX)
-                .await
-                .map_err(PageError::store(lang))?;
-        }
-    }
+    let results = people::search(&app.store, &viewer.actor(), text)
+        .await
+        .map_err(PageError::manage(lang))?;
     let content = html! {
         section.card.no-print {
             form.inline method="get" action="/staff" role="search" {
@@ -117,13 +88,6 @@ pub async fn search<S: Store>(
     Ok(page(&viewer, Msg::NavSearch.text(lang), "/staff", content))
 }
 
-fn own_site(viewer: &Viewer) -> Option<&SiteId> {
-    match viewer.user.role {
-        Role::Staff => viewer.user.site.as_ref(),
-        _ => None,
-    }
-}
-
 fn cards_summary(lang: Lang, entry: &PupilEntry) -> Markup {
     html! {
         @for (uid, blocked) in &entry.cards {
@@ -134,34 +98,21 @@ fn cards_summary(lang: Lang, entry: &PupilEntry) -> Markup {
     }
 }
 
-/// The account and its pupils the viewer may see: staff need a pupil of the account at their
-/// site, and see only those.
+/// The account, its pupils the viewer may see and its latest lines: staff need a pupil of the
+/// account at their site, and see only those.
 async fn visible_account<S: Store>(
     app: &SharedApp<S>,
     viewer: &Viewer,
     account: &str,
-) -> Result<(AccountId, proto::snapshot::AccountState, Vec<PupilEntry>), PageError> {
+    history_lines: usize,
+) -> Result<(AccountId, accounts::AccountView), PageError> {
     let lang = viewer.lang;
     let id =
         AccountId::parse(account).map_err(|_| PageError::new(lang, PageErrorKind::NotFound))?;
-    let state = app
-        .store
-        .account(&id)
+    let view = accounts::view(&app.store, &viewer.actor(), &id, history_lines)
         .await
-        .map_err(PageError::store(lang))?
-        .ok_or_else(|| PageError::new(lang, PageErrorKind::NotFound))?;
-    let mut pupils = app
-        .store
-        .account_pupils(&id)
-        .await
-        .map_err(PageError::store(lang))?;
-    if viewer.user.role == Role::Staff {
-        pupils.retain(|entry| viewer.may_see_site(&entry.site));
-        if pupils.is_empty() {
-            return Err(PageError::new(lang, PageErrorKind::Forbidden));
-        }
-    }
-    Ok((id, state, pupils))
+        .map_err(PageError::manage(lang))?;
+    Ok((id, view))
 }
 
 #[derive(Debug, Deserialize)]
@@ -177,14 +128,10 @@ pub async fn account<S: Store>(
     Path(account): Path<String>,
     Query(query): Query<DoneQuery>,
 ) -> PageResult {
-    let viewer = viewer(&app, &headers, &READERS).await?;
+    let viewer = viewer(&app, &headers, READERS).await?;
     let lang = viewer.lang;
-    let (id, state, pupils) = visible_account(&app, &viewer, &account).await?;
-    let history = app
-        .store
-        .account_history(&id, HISTORY_LINES_MAX)
-        .await
-        .map_err(PageError::store(lang))?;
+    let (id, view) = visible_account(&app, &viewer, &account, HISTORY_LINES_MAX).await?;
+    let (state, pupils, history) = (view.state, view.pupils, view.history);
     let writes = WRITERS.contains(&viewer.user.role);
     let done = match query.done.as_str() {
         "blocked" => Some(Msg::DoneBlocked),
@@ -325,10 +272,10 @@ pub async fn top_up<S: Store>(
     Path(account): Path<String>,
     body: Bytes,
 ) -> PageResult {
-    let viewer = viewer(&app, &headers, &WRITERS).await?;
+    let viewer = viewer(&app, &headers, WRITERS).await?;
     let lang = viewer.lang;
     let form = checked_form(&viewer, &body)?;
-    let (id, _, _) = visible_account(&app, &viewer, &account).await?;
+    let (id, _) = visible_account(&app, &viewer, &account, 0).await?;
     let amount = layout::parse_euros(form.get("amount"))
         .ok_or_else(|| PageError::invalid(lang, Msg::AmountInvalid.text(lang)))?;
     let method = match form.get("method") {
@@ -346,15 +293,7 @@ pub async fn top_up<S: Store>(
         TopUpMethod::Cash => Msg::Cash.text(lang),
         TopUpMethod::Cheque => Msg::Cheque.text(lang),
     };
-    let operation = manage::top_up(
-        id.clone(),
-        amount,
-        method,
-        reference.clone(),
-        viewer.user.name.clone(),
-        app.clock.now(),
-    )
-    .map_err(|invalid| PageError::invalid(lang, invalid.0))?;
+    accounts::check_top_up(amount).map_err(PageError::manage(lang))?;
     if form.get("confirm") != "yes" {
         let content = html! {
             section.card {
@@ -383,11 +322,18 @@ pub async fn top_up<S: Store>(
             content,
         ));
     }
-    let outcome = app
-        .store
-        .apply_operation(&operation)
-        .await
-        .map_err(PageError::store(lang))?;
+    let at = app.clock.now();
+    let outcome = accounts::top_up(
+        &app.store,
+        &viewer.actor(),
+        &id,
+        amount,
+        method,
+        reference.clone(),
+        at,
+    )
+    .await
+    .map_err(PageError::manage(lang))?;
     tracing::info!(
         account = %id,
         amount = amount.get(),
@@ -399,7 +345,7 @@ pub async fn top_up<S: Store>(
         div.receipt {
             h2 { (Msg::Receipt.text(lang)) }
             dl {
-                dt { (Msg::When.text(lang)) } dd { (layout::local_time(operation.at)) }
+                dt { (Msg::When.text(lang)) } dd { (layout::local_time(at)) }
                 dt { (Msg::Account.text(lang)) } dd { (id) }
                 dt { (Msg::Amount.text(lang)) } dd { (money(lang, amount)) }
                 dt { (Msg::Method.text(lang)) } dd { (method_name) }
@@ -416,10 +362,8 @@ pub async fn top_up<S: Store>(
     Ok(page(&viewer, Msg::Receipt.text(lang), "/staff", content))
 }
 
-/// The card and the account page to come back to; the card's holder must be at the viewer's
-/// site.
-async fn card_of_form<S: Store>(
-    app: &SharedApp<S>,
+/// The card and the account page to come back to.
+fn card_of_form(
     viewer: &Viewer,
     uid: &str,
     account: &str,
@@ -428,19 +372,6 @@ async fn card_of_form<S: Store>(
     let uid = CardUid::from_hex(uid).map_err(|_| PageError::new(lang, PageErrorKind::NotFound))?;
     let account =
         AccountId::parse(account).map_err(|error| PageError::invalid(lang, error.to_string()))?;
-    let (holder, _) = app
-        .store
-        .card(&uid)
-        .await
-        .map_err(PageError::store(lang))?
-        .ok_or_else(|| PageError::new(lang, PageErrorKind::NotFound))?;
-    let site = app
-        .store
-        .holder_site(&holder)
-        .await
-        .map_err(PageError::store(lang))?
-        .ok_or_else(|| PageError::new(lang, PageErrorKind::NotFound))?;
-    viewer.check_site(&site)?;
     Ok((uid, account))
 }
 
@@ -451,13 +382,12 @@ pub async fn block_card<S: Store>(
     Path(uid): Path<String>,
     body: Bytes,
 ) -> PageResult {
-    let viewer = viewer(&app, &headers, &WRITERS).await?;
+    let viewer = viewer(&app, &headers, WRITERS).await?;
     let form = checked_form(&viewer, &body)?;
-    let (uid, account) = card_of_form(&app, &viewer, &uid, form.get("account")).await?;
-    app.store
-        .block_card(&uid)
+    let (uid, account) = card_of_form(&viewer, &uid, form.get("account"))?;
+    people::block_card(&app.store, &viewer.actor(), &uid)
         .await
-        .map_err(PageError::store(viewer.lang))?;
+        .map_err(PageError::manage(viewer.lang))?;
     tracing::info!(card = %uid, user = viewer.user.name, "card blocked from the web pages");
     Ok(see_other(&format!(
         "/staff/accounts/{account}?done=blocked"
@@ -471,18 +401,17 @@ pub async fn replace_card<S: Store>(
     Path(uid): Path<String>,
     body: Bytes,
 ) -> PageResult {
-    let viewer = viewer(&app, &headers, &WRITERS).await?;
+    let viewer = viewer(&app, &headers, WRITERS).await?;
     let lang = viewer.lang;
     let form = checked_form(&viewer, &body)?;
-    let (uid, account) = card_of_form(&app, &viewer, &uid, form.get("account")).await?;
+    let (uid, account) = card_of_form(&viewer, &uid, form.get("account"))?;
     let new_uid =
         CardUid::from_hex(&form.get("new_uid").to_ascii_lowercase()).map_err(|error| {
             PageError::invalid(lang, format!("{}: {error}", Msg::NewCardUid.text(lang)))
         })?;
-    app.store
-        .replace_card(&uid, &new_uid)
+    people::replace_card(&app.store, &viewer.actor(), &uid, &new_uid)
         .await
-        .map_err(PageError::store(lang))?;
+        .map_err(PageError::manage(lang))?;
     tracing::info!(card = %uid, new_card = %new_uid, user = viewer.user.name, "card replaced from the web pages");
     Ok(see_other(&format!(
         "/staff/accounts/{account}?done=replaced"
@@ -496,19 +425,10 @@ pub async fn dietary<S: Store>(
     Path(pupil): Path<String>,
     body: Bytes,
 ) -> PageResult {
-    let viewer = viewer(&app, &headers, &WRITERS).await?;
+    let viewer = viewer(&app, &headers, WRITERS).await?;
     let lang = viewer.lang;
     let form = checked_form(&viewer, &body)?;
     let id = PupilId::parse(&pupil).map_err(|_| PageError::new(lang, PageErrorKind::NotFound))?;
-    let entry = app
-        .store
-        .search_pupils(id.as_str(), None, SEARCH_RESULTS_MAX)
-        .await
-        .map_err(PageError::store(lang))?
-        .into_iter()
-        .find(|entry| entry.pupil.id == id)
-        .ok_or_else(|| PageError::new(lang, PageErrorKind::NotFound))?;
-    viewer.check_site(&entry.site)?;
     let dietary = form
         .get("dietary")
         .split([',', '\n'])
@@ -519,14 +439,9 @@ pub async fn dietary<S: Store>(
         .map_err(|error| {
             PageError::invalid(lang, format!("{}: {error}", Msg::DietaryFlags.text(lang)))
         })?;
-    let mut pupil = entry.pupil;
-    pupil.dietary = dietary;
-    manage::check_pupil(&entry.site, &pupil, Some(&entry.site))
-        .map_err(|invalid| PageError::invalid(lang, invalid.0))?;
-    app.store
-        .save_pupil(&entry.site, &pupil)
+    let pupil = people::set_dietary(&app.store, &viewer.actor(), &id, dietary)
         .await
-        .map_err(PageError::store(lang))?;
+        .map_err(PageError::manage(lang))?;
     Ok(see_other(&format!(
         "/staff/accounts/{}?done=dietary",
         pupil.account
@@ -548,12 +463,12 @@ pub async fn meals<S: Store>(
     headers: HeaderMap,
     Query(query): Query<MealsQuery>,
 ) -> PageResult {
-    let viewer = viewer(&app, &headers, &READERS).await?;
+    let viewer = viewer(&app, &headers, READERS).await?;
     let lang = viewer.lang;
-    let sites = match &viewer.user.site {
-        Some(site) if viewer.user.role == Role::Staff => vec![site.clone()],
-        _ => app.store.sites().await.map_err(PageError::store(lang))?,
-    };
+    let actor = viewer.actor();
+    let sites = people::visible_sites(&app.store, &actor)
+        .await
+        .map_err(PageError::manage(lang))?;
     let site = match SiteId::parse(&query.site) {
         Ok(site) => Some(site),
         Err(_) => sites.first().cloned(),
@@ -563,12 +478,9 @@ pub async fn meals<S: Store>(
     let day = ServiceDate::parse(&query.day).unwrap_or(today);
     let mut meals = Vec::new();
     if let Some(site) = &site {
-        viewer.check_site(site)?;
-        meals = app
-            .store
-            .site_meals(site, day, super::SITE_MEALS_MAX)
+        meals = people::site_meals(&app.store, &actor, site, day)
             .await
-            .map_err(PageError::store(lang))?;
+            .map_err(PageError::manage(lang))?;
     }
     let total = proto::Cents::checked_sum(meals.iter().map(|meal| meal.price))
         .unwrap_or(proto::Cents::ZERO);

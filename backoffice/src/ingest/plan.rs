@@ -1,17 +1,16 @@
-//! Ingest planning: what a batch of a kiosk's signed records does to what the store already
-//! holds. Pure: the store reads its state, asks for a plan, and writes the plan in one
-//! transaction, so SQLite and PostgreSQL judge every record the same way.
+//! The judgement of an upload, pure: what a batch of a kiosk's signed records does to what the
+//! store already holds (append, hold beyond a gap, count as duplicates, quarantine), and what
+//! the appended records do to balances. [`super::ingest`] reads the inputs and writes the plan
+//! in one transaction, the same way on both databases.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::limits::HELD_RECORDS_PER_DEVICE_MAX;
+use crate::store::rows::chain::{AnomalyReason, Movement, NewAnomaly};
 use proto::{
     AccountId, Cents, ChainError, ChainHead, ChainVerifier, CheckedRecord, DeviceId, Digest,
     PublicKey, Record, RecordBody, Seq, SignedRecord,
 };
-
-/// Records of one kiosk held beyond a gap, waiting for it to be filled. Beyond this the kiosk's
-/// later records are refused for now (not acknowledged, so it sends them again).
-pub const HELD_RECORDS_PER_DEVICE_MAX: usize = 10 * proto::limits::UPLOAD_BATCH_RECORDS_MAX;
 
 /// What the store holds of one kiosk's chain before a batch.
 #[derive(Debug, Clone)]
@@ -25,72 +24,6 @@ pub struct StoredChain {
     pub stored_below_head: BTreeMap<Seq, SignedRecord>,
 }
 
-/// Why a record was refused or did not move money; finance acts on each.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum AnomalyReason {
-    /// Same `seq` as a record already held, other content.
-    Fork,
-    /// Signature, encoding or payload did not verify.
-    BadRecord,
-    /// Signed by this kiosk's key but naming another device.
-    WrongDevice,
-    /// `prev` does not link to the record before it.
-    BrokenLink,
-    /// A meal or top-up for an account the back-office does not know.
-    UnknownAccount,
-    /// A void whose referenced record is not the one stored at that `seq`.
-    VoidUnmatched,
-    /// A second void of the same record.
-    VoidRepeated,
-    /// Applying the record would take a balance out of range.
-    BalanceOverflow,
-    /// Records are held beyond missing ones (computed from the held records, never stored).
-    Gap,
-}
-
-impl AnomalyReason {
-    pub const ALL: [AnomalyReason; 9] = [
-        AnomalyReason::Fork,
-        AnomalyReason::BadRecord,
-        AnomalyReason::WrongDevice,
-        AnomalyReason::BrokenLink,
-        AnomalyReason::UnknownAccount,
-        AnomalyReason::VoidUnmatched,
-        AnomalyReason::VoidRepeated,
-        AnomalyReason::BalanceOverflow,
-        AnomalyReason::Gap,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AnomalyReason::Fork => "fork",
-            AnomalyReason::BadRecord => "bad_record",
-            AnomalyReason::WrongDevice => "wrong_device",
-            AnomalyReason::BrokenLink => "broken_link",
-            AnomalyReason::UnknownAccount => "unknown_account",
-            AnomalyReason::VoidUnmatched => "void_unmatched",
-            AnomalyReason::VoidRepeated => "void_repeated",
-            AnomalyReason::BalanceOverflow => "balance_overflow",
-            AnomalyReason::Gap => "gap",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<AnomalyReason> {
-        AnomalyReason::ALL
-            .into_iter()
-            .find(|reason| reason.as_str() == text)
-    }
-}
-
-/// A record kept aside with the evidence, never stored over good data.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Quarantined {
-    pub seq: Option<Seq>,
-    pub reason: AnomalyReason,
-    pub detail: String,
-    pub record: SignedRecord,
-}
-
 /// What to write for one batch.
 #[derive(Clone, Debug)]
 pub struct IngestPlan {
@@ -98,7 +31,7 @@ pub struct IngestPlan {
     pub append: Vec<Record>,
     /// Every record of the kiosk to hold beyond a gap after this batch (replaces the held set).
     pub hold: Vec<Record>,
-    pub quarantine: Vec<Quarantined>,
+    pub quarantine: Vec<NewAnomaly>,
     /// Records of the batch already held or stored, identical.
     pub duplicates: u32,
     /// The head after `append`.
@@ -193,7 +126,7 @@ pub fn plan(
             ChainError::WrongDevice { .. } => AnomalyReason::WrongDevice,
             _ => AnomalyReason::Fork,
         };
-        quarantine.push(Quarantined {
+        quarantine.push(NewAnomaly {
             seq: signed.claimed_seq(),
             reason,
             detail: error.to_string(),
@@ -213,7 +146,7 @@ pub fn plan(
                 .iter()
                 .find(|error| matches!(error, ChainError::BrokenLink { seq: at, .. } if *at == seq))
                 .map_or_else(String::new, ToString::to_string);
-            quarantine.push(Quarantined {
+            quarantine.push(NewAnomaly {
                 seq: Some(seq),
                 reason: AnomalyReason::BrokenLink,
                 detail,
@@ -240,7 +173,7 @@ fn judge_below_head(
     seq: Seq,
     stored: &StoredChain,
     signed: &SignedRecord,
-) -> Quarantined {
+) -> NewAnomaly {
     let (reason, detail) = match signed.verify(key) {
         Err(error) => (AnomalyReason::BadRecord, error.to_string()),
         Ok(record) if record.device() != device => (
@@ -259,7 +192,7 @@ fn judge_below_head(
             },
         ),
     };
-    Quarantined {
+    NewAnomaly {
         seq: Some(seq),
         reason,
         detail,
@@ -307,17 +240,6 @@ pub fn effect(body: &RecordBody) -> Effect {
         },
         _ => Effect::None,
     }
-}
-
-/// One balance movement of a stored record.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Movement {
-    pub account: AccountId,
-    pub amount: Cents,
-    /// The record that moved the money.
-    pub seq: Seq,
-    /// For a void, the record it reverses.
-    pub reverses: Option<Seq>,
 }
 
 /// What the store knows, before a batch, of the accounts and records the batch's effects touch.

@@ -1,5 +1,6 @@
 //! Kiosk keys, devices, accounts and signed chains for tests.
 
+use crate::ops::Ops as _;
 use proto::record::{Meal, MealVia, TopUp, TopUpMethod, Void};
 use proto::{
     AccountId, BracketId, CardUid, Cents, ChainHead, DeviceId, MealType, PupilId, Record,
@@ -49,8 +50,8 @@ pub fn registered_at() -> Timestamp {
     Timestamp::parse("2026-11-01T08:00:00.000Z").unwrap()
 }
 
-/// Where a [`super::app::TestApp`]'s clock stands: 14:00 in Paris on the Wednesday after the
-/// Monday the reconciliation tests trade on ([`super::day::DATE`]), so that "today" at the
+/// Where a [`crate::app::TestApp`]'s clock stands: 14:00 in Paris on the Wednesday after the
+/// Monday the reconciliation tests trade on ([`crate::day::DATE`]), so that "today" at the
 /// service is another day than the one finance reconciles.
 pub fn app_now() -> Timestamp {
     Timestamp::parse("2026-12-02T13:00:00.000Z").unwrap()

@@ -2,6 +2,7 @@
 //! times, day closes computed from them, and raw access to each backend's database to tamper
 //! with stored rows as an attacker with database access would.
 
+use crate::ops::Ops as _;
 use std::collections::BTreeMap;
 
 use backoffice::store::{PostgresStore, SqliteStore, Store};
@@ -13,7 +14,7 @@ use proto::{
     ServiceId, SigningKey, StaffId, Text, Timestamp,
 };
 
-use super::fixtures::{account, device, key};
+use crate::fixtures::{account, device, key};
 
 /// The day every test reconciles: a Monday, with lunch at `jaures`.
 pub const DATE: &str = "2026-11-30";
@@ -225,8 +226,8 @@ impl Till {
 /// A fresh database of either backend, with raw SQL access beside the store.
 #[derive(Debug)]
 pub enum Db {
-    Sqlite(super::SqliteDb),
-    Postgres(super::PostgresDb),
+    Sqlite(crate::SqliteDb),
+    Postgres(crate::PostgresDb),
 }
 
 impl Db {
@@ -271,13 +272,13 @@ impl Db {
 
 impl Db {
     pub async fn sqlite() -> (Db, SqliteStore) {
-        let db = super::SqliteDb::new();
+        let db = crate::SqliteDb::new();
         let store = db.open().await;
         (Db::Sqlite(db), store)
     }
 
     pub async fn postgres() -> (Db, PostgresStore) {
-        let db = super::PostgresDb::new().await;
+        let db = crate::PostgresDb::new().await;
         let store = db.open().await;
         (Db::Postgres(db), store)
     }

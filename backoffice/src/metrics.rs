@@ -3,18 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Mutex;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::StatusCode;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use proto::api::ErrorCode;
 use proto::{DeviceId, Timestamp};
 
-use super::{Failure, SharedApp};
-use crate::store::{IngestOutcome, Store};
+use crate::ingest::IngestOutcome;
 
 /// Upper bounds of the latency histogram's buckets, in milliseconds.
 pub const LATENCY_BUCKETS_MS: [u64; 11] =
@@ -70,11 +63,12 @@ impl Metrics {
         self.with(|inner| *inner.refusals.entry(reason).or_default() += 1);
     }
 
-    fn observed(&self, route: &str, status: StatusCode, elapsed_us: u64) {
+    /// Counts and times one answered request.
+    pub fn observed(&self, route: &str, status: u16, elapsed_us: u64) {
         self.with(|inner| {
             *inner
                 .requests
-                .entry((route.to_owned(), status.as_u16()))
+                .entry((route.to_owned(), status))
                 .or_default() += 1;
             let histogram = inner.latencies.entry(route.to_owned()).or_default();
             histogram.count += 1;
@@ -188,44 +182,4 @@ impl Inner {
         }
         Ok(())
     }
-}
-
-/// `GET /metrics`.
-pub async fn render<S: Store>(State(app): State<SharedApp<S>>) -> impl IntoResponse {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        app.metrics.render(),
-    )
-}
-
-/// Middleware: bounds each request's time, counts it, times it and logs it.
-pub async fn observe<S: Store>(
-    State(app): State<Arc<super::App<S>>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str)
-        .to_owned();
-    let method = request.method().clone();
-    let response = match tokio::time::timeout(super::request_timeout(), next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => Failure::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::Unavailable,
-            "the request took too long; try again later",
-        )
-        .into_response(),
-    };
-    let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-    let status = response.status();
-    app.metrics.observed(&route, status, elapsed_us);
-    tracing::info!(%method, route, status = status.as_u16(), elapsed_us, "request");
-    response
 }

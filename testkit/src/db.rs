@@ -1,11 +1,5 @@
-//! What the back-office's tests share: fresh databases of each backend, kiosk keys and chains.
-
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
-
-pub mod app;
-pub mod day;
-pub mod fixtures;
-pub mod webdriver;
+//! Fresh databases of each backend: a SQLite file in a directory of its own, a uniquely named
+//! PostgreSQL database dropped with it.
 
 use backoffice::store::{PostgresStore, SqliteStore};
 
@@ -38,6 +32,12 @@ impl SqliteDb {
 
     pub async fn open(&self) -> SqliteStore {
         SqliteStore::open(&self.path()).await.unwrap()
+    }
+}
+
+impl Default for SqliteDb {
+    fn default() -> SqliteDb {
+        SqliteDb::new()
     }
 }
 

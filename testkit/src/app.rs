@@ -2,10 +2,11 @@
 //! a plain HTTP/1.1 client that talks to it in raw bytes, as any kiosk would.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use backoffice::app::ServeOptions;
 use backoffice::clock::ManualClock;
-use backoffice::http::ServeOptions;
 use backoffice::store::Store;
 use proto::api::{
     HEADER_DEVICE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP, KioskReport, ReaderState,
@@ -17,15 +18,17 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::fixtures::Kiosk;
+use crate::fixtures::Kiosk;
 
 /// A running back-office. Stops when dropped.
 #[derive(Debug)]
 pub struct TestApp<S> {
     pub address: SocketAddr,
     pub store: S,
-    /// The service's clock: it stands still at [`super::fixtures::app_now`] until a test moves it.
+    /// The service's clock: it stands still where the test started it until the test moves it.
     pub clock: ManualClock,
+    /// Whether it serves HTTPS.
+    tls: bool,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -55,16 +58,28 @@ impl Reply {
 }
 
 impl<S: Store> TestApp<S> {
+    /// Serves plain HTTP with the clock at [`crate::fixtures::app_now`].
     pub async fn start(store: S) -> TestApp<S> {
+        TestApp::serve(store, None, crate::fixtures::app_now()).await
+    }
+
+    /// Serves HTTP, or HTTPS with `tls`, with the clock standing at `now`.
+    pub async fn serve(
+        store: S,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        now: Timestamp,
+    ) -> TestApp<S> {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (shutdown, stop) = oneshot::channel::<()>();
-        let clock = ManualClock::new(super::fixtures::app_now());
+        let clock = ManualClock::new(now);
+        let is_tls = tls.is_some();
         let options = ServeOptions {
+            tls,
             clock: clock.shared(),
             ..ServeOptions::default()
         };
-        let server = tokio::spawn(backoffice::http::serve(
+        let server = tokio::spawn(backoffice::app::serve(
             store.clone(),
             listener,
             options,
@@ -76,9 +91,16 @@ impl<S: Store> TestApp<S> {
             address,
             store,
             clock,
+            tls: is_tls,
             shutdown: Some(shutdown),
             server: Some(server),
         }
+    }
+
+    /// The base URL kiosks are configured with.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.address)
     }
 
     /// Stops accepting, finishes requests in flight, and returns how serving ended.

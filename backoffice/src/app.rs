@@ -1,0 +1,138 @@
+//! The service put together: the HTTP API's routes and the web pages' under one router, the
+//! layers every request goes through (a time bound, metrics and a log line, the `Date` of the
+//! service's clock, a body size bound), and serving over HTTP or HTTPS with graceful shutdown.
+//! It sits above `http` and `web`, which know nothing of each other.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use proto::api::ErrorCode;
+use proto::limits::UPLOAD_BODY_BYTES_MAX;
+use tokio::net::TcpListener;
+
+use crate::clock::{SharedClock, SystemClock};
+use crate::http::{self, Failure};
+use crate::limits::REQUEST_TIMEOUT_MS;
+use crate::metrics::Metrics;
+use crate::state::{App, SharedApp};
+use crate::store::Store;
+
+/// How the service runs beside its store.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// HTTPS with this configuration; plain HTTP when none.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The time zone finance reconciles service days in.
+    pub finance: crate::reconcile::Settings,
+    pub clock: SharedClock,
+}
+
+impl Default for ServeOptions {
+    fn default() -> ServeOptions {
+        ServeOptions {
+            tls: None,
+            finance: crate::reconcile::Settings::default(),
+            clock: SystemClock::shared(),
+        }
+    }
+}
+
+/// The whole service in front of `app`'s store.
+pub fn router<S: Store>(app: SharedApp<S>) -> Router {
+    let mut router = Router::new();
+    for (_, path, handler) in http::routes::<S>() {
+        router = router.route(path, handler);
+    }
+    for (_, path, handler) in crate::web::routes::<S>() {
+        router = router.route(path, handler);
+    }
+    router
+        .fallback(http::not_found)
+        .layer(axum::middleware::map_response_with_state(
+            Arc::clone(&app),
+            stamp_date::<S>,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&app),
+            observe::<S>,
+        ))
+        .layer(DefaultBodyLimit::max(UPLOAD_BODY_BYTES_MAX))
+        .with_state(app)
+}
+
+/// Serves `store` on `listener` until `shutdown` completes; then finishes the requests in
+/// flight.
+pub async fn serve<S: Store>(
+    store: S,
+    listener: TcpListener,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = Arc::new(App {
+        store,
+        metrics: Metrics::default(),
+        finance: options.finance,
+        clock: options.clock,
+    });
+    let router = router(app);
+    match options.tls {
+        None => {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        Some(config) => {
+            axum::serve(http::tls::TlsListener::new(listener, config)?, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
+}
+
+/// Bounds each request's time, counts it, times it and logs it.
+async fn observe<S: Store>(
+    State(app): State<SharedApp<S>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    let method = request.method().clone();
+    let timeout = Duration::from_millis(REQUEST_TIMEOUT_MS);
+    let response = match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => Failure::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            "the request took too long; try again later",
+        )
+        .into_response(),
+    };
+    let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let status = response.status();
+    app.metrics.observed(&route, status.as_u16(), elapsed_us);
+    tracing::info!(%method, route, status = status.as_u16(), elapsed_us, "request");
+    response
+}
+
+/// The `Date` of every answer is the service's clock: a kiosk whose signed timestamp was refused
+/// sets its clock by it.
+async fn stamp_date<S: Store>(State(app): State<SharedApp<S>>, mut response: Response) -> Response {
+    let date = jiff::Timestamp::from_millisecond(app.clock.now().unix_ms()).and_then(|now| {
+        jiff::fmt::rfc2822::DateTimePrinter::new().timestamp_to_rfc9110_string(&now)
+    });
+    if let Some(value) = date.ok().and_then(|date| HeaderValue::from_str(&date).ok()) {
+        response.headers_mut().insert(header::DATE, value);
+    }
+    response
+}

@@ -1,0 +1,194 @@
+//! The client API both databases implement, and nothing more: statements with positional
+//! parameters, rows read by column index, transactions. Every statement of the back-office is
+//! written once above this (the storage traits of [`super::rows`]), with the few places where
+//! SQLite's and PostgreSQL's SQL differ side by side; [`super::sqlite`] and [`super::postgres`]
+//! only carry statements to their database and rows back.
+//!
+//! Parameters are written `$1`, `$2`, ... in both dialects. PostgreSQL reads them by number;
+//! SQLite reads `$1` as a parameter named "$1" and numbers parameters in the order they first
+//! appear, so every statement names them in ascending order of first use, which the SQLite
+//! client checks before it runs one.
+
+use std::future::Future;
+
+use super::StoreError;
+
+/// Which SQL a statement must be written in, where the two differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// The statement (or anything else) for this dialect.
+    pub fn pick<T>(self, sqlite: T, postgres: T) -> T {
+        match self {
+            Dialect::Sqlite => sqlite,
+            Dialect::Postgres => postgres,
+        }
+    }
+}
+
+/// A parameter of a statement. The list forms are for PostgreSQL's `UNNEST` and `ANY`, which
+/// SQLite lacks; SQLite's statements take one row at a time instead ([`Sql::execute_each`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    Null,
+    Int(i64),
+    Bool(bool),
+    Text(String),
+    Bytes(Vec<u8>),
+    Ints(Vec<i64>),
+    OptInts(Vec<Option<i64>>),
+    Texts(Vec<String>),
+    OptTexts(Vec<Option<String>>),
+    Blobs(Vec<Vec<u8>>),
+}
+
+impl From<i64> for Value {
+    fn from(value: i64) -> Value {
+        Value::Int(value)
+    }
+}
+
+impl From<bool> for Value {
+    fn from(value: bool) -> Value {
+        Value::Bool(value)
+    }
+}
+
+impl From<&str> for Value {
+    fn from(value: &str) -> Value {
+        Value::Text(value.to_owned())
+    }
+}
+
+impl From<String> for Value {
+    fn from(value: String) -> Value {
+        Value::Text(value)
+    }
+}
+
+impl From<&String> for Value {
+    fn from(value: &String) -> Value {
+        Value::Text(value.clone())
+    }
+}
+
+impl From<&[u8]> for Value {
+    fn from(value: &[u8]) -> Value {
+        Value::Bytes(value.to_vec())
+    }
+}
+
+impl From<Vec<u8>> for Value {
+    fn from(value: Vec<u8>) -> Value {
+        Value::Bytes(value)
+    }
+}
+
+impl From<Vec<i64>> for Value {
+    fn from(value: Vec<i64>) -> Value {
+        Value::Ints(value)
+    }
+}
+
+impl From<Vec<Option<i64>>> for Value {
+    fn from(value: Vec<Option<i64>>) -> Value {
+        Value::OptInts(value)
+    }
+}
+
+impl From<Vec<String>> for Value {
+    fn from(value: Vec<String>) -> Value {
+        Value::Texts(value)
+    }
+}
+
+impl From<Vec<Option<String>>> for Value {
+    fn from(value: Vec<Option<String>>) -> Value {
+        Value::OptTexts(value)
+    }
+}
+
+impl From<Vec<Vec<u8>>> for Value {
+    fn from(value: Vec<Vec<u8>>) -> Value {
+        Value::Blobs(value)
+    }
+}
+
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(value: Option<T>) -> Value {
+        value.map_or(Value::Null, Into::into)
+    }
+}
+
+/// A statement's parameters: `values![a, b]` is `vec![Value::from(a), Value::from(b)]`.
+macro_rules! values {
+    ($($value:expr),* $(,)?) => {
+        vec![$($crate::store::sql::Value::from($value)),*]
+    };
+}
+pub(crate) use values;
+
+/// A row of either database, read by column index. A column of another type than asked is
+/// [`StoreError::Corrupt`]: the schema and the statement disagree.
+pub trait Row {
+    fn int(&self, column: usize) -> Result<i64, StoreError>;
+    fn opt_int(&self, column: usize) -> Result<Option<i64>, StoreError>;
+    fn bool(&self, column: usize) -> Result<bool, StoreError>;
+    fn text(&self, column: usize) -> Result<String, StoreError>;
+    fn opt_text(&self, column: usize) -> Result<Option<String>, StoreError>;
+    fn bytes(&self, column: usize) -> Result<Vec<u8>, StoreError>;
+}
+
+/// How a row becomes a value: a plain function, so that it can travel to SQLite's thread.
+pub type Read<T> = fn(&dyn Row) -> Result<T, StoreError>;
+
+/// Statements and rows on one connection, inside the transaction it holds (or, for
+/// [`super::Mode::Single`], each statement its own).
+pub trait Sql: Send {
+    fn dialect(&self) -> Dialect;
+
+    /// The rows of a query, each read by `read`.
+    fn query<T: Send + 'static>(
+        &mut self,
+        sql: &str,
+        parameters: Vec<Value>,
+        read: Read<T>,
+    ) -> impl Future<Output = Result<Vec<T>, StoreError>> + Send;
+
+    /// A statement that returns no rows; the number of rows it changed.
+    fn execute(
+        &mut self,
+        sql: &str,
+        parameters: Vec<Value>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// The same statement once per parameter list, in order; the rows changed in all.
+    fn execute_each(
+        &mut self,
+        sql: &str,
+        each: Vec<Vec<Value>>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Statements without parameters, separated by `;` (a migration).
+    fn batch(&mut self, sql: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Everything [`Sql::query`] returns, expecting at most one row.
+pub fn at_most_one<T>(mut rows: Vec<T>) -> Result<Option<T>, StoreError> {
+    if rows.len() > 1 {
+        return Err(StoreError::Corrupt(format!(
+            "{} rows where one at most was expected",
+            rows.len()
+        )));
+    }
+    Ok(rows.pop())
+}
+
+/// Exactly one row.
+pub fn one<T>(rows: Vec<T>) -> Result<T, StoreError> {
+    at_most_one(rows)?.ok_or_else(|| StoreError::Corrupt("no row where one was expected".into()))
+}

@@ -1,0 +1,23 @@
+//! The back-office's test harness, shared by its own tests and benchmarks and by the end-to-end
+//! tests of the `tests` crate.
+//!
+//! - [`db`]: fresh databases of each backend ([`SqliteDb`], [`PostgresDb`]).
+//! - [`ops`]: what tests do to a back-office, by short names ([`Ops`]).
+//! - [`app`]: the service on a free loopback port with a clock the test sets ([`app::TestApp`]),
+//!   and a raw HTTP/1.1 client, signed kiosk requests included.
+//! - [`fixtures`]: kiosks' keys, devices and chains, accounts, pupils, two sites.
+//! - [`day`]: a service day of tills written at chosen times, and raw access to each backend's
+//!   rows to tamper with them as an attacker with database access would.
+//! - [`webdriver`]: a small WebDriver client for headless Chromium.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod app;
+pub mod day;
+pub mod db;
+pub mod fixtures;
+pub mod ops;
+pub mod webdriver;
+
+pub use db::{PostgresDb, SqliteDb, postgres_url};
+pub use ops::Ops;
