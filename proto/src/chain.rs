@@ -118,6 +118,24 @@ pub enum ChainError {
     },
 }
 
+impl ChainError {
+    /// The `seq` the defect concerns: the record's, the first missing of a gap, the expected
+    /// last of a truncated chain.
+    pub fn seq(&self) -> Option<Seq> {
+        match self {
+            ChainError::Record { seq, .. } => *seq,
+            ChainError::Gap { from, .. } => Some(*from),
+            ChainError::Truncated { expected, .. } => Some(*expected),
+            ChainError::WrongDevice { seq, .. }
+            | ChainError::Duplicate { seq, .. }
+            | ChainError::Fork { seq, .. }
+            | ChainError::Reorder { seq, .. }
+            | ChainError::BeforeStart { seq, .. }
+            | ChainError::BrokenLink { seq, .. } => Some(*seq),
+        }
+    }
+}
+
 fn display_seq(seq: Option<Seq>) -> String {
     seq.map_or_else(|| "unknown".to_owned(), |seq| seq.to_string())
 }

@@ -725,24 +725,19 @@ fn chain_finding(
             .map(|record| record.record.clone())
             .collect()
     };
-    let (seq, evidence, is_close) = match error {
-        ChainError::Record { seq, position, .. } => {
+    let seq = error.seq();
+    let (evidence, is_close) = match error {
+        ChainError::Record { position, .. } => {
             let evidence: Vec<SignedRecord> = records
                 .get(*position)
                 .map(|record| vec![record.record.clone()])
                 .unwrap_or_default();
             let is_close =
-                seq.is_some() && *seq == close || evidence.first().is_some_and(is_day_close);
-            (*seq, evidence, is_close)
+                seq.is_some() && seq == close || evidence.first().is_some_and(is_day_close);
+            (evidence, is_close)
         }
-        ChainError::WrongDevice { seq, .. }
-        | ChainError::Duplicate { seq, .. }
-        | ChainError::Fork { seq, .. }
-        | ChainError::Reorder { seq, .. }
-        | ChainError::BeforeStart { seq, .. }
-        | ChainError::BrokenLink { seq, .. } => (Some(*seq), evidence_at(*seq), false),
-        ChainError::Gap { from, .. } => (Some(*from), Vec::new(), false),
-        ChainError::Truncated { expected, .. } => (Some(*expected), Vec::new(), false),
+        ChainError::Gap { .. } | ChainError::Truncated { .. } => (Vec::new(), false),
+        _ => (seq.map(evidence_at).unwrap_or_default(), false),
     };
     let kind = chain_error_kind(error, is_close);
     findings.push(kind, seq, error.to_string(), evidence);
