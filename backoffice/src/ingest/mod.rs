@@ -2,6 +2,7 @@
 //! ([`plan`]), and written exactly once with its effect on balances, its meals and its
 //! anomalies, in one transaction, the same way on both databases.
 
+pub mod money;
 pub mod plan;
 
 use std::collections::BTreeSet;
@@ -14,7 +15,8 @@ use crate::store::{
     Anomaly, ChainRows, Device, DeviceRows, Mode, NewAnomaly, Stamp, Store, StoreError,
     Transaction, finish,
 };
-use plan::{IngestPlan, LedgerBefore, StoredChain};
+use money::LedgerBefore;
+use plan::{IngestPlan, StoredChain};
 
 /// What one upload did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,7 +88,7 @@ async fn ingest_in<X: Transaction>(
         .insert_records(id, &plan.append, received_at)
         .await?;
     let before = ledger_before(transaction, id, &plan.append).await?;
-    let after = plan::apply_effects(&plan.append, before);
+    let after = money::apply_effects(&plan.append, before);
     transaction
         .insert_movements(id, &after.movements, received_at)
         .await?;
@@ -127,7 +129,7 @@ async fn ledger_before<X: Transaction>(
     device: &DeviceId,
     append: &[Record],
 ) -> Result<LedgerBefore, StoreError> {
-    let (mut accounts, voided) = plan::ledger_needs(append);
+    let (mut accounts, voided) = money::ledger_needs(append);
     let voided: Vec<Seq> = voided.into_iter().collect();
     let mut before = LedgerBefore {
         voided_hashes: transaction.record_hashes(device, &voided).await?,

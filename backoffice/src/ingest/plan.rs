@@ -1,15 +1,15 @@
 //! The judgement of an upload, pure: what a batch of a kiosk's signed records does to what the
-//! store already holds (append, hold beyond a gap, count as duplicates, quarantine), and what
-//! the appended records do to balances. [`super::ingest`] reads the inputs and writes the plan
+//! store already holds (append, hold beyond a gap, count as duplicates, quarantine); what the
+//! appended records do to balances is [`super::money`]'s. [`super::ingest`] reads the inputs and writes the plan
 //! in one transaction, the same way on both databases.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::limits::HELD_RECORDS_PER_DEVICE_MAX;
-use crate::store::rows::chain::{AnomalyReason, Movement, NewAnomaly};
+use crate::store::rows::chain::{AnomalyReason, NewAnomaly};
 use proto::{
-    AccountId, Cents, ChainError, ChainHead, ChainVerifier, CheckedRecord, DeviceId, Digest,
-    PublicKey, Record, RecordBody, Seq, SignedRecord,
+    ChainError, ChainHead, ChainReport, ChainVerifier, CheckedRecord, DeviceId, Digest, PublicKey,
+    Record, Seq, SignedRecord,
 };
 
 /// What the store holds of one kiosk's chain before a batch.
@@ -91,7 +91,26 @@ pub fn plan(
         }
     }
     let report = verifier.finish();
+    quarantine.extend(refused(&report, &pushed, &mut duplicates));
+    let head = report.head;
+    let (append, hold, broken) = split_verified(report);
+    quarantine.extend(broken);
+    IngestPlan {
+        append,
+        hold,
+        quarantine,
+        duplicates,
+        head,
+    }
+}
 
+/// The records pushed to the verifier that it did not accept, as anomalies; an identical copy
+/// of an accepted or already refused record counts in `duplicates` instead.
+fn refused(
+    report: &ChainReport,
+    pushed: &[&SignedRecord],
+    duplicates: &mut u32,
+) -> Vec<NewAnomaly> {
     // A copy counts as a duplicate only with the same signature too: the same payload under
     // another signature is a forgery attempt, kept as evidence.
     let accepted: BTreeSet<(Digest, &str)> = report
@@ -99,26 +118,19 @@ pub fn plan(
         .iter()
         .map(|record| (record.hash(), record.signed().signature.as_str()))
         .collect();
-    let broken_links: BTreeSet<Seq> = report
-        .errors
-        .iter()
-        .filter_map(|error| match error {
-            ChainError::BrokenLink { seq, .. } => Some(*seq),
-            _ => None,
-        })
-        .collect();
     let mut seen = BTreeSet::new();
+    let mut anomalies = Vec::new();
     for (position, signed) in pushed.iter().enumerate() {
         let copy = (signed.payload_hash(), signed.signature.as_str());
         if accepted.contains(&copy) {
             if !seen.insert(copy) {
-                duplicates += 1;
+                *duplicates += 1;
             }
             continue;
         }
         let Some(error) = refusal_of(&report.errors, position, signed.claimed_seq()) else {
             // Refused for a reason already counted (an identical copy refused before).
-            duplicates += 1;
+            *duplicates += 1;
             continue;
         };
         let reason = match error {
@@ -126,43 +138,45 @@ pub fn plan(
             ChainError::WrongDevice { .. } => AnomalyReason::WrongDevice,
             _ => AnomalyReason::Fork,
         };
-        quarantine.push(NewAnomaly {
+        anomalies.push(NewAnomaly {
             seq: signed.claimed_seq(),
             reason,
             detail: error.to_string(),
             record: (*signed).clone(),
         });
     }
+    anomalies
+}
 
-    let mut append = Vec::new();
-    let mut hold = Vec::new();
+/// The verified records split into those that continue the chain (append), those beyond a gap
+/// (hold, at most [`HELD_RECORDS_PER_DEVICE_MAX`]) and those beyond a gap whose link is broken
+/// (anomalies).
+fn split_verified(report: ChainReport) -> (Vec<Record>, Vec<Record>, Vec<NewAnomaly>) {
+    let broken_links: BTreeMap<Seq, ChainError> = report
+        .errors
+        .into_iter()
+        .filter_map(|error| match error {
+            ChainError::BrokenLink { seq, .. } => Some((seq, error)),
+            _ => None,
+        })
+        .collect();
+    let (mut append, mut hold, mut broken) = (Vec::new(), Vec::new(), Vec::new());
     for record in report.records {
         let seq = record.seq();
         if seq < report.head.next_seq {
             append.push(record);
-        } else if broken_links.contains(&seq) {
-            let detail = report
-                .errors
-                .iter()
-                .find(|error| matches!(error, ChainError::BrokenLink { seq: at, .. } if *at == seq))
-                .map_or_else(String::new, ToString::to_string);
-            quarantine.push(NewAnomaly {
+        } else if let Some(error) = broken_links.get(&seq) {
+            broken.push(NewAnomaly {
                 seq: Some(seq),
                 reason: AnomalyReason::BrokenLink,
-                detail,
+                detail: error.to_string(),
                 record: record.signed().clone(),
             });
         } else if hold.len() < HELD_RECORDS_PER_DEVICE_MAX {
             hold.push(record);
         }
     }
-    IngestPlan {
-        append,
-        hold,
-        quarantine,
-        duplicates,
-        head: report.head,
-    }
+    (append, hold, broken)
 }
 
 /// A record at a stored `seq` with other bytes: a forgery if it does not verify, a fork if it
@@ -209,185 +223,4 @@ fn refusal_of(errors: &[ChainError], position: usize, seq: Option<Seq>) -> Optio
         }
         _ => false,
     })
-}
-
-/// What a stored record does to balances.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Effect {
-    /// Credit (positive) or debit (negative) an account.
-    Move { account: AccountId, amount: Cents },
-    /// Reverse every movement of this kiosk's record at `seq`, if it is the one with `hash`.
-    Reverse { seq: Seq, hash: Digest },
-    /// Audit events move no money.
-    None,
-}
-
-/// Balances move only by applying stored records: a meal debits its price, a top-up credits
-/// its amount, a void reverses the record it names.
-pub fn effect(body: &RecordBody) -> Effect {
-    match body {
-        RecordBody::Meal(meal) => Effect::Move {
-            account: meal.account.clone(),
-            amount: Cents::new(-meal.price.get()),
-        },
-        RecordBody::TopUp(top_up) => Effect::Move {
-            account: top_up.account.clone(),
-            amount: top_up.amount,
-        },
-        RecordBody::Void(void) => Effect::Reverse {
-            seq: void.voided_seq,
-            hash: void.voided_hash,
-        },
-        _ => Effect::None,
-    }
-}
-
-/// What the store knows, before a batch, of the accounts and records the batch's effects touch.
-#[derive(Clone, Debug, Default)]
-pub struct LedgerBefore {
-    /// The balance of every account the batch names; an account not here does not exist.
-    pub balances: BTreeMap<AccountId, i64>,
-    /// The stored hash of each record a void of the batch names (if stored before the batch).
-    pub voided_hashes: BTreeMap<Seq, Digest>,
-    /// The stored movements of those records.
-    pub voided_movements: BTreeMap<Seq, Vec<(AccountId, Cents)>>,
-    /// Those of them already reversed by an earlier void.
-    pub already_reversed: BTreeSet<Seq>,
-}
-
-/// The money side of a batch: movements to insert, balances to write, and records that could
-/// not move money (with the reason).
-#[derive(Clone, Debug, Default)]
-pub struct LedgerAfter {
-    pub movements: Vec<Movement>,
-    /// The new balance of every account that moved.
-    pub balances: BTreeMap<AccountId, i64>,
-    pub anomalies: Vec<(Seq, AnomalyReason, String)>,
-}
-
-/// The accounts named by the batch's meals and top-ups, and the records named by its voids:
-/// what a store reads into [`LedgerBefore`].
-pub fn ledger_needs(append: &[Record]) -> (BTreeSet<AccountId>, BTreeSet<Seq>) {
-    let mut accounts = BTreeSet::new();
-    let mut voided = BTreeSet::new();
-    for record in append {
-        match effect(&record.payload().body) {
-            Effect::Move { account, .. } => {
-                accounts.insert(account);
-            }
-            Effect::Reverse { seq, .. } => {
-                voided.insert(seq);
-            }
-            Effect::None => {}
-        }
-    }
-    (accounts, voided)
-}
-
-/// Applies the effects of `append`, in order, to the balances in `before`, with checked
-/// arithmetic: the same rules as applying them one by one.
-pub fn apply_effects(append: &[Record], mut before: LedgerBefore) -> LedgerAfter {
-    let mut after = LedgerAfter::default();
-    // Records of this batch, for voids of records in the same batch.
-    let mut batch_hashes = BTreeMap::new();
-    let mut batch_movements: BTreeMap<Seq, Vec<(AccountId, Cents)>> = BTreeMap::new();
-    for record in append {
-        let seq = record.seq();
-        batch_hashes.insert(seq, record.hash());
-        let moves: Vec<(AccountId, Cents, Option<Seq>)> = match effect(&record.payload().body) {
-            Effect::None => Vec::new(),
-            Effect::Move { account, amount } => vec![(account, amount, None)],
-            Effect::Reverse { seq: voided, hash } => {
-                let stored = batch_hashes
-                    .get(&voided)
-                    .or_else(|| before.voided_hashes.get(&voided));
-                if stored != Some(&hash) {
-                    after.anomalies.push((
-                        seq,
-                        AnomalyReason::VoidUnmatched,
-                        format!("void of seq {voided} ({hash}) matches no stored record"),
-                    ));
-                    continue;
-                }
-                if !before.already_reversed.insert(voided) {
-                    after.anomalies.push((
-                        seq,
-                        AnomalyReason::VoidRepeated,
-                        format!("seq {voided} was already voided"),
-                    ));
-                    continue;
-                }
-                let voided_moves = batch_movements
-                    .get(&voided)
-                    .or_else(|| before.voided_movements.get(&voided))
-                    .cloned()
-                    .unwrap_or_default();
-                let mut reversed = Vec::new();
-                for (account, amount) in voided_moves {
-                    match amount.checked_neg() {
-                        Ok(negated) => reversed.push((account, negated, Some(voided))),
-                        Err(_) => {
-                            after.anomalies.push((
-                                seq,
-                                AnomalyReason::BalanceOverflow,
-                                format!("reversing {} cents overflows", amount.get()),
-                            ));
-                            reversed.clear();
-                            break;
-                        }
-                    }
-                }
-                reversed
-            }
-        };
-        // Check every move of the record first: a record moves all its money or none.
-        let mut new_balances = Vec::new();
-        let mut refused = None;
-        for (account, amount, _) in &moves {
-            let balance = after
-                .balances
-                .get(account)
-                .or_else(|| before.balances.get(account))
-                .copied();
-            let Some(balance) = balance else {
-                refused = Some((
-                    AnomalyReason::UnknownAccount,
-                    format!("account {account} does not exist"),
-                ));
-                break;
-            };
-            let Some(new_balance) = balance.checked_add(amount.get()) else {
-                refused = Some((
-                    AnomalyReason::BalanceOverflow,
-                    format!(
-                        "account {account}: {balance} + {} cents overflows",
-                        amount.get()
-                    ),
-                ));
-                break;
-            };
-            new_balances.push((account.clone(), new_balance));
-        }
-        if let Some((reason, detail)) = refused {
-            after.anomalies.push((seq, reason, detail));
-            if let Some(voided) = moves.first().and_then(|(_, _, reverses)| *reverses) {
-                before.already_reversed.remove(&voided);
-            }
-            continue;
-        }
-        after.balances.extend(new_balances);
-        for (account, amount, reverses) in moves {
-            batch_movements
-                .entry(seq)
-                .or_default()
-                .push((account.clone(), amount));
-            after.movements.push(Movement {
-                account,
-                amount,
-                seq,
-                reverses,
-            });
-        }
-    }
-    after
 }
