@@ -96,56 +96,33 @@ impl Inner {
     }
 
     fn write(&self, out: &mut String) -> std::fmt::Result {
-        writeln!(
+        header(
             out,
-            "# HELP canteen_http_requests_total HTTP requests by route and status."
+            "canteen_http_requests_total",
+            "counter",
+            "HTTP requests by route and status.",
         )?;
-        writeln!(out, "# TYPE canteen_http_requests_total counter")?;
         for ((route, status), count) in &self.requests {
             writeln!(
                 out,
                 "canteen_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {count}"
             )?;
         }
-        writeln!(
+        header(
             out,
-            "# HELP canteen_http_request_duration_seconds HTTP request latency."
-        )?;
-        writeln!(
-            out,
-            "# TYPE canteen_http_request_duration_seconds histogram"
+            "canteen_http_request_duration_seconds",
+            "histogram",
+            "HTTP request latency.",
         )?;
         for (route, histogram) in &self.latencies {
-            for (bound_ms, count) in LATENCY_BUCKETS_MS.iter().zip(histogram.buckets) {
-                writeln!(
-                    out,
-                    "canteen_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{}.{:03}\"}} {count}",
-                    bound_ms / 1_000,
-                    bound_ms % 1_000
-                )?;
-            }
-            writeln!(
-                out,
-                "canteen_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
-                histogram.count
-            )?;
-            writeln!(
-                out,
-                "canteen_http_request_duration_seconds_sum{{route=\"{route}\"}} {}.{:06}",
-                histogram.sum_us / 1_000_000,
-                histogram.sum_us % 1_000_000
-            )?;
-            writeln!(
-                out,
-                "canteen_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
-                histogram.count
-            )?;
+            histogram.write(out, route)?;
         }
-        writeln!(
+        header(
             out,
-            "# HELP canteen_records_total Uploaded records by outcome."
+            "canteen_records_total",
+            "counter",
+            "Uploaded records by outcome.",
         )?;
-        writeln!(out, "# TYPE canteen_records_total counter")?;
         for (outcome, count) in [
             ("stored", self.records_stored),
             ("duplicate", self.records_duplicate),
@@ -156,22 +133,24 @@ impl Inner {
                 "canteen_records_total{{outcome=\"{outcome}\"}} {count}"
             )?;
         }
-        writeln!(
+        header(
             out,
-            "# HELP canteen_kiosk_requests_refused_total Refused kiosk requests by reason."
+            "canteen_kiosk_requests_refused_total",
+            "counter",
+            "Refused kiosk requests by reason.",
         )?;
-        writeln!(out, "# TYPE canteen_kiosk_requests_refused_total counter")?;
         for (reason, count) in &self.refusals {
             writeln!(
                 out,
                 "canteen_kiosk_requests_refused_total{{reason=\"{reason}\"}} {count}"
             )?;
         }
-        writeln!(
+        header(
             out,
-            "# HELP canteen_kiosk_last_seen_seconds When each kiosk last uploaded, as Unix time."
+            "canteen_kiosk_last_seen_seconds",
+            "gauge",
+            "When each kiosk last uploaded, as Unix time.",
         )?;
-        writeln!(out, "# TYPE canteen_kiosk_last_seen_seconds gauge")?;
         for (device, unix_ms) in &self.kiosk_last_seen_ms {
             writeln!(
                 out,
@@ -182,4 +161,36 @@ impl Inner {
         }
         Ok(())
     }
+}
+
+impl Histogram {
+    /// The route's buckets, sum and count, in seconds.
+    fn write(&self, out: &mut String, route: &str) -> std::fmt::Result {
+        const NAME: &str = "canteen_http_request_duration_seconds";
+        for (bound_ms, count) in LATENCY_BUCKETS_MS.iter().zip(self.buckets) {
+            let (seconds, millis) = (bound_ms / 1_000, bound_ms % 1_000);
+            writeln!(
+                out,
+                "{NAME}_bucket{{route=\"{route}\",le=\"{seconds}.{millis:03}\"}} {count}"
+            )?;
+        }
+        let count = self.count;
+        writeln!(
+            out,
+            "{NAME}_bucket{{route=\"{route}\",le=\"+Inf\"}} {count}"
+        )?;
+        writeln!(
+            out,
+            "{NAME}_sum{{route=\"{route}\"}} {}.{:06}",
+            self.sum_us / 1_000_000,
+            self.sum_us % 1_000_000
+        )?;
+        writeln!(out, "{NAME}_count{{route=\"{route}\"}} {count}")
+    }
+}
+
+/// A metric family's `HELP` and `TYPE` lines.
+fn header(out: &mut String, name: &str, kind: &str, help: &str) -> std::fmt::Result {
+    writeln!(out, "# HELP {name} {help}")?;
+    writeln!(out, "# TYPE {name} {kind}")
 }

@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use proto::{Payload, RecordBody, Seq, ServiceDate, SignedRecord, SiteId, Timestamp};
+use proto::{DeviceId, Payload, RecordBody, Seq, ServiceDate, SignedRecord, SiteId, Timestamp};
 
 use super::{ReconcileError, Settings};
 use crate::store::{ChainRows, Device, DeviceRows, Mode, PeopleRows, Store, StoredRecord};
@@ -130,6 +130,71 @@ pub(crate) struct KioskInput {
     pub(crate) voided_before: BTreeMap<Seq, SignedRecord>,
 }
 
+/// Where a kiosk's day lies in its chain, from its day closes (`seq` and date, in `seq`
+/// order): the day's close, the close before it that anchors the chain, and the last `seq` to
+/// read. A day without a close reads from the last close before it to the record before the
+/// next close.
+fn day_range(
+    closes: &[(Seq, ServiceDate)],
+    date: ServiceDate,
+) -> (Option<Seq>, Option<Seq>, Option<Seq>) {
+    let close = closes
+        .iter()
+        .filter(|(_, closed)| *closed == date)
+        .map(|(seq, _)| *seq)
+        .next_back();
+    match close {
+        Some(close) => (
+            Some(close),
+            closes.iter().map(|(seq, _)| *seq).rfind(|seq| *seq < close),
+            Some(close),
+        ),
+        None => {
+            let anchor = closes
+                .iter()
+                .filter(|(_, closed)| *closed < date)
+                .map(|(seq, _)| *seq)
+                .next_back();
+            let next_close = closes
+                .iter()
+                .map(|(seq, _)| *seq)
+                .find(|seq| anchor.is_none_or(|anchor| *seq > anchor));
+            (None, anchor, next_close.and_then(Seq::previous))
+        }
+    }
+}
+
+/// The records that the day's voids name but that were written before the day's first record.
+async fn voided_before<S: Store>(
+    store: &S,
+    device: &DeviceId,
+    records: &[StoredRecord],
+) -> Result<BTreeMap<Seq, SignedRecord>, ReconcileError> {
+    let first = records.first().map(|record| record.seq);
+    let mut voided_before = BTreeMap::new();
+    for record in records {
+        if !record.record.payload.contains(r#""kind":"void""#) {
+            continue;
+        }
+        let Ok(payload) = Payload::parse(&record.record.payload) else {
+            continue;
+        };
+        if let RecordBody::Void(void) = payload.body
+            && first.is_some_and(|first| void.voided_seq < first)
+        {
+            let found = store
+                .begin(Mode::Single)
+                .await?
+                .record_range(device, void.voided_seq, Some(void.voided_seq))
+                .await?;
+            if let Some(voided) = found.into_iter().next() {
+                voided_before.insert(void.voided_seq, voided.record);
+            }
+        }
+    }
+    Ok(voided_before)
+}
+
 /// Reads a kiosk's records of the day: see the module's documentation.
 pub(crate) async fn kiosk_input<S: Store>(
     store: &S,
@@ -142,29 +207,7 @@ pub(crate) async fn kiosk_input<S: Store>(
         .await?
         .day_closes(&device.id)
         .await?;
-    let close = closes
-        .iter()
-        .filter(|(_, date)| *date == day.date)
-        .map(|(seq, _)| *seq)
-        .next_back();
-    let (anchor_seq, to) = match close {
-        Some(close) => (
-            closes.iter().map(|(seq, _)| *seq).rfind(|seq| *seq < close),
-            Some(close),
-        ),
-        None => {
-            let anchor = closes
-                .iter()
-                .filter(|(_, date)| *date < day.date)
-                .map(|(seq, _)| *seq)
-                .next_back();
-            let next_close = closes
-                .iter()
-                .map(|(seq, _)| *seq)
-                .find(|seq| anchor.is_none_or(|anchor| *seq > anchor));
-            (anchor, next_close.and_then(Seq::previous))
-        }
-    };
+    let (close, anchor_seq, to) = day_range(&closes, day.date);
     let from = anchor_seq.unwrap_or(Seq::FIRST);
     let mut records = store
         .begin(Mode::Single)
@@ -180,28 +223,7 @@ pub(crate) async fn kiosk_input<S: Store>(
         records.retain(|record| record.kiosk_at >= day.start && record.kiosk_at < day.end);
         anchor = None;
     }
-    let first = records.first().map(|record| record.seq);
-    let mut voided_before = BTreeMap::new();
-    for record in &records {
-        if !record.record.payload.contains(r#""kind":"void""#) {
-            continue;
-        }
-        let Ok(payload) = Payload::parse(&record.record.payload) else {
-            continue;
-        };
-        if let RecordBody::Void(void) = payload.body
-            && first.is_some_and(|first| void.voided_seq < first)
-        {
-            let found = store
-                .begin(Mode::Single)
-                .await?
-                .record_range(&device.id, void.voided_seq, Some(void.voided_seq))
-                .await?;
-            if let Some(voided) = found.into_iter().next() {
-                voided_before.insert(void.voided_seq, voided.record);
-            }
-        }
-    }
+    let voided_before = voided_before(store, &device.id, &records).await?;
     Ok(KioskInput {
         device,
         expected,

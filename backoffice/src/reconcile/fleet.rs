@@ -213,35 +213,8 @@ pub(super) async fn duplicate_meals<S: Store>(
     kiosks: &[KioskDay],
     findings: &mut Vec<Finding>,
 ) -> Result<Vec<ProposedVoid>, ReconcileError> {
-    // Only meals that share their key with another can be duplicates: a day's million meals
-    // are counted by key, and the few left are sorted. Kiosks are in device order, so their
-    // index orders meals as their device would.
-    let mut served: HashMap<&(ServiceDate, ServiceId, PupilId), u32> =
-        HashMap::with_capacity(meals.len());
-    for meal in meals {
-        *served.entry(&meal.key).or_insert(0) += 1;
-    }
-    let shared: HashSet<&(ServiceDate, ServiceId, PupilId)> = served
-        .into_iter()
-        .filter(|(_, count)| *count > 1)
-        .map(|(key, _)| key)
-        .collect();
-    let mut meals: Vec<&MealSeen> = meals
-        .iter()
-        .filter(|meal| shared.contains(&meal.key))
-        .collect();
-    meals.sort_by(|a, b| (&a.key, a.at, a.kiosk, a.seq).cmp(&(&b.key, b.at, b.kiosk, b.seq)));
     let mut proposals = Vec::new();
-    let mut group_start = 0;
-    for index in 0..meals.len() {
-        if meals[index].key != meals[group_start].key {
-            group_start = index;
-        }
-        if index == group_start {
-            continue;
-        }
-        // The first meal of the group stands.
-        let (kept, meal) = (meals[group_start], meals[index]);
+    for (kept, meal) in repeated_meals(meals) {
         let (kept_kiosk, kiosk) = (&kiosks[kept.kiosk], &kiosks[meal.kiosk]);
         let mut evidence = Vec::new();
         for (device, seen) in [(&kept_kiosk.device, kept), (&kiosk.device, meal)] {
@@ -286,6 +259,39 @@ pub(super) async fn duplicate_meals<S: Store>(
         });
     }
     Ok(proposals)
+}
+
+/// Every meal served to a pupil already served in the same service, with the first meal of
+/// that service, which stands: the earliest, then in kiosk and `seq` order.
+fn repeated_meals(meals: &[MealSeen]) -> Vec<(&MealSeen, &MealSeen)> {
+    // Only meals that share their key with another can be duplicates: a day's million meals
+    // are counted by key, and the few left are sorted. Kiosks are in device order, so their
+    // index orders meals as their device would.
+    let mut served: HashMap<&(ServiceDate, ServiceId, PupilId), u32> =
+        HashMap::with_capacity(meals.len());
+    for meal in meals {
+        *served.entry(&meal.key).or_insert(0) += 1;
+    }
+    let shared: HashSet<&(ServiceDate, ServiceId, PupilId)> = served
+        .into_iter()
+        .filter(|(_, count)| *count > 1)
+        .map(|(key, _)| key)
+        .collect();
+    let mut meals: Vec<&MealSeen> = meals
+        .iter()
+        .filter(|meal| shared.contains(&meal.key))
+        .collect();
+    meals.sort_by(|a, b| (&a.key, a.at, a.kiosk, a.seq).cmp(&(&b.key, b.at, b.kiosk, b.seq)));
+    let mut repeated = Vec::new();
+    let mut first = 0;
+    for index in 0..meals.len() {
+        if meals[index].key != meals[first].key {
+            first = index;
+        } else if index != first {
+            repeated.push((meals[first], meals[index]));
+        }
+    }
+    repeated
 }
 
 /// The stored record of `device` whose payload hashes to `hash`, normally stored at `seq`.

@@ -221,19 +221,7 @@ async fn check_kiosks<S: Store>(
     };
     let reads = (read(0), read(1));
     drop(ready);
-    let ledger = async {
-        if site.is_some() {
-            return Ok(None);
-        }
-        let mut transaction = store.begin(Mode::Read).await?;
-        let result: Result<_, StoreError> = async {
-            let operations = transaction.operations_between(day.start, day.end).await?;
-            let totals = transaction.ledger_totals(day.start, day.end).await?;
-            Ok((operations, totals))
-        }
-        .await;
-        Ok::<_, ReconcileError>(Some(finish(transaction, result).await?))
-    };
+    let ledger = read_ledger(store, day, site);
     let mut outcomes = Vec::with_capacity(total);
     let check = async {
         // Owned here, so a failed check closes the channel and stops the reading.
@@ -265,6 +253,25 @@ async fn check_kiosks<S: Store>(
     second?;
     check?;
     Ok((outcomes, ledger?))
+}
+
+/// The day's operations and the ledger's sums, read in one snapshot; none for one site.
+async fn read_ledger<S: Store>(
+    store: &S,
+    day: &Day,
+    site: Option<&SiteId>,
+) -> Result<Ledger, ReconcileError> {
+    if site.is_some() {
+        return Ok(None);
+    }
+    let mut transaction = store.begin(Mode::Read).await?;
+    let result: Result<_, StoreError> = async {
+        let operations = transaction.operations_between(day.start, day.end).await?;
+        let totals = transaction.ledger_totals(day.start, day.end).await?;
+        Ok((operations, totals))
+    }
+    .await;
+    Ok(Some(finish(transaction, result).await?))
 }
 
 /// Runs and stores a reconciliation of `date`. Refused without running when the day is signed

@@ -633,58 +633,16 @@ pub trait ChainRows: Sql {
             }
             match self.dialect() {
                 Dialect::Sqlite => {
-                    let rows = meals
-                        .iter()
-                        .map(|(record, meal)| {
-                            let (via_card, via_staff) = via_columns(&meal.via);
-                            values![
-                                site.as_str(),
-                                meal.service_date.to_string(),
-                                record.payload().at.unix_ms(),
-                                device.as_str(),
-                                seq_column(record.seq()),
-                                meal.service.as_str(),
-                                meal.meal_type.as_str(),
-                                meal.account.as_str(),
-                                meal.pupil.as_str(),
-                                via_card,
-                                via_staff,
-                                meal.price.get()
-                            ]
-                        })
-                        .collect();
                     self.execute_each(
                         "INSERT INTO meals (site, service_date, kiosk_at, device, seq, service,
                                             meal_type, account, pupil, via_card, via_staff, price)
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                        rows,
+                        meal_rows(site, device, meals),
                     )
                     .await?;
                 }
                 // The whole batch's meals in one statement, as its records.
                 Dialect::Postgres => {
-                    let texts_of = |value: fn(&Record, &Meal) -> String| {
-                        Value::Texts(meals.iter().map(|(r, m)| value(r, m)).collect())
-                    };
-                    let parameters = vec![
-                        site.as_str().into(),
-                        device.as_str().into(),
-                        texts_of(|_, meal| meal.service_date.to_string()),
-                        Value::Ints(
-                            meals
-                                .iter()
-                                .map(|(r, _)| r.payload().at.unix_ms())
-                                .collect(),
-                        ),
-                        Value::Ints(meals.iter().map(|(r, _)| seq_column(r.seq())).collect()),
-                        texts_of(|_, meal| meal.service.to_string()),
-                        texts_of(|_, meal| meal.meal_type.to_string()),
-                        texts_of(|_, meal| meal.account.to_string()),
-                        texts_of(|_, meal| meal.pupil.to_string()),
-                        Value::OptTexts(meals.iter().map(|(_, m)| via_columns(&m.via).0).collect()),
-                        Value::OptTexts(meals.iter().map(|(_, m)| via_columns(&m.via).1).collect()),
-                        Value::Ints(meals.iter().map(|(_, m)| m.price.get()).collect()),
-                    ];
                     self.execute(
                         "INSERT INTO meals (site, service_date, kiosk_at, device, seq, service,
                                             meal_type, account, pupil, via_card, via_staff, price)
@@ -695,7 +653,7 @@ pub trait ChainRows: Sql {
                                      $11::TEXT[], $12::BIGINT[])
                               AS u (service_date, kiosk_at, seq, service, meal_type, account,
                                     pupil, via_card, via_staff, price)",
-                        parameters,
+                        meal_columns(site, device, meals),
                     )
                     .await?;
                 }
@@ -974,6 +932,56 @@ fn stamp_statement(
             values![site.as_str()],
         ),
     }
+}
+
+/// The parameters of one `meals` row per meal.
+fn meal_rows(site: &SiteId, device: &DeviceId, meals: &[(&Record, &Meal)]) -> Vec<Vec<Value>> {
+    meals
+        .iter()
+        .map(|(record, meal)| {
+            let (via_card, via_staff) = via_columns(&meal.via);
+            values![
+                site.as_str(),
+                meal.service_date.to_string(),
+                record.payload().at.unix_ms(),
+                device.as_str(),
+                seq_column(record.seq()),
+                meal.service.as_str(),
+                meal.meal_type.as_str(),
+                meal.account.as_str(),
+                meal.pupil.as_str(),
+                via_card,
+                via_staff,
+                meal.price.get()
+            ]
+        })
+        .collect()
+}
+
+/// The parameters of every meal at once, one array per column, for `UNNEST`.
+fn meal_columns(site: &SiteId, device: &DeviceId, meals: &[(&Record, &Meal)]) -> Vec<Value> {
+    let texts_of = |value: fn(&Record, &Meal) -> String| {
+        Value::Texts(meals.iter().map(|(r, m)| value(r, m)).collect())
+    };
+    vec![
+        site.as_str().into(),
+        device.as_str().into(),
+        texts_of(|_, meal| meal.service_date.to_string()),
+        Value::Ints(
+            meals
+                .iter()
+                .map(|(r, _)| r.payload().at.unix_ms())
+                .collect(),
+        ),
+        Value::Ints(meals.iter().map(|(r, _)| seq_column(r.seq())).collect()),
+        texts_of(|_, meal| meal.service.to_string()),
+        texts_of(|_, meal| meal.meal_type.to_string()),
+        texts_of(|_, meal| meal.account.to_string()),
+        texts_of(|_, meal| meal.pupil.to_string()),
+        Value::OptTexts(meals.iter().map(|(_, m)| via_columns(&m.via).0).collect()),
+        Value::OptTexts(meals.iter().map(|(_, m)| via_columns(&m.via).1).collect()),
+        Value::Ints(meals.iter().map(|(_, m)| m.price.get()).collect()),
+    ]
 }
 
 fn snapshot_version(version: i64) -> Result<SnapshotVersion, StoreError> {

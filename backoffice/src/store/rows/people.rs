@@ -364,19 +364,29 @@ pub trait PeopleRows: Sql {
         &mut self,
         site: &SiteId,
     ) -> impl Future<Output = Result<(Vec<Tariff>, Vec<Service>), StoreError>> + Send {
+        self.site_setup_since(site, None)
+    }
+
+    /// A site's tariffs and services with a version above `since` (all when none).
+    fn site_setup_since(
+        &mut self,
+        site: &SiteId,
+        since: Option<proto::SnapshotVersion>,
+    ) -> impl Future<Output = Result<(Vec<Tariff>, Vec<Service>), StoreError>> + Send {
         async move {
+            let after = since_column(since);
             let tariffs = self
                 .query(
-                    "SELECT bracket, meal_type, price FROM tariffs WHERE site = $1
+                    "SELECT bracket, meal_type, price FROM tariffs WHERE site = $1 AND version > $2
                      ORDER BY bracket, meal_type",
-                    values![site.as_str()],
+                    values![site.as_str(), after],
                     read_tariff,
                 )
                 .await?;
             let services = self
                 .query(
-                    "SELECT data FROM services WHERE site = $1 ORDER BY id",
-                    values![site.as_str()],
+                    "SELECT data FROM services WHERE site = $1 AND version > $2 ORDER BY id",
+                    values![site.as_str(), after],
                     |row| parse_json("service", &row.text(0)?),
                 )
                 .await?;
@@ -426,21 +436,7 @@ pub trait PeopleRows: Sql {
                     |row| parse_card(&row.bytes(0)?),
                 )
                 .await?;
-            let tariffs = self
-                .query(
-                    "SELECT bracket, meal_type, price FROM tariffs WHERE site = $1 AND version > $2
-                     ORDER BY bracket, meal_type",
-                    at_site(),
-                    read_tariff,
-                )
-                .await?;
-            let services = self
-                .query(
-                    "SELECT data FROM services WHERE site = $1 AND version > $2 ORDER BY id",
-                    at_site(),
-                    |row| parse_json("service", &row.text(0)?),
-                )
-                .await?;
+            let (tariffs, services) = self.site_setup_since(site, since).await?;
             let staff = self
                 .query(
                     "SELECT data FROM staff WHERE site = $1 AND version > $2 ORDER BY id",
