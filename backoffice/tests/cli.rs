@@ -11,6 +11,7 @@ use std::process::{Command, Output};
 use common::SqliteDb;
 use common::fixtures::registered_at;
 use common::fixtures::{device_id, key, site};
+use proto::SiteId;
 
 fn backoffice(db: &SqliteDb, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_backoffice"))
@@ -292,6 +293,45 @@ async fn an_import_writes_nothing_unless_every_row_is_valid() {
         snapshot.accounts[0].overdraft_floor,
         proto::Cents::new(-500)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_cannot_move_a_pupil_to_another_site() {
+    let db = SqliteDb::new();
+    let header = backoffice::import::HEADER.join(",");
+    let enrolled = format!("{header}\njaures,A1,-500,P1,Léa,Martin,q3,,04a1b2c3\n");
+    let moved = format!(
+        "{header}\n\
+         ferry,A2,0,P3,Inès,Petit,q1,,\n\
+         ferry,A1,-500,P1,Léa,Martin,q3,,\n"
+    );
+    let enrolled_path = db.dir.path().join("enrolled.csv");
+    let moved_path = db.dir.path().join("moved.csv");
+    std::fs::write(&enrolled_path, enrolled).unwrap();
+    std::fs::write(&moved_path, moved).unwrap();
+    check(
+        &db,
+        &["import", enrolled_path.to_str().unwrap()],
+        true,
+        "imported 1 rows",
+    );
+    check(
+        &db,
+        &["import", moved_path.to_str().unwrap()],
+        false,
+        "line 3: a pupil stays at their site",
+    );
+    // Nothing of the refused file was written: P1 is still at jaures, P3 does not exist.
+    let store = db.open().await;
+    let at = |site: &str| SiteId::parse(site).unwrap();
+    let jaures = store.snapshot(&at("jaures"), None, None).await.unwrap();
+    let ferry = store.snapshot(&at("ferry"), None, None).await.unwrap();
+    let ids = |snapshot: &proto::snapshot::Snapshot| -> Vec<String> {
+        snapshot.pupils.iter().map(|p| p.id.to_string()).collect()
+    };
+    assert_eq!(ids(&jaures), ["P1"]);
+    assert!(ids(&ferry).is_empty(), "{:?}", ids(&ferry));
+    assert_eq!(jaures.cards.len(), 1);
 }
 
 /// One command of a scenario: its arguments, what it reads on standard input, whether it
