@@ -1,7 +1,7 @@
-//! The HTTP API: its routes, listed once in [`routes`] (so the router and the OpenAPI test see
-//! the same list), and the error body every failure answers with. Handlers authenticate the
-//! caller and turn requests into calls of the use cases (`manage`, `kiosks`, `reconcile`,
-//! `export`, `transfer`); `crate::app` puts the routes together with the pages'.
+//! The HTTP API: its routes, listed once in [`routes`] area by area (so the router and the
+//! OpenAPI test see the same list), and the error body every failure answers with. Handlers
+//! authenticate the caller and turn requests into calls of the use cases (`manage`, `kiosks`,
+//! `reconcile`, `export`, `transfer`); `crate::app` puts the routes together with the pages'.
 
 pub mod auth;
 pub mod finance;
@@ -84,18 +84,50 @@ impl From<ManageError> for Failure {
     }
 }
 
+/// An endpoint: method, path as routed, and its handler.
+type Route<S> = (Method, &'static str, MethodRouter<SharedApp<S>>);
+
 /// Every endpoint: method, path as routed, and its handler.
 pub fn routes<S: Store>() -> Vec<(Method, &'static str, MethodRouter<SharedApp<S>>)> {
+    [
+        service_routes::<S>(),
+        kiosk_routes::<S>(),
+        account_routes::<S>(),
+        pupil_and_card_routes::<S>(),
+        site_routes::<S>(),
+        monitoring_routes::<S>(),
+        finance_routes::<S>(),
+        transfer_routes::<S>(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// The service's own: health, metrics and this API's document.
+fn service_routes<S: Store>() -> Vec<Route<S>> {
     vec![
         (Method::GET, "/healthz", get(healthz::<S>)),
         (Method::GET, "/metrics", get(metrics::<S>)),
         (Method::GET, "/api/openapi.json", get(openapi::document)),
+    ]
+}
+
+/// What kiosks call, with signed requests.
+fn kiosk_routes<S: Store>() -> Vec<Route<S>> {
+    vec![
         (
             Method::POST,
             kiosk::RECORDS_PATH,
             post(kiosk::upload_records::<S>),
         ),
         (Method::GET, kiosk::SNAPSHOT_PATH, get(kiosk::snapshot::<S>)),
+    ]
+}
+
+/// Accounts and the money that moves them.
+fn account_routes<S: Store>() -> Vec<Route<S>> {
+    vec![
         (
             Method::GET,
             "/api/v1/accounts/{account}",
@@ -121,6 +153,12 @@ pub fn routes<S: Store>() -> Vec<(Method, &'static str, MethodRouter<SharedApp<S
             "/api/v1/payments",
             post(people::credit_payment::<S>),
         ),
+    ]
+}
+
+/// Pupils and their cards.
+fn pupil_and_card_routes<S: Store>() -> Vec<Route<S>> {
+    vec![
         (
             Method::PUT,
             "/api/v1/pupils/{pupil}",
@@ -141,6 +179,12 @@ pub fn routes<S: Store>() -> Vec<(Method, &'static str, MethodRouter<SharedApp<S
             "/api/v1/cards/{uid}/replace",
             post(people::replace_card::<S>),
         ),
+    ]
+}
+
+/// A site's set-up: tariffs, services, staff and kiosk settings.
+fn site_routes<S: Store>() -> Vec<Route<S>> {
+    vec![
         (
             Method::PUT,
             "/api/v1/sites/{site}/tariffs",
@@ -161,12 +205,24 @@ pub fn routes<S: Store>() -> Vec<(Method, &'static str, MethodRouter<SharedApp<S
             "/api/v1/sites/{site}/settings",
             put(people::save_settings::<S>),
         ),
+    ]
+}
+
+/// Anomalies and the kiosk fleet, as finance and admin watch them.
+fn monitoring_routes<S: Store>() -> Vec<Route<S>> {
+    vec![
         (
             Method::GET,
             "/api/v1/anomalies",
             get(people::anomalies::<S>),
         ),
         (Method::GET, "/api/v1/kiosks", get(people::kiosks::<S>)),
+    ]
+}
+
+/// Reconciliations, their proposed voids, sign-off and exports.
+fn finance_routes<S: Store>() -> Vec<Route<S>> {
+    vec![
         (
             Method::POST,
             finance::RECONCILIATIONS_PATH,
@@ -202,14 +258,17 @@ pub fn routes<S: Store>() -> Vec<(Method, &'static str, MethodRouter<SharedApp<S
             finance::EXPORT_PATH,
             get(finance::download::<S>),
         ),
-        (
-            Method::POST,
-            transfer::TRANSFER_PATH,
-            // An export file of days of records is larger than one upload.
-            post(transfer::upload::<S>)
-                .layer(DefaultBodyLimit::max(crate::limits::TRANSFER_BYTES_MAX)),
-        ),
     ]
+}
+
+/// A kiosk's export file brought by hand.
+fn transfer_routes<S: Store>() -> Vec<Route<S>> {
+    vec![(
+        Method::POST,
+        transfer::TRANSFER_PATH,
+        // An export file of days of records is larger than one upload.
+        post(transfer::upload::<S>).layer(DefaultBodyLimit::max(crate::limits::TRANSFER_BYTES_MAX)),
+    )]
 }
 
 async fn healthz<S: Store>(State(app): State<SharedApp<S>>) -> Result<&'static str, Failure> {

@@ -5,16 +5,17 @@
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use maud::html;
+use axum::response::Response;
+use maud::{Markup, html};
 use proto::snapshot::{LocalTime, Service, Tariff, Weekday};
 use proto::{BracketId, DeviceId, MealType, PublicKey, ServiceId, SiteId, Text};
 use serde::Deserialize;
 
 use super::i18n::{Lang, Msg};
 use super::layout::{self, csrf, money, page, role_name};
-use super::session::{checked_form, viewer};
+use super::session::{Viewer, checked_form, viewer};
 use super::{PageError, PageErrorKind, PageResult, see_other};
-use crate::import;
+use crate::import::{self, ImportError, ImportRow, LineError};
 use crate::limits::IMPORT_PREVIEW_ROWS;
 use crate::manage::{self, devices, sites, users};
 use crate::state::SharedApp;
@@ -210,64 +211,10 @@ pub async fn users<S: Store>(
     let users = users::list(&app.store, &viewer.actor())
         .await
         .map_err(PageError::manage(lang))?;
-    let role_select = |id: &str, current: Option<Role>| {
-        html! {
-            select id=(id) name="role" {
-                @for role in Role::ALL {
-                    option value=(role.as_str()) selected[Some(role) == current] { (role_name(lang, role)) }
-                }
-            }
-        }
-    };
     let content = html! {
         @if let Some(done) = done_notice(lang, &query.done) { p.notice role="status" { (done) } }
-        section.card {
-            h2 { (Msg::AddUser.text(lang)) }
-            form method="post" action="/admin/users" {
-                (csrf(&viewer))
-                label for="user-name" { (Msg::UserName.text(lang)) }
-                input id="user-name" name="name" required autocomplete="off";
-                label for="user-role" { (Msg::Role.text(lang)) }
-                (role_select("user-role", Some(Role::Staff)))
-                label for="user-site" { (Msg::SiteForStaff.text(lang)) }
-                input id="user-site" name="site";
-                label for="user-password" { (Msg::Password.text(lang)) }
-                input id="user-password" name="password" type="password" required minlength=(crate::limits::PASSWORD_CHARS_MIN) autocomplete="new-password";
-                p { button type="submit" { (Msg::Save.text(lang)) } }
-            }
-        }
-        div.table { table id="users" {
-            thead { tr {
-                th scope="col" { (Msg::UserName.text(lang)) }
-                th scope="col" { (Msg::Role.text(lang)) " / " (Msg::Site.text(lang)) " / " (Msg::NewPassword.text(lang)) }
-            } }
-            tbody {
-                @for user in &users {
-                    tr {
-                        th scope="row" { (user.name) }
-                        td {
-                            form.inline method="post" action={ "/admin/users/" (user.name) } {
-                                (csrf(&viewer))
-                                div {
-                                    label for={ "role-" (user.name) } { (Msg::Role.text(lang)) }
-                                    (role_select(&format!("role-{}", user.name), Some(user.role)))
-                                }
-                                div {
-                                    label for={ "site-" (user.name) } { (Msg::Site.text(lang)) }
-                                    input id={ "site-" (user.name) } name="site" size="12"
-                                        value=(user.site.as_ref().map(SiteId::as_str).unwrap_or_default());
-                                }
-                                div {
-                                    label for={ "password-" (user.name) } { (Msg::NewPassword.text(lang)) }
-                                    input id={ "password-" (user.name) } name="password" type="password" size="16" autocomplete="new-password";
-                                }
-                                button type="submit" { (Msg::Save.text(lang)) }
-                            }
-                        }
-                    }
-                }
-            }
-        } }
+        (add_user_form(&viewer))
+        (users_table(&viewer, &users))
     };
     Ok(page(
         &viewer,
@@ -275,6 +222,82 @@ pub async fn users<S: Store>(
         "/admin/users",
         content,
     ))
+}
+
+/// A choice of every role, `current` chosen.
+fn role_select(lang: Lang, id: &str, current: Option<Role>) -> Markup {
+    html! {
+        select id=(id) name="role" {
+            @for role in Role::ALL {
+                option value=(role.as_str()) selected[Some(role) == current] { (role_name(lang, role)) }
+            }
+        }
+    }
+}
+
+fn add_user_form(viewer: &Viewer) -> Markup {
+    let lang = viewer.lang;
+    html! {
+        section.card {
+            h2 { (Msg::AddUser.text(lang)) }
+            form method="post" action="/admin/users" {
+                (csrf(viewer))
+                label for="user-name" { (Msg::UserName.text(lang)) }
+                input id="user-name" name="name" required autocomplete="off";
+                label for="user-role" { (Msg::Role.text(lang)) }
+                (role_select(lang, "user-role", Some(Role::Staff)))
+                label for="user-site" { (Msg::SiteForStaff.text(lang)) }
+                input id="user-site" name="site";
+                label for="user-password" { (Msg::Password.text(lang)) }
+                input id="user-password" name="password" type="password" required minlength=(crate::limits::PASSWORD_CHARS_MIN) autocomplete="new-password";
+                p { button type="submit" { (Msg::Save.text(lang)) } }
+            }
+        }
+    }
+}
+
+/// Every user, each with the form to change their role, site or password.
+fn users_table(viewer: &Viewer, users: &[User]) -> Markup {
+    let lang = viewer.lang;
+    html! {
+        div.table { table id="users" {
+            thead { tr {
+                th scope="col" { (Msg::UserName.text(lang)) }
+                th scope="col" { (Msg::Role.text(lang)) " / " (Msg::Site.text(lang)) " / " (Msg::NewPassword.text(lang)) }
+            } }
+            tbody {
+                @for user in users {
+                    tr {
+                        th scope="row" { (user.name) }
+                        td { (user_form(viewer, user)) }
+                    }
+                }
+            }
+        } }
+    }
+}
+
+fn user_form(viewer: &Viewer, user: &User) -> Markup {
+    let lang = viewer.lang;
+    html! {
+        form.inline method="post" action={ "/admin/users/" (user.name) } {
+            (csrf(viewer))
+            div {
+                label for={ "role-" (user.name) } { (Msg::Role.text(lang)) }
+                (role_select(lang, &format!("role-{}", user.name), Some(user.role)))
+            }
+            div {
+                label for={ "site-" (user.name) } { (Msg::Site.text(lang)) }
+                input id={ "site-" (user.name) } name="site" size="12"
+                    value=(user.site.as_ref().map(SiteId::as_str).unwrap_or_default());
+            }
+            div {
+                label for={ "password-" (user.name) } { (Msg::NewPassword.text(lang)) }
+                input id={ "password-" (user.name) } name="password" type="password" size="16" autocomplete="new-password";
+            }
+            button type="submit" { (Msg::Save.text(lang)) }
+        }
+    }
 }
 
 fn role_and_site(
@@ -380,6 +403,17 @@ pub async fn site<S: Store>(
         .map_err(PageError::manage(lang))?;
     let content = html! {
         @if let Some(done) = done_notice(lang, &query.done) { p.notice role="status" { (done) } }
+        (tariffs_table(lang, &tariffs))
+        (tariff_form(&viewer, &site))
+        (services_table(lang, &services))
+        (service_form(&viewer, &site))
+    };
+    let title = format!("{} {site}", Msg::Site.text(lang));
+    Ok(page(&viewer, &title, "/admin", content))
+}
+
+fn tariffs_table(lang: Lang, tariffs: &[Tariff]) -> Markup {
+    html! {
         h2 { (Msg::Tariffs.text(lang)) }
         div.table { table id="tariffs" {
             thead { tr {
@@ -387,19 +421,31 @@ pub async fn site<S: Store>(
                 th scope="col" { (Msg::MealType.text(lang)) }
                 th.num scope="col" { (Msg::Price.text(lang)) }
             } }
-            tbody { @for tariff in &tariffs { tr {
+            tbody { @for tariff in tariffs { tr {
                 td { (tariff.bracket) } td { (tariff.meal_type) } td.num { (money(lang, tariff.price)) }
             } } }
         } }
+    }
+}
+
+/// The form to set one bracket's price of one meal type.
+fn tariff_form(viewer: &Viewer, site: &SiteId) -> Markup {
+    let lang = viewer.lang;
+    html! {
         section.card {
             form.inline method="post" action={ "/admin/sites/" (site) "/tariffs" } {
-                (csrf(&viewer))
+                (csrf(viewer))
                 div { label for="bracket" { (Msg::Bracket.text(lang)) } input id="bracket" name="bracket" required size="8"; }
                 div { label for="tariff-meal-type" { (Msg::MealType.text(lang)) } input id="tariff-meal-type" name="meal_type" required size="10" value="lunch"; }
                 div { label for="price" { (Msg::PriceEuros.text(lang)) } input id="price" name="price" required inputmode="decimal" size="8"; }
                 button type="submit" { (Msg::Save.text(lang)) }
             }
         }
+    }
+}
+
+fn services_table(lang: Lang, services: &[Service]) -> Markup {
+    html! {
         h2 { (Msg::Services.text(lang)) }
         div.table { table id="services" {
             thead { tr {
@@ -409,16 +455,23 @@ pub async fn site<S: Store>(
                 th scope="col" { (Msg::Weekdays.text(lang)) }
                 th scope="col" { (Msg::Hours.text(lang)) }
             } }
-            tbody { @for service in &services { tr {
+            tbody { @for service in services { tr {
                 td { (service.id) } td { (service.name) } td { (service.meal_type) }
                 td { (service.weekdays.iter().map(|day| weekday_name(lang, *day)).collect::<Vec<_>>().join(", ")) }
                 td { (serde_json::to_string(&service.start).unwrap_or_default().trim_matches('"')) "–"
                      (serde_json::to_string(&service.end).unwrap_or_default().trim_matches('"')) }
             } } }
         } }
+    }
+}
+
+/// The form to set a meal service, filled in as a usual school lunch.
+fn service_form(viewer: &Viewer, site: &SiteId) -> Markup {
+    let lang = viewer.lang;
+    html! {
         section.card {
             form method="post" action={ "/admin/sites/" (site) "/services" } {
-                (csrf(&viewer))
+                (csrf(viewer))
                 div.grid {
                     div { label for="service-id" { (Msg::Service.text(lang)) } input id="service-id" name="id" required value="lunch"; }
                     div { label for="service-name" { (Msg::Name.text(lang)) } input id="service-name" name="name" required; }
@@ -439,9 +492,7 @@ pub async fn site<S: Store>(
                 p { button type="submit" { (Msg::Save.text(lang)) } }
             }
         }
-    };
-    let title = format!("{} {site}", Msg::Site.text(lang));
-    Ok(page(&viewer, &title, "/admin", content))
+    }
 }
 
 fn weekday_name(lang: Lang, day: Weekday) -> &'static str {
@@ -527,16 +578,20 @@ pub async fn import_page<S: Store>(
     headers: HeaderMap,
 ) -> PageResult {
     let viewer = viewer(&app, &headers, ROLES).await?;
-    let lang = viewer.lang;
-    Ok(page(
-        &viewer,
-        Msg::NavImport.text(lang),
-        "/admin/import",
-        import_form(&viewer, ""),
-    ))
+    Ok(import_step(&viewer, import_form(&viewer, "")))
 }
 
-fn import_form(viewer: &super::session::Viewer, csv: &str) -> maud::Markup {
+/// A step of the import: its content in the import page.
+fn import_step(viewer: &Viewer, content: Markup) -> Response {
+    page(
+        viewer,
+        Msg::NavImport.text(viewer.lang),
+        "/admin/import",
+        content,
+    )
+}
+
+fn import_form(viewer: &Viewer, csv: &str) -> Markup {
     let lang = viewer.lang;
     html! {
         section.card {
@@ -568,73 +623,14 @@ pub async fn import<S: Store>(
     let csv = form.get("csv");
     let rows = match import::parse(csv) {
         Ok(rows) => rows,
-        Err(errors) => {
-            let content = html! {
-                p.error role="alert" id="import-errors" { (errors.len()) " " (Msg::ImportErrors.text(lang)) }
-                div.table { table {
-                    thead { tr { th scope="col" { (Msg::Line.text(lang)) } th scope="col" { (Msg::Error.text(lang)) } } }
-                    tbody { @for error in &errors { tr { td.num { (error.line) } td { (error.message) } } } }
-                } }
-                (import_form(&viewer, csv))
-            };
-            return Ok(page(
-                &viewer,
-                Msg::NavImport.text(lang),
-                "/admin/import",
-                content,
-            ));
-        }
+        Err(errors) => return Ok(import_step(&viewer, import_errors(&viewer, &errors, csv))),
     };
     if form.get("confirm") != "yes" {
-        let accounts: std::collections::BTreeSet<_> =
-            rows.iter().map(|row| &row.pupil.account).collect();
-        let cards = rows.iter().filter(|row| row.card.is_some()).count();
-        let content = html! {
-            p.notice role="status" id="import-preview" {
-                (rows.len()) " " (Msg::Pupils.text(lang)) ", " (accounts.len()) " " (Msg::Accounts.text(lang)) ", "
-                (cards) " " (Msg::Cards.text(lang)) ". " (Msg::ImportNothingWritten.text(lang))
-            }
-            div.table { table {
-                thead { tr {
-                    th scope="col" { (Msg::Site.text(lang)) } th scope="col" { (Msg::Account.text(lang)) }
-                    th scope="col" { (Msg::PupilId.text(lang)) } th scope="col" { (Msg::Pupil.text(lang)) }
-                    th scope="col" { (Msg::Bracket.text(lang)) } th scope="col" { (Msg::Card.text(lang)) }
-                } }
-                tbody { @for row in rows.iter().take(IMPORT_PREVIEW_ROWS) { tr {
-                    td { (row.site) } td { (row.pupil.account) } td { (row.pupil.id) }
-                    td { (row.pupil.last_name) " " (row.pupil.first_name) } td { (row.pupil.bracket) }
-                    td { @if let Some(card) = row.card { code { (card) } } }
-                } } }
-            } }
-            @if rows.len() > IMPORT_PREVIEW_ROWS { p { "… " (rows.len() - IMPORT_PREVIEW_ROWS) } }
-            form method="post" action="/admin/import" {
-                (csrf(&viewer))
-                input type="hidden" name="csv" value=(csv);
-                input type="hidden" name="confirm" value="yes";
-                button type="submit" id="import-confirm" { (Msg::ImportConfirm.text(lang)) } " "
-                a.button href="/admin/import" { (Msg::Cancel.text(lang)) }
-            }
-        };
-        return Ok(page(
-            &viewer,
-            Msg::NavImport.text(lang),
-            "/admin/import",
-            content,
-        ));
+        return Ok(import_step(&viewer, import_preview(&viewer, &rows, csv)));
     }
     import::apply(&app.store, &viewer.actor(), &rows, app.clock.now(), |_| {})
         .await
-        .map_err(|error| match error {
-            import::ImportError::Refused(error) => PageError::manage(lang)(error),
-            import::ImportError::Invalid(errors) => PageError::invalid(
-                lang,
-                errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            ),
-        })?;
+        .map_err(|error| import_refused(lang, error))?;
     tracing::info!(
         rows = rows.len(),
         user = viewer.user.name,
@@ -644,10 +640,68 @@ pub async fn import<S: Store>(
         p.notice role="status" id="import-done" { (rows.len()) " " (Msg::ImportDone.text(lang)) }
         p { a href="/admin/import" { (Msg::NavImport.text(lang)) } }
     };
-    Ok(page(
-        &viewer,
-        Msg::NavImport.text(lang),
-        "/admin/import",
-        content,
-    ))
+    Ok(import_step(&viewer, content))
+}
+
+/// Every error of the file by line, above the form holding the file to correct.
+fn import_errors(viewer: &Viewer, errors: &[LineError], csv: &str) -> Markup {
+    let lang = viewer.lang;
+    html! {
+        p.error role="alert" id="import-errors" { (errors.len()) " " (Msg::ImportErrors.text(lang)) }
+        div.table { table {
+            thead { tr { th scope="col" { (Msg::Line.text(lang)) } th scope="col" { (Msg::Error.text(lang)) } } }
+            tbody { @for error in errors { tr { td.num { (error.line) } td { (error.message) } } } }
+        } }
+        (import_form(viewer, csv))
+    }
+}
+
+/// What a valid file would write, its first [`IMPORT_PREVIEW_ROWS`] rows, and the form that
+/// posts it again to be written.
+fn import_preview(viewer: &Viewer, rows: &[ImportRow], csv: &str) -> Markup {
+    let lang = viewer.lang;
+    let accounts: std::collections::BTreeSet<_> =
+        rows.iter().map(|row| &row.pupil.account).collect();
+    let cards = rows.iter().filter(|row| row.card.is_some()).count();
+    html! {
+        p.notice role="status" id="import-preview" {
+            (rows.len()) " " (Msg::Pupils.text(lang)) ", " (accounts.len()) " " (Msg::Accounts.text(lang)) ", "
+            (cards) " " (Msg::Cards.text(lang)) ". " (Msg::ImportNothingWritten.text(lang))
+        }
+        div.table { table {
+            thead { tr {
+                th scope="col" { (Msg::Site.text(lang)) } th scope="col" { (Msg::Account.text(lang)) }
+                th scope="col" { (Msg::PupilId.text(lang)) } th scope="col" { (Msg::Pupil.text(lang)) }
+                th scope="col" { (Msg::Bracket.text(lang)) } th scope="col" { (Msg::Card.text(lang)) }
+            } }
+            tbody { @for row in rows.iter().take(IMPORT_PREVIEW_ROWS) { tr {
+                td { (row.site) } td { (row.pupil.account) } td { (row.pupil.id) }
+                td { (row.pupil.last_name) " " (row.pupil.first_name) } td { (row.pupil.bracket) }
+                td { @if let Some(card) = row.card { code { (card) } } }
+            } } }
+        } }
+        @if rows.len() > IMPORT_PREVIEW_ROWS { p { "… " (rows.len() - IMPORT_PREVIEW_ROWS) } }
+        form method="post" action="/admin/import" {
+            (csrf(viewer))
+            input type="hidden" name="csv" value=(csv);
+            input type="hidden" name="confirm" value="yes";
+            button type="submit" id="import-confirm" { (Msg::ImportConfirm.text(lang)) } " "
+            a.button href="/admin/import" { (Msg::Cancel.text(lang)) }
+        }
+    }
+}
+
+/// An import the use case refused, as a page; its invalid lines, if any, in one message.
+fn import_refused(lang: Lang, error: ImportError) -> PageError {
+    match error {
+        ImportError::Refused(error) => PageError::manage(lang)(error),
+        ImportError::Invalid(errors) => PageError::invalid(
+            lang,
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+    }
 }

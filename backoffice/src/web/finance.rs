@@ -5,18 +5,18 @@ use std::collections::BTreeMap;
 
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
-use maud::html;
+use maud::{Markup, html};
 use proto::api::ReaderState;
-use proto::{Cents, ServiceDate, SiteId};
+use proto::{Cents, DeviceId, ServiceDate, SiteId, Timestamp};
 use serde::Deserialize;
 
-use super::i18n::Msg;
+use super::i18n::{Lang, Msg};
 use super::layout::{self, money, page};
-use super::session::viewer;
+use super::session::{Viewer, viewer};
 use super::{PageError, PageResult, chart};
 use crate::limits::{DASHBOARD_DAYS, KIOSK_SILENT_MS};
 use crate::state::SharedApp;
-use crate::store::{Device, Store};
+use crate::store::{Device, KioskStatus, Store};
 use crate::users::Role;
 
 const ROLES: &[Role] = crate::manage::FINANCE;
@@ -35,6 +35,38 @@ pub async fn dashboard<S: Store>(
 ) -> PageResult {
     let viewer = viewer(&app, &headers, ROLES).await?;
     let lang = viewer.lang;
+    let dashboard = load_dashboard(&app, &viewer, &query).await?;
+    let content = dashboard_content(lang, &dashboard);
+    Ok(page(
+        &viewer,
+        Msg::NavDashboard.text(lang),
+        "/finance",
+        content,
+    ))
+}
+
+/// Meals and revenue in cents.
+type Totals = (i64, i64);
+
+/// What the dashboard shows.
+struct Dashboard {
+    first: ServiceDate,
+    today: ServiceDate,
+    /// The site shown, or none for all of them.
+    chosen: Option<SiteId>,
+    /// Every day of the period, with the chosen site's totals (all sites' if none is).
+    days: BTreeMap<ServiceDate, Totals>,
+    /// Every site that served meals in the period, whichever is chosen: the choices.
+    sites: BTreeMap<SiteId, Totals>,
+}
+
+/// The period ending today and its per-day totals, summed per day and per site.
+async fn load_dashboard<S: Store>(
+    app: &SharedApp<S>,
+    viewer: &Viewer,
+    query: &DashboardQuery,
+) -> Result<Dashboard, PageError> {
+    let lang = viewer.lang;
     let chosen = SiteId::parse(&query.site).ok();
     let today =
         layout::service_day(app.clock.now()).ok_or_else(|| PageError::invalid(lang, "clock"))?;
@@ -43,13 +75,13 @@ pub async fn dashboard<S: Store>(
     let rows = crate::meal_days::days(&app.store, &viewer.actor(), first, today)
         .await
         .map_err(PageError::manage(lang))?;
-    let mut days: BTreeMap<ServiceDate, (i64, i64)> = BTreeMap::new();
+    let mut days: BTreeMap<ServiceDate, Totals> = BTreeMap::new();
     for back in (0..DASHBOARD_DAYS).rev() {
         if let Some(day) = layout::days_before(today, back) {
             days.insert(day, (0, 0));
         }
     }
-    let mut sites: BTreeMap<SiteId, (i64, i64)> = BTreeMap::new();
+    let mut sites: BTreeMap<SiteId, Totals> = BTreeMap::new();
     for row in &rows {
         let site = sites.entry(row.site.clone()).or_default();
         site.0 += row.meals;
@@ -60,6 +92,52 @@ pub async fn dashboard<S: Store>(
             day.1 += row.revenue.get();
         }
     }
+    Ok(Dashboard {
+        first,
+        today,
+        chosen,
+        days,
+        sites,
+    })
+}
+
+/// The dashboard: the site to show, the period, the charts and the tables.
+fn dashboard_content(lang: Lang, dashboard: &Dashboard) -> Markup {
+    let scope = dashboard
+        .chosen
+        .as_ref()
+        .map_or_else(|| Msg::AllSites.text(lang).to_owned(), ToString::to_string);
+    html! {
+        (site_choice(lang, dashboard))
+        p { (Msg::Period.text(lang)) ": " (dashboard.first.to_string()) " – " (dashboard.today.to_string()) " · " (scope) }
+        (day_charts(lang, &dashboard.days, &scope))
+        (per_site_table(lang, &dashboard.sites))
+        (per_day_table(lang, &dashboard.days))
+    }
+}
+
+/// The form to show one site, or all.
+fn site_choice(lang: Lang, dashboard: &Dashboard) -> Markup {
+    html! {
+        section.card.no-print {
+            form.inline method="get" action="/finance" {
+                div {
+                    label for="site" { (Msg::Site.text(lang)) }
+                    select id="site" name="site" {
+                        option value="" { (Msg::AllSites.text(lang)) }
+                        @for site in dashboard.sites.keys() {
+                            option value=(site) selected[Some(site) == dashboard.chosen.as_ref()] { (site) }
+                        }
+                    }
+                }
+                button type="submit" { (Msg::Show.text(lang)) }
+            }
+        }
+    }
+}
+
+/// Meals and revenue per day as bar charts; `scope` names the sites counted.
+fn day_charts(lang: Lang, days: &BTreeMap<ServiceDate, Totals>, scope: &str) -> Markup {
     let meals: Vec<(String, i64)> = days
         .iter()
         .map(|(day, (meals, _))| (short_day(*day), *meals))
@@ -68,25 +146,7 @@ pub async fn dashboard<S: Store>(
         .iter()
         .map(|(day, (_, cents))| (short_day(*day), *cents))
         .collect();
-    let scope = chosen
-        .as_ref()
-        .map_or_else(|| Msg::AllSites.text(lang).to_owned(), ToString::to_string);
-    let content = html! {
-        section.card.no-print {
-            form.inline method="get" action="/finance" {
-                div {
-                    label for="site" { (Msg::Site.text(lang)) }
-                    select id="site" name="site" {
-                        option value="" { (Msg::AllSites.text(lang)) }
-                        @for site in sites.keys() {
-                            option value=(site) selected[Some(site) == chosen.as_ref()] { (site) }
-                        }
-                    }
-                }
-                button type="submit" { (Msg::Show.text(lang)) }
-            }
-        }
-        p { (Msg::Period.text(lang)) ": " (first.to_string()) " – " (today.to_string()) " · " (scope) }
+    html! {
         div.grid {
             section.card {
                 h2 { (Msg::MealsPerDay.text(lang)) }
@@ -97,6 +157,12 @@ pub async fn dashboard<S: Store>(
                 (chart::bars(&format!("{} · {scope}", Msg::RevenuePerDay.text(lang)), &revenue, |cents| money(lang, Cents::new(cents))))
             }
         }
+    }
+}
+
+/// Each site's totals over the period, each linking to that site's dashboard.
+fn per_site_table(lang: Lang, sites: &BTreeMap<SiteId, Totals>) -> Markup {
+    html! {
         h2 { (Msg::PerSite.text(lang)) }
         div.table { table id="per-site" {
             thead { tr {
@@ -105,7 +171,7 @@ pub async fn dashboard<S: Store>(
                 th.num scope="col" { (Msg::Revenue.text(lang)) }
             } }
             tbody {
-                @for (site, (meals, cents)) in &sites {
+                @for (site, (meals, cents)) in sites {
                     tr {
                         th scope="row" { a href={ "/finance?site=" (site) } { (site) } }
                         td.num { (meals) }
@@ -114,6 +180,12 @@ pub async fn dashboard<S: Store>(
                 }
             }
         } }
+    }
+}
+
+/// Each day's totals, latest first.
+fn per_day_table(lang: Lang, days: &BTreeMap<ServiceDate, Totals>) -> Markup {
+    html! {
         h2 { (Msg::PerDay.text(lang)) }
         div.table { table id="per-day" {
             thead { tr {
@@ -131,13 +203,7 @@ pub async fn dashboard<S: Store>(
                 }
             }
         } }
-    };
-    Ok(page(
-        &viewer,
-        Msg::NavDashboard.text(lang),
-        "/finance",
-        content,
-    ))
+    }
 }
 
 /// `11-30` for a chart's axis.
@@ -149,9 +215,38 @@ fn short_day(day: ServiceDate) -> String {
 pub async fn kiosks<S: Store>(State(app): State<SharedApp<S>>, headers: HeaderMap) -> PageResult {
     let viewer = viewer(&app, &headers, ROLES).await?;
     let lang = viewer.lang;
+    let fleet = load_fleet(&app, &viewer).await?;
+    let content = fleet_content(lang, &fleet);
+    Ok(page(
+        &viewer,
+        Msg::NavFleet.text(lang),
+        "/finance/kiosks",
+        content,
+    ))
+}
+
+/// Every enrolled kiosk, the last report of those that reported, and when they are judged.
+struct Fleet {
+    devices: Vec<Device>,
+    statuses: BTreeMap<DeviceId, KioskStatus>,
+    now: Timestamp,
+}
+
+impl Fleet {
+    /// Enrolled, and not heard from for [`KIOSK_SILENT_MS`] or ever.
+    fn is_silent(&self, device: &Device) -> bool {
+        device.revoked_at.is_none()
+            && self.statuses.get(&device.id).is_none_or(|status| {
+                self.now.unix_ms() - status.last_seen.unix_ms() > KIOSK_SILENT_MS
+            })
+    }
+}
+
+/// The kiosks as each last reported, to be judged against the clock now.
+async fn load_fleet<S: Store>(app: &SharedApp<S>, viewer: &Viewer) -> Result<Fleet, PageError> {
     let fleet = crate::kiosks::fleet_view(&app.store, &viewer.actor())
         .await
-        .map_err(PageError::manage(lang))?;
+        .map_err(PageError::manage(viewer.lang))?;
     let devices: Vec<Device> = fleet
         .iter()
         .map(|(entry, _)| entry.device.clone())
@@ -160,15 +255,21 @@ pub async fn kiosks<S: Store>(State(app): State<SharedApp<S>>, headers: HeaderMa
         .into_iter()
         .filter_map(|(entry, status)| Some((entry.device.id, status?)))
         .collect();
-    let now = app.clock.now();
-    let silent = |device: &Device| {
-        device.revoked_at.is_none()
-            && statuses
-                .get(&device.id)
-                .is_none_or(|status| now.unix_ms() - status.last_seen.unix_ms() > KIOSK_SILENT_MS)
-    };
-    let silent_count = devices.iter().filter(|device| silent(device)).count();
-    let content = html! {
+    Ok(Fleet {
+        devices,
+        statuses,
+        now: app.clock.now(),
+    })
+}
+
+/// How many kiosks are silent, and the table of all of them.
+fn fleet_content(lang: Lang, fleet: &Fleet) -> Markup {
+    let silent_count = fleet
+        .devices
+        .iter()
+        .filter(|device| fleet.is_silent(device))
+        .count();
+    html! {
         p role="status" {
             strong id="silent-count" { (silent_count) } " " (Msg::KiosksSilent.text(lang))
             " (" (KIOSK_SILENT_MS / 60_000) " min)"
@@ -185,44 +286,43 @@ pub async fn kiosks<S: Store>(State(app): State<SharedApp<S>>, headers: HeaderMa
                 th.num scope="col" { (Msg::ClockDrift.text(lang)) }
             } }
             tbody {
-                @for device in &devices {
-                    @let status = statuses.get(&device.id);
-                    @let is_silent = silent(device);
-                    tr.alert[is_silent] {
-                        th scope="row" { (device.id) }
-                        td { (device.site) }
-                        td {
-                            @if device.revoked_at.is_some() {
-                                span.badge { (Msg::Revoked.text(lang)) }
-                            } @else if is_silent {
-                                span.badge.bad { (Msg::Silent.text(lang)) }
-                            } @else {
-                                span.badge.ok { (Msg::Online.text(lang)) }
-                            }
-                        }
-                        @if let Some(status) = status {
-                            td { (layout::local_time(status.last_seen)) }
-                            td { (status.report.software_version) }
-                            td.num { (status.report.unsynced_records) }
-                            td { @match status.report.reader {
-                                ReaderState::Ready => { (Msg::ReaderReady.text(lang)) }
-                                ReaderState::Unavailable => { span.badge.bad { (Msg::ReaderUnavailable.text(lang)) } }
-                            } }
-                            td.num { (drift_seconds(status.report.kiosk_time.unix_ms() - status.last_seen.unix_ms())) }
-                        } @else {
-                            td colspan="5" { (Msg::NeverSeen.text(lang)) }
-                        }
-                    }
+                @for device in &fleet.devices {
+                    (fleet_row(lang, device, fleet.statuses.get(&device.id), fleet.is_silent(device)))
                 }
             }
         } }
-    };
-    Ok(page(
-        &viewer,
-        Msg::NavFleet.text(lang),
-        "/finance/kiosks",
-        content,
-    ))
+    }
+}
+
+/// One kiosk: its state and, if it ever reported, what it last said; a silent one is marked.
+fn fleet_row(lang: Lang, device: &Device, status: Option<&KioskStatus>, is_silent: bool) -> Markup {
+    html! {
+        tr.alert[is_silent] {
+            th scope="row" { (device.id) }
+            td { (device.site) }
+            td {
+                @if device.revoked_at.is_some() {
+                    span.badge { (Msg::Revoked.text(lang)) }
+                } @else if is_silent {
+                    span.badge.bad { (Msg::Silent.text(lang)) }
+                } @else {
+                    span.badge.ok { (Msg::Online.text(lang)) }
+                }
+            }
+            @if let Some(status) = status {
+                td { (layout::local_time(status.last_seen)) }
+                td { (status.report.software_version) }
+                td.num { (status.report.unsynced_records) }
+                td { @match status.report.reader {
+                    ReaderState::Ready => { (Msg::ReaderReady.text(lang)) }
+                    ReaderState::Unavailable => { span.badge.bad { (Msg::ReaderUnavailable.text(lang)) } }
+                } }
+                td.num { (drift_seconds(status.report.kiosk_time.unix_ms() - status.last_seen.unix_ms())) }
+            } @else {
+                td colspan="5" { (Msg::NeverSeen.text(lang)) }
+            }
+        }
+    }
 }
 
 /// `+3 s`, `-120 s`: the kiosk's clock against the back-office's when it reported.

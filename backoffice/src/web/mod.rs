@@ -38,14 +38,37 @@ use i18n::{Lang, Msg};
 /// The time zone of the city's sites: service days and the times shown are local.
 pub const SITE_TIME_ZONE: &str = "Europe/Paris";
 
+/// A page: method, path as routed, handler.
+type Route<S> = (Method, &'static str, MethodRouter<SharedApp<S>>);
+
 /// Every page: method, path as routed, handler.
 pub fn routes<S: Store>() -> Vec<(Method, &'static str, MethodRouter<SharedApp<S>>)> {
+    [
+        session_routes::<S>(),
+        staff_routes::<S>(),
+        finance_routes::<S>(),
+        reconciliation_routes::<S>(),
+        admin_routes::<S>(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// Signing in and out, and the language.
+fn session_routes<S: Store>() -> Vec<Route<S>> {
     vec![
         (Method::GET, "/", get(session::home::<S>)),
         (Method::GET, "/sign-in", get(session::sign_in_page::<S>)),
         (Method::POST, "/sign-in", post(session::sign_in::<S>)),
         (Method::POST, "/sign-out", post(session::sign_out::<S>)),
         (Method::GET, "/language", get(session::switch_language)),
+    ]
+}
+
+/// The canteen staff's pages.
+fn staff_routes<S: Store>() -> Vec<Route<S>> {
+    vec![
         (Method::GET, "/staff", get(staff::search::<S>)),
         (
             Method::GET,
@@ -73,8 +96,20 @@ pub fn routes<S: Store>() -> Vec<(Method, &'static str, MethodRouter<SharedApp<S
             post(staff::dietary::<S>),
         ),
         (Method::GET, "/staff/meals", get(staff::meals::<S>)),
+    ]
+}
+
+/// The finance office's dashboard and kiosk fleet.
+fn finance_routes<S: Store>() -> Vec<Route<S>> {
+    vec![
         (Method::GET, "/finance", get(finance::dashboard::<S>)),
         (Method::GET, "/finance/kiosks", get(finance::kiosks::<S>)),
+    ]
+}
+
+/// A day's reconciliation, its proposed voids, sign-off and exports.
+fn reconciliation_routes<S: Store>() -> Vec<Route<S>> {
+    vec![
         (
             Method::GET,
             "/finance/reconciliations",
@@ -105,6 +140,12 @@ pub fn routes<S: Store>() -> Vec<(Method, &'static str, MethodRouter<SharedApp<S
             "/finance/exports/{kind}",
             get(reconcile::download::<S>),
         ),
+    ]
+}
+
+/// City IT's pages: kiosks, users, sites and the CSV import.
+fn admin_routes<S: Store>() -> Vec<Route<S>> {
+    vec![
         (Method::GET, "/admin", get(admin::index::<S>)),
         (Method::GET, "/admin/devices", get(admin::devices::<S>)),
         (Method::POST, "/admin/devices", post(admin::enrol::<S>)),

@@ -16,9 +16,12 @@ use super::layout::{self, csrf, money, page};
 use super::session::{Viewer, checked_form, viewer};
 use super::{PageError, PageErrorKind, PageResult, see_other};
 use crate::export::{self, ExportError, ExportKind, Period};
-use crate::reconcile::{self, RUNNERS as READERS, ReconcileError, SIGNERS as DECIDERS};
+use crate::reconcile::{
+    self, Finding, KioskDay, RUNNERS as READERS, ReconcileError, Report, SIGNERS as DECIDERS,
+    SiteDay,
+};
 use crate::state::SharedApp;
-use crate::store::{Store, VoidStatus};
+use crate::store::{ProposedVoid, SavedReconciliation, Store, VoidStatus};
 
 /// The exports offered for a day, with their file names' endings.
 const EXPORTS: [(&str, &str); 5] = [
@@ -77,6 +80,36 @@ pub async fn day<S: Store>(
     Query(query): Query<DayQuery>,
 ) -> PageResult {
     let viewer = viewer(&app, &headers, READERS).await?;
+    let day = load_day(&app, &viewer, &query).await?;
+    let title = format!("{} {}", Msg::NavReconciliation.text(viewer.lang), day.date);
+    let content = day_content(&viewer, &day);
+    Ok(page(&viewer, &title, "/finance/reconciliations", content))
+}
+
+/// What a day's page shows.
+struct DayView {
+    date: ServiceDate,
+    /// The one site reconciled, or none for all of them.
+    site: Option<SiteId>,
+    /// The stored reconciliation and its report; none until the day is run.
+    reconciliation: Option<(SavedReconciliation, Report)>,
+    /// The voids proposed for the day, whatever their state.
+    proposals: Vec<ProposedVoid>,
+}
+
+impl DayView {
+    /// The site as a form field holds it: empty for all sites.
+    fn site_text(&self) -> &str {
+        self.site.as_ref().map(SiteId::as_str).unwrap_or_default()
+    }
+}
+
+/// The asked day (yesterday by default), its stored reconciliation and proposed voids.
+async fn load_day<S: Store>(
+    app: &SharedApp<S>,
+    viewer: &Viewer,
+    query: &DayQuery,
+) -> Result<DayView, PageError> {
     let lang = viewer.lang;
     let (date, site) = day_of(lang, &query.date, &query.site)?;
     let today =
@@ -86,17 +119,51 @@ pub async fn day<S: Store>(
     let saved = reconcile::saved(&app.store, &actor, date, site.as_ref())
         .await
         .map_err(|error| reconcile_error(lang, error))?;
-    let report = saved
-        .as_ref()
-        .map(reconcile::parse_report)
-        .transpose()
-        .map_err(|error| reconcile_error(lang, error))?;
+    let reconciliation = match saved {
+        Some(saved) => {
+            let report =
+                reconcile::parse_report(&saved).map_err(|error| reconcile_error(lang, error))?;
+            Some((saved, report))
+        }
+        None => None,
+    };
     let proposals = reconcile::proposed_voids(&app.store, &actor, Some(date))
         .await
         .map_err(|error| reconcile_error(lang, error))?;
+    Ok(DayView {
+        date,
+        site,
+        reconciliation,
+        proposals,
+    })
+}
+
+/// The day's page: the controls, the reconciliation once run, the proposed voids and the
+/// exports.
+fn day_content(viewer: &Viewer, day: &DayView) -> Markup {
+    let lang = viewer.lang;
     let decides = DECIDERS.contains(&viewer.user.role);
-    let site_text = site.as_ref().map(SiteId::as_str).unwrap_or_default();
-    let content = html! {
+    html! {
+        (day_controls(viewer, day))
+        @match &day.reconciliation {
+            Some((saved, report)) => {
+                (reconciliation_summary(viewer, day, saved, report, decides))
+                (site_table(lang, &report.sites))
+                (kiosk_table(lang, &report.kiosks))
+                (findings_list(lang, &report.findings))
+            }
+            None => { p.notice role="status" { (Msg::NotReconciled.text(lang)) } }
+        }
+        (proposed_voids_table(viewer, day, decides))
+        (exports_list(lang, day))
+    }
+}
+
+/// The forms to show another day or site, and to run the shown one.
+fn day_controls(viewer: &Viewer, day: &DayView) -> Markup {
+    let lang = viewer.lang;
+    let (date, site_text) = (day.date, day.site_text());
+    html! {
         section.card.no-print {
             form.inline method="get" action="/finance/reconciliations" {
                 div { label for="date" { (Msg::Day.text(lang)) } input id="date" name="date" type="date" value=(date.to_string()); }
@@ -104,108 +171,142 @@ pub async fn day<S: Store>(
                 button type="submit" { (Msg::Show.text(lang)) }
             }
             form.inline method="post" action="/finance/reconciliations" {
-                (csrf(&viewer))
+                (csrf(viewer))
                 input type="hidden" name="date" value=(date.to_string());
                 input type="hidden" name="site" value=(site_text);
                 button type="submit" id="run" { (Msg::RunReconciliation.text(lang)) }
             }
         }
-        @match (&saved, &report) {
-            (Some(saved), Some(report)) => {
-                section.card {
-                    p id="reconciliation-state" {
-                        (Msg::RunBy.text(lang)) " " (saved.run_by) ", " (layout::local_time(saved.run_at)) ". "
-                        @if let Some(by) = &saved.signed_off_by {
-                            span.badge.ok { (Msg::SignedOff.text(lang)) } " " (by)
-                            @if let Some(at) = saved.signed_off_at { ", " (layout::local_time(at)) }
-                        } @else {
-                            span.badge.bad { (Msg::NotSignedOff.text(lang)) }
-                        }
-                    }
-                    p { (Msg::RecordsChecked.text(lang)) ": " (report.records_checked) " · "
-                        (Msg::Revenue.text(lang)) ": " (money(lang, report.revenue)) " · "
-                        @if report.is_clean() { span.badge.ok { (Msg::Clean.text(lang)) } }
-                        @else { span.badge.bad { (Msg::NeedsAttention.text(lang)) } } }
-                    @if decides && saved.signed_off_by.is_none() {
-                        form.inline method="post" action={ "/finance/reconciliations/" (date) "/sign-off" } {
-                            (csrf(&viewer))
-                            input type="hidden" name="site" value=(site_text);
-                            button type="submit" id="sign-off" { (Msg::SignOff.text(lang)) }
-                        }
-                    }
+    }
+}
+
+/// Who ran the reconciliation and when, whether it is signed off, its totals, and the
+/// sign-off form while finance may still sign.
+fn reconciliation_summary(
+    viewer: &Viewer,
+    day: &DayView,
+    saved: &SavedReconciliation,
+    report: &Report,
+    decides: bool,
+) -> Markup {
+    let lang = viewer.lang;
+    html! {
+        section.card {
+            p id="reconciliation-state" {
+                (Msg::RunBy.text(lang)) " " (saved.run_by) ", " (layout::local_time(saved.run_at)) ". "
+                @if let Some(by) = &saved.signed_off_by {
+                    span.badge.ok { (Msg::SignedOff.text(lang)) } " " (by)
+                    @if let Some(at) = saved.signed_off_at { ", " (layout::local_time(at)) }
+                } @else {
+                    span.badge.bad { (Msg::NotSignedOff.text(lang)) }
                 }
-                h2 { (Msg::PerSite.text(lang)) }
-                div.table { table id="recon-sites" {
-                    thead { tr {
-                        th scope="col" { (Msg::Site.text(lang)) }
-                        th.num scope="col" { (Msg::Meals.text(lang)) }
-                        th.num scope="col" { (Msg::Revenue.text(lang)) }
-                        th.num scope="col" { (Msg::CashExpected.text(lang)) }
-                        th.num scope="col" { (Msg::CashCounted.text(lang)) }
-                        th.num scope="col" { (Msg::CashDifference.text(lang)) }
-                    } }
-                    tbody { @for day in &report.sites { tr.alert[day.cash_difference.get() != 0] {
-                        th scope="row" { (day.site.as_ref().map(SiteId::as_str).unwrap_or("—")) }
-                        td.num { (day.meals) }
-                        td.num { (money(lang, day.revenue)) }
-                        td.num { (money(lang, day.cash_expected)) }
-                        td.num { (money(lang, day.cash_counted)) }
-                        td.num { (money(lang, day.cash_difference)) }
-                    } } }
+            }
+            p { (Msg::RecordsChecked.text(lang)) ": " (report.records_checked) " · "
+                (Msg::Revenue.text(lang)) ": " (money(lang, report.revenue)) " · "
+                @if report.is_clean() { span.badge.ok { (Msg::Clean.text(lang)) } }
+                @else { span.badge.bad { (Msg::NeedsAttention.text(lang)) } } }
+            @if decides && saved.signed_off_by.is_none() {
+                form.inline method="post" action={ "/finance/reconciliations/" (day.date) "/sign-off" } {
+                    (csrf(viewer))
+                    input type="hidden" name="site" value=(day.site_text());
+                    button type="submit" id="sign-off" { (Msg::SignOff.text(lang)) }
+                }
+            }
+        }
+    }
+}
+
+/// Meals, revenue and cash per site; a row whose cash differs is marked.
+fn site_table(lang: Lang, sites: &[SiteDay]) -> Markup {
+    html! {
+        h2 { (Msg::PerSite.text(lang)) }
+        div.table { table id="recon-sites" {
+            thead { tr {
+                th scope="col" { (Msg::Site.text(lang)) }
+                th.num scope="col" { (Msg::Meals.text(lang)) }
+                th.num scope="col" { (Msg::Revenue.text(lang)) }
+                th.num scope="col" { (Msg::CashExpected.text(lang)) }
+                th.num scope="col" { (Msg::CashCounted.text(lang)) }
+                th.num scope="col" { (Msg::CashDifference.text(lang)) }
+            } }
+            tbody { @for day in sites { tr.alert[day.cash_difference.get() != 0] {
+                th scope="row" { (day.site.as_ref().map(SiteId::as_str).unwrap_or("—")) }
+                td.num { (day.meals) }
+                td.num { (money(lang, day.revenue)) }
+                td.num { (money(lang, day.cash_expected)) }
+                td.num { (money(lang, day.cash_counted)) }
+                td.num { (money(lang, day.cash_difference)) }
+            } } }
+        } }
+    }
+}
+
+/// Each kiosk's records, day close and chain; a row whose chain is broken is marked.
+fn kiosk_table(lang: Lang, kiosks: &[KioskDay]) -> Markup {
+    html! {
+        h2 { (Msg::PerKiosk.text(lang)) }
+        div.table { table id="recon-kiosks" {
+            thead { tr {
+                th scope="col" { (Msg::Kiosk.text(lang)) }
+                th scope="col" { (Msg::Site.text(lang)) }
+                th.num scope="col" { (Msg::Records.text(lang)) }
+                th scope="col" { (Msg::DayClose.text(lang)) }
+                th.num scope="col" { (Msg::Meals.text(lang)) }
+                th.num scope="col" { (Msg::Revenue.text(lang)) }
+                th scope="col" { (Msg::Chain.text(lang)) }
+            } }
+            tbody { @for kiosk in kiosks { tr.alert[!kiosk.chain_clean] {
+                th scope="row" { (kiosk.device) }
+                td { (kiosk.site) }
+                td.num { (kiosk.records) }
+                td { @match (kiosk.day_close, kiosk.close_matches) {
+                    (Some(seq), Some(true)) => { "#" (seq) " " span.badge.ok { "✓" } }
+                    (Some(seq), _) => { "#" (seq) " " span.badge.bad { "≠" } }
+                    (None, _) => { span.badge.bad { (Msg::Missing.text(lang)) } }
                 } }
-                h2 { (Msg::PerKiosk.text(lang)) }
-                div.table { table id="recon-kiosks" {
-                    thead { tr {
-                        th scope="col" { (Msg::Kiosk.text(lang)) }
-                        th scope="col" { (Msg::Site.text(lang)) }
-                        th.num scope="col" { (Msg::Records.text(lang)) }
-                        th scope="col" { (Msg::DayClose.text(lang)) }
-                        th.num scope="col" { (Msg::Meals.text(lang)) }
-                        th.num scope="col" { (Msg::Revenue.text(lang)) }
-                        th scope="col" { (Msg::Chain.text(lang)) }
-                    } }
-                    tbody { @for kiosk in &report.kiosks { tr.alert[!kiosk.chain_clean] {
-                        th scope="row" { (kiosk.device) }
-                        td { (kiosk.site) }
-                        td.num { (kiosk.records) }
-                        td { @match (kiosk.day_close, kiosk.close_matches) {
-                            (Some(seq), Some(true)) => { "#" (seq) " " span.badge.ok { "✓" } }
-                            (Some(seq), _) => { "#" (seq) " " span.badge.bad { "≠" } }
-                            (None, _) => { span.badge.bad { (Msg::Missing.text(lang)) } }
-                        } }
-                        td.num { (kiosk.meals) }
-                        td.num { (money(lang, kiosk.revenue)) }
-                        td { @if kiosk.chain_clean { span.badge.ok { (Msg::Clean.text(lang)) } }
-                             @else { span.badge.bad { (Msg::NeedsAttention.text(lang)) } } }
-                    } } }
-                } }
-                h2 { (Msg::Findings.text(lang)) " (" (report.findings.len()) ")" }
-                @if report.findings.is_empty() { p { (Msg::NoFindings.text(lang)) } }
-                ol id="findings" {
-                    @for finding in &report.findings {
-                        li.card {
-                            strong { @if finding.kind.is_defect() { span.badge.bad { (Msg::Defect.text(lang)) } " " }
-                                (serde_json::to_string(&finding.kind).unwrap_or_default().trim_matches('"')) }
-                            @if let Some(device) = &finding.device { " · " (device) }
-                            @if let Some(seq) = finding.seq { " #" (seq) }
-                            p { (finding.detail) }
-                            p { em { (finding.action) } }
-                            @if !finding.evidence.is_empty() {
-                                details {
-                                    summary { (Msg::Evidence.text(lang)) " (" (finding.evidence.len()) ")" }
-                                    @for record in &finding.evidence {
-                                        pre style="white-space:pre-wrap;word-break:break-all" { (record.payload) "\n" (Msg::Signature.text(lang)) ": " (record.signature) }
-                                    }
-                                }
+                td.num { (kiosk.meals) }
+                td.num { (money(lang, kiosk.revenue)) }
+                td { @if kiosk.chain_clean { span.badge.ok { (Msg::Clean.text(lang)) } }
+                     @else { span.badge.bad { (Msg::NeedsAttention.text(lang)) } } }
+            } } }
+        } }
+    }
+}
+
+/// Every finding with what to do about it, and the signed records it rests on.
+fn findings_list(lang: Lang, findings: &[Finding]) -> Markup {
+    html! {
+        h2 { (Msg::Findings.text(lang)) " (" (findings.len()) ")" }
+        @if findings.is_empty() { p { (Msg::NoFindings.text(lang)) } }
+        ol id="findings" {
+            @for finding in findings {
+                li.card {
+                    strong { @if finding.kind.is_defect() { span.badge.bad { (Msg::Defect.text(lang)) } " " }
+                        (serde_json::to_string(&finding.kind).unwrap_or_default().trim_matches('"')) }
+                    @if let Some(device) = &finding.device { " · " (device) }
+                    @if let Some(seq) = finding.seq { " #" (seq) }
+                    p { (finding.detail) }
+                    p { em { (finding.action) } }
+                    @if !finding.evidence.is_empty() {
+                        details {
+                            summary { (Msg::Evidence.text(lang)) " (" (finding.evidence.len()) ")" }
+                            @for record in &finding.evidence {
+                                pre style="white-space:pre-wrap;word-break:break-all" { (record.payload) "\n" (Msg::Signature.text(lang)) ": " (record.signature) }
                             }
                         }
                     }
                 }
             }
-            _ => { p.notice role="status" { (Msg::NotReconciled.text(lang)) } }
         }
+    }
+}
+
+/// The day's proposed voids, each with its state or, while pending, the forms to decide it.
+fn proposed_voids_table(viewer: &Viewer, day: &DayView, decides: bool) -> Markup {
+    let lang = viewer.lang;
+    html! {
         h2 { (Msg::ProposedVoids.text(lang)) }
-        @if proposals.is_empty() { p { (Msg::NoProposedVoids.text(lang)) } }
+        @if day.proposals.is_empty() { p { (Msg::NoProposedVoids.text(lang)) } }
         @else {
             div.table { table id="proposed-voids" {
                 thead { tr {
@@ -216,35 +317,53 @@ pub async fn day<S: Store>(
                     th scope="col" { (Msg::Kept.text(lang)) }
                     th scope="col" { (Msg::State.text(lang)) }
                 } }
-                tbody { @for proposal in &proposals { tr {
+                tbody { @for proposal in &day.proposals { tr {
                     td { (proposal.device) " #" (proposal.seq) }
                     td { (proposal.pupil) }
                     td { (proposal.account) }
                     td.num { (money(lang, proposal.amount)) }
                     td { (proposal.kept_device) " #" (proposal.kept_seq) }
-                    td { @match proposal.status {
-                        VoidStatus::Pending => {
-                            @if decides {
-                                (decision_form(&viewer, proposal.id, date, site.as_ref(), true))
-                                (decision_form(&viewer, proposal.id, date, site.as_ref(), false))
-                            } @else { (Msg::Proposed.text(lang)) }
-                        }
-                        VoidStatus::Approved => { span.badge.ok { (Msg::Approved.text(lang)) } " " (proposal.decided_by.as_deref().unwrap_or_default()) }
-                        VoidStatus::Rejected => { span.badge { (Msg::Rejected.text(lang)) } " " (proposal.decided_by.as_deref().unwrap_or_default()) }
-                    } }
+                    td { (proposal_state(viewer, day, proposal, decides)) }
                 } } }
             } }
         }
+    }
+}
+
+/// A proposed void's state; the approve and reject forms while it waits for finance.
+fn proposal_state(
+    viewer: &Viewer,
+    day: &DayView,
+    proposal: &ProposedVoid,
+    decides: bool,
+) -> Markup {
+    let lang = viewer.lang;
+    let site = day.site.as_ref();
+    html! {
+        @match proposal.status {
+            VoidStatus::Pending => {
+                @if decides {
+                    (decision_form(viewer, proposal.id, day.date, site, true))
+                    (decision_form(viewer, proposal.id, day.date, site, false))
+                } @else { (Msg::Proposed.text(lang)) }
+            }
+            VoidStatus::Approved => { span.badge.ok { (Msg::Approved.text(lang)) } " " (proposal.decided_by.as_deref().unwrap_or_default()) }
+            VoidStatus::Rejected => { span.badge { (Msg::Rejected.text(lang)) } " " (proposal.decided_by.as_deref().unwrap_or_default()) }
+        }
+    }
+}
+
+/// A link to each of the day's exports, for the shown site or all.
+fn exports_list(lang: Lang, day: &DayView) -> Markup {
+    html! {
         h2 { (Msg::Exports.text(lang)) }
         ul id="exports" {
             @for (kind, _) in EXPORTS {
-                li { a href={ "/finance/exports/" (kind) "?from=" (date)
-                        @if let Some(site) = &site { "&site=" (site) } } download { (kind) } }
+                li { a href={ "/finance/exports/" (kind) "?from=" (day.date)
+                        @if let Some(site) = &day.site { "&site=" (site) } } download { (kind) } }
             }
         }
-    };
-    let title = format!("{} {date}", Msg::NavReconciliation.text(lang));
-    Ok(page(&viewer, &title, "/finance/reconciliations", content))
+    }
 }
 
 fn decision_form(

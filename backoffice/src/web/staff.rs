@@ -11,17 +11,18 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use maud::{Markup, html};
 use proto::record::{MealVia, TopUpMethod};
-use proto::{AccountId, CardUid, PupilId, ServiceDate, SiteId, Text};
+use proto::snapshot::AccountState;
+use proto::{AccountId, CardUid, Cents, PupilId, ServiceDate, SiteId, Text, Timestamp};
 use serde::Deserialize;
 
 use super::i18n::{Lang, Msg};
 use super::layout::{self, csrf, money, page};
-use super::session::{Viewer, checked_form, viewer};
+use super::session::{Form, Viewer, checked_form, viewer};
 use super::{PageError, PageErrorKind, PageResult, see_other};
 use crate::limits::{HISTORY_LINES_MAX, SEARCH_CHARS_MAX};
 use crate::manage::{COUNTER as WRITERS, READERS, accounts, people};
 use crate::state::SharedApp;
-use crate::store::{PupilEntry, Store};
+use crate::store::{AccountLine, PupilEntry, ServedMeal, Store};
 
 #[derive(Debug, Deserialize)]
 pub struct SearchQuery {
@@ -131,65 +132,113 @@ pub async fn account<S: Store>(
     let viewer = viewer(&app, &headers, READERS).await?;
     let lang = viewer.lang;
     let (id, view) = visible_account(&app, &viewer, &account, HISTORY_LINES_MAX).await?;
-    let (state, pupils, history) = (view.state, view.pupils, view.history);
-    let writes = WRITERS.contains(&viewer.user.role);
     let done = match query.done.as_str() {
         "blocked" => Some(Msg::DoneBlocked),
         "replaced" => Some(Msg::DoneReplaced),
         "dietary" => Some(Msg::DoneDietary),
         _ => None,
     };
-    let content = html! {
+    let content = account_content(&viewer, &id, &view, done);
+    let title = format!("{} {}", Msg::Account.text(lang), id);
+    Ok(page(&viewer, &title, "/staff", content))
+}
+
+/// An account's page: what was just done, the balance, the top-up form for those who may,
+/// each pupil, and the history.
+fn account_content(
+    viewer: &Viewer,
+    id: &AccountId,
+    view: &accounts::AccountView,
+    done: Option<Msg>,
+) -> Markup {
+    let lang = viewer.lang;
+    let writes = WRITERS.contains(&viewer.user.role);
+    html! {
         @if let Some(done) = done { p.notice role="status" { (done.text(lang)) } }
         div.grid {
-            section.card aria-labelledby="balance-title" {
-                h2 id="balance-title" { (Msg::Balance.text(lang)) }
-                p.balance id="balance" { (money(lang, state.balance)) }
-                p { (Msg::OverdraftFloor.text(lang)) ": " (money(lang, state.overdraft_floor)) }
-            }
-            @if writes {
-                section.card aria-labelledby="top-up-title" {
-                    h2 id="top-up-title" { (Msg::TopUp.text(lang)) }
-                    form method="post" action={ "/staff/accounts/" (id) "/top-up" } {
-                        (csrf(&viewer))
-                        label for="amount" { (Msg::AmountEuros.text(lang)) }
-                        input id="amount" name="amount" inputmode="decimal" required pattern="[0-9]+([.,][0-9]{1,2})?" size="10";
-                        label for="method" { (Msg::Method.text(lang)) }
-                        select id="method" name="method" {
-                            option value="cash" { (Msg::Cash.text(lang)) }
-                            option value="cheque" { (Msg::Cheque.text(lang)) }
-                        }
-                        label for="reference" { (Msg::Reference.text(lang)) }
-                        input id="reference" name="reference" maxlength="64";
-                        p { button type="submit" { (Msg::Continue.text(lang)) } }
-                    }
-                }
-            }
+            (balance_card(lang, &view.state))
+            @if writes { (top_up_form(viewer, id)) }
         }
         h2 { (Msg::Pupils.text(lang)) }
-        @for entry in &pupils {
-            section.card aria-label={ (entry.pupil.first_name) " " (entry.pupil.last_name) } {
-                h3 { (entry.pupil.first_name) " " (entry.pupil.last_name)
-                    " (" (entry.pupil.id) ", " (entry.site) ", " (Msg::Bracket.text(lang)) " " (entry.pupil.bracket) ")" }
-                (pupil_cards(&viewer, &id, entry, writes))
-                @if writes {
-                    form.inline method="post" action={ "/staff/pupils/" (entry.pupil.id) "/dietary" } {
-                        (csrf(&viewer))
-                        div {
-                            label for={ "dietary-" (entry.pupil.id) } { (Msg::DietaryFlags.text(lang)) }
-                            input id={ "dietary-" (entry.pupil.id) } name="dietary" size="40"
-                                value=(entry.pupil.dietary.iter().map(Text::as_str).collect::<Vec<_>>().join(", "))
-                                aria-describedby={ "dietary-help-" (entry.pupil.id) };
-                            small id={ "dietary-help-" (entry.pupil.id) } { " " (Msg::DietaryHelp.text(lang)) }
-                        }
-                        button type="submit" { (Msg::Save.text(lang)) }
-                    }
-                } @else {
-                    p { (Msg::DietaryFlags.text(lang)) ": "
-                        (entry.pupil.dietary.iter().map(Text::as_str).collect::<Vec<_>>().join(", ")) }
+        @for entry in &view.pupils {
+            (pupil_section(viewer, id, entry, writes))
+        }
+        (history_table(lang, &view.history))
+    }
+}
+
+fn balance_card(lang: Lang, state: &AccountState) -> Markup {
+    html! {
+        section.card aria-labelledby="balance-title" {
+            h2 id="balance-title" { (Msg::Balance.text(lang)) }
+            p.balance id="balance" { (money(lang, state.balance)) }
+            p { (Msg::OverdraftFloor.text(lang)) ": " (money(lang, state.overdraft_floor)) }
+        }
+    }
+}
+
+/// The first step of a top-up: amount, method and reference, confirmed on the next page.
+fn top_up_form(viewer: &Viewer, id: &AccountId) -> Markup {
+    let lang = viewer.lang;
+    html! {
+        section.card aria-labelledby="top-up-title" {
+            h2 id="top-up-title" { (Msg::TopUp.text(lang)) }
+            form method="post" action={ "/staff/accounts/" (id) "/top-up" } {
+                (csrf(viewer))
+                label for="amount" { (Msg::AmountEuros.text(lang)) }
+                input id="amount" name="amount" inputmode="decimal" required pattern="[0-9]+([.,][0-9]{1,2})?" size="10";
+                label for="method" { (Msg::Method.text(lang)) }
+                select id="method" name="method" {
+                    option value="cash" { (Msg::Cash.text(lang)) }
+                    option value="cheque" { (Msg::Cheque.text(lang)) }
                 }
+                label for="reference" { (Msg::Reference.text(lang)) }
+                input id="reference" name="reference" maxlength="64";
+                p { button type="submit" { (Msg::Continue.text(lang)) } }
             }
         }
+    }
+}
+
+/// A pupil of the account: their cards and dietary flags, with the forms to change them for
+/// those who may.
+fn pupil_section(viewer: &Viewer, account: &AccountId, entry: &PupilEntry, writes: bool) -> Markup {
+    let lang = viewer.lang;
+    html! {
+        section.card aria-label={ (entry.pupil.first_name) " " (entry.pupil.last_name) } {
+            h3 { (entry.pupil.first_name) " " (entry.pupil.last_name)
+                " (" (entry.pupil.id) ", " (entry.site) ", " (Msg::Bracket.text(lang)) " " (entry.pupil.bracket) ")" }
+            (pupil_cards(viewer, account, entry, writes))
+            @if writes {
+                (dietary_form(viewer, entry))
+            } @else {
+                p { (Msg::DietaryFlags.text(lang)) ": "
+                    (entry.pupil.dietary.iter().map(Text::as_str).collect::<Vec<_>>().join(", ")) }
+            }
+        }
+    }
+}
+
+fn dietary_form(viewer: &Viewer, entry: &PupilEntry) -> Markup {
+    let lang = viewer.lang;
+    html! {
+        form.inline method="post" action={ "/staff/pupils/" (entry.pupil.id) "/dietary" } {
+            (csrf(viewer))
+            div {
+                label for={ "dietary-" (entry.pupil.id) } { (Msg::DietaryFlags.text(lang)) }
+                input id={ "dietary-" (entry.pupil.id) } name="dietary" size="40"
+                    value=(entry.pupil.dietary.iter().map(Text::as_str).collect::<Vec<_>>().join(", "))
+                    aria-describedby={ "dietary-help-" (entry.pupil.id) };
+                small id={ "dietary-help-" (entry.pupil.id) } { " " (Msg::DietaryHelp.text(lang)) }
+            }
+            button type="submit" { (Msg::Save.text(lang)) }
+        }
+    }
+}
+
+/// The account's latest lines, in the order the use case gives them.
+fn history_table(lang: Lang, history: &[AccountLine]) -> Markup {
+    html! {
         h2 { (Msg::History.text(lang)) }
         @if history.is_empty() {
             p { (Msg::NoHistory.text(lang)) }
@@ -202,7 +251,7 @@ pub async fn account<S: Store>(
                     th.num scope="col" { (Msg::Amount.text(lang)) }
                 } }
                 tbody {
-                    @for line in &history {
+                    @for line in history {
                         tr {
                             td { (layout::local_time(line.at)) }
                             td { (kind_name(lang, &line.kind)) }
@@ -213,9 +262,7 @@ pub async fn account<S: Store>(
                 }
             } }
         }
-    };
-    let title = format!("{} {}", Msg::Account.text(lang), id);
-    Ok(page(&viewer, &title, "/staff", content))
+    }
 }
 
 fn kind_name(lang: Lang, kind: &str) -> &str {
@@ -276,45 +323,10 @@ pub async fn top_up<S: Store>(
     let lang = viewer.lang;
     let form = checked_form(&viewer, &body)?;
     let (id, _) = visible_account(&app, &viewer, &account, 0).await?;
-    let amount = layout::parse_euros(form.get("amount"))
-        .ok_or_else(|| PageError::invalid(lang, Msg::AmountInvalid.text(lang)))?;
-    let method = match form.get("method") {
-        "cash" => TopUpMethod::Cash,
-        "cheque" => TopUpMethod::Cheque,
-        _ => return Err(PageError::invalid(lang, Msg::MethodInvalid.text(lang))),
-    };
-    let reference = match form.get("reference") {
-        "" => None,
-        text => {
-            Some(Text::parse(text).map_err(|error| PageError::invalid(lang, error.to_string()))?)
-        }
-    };
-    let method_name = match method {
-        TopUpMethod::Cash => Msg::Cash.text(lang),
-        TopUpMethod::Cheque => Msg::Cheque.text(lang),
-    };
-    accounts::check_top_up(amount).map_err(PageError::manage(lang))?;
+    let asked = TopUpAsked::of_form(lang, &form)?;
+    accounts::check_top_up(asked.amount).map_err(PageError::manage(lang))?;
     if form.get("confirm") != "yes" {
-        let content = html! {
-            section.card {
-                p { (Msg::ConfirmTopUp.text(lang)) }
-                dl {
-                    dt { (Msg::Account.text(lang)) } dd { (id) }
-                    dt { (Msg::Amount.text(lang)) } dd id="confirm-amount" { (money(lang, amount)) }
-                    dt { (Msg::Method.text(lang)) } dd { (method_name) }
-                    @if let Some(reference) = &reference { dt { (Msg::Reference.text(lang)) } dd { (reference) } }
-                }
-                form.inline method="post" action={ "/staff/accounts/" (id) "/top-up" } {
-                    (csrf(&viewer))
-                    input type="hidden" name="amount" value=(form.get("amount"));
-                    input type="hidden" name="method" value=(form.get("method"));
-                    input type="hidden" name="reference" value=(form.get("reference"));
-                    input type="hidden" name="confirm" value="yes";
-                    button type="submit" id="confirm" { (Msg::Confirm.text(lang)) }
-                    a.button href={ "/staff/accounts/" (id) } { (Msg::Cancel.text(lang)) }
-                }
-            }
-        };
+        let content = top_up_confirmation(&viewer, &id, &asked, &form);
         return Ok(page(
             &viewer,
             Msg::ConfirmTopUpTitle.text(lang),
@@ -327,30 +339,105 @@ pub async fn top_up<S: Store>(
         &app.store,
         &viewer.actor(),
         &id,
-        amount,
-        method,
-        reference.clone(),
+        asked.amount,
+        asked.method,
+        asked.reference.clone(),
         at,
     )
     .await
     .map_err(PageError::manage(lang))?;
     tracing::info!(
         account = %id,
-        amount = amount.get(),
+        amount = asked.amount.get(),
         user = viewer.user.name,
         "counter top-up from the web pages"
     );
-    let content = html! {
+    let content = top_up_receipt(&viewer, &id, &asked, at, outcome.balance);
+    Ok(page(&viewer, Msg::Receipt.text(lang), "/staff", content))
+}
+
+/// A top-up as the counter's form asks for it.
+struct TopUpAsked {
+    amount: Cents,
+    method: TopUpMethod,
+    reference: Option<Text>,
+}
+
+impl TopUpAsked {
+    fn of_form(lang: Lang, form: &Form) -> Result<TopUpAsked, PageError> {
+        let amount = layout::parse_euros(form.get("amount"))
+            .ok_or_else(|| PageError::invalid(lang, Msg::AmountInvalid.text(lang)))?;
+        let method = match form.get("method") {
+            "cash" => TopUpMethod::Cash,
+            "cheque" => TopUpMethod::Cheque,
+            _ => return Err(PageError::invalid(lang, Msg::MethodInvalid.text(lang))),
+        };
+        let reference = match form.get("reference") {
+            "" => None,
+            text => Some(
+                Text::parse(text).map_err(|error| PageError::invalid(lang, error.to_string()))?,
+            ),
+        };
+        Ok(TopUpAsked {
+            amount,
+            method,
+            reference,
+        })
+    }
+
+    fn method_name(&self, lang: Lang) -> &'static str {
+        match self.method {
+            TopUpMethod::Cash => Msg::Cash.text(lang),
+            TopUpMethod::Cheque => Msg::Cheque.text(lang),
+        }
+    }
+}
+
+/// The top-up to confirm, and the form that posts it again, as typed, with `confirm=yes`.
+fn top_up_confirmation(viewer: &Viewer, id: &AccountId, asked: &TopUpAsked, form: &Form) -> Markup {
+    let lang = viewer.lang;
+    html! {
+        section.card {
+            p { (Msg::ConfirmTopUp.text(lang)) }
+            dl {
+                dt { (Msg::Account.text(lang)) } dd { (id) }
+                dt { (Msg::Amount.text(lang)) } dd id="confirm-amount" { (money(lang, asked.amount)) }
+                dt { (Msg::Method.text(lang)) } dd { (asked.method_name(lang)) }
+                @if let Some(reference) = &asked.reference { dt { (Msg::Reference.text(lang)) } dd { (reference) } }
+            }
+            form.inline method="post" action={ "/staff/accounts/" (id) "/top-up" } {
+                (csrf(viewer))
+                input type="hidden" name="amount" value=(form.get("amount"));
+                input type="hidden" name="method" value=(form.get("method"));
+                input type="hidden" name="reference" value=(form.get("reference"));
+                input type="hidden" name="confirm" value="yes";
+                button type="submit" id="confirm" { (Msg::Confirm.text(lang)) }
+                a.button href={ "/staff/accounts/" (id) } { (Msg::Cancel.text(lang)) }
+            }
+        }
+    }
+}
+
+/// The printable receipt of a top-up made `at`, with the balance it left.
+fn top_up_receipt(
+    viewer: &Viewer,
+    id: &AccountId,
+    asked: &TopUpAsked,
+    at: Timestamp,
+    balance: Cents,
+) -> Markup {
+    let lang = viewer.lang;
+    html! {
         p.notice.no-print role="status" { (Msg::DoneTopUp.text(lang)) }
         div.receipt {
             h2 { (Msg::Receipt.text(lang)) }
             dl {
                 dt { (Msg::When.text(lang)) } dd { (layout::local_time(at)) }
                 dt { (Msg::Account.text(lang)) } dd { (id) }
-                dt { (Msg::Amount.text(lang)) } dd { (money(lang, amount)) }
-                dt { (Msg::Method.text(lang)) } dd { (method_name) }
-                @if let Some(reference) = &reference { dt { (Msg::Reference.text(lang)) } dd { (reference) } }
-                dt { (Msg::NewBalance.text(lang)) } dd id="receipt-balance" { (money(lang, outcome.balance)) }
+                dt { (Msg::Amount.text(lang)) } dd { (money(lang, asked.amount)) }
+                dt { (Msg::Method.text(lang)) } dd { (asked.method_name(lang)) }
+                @if let Some(reference) = &asked.reference { dt { (Msg::Reference.text(lang)) } dd { (reference) } }
+                dt { (Msg::NewBalance.text(lang)) } dd id="receipt-balance" { (money(lang, balance)) }
                 dt { (Msg::Operator.text(lang)) } dd { (viewer.user.name) }
             }
         }
@@ -358,8 +445,7 @@ pub async fn top_up<S: Store>(
             button type="button" onclick="window.print()" { (Msg::Print.text(lang)) } " "
             a.button href={ "/staff/accounts/" (id) } { (Msg::BackToAccount.text(lang)) }
         }
-    };
-    Ok(page(&viewer, Msg::Receipt.text(lang), "/staff", content))
+    }
 }
 
 /// The card and the account page to come back to.
@@ -465,6 +551,33 @@ pub async fn meals<S: Store>(
 ) -> PageResult {
     let viewer = viewer(&app, &headers, READERS).await?;
     let lang = viewer.lang;
+    let site_meals = load_site_meals(&app, &viewer, &query).await?;
+    let content = site_meals_content(lang, &site_meals);
+    Ok(page(
+        &viewer,
+        Msg::NavMeals.text(lang),
+        "/staff/meals",
+        content,
+    ))
+}
+
+/// The meals of one site's service day, and the sites the viewer may choose from.
+struct SiteMeals {
+    sites: Vec<SiteId>,
+    /// The asked site, or the first the viewer may see; none if they may see none.
+    site: Option<SiteId>,
+    day: ServiceDate,
+    meals: Vec<ServedMeal>,
+}
+
+/// The sites the viewer may see, the asked site (or the first) and day (or today), and the
+/// meals served there that day.
+async fn load_site_meals<S: Store>(
+    app: &SharedApp<S>,
+    viewer: &Viewer,
+    query: &MealsQuery,
+) -> Result<SiteMeals, PageError> {
+    let lang = viewer.lang;
     let actor = viewer.actor();
     let sites = people::visible_sites(&app.store, &actor)
         .await
@@ -482,66 +595,83 @@ pub async fn meals<S: Store>(
             .await
             .map_err(PageError::manage(lang))?;
     }
-    let total = proto::Cents::checked_sum(meals.iter().map(|meal| meal.price))
-        .unwrap_or(proto::Cents::ZERO);
-    let content = html! {
+    Ok(SiteMeals {
+        sites,
+        site,
+        day,
+        meals,
+    })
+}
+
+/// The site and day to show, how many meals were served and for how much, and each meal.
+fn site_meals_content(lang: Lang, site_meals: &SiteMeals) -> Markup {
+    let SiteMeals {
+        site, day, meals, ..
+    } = site_meals;
+    let total = Cents::checked_sum(meals.iter().map(|meal| meal.price)).unwrap_or(Cents::ZERO);
+    html! {
+        (site_and_day_choice(lang, site_meals))
+        @if let Some(site) = site {
+            p role="status" id="meal-count" { (Msg::Site.text(lang)) " " strong { (site) } ", " (day.to_string()) ": "
+                strong { (meals.len()) } " " (Msg::MealsServed.text(lang)) ", " (money(lang, total)) }
+        }
+        @if !meals.is_empty() { (meals_table(lang, meals)) }
+    }
+}
+
+/// The form to choose the day and, for those who see several, the site.
+fn site_and_day_choice(lang: Lang, site_meals: &SiteMeals) -> Markup {
+    html! {
         section.card.no-print {
             form.inline method="get" action="/staff/meals" {
-                @if sites.len() > 1 {
+                @if site_meals.sites.len() > 1 {
                     div {
                         label for="site" { (Msg::Site.text(lang)) }
                         select id="site" name="site" {
-                            @for option in &sites {
-                                option value=(option) selected[Some(option) == site.as_ref()] { (option) }
+                            @for option in &site_meals.sites {
+                                option value=(option) selected[Some(option) == site_meals.site.as_ref()] { (option) }
                             }
                         }
                     }
                 }
                 div {
                     label for="day" { (Msg::Day.text(lang)) }
-                    input id="day" name="day" type="date" value=(day.to_string());
+                    input id="day" name="day" type="date" value=(site_meals.day.to_string());
                 }
                 button type="submit" { (Msg::Show.text(lang)) }
             }
         }
-        @if let Some(site) = &site {
-            p role="status" id="meal-count" { (Msg::Site.text(lang)) " " strong { (site) } ", " (day.to_string()) ": "
-                strong { (meals.len()) } " " (Msg::MealsServed.text(lang)) ", " (money(lang, total)) }
-        }
-        @if !meals.is_empty() {
-            div.table { table {
-                thead { tr {
-                    th scope="col" { (Msg::Time.text(lang)) }
-                    th scope="col" { (Msg::PupilId.text(lang)) }
-                    th scope="col" { (Msg::Account.text(lang)) }
-                    th scope="col" { (Msg::Service.text(lang)) }
-                    th scope="col" { (Msg::Via.text(lang)) }
-                    th scope="col" { (Msg::Kiosk.text(lang)) }
-                    th.num scope="col" { (Msg::Price.text(lang)) }
-                } }
-                tbody {
-                    @for meal in &meals {
-                        tr {
-                            td { (layout::local_clock(meal.kiosk_at)) }
-                            td { (meal.pupil) }
-                            td { a href={ "/staff/accounts/" (meal.account) } { (meal.account) } }
-                            td { (meal.service) " (" (meal.meal_type) ")" }
-                            td { @match &meal.via {
-                                MealVia::Card(uid) => { (Msg::Card.text(lang)) " " code { (uid) } }
-                                MealVia::Staff(staff) => { (Msg::ByStaff.text(lang)) " " (staff) }
-                            } }
-                            td { (meal.device) }
-                            td.num { (money(lang, meal.price)) }
-                        }
+    }
+}
+
+fn meals_table(lang: Lang, meals: &[ServedMeal]) -> Markup {
+    html! {
+        div.table { table {
+            thead { tr {
+                th scope="col" { (Msg::Time.text(lang)) }
+                th scope="col" { (Msg::PupilId.text(lang)) }
+                th scope="col" { (Msg::Account.text(lang)) }
+                th scope="col" { (Msg::Service.text(lang)) }
+                th scope="col" { (Msg::Via.text(lang)) }
+                th scope="col" { (Msg::Kiosk.text(lang)) }
+                th.num scope="col" { (Msg::Price.text(lang)) }
+            } }
+            tbody {
+                @for meal in meals {
+                    tr {
+                        td { (layout::local_clock(meal.kiosk_at)) }
+                        td { (meal.pupil) }
+                        td { a href={ "/staff/accounts/" (meal.account) } { (meal.account) } }
+                        td { (meal.service) " (" (meal.meal_type) ")" }
+                        td { @match &meal.via {
+                            MealVia::Card(uid) => { (Msg::Card.text(lang)) " " code { (uid) } }
+                            MealVia::Staff(staff) => { (Msg::ByStaff.text(lang)) " " (staff) }
+                        } }
+                        td { (meal.device) }
+                        td.num { (money(lang, meal.price)) }
                     }
                 }
-            } }
-        }
-    };
-    Ok(page(
-        &viewer,
-        Msg::NavMeals.text(lang),
-        "/staff/meals",
-        content,
-    ))
+            }
+        } }
+    }
 }
