@@ -10,12 +10,9 @@ use proto::CardUid;
 
 use crate::error::HardwareError;
 use crate::event::CardEvent;
-use crate::limits::{EVENT_CHANNEL_CAPACITY, SIMULATED_WAIT_MS_MAX};
+use crate::limits::{EVENT_CHANNEL_CAPACITY, SIMULATED_HOLD_MS_DEFAULT, SIMULATED_WAIT_MS_MAX};
 use crate::reader::{CardReader, ReaderHandle, StopSignal};
 use crate::uid::UidReadError;
-
-/// How long a scripted or keyed tap stays on the reader unless told otherwise: about a pupil's.
-pub const SIMULATED_HOLD_MS_DEFAULT: u64 = 300;
 
 /// One thing that happens at the simulated reader.
 #[derive(Clone, Debug, PartialEq, Eq)]
