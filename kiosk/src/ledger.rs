@@ -23,26 +23,11 @@ use proto::{
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 
+use crate::limits::{
+    CHECKPOINT_PASSES_MAX, CHECKPOINT_REQUESTS_MAX, LEDGER_BUSY_TIMEOUT_MS, LEDGER_CACHE_KIB,
+    LEDGER_MMAP_BYTES_MAX, RECORDS_PAGE_MAX, WAL_KEPT_BYTES_MAX, WAL_RESTART_FRAMES,
+};
 use lookups::{Changes, Lookups};
-
-/// SQLite's page cache for the ledger connection, in KiB.
-const CACHE_KIB: i64 = 32 * 1024;
-
-/// Bytes of the ledger file read through a memory map.
-const MMAP_BYTES_MAX: i64 = 1024 * 1024 * 1024;
-
-/// How long a writer waits for a reader's lock before giving up.
-const BUSY_TIMEOUT_MS: u64 = 5_000;
-
-/// Checkpoint passes run for one request while the writer keeps appending.
-const CHECKPOINT_PASSES_MAX: usize = 4;
-
-/// WAL frames (pages) past which a checkpoint holds the writer off for its last pass, so the WAL
-/// restarts from its start: about 400 taps. Below it the WAL restarts at the first pause.
-const WAL_RESTART_FRAMES: i64 = 1_024;
-
-/// Records read into memory at once by [`Ledger::records`].
-pub const RECORDS_PAGE_MAX: usize = 10_000;
 
 /// The ledger could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -294,7 +279,7 @@ impl Ledger {
     pub fn open_reader(path: &Path) -> Result<Ledger, LedgerError> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let connection = Connection::open_with_flags(path, flags)?;
-        connection.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
+        connection.busy_timeout(Duration::from_millis(LEDGER_BUSY_TIMEOUT_MS))?;
         connection.pragma_update(None, "query_only", true)?;
         Ok(Ledger {
             connection,
@@ -817,7 +802,7 @@ impl Ledger {
 /// pass holds the writer off, so the next write restarts the WAL.
 #[derive(Debug)]
 pub struct Checkpointer {
-    /// Capacity 1: a request while one is pending adds nothing.
+    /// Holds [`CHECKPOINT_REQUESTS_MAX`] requests: a request while one is pending adds nothing.
     requests: Option<std::sync::mpsc::SyncSender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     /// Checkpoints that copied the whole WAL, after which the next write restarts it.
@@ -830,8 +815,8 @@ impl Checkpointer {
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        connection.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
-        let (requests, received) = std::sync::mpsc::sync_channel::<()>(1);
+        connection.busy_timeout(Duration::from_millis(LEDGER_BUSY_TIMEOUT_MS))?;
+        let (requests, received) = std::sync::mpsc::sync_channel::<()>(CHECKPOINT_REQUESTS_MAX);
         let completed = Arc::new(AtomicU64::new(0));
         let completed_by_thread = Arc::clone(&completed);
         let thread = std::thread::Builder::new()
@@ -1244,7 +1229,7 @@ impl From<rusqlite::Error> for SnapshotApplyError {
 
 fn configure(connection: &Connection) -> Result<(), LedgerError> {
     // Every pragma set explicitly: durability must not depend on a build's defaults.
-    connection.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
+    connection.busy_timeout(Duration::from_millis(LEDGER_BUSY_TIMEOUT_MS))?;
     let mode: String =
         connection.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
@@ -1253,11 +1238,11 @@ fn configure(connection: &Connection) -> Result<(), LedgerError> {
     connection.pragma_update(None, "synchronous", "FULL")?;
     connection.pragma_update(None, "foreign_keys", true)?;
     // Keep the WAL from growing without bound between checkpoints.
-    connection.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+    connection.pragma_update(None, "journal_size_limit", WAL_KEPT_BYTES_MAX)?;
     // A year of records is a few hundred MB: keep the hot index pages in memory and read the rest
     // through a memory map, so a tap's lookups cost no system calls as the ledger grows.
-    connection.pragma_update(None, "cache_size", -CACHE_KIB)?;
-    connection.pragma_update(None, "mmap_size", MMAP_BYTES_MAX)?;
+    connection.pragma_update(None, "cache_size", -LEDGER_CACHE_KIB)?;
+    connection.pragma_update(None, "mmap_size", LEDGER_MMAP_BYTES_MAX)?;
     Ok(())
 }
 

@@ -12,6 +12,7 @@
 //! - [`text_ui`]: `kiosk run --ui text`, decisions as lines for a terminal without a display.
 //! - [`systemd`]: readiness and watchdog notifications to systemd.
 //! - [`sync`]: the background sync with the back-office (uploads, snapshots, clock, offline).
+//! - [`limits`]: every bound of the kiosk, named.
 
 pub mod clock;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod day_close;
 pub mod engine;
 pub mod export;
 pub mod ledger;
+pub mod limits;
 pub mod run;
 pub mod sound;
 pub mod sync;

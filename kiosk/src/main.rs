@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use kiosk::config::{DataDir, TIME_ZONE_DEFAULT};
 use kiosk::ledger::Ledger;
+use kiosk::limits::SNAPSHOT_FILE_BYTES_MAX;
 use kiosk::run::{ReaderSource, RunOptions, UiMode};
 use proto::{Seq, SiteId, Text};
 
@@ -109,9 +110,6 @@ fn main() -> ExitCode {
         }
     }
 }
-
-/// Bytes of a snapshot file read by `apply-snapshot`: a city's 50,000 accounts fit in a few MB.
-const SNAPSHOT_FILE_BYTES_MAX: u64 = 256 * 1024 * 1024;
 
 fn read_limited(path: &std::path::Path, max: u64) -> Result<Vec<u8>, String> {
     let size = fs::metadata(path)

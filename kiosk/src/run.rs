@@ -19,16 +19,12 @@ use crate::clock::SystemClock;
 use crate::config::DataDir;
 use crate::engine::Engine;
 use crate::ledger::Ledger;
+use crate::limits::{
+    CLOCK_REFRESH_LATE_MS, CLOCK_REFRESH_MS, RESULT_DISPLAY_MS_DEFAULT,
+    RUNTIME_BLOCKING_THREADS_MAX, RUNTIME_WORKER_THREADS,
+};
 use crate::systemd::{Notifier, Watchdog};
-use crate::ui::{EngineWorker, KioskUi, RESULT_DISPLAY_MS_DEFAULT, TapSender, UiWaker, Update};
-
-/// How often the ready screen's clock and the service state are refreshed: the clock shows
-/// minutes, so nothing would change more often. Each refresh falls just after a minute starts.
-const CLOCK_REFRESH_MS: u64 = 60_000;
-
-/// How long after a minute starts its refresh comes, so that a timer firing a little early
-/// still shows the new minute.
-const CLOCK_REFRESH_LATE_MS: u64 = 20;
+use crate::ui::{EngineWorker, KioskUi, TapSender, UiWaker, Update};
 
 /// The wait from `now` until the next refresh of the ready screen's clock: just after the next
 /// minute starts (services and the clock change on whole minutes, in every time zone).
@@ -39,16 +35,6 @@ fn until_next_minute(now: std::time::SystemTime) -> std::time::Duration {
     let into_minute = u64::try_from(into_minute).unwrap_or(0);
     std::time::Duration::from_millis(CLOCK_REFRESH_MS - into_minute + CLOCK_REFRESH_LATE_MS)
 }
-
-/// Async workers of the kiosk's runtime. The async work is small (one sync client, the
-/// watchdog, the stop signals) and nothing on the tap path waits for it; two workers, one per
-/// core of a kiosk, keep the watchdog and the text mode answering while the sync parses a large
-/// snapshot on the other.
-pub const RUNTIME_WORKER_THREADS: usize = 2;
-
-/// Threads for blocking tasks: the engine and the reader bridge hold one each for the kiosk's
-/// life; the rest serve short blocking calls (name resolution for the sync).
-pub const RUNTIME_BLOCKING_THREADS_MAX: usize = 8;
 
 /// Where taps come from.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -30,47 +30,13 @@ use crate::clock::{Clock, record_time};
 use crate::config::{ConfigError, DataDir, KioskConfig};
 use crate::engine::{Engine, EngineError};
 use crate::ledger::{Ledger, LedgerError};
-
-/// Time between two syncs before a snapshot says otherwise.
-pub const SYNC_INTERVAL_MS_DEFAULT: u64 = 30_000;
-
-/// The shortest interval honoured, so a misconfigured kiosk cannot flood the back-office.
-pub const SYNC_INTERVAL_MS_MIN: u64 = 100;
-
-/// How far the kiosk's clock may be from the back-office's before staff are warned: a minute,
-/// well inside the 5 minutes a signed request may be off ([`proto::limits::REQUEST_CLOCK_SKEW_MS_MAX`]).
-pub const CLOCK_DRIFT_MS_MAX_DEFAULT: i64 = 60_000;
-
-/// Days without a successful sync before staff are warned.
-pub const OFFLINE_DAYS_MAX_DEFAULT: u32 = 3;
-
-/// Failed syncs in a row before the kiosk counts itself offline and writes `offline_start`: one
-/// dropped connection on a VPN is not an outage.
-pub const FAILED_SYNCS_BEFORE_OFFLINE: u32 = 3;
-
-/// The first retry after a failure; each further failure doubles it.
-pub const BACKOFF_MS_FIRST: u64 = 1_000;
-
-/// The longest wait between two attempts.
-pub const BACKOFF_MS_MAX: u64 = 5 * 60 * 1_000;
-
-/// Upload batches in one sync, so a kiosk with a long backlog still pulls snapshots between them.
-pub const UPLOAD_BATCHES_PER_SYNC_MAX: usize = 40;
-
-/// How long a connection may take to open.
-pub const CONNECT_TIMEOUT_MS: u64 = 5_000;
-
-/// How long one request may take, answer included: a full snapshot of a large site is tens of MB.
-pub const REQUEST_TIMEOUT_MS: u64 = 60_000;
-
-/// Bytes of a snapshot answer; a full snapshot at every limit of `proto::limits` stays below.
-pub const SNAPSHOT_BYTES_MAX: usize = 256 * 1024 * 1024;
-
-/// Bytes of any other answer (an upload's acknowledgement, an error).
-pub const RESPONSE_BYTES_MAX: usize = 64 * 1024;
-
-/// Bytes an upload keeps for its report and JSON framing beside the records.
-const UPLOAD_FRAMING_BYTES: usize = 4 * 1024;
+use crate::limits::{
+    BACKOFF_DOUBLINGS_MAX, BACKOFF_MS_FIRST, BACKOFF_MS_MAX, CLOCK_DRIFT_MS_MAX_DEFAULT,
+    CONNECT_TIMEOUT_MS, FAILED_SYNCS_BEFORE_OFFLINE, NONCE_BYTES, OFFLINE_DAYS_MAX_DEFAULT,
+    REQUEST_TIMEOUT_MS, RESPONSE_BYTES_MAX, SNAPSHOT_BYTES_MAX, SYNC_INTERVAL_MS_DEFAULT,
+    SYNC_INTERVAL_MS_MIN, UPLOAD_BATCHES_PER_SYNC_MAX, UPLOAD_FRAMING_BYTES,
+    UPLOAD_RECORD_FRAMING_BYTES,
+};
 
 /// Milliseconds in a day, for the offline bound.
 const DAY_MS: i64 = 24 * 60 * 60 * 1_000;
@@ -238,7 +204,7 @@ pub fn http_client(ca_file: Option<&Path>) -> Result<reqwest::Client, SyncError>
 /// of it, by `random` in 0..=u16::MAX) so kiosks that lost the VPN together do not return
 /// together.
 pub fn backoff_ms(failures: u32, random: u16) -> u64 {
-    let exponent = failures.saturating_sub(1).min(20);
+    let exponent = failures.saturating_sub(1).min(BACKOFF_DOUBLINGS_MAX);
     let ceiling = BACKOFF_MS_FIRST
         .saturating_mul(1_u64 << exponent)
         .min(BACKOFF_MS_MAX);
@@ -254,7 +220,7 @@ pub fn fit_batch(mut records: Vec<SignedRecord>) -> Vec<SignedRecord> {
     let mut count = 0;
     for record in records.iter().take(UPLOAD_BATCH_RECORDS_MAX) {
         // Escaping the payload in a JSON string at most doubles it.
-        let size = 2 * record.payload.len() + record.signature.len() + 32;
+        let size = 2 * record.payload.len() + record.signature.len() + UPLOAD_RECORD_FRAMING_BYTES;
         if count > 0 && bytes + size > budget {
             break;
         }
@@ -795,9 +761,9 @@ impl<E: EngineAccess> SyncClient<E> {
         self.clock.now()
     }
 
-    /// 32 hex digits from the system's random source.
+    /// [`NONCE_BYTES`] random bytes from the system's source, as hex digits.
     fn nonce(&self) -> Result<String, SyncError> {
-        let mut bytes = [0_u8; 16];
+        let mut bytes = [0_u8; NONCE_BYTES];
         self.random
             .fill(&mut bytes)
             .map_err(|_| SyncError::Random)?;

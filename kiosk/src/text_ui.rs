@@ -7,15 +7,9 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::engine::{Decision, Status};
+use crate::limits::{TEXT_DRAIN_WAIT_MS_MAX, TEXT_SETTLE_MS};
 use crate::ui::{TapSender, Update, UpdateReceiver};
 use proto::snapshot::Language;
-
-/// How long updates are still printed after the input ended before the last state is asked: the
-/// reader may still be handing over the last taps typed.
-const SETTLE_MS: u64 = 1_000;
-
-/// How long to wait for the engine's last answers once the reader's input ended.
-const DRAIN_WAIT_MS_MAX: u64 = 10_000;
 
 /// Prints updates until `input_ended` completes (typed input ended, or the kiosk was asked to
 /// stop), then the engine's answers to every tap already queued and a last state line. Waits on
@@ -54,7 +48,7 @@ pub async fn print_until_input_ends(
         }
     }
     // A deadline, not a quiet spell: the sync's state may arrive at any pace.
-    let settled = tokio::time::Instant::now() + Duration::from_millis(SETTLE_MS);
+    let settled = tokio::time::Instant::now() + Duration::from_millis(TEXT_SETTLE_MS);
     loop {
         match tokio::time::timeout_at(settled, updates.recv()).await {
             Ok(Some(update)) => print(update),
@@ -64,7 +58,7 @@ pub async fn print_until_input_ends(
     }
     // Jobs run in order: the state asked now comes after every queued tap's answer.
     request_state(sender);
-    let drain = Duration::from_millis(DRAIN_WAIT_MS_MAX);
+    let drain = Duration::from_millis(TEXT_DRAIN_WAIT_MS_MAX);
     while let Ok(Some(update)) = tokio::time::timeout(drain, updates.recv()).await {
         let last = matches!(update, Update::Status(_));
         if let Some(line) = describe(&update) {

@@ -17,6 +17,9 @@ use proto::{AccountId, CardUid, Cents, PupilId, RecordBody, Seq, Text};
 use slint::{ComponentHandle as _, ModelRc, SharedString, VecModel};
 
 use crate::engine::{Decision, Engine, EngineError};
+use crate::limits::{
+    AMOUNT_DIGITS_MAX, ENGINE_JOBS_MAX, LIST_ROWS_MAX, PIN_DIGITS_MAX, UI_UPDATES_MAX,
+};
 use crate::sound::{Cue, Speaker};
 use crate::sync::{EngineAccess, EngineJob, SyncState, SyncWarning};
 
@@ -42,25 +45,6 @@ mod generated {
     slint::include_modules!();
 }
 pub use generated::{AppWindow, Kiosk, ListRow, Screen};
-
-/// Jobs waiting for the engine. Taps arrive a few per second at most; a full queue
-/// means the engine is stuck, and a tap is answered "out of service" rather than queued forever.
-pub const ENGINE_JOBS_MAX: usize = 64;
-
-/// Updates waiting for the UI thread.
-pub const UI_UPDATES_MAX: usize = 256;
-
-/// Digits in an amount typed on the keypad (up to 9 999 999,99 €, far beyond any bound).
-const AMOUNT_DIGITS_MAX: usize = 9;
-
-/// Digits of a staff PIN.
-const PIN_DIGITS_MAX: usize = 8;
-
-/// Pupils or records listed on a staff screen.
-const LIST_ROWS_MAX: usize = 8;
-
-/// How long a pupil-facing result stays when the snapshot has no setting yet.
-pub const RESULT_DISPLAY_MS_DEFAULT: u64 = 2_000;
 
 type Job = Box<dyn FnOnce(&mut Engine) -> Update + Send>;
 

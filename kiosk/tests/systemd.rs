@@ -168,14 +168,14 @@ fn ping_period_is_a_third_of_the_timeout_and_never_tiny() {
     }
     check(30_000, 10_000);
     check(300, 100);
-    check(3, kiosk::systemd::WATCHDOG_PERIOD_MS_MIN);
+    check(3, kiosk::limits::WATCHDOG_PERIOD_MS_MIN);
 }
 
 #[test]
 fn abstract_sockets_and_long_messages_are_refused_and_silence_sends_nothing() {
     assert!(Notifier::to_path(PathBuf::from("@systemd/notify")).is_err());
     let listener = Listener::new();
-    let long = "X".repeat(kiosk::systemd::NOTIFY_MESSAGE_BYTES_MAX + 1);
+    let long = "X".repeat(kiosk::limits::NOTIFY_MESSAGE_BYTES_MAX + 1);
     assert!(listener.notifier().notify(&long).is_err());
     let silent = Notifier::silent();
     assert!(!silent.is_active());

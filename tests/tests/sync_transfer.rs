@@ -129,8 +129,8 @@ async fn an_exported_file_gives_the_network_syncs_result<S: Store>(by_hand: S, b
         backoffice_url: other.url(),
         ca_file: None,
         interval_ms: None,
-        clock_drift_ms_max: kiosk::sync::CLOCK_DRIFT_MS_MAX_DEFAULT,
-        offline_days_max: kiosk::sync::OFFLINE_DAYS_MAX_DEFAULT,
+        clock_drift_ms_max: kiosk::limits::CLOCK_DRIFT_MS_MAX_DEFAULT,
+        offline_days_max: kiosk::limits::OFFLINE_DAYS_MAX_DEFAULT,
         time_zone: jiff::tz::TimeZone::get("Europe/Paris").unwrap(),
     };
     let mut network = SyncClient::new(
