@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use proto::rules::Effect;
 use proto::snapshot::{
     AccountState, Card, CardHolder, KioskSettings, LocalTime, Pupil, Service, Snapshot,
     StaffCredential, Tariff,
@@ -718,18 +719,56 @@ impl Ledger {
 
     /// Records with `from <= seq <= to`, in order, at most [`RECORDS_PAGE_MAX`].
     pub fn records(&self, from: Seq, to: Option<Seq>) -> Result<Vec<SignedRecord>, LedgerError> {
+        Ok(self
+            .records_page(from, to)?
+            .into_iter()
+            .map(|(_, record)| record)
+            .collect())
+    }
+
+    /// Calls `visit` on every record with `from <= seq <= to` (to the last when unbounded), in
+    /// order, reading [`RECORDS_PAGE_MAX`] at a time; stops at the first error.
+    pub fn visit_records<E: From<LedgerError>>(
+        &self,
+        from: Seq,
+        to: Option<Seq>,
+        mut visit: impl FnMut(&SignedRecord) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut next = from;
+        loop {
+            let page = self.records_page(next, to)?;
+            let Some((last, _)) = page.last() else {
+                return Ok(());
+            };
+            next = last.next();
+            for (_, record) in &page {
+                visit(record)?;
+            }
+        }
+    }
+
+    fn records_page(
+        &self,
+        from: Seq,
+        to: Option<Seq>,
+    ) -> Result<Vec<(Seq, SignedRecord)>, LedgerError> {
         let to = to.map_or(i64::MAX, seq_sql);
         let mut statement = self.connection.prepare_cached(
-            "SELECT payload, signature FROM records WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3",
+            "SELECT seq, payload, signature FROM records WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3",
         )?;
         let limit = i64::try_from(RECORDS_PAGE_MAX).expect("small page");
         let rows = statement.query_map(params![seq_sql(from), to, limit], |row| {
-            Ok(SignedRecord {
-                payload: row.get(0)?,
-                signature: row.get(1)?,
-            })
+            let record = SignedRecord {
+                payload: row.get(1)?,
+                signature: row.get(2)?,
+            };
+            Ok((row.get::<_, i64>(0)?, record))
         })?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        rows.map(|row| {
+            let (seq, record) = row?;
+            Ok((to_seq(seq)?, record))
+        })
+        .collect()
     }
 
     /// The `seq` of the last day close, if any.
@@ -951,37 +990,41 @@ impl LedgerWrite<'_> {
         Ok(())
     }
 
-    /// The money `body` moves: a meal debits its price, a top-up credits its amount, a void
-    /// reverses what the voided record moved.
+    /// The money `body` moves, by `proto`'s rule ([`proto::rules::effect`]): a meal debits its
+    /// price, a top-up credits its amount, a void reverses what the voided record moved.
     fn movement(&self, body: &RecordBody) -> Result<Option<(AccountId, Cents)>, LedgerError> {
-        Ok(match body {
-            RecordBody::Meal(meal) => Some((
-                meal.account.clone(),
-                meal.price
-                    .checked_neg()
-                    .map_err(|_| stored("price overflow"))?,
-            )),
-            RecordBody::TopUp(top_up) => Some((top_up.account.clone(), top_up.amount)),
-            RecordBody::Void(void) => {
-                let voided = seq_sql(void.voided_seq);
-                // The voided record says whose money it moved, and by how much.
-                let moved: Option<(Option<String>, Option<i64>)> = self
-                    .transaction
-                    .prepare_cached("SELECT account, delta_cents FROM records WHERE seq = ?1")?
-                    .query_row([voided], |row| Ok((row.get(0)?, row.get(1)?)))
-                    .optional()?;
-                match moved.ok_or_else(|| stored(format!("voided record {voided} missing")))? {
-                    (Some(account), Some(delta)) => Some((
-                        AccountId::parse(&account).map_err(stored)?,
-                        Cents::new(delta)
-                            .checked_neg()
-                            .map_err(|_| stored("overflow"))?,
-                    )),
-                    _ => None,
-                }
-            }
-            _ => None,
-        })
+        match proto::rules::effect(body) {
+            Effect::Move { account, amount } => Ok(Some((account, amount))),
+            Effect::Reverse { seq, hash } => self.reversal(seq, hash),
+            Effect::None => Ok(None),
+        }
+    }
+
+    /// The reverse of what the record at `seq`, which must be the one with `hash`, moved.
+    fn reversal(&self, seq: Seq, hash: Digest) -> Result<Option<(AccountId, Cents)>, LedgerError> {
+        // The voided record says whose money it moved, and by how much.
+        let moved: Option<(Vec<u8>, Option<String>, Option<i64>)> = self
+            .transaction
+            .prepare_cached("SELECT hash, account, delta_cents FROM records WHERE seq = ?1")?
+            .query_row([seq_sql(seq)], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
+            .optional()?;
+        let (stored_hash, account, delta) =
+            moved.ok_or_else(|| stored(format!("voided record {seq} missing")))?;
+        if stored_hash[..] != hash.as_bytes()[..] {
+            return Err(stored(format!("voided record {seq} has another hash")));
+        }
+        let (Some(account), Some(delta)) = (account, delta) else {
+            return Ok(None);
+        };
+        let reversed = Cents::new(delta)
+            .checked_neg()
+            .map_err(|_| stored("overflow"))?;
+        Ok(Some((
+            AccountId::parse(&account).map_err(stored)?,
+            reversed,
+        )))
     }
 
     /// Records that the back-office holds every record up to `seq`. Never moves backwards.

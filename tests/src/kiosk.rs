@@ -9,6 +9,7 @@ use kiosk::clock::ManualClock;
 use kiosk::config::{DataDir, SyncConfig};
 use kiosk::engine::Decision;
 use kiosk::sync::{HeadlessEngine, SyncClient, SyncError, SyncState};
+use proto::rules::Effect;
 use proto::{AccountId, CardUid, Cents, DeviceId, Payload, RecordBody, Seq, SignedRecord};
 
 use crate::backoffice::{registered_at, site};
@@ -198,43 +199,39 @@ impl TestKiosk {
         self.engine
             .call(|engine| {
                 let mut records = Vec::new();
-                let mut from = Seq::FIRST;
-                loop {
-                    let page = engine
-                        .ledger()
-                        .records(from, None)
-                        .expect("the ledger reads");
-                    let Some(last) = page.last() else {
-                        return records;
-                    };
-                    from = Payload::parse(&last.payload)
-                        .expect("a stored payload")
-                        .seq
-                        .next();
-                    records.extend(page);
-                }
+                engine
+                    .ledger()
+                    .visit_records(Seq::FIRST, None, |record| {
+                        records.push(record.clone());
+                        Ok::<(), kiosk::ledger::LedgerError>(())
+                    })
+                    .expect("the ledger reads");
+                records
             })
             .await
     }
 }
 
-/// What `records` do to balances, per account: meals debit, top-ups credit, voids reverse.
+/// What `records` do to balances, per account, by `proto`'s rule (meals debit, top-ups credit,
+/// voids reverse the record they name).
 pub fn movements(records: &[SignedRecord]) -> BTreeMap<AccountId, i64> {
-    let mut by_seq = BTreeMap::new();
+    let mut by_record = BTreeMap::new();
     let mut sums = BTreeMap::new();
     for record in records {
         let payload = Payload::parse(&record.payload).expect("a stored payload");
-        let effect = match &payload.body {
-            RecordBody::Meal(meal) => Some((meal.account.clone(), -meal.price.get())),
-            RecordBody::TopUp(top_up) => Some((top_up.account.clone(), top_up.amount.get())),
-            RecordBody::Void(void) => by_seq
-                .get(&void.voided_seq)
+        let moved = match proto::rules::effect(&payload.body) {
+            Effect::Move { account, amount } => Some((account, amount.get())),
+            Effect::Reverse { seq, hash } => by_record
+                .get(&(payload.device.clone(), seq, hash))
                 .map(|(account, cents): &(AccountId, i64)| (account.clone(), -cents)),
-            _ => None,
+            Effect::None => None,
         };
-        if let Some((account, cents)) = effect {
+        if let Some((account, cents)) = moved {
             *sums.entry(account.clone()).or_insert(0) += cents;
-            by_seq.insert(payload.seq, (account, cents));
+            by_record.insert(
+                (payload.device, payload.seq, record.payload_hash()),
+                (account, cents),
+            );
         }
     }
     sums
