@@ -21,7 +21,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kiosk::ui::{EngineWorker, KioskUi, Screen, UiWaker};
+use kiosk::ui::{KioskUi, Screen};
+use kiosk::worker::{EngineWorker, NoWaker};
 use slint::platform::software_renderer::{MinimalSoftwareWindow, RepaintBufferType};
 use slint::platform::{Platform, WindowAdapter};
 use slint::{ComponentHandle as _, Rgb8Pixel};
@@ -34,12 +35,6 @@ impl Platform for BenchPlatform {
     fn create_window_adapter(&self) -> Result<Rc<dyn WindowAdapter>, slint::PlatformError> {
         Ok(self.window.clone())
     }
-}
-
-struct NoWaker;
-
-impl UiWaker for NoWaker {
-    fn wake(&self) {}
 }
 
 fn arg(name: &str, default: u64) -> u64 {

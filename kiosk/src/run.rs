@@ -24,7 +24,8 @@ use crate::limits::{
     RUNTIME_BLOCKING_THREADS_MAX, RUNTIME_WORKER_THREADS,
 };
 use crate::systemd::{Notifier, Watchdog};
-use crate::ui::{EngineWorker, KioskUi, TapSender, UiWaker, Update};
+use crate::ui::KioskUi;
+use crate::worker::{EngineWorker, NoWaker, TapSender, UiWaker, Update, UpdateReceiver};
 
 /// The wait from `now` until the next refresh of the ready screen's clock: just after the next
 /// minute starts (services and the clock change on whole minutes, in every time zone).
@@ -321,14 +322,7 @@ async fn stop_requested() {
 /// What shows the engine's updates.
 enum Face {
     Window(Rc<KioskUi>),
-    Text(crate::ui::UpdateReceiver),
-}
-
-/// No wakeup: the text mode's loop waits on the update channel itself.
-struct NoWaker;
-
-impl UiWaker for NoWaker {
-    fn wake(&self) {}
+    Text(UpdateReceiver),
 }
 
 /// Starts the background sync when the kiosk knows its back-office.
@@ -395,7 +389,7 @@ fn spawn_stdin_feed(
 
 /// Asks the engine for the open service and the local time, and signs idle staff out.
 fn refresh_clock(sender: &TapSender) {
-    sender.submit_job(Box::new(|engine| {
+    sender.submit(|engine| {
         if engine.sign_out_if_idle().unwrap_or(false) {
             return Update::SignedOut;
         }
@@ -404,7 +398,7 @@ fn refresh_clock(sender: &TapSender) {
             service_name: service.map(|name| name.to_string()).unwrap_or_default(),
             time,
         }
-    }));
+    });
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 //! Retries back off exponentially with jitter ([`backoff_ms`]), from [`BACKOFF_MS_FIRST`] up to
 //! [`BACKOFF_MS_MAX`].
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -109,18 +110,36 @@ pub struct SyncState {
     pub last_error: Option<String>,
 }
 
-/// A job for the engine.
+/// A job for the engine that answers its caller itself.
 pub type EngineJob = Box<dyn FnOnce(&mut Engine) + Send>;
 
 /// How the sync reaches the engine and the screen.
 pub trait EngineAccess: Send + Sync + 'static {
     /// Queues `job` on the engine without waiting; false when the queue is full or the
     /// engine stopped.
-    fn submit(&self, job: EngineJob) -> bool;
+    fn queue(&self, job: EngineJob) -> bool;
     /// Shows the sync's state to staff.
     fn publish(&self, state: &SyncState);
     /// Whether the card reader works, for the report the back-office keeps.
     fn reader_state(&self) -> ReaderState;
+
+    /// Runs `job` on the engine and awaits its result, holding nothing the engine needs
+    /// meanwhile. The job is queued at once, not when the answer is first awaited.
+    fn call<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Engine) -> T + Send + 'static,
+    ) -> impl Future<Output = Result<T, SyncError>> + Send {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let queued = self.queue(Box::new(move |engine| {
+            let _ = done.send(job(engine));
+        }));
+        async move {
+            if !queued {
+                return Err(SyncError::EngineBusy);
+            }
+            result.await.map_err(|_| SyncError::EngineStopped)
+        }
+    }
 }
 
 /// What the sync needs to know, from `kiosk.toml` or a test.
@@ -369,7 +388,8 @@ impl<E: EngineAccess> SyncClient<E> {
                     // Best effort: a kiosk that cannot write an audit record is out of
                     // service anyway, and the next tap says so.
                     let _ = self
-                        .on_engine(move |engine| engine.note_offline_end(since))
+                        .engine
+                        .call(move |engine| engine.note_offline_end(since))
                         .await;
                 }
             }
@@ -381,7 +401,8 @@ impl<E: EngineAccess> SyncClient<E> {
                 if self.failures >= FAILED_SYNCS_BEFORE_OFFLINE && self.offline_since.is_none() {
                     let last_sync = self.state.last_sync;
                     if let Ok(Ok(())) = self
-                        .on_engine(move |engine| engine.note_offline_start(last_sync))
+                        .engine
+                        .call(move |engine| engine.note_offline_start(last_sync))
                         .await
                     {
                         self.offline_since = self.first_failure_at;
@@ -483,7 +504,8 @@ impl<E: EngineAccess> SyncClient<E> {
                 if last.is_none_or(|last| acknowledged > last) {
                     return Err(SyncError::AcknowledgedUnknown(acknowledged));
                 }
-                self.on_engine(move |engine| engine.record_acknowledged(acknowledged))
+                self.engine
+                    .call(move |engine| engine.record_acknowledged(acknowledged))
                     .await??;
             }
             let progressed =
@@ -560,7 +582,8 @@ impl<E: EngineAccess> SyncClient<E> {
             return Ok(false);
         }
         let applied = self
-            .on_engine(move |engine| engine.apply_snapshot(&snapshot))
+            .engine
+            .call(move |engine| engine.apply_snapshot(&snapshot))
             .await?;
         self.need_full_snapshot = applied.is_err();
         applied.map_err(SyncError::from)?;
@@ -675,7 +698,8 @@ impl<E: EngineAccess> SyncClient<E> {
             .push(SyncWarning::ClockDrift { drift_ms });
         if !self.drift_recorded
             && let Ok(Ok(())) = self
-                .on_engine(move |engine| engine.note_clock_drift(backoffice, drift_ms))
+                .engine
+                .call(move |engine| engine.note_clock_drift(backoffice, drift_ms))
                 .await
         {
             self.drift_recorded = true;
@@ -728,22 +752,6 @@ impl<E: EngineAccess> SyncClient<E> {
             }
         };
         Ok(())
-    }
-
-    /// Runs `job` on the engine and waits for its result, without holding anything the
-    /// engine needs meanwhile.
-    async fn on_engine<T: Send + 'static>(
-        &self,
-        job: impl FnOnce(&mut Engine) -> T + Send + 'static,
-    ) -> Result<T, SyncError> {
-        let (done, result) = tokio::sync::oneshot::channel();
-        let submitted = self.engine.submit(Box::new(move |engine| {
-            let _ = done.send(job(engine));
-        }));
-        if !submitted {
-            return Err(SyncError::EngineBusy);
-        }
-        result.await.map_err(|_| SyncError::EngineStopped)
     }
 
     fn read<T>(
@@ -828,126 +836,6 @@ pub fn spawn<E: EngineAccess>(
 ) -> SyncHandle {
     SyncHandle {
         task: runtime.spawn(client.run()),
-    }
-}
-
-/// Jobs waiting for a [`HeadlessEngine`].
-pub const HEADLESS_JOBS_MAX: usize = 64;
-
-/// A job, or `None` to stop: the engine's thread ends after the jobs queued before it.
-type HeadlessJob = Option<Box<dyn FnOnce(&mut Engine) + Send>>;
-
-/// The engine on a thread of its own without a touchscreen or a runtime: for tests and
-/// benchmarks that tap and sync at once.
-#[derive(Debug)]
-pub struct HeadlessEngine {
-    jobs: std::sync::mpsc::SyncSender<HeadlessJob>,
-    thread: Mutex<Option<std::thread::JoinHandle<Engine>>>,
-    /// The sync's last published state.
-    state: Mutex<SyncState>,
-    reader: Mutex<ReaderState>,
-}
-
-impl HeadlessEngine {
-    pub fn start(engine: Engine) -> Arc<HeadlessEngine> {
-        let (jobs, received) = std::sync::mpsc::sync_channel::<HeadlessJob>(HEADLESS_JOBS_MAX);
-        let thread = std::thread::Builder::new()
-            .name("engine".into())
-            .spawn(move || {
-                let mut engine = engine;
-                while let Ok(Some(job)) = received.recv() {
-                    job(&mut engine);
-                }
-                engine
-            })
-            .expect("the engine thread starts");
-        Arc::new(HeadlessEngine {
-            jobs,
-            thread: Mutex::new(Some(thread)),
-            state: Mutex::new(SyncState::default()),
-            reader: Mutex::new(ReaderState::Ready),
-        })
-    }
-
-    /// Runs `job` on the engine's thread and waits for it (blocking: not from async code).
-    pub fn run<T: Send + 'static>(&self, job: impl FnOnce(&mut Engine) -> T + Send + 'static) -> T {
-        let (done, result) = std::sync::mpsc::sync_channel(1);
-        self.jobs
-            .send(Some(Box::new(move |engine| {
-                let _ = done.send(job(engine));
-            })))
-            .expect("the engine runs");
-        result.recv().expect("the engine answers")
-    }
-
-    /// Runs `job` on the engine's thread and waits for it without blocking the runtime.
-    pub async fn call<T: Send + 'static>(
-        &self,
-        job: impl FnOnce(&mut Engine) -> T + Send + 'static,
-    ) -> T {
-        let (done, result) = tokio::sync::oneshot::channel();
-        let mut job: Option<HeadlessJob> = Some(Some(Box::new(move |engine| {
-            let _ = done.send(job(engine));
-        })));
-        // The queue is bounded: wait for room rather than block a runtime thread.
-        while let Some(pending) = job.take() {
-            match self.jobs.try_send(pending) {
-                Ok(()) => {}
-                Err(std::sync::mpsc::TrySendError::Full(pending)) => {
-                    job = Some(pending);
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-                Err(std::sync::mpsc::TrySendError::Disconnected(_)) => panic!("the engine stopped"),
-            }
-        }
-        result.await.expect("the engine answers")
-    }
-
-    /// The sync's last published state.
-    pub fn sync_state(&self) -> SyncState {
-        self.state
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .clone()
-    }
-
-    pub fn set_reader_state(&self, reader: ReaderState) {
-        *self
-            .reader
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner()) = reader;
-    }
-
-    /// Stops the engine's thread once its queued jobs are done; returns the engine.
-    pub fn stop(&self) -> Option<Engine> {
-        let thread = self
-            .thread
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .take()?;
-        // Blocks only while the queue is full: the engine is working through it.
-        let _ = self.jobs.send(None);
-        thread.join().ok()
-    }
-}
-
-impl EngineAccess for HeadlessEngine {
-    fn submit(&self, job: EngineJob) -> bool {
-        self.jobs.try_send(Some(job)).is_ok()
-    }
-
-    fn publish(&self, state: &SyncState) {
-        *self
-            .state
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner()) = state.clone();
-    }
-
-    fn reader_state(&self) -> ReaderState {
-        *self
-            .reader
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
     }
 }
 

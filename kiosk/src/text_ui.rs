@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::engine::{Decision, Status};
 use crate::limits::{TEXT_DRAIN_WAIT_MS_MAX, TEXT_SETTLE_MS};
-use crate::ui::{TapSender, Update, UpdateReceiver};
+use crate::worker::{TapSender, Update, UpdateReceiver};
 use proto::snapshot::Language;
 
 /// Prints updates until `input_ended` completes (typed input ended, or the kiosk was asked to
@@ -72,10 +72,10 @@ pub async fn print_until_input_ends(
 
 /// Asks the engine for its state line.
 fn request_state(sender: &TapSender) {
-    sender.submit_job(Box::new(|engine| match engine.status() {
+    sender.submit(|engine| match engine.status() {
         Ok(status) => Update::Status(vec![state_line(&status)]),
         Err(error) => Update::Status(vec![format!("unavailable: {error}")]),
-    }));
+    });
 }
 
 /// The state in one line.
@@ -129,14 +129,13 @@ pub fn describe(update: &Update) -> Option<String> {
             );
             for warning in warnings {
                 line.push_str(" · ");
-                line.push_str(&crate::ui::texts::sync_warning(Language::En, warning));
+                line.push_str(&crate::texts::sync_warning(Language::En, warning));
             }
             line
         }
         Update::Clock { service_name, time } => {
             format!("clock     {time} {service_name}")
         }
-        Update::Idle => return None,
     };
     Some(line)
 }

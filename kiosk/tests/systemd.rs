@@ -15,13 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kiosk::systemd::{Notifier, Watchdog, ping_period};
-use kiosk::ui::{EngineWorker, UiWaker, Update};
-
-struct NoWaker;
-
-impl UiWaker for NoWaker {
-    fn wake(&self) {}
-}
+use kiosk::worker::{EngineWorker, NoWaker, Update};
 
 /// The socket systemd would listen on.
 struct Listener {
@@ -102,11 +96,11 @@ fn ready_then_watchdog_pings_that_stop_while_the_engine_is_stalled() {
     // The engine blocks inside a job, as on a hung disk: heartbeats queue behind it.
     let (started, engine_stalled) = std::sync::mpsc::sync_channel::<()>(1);
     let (release, gate) = std::sync::mpsc::sync_channel::<()>(1);
-    sender.submit_job(Box::new(move |_engine| {
+    sender.submit(move |_engine| {
         started.send(()).unwrap();
         gate.recv().unwrap();
         Update::SignedOut
-    }));
+    });
     engine_stalled.recv_timeout(Duration::from_secs(5)).unwrap();
     // A heartbeat answered just before the stall may still be on its way.
     std::thread::sleep(PERIOD * 2);

@@ -220,7 +220,7 @@ async fn a_reinstalled_kiosk_is_a_new_device<S: Store>(store: S) {
     old.sync_until_clean(3).await;
     let old_records = old.records().await;
     drop(old.sync);
-    drop(old.engine.stop());
+    drop(old.worker.stop());
 
     // The disk is wiped and the kiosk enrolled again: a new key, so a new device.
     std::fs::remove_dir_all(dir.path()).unwrap();

@@ -54,7 +54,6 @@ async fn an_exported_file_gives_the_network_syncs_result<S: Store>(by_hand: S, b
         kiosk.next_day();
     }
     let acknowledged = kiosk
-        .engine
         .call(|engine| engine.ledger().counts().unwrap().acknowledged_seq)
         .await
         .map_or(0, Seq::get);
