@@ -12,7 +12,7 @@ use proto::snapshot::{CardHolder, Snapshot};
 use proto::{AccountId, BracketId, CardUid, Cents, MealType, PupilId, Seq};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{LedgerError, PupilEntry, pupil_columns, stored, to_seq};
+use super::rows::{LedgerError, PupilEntry, pupil_columns, stored, to_seq};
 
 /// An account as the snapshot gave it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
