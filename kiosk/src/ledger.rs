@@ -1087,7 +1087,15 @@ impl LedgerWrite<'_> {
         Ok(())
     }
 
+    /// Writes every row `snapshot` carries, over the rows with the same key.
     fn upsert(&self, snapshot: &Snapshot) -> Result<(), LedgerError> {
+        self.upsert_people(snapshot)?;
+        self.upsert_credentials(snapshot)?;
+        self.upsert_menu(snapshot)
+    }
+
+    /// Accounts and pupils.
+    fn upsert_people(&self, snapshot: &Snapshot) -> Result<(), LedgerError> {
         let tx = self.transaction;
         let mut accounts = tx.prepare_cached(
             "INSERT OR REPLACE INTO accounts (id, balance_cents, overdraft_floor_cents) VALUES (?1, ?2, ?3)",
@@ -1123,6 +1131,12 @@ impl LedgerWrite<'_> {
                 dietary
             ])?;
         }
+        Ok(())
+    }
+
+    /// Cards, the hotlist and staff.
+    fn upsert_credentials(&self, snapshot: &Snapshot) -> Result<(), LedgerError> {
+        let tx = self.transaction;
         let mut cards = tx.prepare_cached(
             "INSERT OR REPLACE INTO cards (uid, pupil, staff) VALUES (?1, ?2, ?3)",
         )?;
@@ -1137,6 +1151,18 @@ impl LedgerWrite<'_> {
         for uid in &snapshot.hotlist {
             hotlist.execute([uid.to_string()])?;
         }
+        let mut staff = tx.prepare_cached(
+            "INSERT OR REPLACE INTO staff (id, name, pin_hash) VALUES (?1, ?2, ?3)",
+        )?;
+        for StaffCredential { id, name, pin_hash } in &snapshot.staff {
+            staff.execute(params![id.as_str(), name.as_str(), pin_hash.as_str()])?;
+        }
+        Ok(())
+    }
+
+    /// Tariffs and services.
+    fn upsert_menu(&self, snapshot: &Snapshot) -> Result<(), LedgerError> {
+        let tx = self.transaction;
         let mut tariffs = tx.prepare_cached(
             "INSERT OR REPLACE INTO tariffs (bracket, meal_type, price_cents) VALUES (?1, ?2, ?3)",
         )?;
@@ -1155,12 +1181,6 @@ impl LedgerWrite<'_> {
                 service.id.as_str(),
                 serde_json::to_string(service).map_err(stored)?
             ])?;
-        }
-        let mut staff = tx.prepare_cached(
-            "INSERT OR REPLACE INTO staff (id, name, pin_hash) VALUES (?1, ?2, ?3)",
-        )?;
-        for StaffCredential { id, name, pin_hash } in &snapshot.staff {
-            staff.execute(params![id.as_str(), name.as_str(), pin_hash.as_str()])?;
         }
         Ok(())
     }

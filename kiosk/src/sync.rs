@@ -598,6 +598,48 @@ impl<E: EngineAccess> SyncClient<E> {
         body: Vec<u8>,
         answer_bytes_max: usize,
     ) -> Result<Vec<u8>, SyncError> {
+        let request = self.signed_request(method, path_and_query, body)?;
+        let mut response = request
+            .send()
+            .await
+            .map_err(|error| SyncError::Network(error_chain(&error)))?;
+        let status = response.status();
+        let server_date = response
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|date| date.to_str().ok())
+            .and_then(|date| jiff::fmt::rfc2822::parse(date).ok())
+            .map(|date| date.timestamp());
+        let limit = if status.is_success() {
+            answer_bytes_max
+        } else {
+            RESPONSE_BYTES_MAX
+        };
+        let answer = read_answer(&mut response, limit).await?;
+        if status.is_success() {
+            return Ok(answer);
+        }
+        if status == reqwest::StatusCode::UNAUTHORIZED
+            && let Some(date) = server_date
+        {
+            // A refused timestamp may be the kiosk's clock: the answer's `Date` (to the second)
+            // is all the back-office tells a request it did not accept.
+            let now = record_time(self.now());
+            if let Ok(date) = Timestamp::from_unix_ms(date.as_millisecond()) {
+                self.measure_drift(now, now, date).await;
+            }
+        }
+        Err(refusal(status, &answer))
+    }
+
+    /// A request to the back-office signed with the kiosk's key, in the back-office's time when
+    /// the kiosk's clock drifted.
+    fn signed_request(
+        &self,
+        method: reqwest::Method,
+        path_and_query: &str,
+        body: Vec<u8>,
+    ) -> Result<reqwest::RequestBuilder, SyncError> {
         let url = self
             .base
             .join(path_and_query)
@@ -621,7 +663,7 @@ impl<E: EngineAccess> SyncClient<E> {
             body: &body,
         }
         .sign(&self.key);
-        let mut response = self
+        Ok(self
             .http
             .request(method, url)
             .header(HEADER_DEVICE, self.device.as_str())
@@ -629,55 +671,7 @@ impl<E: EngineAccess> SyncClient<E> {
             .header(HEADER_NONCE, nonce)
             .header(HEADER_SIGNATURE, signature.to_base64())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await
-            .map_err(|error| SyncError::Network(error_chain(&error)))?;
-        let status = response.status();
-        let server_date = response
-            .headers()
-            .get(reqwest::header::DATE)
-            .and_then(|date| date.to_str().ok())
-            .and_then(|date| jiff::fmt::rfc2822::parse(date).ok())
-            .map(|date| date.timestamp());
-        let limit = if status.is_success() {
-            answer_bytes_max
-        } else {
-            RESPONSE_BYTES_MAX
-        };
-        let mut answer = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|error| SyncError::Network(error_chain(&error)))?
-        {
-            if answer.len() + chunk.len() > limit {
-                return Err(SyncError::AnswerTooLarge { max: limit });
-            }
-            answer.extend_from_slice(&chunk);
-        }
-        if status.is_success() {
-            return Ok(answer);
-        }
-        let error: Option<ApiError> = serde_json::from_slice(&answer).ok();
-        if status == reqwest::StatusCode::UNAUTHORIZED
-            && let Some(date) = server_date
-        {
-            // A refused timestamp may be the kiosk's clock: the answer's `Date` (to the second)
-            // is all the back-office tells a request it did not accept.
-            let now = record_time(self.now());
-            if let Ok(date) = Timestamp::from_unix_ms(date.as_millisecond()) {
-                self.measure_drift(now, now, date).await;
-            }
-        }
-        Err(SyncError::Refused {
-            status: status.as_u16(),
-            message: error.as_ref().map_or_else(
-                || String::from_utf8_lossy(&answer).into_owned(),
-                |error| error.message.clone(),
-            ),
-            error,
-        })
+            .body(body))
     }
 
     /// Compares the kiosk's clock with the back-office's; beyond the bound, writes one
@@ -776,6 +770,35 @@ impl<E: EngineAccess> SyncClient<E> {
             .fill(&mut bytes)
             .map_err(|_| SyncError::Random)?;
         Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
+    }
+}
+
+/// The answer's body, at most `limit` bytes.
+async fn read_answer(response: &mut reqwest::Response, limit: usize) -> Result<Vec<u8>, SyncError> {
+    let mut answer = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|error| SyncError::Network(error_chain(&error)))?
+    {
+        if answer.len() + chunk.len() > limit {
+            return Err(SyncError::AnswerTooLarge { max: limit });
+        }
+        answer.extend_from_slice(&chunk);
+    }
+    Ok(answer)
+}
+
+/// A refused request's error: the API's error body when it sent one, else the answer's text.
+fn refusal(status: reqwest::StatusCode, answer: &[u8]) -> SyncError {
+    let error: Option<ApiError> = serde_json::from_slice(answer).ok();
+    SyncError::Refused {
+        status: status.as_u16(),
+        message: error.as_ref().map_or_else(
+            || String::from_utf8_lossy(answer).into_owned(),
+            |error| error.message.clone(),
+        ),
+        error,
     }
 }
 

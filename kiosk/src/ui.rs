@@ -227,21 +227,7 @@ impl KioskUi {
             Update::Tap(decision) => self.show_decision(decision),
             Update::ReaderAvailable(true) => self.set_base_screen(),
             Update::ReaderAvailable(false) => kiosk.set_screen(Screen::ReaderUnavailable),
-            Update::SignedIn(Ok(name)) => {
-                let mut state = self.state.borrow_mut();
-                state.staff_signed_in = true;
-                state.flow = Flow::None;
-                state.entry.clear();
-                kiosk.set_staff_name(name.into());
-                kiosk.set_message(SharedString::new());
-                kiosk.set_entry(SharedString::new());
-                kiosk.set_screen(Screen::StaffMenu);
-            }
-            Update::SignedIn(Err(message)) => {
-                self.state.borrow_mut().entry.clear();
-                kiosk.set_entry(SharedString::new());
-                kiosk.set_message(message.into());
-            }
+            Update::SignedIn(result) => self.signed_in(result),
             Update::SignedOut => {
                 let mut state = self.state.borrow_mut();
                 state.staff_signed_in = false;
@@ -249,17 +235,7 @@ impl KioskUi {
                 drop(state);
                 self.set_base_screen();
             }
-            Update::Rows(rows) => {
-                let model: Vec<ListRow> = rows
-                    .iter()
-                    .map(|(key, label)| ListRow {
-                        key: key.into(),
-                        label: label.into(),
-                    })
-                    .collect();
-                kiosk.set_rows(ModelRc::new(VecModel::from(model)));
-                self.state.borrow_mut().rows = rows;
-            }
+            Update::Rows(rows) => self.show_rows(rows),
             Update::ClosePreview(Ok(expected)) => {
                 self.state.borrow_mut().flow = Flow::Close {
                     expected,
@@ -272,14 +248,7 @@ impl KioskUi {
             Update::ClosePreview(Err(message)) | Update::Done(Err(message)) => {
                 kiosk.set_message(message.into());
             }
-            Update::Done(Ok(message)) => {
-                let mut state = self.state.borrow_mut();
-                state.flow = Flow::None;
-                state.entry.clear();
-                kiosk.set_entry(SharedString::new());
-                kiosk.set_message(message.into());
-                kiosk.set_screen(Screen::StaffMenu);
-            }
+            Update::Done(Ok(message)) => self.done(message),
             Update::Status(lines) => {
                 let lines: Vec<SharedString> = lines.into_iter().map(Into::into).collect();
                 kiosk.set_status_lines(ModelRc::new(VecModel::from(lines)));
@@ -305,6 +274,49 @@ impl KioskUi {
                 kiosk.set_sync_warning(warnings.join(" · ").into());
             }
         }
+    }
+
+    /// The staff menu after a PIN was accepted, or the PIN screen again with why not.
+    fn signed_in(&self, result: Result<String, String>) {
+        let kiosk = self.window.global::<Kiosk>();
+        let mut state = self.state.borrow_mut();
+        state.entry.clear();
+        kiosk.set_entry(SharedString::new());
+        match result {
+            Ok(name) => {
+                state.staff_signed_in = true;
+                state.flow = Flow::None;
+                kiosk.set_staff_name(name.into());
+                kiosk.set_message(SharedString::new());
+                kiosk.set_screen(Screen::StaffMenu);
+            }
+            Err(message) => kiosk.set_message(message.into()),
+        }
+    }
+
+    fn show_rows(&self, rows: Vec<(String, String)>) {
+        let model: Vec<ListRow> = rows
+            .iter()
+            .map(|(key, label)| ListRow {
+                key: key.into(),
+                label: label.into(),
+            })
+            .collect();
+        self.window
+            .global::<Kiosk>()
+            .set_rows(ModelRc::new(VecModel::from(model)));
+        self.state.borrow_mut().rows = rows;
+    }
+
+    /// A staff action was recorded: back to the menu with its message.
+    fn done(&self, message: String) {
+        let kiosk = self.window.global::<Kiosk>();
+        let mut state = self.state.borrow_mut();
+        state.flow = Flow::None;
+        state.entry.clear();
+        kiosk.set_entry(SharedString::new());
+        kiosk.set_message(message.into());
+        kiosk.set_screen(Screen::StaffMenu);
     }
 
     fn show_decision(&self, decision: Decision) {
