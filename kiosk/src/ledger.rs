@@ -33,8 +33,42 @@ use lookups::{Changes, Lookups};
 pub use rows::{LedgerError, PupilEntry};
 use rows::{pupil_columns, seq_sql, stored, to_seq};
 
+/// A schema migration: its SQL, then the append-only triggers of the tables it names.
+struct Migration {
+    sql: &'static str,
+    /// Tables whose rows are never edited or deleted, each with its name in the refusal.
+    append_only: &'static [(&'static str, &'static str)],
+}
+
+impl Migration {
+    /// The migration's SQL with a trigger refusing every `UPDATE` and every `DELETE` of each
+    /// append-only table.
+    fn statements(&self) -> String {
+        let mut sql = self.sql.to_owned();
+        for (table, name) in self.append_only {
+            for action in ["UPDATE", "DELETE"] {
+                sql.push_str(&format!(
+                    "CREATE TRIGGER {table}_no_{} BEFORE {action} ON {table}\n    \
+                     BEGIN SELECT RAISE(ABORT, '{name} are append-only'); END;\n",
+                    action.to_lowercase()
+                ));
+            }
+        }
+        sql
+    }
+}
+
 /// Schema migrations, applied in order; `PRAGMA user_version` counts those applied.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[Migration] = &[Migration {
+    // Nothing written by a kiosk is ever edited or deleted.
+    append_only: &[
+        ("records", "records"),
+        ("meals", "meals"),
+        ("voids", "voids"),
+        ("top_ups", "top-ups"),
+        ("day_closes", "day closes"),
+    ],
+    sql: r#"
 CREATE TABLE records (
     seq INTEGER PRIMARY KEY CHECK (seq >= 1),
     kind TEXT NOT NULL,
@@ -69,28 +103,6 @@ CREATE TABLE top_ups (
 CREATE TABLE day_closes (
     seq INTEGER PRIMARY KEY REFERENCES records (seq)
 ) STRICT;
-
--- Nothing written by a kiosk is ever edited or deleted.
-CREATE TRIGGER records_no_update BEFORE UPDATE ON records
-    BEGIN SELECT RAISE(ABORT, 'records are append-only'); END;
-CREATE TRIGGER records_no_delete BEFORE DELETE ON records
-    BEGIN SELECT RAISE(ABORT, 'records are append-only'); END;
-CREATE TRIGGER meals_no_update BEFORE UPDATE ON meals
-    BEGIN SELECT RAISE(ABORT, 'meals are append-only'); END;
-CREATE TRIGGER meals_no_delete BEFORE DELETE ON meals
-    BEGIN SELECT RAISE(ABORT, 'meals are append-only'); END;
-CREATE TRIGGER voids_no_update BEFORE UPDATE ON voids
-    BEGIN SELECT RAISE(ABORT, 'voids are append-only'); END;
-CREATE TRIGGER voids_no_delete BEFORE DELETE ON voids
-    BEGIN SELECT RAISE(ABORT, 'voids are append-only'); END;
-CREATE TRIGGER top_ups_no_update BEFORE UPDATE ON top_ups
-    BEGIN SELECT RAISE(ABORT, 'top-ups are append-only'); END;
-CREATE TRIGGER top_ups_no_delete BEFORE DELETE ON top_ups
-    BEGIN SELECT RAISE(ABORT, 'top-ups are append-only'); END;
-CREATE TRIGGER day_closes_no_update BEFORE UPDATE ON day_closes
-    BEGIN SELECT RAISE(ABORT, 'day closes are append-only'); END;
-CREATE TRIGGER day_closes_no_delete BEFORE DELETE ON day_closes
-    BEGIN SELECT RAISE(ABORT, 'day closes are append-only'); END;
 
 CREATE TABLE upload_state (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -143,7 +155,8 @@ CREATE TABLE staff (
     name TEXT NOT NULL,
     pin_hash TEXT NOT NULL
 ) STRICT;
-"#];
+"#,
+}];
 
 /// The kiosk's SQLite ledger. One writer: the engine.
 #[derive(Debug)]
@@ -266,7 +279,7 @@ impl Ledger {
             .skip(usize::try_from(found).unwrap_or(0))
         {
             let transaction = self.connection.transaction()?;
-            transaction.execute_batch(migration)?;
+            transaction.execute_batch(&migration.statements())?;
             transaction.pragma_update(None, "user_version", index + 1)?;
             transaction.commit()?;
         }
@@ -1050,6 +1063,7 @@ impl LedgerWrite<'_> {
         Ok(())
     }
 
+    /// Deletes the rows a delta removes.
     fn remove(&self, snapshot: &Snapshot) -> Result<(), LedgerError> {
         let removed = &snapshot.removed;
         let removals: [(&str, Vec<String>); 6] = [
@@ -1078,109 +1092,83 @@ impl LedgerWrite<'_> {
                 removed.services.iter().map(ToString::to_string).collect(),
             ),
         ];
-        for (sql, keys) in removals {
-            let mut statement = self.transaction.prepare_cached(sql)?;
-            for key in keys {
-                statement.execute([key])?;
-            }
+        for (sql, keys) in &removals {
+            self.execute_each(sql, keys.iter().map(|key| Ok([key.as_str()])))?;
         }
         Ok(())
     }
 
-    /// Writes every row `snapshot` carries, over the rows with the same key.
+    /// Writes every row `snapshot` carries, over the rows with the same key. Each row is taken
+    /// apart whole, so a field added to the snapshot does not compile until it is written.
     fn upsert(&self, snapshot: &Snapshot) -> Result<(), LedgerError> {
-        self.upsert_people(snapshot)?;
-        self.upsert_credentials(snapshot)?;
-        self.upsert_menu(snapshot)
-    }
-
-    /// Accounts and pupils.
-    fn upsert_people(&self, snapshot: &Snapshot) -> Result<(), LedgerError> {
-        let tx = self.transaction;
-        let mut accounts = tx.prepare_cached(
-            "INSERT OR REPLACE INTO accounts (id, balance_cents, overdraft_floor_cents) VALUES (?1, ?2, ?3)",
+        self.execute_each(
+            "INSERT OR REPLACE INTO accounts (id, balance_cents, overdraft_floor_cents)
+             VALUES (?1, ?2, ?3)",
+            snapshot.accounts.iter().map(
+                |AccountState {
+                     id,
+                     balance,
+                     overdraft_floor,
+                 }| Ok((id.as_str(), balance.get(), overdraft_floor.get())),
+            ),
         )?;
-        for AccountState {
-            id,
-            balance,
-            overdraft_floor,
-        } in &snapshot.accounts
-        {
-            accounts.execute(params![id.as_str(), balance.get(), overdraft_floor.get()])?;
-        }
-        let mut pupils = tx.prepare_cached(
+        self.execute_each(
             "INSERT OR REPLACE INTO pupils (id, account, first_name, last_name, bracket, dietary)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            snapshot.pupils.iter().map(pupil_row),
         )?;
-        for Pupil {
-            id,
-            account,
-            first_name,
-            last_name,
-            bracket,
-            dietary,
-        } in &snapshot.pupils
-        {
-            let dietary = serde_json::to_string(dietary).map_err(stored)?;
-            pupils.execute(params![
-                id.as_str(),
-                account.as_str(),
-                first_name.as_str(),
-                last_name.as_str(),
-                bracket.as_str(),
-                dietary
-            ])?;
-        }
-        Ok(())
-    }
-
-    /// Cards, the hotlist and staff.
-    fn upsert_credentials(&self, snapshot: &Snapshot) -> Result<(), LedgerError> {
-        let tx = self.transaction;
-        let mut cards = tx.prepare_cached(
+        self.execute_each(
             "INSERT OR REPLACE INTO cards (uid, pupil, staff) VALUES (?1, ?2, ?3)",
+            snapshot.cards.iter().map(|Card { uid, holder }| {
+                Ok(match holder {
+                    CardHolder::Pupil(pupil) => (uid.to_string(), Some(pupil.as_str()), None),
+                    CardHolder::Staff(staff) => (uid.to_string(), None, Some(staff.as_str())),
+                })
+            }),
         )?;
-        for Card { uid, holder } in &snapshot.cards {
-            let (pupil, staff) = match holder {
-                CardHolder::Pupil(pupil) => (Some(pupil.as_str()), None),
-                CardHolder::Staff(staff) => (None, Some(staff.as_str())),
-            };
-            cards.execute(params![uid.to_string(), pupil, staff])?;
-        }
-        let mut hotlist = tx.prepare_cached("INSERT OR IGNORE INTO hotlist (uid) VALUES (?1)")?;
-        for uid in &snapshot.hotlist {
-            hotlist.execute([uid.to_string()])?;
-        }
-        let mut staff = tx.prepare_cached(
+        self.execute_each(
+            "INSERT OR IGNORE INTO hotlist (uid) VALUES (?1)",
+            snapshot.hotlist.iter().map(|uid| Ok([uid.to_string()])),
+        )?;
+        self.execute_each(
+            "INSERT OR REPLACE INTO tariffs (bracket, meal_type, price_cents) VALUES (?1, ?2, ?3)",
+            snapshot.tariffs.iter().map(
+                |Tariff {
+                     bracket,
+                     meal_type,
+                     price,
+                 }| Ok((bracket.as_str(), meal_type.as_str(), price.get())),
+            ),
+        )?;
+        self.execute_each(
+            "INSERT OR REPLACE INTO services (id, body) VALUES (?1, ?2)",
+            snapshot.services.iter().map(|service| {
+                Ok((
+                    service.id.as_str(),
+                    serde_json::to_string(service).map_err(stored)?,
+                ))
+            }),
+        )?;
+        self.execute_each(
             "INSERT OR REPLACE INTO staff (id, name, pin_hash) VALUES (?1, ?2, ?3)",
-        )?;
-        for StaffCredential { id, name, pin_hash } in &snapshot.staff {
-            staff.execute(params![id.as_str(), name.as_str(), pin_hash.as_str()])?;
-        }
-        Ok(())
+            snapshot
+                .staff
+                .iter()
+                .map(|StaffCredential { id, name, pin_hash }| {
+                    Ok((id.as_str(), name.as_str(), pin_hash.as_str()))
+                }),
+        )
     }
 
-    /// Tariffs and services.
-    fn upsert_menu(&self, snapshot: &Snapshot) -> Result<(), LedgerError> {
-        let tx = self.transaction;
-        let mut tariffs = tx.prepare_cached(
-            "INSERT OR REPLACE INTO tariffs (bracket, meal_type, price_cents) VALUES (?1, ?2, ?3)",
-        )?;
-        for Tariff {
-            bracket,
-            meal_type,
-            price,
-        } in &snapshot.tariffs
-        {
-            tariffs.execute(params![bracket.as_str(), meal_type.as_str(), price.get()])?;
-        }
-        let mut services =
-            tx.prepare_cached("INSERT OR REPLACE INTO services (id, body) VALUES (?1, ?2)")?;
-        for service in &snapshot.services {
-            services.execute(params![
-                service.id.as_str(),
-                serde_json::to_string(service).map_err(stored)?
-            ])?;
+    /// Runs `sql`, prepared once, with each of `rows` as its parameters.
+    fn execute_each<P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        rows: impl IntoIterator<Item = Result<P, LedgerError>>,
+    ) -> Result<(), LedgerError> {
+        let mut statement = self.transaction.prepare_cached(sql)?;
+        for row in rows {
+            statement.execute(row?)?;
         }
         Ok(())
     }
@@ -1266,6 +1254,26 @@ fn configure(connection: &Connection) -> Result<(), LedgerError> {
     connection.pragma_update(None, "cache_size", -LEDGER_CACHE_KIB)?;
     connection.pragma_update(None, "mmap_size", LEDGER_MMAP_BYTES_MAX)?;
     Ok(())
+}
+
+/// A pupil's row in the `pupils` table, its dietary flags as JSON.
+fn pupil_row(pupil: &Pupil) -> Result<(&str, &str, &str, &str, &str, String), LedgerError> {
+    let Pupil {
+        id,
+        account,
+        first_name,
+        last_name,
+        bracket,
+        dietary,
+    } = pupil;
+    Ok((
+        id.as_str(),
+        account.as_str(),
+        first_name.as_str(),
+        last_name.as_str(),
+        bracket.as_str(),
+        serde_json::to_string(dietary).map_err(stored)?,
+    ))
 }
 
 /// Whether `service` is open at local `time` on `weekday`.
