@@ -25,11 +25,11 @@ pub async fn print_until_input_ends(
     let mut print = |update: Update| {
         let tapped = matches!(update, Update::Tap(_));
         if let Some(line) = describe(&update) {
-            let repeated = matches!(update, Update::Sync { .. }) && line == last_sync_line;
+            let repeated = matches!(update, Update::Sync(_)) && line == last_sync_line;
             if !repeated {
                 println!("{line}");
             }
-            if matches!(update, Update::Sync { .. }) {
+            if matches!(update, Update::Sync(_)) {
                 last_sync_line = line;
             }
         }
@@ -112,24 +112,20 @@ pub fn describe(update: &Update) -> Option<String> {
         }
         Update::Done(Ok(message)) => format!("done      {message}"),
         Update::Status(lines) => format!("state     {}", lines.join(" · ")),
-        Update::Sync {
-            online,
-            unsynced,
-            last_sync,
-            warnings,
-        } => {
+        Update::Sync(state) => {
             let mut line = format!(
-                "sync      {} · {unsynced} unsynced · last sync {}",
-                if *online { "online" } else { "offline" },
-                if last_sync.is_empty() {
+                "sync      {} · {} unsynced · last sync {}",
+                if state.online { "online" } else { "offline" },
+                state.unsynced_records,
+                if state.last_sync_shown.is_empty() {
                     "never"
                 } else {
-                    last_sync
+                    &state.last_sync_shown
                 }
             );
-            for warning in warnings {
+            if !state.warnings.is_empty() {
                 line.push_str(" · ");
-                line.push_str(&crate::texts::sync_warning(Language::En, warning));
+                line.push_str(&crate::texts::sync_warnings(Language::En, &state.warnings));
             }
             line
         }

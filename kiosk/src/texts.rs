@@ -215,8 +215,17 @@ pub fn record_row(language: Language, seq: Seq, body: &RecordBody) -> String {
     }
 }
 
+/// The sync's warnings for staff, on one line.
+pub fn sync_warnings(language: Language, warnings: &[SyncWarning]) -> String {
+    warnings
+        .iter()
+        .map(|warning| sync_warning(language, warning))
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
 /// A sync warning for staff.
-pub fn sync_warning(language: Language, warning: &SyncWarning) -> String {
+fn sync_warning(language: Language, warning: &SyncWarning) -> String {
     match warning {
         SyncWarning::ClockDrift { drift_ms } => {
             let seconds = drift_ms / 1_000;

@@ -258,20 +258,12 @@ impl KioskUi {
                 let dimmed = service_name.is_empty();
                 self.set_clock(&service_name, &time, dimmed);
             }
-            Update::Sync {
-                online,
-                unsynced,
-                last_sync,
-                warnings,
-            } => {
-                kiosk.set_online(online);
-                kiosk.set_unsynced(i32::try_from(unsynced).unwrap_or(i32::MAX));
-                kiosk.set_last_sync(last_sync.into());
-                let warnings: Vec<String> = warnings
-                    .iter()
-                    .map(|warning| texts::sync_warning(self.language, warning))
-                    .collect();
-                kiosk.set_sync_warning(warnings.join(" · ").into());
+            Update::Sync(state) => {
+                kiosk.set_online(state.online);
+                kiosk.set_unsynced(i32::try_from(state.unsynced_records).unwrap_or(i32::MAX));
+                kiosk.set_last_sync(state.last_sync_shown.into());
+                let warnings = texts::sync_warnings(self.language, &state.warnings);
+                kiosk.set_sync_warning(warnings.into());
             }
         }
     }

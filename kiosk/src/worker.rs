@@ -19,7 +19,7 @@ use proto::{CardUid, Cents};
 
 use crate::engine::{Decision, Engine};
 use crate::limits::{ENGINE_JOBS_MAX, UI_UPDATES_MAX};
-use crate::sync::{EngineAccess, EngineJob, SyncState, SyncWarning};
+use crate::sync::{EngineAccess, EngineJob, SyncState};
 
 /// What the engine tells a screen.
 #[derive(Debug)]
@@ -32,12 +32,8 @@ pub enum Update {
     ClosePreview(Result<Cents, String>),
     Done(Result<String, String>),
     Status(Vec<String>),
-    Sync {
-        online: bool,
-        unsynced: u64,
-        last_sync: String,
-        warnings: Vec<SyncWarning>,
-    },
+    /// The sync's state, for the staff status line.
+    Sync(SyncState),
     /// The ready screen's service (empty outside service hours, when the screen dims) and time.
     Clock {
         service_name: String,
@@ -254,12 +250,7 @@ impl EngineAccess for TapSender {
             .sync_state
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = state.clone();
-        self.send_update(Update::Sync {
-            online: state.online,
-            unsynced: state.unsynced_records,
-            last_sync: state.last_sync_shown.clone(),
-            warnings: state.warnings.clone(),
-        });
+        self.send_update(Update::Sync(state.clone()));
     }
 
     fn reader_state(&self) -> ReaderState {
