@@ -111,45 +111,35 @@ fn timed(rates: &mut Vec<f64>, work: impl FnOnce()) {
 
 /// One round: a batch of every operation, one after the other.
 fn round(setup: &Setup, rates: &mut Rates) {
-    let Setup {
-        key,
-        raw_key,
-        public,
-        device,
-        bodies,
-        at,
-        chain,
-        raw_signatures,
-    } = setup;
-    let raw_public = UnparsedPublicKey::new(&ED25519, *public.as_bytes());
+    let raw_public = UnparsedPublicKey::new(&ED25519, *setup.public.as_bytes());
     timed(&mut rates.raw_sign, || {
-        for record in chain {
-            black_box(raw_key.sign(black_box(record.payload.as_bytes())));
+        for record in &setup.chain {
+            black_box(setup.raw_key.sign(black_box(record.payload.as_bytes())));
         }
     });
     timed(&mut rates.proto_sign, || {
         let mut head = ChainHead::GENESIS;
-        for body in bodies {
+        for body in &setup.bodies {
             black_box(
-                head.append(key, device, *at, black_box(body.clone()))
+                head.append(&setup.key, &setup.device, setup.at, black_box(body.clone()))
                     .unwrap(),
             );
         }
     });
     timed(&mut rates.raw_verify, || {
-        for (record, signature) in chain.iter().zip(raw_signatures) {
+        for (record, signature) in setup.chain.iter().zip(&setup.raw_signatures) {
             raw_public
                 .verify(black_box(record.payload.as_bytes()), black_box(signature))
                 .unwrap();
         }
     });
     timed(&mut rates.proto_verify, || {
-        for record in chain {
-            black_box(black_box(record).verify(public).unwrap());
+        for record in &setup.chain {
+            black_box(black_box(record).verify(&setup.public).unwrap());
         }
     });
     timed(&mut rates.proto_chain, || {
-        let report = verify_chain(device, public, black_box(chain));
+        let report = verify_chain(&setup.device, &setup.public, black_box(&setup.chain));
         assert!(report.is_clean());
     });
 }

@@ -455,6 +455,10 @@ mod tests {
 
     #[test]
     fn every_record_kind_counts_on_its_close_line() {
+        use CloseCategory::{
+            MealByCard, MealByStaff, TopUpCash, TopUpCheque, VoidedMeal, VoidedTopUp,
+        };
+        use Drawer::{In, Out, Untouched};
         fn check(body: &RecordBody, voided: Option<&RecordBody>, expected: Option<CloseEntry>) {
             assert_eq!(
                 close_entry(body, voided),
@@ -462,82 +466,57 @@ mod tests {
                 "{body:?} voiding {voided:?}"
             );
         }
-        let entry = |key: CloseKey, amount: i64, drawer: Drawer| {
+        let line = |category, meal, amount, drawer| {
             Some(CloseEntry {
-                key,
+                key: key(category, meal),
                 amount: Cents::new(amount),
                 drawer,
             })
         };
-        let lunch_q3 = Some(("lunch", "q3"));
-        let cents = Cents::new;
-        check(
-            &lunch(385),
-            None,
-            entry(
-                key(CloseCategory::MealByCard, lunch_q3),
-                385,
-                Drawer::Untouched,
+        let (lunch_q3, dinner_q1) = (Some(("lunch", "q3")), Some(("dinner", "q1")));
+        let cash = Cents::new(2_000);
+        let by_staff = meal("lunch", "q3", 385, true);
+        let cases = [
+            (lunch(385), None, line(MealByCard, lunch_q3, 385, Untouched)),
+            (
+                meal("dinner", "q1", 120, true),
+                None,
+                line(MealByStaff, dinner_q1, 120, Untouched),
             ),
-        );
-        check(
-            &meal("dinner", "q1", 120, true),
-            None,
-            entry(
-                key(CloseCategory::MealByStaff, Some(("dinner", "q1"))),
-                120,
-                Drawer::Untouched,
+            (
+                top_up(CASH, 2_000),
+                None,
+                line(TopUpCash, None, 2_000, In(cash)),
             ),
-        );
-        check(
-            &top_up(CASH, 2_000),
-            None,
-            entry(
-                key(CloseCategory::TopUpCash, None),
-                2_000,
-                Drawer::In(cents(2_000)),
+            (
+                top_up(CHEQUE, 1_500),
+                None,
+                line(TopUpCheque, None, 1_500, Untouched),
             ),
-        );
-        check(
-            &top_up(CHEQUE, 1_500),
-            None,
-            entry(
-                key(CloseCategory::TopUpCheque, None),
-                1_500,
-                Drawer::Untouched,
+            // A void counts on the line of what it voids, whoever served the meal.
+            (
+                void(3),
+                Some(by_staff),
+                line(VoidedMeal, lunch_q3, 385, Untouched),
             ),
-        );
-        // A void counts on the line of what it voids, whoever served the meal.
-        check(
-            &void(3),
-            Some(&meal("lunch", "q3", 385, true)),
-            entry(
-                key(CloseCategory::VoidedMeal, lunch_q3),
-                385,
-                Drawer::Untouched,
+            (
+                void(3),
+                Some(top_up(CASH, 2_000)),
+                line(VoidedTopUp, None, 2_000, Out(cash)),
             ),
-        );
-        check(
-            &void(3),
-            Some(&top_up(CASH, 2_000)),
-            entry(
-                key(CloseCategory::VoidedTopUp, None),
-                2_000,
-                Drawer::Out(cents(2_000)),
+            (
+                void(3),
+                Some(top_up(CHEQUE, 2_000)),
+                line(VoidedTopUp, None, 2_000, Untouched),
             ),
-        );
-        check(
-            &void(3),
-            Some(&top_up(CHEQUE, 2_000)),
-            entry(
-                key(CloseCategory::VoidedTopUp, None),
-                2_000,
-                Drawer::Untouched,
-            ),
-        );
-        // A void of an unknown record, of a void or of an audit record counts nowhere.
-        check(&void(3), None, None);
-        check(&void(3), Some(&void(2)), None);
+            // A void of an unknown record or of a void counts nowhere.
+            (void(3), None, None),
+            (void(3), Some(void(2)), None),
+        ];
+        for (body, voided, expected) in cases {
+            check(&body, voided.as_ref(), expected);
+        }
+        // Nor does an audit record, or a void of one.
         for body in audit_bodies() {
             check(&void(3), Some(&body), None);
             check(&body, None, None);

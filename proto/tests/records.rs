@@ -66,6 +66,24 @@ fn second_record_links_to_the_first() {
     assert_eq!(records[1].seq(), seq(2));
 }
 
+/// Every text one byte away from `text` that is still UTF-8 (bytes that are not cannot even be
+/// represented in a record), with the position and value of the byte changed.
+fn single_byte_changes(text: &str) -> impl Iterator<Item = (usize, u8, String)> + '_ {
+    let bytes = text.as_bytes();
+    (0..bytes.len()).flat_map(move |position| {
+        (0..=255u8).filter_map(move |value| {
+            if value == bytes[position] {
+                return None;
+            }
+            let mut changed = bytes.to_vec();
+            changed[position] = value;
+            String::from_utf8(changed)
+                .ok()
+                .map(|text| (position, value, text))
+        })
+    })
+}
+
 #[test]
 fn every_single_byte_change_is_rejected() {
     let key = common::key(2);
@@ -73,54 +91,31 @@ fn every_single_byte_change_is_rejected() {
     let record = common::chain(&key, &common::device(), 4).pop().unwrap();
     let original = record.signed();
     let mut checked = 0;
-    let payload = original.payload.as_bytes();
-    for position in 0..payload.len() {
-        for value in 0..=255u8 {
-            if value == payload[position] {
-                continue;
-            }
-            let mut bytes = payload.to_vec();
-            bytes[position] = value;
-            // A payload is a string: bytes that are not UTF-8 cannot even be represented.
-            let Ok(text) = String::from_utf8(bytes) else {
-                continue;
-            };
-            let changed = SignedRecord {
-                payload: text,
-                signature: original.signature.clone(),
-            };
-            assert!(
-                changed.verify(&public).is_err(),
-                "payload byte {position} = {value}"
-            );
-            checked += 1;
-        }
+    for (position, value, text) in single_byte_changes(&original.payload) {
+        let changed = SignedRecord {
+            payload: text,
+            signature: original.signature.clone(),
+        };
+        assert!(
+            changed.verify(&public).is_err(),
+            "payload byte {position} = {value}"
+        );
+        checked += 1;
     }
-    let signature = original.signature.as_bytes();
-    for position in 0..signature.len() {
-        for value in 0..=255u8 {
-            if value == signature[position] {
-                continue;
-            }
-            let mut bytes = signature.to_vec();
-            bytes[position] = value;
-            let Ok(text) = String::from_utf8(bytes) else {
-                continue;
-            };
-            let changed = SignedRecord {
-                payload: original.payload.clone(),
-                signature: text,
-            };
-            let error = changed.verify(&public).unwrap_err();
-            assert!(
-                matches!(
-                    error,
-                    RecordError::BadSignature | RecordError::SignatureEncoding
-                ),
-                "signature byte {position} = {value}: {error:?}"
-            );
-            checked += 1;
-        }
+    for (position, value, text) in single_byte_changes(&original.signature) {
+        let changed = SignedRecord {
+            payload: original.payload.clone(),
+            signature: text,
+        };
+        let error = changed.verify(&public).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                RecordError::BadSignature | RecordError::SignatureEncoding
+            ),
+            "signature byte {position} = {value}: {error:?}"
+        );
+        checked += 1;
     }
     assert!(checked > 40_000, "{checked}");
     // And the other key never verifies the untouched record.
