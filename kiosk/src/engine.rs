@@ -403,14 +403,7 @@ impl Engine {
     }
 
     pub fn staff_sign_out(&mut self) -> Result<(), EngineError> {
-        let session = self.session.as_ref().ok_or(EngineError::NotSignedIn)?;
-        let staff = session.staff.clone();
-        self.write(vec![RecordBody::StaffSignOut(StaffSignOut {
-            staff,
-            automatic: false,
-        })])?;
-        self.session = None;
-        Ok(())
+        self.end_session(false)
     }
 
     /// Signs staff out after the snapshot's inactivity limit; returns whether it did.
@@ -426,13 +419,21 @@ impl Engine {
         if idle_ms < i128::from(snapshot.settings.staff_idle_signout_ms) {
             return Ok(false);
         }
+        self.end_session(true)?;
+        Ok(true)
+    }
+
+    /// Records that the member of staff signed in signed out (by hand, or `automatic`ally when
+    /// idle), and ends the session once that is committed.
+    fn end_session(&mut self, automatic: bool) -> Result<(), EngineError> {
+        let session = self.session.as_ref().ok_or(EngineError::NotSignedIn)?;
         let staff = session.staff.clone();
         self.write(vec![RecordBody::StaffSignOut(StaffSignOut {
             staff,
-            automatic: true,
+            automatic,
         })])?;
         self.session = None;
-        Ok(true)
+        Ok(())
     }
 
     fn staff_action(&mut self) -> Result<StaffId, EngineError> {

@@ -1066,36 +1066,17 @@ impl LedgerWrite<'_> {
     /// Deletes the rows a delta removes.
     fn remove(&self, snapshot: &Snapshot) -> Result<(), LedgerError> {
         let removed = &snapshot.removed;
-        let removals: [(&str, Vec<String>); 6] = [
-            (
-                "DELETE FROM accounts WHERE id = ?1",
-                removed.accounts.iter().map(ToString::to_string).collect(),
-            ),
-            (
-                "DELETE FROM pupils WHERE id = ?1",
-                removed.pupils.iter().map(ToString::to_string).collect(),
-            ),
-            (
-                "DELETE FROM cards WHERE uid = ?1",
-                removed.cards.iter().map(ToString::to_string).collect(),
-            ),
-            (
-                "DELETE FROM hotlist WHERE uid = ?1",
-                removed.hotlist.iter().map(ToString::to_string).collect(),
-            ),
-            (
-                "DELETE FROM staff WHERE id = ?1",
-                removed.staff.iter().map(ToString::to_string).collect(),
-            ),
-            (
-                "DELETE FROM services WHERE id = ?1",
-                removed.services.iter().map(ToString::to_string).collect(),
-            ),
-        ];
-        for (sql, keys) in &removals {
-            self.execute_each(sql, keys.iter().map(|key| Ok([key.as_str()])))?;
-        }
-        Ok(())
+        self.delete_each("DELETE FROM accounts WHERE id = ?1", &removed.accounts)?;
+        self.delete_each("DELETE FROM pupils WHERE id = ?1", &removed.pupils)?;
+        self.delete_each("DELETE FROM cards WHERE uid = ?1", &removed.cards)?;
+        self.delete_each("DELETE FROM hotlist WHERE uid = ?1", &removed.hotlist)?;
+        self.delete_each("DELETE FROM staff WHERE id = ?1", &removed.staff)?;
+        self.delete_each("DELETE FROM services WHERE id = ?1", &removed.services)
+    }
+
+    /// Runs `sql` once for each of `keys`, as text.
+    fn delete_each(&self, sql: &str, keys: &[impl std::fmt::Display]) -> Result<(), LedgerError> {
+        self.execute_each(sql, keys.iter().map(|key| Ok([key.to_string()])))
     }
 
     /// Writes every row `snapshot` carries, over the rows with the same key. Each row is taken

@@ -371,24 +371,17 @@ impl KioskUi {
             std::time::Duration::from_millis(display_ms),
             move || {
                 if let Some(window) = weak.upgrade() {
-                    window.global::<Kiosk>().set_screen(if staff {
-                        Screen::StaffMenu
-                    } else {
-                        Screen::Ready
-                    });
+                    window.global::<Kiosk>().set_screen(base_screen(staff));
                 }
             },
         );
     }
 
     fn set_base_screen(&self) {
-        let kiosk = self.window.global::<Kiosk>();
-        let staff = self.state.borrow().staff_signed_in;
-        kiosk.set_screen(if staff {
-            Screen::StaffMenu
-        } else {
-            Screen::Ready
-        });
+        let staff_signed_in = self.state.borrow().staff_signed_in;
+        self.window
+            .global::<Kiosk>()
+            .set_screen(base_screen(staff_signed_in));
     }
 
     fn key(&self, key: &str) {
@@ -523,14 +516,9 @@ impl KioskUi {
         state.entry.clear();
         kiosk.set_entry(SharedString::new());
         kiosk.set_message(SharedString::new());
-        let signed_in = state.staff_signed_in;
         state.flow = Flow::None;
         drop(state);
-        kiosk.set_screen(if signed_in {
-            Screen::StaffMenu
-        } else {
-            Screen::Ready
-        });
+        self.set_base_screen();
     }
 
     fn staff_action(&self, action: &str) {
@@ -648,6 +636,16 @@ impl KioskUi {
             }
             _ => {}
         }
+    }
+}
+
+/// The screen the kiosk rests on: the staff menu while staff are signed in, else the ready
+/// screen.
+fn base_screen(staff_signed_in: bool) -> Screen {
+    if staff_signed_in {
+        Screen::StaffMenu
+    } else {
+        Screen::Ready
     }
 }
 

@@ -203,30 +203,24 @@ impl Lookups {
         } else {
             self.hotlist.remove(&uid);
         }
-        let card = connection
-            .prepare_cached("SELECT uid, pupil, staff FROM cards WHERE uid = ?1")?
-            .query_row([&text], card_columns)
-            .optional()?
-            .transpose()?;
-        match card {
-            Some((_, holder)) => self.cards.insert(uid, holder),
-            None => self.cards.remove(&uid),
-        };
+        let card = read_row(
+            connection,
+            "SELECT uid, pupil, staff FROM cards WHERE uid = ?1",
+            [&text],
+            card_columns,
+        )?;
+        refresh_entry(&mut self.cards, uid, card.map(|(_, holder)| holder));
         Ok(())
     }
 
     fn refresh_pupil(&mut self, connection: &Connection, id: PupilId) -> Result<(), LedgerError> {
-        let pupil = connection
-            .prepare_cached(
-                "SELECT id, account, first_name, last_name, bracket, dietary FROM pupils WHERE id = ?1",
-            )?
-            .query_row([id.as_str()], pupil_columns)
-            .optional()?
-            .transpose()?;
-        match pupil {
-            Some(pupil) => self.pupils.insert(id, pupil),
-            None => self.pupils.remove(&id),
-        };
+        let pupil = read_row(
+            connection,
+            "SELECT id, account, first_name, last_name, bracket, dietary FROM pupils WHERE id = ?1",
+            [id.as_str()],
+            pupil_columns,
+        )?;
+        refresh_entry(&mut self.pupils, id, pupil);
         Ok(())
     }
 
@@ -235,39 +229,53 @@ impl Lookups {
         connection: &Connection,
         id: AccountId,
     ) -> Result<(), LedgerError> {
-        let account = connection
-            .prepare_cached(
-                "SELECT id, balance_cents, overdraft_floor_cents FROM accounts WHERE id = ?1",
-            )?
-            .query_row([id.as_str()], account_columns)
-            .optional()?
-            .transpose()?;
-        match account {
-            Some((_, row)) => self.accounts.insert(id, row),
-            None => self.accounts.remove(&id),
-        };
+        let account = read_row(
+            connection,
+            "SELECT id, balance_cents, overdraft_floor_cents FROM accounts WHERE id = ?1",
+            [id.as_str()],
+            account_columns,
+        )?;
+        refresh_entry(&mut self.accounts, id, account.map(|(_, row)| row));
         Ok(())
     }
 
     fn refresh_tariff(
         &mut self,
         connection: &Connection,
-        key: (BracketId, MealType),
+        key: TariffKey,
     ) -> Result<(), LedgerError> {
-        let tariff = connection
-            .prepare_cached(
-                "SELECT bracket, meal_type, price_cents FROM tariffs
-                 WHERE bracket = ?1 AND meal_type = ?2",
-            )?
-            .query_row(params![key.0.as_str(), key.1.as_str()], tariff_columns)
-            .optional()?
-            .transpose()?;
-        match tariff {
-            Some((_, price)) => self.tariffs.insert(key, price),
-            None => self.tariffs.remove(&key),
-        };
+        let tariff = read_row(
+            connection,
+            "SELECT bracket, meal_type, price_cents FROM tariffs
+             WHERE bracket = ?1 AND meal_type = ?2",
+            params![key.0.as_str(), key.1.as_str()],
+            tariff_columns,
+        )?;
+        refresh_entry(&mut self.tariffs, key, tariff.map(|(_, price)| price));
         Ok(())
     }
+}
+
+/// The row `sql` selects with `key`, read by `read`; none when the table has none.
+fn read_row<T>(
+    connection: &Connection,
+    sql: &str,
+    key: impl rusqlite::Params,
+    read: impl FnOnce(&Row<'_>) -> Columns<T>,
+) -> Result<Option<T>, LedgerError> {
+    connection
+        .prepare_cached(sql)?
+        .query_row(key, read)
+        .optional()?
+        .transpose()
+}
+
+/// `map` as the table now is at `key`: holding `found`, or nothing when the row is gone.
+fn refresh_entry<K: Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>, key: K, found: Option<V>) {
+    match found {
+        Some(value) => map.insert(key, value),
+        None => map.remove(&key),
+    };
 }
 
 /// A row read: SQLite's error reading its columns, or what they parse to.
