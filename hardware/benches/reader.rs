@@ -98,6 +98,90 @@ fn reader_thread_usage() -> (u64, u64) {
     panic!("no pcsc-reader thread");
 }
 
+/// Per tap: pcscd's report to our event, the card's insertion to our event, and a bare read.
+struct TapTimes {
+    to_event_ms: Vec<f64>,
+    insert_to_event_ms: Vec<f64>,
+    bare_ms: Vec<f64>,
+}
+
+/// Inserts and removes `taps` virtual cards, each with its own UID, timing each.
+fn time_taps(events: &std::sync::mpsc::Receiver<CardEvent>, taps: usize) -> TapTimes {
+    let bare_context = Context::establish(Scope::User).unwrap();
+    let mut times = TapTimes {
+        to_event_ms: Vec::with_capacity(taps),
+        insert_to_event_ms: Vec::with_capacity(taps),
+        bare_ms: Vec::with_capacity(taps),
+    };
+    for tap in 0..taps {
+        let mut uid = [0x04, 0xBE, 0x4C, 0x00, 0x00, 0x00, 0x00];
+        uid[3..].copy_from_slice(&u32::try_from(tap).unwrap().to_be_bytes());
+        let uid = CardUid::parse(&uid).unwrap();
+        let inserted_at = Instant::now();
+        let card = VirtualCard::with_uid(uid)
+            .insert(vpcd_address_default())
+            .unwrap();
+        let (event, received_at) = next_event(events);
+        let CardEvent::CardPresent {
+            uid: read,
+            reported_at,
+            ..
+        } = event
+        else {
+            panic!("expected a card present, got {event:?}");
+        };
+        assert_eq!(read, uid);
+        times
+            .to_event_ms
+            .push((received_at - reported_at).as_secs_f64() * 1_000.0);
+        times
+            .insert_to_event_ms
+            .push((received_at - inserted_at).as_secs_f64() * 1_000.0);
+        times.bare_ms.push(bare_read_ms(&bare_context));
+        card.remove().unwrap();
+        let (event, _) = next_event(events);
+        assert!(matches!(event, CardEvent::CardRemoved { .. }), "{event:?}");
+    }
+    times
+}
+
+fn report_taps(taps: usize, times: TapTimes) {
+    println!("reader: {READER} through pcscd and vpcd, {taps} taps");
+    let (_, p99) = summary(
+        "pcscd reports present -> our event with UID",
+        times.to_event_ms,
+    );
+    summary("bare connect + GET DATA + disconnect", times.bare_ms);
+    summary(
+        "card inserted in vpcd -> our event (info)",
+        times.insert_to_event_ms,
+    );
+    println!(
+        "p99 / target ({TARGET_P99_MS} ms): {:.3} ({})",
+        p99 / TARGET_P99_MS,
+        if p99 <= TARGET_P99_MS {
+            "within target"
+        } else {
+            "OVER TARGET"
+        }
+    );
+}
+
+/// The reader thread's CPU and wakeups over `idle_seconds` with no card.
+fn report_idle(idle_seconds: u64) {
+    // Let the last removal's wakeups settle before measuring the idle thread.
+    std::thread::sleep(Duration::from_secs(1));
+    let (ticks_before, switches_before) = reader_thread_usage();
+    std::thread::sleep(Duration::from_secs(idle_seconds));
+    let (ticks_after, switches_after) = reader_thread_usage();
+    let cpu_ms = (ticks_after - ticks_before) * CLOCK_TICK_MS;
+    println!(
+        "idle {idle_seconds} s: reader thread CPU {cpu_ms} ms ({:.4}% of a core), {} wakeups",
+        cpu_ms as f64 / (idle_seconds as f64 * 1_000.0) * 100.0,
+        switches_after - switches_before
+    );
+}
+
 fn main() {
     let numbers: Vec<u64> = std::env::args()
         .skip(1)
@@ -119,65 +203,8 @@ fn main() {
         matches!(attached, CardEvent::ReaderAttached { .. }),
         "{attached:?}"
     );
-    let bare_context = Context::establish(Scope::User).unwrap();
-
-    let mut to_event_ms = Vec::with_capacity(taps);
-    let mut insert_to_event_ms = Vec::with_capacity(taps);
-    let mut bare_ms = Vec::with_capacity(taps);
-    for tap in 0..taps {
-        let mut uid = [0x04, 0xBE, 0x4C, 0x00, 0x00, 0x00, 0x00];
-        uid[3..].copy_from_slice(&u32::try_from(tap).unwrap().to_be_bytes());
-        let uid = CardUid::parse(&uid).unwrap();
-        let inserted_at = Instant::now();
-        let card = VirtualCard::with_uid(uid)
-            .insert(vpcd_address_default())
-            .unwrap();
-        let (event, received_at) = next_event(&events);
-        let CardEvent::CardPresent {
-            uid: read,
-            reported_at,
-            ..
-        } = event
-        else {
-            panic!("expected a card present, got {event:?}");
-        };
-        assert_eq!(read, uid);
-        to_event_ms.push((received_at - reported_at).as_secs_f64() * 1_000.0);
-        insert_to_event_ms.push((received_at - inserted_at).as_secs_f64() * 1_000.0);
-        bare_ms.push(bare_read_ms(&bare_context));
-        card.remove().unwrap();
-        let (event, _) = next_event(&events);
-        assert!(matches!(event, CardEvent::CardRemoved { .. }), "{event:?}");
-    }
-    drop(bare_context);
-
-    println!("reader: {READER} through pcscd and vpcd, {taps} taps");
-    let (_, p99) = summary("pcscd reports present -> our event with UID", to_event_ms);
-    summary("bare connect + GET DATA + disconnect", bare_ms);
-    summary(
-        "card inserted in vpcd -> our event (info)",
-        insert_to_event_ms,
-    );
-    println!(
-        "p99 / target ({TARGET_P99_MS} ms): {:.3} ({})",
-        p99 / TARGET_P99_MS,
-        if p99 <= TARGET_P99_MS {
-            "within target"
-        } else {
-            "OVER TARGET"
-        }
-    );
-
-    // Let the last removal's wakeups settle before measuring the idle thread.
-    std::thread::sleep(Duration::from_secs(1));
-    let (ticks_before, switches_before) = reader_thread_usage();
-    std::thread::sleep(Duration::from_secs(idle_seconds));
-    let (ticks_after, switches_after) = reader_thread_usage();
-    let cpu_ms = (ticks_after - ticks_before) * CLOCK_TICK_MS;
-    println!(
-        "idle {idle_seconds} s: reader thread CPU {cpu_ms} ms ({:.4}% of a core), {} wakeups",
-        cpu_ms as f64 / (idle_seconds as f64 * 1_000.0) * 100.0,
-        switches_after - switches_before
-    );
+    let times = time_taps(&events, taps);
+    report_taps(taps, times);
+    report_idle(idle_seconds);
     reader.stop().unwrap();
 }

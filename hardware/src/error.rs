@@ -30,10 +30,24 @@ impl HardwareError {
     /// Sorts a PC/SC error from establishing a context or listing readers: pcscd being away is
     /// the one an installer can act on.
     pub(crate) fn from_pcsc(error: pcsc::Error) -> HardwareError {
-        if crate::pcsc_reader::means_service_gone(error) {
+        if means_service_gone(error) {
             HardwareError::ServiceUnavailable(error)
         } else {
             HardwareError::Pcsc(error)
         }
     }
+}
+
+/// The PC/SC errors that mean pcscd is away, or the context to it dead.
+fn means_service_gone(error: pcsc::Error) -> bool {
+    matches!(
+        error,
+        pcsc::Error::NoService
+            | pcsc::Error::ServiceStopped
+            | pcsc::Error::InvalidHandle
+            | pcsc::Error::CommError
+            | pcsc::Error::Shutdown
+            | pcsc::Error::InternalError
+            | pcsc::Error::UnknownError
+    )
 }

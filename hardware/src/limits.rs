@@ -46,3 +46,6 @@ pub const READER_NAME_PATTERN_BYTES_MAX: usize = 128;
 /// The longest hold, pause or unplug a simulated reader's script may ask for: a demo script, not
 /// a sleep.
 pub const SIMULATED_WAIT_MS_MAX: u64 = 600_000;
+
+/// How long a scripted or keyed tap stays on the reader unless told otherwise: about a pupil's.
+pub const SIMULATED_HOLD_MS_DEFAULT: u64 = 300;

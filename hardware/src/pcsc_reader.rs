@@ -120,20 +120,6 @@ impl CardReader for PcscReader {
     }
 }
 
-/// The PC/SC errors after which a context is dead and a new one must be established.
-pub(crate) fn means_service_gone(error: pcsc::Error) -> bool {
-    matches!(
-        error,
-        pcsc::Error::NoService
-            | pcsc::Error::ServiceStopped
-            | pcsc::Error::InvalidHandle
-            | pcsc::Error::CommError
-            | pcsc::Error::Shutdown
-            | pcsc::Error::InternalError
-            | pcsc::Error::UnknownError
-    )
-}
-
 /// Why watching with one context ended.
 enum WatchEnd {
     /// Stopped by the handle, or the kiosk dropped the receiver.

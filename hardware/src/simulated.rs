@@ -10,12 +10,9 @@ use proto::CardUid;
 
 use crate::error::HardwareError;
 use crate::event::CardEvent;
-use crate::limits::{EVENT_CHANNEL_CAPACITY, SIMULATED_WAIT_MS_MAX};
+use crate::limits::{EVENT_CHANNEL_CAPACITY, SIMULATED_HOLD_MS_DEFAULT, SIMULATED_WAIT_MS_MAX};
 use crate::reader::{CardReader, ReaderHandle, StopSignal};
 use crate::uid::UidReadError;
-
-/// How long a scripted or keyed tap stays on the reader unless told otherwise: about a pupil's.
-pub const SIMULATED_HOLD_MS_DEFAULT: u64 = 300;
 
 /// One thing that happens at the simulated reader.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -254,32 +251,39 @@ impl Player {
     fn act(&self, input: SimulatedInput) -> Result<(), Ended> {
         let reader = self.reader.clone();
         match input {
-            SimulatedInput::Tap { uid, hold_ms } => {
-                self.send(CardEvent::CardPresent {
+            SimulatedInput::Tap { uid, hold_ms } => self.between(
+                CardEvent::CardPresent {
                     reader: reader.clone(),
                     uid,
                     reported_at: Instant::now(),
-                })?;
-                self.wait(hold_ms)?;
-                self.send(CardEvent::CardRemoved { reader })
-            }
-            SimulatedInput::UnreadableTap { hold_ms } => {
-                self.send(CardEvent::CardUnreadable {
+                },
+                hold_ms,
+                CardEvent::CardRemoved { reader },
+            ),
+            SimulatedInput::UnreadableTap { hold_ms } => self.between(
+                CardEvent::CardUnreadable {
                     reader: reader.clone(),
                     error: UidReadError::ReaderFailed,
-                })?;
-                self.wait(hold_ms)?;
-                self.send(CardEvent::CardRemoved { reader })
-            }
-            SimulatedInput::Unplug { away_ms } => {
-                self.send(CardEvent::ReaderLost {
+                },
+                hold_ms,
+                CardEvent::CardRemoved { reader },
+            ),
+            SimulatedInput::Unplug { away_ms } => self.between(
+                CardEvent::ReaderLost {
                     reader: reader.clone(),
-                })?;
-                self.wait(away_ms)?;
-                self.send(CardEvent::ReaderAttached { reader })
-            }
+                },
+                away_ms,
+                CardEvent::ReaderAttached { reader },
+            ),
             SimulatedInput::Pause { pause_ms } => self.wait(pause_ms),
         }
+    }
+
+    /// Sends `first`, waits `wait_ms`, then sends `then`: a card held, a reader unplugged.
+    fn between(&self, first: CardEvent, wait_ms: u64, then: CardEvent) -> Result<(), Ended> {
+        self.send(first)?;
+        self.wait(wait_ms)?;
+        self.send(then)
     }
 
     fn wait(&self, ms: u64) -> Result<(), Ended> {
@@ -367,6 +371,12 @@ mod tests {
         );
     }
 
+    /// `reader` started, with the channel its events arrive on.
+    fn started(reader: SimulatedReader) -> (ReaderHandle, Receiver<CardEvent>) {
+        let (sender, events) = event_channel();
+        (reader.start(sender).unwrap(), events)
+    }
+
     /// The next events, without the moment taps were reported.
     fn check_events(events: &Receiver<CardEvent>, expected: &[&str]) {
         for expected in expected {
@@ -382,8 +392,7 @@ mod tests {
         let script = "tap 04a1b2c3 10\nunreadable 10\nunplug 10\npause 10\ntap 04a1b2c3d4e5f6 0";
         let reader =
             SimulatedReader::from_script(READER, SimulatedInput::parse_script(script).unwrap());
-        let (sender, events) = event_channel();
-        let handle = reader.start(sender).unwrap();
+        let (handle, events) = started(reader);
         check_events(
             &events,
             &[
@@ -405,8 +414,7 @@ mod tests {
     #[test]
     fn taps_sent_on_the_channel_become_events_until_stopped() {
         let (taps, reader) = SimulatedReader::channel(READER);
-        let (sender, events) = event_channel();
-        let handle = reader.start(sender).unwrap();
+        let (handle, events) = started(reader);
         assert!(taps.tap(uid("04a1b2c3"), 0));
         check_events(
             &events,
@@ -428,8 +436,7 @@ mod tests {
         let typed = std::io::Cursor::new("1x\n2\n");
         let keys = vec![('1', uid("04000001")), ('2', uid("04000002"))];
         let reader = SimulatedReader::from_keys(READER, typed, keys).unwrap();
-        let (sender, events) = event_channel();
-        let handle = reader.start(sender).unwrap();
+        let (handle, events) = started(reader);
         check_events(
             &events,
             &[

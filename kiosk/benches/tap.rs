@@ -29,21 +29,8 @@ const ACCOUNTS: usize = 50_000;
 /// Records written per transaction while growing the ledger.
 const FILL_BATCH: usize = 10_000;
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn percentile(sorted: &[Duration], permille: usize) -> Duration {
     sorted[(sorted.len() - 1) * permille / 1_000]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1_000.0
 }
 
 struct Phase {
@@ -102,12 +89,12 @@ fn measure(
 
 fn report(name: &str, phase: &Phase) -> (f64, f64) {
     let (raw50, raw99) = (
-        ms(percentile(&phase.raw, 500)),
-        ms(percentile(&phase.raw, 990)),
+        common::ms(percentile(&phase.raw, 500)),
+        common::ms(percentile(&phase.raw, 990)),
     );
     let (tap50, tap99) = (
-        ms(percentile(&phase.tap, 500)),
-        ms(percentile(&phase.tap, 990)),
+        common::ms(percentile(&phase.tap, 500)),
+        common::ms(percentile(&phase.tap, 990)),
     );
     println!(
         "{name:<22} raw commit p50 {raw50:7.3} ms p99 {raw99:7.3} ms | tap p50 {tap50:7.3} ms p99 {tap99:7.3} ms | p99 ratio {:.2}",
@@ -162,10 +149,10 @@ fn grow(data: &DataDir, count: usize) {
 }
 
 fn main() {
-    let records = arg("--records", 1_000_000);
+    let records = common::bench_arg("--records", 1_000_000);
     // A p99 of 20,000 samples is its 200th slowest: steady from run to run, where one of 2,000
     // moved with a single slow commit.
-    let taps = arg("--taps", 20_000);
+    let taps = common::bench_arg("--taps", 20_000);
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let data = common::enrol(dir.path());
     let raw = rusqlite::Connection::open(dir.path().join("raw.sqlite")).unwrap();
@@ -184,7 +171,7 @@ fn main() {
         .unwrap();
     println!(
         "snapshot of {ACCOUNTS} accounts applied in {:.0} ms",
-        ms(started.elapsed())
+        common::ms(started.elapsed())
     );
     println!(
         "machine: {} cores; ledger and raw database on the same disk ({})",
@@ -214,7 +201,7 @@ fn main() {
     let (empty99, empty_ratio) = report("empty ledger", &empty);
     let (full99, full_ratio) = report(&format!("{records} records"), &full);
     let growth = |of: fn(&Phase) -> &Vec<Duration>, permille| {
-        ms(percentile(of(&full), permille)) / ms(percentile(of(&empty), permille))
+        common::ms(percentile(of(&full), permille)) / common::ms(percentile(of(&empty), permille))
     };
     println!(
         "taps per phase: {taps}; tap growth from empty to full: p50 {:.2}x, p99 {:.2}x \

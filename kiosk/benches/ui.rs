@@ -16,12 +16,13 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kiosk::ui::{EngineWorker, KioskUi, Screen, UiWaker};
+use kiosk::ui::{KioskUi, Screen};
+use kiosk::worker::{EngineWorker, NoWaker};
 use slint::platform::software_renderer::{MinimalSoftwareWindow, RepaintBufferType};
 use slint::platform::{Platform, WindowAdapter};
 use slint::{ComponentHandle as _, Rgb8Pixel};
@@ -34,25 +35,6 @@ impl Platform for BenchPlatform {
     fn create_window_adapter(&self) -> Result<Rc<dyn WindowAdapter>, slint::PlatformError> {
         Ok(self.window.clone())
     }
-}
-
-struct NoWaker;
-
-impl UiWaker for NoWaker {
-    fn wake(&self) {}
-}
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn ms(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1_000.0
 }
 
 fn frame_times(taps: usize) {
@@ -99,8 +81,8 @@ fn frame_times(taps: usize) {
     }
     drop(worker.stop());
     times.sort();
-    let p50 = ms(times[times.len() / 2]);
-    let p99 = ms(times[(times.len() - 1) * 99 / 100]);
+    let p50 = common::ms(times[times.len() / 2]);
+    let p99 = common::ms(times[(times.len() - 1) * 99 / 100]);
     println!(
         "decision to first frame drawn ({taps} served taps): p50 {p50:.2} ms, p99 {p99:.2} ms; p99 / 16 ms target = {:.2}",
         p99 / 16.0
@@ -128,31 +110,9 @@ fn process_rss_kb(pid: u32) -> u64 {
 
 fn at_rest(idle_s: u64) {
     let dir = tempfile::tempdir().unwrap();
-    let data = common::enrol(dir.path());
-    let snapshot = common::snapshot_always_open(200);
-    let file = dir.path().join("snapshot.json");
-    std::fs::write(&file, serde_json::to_string(&snapshot).unwrap()).unwrap();
-    let kiosk = env!("CARGO_BIN_EXE_kiosk");
-    let data_dir = data.root.to_str().unwrap();
-    assert!(
-        Command::new(kiosk)
-            .args(["apply-snapshot", "--data-dir", data_dir])
-            .arg(&file)
-            .status()
-            .unwrap()
-            .success()
-    );
-    let script = dir.path().join("taps.txt");
-    std::fs::write(
-        &script,
-        format!("pause 500\ntap {} 300\n", common::pupil_card(1)),
-    )
-    .unwrap();
+    let data = common::enrol_always_open(dir.path(), 200);
     let xvfb = common::Xvfb::start();
-    let mut run = Command::new(kiosk)
-        .args(["run", "--data-dir", data_dir, "--reader"])
-        .arg(format!("script={}", script.display()))
-        .env("DISPLAY", &xvfb.display)
+    let mut run = common::kiosk_run_tapping_once(&data, &xvfb.display, 500)
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -184,8 +144,8 @@ fn at_rest(idle_s: u64) {
 }
 
 fn main() {
-    let taps = usize::try_from(arg("--taps", 300)).unwrap();
-    let idle_s = arg("--idle-s", 60);
+    let taps: usize = common::bench_arg("--taps", 300);
+    let idle_s = common::bench_arg("--idle-s", 60);
     at_rest(idle_s);
     frame_times(taps);
 }

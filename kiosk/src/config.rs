@@ -10,6 +10,7 @@ use proto::{DeviceId, PublicKey, SigningKey, SiteId, Text};
 use serde::{Deserialize, Serialize};
 
 use crate::ledger::{Ledger, LedgerError};
+use crate::limits::CONFIG_BYTES_MAX;
 
 pub const CONFIG_FILE: &str = "kiosk.toml";
 pub const KEY_FILE: &str = "kiosk.key";
@@ -17,9 +18,6 @@ pub const LEDGER_FILE: &str = "ledger.sqlite";
 
 /// The time zone of French canteens, the default for new kiosks.
 pub const TIME_ZONE_DEFAULT: &str = "Europe/Paris";
-
-/// Bytes of a configuration file read at start; a larger one is not ours.
-const CONFIG_BYTES_MAX: u64 = 64 * 1024;
 
 /// `kiosk.toml`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,15 +47,15 @@ pub struct SyncConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
     /// Time between two syncs. When unset, the snapshot's setting (or
-    /// [`crate::sync::SYNC_INTERVAL_MS_DEFAULT`] before the first snapshot).
+    /// [`crate::limits::SYNC_INTERVAL_MS_DEFAULT`] before the first snapshot).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval_ms: Option<u64>,
     /// How far the kiosk's clock may be from the back-office's before staff are warned and a
-    /// `clock_drift` record is written ([`crate::sync::CLOCK_DRIFT_MS_MAX_DEFAULT`]).
+    /// `clock_drift` record is written ([`crate::limits::CLOCK_DRIFT_MS_MAX_DEFAULT`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock_drift_ms_max: Option<i64>,
     /// Days without a successful sync before staff are warned
-    /// ([`crate::sync::OFFLINE_DAYS_MAX_DEFAULT`]).
+    /// ([`crate::limits::OFFLINE_DAYS_MAX_DEFAULT`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offline_days_max: Option<u32>,
 }

@@ -23,21 +23,10 @@ use crate::ledger::{
     CardLookup, Checkpointer, DayCounts, Ledger, LedgerCounts, LedgerError, LedgerWrite,
     PupilEntry, SnapshotApplyError, SnapshotState, service_open,
 };
-
-/// Wrong PINs in a row before a staff card is locked.
-pub const STAFF_PIN_ATTEMPTS_MAX: u32 = 5;
-
-/// How long a staff card stays locked after too many wrong PINs: 15 minutes.
-pub const STAFF_LOCKOUT_MS: i64 = 15 * 60 * 1000;
-
-/// A clock step backwards larger than this between two records is recorded as a clock change.
-pub const CLOCK_BACKWARDS_TOLERANCE_MS: i64 = 1_000;
-
-/// Commits between two background WAL checkpoints (a tap writes two or three pages).
-pub const CHECKPOINT_EVERY_COMMITS: u32 = 150;
-
-/// Pupils returned by one name search.
-pub const PUPIL_SEARCH_RESULTS_MAX: usize = 20;
+use crate::limits::{
+    CHECKPOINT_EVERY_COMMITS, CLOCK_BACKWARDS_TOLERANCE_MS, PUPIL_SEARCH_RESULTS_MAX,
+    STAFF_LOCKOUT_MS, STAFF_PIN_ATTEMPTS_MAX,
+};
 
 /// What the kiosk answers to a tap.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -414,14 +403,7 @@ impl Engine {
     }
 
     pub fn staff_sign_out(&mut self) -> Result<(), EngineError> {
-        let session = self.session.as_ref().ok_or(EngineError::NotSignedIn)?;
-        let staff = session.staff.clone();
-        self.write(vec![RecordBody::StaffSignOut(StaffSignOut {
-            staff,
-            automatic: false,
-        })])?;
-        self.session = None;
-        Ok(())
+        self.end_session(false)
     }
 
     /// Signs staff out after the snapshot's inactivity limit; returns whether it did.
@@ -437,13 +419,21 @@ impl Engine {
         if idle_ms < i128::from(snapshot.settings.staff_idle_signout_ms) {
             return Ok(false);
         }
+        self.end_session(true)?;
+        Ok(true)
+    }
+
+    /// Records that the member of staff signed in signed out (by hand, or `automatic`ally when
+    /// idle), and ends the session once that is committed.
+    fn end_session(&mut self, automatic: bool) -> Result<(), EngineError> {
+        let session = self.session.as_ref().ok_or(EngineError::NotSignedIn)?;
         let staff = session.staff.clone();
         self.write(vec![RecordBody::StaffSignOut(StaffSignOut {
             staff,
-            automatic: true,
+            automatic,
         })])?;
         self.session = None;
-        Ok(true)
+        Ok(())
     }
 
     fn staff_action(&mut self) -> Result<StaffId, EngineError> {

@@ -14,20 +14,12 @@ pub fn write_records(
     to: Option<Seq>,
     out: &mut impl Write,
 ) -> Result<u64, ExportError> {
-    let mut next = from;
-    let mut written = 0;
-    loop {
-        let page = ledger.records(next, to)?;
-        let Some(last) = page.last() else { break };
-        for record in &page {
-            writeln!(out, "{}", record.to_json())?;
-        }
-        written += u64::try_from(page.len()).expect("page fits u64");
-        let last_seq = proto::Payload::parse(&last.payload)
-            .map_err(ExportError::Stored)?
-            .seq;
-        next = last_seq.next();
-    }
+    let mut written = 0_u64;
+    ledger.visit_records(from, to, |record| -> Result<(), ExportError> {
+        writeln!(out, "{}", record.to_json())?;
+        written += 1;
+        Ok(())
+    })?;
     out.flush()?;
     Ok(written)
 }
@@ -36,8 +28,6 @@ pub fn write_records(
 pub enum ExportError {
     #[error("export: {0}")]
     Io(#[from] std::io::Error),
-    #[error("export: stored record unreadable: {0}")]
-    Stored(proto::RecordError),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
 }

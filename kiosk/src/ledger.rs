@@ -6,6 +6,7 @@
 //! [`Ledger::write`] returns `Ok`, the records are on disk.
 
 mod lookups;
+mod rows;
 
 use std::cell::RefCell;
 use std::path::Path;
@@ -13,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use proto::rules::Effect;
 use proto::snapshot::{
     AccountState, Card, CardHolder, KioskSettings, LocalTime, Pupil, Service, Snapshot,
     StaffCredential, Tariff,
@@ -23,62 +25,50 @@ use proto::{
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 
+use crate::limits::{
+    CHECKPOINT_PASSES_MAX, CHECKPOINT_REQUESTS_MAX, LEDGER_BUSY_TIMEOUT_MS, LEDGER_CACHE_KIB,
+    LEDGER_MMAP_BYTES_MAX, RECORDS_PAGE_MAX, WAL_KEPT_BYTES_MAX, WAL_RESTART_FRAMES,
+};
 use lookups::{Changes, Lookups};
+pub use rows::{LedgerError, PupilEntry};
+use rows::{pupil_columns, seq_sql, stored, to_seq};
 
-/// SQLite's page cache for the ledger connection, in KiB.
-const CACHE_KIB: i64 = 32 * 1024;
-
-/// Bytes of the ledger file read through a memory map.
-const MMAP_BYTES_MAX: i64 = 1024 * 1024 * 1024;
-
-/// How long a writer waits for a reader's lock before giving up.
-const BUSY_TIMEOUT_MS: u64 = 5_000;
-
-/// Checkpoint passes run for one request while the writer keeps appending.
-const CHECKPOINT_PASSES_MAX: usize = 4;
-
-/// WAL frames (pages) past which a checkpoint holds the writer off for its last pass, so the WAL
-/// restarts from its start: about 400 taps. Below it the WAL restarts at the first pause.
-const WAL_RESTART_FRAMES: i64 = 1_024;
-
-/// Records read into memory at once by [`Ledger::records`].
-pub const RECORDS_PAGE_MAX: usize = 10_000;
-
-/// The ledger could not be read or written.
-#[derive(Debug, thiserror::Error)]
-pub enum LedgerError {
-    #[error("ledger {path}: already exists")]
-    AlreadyExists { path: String },
-    #[error("ledger: disk full")]
-    DiskFull,
-    #[error("ledger: not writable")]
-    ReadOnly,
-    #[error("ledger: schema version {found} is newer than this software ({supported})")]
-    SchemaTooNew { found: i64, supported: i64 },
-    #[error("ledger: stored record {seq} does not match its hash: the file was altered")]
-    Corrupt { seq: u64 },
-    #[error("ledger: stored value unreadable: {0}")]
-    Stored(String),
-    #[error("ledger: {0}")]
-    Sqlite(rusqlite::Error),
+/// A schema migration: its SQL, then the append-only triggers of the tables it names.
+struct Migration {
+    sql: &'static str,
+    /// Tables whose rows are never edited or deleted, each with its name in the refusal.
+    append_only: &'static [(&'static str, &'static str)],
 }
 
-impl From<rusqlite::Error> for LedgerError {
-    fn from(error: rusqlite::Error) -> LedgerError {
-        match error.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::DiskFull) => LedgerError::DiskFull,
-            Some(rusqlite::ErrorCode::ReadOnly) => LedgerError::ReadOnly,
-            _ => LedgerError::Sqlite(error),
+impl Migration {
+    /// The migration's SQL with a trigger refusing every `UPDATE` and every `DELETE` of each
+    /// append-only table.
+    fn statements(&self) -> String {
+        let mut sql = self.sql.to_owned();
+        for (table, name) in self.append_only {
+            for action in ["UPDATE", "DELETE"] {
+                sql.push_str(&format!(
+                    "CREATE TRIGGER {table}_no_{} BEFORE {action} ON {table}\n    \
+                     BEGIN SELECT RAISE(ABORT, '{name} are append-only'); END;\n",
+                    action.to_lowercase()
+                ));
+            }
         }
+        sql
     }
 }
 
-fn stored(what: impl std::fmt::Display) -> LedgerError {
-    LedgerError::Stored(what.to_string())
-}
-
 /// Schema migrations, applied in order; `PRAGMA user_version` counts those applied.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[Migration] = &[Migration {
+    // Nothing written by a kiosk is ever edited or deleted.
+    append_only: &[
+        ("records", "records"),
+        ("meals", "meals"),
+        ("voids", "voids"),
+        ("top_ups", "top-ups"),
+        ("day_closes", "day closes"),
+    ],
+    sql: r#"
 CREATE TABLE records (
     seq INTEGER PRIMARY KEY CHECK (seq >= 1),
     kind TEXT NOT NULL,
@@ -113,28 +103,6 @@ CREATE TABLE top_ups (
 CREATE TABLE day_closes (
     seq INTEGER PRIMARY KEY REFERENCES records (seq)
 ) STRICT;
-
--- Nothing written by a kiosk is ever edited or deleted.
-CREATE TRIGGER records_no_update BEFORE UPDATE ON records
-    BEGIN SELECT RAISE(ABORT, 'records are append-only'); END;
-CREATE TRIGGER records_no_delete BEFORE DELETE ON records
-    BEGIN SELECT RAISE(ABORT, 'records are append-only'); END;
-CREATE TRIGGER meals_no_update BEFORE UPDATE ON meals
-    BEGIN SELECT RAISE(ABORT, 'meals are append-only'); END;
-CREATE TRIGGER meals_no_delete BEFORE DELETE ON meals
-    BEGIN SELECT RAISE(ABORT, 'meals are append-only'); END;
-CREATE TRIGGER voids_no_update BEFORE UPDATE ON voids
-    BEGIN SELECT RAISE(ABORT, 'voids are append-only'); END;
-CREATE TRIGGER voids_no_delete BEFORE DELETE ON voids
-    BEGIN SELECT RAISE(ABORT, 'voids are append-only'); END;
-CREATE TRIGGER top_ups_no_update BEFORE UPDATE ON top_ups
-    BEGIN SELECT RAISE(ABORT, 'top-ups are append-only'); END;
-CREATE TRIGGER top_ups_no_delete BEFORE DELETE ON top_ups
-    BEGIN SELECT RAISE(ABORT, 'top-ups are append-only'); END;
-CREATE TRIGGER day_closes_no_update BEFORE UPDATE ON day_closes
-    BEGIN SELECT RAISE(ABORT, 'day closes are append-only'); END;
-CREATE TRIGGER day_closes_no_delete BEFORE DELETE ON day_closes
-    BEGIN SELECT RAISE(ABORT, 'day closes are append-only'); END;
 
 CREATE TABLE upload_state (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -187,7 +155,8 @@ CREATE TABLE staff (
     name TEXT NOT NULL,
     pin_hash TEXT NOT NULL
 ) STRICT;
-"#];
+"#,
+}];
 
 /// The kiosk's SQLite ledger. One writer: the engine.
 #[derive(Debug)]
@@ -212,17 +181,6 @@ pub struct SnapshotState {
     pub applied_at: proto::Timestamp,
     pub settings: KioskSettings,
     pub services: Vec<Service>,
-}
-
-/// A pupil as the tap path needs them.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PupilEntry {
-    pub id: PupilId,
-    pub account: AccountId,
-    pub first_name: Text,
-    pub last_name: Text,
-    pub bracket: BracketId,
-    pub dietary: Vec<Text>,
 }
 
 /// Who a card belongs to, if anyone.
@@ -294,7 +252,7 @@ impl Ledger {
     pub fn open_reader(path: &Path) -> Result<Ledger, LedgerError> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let connection = Connection::open_with_flags(path, flags)?;
-        connection.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
+        connection.busy_timeout(Duration::from_millis(LEDGER_BUSY_TIMEOUT_MS))?;
         connection.pragma_update(None, "query_only", true)?;
         Ok(Ledger {
             connection,
@@ -321,7 +279,7 @@ impl Ledger {
             .skip(usize::try_from(found).unwrap_or(0))
         {
             let transaction = self.connection.transaction()?;
-            transaction.execute_batch(migration)?;
+            transaction.execute_batch(&migration.statements())?;
             transaction.pragma_update(None, "user_version", index + 1)?;
             transaction.commit()?;
         }
@@ -733,18 +691,56 @@ impl Ledger {
 
     /// Records with `from <= seq <= to`, in order, at most [`RECORDS_PAGE_MAX`].
     pub fn records(&self, from: Seq, to: Option<Seq>) -> Result<Vec<SignedRecord>, LedgerError> {
+        Ok(self
+            .records_page(from, to)?
+            .into_iter()
+            .map(|(_, record)| record)
+            .collect())
+    }
+
+    /// Calls `visit` on every record with `from <= seq <= to` (to the last when unbounded), in
+    /// order, reading [`RECORDS_PAGE_MAX`] at a time; stops at the first error.
+    pub fn visit_records<E: From<LedgerError>>(
+        &self,
+        from: Seq,
+        to: Option<Seq>,
+        mut visit: impl FnMut(&SignedRecord) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut next = from;
+        loop {
+            let page = self.records_page(next, to)?;
+            let Some((last, _)) = page.last() else {
+                return Ok(());
+            };
+            next = last.next();
+            for (_, record) in &page {
+                visit(record)?;
+            }
+        }
+    }
+
+    fn records_page(
+        &self,
+        from: Seq,
+        to: Option<Seq>,
+    ) -> Result<Vec<(Seq, SignedRecord)>, LedgerError> {
         let to = to.map_or(i64::MAX, seq_sql);
         let mut statement = self.connection.prepare_cached(
-            "SELECT payload, signature FROM records WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3",
+            "SELECT seq, payload, signature FROM records WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3",
         )?;
         let limit = i64::try_from(RECORDS_PAGE_MAX).expect("small page");
         let rows = statement.query_map(params![seq_sql(from), to, limit], |row| {
-            Ok(SignedRecord {
-                payload: row.get(0)?,
-                signature: row.get(1)?,
-            })
+            let record = SignedRecord {
+                payload: row.get(1)?,
+                signature: row.get(2)?,
+            };
+            Ok((row.get::<_, i64>(0)?, record))
         })?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        rows.map(|row| {
+            let (seq, record) = row?;
+            Ok((to_seq(seq)?, record))
+        })
+        .collect()
     }
 
     /// The `seq` of the last day close, if any.
@@ -817,7 +813,7 @@ impl Ledger {
 /// pass holds the writer off, so the next write restarts the WAL.
 #[derive(Debug)]
 pub struct Checkpointer {
-    /// Capacity 1: a request while one is pending adds nothing.
+    /// Holds [`CHECKPOINT_REQUESTS_MAX`] requests: a request while one is pending adds nothing.
     requests: Option<std::sync::mpsc::SyncSender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     /// Checkpoints that copied the whole WAL, after which the next write restarts it.
@@ -830,8 +826,8 @@ impl Checkpointer {
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        connection.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
-        let (requests, received) = std::sync::mpsc::sync_channel::<()>(1);
+        connection.busy_timeout(Duration::from_millis(LEDGER_BUSY_TIMEOUT_MS))?;
+        let (requests, received) = std::sync::mpsc::sync_channel::<()>(CHECKPOINT_REQUESTS_MAX);
         let completed = Arc::new(AtomicU64::new(0));
         let completed_by_thread = Arc::clone(&completed);
         let thread = std::thread::Builder::new()
@@ -966,37 +962,41 @@ impl LedgerWrite<'_> {
         Ok(())
     }
 
-    /// The money `body` moves: a meal debits its price, a top-up credits its amount, a void
-    /// reverses what the voided record moved.
+    /// The money `body` moves, by `proto`'s rule ([`proto::rules::effect`]): a meal debits its
+    /// price, a top-up credits its amount, a void reverses what the voided record moved.
     fn movement(&self, body: &RecordBody) -> Result<Option<(AccountId, Cents)>, LedgerError> {
-        Ok(match body {
-            RecordBody::Meal(meal) => Some((
-                meal.account.clone(),
-                meal.price
-                    .checked_neg()
-                    .map_err(|_| stored("price overflow"))?,
-            )),
-            RecordBody::TopUp(top_up) => Some((top_up.account.clone(), top_up.amount)),
-            RecordBody::Void(void) => {
-                let voided = seq_sql(void.voided_seq);
-                // The voided record says whose money it moved, and by how much.
-                let moved: Option<(Option<String>, Option<i64>)> = self
-                    .transaction
-                    .prepare_cached("SELECT account, delta_cents FROM records WHERE seq = ?1")?
-                    .query_row([voided], |row| Ok((row.get(0)?, row.get(1)?)))
-                    .optional()?;
-                match moved.ok_or_else(|| stored(format!("voided record {voided} missing")))? {
-                    (Some(account), Some(delta)) => Some((
-                        AccountId::parse(&account).map_err(stored)?,
-                        Cents::new(delta)
-                            .checked_neg()
-                            .map_err(|_| stored("overflow"))?,
-                    )),
-                    _ => None,
-                }
-            }
-            _ => None,
-        })
+        match proto::rules::effect(body) {
+            Effect::Move { account, amount } => Ok(Some((account, amount))),
+            Effect::Reverse { seq, hash } => self.reversal(seq, hash),
+            Effect::None => Ok(None),
+        }
+    }
+
+    /// The reverse of what the record at `seq`, which must be the one with `hash`, moved.
+    fn reversal(&self, seq: Seq, hash: Digest) -> Result<Option<(AccountId, Cents)>, LedgerError> {
+        // The voided record says whose money it moved, and by how much.
+        let moved: Option<(Vec<u8>, Option<String>, Option<i64>)> = self
+            .transaction
+            .prepare_cached("SELECT hash, account, delta_cents FROM records WHERE seq = ?1")?
+            .query_row([seq_sql(seq)], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
+            .optional()?;
+        let (stored_hash, account, delta) =
+            moved.ok_or_else(|| stored(format!("voided record {seq} missing")))?;
+        if stored_hash[..] != hash.as_bytes()[..] {
+            return Err(stored(format!("voided record {seq} has another hash")));
+        }
+        let (Some(account), Some(delta)) = (account, delta) else {
+            return Ok(None);
+        };
+        let reversed = Cents::new(delta)
+            .checked_neg()
+            .map_err(|_| stored("overflow"))?;
+        Ok(Some((
+            AccountId::parse(&account).map_err(stored)?,
+            reversed,
+        )))
     }
 
     /// Records that the back-office holds every record up to `seq`. Never moves backwards.
@@ -1063,117 +1063,93 @@ impl LedgerWrite<'_> {
         Ok(())
     }
 
+    /// Deletes the rows a delta removes.
     fn remove(&self, snapshot: &Snapshot) -> Result<(), LedgerError> {
         let removed = &snapshot.removed;
-        let removals: [(&str, Vec<String>); 6] = [
-            (
-                "DELETE FROM accounts WHERE id = ?1",
-                removed.accounts.iter().map(ToString::to_string).collect(),
-            ),
-            (
-                "DELETE FROM pupils WHERE id = ?1",
-                removed.pupils.iter().map(ToString::to_string).collect(),
-            ),
-            (
-                "DELETE FROM cards WHERE uid = ?1",
-                removed.cards.iter().map(ToString::to_string).collect(),
-            ),
-            (
-                "DELETE FROM hotlist WHERE uid = ?1",
-                removed.hotlist.iter().map(ToString::to_string).collect(),
-            ),
-            (
-                "DELETE FROM staff WHERE id = ?1",
-                removed.staff.iter().map(ToString::to_string).collect(),
-            ),
-            (
-                "DELETE FROM services WHERE id = ?1",
-                removed.services.iter().map(ToString::to_string).collect(),
-            ),
-        ];
-        for (sql, keys) in removals {
-            let mut statement = self.transaction.prepare_cached(sql)?;
-            for key in keys {
-                statement.execute([key])?;
-            }
-        }
-        Ok(())
+        self.delete_each("DELETE FROM accounts WHERE id = ?1", &removed.accounts)?;
+        self.delete_each("DELETE FROM pupils WHERE id = ?1", &removed.pupils)?;
+        self.delete_each("DELETE FROM cards WHERE uid = ?1", &removed.cards)?;
+        self.delete_each("DELETE FROM hotlist WHERE uid = ?1", &removed.hotlist)?;
+        self.delete_each("DELETE FROM staff WHERE id = ?1", &removed.staff)?;
+        self.delete_each("DELETE FROM services WHERE id = ?1", &removed.services)
     }
 
+    /// Runs `sql` once for each of `keys`, as text.
+    fn delete_each(&self, sql: &str, keys: &[impl std::fmt::Display]) -> Result<(), LedgerError> {
+        self.execute_each(sql, keys.iter().map(|key| Ok([key.to_string()])))
+    }
+
+    /// Writes every row `snapshot` carries, over the rows with the same key. Each row is taken
+    /// apart whole, so a field added to the snapshot does not compile until it is written.
     fn upsert(&self, snapshot: &Snapshot) -> Result<(), LedgerError> {
-        let tx = self.transaction;
-        let mut accounts = tx.prepare_cached(
-            "INSERT OR REPLACE INTO accounts (id, balance_cents, overdraft_floor_cents) VALUES (?1, ?2, ?3)",
+        self.execute_each(
+            "INSERT OR REPLACE INTO accounts (id, balance_cents, overdraft_floor_cents)
+             VALUES (?1, ?2, ?3)",
+            snapshot.accounts.iter().map(
+                |AccountState {
+                     id,
+                     balance,
+                     overdraft_floor,
+                 }| Ok((id.as_str(), balance.get(), overdraft_floor.get())),
+            ),
         )?;
-        for AccountState {
-            id,
-            balance,
-            overdraft_floor,
-        } in &snapshot.accounts
-        {
-            accounts.execute(params![id.as_str(), balance.get(), overdraft_floor.get()])?;
-        }
-        let mut pupils = tx.prepare_cached(
+        self.execute_each(
             "INSERT OR REPLACE INTO pupils (id, account, first_name, last_name, bracket, dietary)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            snapshot.pupils.iter().map(pupil_row),
         )?;
-        for Pupil {
-            id,
-            account,
-            first_name,
-            last_name,
-            bracket,
-            dietary,
-        } in &snapshot.pupils
-        {
-            let dietary = serde_json::to_string(dietary).map_err(stored)?;
-            pupils.execute(params![
-                id.as_str(),
-                account.as_str(),
-                first_name.as_str(),
-                last_name.as_str(),
-                bracket.as_str(),
-                dietary
-            ])?;
-        }
-        let mut cards = tx.prepare_cached(
+        self.execute_each(
             "INSERT OR REPLACE INTO cards (uid, pupil, staff) VALUES (?1, ?2, ?3)",
+            snapshot.cards.iter().map(|Card { uid, holder }| {
+                Ok(match holder {
+                    CardHolder::Pupil(pupil) => (uid.to_string(), Some(pupil.as_str()), None),
+                    CardHolder::Staff(staff) => (uid.to_string(), None, Some(staff.as_str())),
+                })
+            }),
         )?;
-        for Card { uid, holder } in &snapshot.cards {
-            let (pupil, staff) = match holder {
-                CardHolder::Pupil(pupil) => (Some(pupil.as_str()), None),
-                CardHolder::Staff(staff) => (None, Some(staff.as_str())),
-            };
-            cards.execute(params![uid.to_string(), pupil, staff])?;
-        }
-        let mut hotlist = tx.prepare_cached("INSERT OR IGNORE INTO hotlist (uid) VALUES (?1)")?;
-        for uid in &snapshot.hotlist {
-            hotlist.execute([uid.to_string()])?;
-        }
-        let mut tariffs = tx.prepare_cached(
+        self.execute_each(
+            "INSERT OR IGNORE INTO hotlist (uid) VALUES (?1)",
+            snapshot.hotlist.iter().map(|uid| Ok([uid.to_string()])),
+        )?;
+        self.execute_each(
             "INSERT OR REPLACE INTO tariffs (bracket, meal_type, price_cents) VALUES (?1, ?2, ?3)",
+            snapshot.tariffs.iter().map(
+                |Tariff {
+                     bracket,
+                     meal_type,
+                     price,
+                 }| Ok((bracket.as_str(), meal_type.as_str(), price.get())),
+            ),
         )?;
-        for Tariff {
-            bracket,
-            meal_type,
-            price,
-        } in &snapshot.tariffs
-        {
-            tariffs.execute(params![bracket.as_str(), meal_type.as_str(), price.get()])?;
-        }
-        let mut services =
-            tx.prepare_cached("INSERT OR REPLACE INTO services (id, body) VALUES (?1, ?2)")?;
-        for service in &snapshot.services {
-            services.execute(params![
-                service.id.as_str(),
-                serde_json::to_string(service).map_err(stored)?
-            ])?;
-        }
-        let mut staff = tx.prepare_cached(
+        self.execute_each(
+            "INSERT OR REPLACE INTO services (id, body) VALUES (?1, ?2)",
+            snapshot.services.iter().map(|service| {
+                Ok((
+                    service.id.as_str(),
+                    serde_json::to_string(service).map_err(stored)?,
+                ))
+            }),
+        )?;
+        self.execute_each(
             "INSERT OR REPLACE INTO staff (id, name, pin_hash) VALUES (?1, ?2, ?3)",
-        )?;
-        for StaffCredential { id, name, pin_hash } in &snapshot.staff {
-            staff.execute(params![id.as_str(), name.as_str(), pin_hash.as_str()])?;
+            snapshot
+                .staff
+                .iter()
+                .map(|StaffCredential { id, name, pin_hash }| {
+                    Ok((id.as_str(), name.as_str(), pin_hash.as_str()))
+                }),
+        )
+    }
+
+    /// Runs `sql`, prepared once, with each of `rows` as its parameters.
+    fn execute_each<P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        rows: impl IntoIterator<Item = Result<P, LedgerError>>,
+    ) -> Result<(), LedgerError> {
+        let mut statement = self.transaction.prepare_cached(sql)?;
+        for row in rows {
+            statement.execute(row?)?;
         }
         Ok(())
     }
@@ -1244,7 +1220,7 @@ impl From<rusqlite::Error> for SnapshotApplyError {
 
 fn configure(connection: &Connection) -> Result<(), LedgerError> {
     // Every pragma set explicitly: durability must not depend on a build's defaults.
-    connection.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
+    connection.busy_timeout(Duration::from_millis(LEDGER_BUSY_TIMEOUT_MS))?;
     let mode: String =
         connection.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
@@ -1253,42 +1229,32 @@ fn configure(connection: &Connection) -> Result<(), LedgerError> {
     connection.pragma_update(None, "synchronous", "FULL")?;
     connection.pragma_update(None, "foreign_keys", true)?;
     // Keep the WAL from growing without bound between checkpoints.
-    connection.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+    connection.pragma_update(None, "journal_size_limit", WAL_KEPT_BYTES_MAX)?;
     // A year of records is a few hundred MB: keep the hot index pages in memory and read the rest
     // through a memory map, so a tap's lookups cost no system calls as the ledger grows.
-    connection.pragma_update(None, "cache_size", -CACHE_KIB)?;
-    connection.pragma_update(None, "mmap_size", MMAP_BYTES_MAX)?;
+    connection.pragma_update(None, "cache_size", -LEDGER_CACHE_KIB)?;
+    connection.pragma_update(None, "mmap_size", LEDGER_MMAP_BYTES_MAX)?;
     Ok(())
 }
 
-fn pupil_columns(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<PupilEntry, LedgerError>> {
-    let id: String = row.get(0)?;
-    let account: String = row.get(1)?;
-    let first_name: String = row.get(2)?;
-    let last_name: String = row.get(3)?;
-    let bracket: String = row.get(4)?;
-    let dietary: String = row.get(5)?;
-    Ok((|| {
-        Ok(PupilEntry {
-            id: PupilId::parse(&id).map_err(stored)?,
-            account: AccountId::parse(&account).map_err(stored)?,
-            first_name: Text::parse(&first_name).map_err(stored)?,
-            last_name: Text::parse(&last_name).map_err(stored)?,
-            bracket: BracketId::parse(&bracket).map_err(stored)?,
-            dietary: serde_json::from_str(&dietary).map_err(stored)?,
-        })
-    })())
-}
-
-fn seq_sql(seq: Seq) -> i64 {
-    i64::try_from(seq.get()).expect("a kiosk's seq fits in SQLite's integer")
-}
-
-fn to_seq(value: i64) -> Result<Seq, LedgerError> {
-    u64::try_from(value)
-        .ok()
-        .and_then(|value| Seq::new(value).ok())
-        .ok_or_else(|| stored(format!("seq {value}")))
+/// A pupil's row in the `pupils` table, its dietary flags as JSON.
+fn pupil_row(pupil: &Pupil) -> Result<(&str, &str, &str, &str, &str, String), LedgerError> {
+    let Pupil {
+        id,
+        account,
+        first_name,
+        last_name,
+        bracket,
+        dietary,
+    } = pupil;
+    Ok((
+        id.as_str(),
+        account.as_str(),
+        first_name.as_str(),
+        last_name.as_str(),
+        bracket.as_str(),
+        serde_json::to_string(dietary).map_err(stored)?,
+    ))
 }
 
 /// Whether `service` is open at local `time` on `weekday`.

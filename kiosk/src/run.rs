@@ -10,25 +10,23 @@ use std::sync::Arc;
 
 use hardware::simulated::SimulatedInput;
 use hardware::{
-    CardEvent, CardReader as _, PcscConfig, PcscReader, ReaderSelector, SimulatedReader,
+    CardEvent, CardReader as _, PcscConfig, PcscReader, ReaderHandle, ReaderSelector,
+    SimulatedReader,
 };
-use proto::snapshot::Language;
+use proto::snapshot::{KioskSettings, Language};
 use slint::ComponentHandle as _;
 
 use crate::clock::SystemClock;
 use crate::config::DataDir;
 use crate::engine::Engine;
 use crate::ledger::Ledger;
+use crate::limits::{
+    CLOCK_REFRESH_LATE_MS, CLOCK_REFRESH_MS, RESULT_DISPLAY_MS_DEFAULT,
+    RUNTIME_BLOCKING_THREADS_MAX, RUNTIME_WORKER_THREADS,
+};
 use crate::systemd::{Notifier, Watchdog};
-use crate::ui::{EngineWorker, KioskUi, RESULT_DISPLAY_MS_DEFAULT, TapSender, UiWaker, Update};
-
-/// How often the ready screen's clock and the service state are refreshed: the clock shows
-/// minutes, so nothing would change more often. Each refresh falls just after a minute starts.
-const CLOCK_REFRESH_MS: u64 = 60_000;
-
-/// How long after a minute starts its refresh comes, so that a timer firing a little early
-/// still shows the new minute.
-const CLOCK_REFRESH_LATE_MS: u64 = 20;
+use crate::ui::KioskUi;
+use crate::worker::{EngineWorker, NoWaker, TapSender, UiWaker, Update, UpdateReceiver};
 
 /// The wait from `now` until the next refresh of the ready screen's clock: just after the next
 /// minute starts (services and the clock change on whole minutes, in every time zone).
@@ -39,16 +37,6 @@ fn until_next_minute(now: std::time::SystemTime) -> std::time::Duration {
     let into_minute = u64::try_from(into_minute).unwrap_or(0);
     std::time::Duration::from_millis(CLOCK_REFRESH_MS - into_minute + CLOCK_REFRESH_LATE_MS)
 }
-
-/// Async workers of the kiosk's runtime. The async work is small (one sync client, the
-/// watchdog, the stop signals) and nothing on the tap path waits for it; two workers, one per
-/// core of a kiosk, keep the watchdog and the text mode answering while the sync parses a large
-/// snapshot on the other.
-pub const RUNTIME_WORKER_THREADS: usize = 2;
-
-/// Threads for blocking tasks: the engine and the reader bridge hold one each for the kiosk's
-/// life; the rest serve short blocking calls (name resolution for the sync).
-pub const RUNTIME_BLOCKING_THREADS_MAX: usize = 8;
 
 /// Where taps come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -170,7 +158,6 @@ pub fn run(options: &RunOptions) -> Result<(), RunError> {
 
 fn run_on(runtime: &tokio::runtime::Handle, options: &RunOptions) -> Result<(), RunError> {
     let notifier = Notifier::from_env()?;
-    let watchdog_timeout = crate::systemd::watchdog_timeout_from_env();
     let data = DataDir::new(&options.data_dir);
     let engine = start_engine(&data, Box::new(SystemClock))?;
     let device = engine.device().clone();
@@ -178,57 +165,19 @@ fn run_on(runtime: &tokio::runtime::Handle, options: &RunOptions) -> Result<(), 
         .ledger()
         .snapshot_state()?
         .map(|state| state.settings);
-    let language = settings
-        .as_ref()
-        .map_or(Language::Fr, |settings| settings.language);
-    let display_ms = settings.map_or(RESULT_DISPLAY_MS_DEFAULT, |settings| {
-        u64::from(settings.result_display_ms)
-    });
-
     let waker: Arc<dyn UiWaker> = match options.ui {
         UiMode::Window => Arc::new(EventLoopWaker),
         // The printing loop awaits the update channel itself.
         UiMode::Text => Arc::new(NoWaker),
     };
     let (worker, tap_sender, updates) = EngineWorker::start(runtime, engine, waker);
-    let face = match options.ui {
-        UiMode::Window => {
-            let ui = KioskUi::new(tap_sender.clone(), updates, language, display_ms)?;
-            ui.set_speaker(crate::sound::Speaker::aplay());
-            UI.with(|cell| *cell.borrow_mut() = Some(Rc::clone(&ui)));
-            Face::Window(ui)
-        }
-        UiMode::Text => Face::Text(updates),
-    };
+    let face = Face::open(options.ui, &tap_sender, updates, settings.as_ref())?;
 
     let (events, received) = hardware::event_channel();
     // Dropped when typed input ends; the other readers never end, so it lives until `run` ends.
     let (input_open, input_ended) = tokio::sync::oneshot::channel::<()>();
     let mut input_open = Some(input_open);
-    let (reader, reader_label) = match &options.reader {
-        ReaderSource::Pcsc { name_pattern } => {
-            let config = PcscConfig {
-                reader: ReaderSelector::from_pattern(name_pattern.as_deref())?,
-            };
-            (PcscReader::new(config).start(events)?, "pcscd")
-        }
-        ReaderSource::Script(path) => {
-            let script = std::fs::read_to_string(path).map_err(|error| RunError::Script {
-                path: path.display().to_string(),
-                reason: error.to_string(),
-            })?;
-            let inputs = SimulatedInput::parse_script(&script)?;
-            (
-                SimulatedReader::from_script("simulated reader", inputs).start(events)?,
-                "script",
-            )
-        }
-        ReaderSource::Stdin => {
-            let (taps, reader) = SimulatedReader::channel("keyboard reader");
-            spawn_stdin_feed(taps, input_open.take());
-            (reader.start(events)?, "standard input")
-        }
-    };
+    let (reader, reader_label) = start_reader(&options.reader, events, &mut input_open)?;
     let bridge = runtime.spawn_blocking({
         let sender = tap_sender.clone();
         move || bridge(&received, &sender)
@@ -237,49 +186,10 @@ fn run_on(runtime: &tokio::runtime::Handle, options: &RunOptions) -> Result<(), 
 
     // Engine and reader are up: systemd may consider the kiosk started.
     notifier.ready(&format!("device {device}, reader {reader_label}"))?;
-    let watchdog = match watchdog_timeout {
-        Some(timeout) if notifier.is_active() => {
-            let heartbeat_sender = tap_sender.clone();
-            Some(Watchdog::start(
-                runtime,
-                Notifier::from_env()?,
-                crate::systemd::ping_period(timeout),
-                move |alive| heartbeat_sender.heartbeat(alive),
-            ))
-        }
-        _ => None,
-    };
+    let watchdog = start_watchdog(runtime, &notifier, &tap_sender)?;
 
     match face {
-        Face::Window(ui) => {
-            // One timer, re-aimed at the next minute's start each time it fires, so the clock
-            // turns with the minute and does not drift.
-            let clock_timer = Rc::new(slint::Timer::default());
-            refresh_clock(&tap_sender);
-            let clock_sender = tap_sender.clone();
-            let aim = Rc::downgrade(&clock_timer);
-            clock_timer.start(
-                slint::TimerMode::Repeated,
-                until_next_minute(std::time::SystemTime::now()),
-                move || {
-                    refresh_clock(&clock_sender);
-                    if let Some(timer) = aim.upgrade() {
-                        timer.set_interval(until_next_minute(std::time::SystemTime::now()));
-                    }
-                },
-            );
-            if options.fullscreen {
-                ui.window().window().set_fullscreen(true);
-            }
-            // A stop asked by systemd or Ctrl-C closes the window as a person would.
-            let signals = runtime.spawn(async {
-                stop_requested().await;
-                let _ = slint::quit_event_loop();
-            });
-            ui.window().run()?;
-            signals.abort();
-            clock_timer.stop();
-        }
+        Face::Window(ui) => show_window(runtime, &ui, &tap_sender, options.fullscreen)?,
         Face::Text(mut updates) => {
             println!("kiosk {device}: ready, reading cards from {reader_label}");
             runtime.block_on(crate::text_ui::print_until_input_ends(
@@ -316,6 +226,95 @@ fn run_on(runtime: &tokio::runtime::Handle, options: &RunOptions) -> Result<(), 
     Ok(stopped_reader?)
 }
 
+/// Starts the card reader `source` names, sending into `events`; returns it with a label for
+/// people. Typed input takes `input_open` and drops it when it ends.
+fn start_reader(
+    source: &ReaderSource,
+    events: std::sync::mpsc::SyncSender<CardEvent>,
+    input_open: &mut Option<tokio::sync::oneshot::Sender<()>>,
+) -> Result<(ReaderHandle, &'static str), RunError> {
+    match source {
+        ReaderSource::Pcsc { name_pattern } => {
+            let config = PcscConfig {
+                reader: ReaderSelector::from_pattern(name_pattern.as_deref())?,
+            };
+            Ok((PcscReader::new(config).start(events)?, "pcscd"))
+        }
+        ReaderSource::Script(path) => {
+            let script = std::fs::read_to_string(path).map_err(|error| RunError::Script {
+                path: path.display().to_string(),
+                reason: error.to_string(),
+            })?;
+            let inputs = SimulatedInput::parse_script(&script)?;
+            let reader = SimulatedReader::from_script("simulated reader", inputs);
+            Ok((reader.start(events)?, "script"))
+        }
+        ReaderSource::Stdin => {
+            let (taps, reader) = SimulatedReader::channel("keyboard reader");
+            spawn_stdin_feed(taps, input_open.take());
+            Ok((reader.start(events)?, "standard input"))
+        }
+    }
+}
+
+/// Starts the systemd watchdog when the unit asks for one, with heartbeats queued behind taps.
+fn start_watchdog(
+    runtime: &tokio::runtime::Handle,
+    notifier: &Notifier,
+    sender: &TapSender,
+) -> Result<Option<Watchdog>, RunError> {
+    let Some(timeout) = crate::systemd::watchdog_timeout_from_env() else {
+        return Ok(None);
+    };
+    if !notifier.is_active() {
+        return Ok(None);
+    }
+    let sender = sender.clone();
+    Ok(Some(Watchdog::start(
+        runtime,
+        Notifier::from_env()?,
+        crate::systemd::ping_period(timeout),
+        move |alive| sender.heartbeat(alive),
+    )))
+}
+
+/// Runs the window until it is closed, or a stop is asked, with its minute clock.
+fn show_window(
+    runtime: &tokio::runtime::Handle,
+    ui: &KioskUi,
+    sender: &TapSender,
+    fullscreen: bool,
+) -> Result<(), RunError> {
+    // One timer, re-aimed at the next minute's start each time it fires, so the clock turns with
+    // the minute and does not drift.
+    let clock_timer = Rc::new(slint::Timer::default());
+    refresh_clock(sender);
+    let clock_sender = sender.clone();
+    let aim = Rc::downgrade(&clock_timer);
+    clock_timer.start(
+        slint::TimerMode::Repeated,
+        until_next_minute(std::time::SystemTime::now()),
+        move || {
+            refresh_clock(&clock_sender);
+            if let Some(timer) = aim.upgrade() {
+                timer.set_interval(until_next_minute(std::time::SystemTime::now()));
+            }
+        },
+    );
+    if fullscreen {
+        ui.window().window().set_fullscreen(true);
+    }
+    // A stop asked by systemd or Ctrl-C closes the window as a person would.
+    let signals = runtime.spawn(async {
+        stop_requested().await;
+        let _ = slint::quit_event_loop();
+    });
+    let shown = ui.window().run();
+    signals.abort();
+    clock_timer.stop();
+    Ok(shown?)
+}
+
 /// Completes when the kiosk is asked to stop: SIGTERM (systemd) or SIGINT (Ctrl-C). When the
 /// signals cannot be watched it never completes, and they end the process as by default.
 async fn stop_requested() {
@@ -335,14 +334,30 @@ async fn stop_requested() {
 /// What shows the engine's updates.
 enum Face {
     Window(Rc<KioskUi>),
-    Text(crate::ui::UpdateReceiver),
+    Text(UpdateReceiver),
 }
 
-/// No wakeup: the text mode's loop waits on the update channel itself.
-struct NoWaker;
-
-impl UiWaker for NoWaker {
-    fn wake(&self) {}
+impl Face {
+    /// The window, in the snapshot's language and display time (French and
+    /// [`RESULT_DISPLAY_MS_DEFAULT`] before the first), or the text mode.
+    fn open(
+        mode: UiMode,
+        sender: &TapSender,
+        updates: UpdateReceiver,
+        settings: Option<&KioskSettings>,
+    ) -> Result<Face, RunError> {
+        if mode == UiMode::Text {
+            return Ok(Face::Text(updates));
+        }
+        let language = settings.map_or(Language::Fr, |settings| settings.language);
+        let display_ms = settings.map_or(RESULT_DISPLAY_MS_DEFAULT, |settings| {
+            u64::from(settings.result_display_ms)
+        });
+        let ui = KioskUi::new(sender.clone(), updates, language, display_ms)?;
+        ui.set_speaker(crate::sound::Speaker::aplay());
+        UI.with(|cell| *cell.borrow_mut() = Some(Rc::clone(&ui)));
+        Ok(Face::Window(ui))
+    }
 }
 
 /// Starts the background sync when the kiosk knows its back-office.
@@ -409,7 +424,7 @@ fn spawn_stdin_feed(
 
 /// Asks the engine for the open service and the local time, and signs idle staff out.
 fn refresh_clock(sender: &TapSender) {
-    sender.submit_job(Box::new(|engine| {
+    sender.submit(|engine| {
         if engine.sign_out_if_idle().unwrap_or(false) {
             return Update::SignedOut;
         }
@@ -418,7 +433,7 @@ fn refresh_clock(sender: &TapSender) {
             service_name: service.map(|name| name.to_string()).unwrap_or_default(),
             time,
         }
-    }));
+    });
 }
 
 #[cfg(test)]

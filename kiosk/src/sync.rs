@@ -11,6 +11,7 @@
 //! Retries back off exponentially with jitter ([`backoff_ms`]), from [`BACKOFF_MS_FIRST`] up to
 //! [`BACKOFF_MS_MAX`].
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,47 +31,13 @@ use crate::clock::{Clock, record_time};
 use crate::config::{ConfigError, DataDir, KioskConfig};
 use crate::engine::{Engine, EngineError};
 use crate::ledger::{Ledger, LedgerError};
-
-/// Time between two syncs before a snapshot says otherwise.
-pub const SYNC_INTERVAL_MS_DEFAULT: u64 = 30_000;
-
-/// The shortest interval honoured, so a misconfigured kiosk cannot flood the back-office.
-pub const SYNC_INTERVAL_MS_MIN: u64 = 100;
-
-/// How far the kiosk's clock may be from the back-office's before staff are warned: a minute,
-/// well inside the 5 minutes a signed request may be off ([`proto::limits::REQUEST_CLOCK_SKEW_MS_MAX`]).
-pub const CLOCK_DRIFT_MS_MAX_DEFAULT: i64 = 60_000;
-
-/// Days without a successful sync before staff are warned.
-pub const OFFLINE_DAYS_MAX_DEFAULT: u32 = 3;
-
-/// Failed syncs in a row before the kiosk counts itself offline and writes `offline_start`: one
-/// dropped connection on a VPN is not an outage.
-pub const FAILED_SYNCS_BEFORE_OFFLINE: u32 = 3;
-
-/// The first retry after a failure; each further failure doubles it.
-pub const BACKOFF_MS_FIRST: u64 = 1_000;
-
-/// The longest wait between two attempts.
-pub const BACKOFF_MS_MAX: u64 = 5 * 60 * 1_000;
-
-/// Upload batches in one sync, so a kiosk with a long backlog still pulls snapshots between them.
-pub const UPLOAD_BATCHES_PER_SYNC_MAX: usize = 40;
-
-/// How long a connection may take to open.
-pub const CONNECT_TIMEOUT_MS: u64 = 5_000;
-
-/// How long one request may take, answer included: a full snapshot of a large site is tens of MB.
-pub const REQUEST_TIMEOUT_MS: u64 = 60_000;
-
-/// Bytes of a snapshot answer; a full snapshot at every limit of `proto::limits` stays below.
-pub const SNAPSHOT_BYTES_MAX: usize = 256 * 1024 * 1024;
-
-/// Bytes of any other answer (an upload's acknowledgement, an error).
-pub const RESPONSE_BYTES_MAX: usize = 64 * 1024;
-
-/// Bytes an upload keeps for its report and JSON framing beside the records.
-const UPLOAD_FRAMING_BYTES: usize = 4 * 1024;
+use crate::limits::{
+    BACKOFF_DOUBLINGS_MAX, BACKOFF_MS_FIRST, BACKOFF_MS_MAX, CLOCK_DRIFT_MS_MAX_DEFAULT,
+    CONNECT_TIMEOUT_MS, FAILED_SYNCS_BEFORE_OFFLINE, NONCE_BYTES, OFFLINE_DAYS_MAX_DEFAULT,
+    REQUEST_TIMEOUT_MS, RESPONSE_BYTES_MAX, SNAPSHOT_BYTES_MAX, SYNC_INTERVAL_MS_DEFAULT,
+    SYNC_INTERVAL_MS_MIN, UPLOAD_BATCHES_PER_SYNC_MAX, UPLOAD_FRAMING_BYTES,
+    UPLOAD_RECORD_FRAMING_BYTES,
+};
 
 /// Milliseconds in a day, for the offline bound.
 const DAY_MS: i64 = 24 * 60 * 60 * 1_000;
@@ -143,18 +110,36 @@ pub struct SyncState {
     pub last_error: Option<String>,
 }
 
-/// A job for the engine.
+/// A job for the engine that answers its caller itself.
 pub type EngineJob = Box<dyn FnOnce(&mut Engine) + Send>;
 
 /// How the sync reaches the engine and the screen.
 pub trait EngineAccess: Send + Sync + 'static {
     /// Queues `job` on the engine without waiting; false when the queue is full or the
     /// engine stopped.
-    fn submit(&self, job: EngineJob) -> bool;
+    fn queue(&self, job: EngineJob) -> bool;
     /// Shows the sync's state to staff.
     fn publish(&self, state: &SyncState);
     /// Whether the card reader works, for the report the back-office keeps.
     fn reader_state(&self) -> ReaderState;
+
+    /// Runs `job` on the engine and awaits its result, holding nothing the engine needs
+    /// meanwhile. The job is queued at once, not when the answer is first awaited.
+    fn call<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Engine) -> T + Send + 'static,
+    ) -> impl Future<Output = Result<T, SyncError>> + Send {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let queued = self.queue(Box::new(move |engine| {
+            let _ = done.send(job(engine));
+        }));
+        async move {
+            if !queued {
+                return Err(SyncError::EngineBusy);
+            }
+            result.await.map_err(|_| SyncError::EngineStopped)
+        }
+    }
 }
 
 /// What the sync needs to know, from `kiosk.toml` or a test.
@@ -238,7 +223,7 @@ pub fn http_client(ca_file: Option<&Path>) -> Result<reqwest::Client, SyncError>
 /// of it, by `random` in 0..=u16::MAX) so kiosks that lost the VPN together do not return
 /// together.
 pub fn backoff_ms(failures: u32, random: u16) -> u64 {
-    let exponent = failures.saturating_sub(1).min(20);
+    let exponent = failures.saturating_sub(1).min(BACKOFF_DOUBLINGS_MAX);
     let ceiling = BACKOFF_MS_FIRST
         .saturating_mul(1_u64 << exponent)
         .min(BACKOFF_MS_MAX);
@@ -254,7 +239,7 @@ pub fn fit_batch(mut records: Vec<SignedRecord>) -> Vec<SignedRecord> {
     let mut count = 0;
     for record in records.iter().take(UPLOAD_BATCH_RECORDS_MAX) {
         // Escaping the payload in a JSON string at most doubles it.
-        let size = 2 * record.payload.len() + record.signature.len() + 32;
+        let size = 2 * record.payload.len() + record.signature.len() + UPLOAD_RECORD_FRAMING_BYTES;
         if count > 0 && bytes + size > budget {
             break;
         }
@@ -403,7 +388,8 @@ impl<E: EngineAccess> SyncClient<E> {
                     // Best effort: a kiosk that cannot write an audit record is out of
                     // service anyway, and the next tap says so.
                     let _ = self
-                        .on_engine(move |engine| engine.note_offline_end(since))
+                        .engine
+                        .call(move |engine| engine.note_offline_end(since))
                         .await;
                 }
             }
@@ -415,7 +401,8 @@ impl<E: EngineAccess> SyncClient<E> {
                 if self.failures >= FAILED_SYNCS_BEFORE_OFFLINE && self.offline_since.is_none() {
                     let last_sync = self.state.last_sync;
                     if let Ok(Ok(())) = self
-                        .on_engine(move |engine| engine.note_offline_start(last_sync))
+                        .engine
+                        .call(move |engine| engine.note_offline_start(last_sync))
                         .await
                     {
                         self.offline_since = self.first_failure_at;
@@ -517,7 +504,8 @@ impl<E: EngineAccess> SyncClient<E> {
                 if last.is_none_or(|last| acknowledged > last) {
                     return Err(SyncError::AcknowledgedUnknown(acknowledged));
                 }
-                self.on_engine(move |engine| engine.record_acknowledged(acknowledged))
+                self.engine
+                    .call(move |engine| engine.record_acknowledged(acknowledged))
                     .await??;
             }
             let progressed =
@@ -594,7 +582,8 @@ impl<E: EngineAccess> SyncClient<E> {
             return Ok(false);
         }
         let applied = self
-            .on_engine(move |engine| engine.apply_snapshot(&snapshot))
+            .engine
+            .call(move |engine| engine.apply_snapshot(&snapshot))
             .await?;
         self.need_full_snapshot = applied.is_err();
         applied.map_err(SyncError::from)?;
@@ -609,6 +598,48 @@ impl<E: EngineAccess> SyncClient<E> {
         body: Vec<u8>,
         answer_bytes_max: usize,
     ) -> Result<Vec<u8>, SyncError> {
+        let request = self.signed_request(method, path_and_query, body)?;
+        let mut response = request
+            .send()
+            .await
+            .map_err(|error| SyncError::Network(error_chain(&error)))?;
+        let status = response.status();
+        let server_date = response
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|date| date.to_str().ok())
+            .and_then(|date| jiff::fmt::rfc2822::parse(date).ok())
+            .map(|date| date.timestamp());
+        let limit = if status.is_success() {
+            answer_bytes_max
+        } else {
+            RESPONSE_BYTES_MAX
+        };
+        let answer = read_answer(&mut response, limit).await?;
+        if status.is_success() {
+            return Ok(answer);
+        }
+        if status == reqwest::StatusCode::UNAUTHORIZED
+            && let Some(date) = server_date
+        {
+            // A refused timestamp may be the kiosk's clock: the answer's `Date` (to the second)
+            // is all the back-office tells a request it did not accept.
+            let now = record_time(self.now());
+            if let Ok(date) = Timestamp::from_unix_ms(date.as_millisecond()) {
+                self.measure_drift(now, now, date).await;
+            }
+        }
+        Err(refusal(status, &answer))
+    }
+
+    /// A request to the back-office signed with the kiosk's key, in the back-office's time when
+    /// the kiosk's clock drifted.
+    fn signed_request(
+        &self,
+        method: reqwest::Method,
+        path_and_query: &str,
+        body: Vec<u8>,
+    ) -> Result<reqwest::RequestBuilder, SyncError> {
         let url = self
             .base
             .join(path_and_query)
@@ -632,7 +663,7 @@ impl<E: EngineAccess> SyncClient<E> {
             body: &body,
         }
         .sign(&self.key);
-        let mut response = self
+        Ok(self
             .http
             .request(method, url)
             .header(HEADER_DEVICE, self.device.as_str())
@@ -640,55 +671,7 @@ impl<E: EngineAccess> SyncClient<E> {
             .header(HEADER_NONCE, nonce)
             .header(HEADER_SIGNATURE, signature.to_base64())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await
-            .map_err(|error| SyncError::Network(error_chain(&error)))?;
-        let status = response.status();
-        let server_date = response
-            .headers()
-            .get(reqwest::header::DATE)
-            .and_then(|date| date.to_str().ok())
-            .and_then(|date| jiff::fmt::rfc2822::parse(date).ok())
-            .map(|date| date.timestamp());
-        let limit = if status.is_success() {
-            answer_bytes_max
-        } else {
-            RESPONSE_BYTES_MAX
-        };
-        let mut answer = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|error| SyncError::Network(error_chain(&error)))?
-        {
-            if answer.len() + chunk.len() > limit {
-                return Err(SyncError::AnswerTooLarge { max: limit });
-            }
-            answer.extend_from_slice(&chunk);
-        }
-        if status.is_success() {
-            return Ok(answer);
-        }
-        let error: Option<ApiError> = serde_json::from_slice(&answer).ok();
-        if status == reqwest::StatusCode::UNAUTHORIZED
-            && let Some(date) = server_date
-        {
-            // A refused timestamp may be the kiosk's clock: the answer's `Date` (to the second)
-            // is all the back-office tells a request it did not accept.
-            let now = record_time(self.now());
-            if let Ok(date) = Timestamp::from_unix_ms(date.as_millisecond()) {
-                self.measure_drift(now, now, date).await;
-            }
-        }
-        Err(SyncError::Refused {
-            status: status.as_u16(),
-            message: error.as_ref().map_or_else(
-                || String::from_utf8_lossy(&answer).into_owned(),
-                |error| error.message.clone(),
-            ),
-            error,
-        })
+            .body(body))
     }
 
     /// Compares the kiosk's clock with the back-office's; beyond the bound, writes one
@@ -709,7 +692,8 @@ impl<E: EngineAccess> SyncClient<E> {
             .push(SyncWarning::ClockDrift { drift_ms });
         if !self.drift_recorded
             && let Ok(Ok(())) = self
-                .on_engine(move |engine| engine.note_clock_drift(backoffice, drift_ms))
+                .engine
+                .call(move |engine| engine.note_clock_drift(backoffice, drift_ms))
                 .await
         {
             self.drift_recorded = true;
@@ -764,22 +748,6 @@ impl<E: EngineAccess> SyncClient<E> {
         Ok(())
     }
 
-    /// Runs `job` on the engine and waits for its result, without holding anything the
-    /// engine needs meanwhile.
-    async fn on_engine<T: Send + 'static>(
-        &self,
-        job: impl FnOnce(&mut Engine) -> T + Send + 'static,
-    ) -> Result<T, SyncError> {
-        let (done, result) = tokio::sync::oneshot::channel();
-        let submitted = self.engine.submit(Box::new(move |engine| {
-            let _ = done.send(job(engine));
-        }));
-        if !submitted {
-            return Err(SyncError::EngineBusy);
-        }
-        result.await.map_err(|_| SyncError::EngineStopped)
-    }
-
     fn read<T>(
         &self,
         read: impl FnOnce(&Ledger) -> Result<T, LedgerError>,
@@ -795,13 +763,42 @@ impl<E: EngineAccess> SyncClient<E> {
         self.clock.now()
     }
 
-    /// 32 hex digits from the system's random source.
+    /// [`NONCE_BYTES`] random bytes from the system's source, as hex digits.
     fn nonce(&self) -> Result<String, SyncError> {
-        let mut bytes = [0_u8; 16];
+        let mut bytes = [0_u8; NONCE_BYTES];
         self.random
             .fill(&mut bytes)
             .map_err(|_| SyncError::Random)?;
         Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
+    }
+}
+
+/// The answer's body, at most `limit` bytes.
+async fn read_answer(response: &mut reqwest::Response, limit: usize) -> Result<Vec<u8>, SyncError> {
+    let mut answer = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|error| SyncError::Network(error_chain(&error)))?
+    {
+        if answer.len() + chunk.len() > limit {
+            return Err(SyncError::AnswerTooLarge { max: limit });
+        }
+        answer.extend_from_slice(&chunk);
+    }
+    Ok(answer)
+}
+
+/// A refused request's error: the API's error body when it sent one, else the answer's text.
+fn refusal(status: reqwest::StatusCode, answer: &[u8]) -> SyncError {
+    let error: Option<ApiError> = serde_json::from_slice(answer).ok();
+    SyncError::Refused {
+        status: status.as_u16(),
+        message: error.as_ref().map_or_else(
+            || String::from_utf8_lossy(answer).into_owned(),
+            |error| error.message.clone(),
+        ),
+        error,
     }
 }
 
@@ -862,126 +859,6 @@ pub fn spawn<E: EngineAccess>(
 ) -> SyncHandle {
     SyncHandle {
         task: runtime.spawn(client.run()),
-    }
-}
-
-/// Jobs waiting for a [`HeadlessEngine`].
-pub const HEADLESS_JOBS_MAX: usize = 64;
-
-/// A job, or `None` to stop: the engine's thread ends after the jobs queued before it.
-type HeadlessJob = Option<Box<dyn FnOnce(&mut Engine) + Send>>;
-
-/// The engine on a thread of its own without a touchscreen or a runtime: for tests and
-/// benchmarks that tap and sync at once.
-#[derive(Debug)]
-pub struct HeadlessEngine {
-    jobs: std::sync::mpsc::SyncSender<HeadlessJob>,
-    thread: Mutex<Option<std::thread::JoinHandle<Engine>>>,
-    /// The sync's last published state.
-    state: Mutex<SyncState>,
-    reader: Mutex<ReaderState>,
-}
-
-impl HeadlessEngine {
-    pub fn start(engine: Engine) -> Arc<HeadlessEngine> {
-        let (jobs, received) = std::sync::mpsc::sync_channel::<HeadlessJob>(HEADLESS_JOBS_MAX);
-        let thread = std::thread::Builder::new()
-            .name("engine".into())
-            .spawn(move || {
-                let mut engine = engine;
-                while let Ok(Some(job)) = received.recv() {
-                    job(&mut engine);
-                }
-                engine
-            })
-            .expect("the engine thread starts");
-        Arc::new(HeadlessEngine {
-            jobs,
-            thread: Mutex::new(Some(thread)),
-            state: Mutex::new(SyncState::default()),
-            reader: Mutex::new(ReaderState::Ready),
-        })
-    }
-
-    /// Runs `job` on the engine's thread and waits for it (blocking: not from async code).
-    pub fn run<T: Send + 'static>(&self, job: impl FnOnce(&mut Engine) -> T + Send + 'static) -> T {
-        let (done, result) = std::sync::mpsc::sync_channel(1);
-        self.jobs
-            .send(Some(Box::new(move |engine| {
-                let _ = done.send(job(engine));
-            })))
-            .expect("the engine runs");
-        result.recv().expect("the engine answers")
-    }
-
-    /// Runs `job` on the engine's thread and waits for it without blocking the runtime.
-    pub async fn call<T: Send + 'static>(
-        &self,
-        job: impl FnOnce(&mut Engine) -> T + Send + 'static,
-    ) -> T {
-        let (done, result) = tokio::sync::oneshot::channel();
-        let mut job: Option<HeadlessJob> = Some(Some(Box::new(move |engine| {
-            let _ = done.send(job(engine));
-        })));
-        // The queue is bounded: wait for room rather than block a runtime thread.
-        while let Some(pending) = job.take() {
-            match self.jobs.try_send(pending) {
-                Ok(()) => {}
-                Err(std::sync::mpsc::TrySendError::Full(pending)) => {
-                    job = Some(pending);
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-                Err(std::sync::mpsc::TrySendError::Disconnected(_)) => panic!("the engine stopped"),
-            }
-        }
-        result.await.expect("the engine answers")
-    }
-
-    /// The sync's last published state.
-    pub fn sync_state(&self) -> SyncState {
-        self.state
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .clone()
-    }
-
-    pub fn set_reader_state(&self, reader: ReaderState) {
-        *self
-            .reader
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner()) = reader;
-    }
-
-    /// Stops the engine's thread once its queued jobs are done; returns the engine.
-    pub fn stop(&self) -> Option<Engine> {
-        let thread = self
-            .thread
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .take()?;
-        // Blocks only while the queue is full: the engine is working through it.
-        let _ = self.jobs.send(None);
-        thread.join().ok()
-    }
-}
-
-impl EngineAccess for HeadlessEngine {
-    fn submit(&self, job: EngineJob) -> bool {
-        self.jobs.try_send(Some(job)).is_ok()
-    }
-
-    fn publish(&self, state: &SyncState) {
-        *self
-            .state
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner()) = state.clone();
-    }
-
-    fn reader_state(&self) -> ReaderState {
-        *self
-            .reader
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
     }
 }
 

@@ -14,23 +14,14 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+use crate::limits::{NOTIFY_MESSAGE_BYTES_MAX, PINGS_PER_TIMEOUT, WATCHDOG_PERIOD_MS_MIN};
+
 /// The environment variable naming systemd's notification socket.
 pub const NOTIFY_SOCKET_ENV: &str = "NOTIFY_SOCKET";
 /// The environment variable holding the watchdog timeout in microseconds.
 pub const WATCHDOG_USEC_ENV: &str = "WATCHDOG_USEC";
 /// The environment variable naming the process the watchdog is meant for.
 pub const WATCHDOG_PID_ENV: &str = "WATCHDOG_PID";
-
-/// Bytes of one notification: systemd reads a datagram of at most a page or so; ours are short.
-pub const NOTIFY_MESSAGE_BYTES_MAX: usize = 1024;
-
-/// Pings per watchdog timeout: systemd's documentation asks for one every half of it; a third
-/// leaves room for a heartbeat that waited behind a slow tap.
-const PINGS_PER_TIMEOUT: u32 = 3;
-
-/// The shortest watchdog period honoured; a smaller `$WATCHDOG_USEC` is a configuration error
-/// that would only make the kiosk spin.
-pub const WATCHDOG_PERIOD_MS_MIN: u64 = 10;
 
 /// A notification could not be sent.
 #[derive(Debug, thiserror::Error)]

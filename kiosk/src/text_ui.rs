@@ -7,15 +7,9 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::engine::{Decision, Status};
-use crate::ui::{TapSender, Update, UpdateReceiver};
+use crate::limits::{TEXT_DRAIN_WAIT_MS_MAX, TEXT_SETTLE_MS};
+use crate::worker::{TapSender, Update, UpdateReceiver};
 use proto::snapshot::Language;
-
-/// How long updates are still printed after the input ended before the last state is asked: the
-/// reader may still be handing over the last taps typed.
-const SETTLE_MS: u64 = 1_000;
-
-/// How long to wait for the engine's last answers once the reader's input ended.
-const DRAIN_WAIT_MS_MAX: u64 = 10_000;
 
 /// Prints updates until `input_ended` completes (typed input ended, or the kiosk was asked to
 /// stop), then the engine's answers to every tap already queued and a last state line. Waits on
@@ -31,11 +25,11 @@ pub async fn print_until_input_ends(
     let mut print = |update: Update| {
         let tapped = matches!(update, Update::Tap(_));
         if let Some(line) = describe(&update) {
-            let repeated = matches!(update, Update::Sync { .. }) && line == last_sync_line;
+            let repeated = matches!(update, Update::Sync(_)) && line == last_sync_line;
             if !repeated {
                 println!("{line}");
             }
-            if matches!(update, Update::Sync { .. }) {
+            if matches!(update, Update::Sync(_)) {
                 last_sync_line = line;
             }
         }
@@ -54,7 +48,7 @@ pub async fn print_until_input_ends(
         }
     }
     // A deadline, not a quiet spell: the sync's state may arrive at any pace.
-    let settled = tokio::time::Instant::now() + Duration::from_millis(SETTLE_MS);
+    let settled = tokio::time::Instant::now() + Duration::from_millis(TEXT_SETTLE_MS);
     loop {
         match tokio::time::timeout_at(settled, updates.recv()).await {
             Ok(Some(update)) => print(update),
@@ -64,7 +58,7 @@ pub async fn print_until_input_ends(
     }
     // Jobs run in order: the state asked now comes after every queued tap's answer.
     request_state(sender);
-    let drain = Duration::from_millis(DRAIN_WAIT_MS_MAX);
+    let drain = Duration::from_millis(TEXT_DRAIN_WAIT_MS_MAX);
     while let Ok(Some(update)) = tokio::time::timeout(drain, updates.recv()).await {
         let last = matches!(update, Update::Status(_));
         if let Some(line) = describe(&update) {
@@ -78,10 +72,10 @@ pub async fn print_until_input_ends(
 
 /// Asks the engine for its state line.
 fn request_state(sender: &TapSender) {
-    sender.submit_job(Box::new(|engine| match engine.status() {
+    sender.submit(|engine| match engine.status() {
         Ok(status) => Update::Status(vec![state_line(&status)]),
         Err(error) => Update::Status(vec![format!("unavailable: {error}")]),
-    }));
+    });
 }
 
 /// The state in one line.
@@ -118,31 +112,26 @@ pub fn describe(update: &Update) -> Option<String> {
         }
         Update::Done(Ok(message)) => format!("done      {message}"),
         Update::Status(lines) => format!("state     {}", lines.join(" · ")),
-        Update::Sync {
-            online,
-            unsynced,
-            last_sync,
-            warnings,
-        } => {
+        Update::Sync(state) => {
             let mut line = format!(
-                "sync      {} · {unsynced} unsynced · last sync {}",
-                if *online { "online" } else { "offline" },
-                if last_sync.is_empty() {
+                "sync      {} · {} unsynced · last sync {}",
+                if state.online { "online" } else { "offline" },
+                state.unsynced_records,
+                if state.last_sync_shown.is_empty() {
                     "never"
                 } else {
-                    last_sync
+                    &state.last_sync_shown
                 }
             );
-            for warning in warnings {
+            if !state.warnings.is_empty() {
                 line.push_str(" · ");
-                line.push_str(&crate::ui::texts::sync_warning(Language::En, warning));
+                line.push_str(&crate::texts::sync_warnings(Language::En, &state.warnings));
             }
             line
         }
         Update::Clock { service_name, time } => {
             format!("clock     {time} {service_name}")
         }
-        Update::Idle => return None,
     };
     Some(line)
 }

@@ -5,7 +5,8 @@
 mod common;
 
 use common::{TestKiosk, account_id, blocked_card, kinds, pupil_card, pupil_id, staff_card, text};
-use kiosk::engine::{Decision, EngineError, STAFF_PIN_ATTEMPTS_MAX};
+use kiosk::engine::{Decision, EngineError};
+use kiosk::limits::STAFF_PIN_ATTEMPTS_MAX;
 use proto::record::{CloseCategory, RefusalReason, TopUpMethod};
 use proto::{CardUid, Cents, RecordBody, Seq};
 

@@ -233,7 +233,7 @@ fn deltas_apply_changes_and_removals() {
 /// Waits until the background checkpoints asked for by `taps` commits have caught up.
 fn wait_for_checkpoints(kiosk: &TestKiosk, taps: usize) {
     let requests =
-        u64::try_from(taps).unwrap() / u64::from(kiosk::engine::CHECKPOINT_EVERY_COMMITS);
+        u64::try_from(taps).unwrap() / u64::from(kiosk::limits::CHECKPOINT_EVERY_COMMITS);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while kiosk.engine.checkpoints_completed() < requests - 1 {
         assert!(

@@ -15,13 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kiosk::systemd::{Notifier, Watchdog, ping_period};
-use kiosk::ui::{EngineWorker, UiWaker, Update};
-
-struct NoWaker;
-
-impl UiWaker for NoWaker {
-    fn wake(&self) {}
-}
+use kiosk::worker::{EngineWorker, NoWaker, Update};
 
 /// The socket systemd would listen on.
 struct Listener {
@@ -102,11 +96,11 @@ fn ready_then_watchdog_pings_that_stop_while_the_engine_is_stalled() {
     // The engine blocks inside a job, as on a hung disk: heartbeats queue behind it.
     let (started, engine_stalled) = std::sync::mpsc::sync_channel::<()>(1);
     let (release, gate) = std::sync::mpsc::sync_channel::<()>(1);
-    sender.submit_job(Box::new(move |_engine| {
+    sender.submit(move |_engine| {
         started.send(()).unwrap();
         gate.recv().unwrap();
         Update::SignedOut
-    }));
+    });
     engine_stalled.recv_timeout(Duration::from_secs(5)).unwrap();
     // A heartbeat answered just before the stall may still be on its way.
     std::thread::sleep(PERIOD * 2);
@@ -168,14 +162,14 @@ fn ping_period_is_a_third_of_the_timeout_and_never_tiny() {
     }
     check(30_000, 10_000);
     check(300, 100);
-    check(3, kiosk::systemd::WATCHDOG_PERIOD_MS_MIN);
+    check(3, kiosk::limits::WATCHDOG_PERIOD_MS_MIN);
 }
 
 #[test]
 fn abstract_sockets_and_long_messages_are_refused_and_silence_sends_nothing() {
     assert!(Notifier::to_path(PathBuf::from("@systemd/notify")).is_err());
     let listener = Listener::new();
-    let long = "X".repeat(kiosk::systemd::NOTIFY_MESSAGE_BYTES_MAX + 1);
+    let long = "X".repeat(kiosk::limits::NOTIFY_MESSAGE_BYTES_MAX + 1);
     assert!(listener.notifier().notify(&long).is_err());
     let silent = Notifier::silent();
     assert!(!silent.is_active());

@@ -11,16 +11,11 @@ use std::time::{Duration, Instant};
 
 use common::{pupil_card, staff_card};
 use i_slint_backend_testing::ElementHandle;
-use kiosk::sync::{SyncState, SyncWarning};
-use kiosk::ui::{EngineWorker, Kiosk, KioskUi, Screen, UiWaker};
+use kiosk::sync::{EngineAccess as _, SyncState, SyncWarning};
+use kiosk::ui::{Kiosk, KioskUi, Screen};
+use kiosk::worker::{EngineWorker, NoWaker};
 use proto::snapshot::Language;
 use slint::{ComponentHandle as _, Model as _};
-
-struct NoWaker;
-
-impl UiWaker for NoWaker {
-    fn wake(&self) {}
-}
 
 struct UiTest {
     ui: Rc<KioskUi>,
@@ -332,7 +327,7 @@ fn german_and_english() {
             );
             // The staff's sync warning: its words and its label in the kiosk's language.
             assert!(!test.label_exists(warning_label), "{language:?}");
-            test.ui.tap_sender().sync_state(&SyncState {
+            test.ui.tap_sender().publish(&SyncState {
                 warnings: vec![drift],
                 ..SyncState::default()
             });

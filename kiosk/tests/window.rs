@@ -82,38 +82,13 @@ fn write_ppm(path: &Path, width: usize, height: usize, pixels: &[[u8; 3]]) {
 #[test]
 fn kiosk_run_shows_the_served_screen_in_a_real_window() {
     let dir = tempfile::tempdir().unwrap();
-    let data = common::enrol(dir.path());
     // The window runs on the system clock: the service is open all week, all day.
-    let snapshot = common::snapshot_always_open(4);
-    let snapshot_file = dir.path().join("snapshot.json");
-    std::fs::write(&snapshot_file, serde_json::to_string(&snapshot).unwrap()).unwrap();
-    let kiosk = env!("CARGO_BIN_EXE_kiosk");
-    let data_dir = data.root.to_str().unwrap();
-    let applied = Command::new(kiosk)
-        .args(["apply-snapshot", "--data-dir", data_dir])
-        .arg(&snapshot_file)
-        .output()
-        .unwrap();
-    assert!(
-        applied.status.success(),
-        "{}",
-        String::from_utf8_lossy(&applied.stderr)
-    );
-
-    let script = dir.path().join("taps.txt");
-    std::fs::write(
-        &script,
-        format!("pause 1500\ntap {} 300\n", common::pupil_card(1)),
-    )
-    .unwrap();
+    let data = common::enrol_always_open(dir.path(), 4);
 
     let xvfb = common::Xvfb::start();
     let display = &xvfb.display;
     let mut run = Killed(
-        Command::new(kiosk)
-            .args(["run", "--data-dir", data_dir, "--reader"])
-            .arg(format!("script={}", script.display()))
-            .env("DISPLAY", display)
+        common::kiosk_run_tapping_once(&data, display, 1_500)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -43,16 +43,24 @@ fn median(values: &mut [f64]) -> f64 {
     values[values.len() / 2]
 }
 
-fn main() {
-    let rounds = std::env::args()
-        .skip(1)
-        .find_map(|arg| arg.parse::<usize>().ok())
-        .unwrap_or(ROUNDS_DEFAULT);
+/// What every round works on: a key (as proto holds it and as raw ring does), a batch of meal
+/// bodies, and the chain proto signs of them, with ring's own signatures of the same bytes.
+struct Setup {
+    key: SigningKey,
+    raw_key: Ed25519KeyPair,
+    public: proto::PublicKey,
+    device: DeviceId,
+    bodies: Vec<RecordBody>,
+    at: Timestamp,
+    chain: Vec<SignedRecord>,
+    raw_signatures: Vec<Vec<u8>>,
+}
+
+fn setup() -> Setup {
     let random = ring::rand::SystemRandom::new();
     let (key, pkcs8) = SigningKey::generate(&random).unwrap();
     let raw_key = Ed25519KeyPair::from_pkcs8(&pkcs8).unwrap();
     let public = key.public_key();
-    let raw_public = UnparsedPublicKey::new(&ED25519, *public.as_bytes());
     let device = DeviceId::parse("kiosk-jaures-1").unwrap();
     let bodies: Vec<RecordBody> = (0..BATCH).map(meal).collect();
     let at = Timestamp::from_unix_ms(1_795_952_703_120).unwrap();
@@ -72,56 +80,78 @@ fn main() {
         .iter()
         .map(|record| raw_key.sign(record.payload.as_bytes()).as_ref().to_vec())
         .collect();
+    Setup {
+        key,
+        raw_key,
+        public,
+        device,
+        bodies,
+        at,
+        chain,
+        raw_signatures,
+    }
+}
 
-    let mut raw_sign = Vec::new();
-    let mut proto_sign = Vec::new();
-    let mut raw_verify = Vec::new();
-    let mut proto_verify = Vec::new();
-    let mut proto_chain = Vec::new();
-    for _ in 0..rounds {
-        let start = Instant::now();
-        for record in &chain {
-            black_box(raw_key.sign(black_box(record.payload.as_bytes())));
+/// The rate of each operation in each round so far.
+#[derive(Default)]
+struct Rates {
+    raw_sign: Vec<f64>,
+    proto_sign: Vec<f64>,
+    raw_verify: Vec<f64>,
+    proto_verify: Vec<f64>,
+    proto_chain: Vec<f64>,
+}
+
+/// Times `work`, a batch of [`BATCH`] operations, and keeps its rate in `rates`.
+fn timed(rates: &mut Vec<f64>, work: impl FnOnce()) {
+    let start = Instant::now();
+    work();
+    rates.push(rate(BATCH, start.elapsed().as_secs_f64()));
+}
+
+/// One round: a batch of every operation, one after the other.
+fn round(setup: &Setup, rates: &mut Rates) {
+    let raw_public = UnparsedPublicKey::new(&ED25519, *setup.public.as_bytes());
+    timed(&mut rates.raw_sign, || {
+        for record in &setup.chain {
+            black_box(setup.raw_key.sign(black_box(record.payload.as_bytes())));
         }
-        raw_sign.push(rate(BATCH, start.elapsed().as_secs_f64()));
-
-        let start = Instant::now();
+    });
+    timed(&mut rates.proto_sign, || {
         let mut head = ChainHead::GENESIS;
-        for body in &bodies {
+        for body in &setup.bodies {
             black_box(
-                head.append(&key, &device, at, black_box(body.clone()))
+                head.append(&setup.key, &setup.device, setup.at, black_box(body.clone()))
                     .unwrap(),
             );
         }
-        proto_sign.push(rate(BATCH, start.elapsed().as_secs_f64()));
-
-        let start = Instant::now();
-        for (record, signature) in chain.iter().zip(&raw_signatures) {
+    });
+    timed(&mut rates.raw_verify, || {
+        for (record, signature) in setup.chain.iter().zip(&setup.raw_signatures) {
             raw_public
                 .verify(black_box(record.payload.as_bytes()), black_box(signature))
                 .unwrap();
         }
-        raw_verify.push(rate(BATCH, start.elapsed().as_secs_f64()));
-
-        let start = Instant::now();
-        for record in &chain {
-            black_box(black_box(record).verify(&public).unwrap());
+    });
+    timed(&mut rates.proto_verify, || {
+        for record in &setup.chain {
+            black_box(black_box(record).verify(&setup.public).unwrap());
         }
-        proto_verify.push(rate(BATCH, start.elapsed().as_secs_f64()));
-
-        let start = Instant::now();
-        let report = verify_chain(&device, &public, black_box(&chain));
+    });
+    timed(&mut rates.proto_chain, || {
+        let report = verify_chain(&setup.device, &setup.public, black_box(&setup.chain));
         assert!(report.is_clean());
-        proto_chain.push(rate(BATCH, start.elapsed().as_secs_f64()));
-    }
+    });
+}
 
-    let raw_sign = median(&mut raw_sign);
-    let proto_sign = median(&mut proto_sign);
-    let raw_verify = median(&mut raw_verify);
-    let proto_verify = median(&mut proto_verify);
-    let proto_chain = median(&mut proto_chain);
+fn report(rates: &mut Rates, rounds: usize, payload_bytes: usize) {
+    let raw_sign = median(&mut rates.raw_sign);
+    let proto_sign = median(&mut rates.proto_sign);
+    let raw_verify = median(&mut rates.raw_verify);
+    let proto_verify = median(&mut rates.proto_verify);
+    let proto_chain = median(&mut rates.proto_chain);
     println!("records: {BATCH} meal records a round, {rounds} rounds, median rates");
-    println!("payload bytes: {}", chain[0].payload.len());
+    println!("payload bytes: {payload_bytes}");
     println!("{:<34} {:>12}", "operation", "per second");
     println!("{:<34} {:>12.0}", "ring Ed25519 sign (raw)", raw_sign);
     println!(
@@ -149,4 +179,17 @@ fn main() {
         "chain verify ratio (proto / raw): {:.3}",
         proto_chain / raw_verify
     );
+}
+
+fn main() {
+    let rounds = std::env::args()
+        .skip(1)
+        .find_map(|arg| arg.parse::<usize>().ok())
+        .unwrap_or(ROUNDS_DEFAULT);
+    let setup = setup();
+    let mut rates = Rates::default();
+    for _ in 0..rounds {
+        round(&setup, &mut rates);
+    }
+    report(&mut rates, rounds, setup.chain[0].payload.len());
 }

@@ -8,9 +8,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use ring::rand::SecureRandom;
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair as _, UnparsedPublicKey};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::ids::{ParseError, decode_hex, encode_hex};
+use crate::ids::{ParseError, decode_hex, encode_hex, serde_as_text};
 
 /// A key or signature could not be read or made.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -79,17 +78,7 @@ impl fmt::Debug for Digest {
     }
 }
 
-impl Serialize for Digest {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Digest {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Digest, D::Error> {
-        crate::ids::deserialize_str_with(deserializer, Digest::from_hex)
-    }
-}
+serde_as_text!(Digest, Digest::from_hex);
 
 /// A 64-byte Ed25519 signature.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]

@@ -71,6 +71,27 @@ where
     deserializer.deserialize_str(Parsed(parse))
 }
 
+/// Writes `$type` as its text (its `Display`) and reads it back with `$parse`, which accepts
+/// only that one spelling.
+macro_rules! serde_as_text {
+    ($type:ident, $parse:path) => {
+        impl serde::Serialize for $type {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $type {
+            fn deserialize<D: serde::Deserializer<'de>>(
+                deserializer: D,
+            ) -> Result<$type, D::Error> {
+                $crate::ids::deserialize_str_with(deserializer, $parse)
+            }
+        }
+    };
+}
+pub(crate) use serde_as_text;
+
 /// Free text in a record or snapshot (a first name, a reason, a cheque number): 1 to
 /// [`TEXT_CHARS_MAX`] characters, not only spaces, no control characters, no leading or trailing
 /// spaces.
@@ -287,17 +308,7 @@ impl fmt::Debug for CardUid {
     }
 }
 
-impl Serialize for CardUid {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.to_string())
-    }
-}
-
-impl<'de> Deserialize<'de> for CardUid {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<CardUid, D::Error> {
-        deserialize_str_with(deserializer, CardUid::from_hex)
-    }
-}
+serde_as_text!(CardUid, CardUid::from_hex);
 
 /// The position of a record in its kiosk's chain, from 1 to [`Seq::MAX`]. Parsing refuses
 /// anything else; the one value beyond, [`Seq::PAST_END`], only [`Seq::next`] makes: the head of a
@@ -388,17 +399,7 @@ impl fmt::Display for ServiceDate {
     }
 }
 
-impl Serialize for ServiceDate {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for ServiceDate {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ServiceDate, D::Error> {
-        deserialize_str_with(deserializer, ServiceDate::parse)
-    }
-}
+serde_as_text!(ServiceDate, ServiceDate::parse);
 
 /// An instant in UTC with millisecond precision, written in one RFC 3339 form only:
 /// `2026-11-29T11:45:03.120Z`. Years 0000 to 9999.
@@ -537,17 +538,7 @@ impl fmt::Display for Timestamp {
     }
 }
 
-impl Serialize for Timestamp {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Timestamp {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Timestamp, D::Error> {
-        deserialize_str_with(deserializer, Timestamp::parse)
-    }
-}
+serde_as_text!(Timestamp, Timestamp::parse);
 
 pub(crate) fn encode_hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -583,11 +574,18 @@ pub(crate) fn decode_hex(what: &'static str, text: &str) -> Result<Vec<u8>, Pars
 mod tests {
     use super::*;
 
+    /// `parse` accepts `text`, or refuses it with `expected`'s error.
+    fn check_parse<T>(
+        parse: fn(&str) -> Result<T, ParseError>,
+        text: &str,
+        expected: Result<(), ParseError>,
+    ) {
+        assert_eq!(parse(text).map(|_| ()), expected, "{text:?}");
+    }
+
     #[test]
     fn ids() {
-        fn check(text: &str, expected: Result<(), ParseError>) {
-            assert_eq!(AccountId::parse(text).map(|_| ()), expected, "{text:?}");
-        }
+        let check = |text: &str, expected| check_parse(AccountId::parse, text, expected);
         check("A-00123", Ok(()));
         check("lycee.victor_hugo-2", Ok(()));
         check(&"a".repeat(ID_CHARS_MAX), Ok(()));
@@ -685,14 +683,18 @@ mod tests {
         assert!(serde_json::from_str::<Seq>("1.0").is_err());
     }
 
+    /// `text` parses with `parse` exactly when `ok`, and then writes back as itself.
+    fn check_round_trip<T: fmt::Display, E>(parse: fn(&str) -> Result<T, E>, text: &str, ok: bool) {
+        let parsed = parse(text);
+        assert_eq!(parsed.is_ok(), ok, "{text:?}");
+        if let Ok(parsed) = parsed {
+            assert_eq!(parsed.to_string(), text);
+        }
+    }
+
     #[test]
     fn service_dates() {
-        fn check(text: &str, ok: bool) {
-            assert_eq!(ServiceDate::parse(text).is_ok(), ok, "{text:?}");
-            if ok {
-                assert_eq!(ServiceDate::parse(text).unwrap().to_string(), text);
-            }
-        }
+        let check = |text, ok| check_round_trip(ServiceDate::parse, text, ok);
         check("2026-11-29", true);
         check("2028-02-29", true);
         check("2026-02-29", false);
@@ -704,12 +706,7 @@ mod tests {
 
     #[test]
     fn timestamps() {
-        fn check(text: &str, ok: bool) {
-            assert_eq!(Timestamp::parse(text).is_ok(), ok, "{text:?}");
-            if ok {
-                assert_eq!(Timestamp::parse(text).unwrap().to_string(), text);
-            }
-        }
+        let check = |text, ok| check_round_trip(Timestamp::parse, text, ok);
         check("2026-11-29T11:45:03.120Z", true);
         check("1970-01-01T00:00:00.000Z", true);
         check("2026-11-29T11:45:03Z", false);
@@ -751,9 +748,7 @@ mod tests {
 
     #[test]
     fn texts() {
-        fn check(text: &str, expected: Result<(), ParseError>) {
-            assert_eq!(Text::parse(text).map(|_| ()), expected, "{text:?}");
-        }
+        let check = |text: &str, expected| check_parse(Text::parse, text, expected);
         check("Chloé", Ok(()));
         check("chèque n° 0012345", Ok(()));
         check(&"é".repeat(TEXT_CHARS_MAX), Ok(()));

@@ -7,6 +7,8 @@
 //! - [`crypto`]: Ed25519 keys and signatures through `ring`, SHA-256 digests, PEM public keys.
 //! - [`record`]: the signed record of the audit format and every record kind.
 //! - [`chain`]: writing a kiosk's hash chain and verifying one with every defect named.
+//! - [`rules`]: what a record does to balances and the day-close line it counts on, the rules
+//!   the kiosk and the back-office both apply.
 //! - [`snapshot`]: what the back-office sends a kiosk, and its consistency checks.
 //! - [`api`]: kiosk-to-back-office request and response bodies and request signing.
 //! - [`limits`]: every bound, named.
@@ -18,6 +20,7 @@ pub mod ids;
 pub mod limits;
 pub mod money;
 pub mod record;
+pub mod rules;
 pub mod snapshot;
 
 pub use chain::{

@@ -384,7 +384,7 @@ impl SignedRecord {
 
     /// Reads the record like [`SignedRecord::verify`] does, except that the signature is only
     /// decoded, not checked. Crate-private: a [`Record`] is a record known to be the kiosk's,
-    /// and only [`crate::chain::verify_anchored`] may vouch for one without its own signature,
+    /// and only [`crate::verify_anchored`] may vouch for one without its own signature,
     /// when a verified record later in the chain covers it by the hash links.
     pub(crate) fn read_covered(&self) -> Result<Record, RecordError> {
         if self.payload.len() > PAYLOAD_BYTES_MAX {

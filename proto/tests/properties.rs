@@ -222,7 +222,7 @@ proptest! {
     ) {
         // Reach the payload parser: arbitrary text near a valid payload, validly signed.
         let key = common::key(10);
-        let good = common::chain(&key, &common::device(), 1)[0].signed().payload.clone();
+        let good = common::first_signed(&key).payload;
         let at = position.index(good.len());
         let end = (at + cut).min(good.len());
         let payload = format!("{}{}{}", &good[..at], splice, &good[end..]);

@@ -253,9 +253,7 @@ fn signed_requests() {
 #[test]
 fn upload_batches_are_bounded() {
     let key = common::key(13);
-    let record = common::chain(&key, &common::device(), 1)[0]
-        .signed()
-        .clone();
+    let record = common::first_signed(&key);
     let status = proto::api::KioskReport {
         software_version: text("0.1.0"),
         reader: proto::api::ReaderState::Ready,

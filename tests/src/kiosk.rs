@@ -1,5 +1,6 @@
 //! A real kiosk without a screen: enrolled in a data directory with `kiosk init`'s code, its
-//! engine on a thread of its own, and its sync client, which a test drives one sync at a time.
+//! engine on the kiosk's one worker (a blocking task of the test's runtime), and its sync client,
+//! which a test drives one sync at a time.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,7 +9,10 @@ use backoffice::store::{Device, Store};
 use kiosk::clock::ManualClock;
 use kiosk::config::{DataDir, SyncConfig};
 use kiosk::engine::Decision;
-use kiosk::sync::{HeadlessEngine, SyncClient, SyncError, SyncState};
+use kiosk::engine::Engine;
+use kiosk::sync::{EngineAccess as _, SyncClient, SyncError, SyncState};
+use kiosk::worker::{EngineWorker, NoWaker, TapSender, UpdateReceiver};
+use proto::rules::Effect;
 use proto::{AccountId, CardUid, Cents, DeviceId, Payload, RecordBody, Seq, SignedRecord};
 use testkit::Ops as _;
 
@@ -31,11 +35,17 @@ pub struct TestKiosk {
     /// Keeps the data directory until the kiosk is dropped.
     _dir: Option<tempfile::TempDir>,
     pub device: DeviceId,
-    pub engine: Arc<HeadlessEngine>,
+    /// The engine's worker; dropping it stops the engine after the jobs queued.
+    pub worker: EngineWorker,
+    /// The way to the engine, the sync's and the test's.
+    pub engine: Arc<TapSender>,
+    /// What a screen would show; nothing waits for it (the sync publishes without waiting), so it
+    /// is only kept open.
+    _updates: UpdateReceiver,
     /// The engine's clock, moved by hand; the sync has its own ([`wall_clock`]), which agrees
     /// with the back-office's.
     pub clock: ManualClock,
-    pub sync: SyncClient<HeadlessEngine>,
+    pub sync: SyncClient<TapSender>,
 }
 
 impl std::fmt::Debug for TestKiosk {
@@ -95,7 +105,7 @@ impl TestKiosk {
         TestKiosk::start(data, None)
     }
 
-    /// Starts the kiosk of an existing data directory.
+    /// Starts the kiosk of an existing data directory, its engine on the current runtime.
     pub fn start(data: DataDir, dir: Option<tempfile::TempDir>) -> TestKiosk {
         let clock = ManualClock::new(
             jiff::Timestamp::from_millisecond(ENGINE_START_UNIX_MS).expect("a timestamp"),
@@ -103,7 +113,12 @@ impl TestKiosk {
         let engine =
             kiosk::run::start_engine(&data, Box::new(clock.clone())).expect("the engine starts");
         let device = engine.device().clone();
-        let engine = HeadlessEngine::start(engine);
+        let (worker, engine, updates) = EngineWorker::start(
+            &tokio::runtime::Handle::current(),
+            engine,
+            Arc::new(NoWaker),
+        );
+        let engine = Arc::new(engine);
         let sync = SyncClient::from_data_dir(&data, Arc::clone(&engine), Arc::new(wall_clock()))
             .expect("the sync starts")
             .expect("the kiosk has a back-office URL");
@@ -111,7 +126,9 @@ impl TestKiosk {
             data,
             _dir: dir,
             device,
+            worker,
             engine,
+            _updates: updates,
             clock,
             sync,
         }
@@ -139,8 +156,16 @@ impl TestKiosk {
             .collect()
     }
 
+    /// Runs `job` on the engine and awaits its result.
+    pub async fn call<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Engine) -> T + Send + 'static,
+    ) -> T {
+        self.engine.call(job).await.expect("the engine answers")
+    }
+
     pub async fn tap(&self, uid: CardUid) -> Decision {
-        self.engine.call(move |engine| engine.tap(uid)).await
+        self.call(move |engine| engine.tap(uid)).await
     }
 
     pub async fn sync(&mut self) -> Result<(), SyncError> {
@@ -171,71 +196,64 @@ impl TestKiosk {
     }
 
     pub async fn unsynced(&self) -> u64 {
-        self.engine
-            .call(|engine| engine.ledger().counts().expect("counts").unsynced_records)
+        self.call(|engine| engine.ledger().counts().expect("counts").unsynced_records)
             .await
     }
 
     /// The balance the kiosk would show for `account`.
     pub async fn balance(&self, account: &AccountId) -> Option<Cents> {
         let account = account.clone();
-        self.engine
-            .call(move |engine| {
-                let ledger = engine.ledger();
-                let through = ledger
-                    .snapshot_state()
-                    .expect("the snapshot state")
-                    .and_then(|state| state.records_through);
-                ledger
-                    .account(&account, through)
-                    .expect("the account")
-                    .map(|view| view.balance)
-            })
-            .await
+        self.call(move |engine| {
+            let ledger = engine.ledger();
+            let through = ledger
+                .snapshot_state()
+                .expect("the snapshot state")
+                .and_then(|state| state.records_through);
+            ledger
+                .account(&account, through)
+                .expect("the account")
+                .map(|view| view.balance)
+        })
+        .await
     }
 
     /// Every record of the kiosk's chain, in order.
     pub async fn records(&self) -> Vec<SignedRecord> {
-        self.engine
-            .call(|engine| {
-                let mut records = Vec::new();
-                let mut from = Seq::FIRST;
-                loop {
-                    let page = engine
-                        .ledger()
-                        .records(from, None)
-                        .expect("the ledger reads");
-                    let Some(last) = page.last() else {
-                        return records;
-                    };
-                    from = Payload::parse(&last.payload)
-                        .expect("a stored payload")
-                        .seq
-                        .next();
-                    records.extend(page);
-                }
-            })
-            .await
+        self.call(|engine| {
+            let mut records = Vec::new();
+            engine
+                .ledger()
+                .visit_records(Seq::FIRST, None, |record| {
+                    records.push(record.clone());
+                    Ok::<(), kiosk::ledger::LedgerError>(())
+                })
+                .expect("the ledger reads");
+            records
+        })
+        .await
     }
 }
 
-/// What `records` do to balances, per account: meals debit, top-ups credit, voids reverse.
+/// What `records` do to balances, per account, by `proto`'s rule (meals debit, top-ups credit,
+/// voids reverse the record they name).
 pub fn movements(records: &[SignedRecord]) -> BTreeMap<AccountId, i64> {
-    let mut by_seq = BTreeMap::new();
+    let mut by_record = BTreeMap::new();
     let mut sums = BTreeMap::new();
     for record in records {
         let payload = Payload::parse(&record.payload).expect("a stored payload");
-        let effect = match &payload.body {
-            RecordBody::Meal(meal) => Some((meal.account.clone(), -meal.price.get())),
-            RecordBody::TopUp(top_up) => Some((top_up.account.clone(), top_up.amount.get())),
-            RecordBody::Void(void) => by_seq
-                .get(&void.voided_seq)
+        let moved = match proto::rules::effect(&payload.body) {
+            Effect::Move { account, amount } => Some((account, amount.get())),
+            Effect::Reverse { seq, hash } => by_record
+                .get(&(payload.device.clone(), seq, hash))
                 .map(|(account, cents): &(AccountId, i64)| (account.clone(), -cents)),
-            _ => None,
+            Effect::None => None,
         };
-        if let Some((account, cents)) = effect {
+        if let Some((account, cents)) = moved {
             *sums.entry(account.clone()).or_insert(0) += cents;
-            by_seq.insert(payload.seq, (account, cents));
+            by_record.insert(
+                (payload.device, payload.seq, record.payload_hash()),
+                (account, cents),
+            );
         }
     }
     sums

@@ -175,8 +175,8 @@ async fn uploads_racing_across_two_instances_are_stored_once() {
         backoffice_url: to_second.url(),
         ca_file: None,
         interval_ms: None,
-        clock_drift_ms_max: kiosk::sync::CLOCK_DRIFT_MS_MAX_DEFAULT,
-        offline_days_max: kiosk::sync::OFFLINE_DAYS_MAX_DEFAULT,
+        clock_drift_ms_max: kiosk::limits::CLOCK_DRIFT_MS_MAX_DEFAULT,
+        offline_days_max: kiosk::limits::OFFLINE_DAYS_MAX_DEFAULT,
         time_zone: jiff::tz::TimeZone::get("Europe/Paris").unwrap(),
     };
     let mut other = SyncClient::new(

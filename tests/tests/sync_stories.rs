@@ -119,7 +119,7 @@ async fn two_kiosks_offline_serve_the_same_pupil<S: Store>(store: S) {
         served(&hall, 0).await,
         "the hall cannot know the door served her"
     );
-    for _ in 0..kiosk::sync::FAILED_SYNCS_BEFORE_OFFLINE {
+    for _ in 0..kiosk::limits::FAILED_SYNCS_BEFORE_OFFLINE {
         assert!(door.sync().await.is_err());
     }
     assert!(!door.state().online);
@@ -221,7 +221,7 @@ async fn a_reinstalled_kiosk_is_a_new_device<S: Store>(store: S) {
     old.sync_until_clean(3).await;
     let old_records = old.records().await;
     drop(old.sync);
-    drop(old.engine.stop());
+    drop(old.worker.stop());
 
     // The disk is wiped and the kiosk enrolled again: a new key, so a new device.
     std::fs::remove_dir_all(dir.path()).unwrap();
@@ -296,7 +296,7 @@ async fn days_offline_and_a_drifting_clock_are_recorded_and_shown<S: Store>(stor
 
     vpn.set_offline(true);
     clock.advance(jiff::SignedDuration::from_hours(49));
-    for _ in 0..kiosk::sync::FAILED_SYNCS_BEFORE_OFFLINE {
+    for _ in 0..kiosk::limits::FAILED_SYNCS_BEFORE_OFFLINE {
         assert!(kiosk.sync().await.is_err());
     }
     let state = kiosk.state();

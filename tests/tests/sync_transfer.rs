@@ -55,7 +55,6 @@ async fn an_exported_file_gives_the_network_syncs_result<S: Store>(by_hand: S, b
         kiosk.next_day();
     }
     let acknowledged = kiosk
-        .engine
         .call(|engine| engine.ledger().counts().unwrap().acknowledged_seq)
         .await
         .map_or(0, Seq::get);
@@ -118,8 +117,8 @@ async fn an_exported_file_gives_the_network_syncs_result<S: Store>(by_hand: S, b
         backoffice_url: other.url(),
         ca_file: None,
         interval_ms: None,
-        clock_drift_ms_max: kiosk::sync::CLOCK_DRIFT_MS_MAX_DEFAULT,
-        offline_days_max: kiosk::sync::OFFLINE_DAYS_MAX_DEFAULT,
+        clock_drift_ms_max: kiosk::limits::CLOCK_DRIFT_MS_MAX_DEFAULT,
+        offline_days_max: kiosk::limits::OFFLINE_DAYS_MAX_DEFAULT,
         time_zone: jiff::tz::TimeZone::get("Europe/Paris").unwrap(),
     };
     let mut network = SyncClient::new(

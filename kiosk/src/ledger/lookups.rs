@@ -10,9 +10,9 @@ use std::collections::{HashMap, HashSet};
 
 use proto::snapshot::{CardHolder, Snapshot};
 use proto::{AccountId, BracketId, CardUid, Cents, MealType, PupilId, Seq};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{LedgerError, PupilEntry, pupil_columns, stored, to_seq};
+use super::rows::{LedgerError, PupilEntry, pupil_columns, stored, to_seq};
 
 /// An account as the snapshot gave it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,70 +94,32 @@ impl Changes {
 impl Lookups {
     /// Reads every row a tap needs from the tables.
     pub fn load(connection: &Connection) -> Result<Lookups, LedgerError> {
-        let mut lookups = Lookups::default();
-        let mut statement = connection.prepare("SELECT uid FROM hotlist")?;
-        for uid in statement.query_map([], |row| row.get::<_, String>(0))? {
-            lookups
-                .hotlist
-                .insert(CardUid::from_hex(&uid?).map_err(stored)?);
-        }
-        let mut statement = connection.prepare("SELECT uid, pupil, staff FROM cards")?;
-        let rows = statement.query_map([], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, Option<String>>(1)?,
-                row.get::<_, Option<String>>(2)?,
-            ))
-        })?;
-        for row in rows {
-            let (uid, pupil, staff) = row?;
-            let uid = CardUid::from_hex(&uid).map_err(stored)?;
-            lookups.cards.insert(uid, card_holder(pupil, staff)?);
-        }
-        let mut statement = connection
-            .prepare("SELECT id, account, first_name, last_name, bracket, dietary FROM pupils")?;
-        for pupil in statement.query_map([], pupil_columns)? {
-            let pupil = pupil??;
-            lookups.pupils.insert(pupil.id.clone(), pupil);
-        }
-        let mut statement =
-            connection.prepare("SELECT id, balance_cents, overdraft_floor_cents FROM accounts")?;
-        let rows = statement.query_map([], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, i64>(1)?,
-                row.get::<_, i64>(2)?,
-            ))
-        })?;
-        for row in rows {
-            let (id, balance, floor) = row?;
-            lookups.accounts.insert(
-                AccountId::parse(&id).map_err(stored)?,
-                AccountRow {
-                    balance: Cents::new(balance),
-                    overdraft_floor: Cents::new(floor),
-                },
-            );
-        }
-        let mut statement =
-            connection.prepare("SELECT bracket, meal_type, price_cents FROM tariffs")?;
-        let rows = statement.query_map([], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, i64>(2)?,
-            ))
-        })?;
-        for row in rows {
-            let (bracket, meal_type, price) = row?;
-            lookups.tariffs.insert(
-                (
-                    BracketId::parse(&bracket).map_err(stored)?,
-                    MealType::parse(&meal_type).map_err(stored)?,
-                ),
-                Cents::new(price),
-            );
-        }
+        let mut lookups = Lookups {
+            hotlist: collect_rows(connection, "SELECT uid FROM hotlist", |row| {
+                Ok(CardUid::from_hex(&row.get::<_, String>(0)?).map_err(stored))
+            })?,
+            cards: collect_rows(
+                connection,
+                "SELECT uid, pupil, staff FROM cards",
+                card_columns,
+            )?,
+            pupils: collect_rows(
+                connection,
+                "SELECT id, account, first_name, last_name, bracket, dietary FROM pupils",
+                |row| Ok(pupil_columns(row)?.map(|pupil| (pupil.id.clone(), pupil))),
+            )?,
+            accounts: collect_rows(
+                connection,
+                "SELECT id, balance_cents, overdraft_floor_cents FROM accounts",
+                account_columns,
+            )?,
+            tariffs: collect_rows(
+                connection,
+                "SELECT bracket, meal_type, price_cents FROM tariffs",
+                tariff_columns,
+            )?,
+            ..Lookups::default()
+        };
         lookups.load_pending(connection)?;
         Ok(lookups)
     }
@@ -241,33 +203,24 @@ impl Lookups {
         } else {
             self.hotlist.remove(&uid);
         }
-        let row: Option<(Option<String>, Option<String>)> = connection
-            .prepare_cached("SELECT pupil, staff FROM cards WHERE uid = ?1")?
-            .query_row([&text], |row| Ok((row.get(0)?, row.get(1)?)))
-            .optional()?;
-        match row {
-            Some((pupil, staff)) => {
-                self.cards.insert(uid, card_holder(pupil, staff)?);
-            }
-            None => {
-                self.cards.remove(&uid);
-            }
-        }
+        let card = read_row(
+            connection,
+            "SELECT uid, pupil, staff FROM cards WHERE uid = ?1",
+            [&text],
+            card_columns,
+        )?;
+        refresh_entry(&mut self.cards, uid, card.map(|(_, holder)| holder));
         Ok(())
     }
 
     fn refresh_pupil(&mut self, connection: &Connection, id: PupilId) -> Result<(), LedgerError> {
-        let pupil = connection
-            .prepare_cached(
-                "SELECT id, account, first_name, last_name, bracket, dietary FROM pupils WHERE id = ?1",
-            )?
-            .query_row([id.as_str()], pupil_columns)
-            .optional()?
-            .transpose()?;
-        match pupil {
-            Some(pupil) => self.pupils.insert(id, pupil),
-            None => self.pupils.remove(&id),
-        };
+        let pupil = read_row(
+            connection,
+            "SELECT id, account, first_name, last_name, bracket, dietary FROM pupils WHERE id = ?1",
+            [id.as_str()],
+            pupil_columns,
+        )?;
+        refresh_entry(&mut self.pupils, id, pupil);
         Ok(())
     }
 
@@ -276,42 +229,107 @@ impl Lookups {
         connection: &Connection,
         id: AccountId,
     ) -> Result<(), LedgerError> {
-        let row: Option<(i64, i64)> = connection
-            .prepare_cached(
-                "SELECT balance_cents, overdraft_floor_cents FROM accounts WHERE id = ?1",
-            )?
-            .query_row([id.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
-            .optional()?;
-        match row {
-            Some((balance, floor)) => self.accounts.insert(
-                id,
-                AccountRow {
-                    balance: Cents::new(balance),
-                    overdraft_floor: Cents::new(floor),
-                },
-            ),
-            None => self.accounts.remove(&id),
-        };
+        let account = read_row(
+            connection,
+            "SELECT id, balance_cents, overdraft_floor_cents FROM accounts WHERE id = ?1",
+            [id.as_str()],
+            account_columns,
+        )?;
+        refresh_entry(&mut self.accounts, id, account.map(|(_, row)| row));
         Ok(())
     }
 
     fn refresh_tariff(
         &mut self,
         connection: &Connection,
-        key: (BracketId, MealType),
+        key: TariffKey,
     ) -> Result<(), LedgerError> {
-        let price: Option<i64> = connection
-            .prepare_cached(
-                "SELECT price_cents FROM tariffs WHERE bracket = ?1 AND meal_type = ?2",
-            )?
-            .query_row(params![key.0.as_str(), key.1.as_str()], |row| row.get(0))
-            .optional()?;
-        match price {
-            Some(price) => self.tariffs.insert(key, Cents::new(price)),
-            None => self.tariffs.remove(&key),
-        };
+        let tariff = read_row(
+            connection,
+            "SELECT bracket, meal_type, price_cents FROM tariffs
+             WHERE bracket = ?1 AND meal_type = ?2",
+            params![key.0.as_str(), key.1.as_str()],
+            tariff_columns,
+        )?;
+        refresh_entry(&mut self.tariffs, key, tariff.map(|(_, price)| price));
         Ok(())
     }
+}
+
+/// The row `sql` selects with `key`, read by `read`; none when the table has none.
+fn read_row<T>(
+    connection: &Connection,
+    sql: &str,
+    key: impl rusqlite::Params,
+    read: impl FnOnce(&Row<'_>) -> Columns<T>,
+) -> Result<Option<T>, LedgerError> {
+    connection
+        .prepare_cached(sql)?
+        .query_row(key, read)
+        .optional()?
+        .transpose()
+}
+
+/// `map` as the table now is at `key`: holding `found`, or nothing when the row is gone.
+fn refresh_entry<K: Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>, key: K, found: Option<V>) {
+    match found {
+        Some(value) => map.insert(key, value),
+        None => map.remove(&key),
+    };
+}
+
+/// A row read: SQLite's error reading its columns, or what they parse to.
+type Columns<T> = rusqlite::Result<Result<T, LedgerError>>;
+
+/// A tariff's key: the bracket and the meal type it prices.
+type TariffKey = (BracketId, MealType);
+
+/// Every row `sql` selects, each read by `read`.
+fn collect_rows<T, C: FromIterator<T>>(
+    connection: &Connection,
+    sql: &str,
+    read: impl FnMut(&Row<'_>) -> Columns<T>,
+) -> Result<C, LedgerError> {
+    let mut statement = connection.prepare(sql)?;
+    let rows = statement.query_map([], read)?;
+    rows.map(|row| row?).collect()
+}
+
+/// A `cards` row: `uid, pupil, staff`.
+fn card_columns(row: &Row<'_>) -> Columns<(CardUid, CardHolder)> {
+    let uid: String = row.get(0)?;
+    let (pupil, staff) = (row.get(1)?, row.get(2)?);
+    Ok(CardUid::from_hex(&uid)
+        .map_err(stored)
+        .and_then(|uid| Ok((uid, card_holder(pupil, staff)?))))
+}
+
+/// An `accounts` row: `id, balance_cents, overdraft_floor_cents`.
+fn account_columns(row: &Row<'_>) -> Columns<(AccountId, AccountRow)> {
+    let id: String = row.get(0)?;
+    let account = AccountRow {
+        balance: Cents::new(row.get(1)?),
+        overdraft_floor: Cents::new(row.get(2)?),
+    };
+    Ok(AccountId::parse(&id)
+        .map_err(stored)
+        .map(|id| (id, account)))
+}
+
+/// A `tariffs` row: `bracket, meal_type, price_cents`.
+fn tariff_columns(row: &Row<'_>) -> Columns<(TariffKey, Cents)> {
+    let bracket: String = row.get(0)?;
+    let meal_type: String = row.get(1)?;
+    let price = Cents::new(row.get(2)?);
+    Ok((|| {
+        Ok((
+            (
+                BracketId::parse(&bracket).map_err(stored)?,
+                MealType::parse(&meal_type).map_err(stored)?,
+            ),
+            price,
+        ))
+    })())
 }
 
 fn card_holder(pupil: Option<String>, staff: Option<String>) -> Result<CardHolder, LedgerError> {

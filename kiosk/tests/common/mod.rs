@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use argon2::PasswordHasher as _;
 use kiosk::clock::ManualClock;
@@ -22,6 +23,25 @@ use proto::{
 /// Monday 2026-11-30, 12:00 in Paris: lunch is open.
 pub const MONDAY_NOON_UTC: &str = "2026-11-30T11:00:00Z";
 pub const STAFF_PIN: &str = "4711";
+
+/// A French school's week: no lunch on Wednesday, nor at the weekend.
+pub const SCHOOL_WEEK: [Weekday; 4] = [
+    Weekday::Monday,
+    Weekday::Tuesday,
+    Weekday::Thursday,
+    Weekday::Friday,
+];
+
+/// Every day of the week.
+pub const WHOLE_WEEK: [Weekday; 7] = [
+    Weekday::Monday,
+    Weekday::Tuesday,
+    Weekday::Wednesday,
+    Weekday::Thursday,
+    Weekday::Friday,
+    Weekday::Saturday,
+    Weekday::Sunday,
+];
 
 pub fn monday_noon() -> jiff::Timestamp {
     MONDAY_NOON_UTC.parse().unwrap()
@@ -132,12 +152,7 @@ pub fn snapshot(pupils: usize) -> Snapshot {
             id: ServiceId::parse("lunch").unwrap(),
             name: text("Déjeuner"),
             meal_type: lunch(),
-            weekdays: vec![
-                Weekday::Monday,
-                Weekday::Tuesday,
-                Weekday::Thursday,
-                Weekday::Friday,
-            ],
+            weekdays: SCHOOL_WEEK.to_vec(),
             start: LocalTime::parse("11:30").unwrap(),
             end: LocalTime::parse("13:45").unwrap(),
         }],
@@ -154,15 +169,7 @@ pub fn snapshot(pupils: usize) -> Snapshot {
 /// [`snapshot`] with lunch open all week, all day: for kiosks that run on the system clock.
 pub fn snapshot_always_open(pupils: usize) -> Snapshot {
     let mut snapshot = snapshot(pupils);
-    snapshot.services[0].weekdays = vec![
-        Weekday::Monday,
-        Weekday::Tuesday,
-        Weekday::Wednesday,
-        Weekday::Thursday,
-        Weekday::Friday,
-        Weekday::Saturday,
-        Weekday::Sunday,
-    ];
+    snapshot.services[0].weekdays = WHOLE_WEEK.to_vec();
     snapshot.services[0].start = LocalTime::parse("00:00").unwrap();
     snapshot.services[0].end = LocalTime::parse("23:59").unwrap();
     snapshot
@@ -253,6 +260,46 @@ pub fn enrol(path: &Path) -> DataDir {
     data
 }
 
+/// A kiosk enrolled in `path` with [`snapshot_always_open`] of `pupils` applied by `kiosk
+/// apply-snapshot`, as a site without network would: for `kiosk run` on the system clock.
+pub fn enrol_always_open(path: &Path, pupils: usize) -> DataDir {
+    let data = enrol(path);
+    let snapshot_file = path.join("snapshot.json");
+    std::fs::write(
+        &snapshot_file,
+        serde_json::to_string(&snapshot_always_open(pupils)).unwrap(),
+    )
+    .unwrap();
+    let applied = Command::new(env!("CARGO_BIN_EXE_kiosk"))
+        .args(["apply-snapshot", "--data-dir", data.root.to_str().unwrap()])
+        .arg(&snapshot_file)
+        .output()
+        .unwrap();
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    data
+}
+
+/// `kiosk run` of `data` in a window on `display`, reading a script that waits `pause_ms`, then
+/// taps pupil 1's card: the caller chooses where its output goes, and spawns it.
+pub fn kiosk_run_tapping_once(data: &DataDir, display: &str, pause_ms: u64) -> Command {
+    let script = data.root.with_file_name("taps.txt");
+    std::fs::write(
+        &script,
+        format!("pause {pause_ms}\ntap {} 300\n", pupil_card(1)),
+    )
+    .unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kiosk"));
+    command
+        .args(["run", "--data-dir", data.root.to_str().unwrap(), "--reader"])
+        .arg(format!("script={}", script.display()))
+        .env("DISPLAY", display);
+    command
+}
+
 pub fn start(data: &DataDir, clock: ManualClock) -> Engine {
     kiosk::run::start_engine(data, Box::new(clock)).unwrap()
 }
@@ -334,7 +381,7 @@ pub fn terminate(
     child: &mut std::process::Child,
     within: std::time::Duration,
 ) -> Result<std::process::ExitStatus, String> {
-    let sent = std::process::Command::new("kill")
+    let sent = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .is_ok_and(|status| status.success());
@@ -371,7 +418,7 @@ impl Xvfb {
             .find(|&n| !socket(n).exists() && !lock(n).exists())
             .expect("a free X display between :90 and :199");
         let display = format!(":{number}");
-        let child = std::process::Command::new("Xvfb")
+        let child = Command::new("Xvfb")
             .args([&display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -401,4 +448,20 @@ impl Drop for Xvfb {
         }
         let _ = self.child.wait();
     }
+}
+
+/// A benchmark's `NAME VALUE` argument, or `default`.
+pub fn bench_arg<T: std::str::FromStr>(name: &str, default: T) -> T {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A duration in milliseconds, for a benchmark's report.
+#[allow(clippy::float_arithmetic)] // A report, not money.
+pub fn ms(duration: std::time::Duration) -> f64 {
+    duration.as_secs_f64() * 1_000.0
 }

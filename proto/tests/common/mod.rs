@@ -193,3 +193,8 @@ pub fn chain(key: &SigningKey, device: &DeviceId, len: usize) -> Vec<Record> {
         })
         .collect()
 }
+
+/// The first record of `key`'s sample chain on [`device`], as signed.
+pub fn first_signed(key: &SigningKey) -> proto::SignedRecord {
+    chain(key, &device(), 1)[0].signed().clone()
+}
