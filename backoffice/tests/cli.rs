@@ -661,7 +661,7 @@ async fn staff_manage_accounts_pupils_cards_and_money_from_the_command_line() {
     let mut hotlist: Vec<String> = snapshot.hotlist.iter().map(ToString::to_string).collect();
     hotlist.sort();
     assert_eq!(hotlist, ["04a1b2c3", "04a1b2c4"]);
-    let ferry = proto::SiteId::parse("ferry").unwrap();
+    let ferry = SiteId::parse("ferry").unwrap();
     assert!(
         store
             .snapshot(&ferry, None, None)

@@ -135,6 +135,24 @@ fn top_up_entry(category: CloseCategory, amount: Cents, drawer: Drawer) -> Close
     }
 }
 
+/// A tally's lines summed by kind and means of payment ([`CloseTally::totals`]): what was
+/// taken, and what of it was voided.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CloseTotals {
+    /// Meals served, by card or by staff.
+    pub meal_count: u64,
+    pub meals: Cents,
+    pub voided_meals: Cents,
+    /// Cash top-ups taken.
+    pub cash_count: u64,
+    pub cash: Cents,
+    pub voided_cash: Cents,
+    /// Cheque top-ups taken.
+    pub cheque_count: u64,
+    pub cheques: Cents,
+    pub voided_cheques: Cents,
+}
+
 /// A day close could not be made from a tally.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CloseError {
@@ -192,6 +210,43 @@ impl CloseTally {
     /// Whether a count or a sum left its range.
     pub fn overflowed(&self) -> bool {
         self.overflowed
+    }
+
+    /// The lines summed by kind and means of payment, as reports and journals show them.
+    /// Voided cash is the cash taken less the cash expected; the other voided top-ups were
+    /// cheques.
+    pub fn totals(&self) -> Result<CloseTotals, CloseError> {
+        if self.overflowed {
+            return Err(CloseError::Overflow);
+        }
+        let mut totals = CloseTotals::default();
+        let mut voided_top_ups = Cents::ZERO;
+        for ((category, _, _), (count, total)) in &self.lines {
+            let (counted, sum) = match category {
+                CloseCategory::MealByCard | CloseCategory::MealByStaff => {
+                    (Some(&mut totals.meal_count), &mut totals.meals)
+                }
+                CloseCategory::VoidedMeal => (None, &mut totals.voided_meals),
+                CloseCategory::TopUpCash => (Some(&mut totals.cash_count), &mut totals.cash),
+                CloseCategory::TopUpCheque => (Some(&mut totals.cheque_count), &mut totals.cheques),
+                CloseCategory::VoidedTopUp => (None, &mut voided_top_ups),
+            };
+            if let Some(counted) = counted {
+                *counted = counted
+                    .checked_add(u64::from(*count))
+                    .ok_or(CloseError::Overflow)?;
+            }
+            *sum = sum.checked_add(*total).map_err(|_| CloseError::Overflow)?;
+        }
+        let overflow = |_| CloseError::Overflow;
+        totals.voided_cash = totals
+            .cash
+            .checked_sub(self.cash_expected)
+            .map_err(overflow)?;
+        totals.voided_cheques = voided_top_ups
+            .checked_sub(totals.voided_cash)
+            .map_err(overflow)?;
+        Ok(totals)
     }
 
     /// The grand totals a close of these lines carries: `previous` (the previous close's, or
@@ -416,6 +471,35 @@ mod tests {
             None => (None, None),
         };
         (category, meal_type, bracket)
+    }
+
+    #[test]
+    fn totals_split_top_ups_and_their_voids_by_means_of_payment() {
+        let mut tally = CloseTally::default();
+        tally.count(&lunch(385), None);
+        tally.count(&meal("lunch", "q1", 120, true), None);
+        tally.count(&void(1), Some(&lunch(385)));
+        tally.count(&top_up(CASH, 1_000), None);
+        tally.count(&top_up(CHEQUE, 2_000), None);
+        tally.count(&top_up(CASH, 500), None);
+        tally.count(&void(6), Some(&top_up(CASH, 500)));
+        tally.count(&void(5), Some(&top_up(CHEQUE, 2_000)));
+        let cents = Cents::new;
+        assert_eq!(
+            tally.totals().unwrap(),
+            CloseTotals {
+                meal_count: 2,
+                meals: cents(505),
+                voided_meals: cents(385),
+                cash_count: 2,
+                cash: cents(1_500),
+                voided_cash: cents(500),
+                cheque_count: 1,
+                cheques: cents(2_000),
+                voided_cheques: cents(2_000),
+            }
+        );
+        assert_eq!(tally.cash_expected(), cents(1_000));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use proto::record::TopUpMethod;
+use proto::rules::CloseTally;
 use proto::{Cents, DeviceId, Payload, RecordBody, Seq, ServiceDate, SiteId, Timestamp};
 
 use super::{ExportError, Period};
@@ -179,19 +180,21 @@ impl Rows {
     }
 }
 
-fn joined(result: Result<KioskRows, tokio::task::JoinError>) -> Result<KioskRows, ExportError> {
-    result.map_err(|error| ExportError::Reconcile(ReconcileError::Task(error.to_string())))
+fn joined(
+    result: Result<Result<KioskRows, ExportError>, tokio::task::JoinError>,
+) -> Result<KioskRows, ExportError> {
+    result.map_err(|error| ExportError::Reconcile(ReconcileError::Task(error.to_string())))?
 }
 
-/// Parses one kiosk's records of `date` into rows and sums. Runs on a blocking thread.
-fn kiosk_rows(input: reconcile::day::KioskInput, date: ServiceDate, wanted: Wanted) -> KioskRows {
+/// Parses one kiosk's records of `date` into rows, and sums them as the kiosk's day close
+/// does ([`CloseTally`]). Runs on a blocking thread.
+fn kiosk_rows(
+    input: reconcile::day::KioskInput,
+    date: ServiceDate,
+    wanted: Wanted,
+) -> Result<KioskRows, ExportError> {
     let device = input.device.id.clone();
-    let mut kiosk = KioskRows {
-        site: input.device.site.clone(),
-        meals: Vec::new(),
-        top_ups: Vec::new(),
-        sums: SiteSums::default(),
-    };
+    let site = input.device.site.clone();
     let parsed: Vec<(Seq, Timestamp, RecordBody)> = input
         .records
         .iter()
@@ -202,80 +205,90 @@ fn kiosk_rows(input: reconcile::day::KioskInput, date: ServiceDate, wanted: Want
         })
         .collect();
     let mut voided: BTreeSet<Seq> = BTreeSet::new();
-    let sums = &mut kiosk.sums;
-    for (_, _, body) in &parsed {
-        let RecordBody::Void(void) = body else {
-            continue;
+    let mut tally = CloseTally::default();
+    let mut cash_difference = 0;
+    for (seq, _, body) in &parsed {
+        let target = match body {
+            RecordBody::Void(void) => {
+                voided.insert(void.voided_seq);
+                voided_body(&parsed, &input, void.voided_seq)
+            }
+            RecordBody::DayClose(close) if Some(*seq) == input.close => {
+                cash_difference = close.cash_difference.get();
+                None
+            }
+            _ => None,
         };
-        let target = parsed
-            .binary_search_by_key(&void.voided_seq, |(seq, _, _)| *seq)
-            .ok()
-            .map(|index| parsed[index].2.clone())
-            .or_else(|| {
-                input
-                    .voided_before
-                    .get(&void.voided_seq)
-                    .and_then(|signed| Payload::parse(&signed.payload).ok())
-                    .map(|payload| payload.body)
-            });
-        voided.insert(void.voided_seq);
-        match target {
-            Some(RecordBody::Meal(meal)) => sums.voided_meals += meal.price.get(),
-            Some(RecordBody::TopUp(top_up)) => match top_up.method {
-                TopUpMethod::Cash => sums.voided_cash += top_up.amount.get(),
-                TopUpMethod::Cheque => sums.voided_cheques += top_up.amount.get(),
-            },
-            _ => {}
-        }
+        tally.count(body, target.as_ref());
     }
+    let totals = tally.totals().map_err(|error| ExportError::Period {
+        from: date,
+        to: date,
+        reason: format!("kiosk {device}: {error}"),
+    })?;
+    let mut kiosk = KioskRows {
+        site,
+        meals: Vec::new(),
+        top_ups: Vec::new(),
+        sums: SiteSums {
+            meals: totals.meals.get(),
+            voided_meals: totals.voided_meals.get(),
+            cash: totals.cash.get(),
+            voided_cash: totals.voided_cash.get(),
+            cheques: totals.cheques.get(),
+            voided_cheques: totals.voided_cheques.get(),
+            cash_difference,
+        },
+    };
     for (seq, at, body) in parsed {
         match body {
-            RecordBody::Meal(meal) => {
-                sums.meals += meal.price.get();
-                if wanted == Wanted::Rows {
-                    kiosk.meals.push(MealRow {
-                        date,
-                        site: kiosk.site.clone(),
-                        device: device.clone(),
-                        seq,
-                        at,
-                        meal,
-                        voided: voided.contains(&seq),
-                    });
-                }
-            }
-            RecordBody::TopUp(top_up) => {
-                let method = match top_up.method {
-                    TopUpMethod::Cash => {
-                        sums.cash += top_up.amount.get();
-                        "cash"
-                    }
-                    TopUpMethod::Cheque => {
-                        sums.cheques += top_up.amount.get();
-                        "cheque"
-                    }
-                };
-                kiosk.top_ups.push(TopUpRow {
-                    date,
-                    source: "kiosk",
-                    site: Some(kiosk.site.clone()),
-                    origin: format!("{device}/{seq}"),
-                    at,
-                    account: top_up.account.to_string(),
-                    amount: top_up.amount,
-                    method,
-                    reference: top_up
-                        .reference
-                        .as_ref()
-                        .map_or_else(String::new, ToString::to_string),
-                    voided: voided.contains(&seq),
-                });
-            }
-            RecordBody::DayClose(close) if Some(seq) == input.close => {
-                sums.cash_difference += close.cash_difference.get();
-            }
+            RecordBody::Meal(meal) if wanted == Wanted::Rows => kiosk.meals.push(MealRow {
+                date,
+                site: kiosk.site.clone(),
+                device: device.clone(),
+                seq,
+                at,
+                meal,
+                voided: voided.contains(&seq),
+            }),
+            RecordBody::TopUp(top_up) => kiosk.top_ups.push(TopUpRow {
+                date,
+                source: "kiosk",
+                site: Some(kiosk.site.clone()),
+                origin: format!("{device}/{seq}"),
+                at,
+                account: top_up.account.to_string(),
+                amount: top_up.amount,
+                method: match top_up.method {
+                    TopUpMethod::Cash => "cash",
+                    TopUpMethod::Cheque => "cheque",
+                },
+                reference: top_up
+                    .reference
+                    .as_ref()
+                    .map_or_else(String::new, ToString::to_string),
+                voided: voided.contains(&seq),
+            }),
             _ => {}
         }
     }
-    kiosk
+    Ok(kiosk)
+}
+
+/// The body of the record at `seq`, among the day's records or read before them.
+fn voided_body(
+    parsed: &[(Seq, Timestamp, RecordBody)],
+    input: &reconcile::day::KioskInput,
+    seq: Seq,
+) -> Option<RecordBody> {
+    parsed
+        .binary_search_by_key(&seq, |(seq, _, _)| *seq)
+        .ok()
+        .map(|index| parsed[index].2.clone())
+        .or_else(|| {
+            let signed = input.voided_before.get(&seq)?;
+            Payload::parse(&signed.payload)
+                .ok()
+                .map(|payload| payload.body)
+        })
 }

@@ -1,42 +1,13 @@
-//! The money side of an upload, pure: what the appended records do to balances, with checked
-//! arithmetic, a void reversing exactly the movements of the record it names, once.
+//! The money side of an upload, pure: what the appended records do to balances (each record's
+//! [`effect`], the rule the kiosk's ledger applies too), with checked arithmetic, a void
+//! reversing exactly the movements of the record it names, once.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use proto::{AccountId, Cents, Digest, Record, RecordBody, Seq};
+use proto::rules::{Effect, effect};
+use proto::{AccountId, Cents, Digest, Record, Seq};
 
 use crate::store::rows::chain::{AnomalyReason, Movement};
-
-/// What a stored record does to balances.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Effect {
-    /// Credit (positive) or debit (negative) an account.
-    Move { account: AccountId, amount: Cents },
-    /// Reverse every movement of this kiosk's record at `seq`, if it is the one with `hash`.
-    Reverse { seq: Seq, hash: Digest },
-    /// Audit events move no money.
-    None,
-}
-
-/// Balances move only by applying stored records: a meal debits its price, a top-up credits
-/// its amount, a void reverses the record it names.
-pub fn effect(body: &RecordBody) -> Effect {
-    match body {
-        RecordBody::Meal(meal) => Effect::Move {
-            account: meal.account.clone(),
-            amount: Cents::new(-meal.price.get()),
-        },
-        RecordBody::TopUp(top_up) => Effect::Move {
-            account: top_up.account.clone(),
-            amount: top_up.amount,
-        },
-        RecordBody::Void(void) => Effect::Reverse {
-            seq: void.voided_seq,
-            hash: void.voided_hash,
-        },
-        _ => Effect::None,
-    }
-}
 
 /// What the store knows, before a batch, of the accounts and records the batch's effects touch.
 #[derive(Clone, Debug, Default)]

@@ -4,9 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use proto::record::{
-    CloseCategory, DayClose, GrandTotals, Meal, MealVia, RefusalReason, TopUp, TopUpMethod, Void,
-};
+use proto::record::{CloseCategory, DayClose, GrandTotals, Meal, MealVia, RefusalReason, Void};
+use proto::rules::{self, CloseKey, CloseTally};
 use proto::{
     AccountId, BracketId, Cents, ChainError, ChainHead, MealType, Payload, PupilId, Record,
     RecordBody, Seq, ServiceDate, ServiceId, SignedRecord, Timestamp,
@@ -53,8 +52,6 @@ pub(super) struct KioskOutcome {
     pub(super) records_checked: u64,
 }
 
-type CloseKey = (CloseCategory, Option<MealType>, Option<BracketId>);
-
 /// Verifies a kiosk's day and sums it. Runs on a blocking thread.
 pub(super) fn check(
     input: KioskInput,
@@ -99,7 +96,8 @@ pub(super) fn check(
             Vec::new(),
         );
     }
-    if sums.overflowed {
+    let lines = ReportLines::of(&sums.tally);
+    if lines.overflowed {
         findings.push(
             FindingKind::DayCloseMismatch,
             input.close,
@@ -109,7 +107,7 @@ pub(super) fn check(
     }
     let records_checked =
         start.records_checked + u64::try_from(input.records.len()).unwrap_or(u64::MAX);
-    outcome(&input, sums, close, findings, records_checked)
+    outcome(&input, sums, lines, close, findings, records_checked)
 }
 
 /// Where the chain continues from: after the previous day close (whose signature is checked on
@@ -218,22 +216,16 @@ fn late_upload(input: &KioskInput, day: &Day, findings: &mut Findings<'_>) {
     }
 }
 
-/// The day's sums over the records that verified, as the Z record counts them and as the
-/// report lists them.
+/// The day's sums over the records that verified: the day close as the kiosk's own rule counts
+/// it ([`CloseTally`]), from which the report's lines are read, and the meals seen.
 #[derive(Debug, Default)]
 struct DaySums {
-    /// Records voided by this day's voids.
+    /// Meals voided by this day's voids.
     voided: BTreeSet<Seq>,
-    close_lines: BTreeMap<CloseKey, (u32, Cents)>,
-    cash_expected: Cents,
-    meal_lines: BTreeMap<(MealType, BracketId), LineSum>,
-    top_ups: BTreeMap<PaymentMethod, (u64, Cents)>,
-    voided_meals: Cents,
+    tally: CloseTally,
     meals: Vec<MealSeen>,
-    meal_count: u64,
     /// The day close of this day, as the kiosk signed it.
     day_close: Option<DayClose>,
-    overflowed: bool,
 }
 
 impl DaySums {
@@ -248,10 +240,14 @@ impl DaySums {
     ) {
         let seq = record.seq();
         let signed = record.signed();
-        match &record.payload().body {
+        let body = &record.payload().body;
+        match body {
             RecordBody::Meal(meal) => self.meal(record, meal, floors, findings),
-            RecordBody::TopUp(top_up) => self.top_up(top_up),
-            RecordBody::Void(void) => self.void(seq, signed, void, records, input, findings),
+            RecordBody::Void(void) => {
+                let voided = self.void(seq, signed, void, records, input, findings);
+                self.tally.count(body, voided.as_ref());
+                return;
+            }
             RecordBody::DayClose(close) if Some(seq) == input.close => {
                 self.day_close = Some(close.clone());
             }
@@ -286,20 +282,7 @@ impl DaySums {
             ),
             _ => {}
         }
-    }
-
-    fn sum(&mut self, sum: &mut Cents, amount: Cents) {
-        match sum.checked_add(amount) {
-            Ok(total) => *sum = total,
-            Err(_) => self.overflowed = true,
-        }
-    }
-
-    fn close_line(&mut self, key: CloseKey, amount: Cents) {
-        let mut line = self.close_lines.remove(&key).unwrap_or((0, Cents::ZERO));
-        line.0 = line.0.saturating_add(1);
-        self.sum(&mut line.1, amount);
-        self.close_lines.insert(key, line);
+        self.tally.count(body, None);
     }
 
     fn meal(
@@ -310,31 +293,17 @@ impl DaySums {
         findings: &mut Findings<'_>,
     ) {
         let seq = record.seq();
-        let category = match &meal.via {
-            MealVia::Card(_) => CloseCategory::MealByCard,
-            MealVia::Staff(staff) => {
-                findings.push(
-                    FindingKind::ServedWithoutCard,
-                    Some(seq),
-                    format!(
-                        "pupil {} served by staff {staff} without a card",
-                        meal.pupil
-                    ),
-                    vec![record.signed().clone()],
-                );
-                CloseCategory::MealByStaff
-            }
-        };
-        let key = (meal.meal_type.clone(), meal.bracket.clone());
-        self.close_line(
-            (category, Some(key.0.clone()), Some(key.1.clone())),
-            meal.price,
-        );
-        let mut line = self.meal_lines.remove(&key).unwrap_or_default();
-        line.count += 1;
-        self.sum(&mut line.total, meal.price);
-        self.meal_lines.insert(key, line);
-        self.meal_count += 1;
+        if let MealVia::Staff(staff) = &meal.via {
+            findings.push(
+                FindingKind::ServedWithoutCard,
+                Some(seq),
+                format!(
+                    "pupil {} served by staff {staff} without a card",
+                    meal.pupil
+                ),
+                vec![record.signed().clone()],
+            );
+        }
         if let Some(floor) = floors.get(&meal.account)
             && meal.balance_after < *floor
         {
@@ -361,29 +330,8 @@ impl DaySums {
         });
     }
 
-    fn top_up(&mut self, top_up: &TopUp) {
-        let (category, method) = match top_up.method {
-            TopUpMethod::Cash => {
-                let mut cash = self.cash_expected;
-                self.sum(&mut cash, top_up.amount);
-                self.cash_expected = cash;
-                (CloseCategory::TopUpCash, PaymentMethod::Cash)
-            }
-            TopUpMethod::Cheque => (CloseCategory::TopUpCheque, PaymentMethod::Cheque),
-        };
-        self.close_line((category, None, None), top_up.amount);
-        self.top_up_line(method, 1, top_up.amount);
-    }
-
-    fn top_up_line(&mut self, method: PaymentMethod, count: u64, amount: Cents) {
-        let mut line = self.top_ups.remove(&method).unwrap_or((0, Cents::ZERO));
-        line.0 += count;
-        self.sum(&mut line.1, amount);
-        self.top_ups.insert(method, line);
-    }
-
-    /// A void counts on the line of what it voids, found among the day's records or read
-    /// before them.
+    /// A void is a finding with what it voids as evidence; returns the voided record's body,
+    /// found among the day's records or read before them, on whose line the void counts.
     fn void(
         &mut self,
         seq: Seq,
@@ -392,7 +340,7 @@ impl DaySums {
         records: &[Record],
         input: &KioskInput,
         findings: &mut Findings<'_>,
-    ) {
+    ) -> Option<RecordBody> {
         let target = records
             .binary_search_by_key(&void.voided_seq, Record::seq)
             .ok()
@@ -404,43 +352,13 @@ impl DaySums {
                 Some((payload.body, voided.clone()))
             });
         let mut evidence = vec![signed.clone()];
-        match target {
-            Some((RecordBody::Meal(meal), voided_record)) => {
+        if let Some((body, voided_record)) = &target
+            && matches!(body, RecordBody::Meal(_) | RecordBody::TopUp(_))
+        {
+            if matches!(body, RecordBody::Meal(_)) {
                 self.voided.insert(void.voided_seq);
-                let key = (meal.meal_type.clone(), meal.bracket.clone());
-                self.close_line(
-                    (
-                        CloseCategory::VoidedMeal,
-                        Some(key.0.clone()),
-                        Some(key.1.clone()),
-                    ),
-                    meal.price,
-                );
-                let mut line = self.meal_lines.remove(&key).unwrap_or_default();
-                line.voided_count += 1;
-                self.sum(&mut line.voided_total, meal.price);
-                self.meal_lines.insert(key, line);
-                let mut voided_meals = self.voided_meals;
-                self.sum(&mut voided_meals, meal.price);
-                self.voided_meals = voided_meals;
-                evidence.push(voided_record);
             }
-            Some((RecordBody::TopUp(top_up), voided_record)) => {
-                self.close_line((CloseCategory::VoidedTopUp, None, None), top_up.amount);
-                let reversed = Cents::new(-top_up.amount.get());
-                let method = match top_up.method {
-                    TopUpMethod::Cash => {
-                        let mut cash = self.cash_expected;
-                        self.sum(&mut cash, reversed);
-                        self.cash_expected = cash;
-                        PaymentMethod::Cash
-                    }
-                    TopUpMethod::Cheque => PaymentMethod::Cheque,
-                };
-                self.top_up_line(method, 0, reversed);
-                evidence.push(voided_record);
-            }
-            _ => {}
+            evidence.push(voided_record.clone());
         }
         findings.push(
             FindingKind::Void,
@@ -451,7 +369,79 @@ impl DaySums {
             ),
             evidence,
         );
+        target.map(|(body, _)| body)
     }
+}
+
+/// The report's lines of a kiosk's day, read from its close tally: meals per meal type and
+/// bracket with their voids, top-ups per means of payment net of voids, and the meals voided.
+#[derive(Debug, Default)]
+struct ReportLines {
+    meal_lines: BTreeMap<(MealType, BracketId), LineSum>,
+    top_ups: BTreeMap<PaymentMethod, (u64, Cents)>,
+    voided_meals: Cents,
+    meal_count: u64,
+    /// A sum left its range.
+    overflowed: bool,
+}
+
+impl ReportLines {
+    fn of(tally: &CloseTally) -> ReportLines {
+        let mut lines = ReportLines::default();
+        for ((category, meal_type, bracket), (count, total)) in tally.lines() {
+            let Some(key) = meal_type.clone().zip(bracket.clone()) else {
+                continue;
+            };
+            let line = lines.meal_lines.entry(key).or_default();
+            match category {
+                CloseCategory::MealByCard | CloseCategory::MealByStaff => {
+                    line.count += u64::from(*count);
+                    line.total = add(&mut lines.overflowed, line.total, *total);
+                }
+                CloseCategory::VoidedMeal => {
+                    line.voided_count += u64::from(*count);
+                    line.voided_total = add(&mut lines.overflowed, line.voided_total, *total);
+                }
+                _ => {}
+            }
+        }
+        let Ok(totals) = tally.totals() else {
+            lines.overflowed = true;
+            return lines;
+        };
+        (lines.meal_count, lines.voided_meals) = (totals.meal_count, totals.voided_meals);
+        for (method, count, taken, voided) in [
+            (
+                PaymentMethod::Cash,
+                totals.cash_count,
+                totals.cash,
+                totals.voided_cash,
+            ),
+            (
+                PaymentMethod::Cheque,
+                totals.cheque_count,
+                totals.cheques,
+                totals.voided_cheques,
+            ),
+        ] {
+            match taken.checked_sub(voided) {
+                Ok(net) if count > 0 || net != Cents::ZERO => {
+                    lines.top_ups.insert(method, (count, net));
+                }
+                Ok(_) => {}
+                Err(_) => lines.overflowed = true,
+            }
+        }
+        lines
+    }
+}
+
+/// `sum + amount`, or `sum` with `overflowed` set when that leaves the range.
+fn add(overflowed: &mut bool, sum: Cents, amount: Cents) -> Cents {
+    sum.checked_add(amount).unwrap_or_else(|_| {
+        *overflowed = true;
+        sum
+    })
 }
 
 /// What the day close says beside the records: whether it matches, and its cash.
@@ -532,24 +522,12 @@ fn close_differences(close: &DayClose, start: &ChainStart, sums: &DaySums) -> Ve
             start.previous_close.map(Seq::get)
         ));
     }
-    let claimed: BTreeMap<CloseKey, (u32, Cents)> = close
-        .lines
-        .iter()
-        .map(|line| {
-            (
-                (line.category, line.meal_type.clone(), line.bracket.clone()),
-                (line.count, line.total),
-            )
-        })
-        .collect();
-    let keys: BTreeSet<&CloseKey> = claimed.keys().chain(sums.close_lines.keys()).collect();
+    let claimed = rules::lines_of(close);
+    let counted = sums.tally.lines();
+    let keys: BTreeSet<&CloseKey> = claimed.keys().chain(counted.keys()).collect();
     for key in keys {
         let said = claimed.get(key).copied().unwrap_or((0, Cents::ZERO));
-        let found = sums
-            .close_lines
-            .get(key)
-            .copied()
-            .unwrap_or((0, Cents::ZERO));
+        let found = counted.get(key).copied().unwrap_or((0, Cents::ZERO));
         if said != found {
             differences.push(format!(
                 "{:?} {} {}: close says {} for {} cents, records {} for {} cents",
@@ -563,15 +541,15 @@ fn close_differences(close: &DayClose, start: &ChainStart, sums: &DaySums) -> Ve
             ));
         }
     }
-    if close.cash_expected != sums.cash_expected {
+    if close.cash_expected != sums.tally.cash_expected() {
         differences.push(format!(
             "cash expected: close says {}, records {}",
             close.cash_expected.get(),
-            sums.cash_expected.get()
+            sums.tally.cash_expected().get()
         ));
     }
     if let Some(previous) = &start.previous_totals {
-        let expected_totals = grand_totals_after(previous, &sums.close_lines);
+        let expected_totals = sums.tally.grand_totals_after(previous).ok();
         if expected_totals.as_ref() != Some(&close.grand_totals) {
             differences.push(format!(
                 "grand totals: close says {:?}, previous close plus records {:?}",
@@ -582,38 +560,16 @@ fn close_differences(close: &DayClose, start: &ChainStart, sums: &DaySums) -> Ve
     differences
 }
 
-/// The grand totals a close must carry: the previous close's plus this day's lines.
-fn grand_totals_after(
-    previous: &GrandTotals,
-    lines: &BTreeMap<CloseKey, (u32, Cents)>,
-) -> Option<GrandTotals> {
-    let mut totals = previous.clone();
-    for ((category, _, _), (count, total)) in lines {
-        match category {
-            CloseCategory::MealByCard | CloseCategory::MealByStaff => {
-                totals.meal_count += u64::from(*count);
-                totals.meals = totals.meals.checked_add(*total).ok()?;
-            }
-            CloseCategory::TopUpCash | CloseCategory::TopUpCheque => {
-                totals.top_ups = totals.top_ups.checked_add(*total).ok()?;
-            }
-            CloseCategory::VoidedMeal | CloseCategory::VoidedTopUp => {
-                totals.voided = totals.voided.checked_add(*total).ok()?;
-            }
-        }
-    }
-    Some(totals)
-}
-
 fn outcome(
     input: &KioskInput,
     sums: DaySums,
+    lines: ReportLines,
     close: CloseCheck,
     findings: Findings<'_>,
     records_checked: u64,
 ) -> KioskOutcome {
     let mut revenue = Cents::ZERO;
-    for sum in sums.meal_lines.values() {
+    for sum in lines.meal_lines.values() {
         revenue = revenue
             .checked_add(sum.total)
             .and_then(|total| total.checked_sub(sum.voided_total))
@@ -631,10 +587,10 @@ fn outcome(
             records: u64::try_from(input.records.len()).unwrap_or(u64::MAX),
             day_close: input.close,
             close_matches: close.matches,
-            cash_expected: sums.cash_expected,
+            cash_expected: sums.tally.cash_expected(),
             cash_counted: close.cash_counted,
             cash_difference: close.cash_difference,
-            meals: sums.meal_count,
+            meals: lines.meal_count,
             revenue,
             chain_clean,
         },
@@ -644,9 +600,9 @@ fn outcome(
             .into_iter()
             .filter(|meal| !voided.contains(&meal.seq))
             .collect(),
-        meal_lines: sums.meal_lines,
-        top_ups: sums.top_ups,
-        voided_meals: sums.voided_meals,
+        meal_lines: lines.meal_lines,
+        top_ups: lines.top_ups,
+        voided_meals: lines.voided_meals,
         records_checked,
     }
 }
