@@ -52,8 +52,13 @@ pub fn router<S: Store>(app: SharedApp<S>) -> Router {
     for (_, path, handler) in crate::web::routes::<S>() {
         router = router.route(path, handler);
     }
-    router
-        .fallback(http::not_found)
+    layered(router.fallback(http::not_found), app)
+}
+
+/// `routes` behind the layers every request goes through.
+pub fn layered<S: Store>(routes: Router<SharedApp<S>>, app: SharedApp<S>) -> Router {
+    routes
+        .layer(axum::middleware::map_response(crate::web::security_headers))
         .layer(axum::middleware::map_response_with_state(
             Arc::clone(&app),
             stamp_date::<S>,
@@ -95,7 +100,10 @@ pub async fn serve<S: Store>(
     }
 }
 
-/// Bounds each request's time, counts it, times it and logs it.
+/// Bounds each request's time, counts it, times it and logs it. A request that panics is
+/// answered 500 and ends there: it runs as a task of its own, so the panic unwinds that task
+/// only, every lock it held is released (the stores' and the metrics' recover from it), and the
+/// next request is served as usual.
 async fn observe<S: Store>(
     State(app): State<SharedApp<S>>,
     request: Request,
@@ -109,14 +117,28 @@ async fn observe<S: Store>(
         .to_owned();
     let method = request.method().clone();
     let timeout = Duration::from_millis(REQUEST_TIMEOUT_MS);
-    let response = match tokio::time::timeout(timeout, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => Failure::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::Unavailable,
-            "the request took too long; try again later",
-        )
-        .into_response(),
+    let handling = tokio::spawn(next.run(request));
+    let cancel = handling.abort_handle();
+    let response = match tokio::time::timeout(timeout, handling).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(failed)) => {
+            tracing::error!(%method, route, error = %failed, "a request failed inside the service");
+            Failure::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::Unavailable,
+                "the service failed on this request; it has been logged",
+            )
+            .into_response()
+        }
+        Err(_) => {
+            cancel.abort();
+            Failure::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Unavailable,
+                "the request took too long; try again later",
+            )
+            .into_response()
+        }
     };
     let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     let status = response.status();
