@@ -11,7 +11,7 @@ pub mod people;
 pub mod tls;
 pub mod transfer;
 
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post, put};
@@ -266,8 +266,9 @@ fn transfer_routes<S: Store>() -> Vec<Route<S>> {
     vec![(
         Method::POST,
         transfer::TRANSFER_PATH,
-        // An export file of days of records is larger than one upload.
-        post(transfer::upload::<S>).layer(DefaultBodyLimit::max(crate::limits::TRANSFER_BYTES_MAX)),
+        // An export file of days of records is larger than one upload: the handler reads it
+        // itself, after checking who sends it, within its own bound.
+        post(transfer::upload::<S>),
     )]
 }
 

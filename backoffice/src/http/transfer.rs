@@ -1,10 +1,8 @@
 //! `POST /api/v1/transfers`: a `kiosk export` file brought by hand, ingested as the kiosk's own
 //! uploads would be (`crate::transfer`).
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
 use axum::response::Json;
 use proto::api::ErrorCode;
 use serde::Serialize;
@@ -30,24 +28,23 @@ pub struct TransferView {
     pub quarantined: u32,
 }
 
-/// Finance and admin bring transfers; the body is the export file (JSON Lines).
+/// Finance and admin bring transfers; the body is the export file (JSON Lines). Who asks is
+/// checked first: the body, up to [`TRANSFER_BYTES_MAX`], is read only for them.
 pub async fn upload<S: Store>(
     State(app): State<SharedApp<S>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Result<Json<TransferView>, Failure> {
-    let actor = people::actor_with(&app, &headers, FINANCE).await?;
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+    let (parts, body) = request.into_parts();
+    let actor = people::actor_with(&app, &parts.headers, FINANCE).await?;
+    let body = axum::body::to_bytes(body, TRANSFER_BYTES_MAX)
+        .await
+        .map_err(|_| {
             Failure::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 ErrorCode::BodyTooLarge,
-                format!("a transfer is at most {TRANSFER_BYTES_MAX} bytes"),
+                format!("a transfer is at most {TRANSFER_BYTES_MAX} bytes, sent whole"),
             )
-        } else {
-            Failure::bad_request(rejection.body_text())
-        }
-    })?;
+        })?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| Failure::bad_request("a transfer is UTF-8 JSON Lines"))?;
     let parsed = transfer::parse(text).map_err(failure)?;
