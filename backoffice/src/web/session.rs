@@ -301,17 +301,24 @@ pub async fn switch_language(Query(query): Query<LanguageQuery>) -> Response {
     let Some(lang) = Lang::parse(&query.to) else {
         return see_other("/");
     };
-    let back = if query.back.starts_with('/') && !query.back.starts_with("//") {
-        query.back.as_str()
-    } else {
-        "/"
-    };
-    let mut response = see_other(back);
+    let mut response = see_other(local_path(&query.back).unwrap_or("/"));
     response.headers_mut().append(
         header::SET_COOKIE,
         set_cookie(LANGUAGE_COOKIE, lang.code(), 365 * 24 * 60 * 60),
     );
     response
+}
+
+/// `back` when it is a path of this site as a browser reads it: one leading slash, and neither a
+/// backslash nor a control character or space (browsers read `/\host` and `/<tab>/host` as
+/// `//host`, another site).
+fn local_path(back: &str) -> Option<&str> {
+    let local = back.starts_with('/')
+        && !back.starts_with("//")
+        && !back
+            .chars()
+            .any(|c| c == '\\' || c.is_control() || c.is_whitespace());
+    local.then_some(back)
 }
 
 #[cfg(test)]
