@@ -238,7 +238,7 @@ fn write_fec(entries: &[Entry<'_>], out: &mut impl Write) -> Result<u64, ExportE
                 "",
                 &piece,
                 &date,
-                &entry.label.replace(['\t', '\n'], " "),
+                &entry.label.replace(['\t', '\n', '\r'], " "),
                 &fec_amount(debit),
                 &fec_amount(credit),
                 "",

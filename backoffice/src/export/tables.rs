@@ -1,5 +1,6 @@
 //! The CSV exports: meals, top-ups, and the per-site summary.
 
+use std::borrow::Cow;
 use std::io::Write;
 
 use proto::SiteId;
@@ -9,6 +10,17 @@ use super::rows::Rows;
 use super::{ExportError, Period, count};
 use crate::reconcile::{self, Settings};
 use crate::store::{FinanceRows, Mode, Store};
+
+/// A text field as a spreadsheet will show it: one that starts like a formula (`=`, `+`, `-`,
+/// `@`, a tab or a carriage return) gets a leading `'`, so that opening an export never runs
+/// what a pupil's reference or a payment note carried. Numbers are written as they are.
+pub(super) fn cell(text: &str) -> Cow<'_, str> {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        Cow::Owned(format!("'{text}"))
+    } else {
+        Cow::Borrowed(text)
+    }
+}
 
 pub(super) fn write_meals(rows: &Rows, out: &mut impl Write) -> Result<u64, ExportError> {
     let mut writer = csv::Writer::from_writer(out);
@@ -37,15 +49,15 @@ pub(super) fn write_meals(rows: &Rows, out: &mut impl Write) -> Result<u64, Expo
     };
     for row in &rows.meals {
         formatted(&mut writer, format_args!("{}", row.date))?;
-        writer.write_field(row.site.as_str())?;
-        writer.write_field(row.device.as_str())?;
+        writer.write_field(cell(row.site.as_str()).as_ref())?;
+        writer.write_field(cell(row.device.as_str()).as_ref())?;
         formatted(&mut writer, format_args!("{}", row.seq))?;
         formatted(&mut writer, format_args!("{}", row.at))?;
-        writer.write_field(row.meal.service.as_str())?;
-        writer.write_field(row.meal.meal_type.as_str())?;
-        writer.write_field(row.meal.bracket.as_str())?;
-        writer.write_field(row.meal.pupil.as_str())?;
-        writer.write_field(row.meal.account.as_str())?;
+        writer.write_field(cell(row.meal.service.as_str()).as_ref())?;
+        writer.write_field(cell(row.meal.meal_type.as_str()).as_ref())?;
+        writer.write_field(cell(row.meal.bracket.as_str()).as_ref())?;
+        writer.write_field(cell(row.meal.pupil.as_str()).as_ref())?;
+        writer.write_field(cell(row.meal.account.as_str()).as_ref())?;
         formatted(&mut writer, format_args!("{}", row.meal.price.get()))?;
         match &row.meal.via {
             MealVia::Card(uid) => formatted(&mut writer, format_args!("card {uid}"))?,
@@ -79,12 +91,12 @@ pub(super) fn write_top_ups(rows: &Rows, out: &mut impl Write) -> Result<u64, Ex
             row.site
                 .as_ref()
                 .map_or_else(String::new, ToString::to_string),
-            row.origin.clone(),
+            cell(&row.origin).into_owned(),
             row.at.to_string(),
-            row.account.clone(),
+            cell(&row.account).into_owned(),
             row.amount.get().to_string(),
             row.method.to_owned(),
-            row.reference.clone(),
+            cell(&row.reference).into_owned(),
             row.voided.to_string(),
         ])?;
     }
@@ -148,7 +160,7 @@ pub(super) async fn write_summary<S: Store>(
                 summary.cash_expected.get().to_string(),
                 summary.cash_counted.get().to_string(),
                 summary.cash_difference.get().to_string(),
-                signed_off_by.clone().unwrap_or_default(),
+                cell(signed_off_by.as_deref().unwrap_or_default()).into_owned(),
             ])?;
             lines += 1;
         }
