@@ -601,7 +601,7 @@ fn import_form(viewer: &Viewer, csv: &str) -> Markup {
                 label for="csv-file" { (Msg::CsvFile.text(lang)) }
                 // Reading the file into the text area keeps the form a plain urlencoded post.
                 input id="csv-file" type="file" accept=".csv,text/csv"
-                    onchange="const f=this.files[0];if(f){f.text().then(t=>{document.getElementById('csv').value=t;});}";
+                    onchange=(super::headers::CSV_FILE_HANDLER);
                 label for="csv" { (Msg::CsvText.text(lang)) }
                 textarea id="csv" name="csv" rows="10" required { (csv) }
                 p { button type="submit" { (Msg::Check.text(lang)) } }

@@ -12,6 +12,7 @@
 //!   sign-off and exports.
 //! - [`admin`]: kiosks, users, tariffs and services, CSV import.
 //! - [`chart`]: bar charts drawn as SVG on the server.
+//! - [`headers`]: the security headers of every answer (content security policy, no framing).
 //!
 //! Every handler names the roles it admits ([`session::viewer`]); staff see and change only
 //! their own site's pupils and accounts.
@@ -19,6 +20,7 @@
 pub mod admin;
 pub mod chart;
 pub mod finance;
+pub mod headers;
 pub mod i18n;
 pub mod layout;
 pub mod reconcile;
@@ -33,6 +35,7 @@ use crate::manage::ManageError;
 use crate::reconcile::ReconcileError;
 use crate::state::SharedApp;
 use crate::store::{Store, StoreError};
+pub use headers::security_headers;
 use i18n::{Lang, Msg};
 
 /// The time zone of the city's sites: service days and the times shown are local.

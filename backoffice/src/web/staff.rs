@@ -442,7 +442,7 @@ fn top_up_receipt(
             }
         }
         p.no-print {
-            button type="button" onclick="window.print()" { (Msg::Print.text(lang)) } " "
+            button type="button" onclick=(super::headers::PRINT_HANDLER) { (Msg::Print.text(lang)) } " "
             a.button href={ "/staff/accounts/" (id) } { (Msg::BackToAccount.text(lang)) }
         }
     }
