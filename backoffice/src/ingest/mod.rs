@@ -148,6 +148,11 @@ async fn ledger_before<X: Transaction>(
             before.already_reversed.insert(reverses);
         }
     }
+    // A meal finance credited back by approving a proposed void is reversed already: the
+    // kiosk's own later void of it moves no money again.
+    before
+        .already_reversed
+        .extend(transaction.approved_voids_of(device, &voided).await?);
     let accounts: Vec<_> = accounts.into_iter().collect();
     before.balances = transaction.lock_balances(&accounts).await?;
     Ok(before)

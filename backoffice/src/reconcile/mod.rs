@@ -456,6 +456,7 @@ async fn decide_in<X: Transaction>(
         .into());
     }
     let (status, correction_date) = if approve {
+        refuse_if_voided_at_kiosk(transaction, &proposal).await?;
         let correction_date = next_open_day(transaction, proposal.date).await?;
         let reason = Text::parse(&format!(
             "void of duplicate meal {}/{} of {}",
@@ -479,6 +480,26 @@ async fn decide_in<X: Transaction>(
         .decide_void(id, status, &actor.name, now, correction_date)
         .await?;
     Ok(transaction.proposed_void(id).await?.ok_or_else(not_found)?)
+}
+
+/// A meal is credited back once: not by finance when the kiosk voided it after the proposal.
+async fn refuse_if_voided_at_kiosk<X: Transaction>(
+    transaction: &mut X,
+    proposal: &ProposedVoid,
+) -> Result<(), StoreError> {
+    let voided_at_kiosk = transaction
+        .movements_of(&proposal.device, &[proposal.seq])
+        .await?
+        .iter()
+        .any(|movement| movement.reverses == Some(proposal.seq));
+    if voided_at_kiosk {
+        return Err(StoreError::Refused(format!(
+            "meal {}/{} was voided at the kiosk since: its money is back already; reject this \
+             proposal",
+            proposal.device, proposal.seq
+        )));
+    }
+    Ok(())
 }
 
 /// The first day after `date` whose reconciliation (all sites) is not signed off.

@@ -384,6 +384,32 @@ pub trait ChainRows: Sql {
         }
     }
 
+    /// Those of the kiosk's records at `seqs` whose meal finance credited back by approving a
+    /// proposed void.
+    fn approved_voids_of(
+        &mut self,
+        device: &DeviceId,
+        seqs: &[Seq],
+    ) -> impl Future<Output = Result<Vec<Seq>, StoreError>> + Send {
+        async move {
+            if seqs.is_empty() {
+                return Ok(Vec::new());
+            }
+            let sql = self.dialect().pick(
+                "SELECT seq FROM proposed_voids WHERE device = $1 AND status = 'approved'
+                 AND seq IN (SELECT value FROM json_each($2)) ORDER BY seq",
+                "SELECT seq FROM proposed_voids WHERE device = $1 AND status = 'approved'
+                 AND seq = ANY($2) ORDER BY seq",
+            );
+            self.query(
+                sql,
+                vec![device.as_str().into(), seq_list(self.dialect(), seqs)],
+                |row| parse_seq(row.int(0)?),
+            )
+            .await
+        }
+    }
+
     /// The movements of the kiosk's records at `seqs`, and of the records that reversed them.
     fn movements_of(
         &mut self,
