@@ -4,11 +4,13 @@
 //! It sits above `http` and `web`, which know nothing of each other.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::connect_info::Connected;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -17,11 +19,14 @@ use proto::limits::UPLOAD_BODY_BYTES_MAX;
 use tokio::net::TcpListener;
 
 use crate::clock::{SharedClock, SystemClock};
+use crate::http::tls::TlsListener;
 use crate::http::{self, Failure};
 use crate::limits::REQUEST_TIMEOUT_MS;
 use crate::metrics::Metrics;
+use crate::sign_in::CLIENT_HEADER;
 use crate::state::{App, SharedApp};
 use crate::store::Store;
+use axum::serve::IncomingStream;
 
 /// How the service runs beside its store.
 #[derive(Debug, Clone)]
@@ -58,6 +63,7 @@ pub fn router<S: Store>(app: SharedApp<S>) -> Router {
 /// `routes` behind the layers every request goes through.
 pub fn layered<S: Store>(routes: Router<SharedApp<S>>, app: SharedApp<S>) -> Router {
     routes
+        .layer(axum::middleware::map_request(client_address))
         .layer(axum::middleware::map_response(crate::web::security_headers))
         .layer(axum::middleware::map_response_with_state(
             Arc::clone(&app),
@@ -85,19 +91,50 @@ pub async fn serve<S: Store>(
         finance: options.finance,
         clock: options.clock,
     });
-    let router = router(app);
+    let service = router(app).into_make_service_with_connect_info::<ClientAddress>();
     match options.tls {
         None => {
-            axum::serve(listener, router)
+            axum::serve(listener, service)
                 .with_graceful_shutdown(shutdown)
                 .await
         }
         Some(config) => {
-            axum::serve(http::tls::TlsListener::new(listener, config)?, router)
+            axum::serve(TlsListener::new(listener, config)?, service)
                 .with_graceful_shutdown(shutdown)
                 .await
         }
     }
+}
+
+/// The address a connection came from, over HTTP or HTTPS.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddress(pub SocketAddr);
+
+impl Connected<IncomingStream<'_, TcpListener>> for ClientAddress {
+    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> ClientAddress {
+        ClientAddress(*stream.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, TlsListener>> for ClientAddress {
+    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> ClientAddress {
+        ClientAddress(*stream.remote_addr())
+    }
+}
+
+/// Passes the client's address to the handlers in [`CLIENT_HEADER`], removing any copy the
+/// client sent: the sign-in lock-out counts failures per name and address.
+async fn client_address(mut request: Request) -> Request {
+    let address = request
+        .extensions()
+        .get::<ConnectInfo<ClientAddress>>()
+        .map(|ConnectInfo(ClientAddress(address))| address.ip().to_string());
+    let headers = request.headers_mut();
+    headers.remove(CLIENT_HEADER);
+    if let Some(value) = address.and_then(|address| HeaderValue::from_str(&address).ok()) {
+        headers.insert(CLIENT_HEADER, value);
+    }
+    request
 }
 
 /// Bounds each request's time, counts it, times it and logs it. A request that panics is

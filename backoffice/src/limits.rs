@@ -58,8 +58,16 @@ pub const PIN_DIGITS_MAX: usize = 8;
 /// How long a web session lasts: a working day.
 pub const SESSION_DURATION_MS: i64 = 10 * 60 * 60 * 1_000;
 
-/// Failed sign-ins under one name within [`SIGN_IN_LOCK_MS`] after which it is locked.
+/// Failed sign-ins under one name from one client address within [`SIGN_IN_LOCK_MS`] after
+/// which that name is locked for that address.
 pub const SIGN_IN_FAILURES_MAX: u32 = 5;
+
+/// Password checks running at once: each takes Argon2's 19 MiB and a core for a moment, and
+/// they share the blocking threads with SQLite.
+pub const PASSWORD_CHECKS_IN_FLIGHT_MAX: usize = 4;
+
+/// How long a password check waits for its turn before the answer is "try again later".
+pub const PASSWORD_CHECK_WAIT_MS: u64 = 5_000;
 
 /// How long failed sign-ins count against a name.
 pub const SIGN_IN_LOCK_MS: i64 = 15 * 60 * 1_000;

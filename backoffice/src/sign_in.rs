@@ -1,5 +1,6 @@
 //! Who a person is: a name and a password checked against its Argon2 hash, with a lock-out
-//! after [`SIGN_IN_FAILURES_MAX`] failures under one name within [`SIGN_IN_LOCK_MS`]; and the
+//! after [`SIGN_IN_FAILURES_MAX`] failures under one name from one client within
+//! [`SIGN_IN_LOCK_MS`] and at most [`PASSWORD_CHECKS_IN_FLIGHT_MAX`] checks at once; and the
 //! web sessions a successful sign-in opens.
 //!
 //! A session is a row in the store (`web_sessions`), found by the SHA-256 of a random token the
@@ -7,11 +8,18 @@
 //! request, and several instances in front of one database share sessions without sharing a
 //! key.
 
+use std::time::Duration;
+
+use axum::http::HeaderMap;
 use base64::Engine as _;
 use proto::{Digest, Timestamp};
 use ring::rand::{SecureRandom, SystemRandom};
+use tokio::sync::Semaphore;
 
-use crate::limits::{SESSION_DURATION_MS, SIGN_IN_FAILURES_MAX, SIGN_IN_LOCK_MS};
+use crate::limits::{
+    PASSWORD_CHECK_WAIT_MS, PASSWORD_CHECKS_IN_FLIGHT_MAX, SESSION_DURATION_MS,
+    SIGN_IN_FAILURES_MAX, SIGN_IN_LOCK_MS,
+};
 use crate::store::{Mode, PeopleRows, SessionRows, Store, StoreError, WebSession};
 use crate::users::{Role, User};
 
@@ -23,55 +31,113 @@ const TOKEN_BYTES: usize = 32;
 pub enum SignIn {
     /// The password matched a user with one of the roles asked for.
     Known(User),
-    /// Too many failures under this name lately: refused whatever the password.
+    /// Too many failures under this name from this client lately: refused whatever the
+    /// password.
     Locked,
     /// Unknown name, wrong password, or a role not admitted here.
     Failed,
+    /// Too many password checks are running: try again in a moment.
+    Busy,
 }
 
-/// Checks `password` for `name`, admitting `roles` only, and counts a failure against the name.
+/// The header in which the service's outer layer passes a request's client address to the
+/// handlers (`crate::app`); a copy sent by the client is removed first.
+pub const CLIENT_HEADER: &str = "x-canteen-client";
+
+/// The client address of a request, as the outer layer set it.
+pub fn client_of(headers: &HeaderMap) -> String {
+    headers
+        .get(CLIENT_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// A name and password, from a client address (the lock-out's other half).
+#[derive(Debug)]
+pub struct Attempt {
+    pub name: String,
+    pub password: String,
+    pub client: String,
+}
+
+/// The password checks running now, at most [`PASSWORD_CHECKS_IN_FLIGHT_MAX`].
+static CHECKS: Semaphore = Semaphore::const_new(PASSWORD_CHECKS_IN_FLIGHT_MAX);
+
+/// Checks `attempt`, admitting `roles` only: the web sign-in and the API's Basic credentials
+/// both come here. The attempt counts as a failure before the password is checked (and stops
+/// counting when it matched), so concurrent guesses each see the others: no more than
+/// [`SIGN_IN_FAILURES_MAX`] of them are ever checked per name and client within
+/// [`SIGN_IN_LOCK_MS`]. An unknown name takes as long as a known one; a name no user can have
+/// is neither stored nor logged.
 pub async fn check_password<S: Store>(
     store: &S,
-    name: &str,
-    password: String,
+    attempt: Attempt,
     roles: &[Role],
     now: Timestamp,
 ) -> Result<SignIn, StoreError> {
+    let Attempt {
+        name,
+        password,
+        client,
+    } = attempt;
+    if !crate::users::is_user_name(&name) {
+        return Ok(SignIn::Failed);
+    }
     let window_start = Timestamp::from_unix_ms(now.unix_ms().saturating_sub(SIGN_IN_LOCK_MS))
         .map_err(|error| StoreError::Unavailable(error.to_string()))?;
-    let failures = store
-        .begin(Mode::Single)
-        .await?
-        .failed_sign_ins(name, window_start)
+    let mut transaction = store.begin(Mode::Single).await?;
+    transaction
+        .insert_failed_sign_in(&name, &client, now, window_start)
         .await?;
-    if failures >= SIGN_IN_FAILURES_MAX {
+    let failures = transaction
+        .failed_sign_ins(&name, &client, window_start)
+        .await?;
+    drop(transaction);
+    if failures > SIGN_IN_FAILURES_MAX {
         tracing::warn!(
             user = name,
+            client,
             "sign-in refused: locked after repeated failures"
         );
         return Ok(SignIn::Locked);
     }
-    let user = store.begin(Mode::Single).await?.user(name).await?;
-    // Argon2 is deliberately slow: keep it off the threads that serve requests.
-    let verified = match user {
-        Some(user) => tokio::task::spawn_blocking(move || {
-            let verified = user.verify_password(&password);
-            verified.then_some(user)
-        })
-        .await
-        .map_err(|error| StoreError::Unavailable(error.to_string()))?,
-        None => None,
+    let user = store.begin(Mode::Single).await?.user(&name).await?;
+    let Some(verified) = verified(user, password).await? else {
+        return Ok(SignIn::Busy);
     };
-    let mut transaction = store.begin(Mode::Single).await?;
     let Some(user) = verified.filter(|user| roles.contains(&user.role)) else {
-        transaction
-            .insert_failed_sign_in(name, now, window_start)
-            .await?;
-        tracing::warn!(user = name, "sign-in failed");
+        tracing::warn!(user = name, client, "sign-in failed");
         return Ok(SignIn::Failed);
     };
-    transaction.clear_failed_sign_ins(name).await?;
+    store
+        .begin(Mode::Single)
+        .await?
+        .clear_failed_sign_ins(&name, &client)
+        .await?;
     Ok(SignIn::Known(user))
+}
+
+/// `user` if `password` is theirs, checked on a blocking thread (Argon2 is deliberately slow)
+/// once a place among the checks in flight is free; `None` when none freed in time.
+async fn verified(
+    user: Option<User>,
+    password: String,
+) -> Result<Option<Option<User>>, StoreError> {
+    let wait = Duration::from_millis(PASSWORD_CHECK_WAIT_MS);
+    let Ok(Ok(_place)) = tokio::time::timeout(wait, CHECKS.acquire()).await else {
+        return Ok(None);
+    };
+    tokio::task::spawn_blocking(move || match user {
+        Some(user) => user.verify_password(&password).then_some(user),
+        None => {
+            crate::users::verify_nobody(&password);
+            None
+        }
+    })
+    .await
+    .map(Some)
+    .map_err(|error| StoreError::Unavailable(error.to_string()))
 }
 
 /// A new web session for `user`: its token (for the cookie) and its row.

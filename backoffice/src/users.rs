@@ -1,5 +1,7 @@
 //! Back-office users, their roles, and Argon2 hashes of passwords and staff PINs.
 
+use std::sync::LazyLock;
+
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use proto::SiteId;
@@ -69,11 +71,7 @@ impl User {
         site: Option<SiteId>,
         password: &str,
     ) -> Result<User, UserError> {
-        let name_ok = (1..=proto::limits::ID_CHARS_MAX).contains(&name.len())
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
-        if !name_ok {
+        if !is_user_name(name) {
             return Err(UserError::Name);
         }
         if !(PASSWORD_CHARS_MIN..=PASSWORD_CHARS_MAX).contains(&password.chars().count()) {
@@ -107,6 +105,31 @@ pub fn hash_pin(pin: &str) -> Result<String, UserError> {
 }
 
 /// Argon2id with the crate's default (OWASP-recommended) parameters and a random salt.
+/// Whether `name` can be a user's: 1 to [`proto::limits::ID_CHARS_MAX`] letters, digits, `.`,
+/// `-` or `_`.
+pub fn is_user_name(name: &str) -> bool {
+    (1..=proto::limits::ID_CHARS_MAX).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+}
+
+/// Checks `password` against a hash no password matches, in the time a real user's check
+/// takes: an unknown name answers as late as a known one, so names cannot be told by timing.
+pub fn verify_nobody(password: &str) {
+    if password.chars().count() > PASSWORD_CHARS_MAX {
+        return;
+    }
+    static NOBODY: LazyLock<Option<String>> = LazyLock::new(|| {
+        crate::sign_in::random_token()
+            .ok()
+            .and_then(|secret| hash_secret(&secret).ok())
+    });
+    if let Some(hash) = NOBODY.as_deref() {
+        let _ = verify_secret(hash, password);
+    }
+}
+
 fn hash_secret(secret: &str) -> Result<String, UserError> {
     let mut salt = [0_u8; 16];
     SystemRandom::new()

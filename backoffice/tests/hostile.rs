@@ -22,13 +22,14 @@ use backoffice::export::{self, ExportKind, Period};
 use backoffice::manage::Actor;
 use backoffice::manage::accounts::credit_payment;
 use backoffice::metrics::Metrics;
+use backoffice::reconcile;
 use backoffice::state::App;
-use backoffice::store::Store;
+use backoffice::store::{AnomalyReason, ProposedVoid, SessionRows as _, Store, VoidStatus};
 use backoffice::users::{Role, User};
-use proto::{Cents, SignedRecord, Text};
+use proto::{Cents, Seq, SignedRecord, Text};
 
 use common::app::TestApp;
-use common::day::{date, lunch, settings};
+use common::day::{Db, Till, date, lunch, meal_for, night_after, settings, void_of};
 use common::fixtures::{Kiosk, account, at, populate, registered_at, top_up as kiosk_top_up};
 use common::{PostgresDb, SqliteDb};
 
@@ -131,7 +132,7 @@ async fn a_transfer_past_the_last_seq_is_refused_and_the_service_goes_on() {
         .request(
             "POST",
             "/api/v1/transfers",
-            &[basic("compta")],
+            &[basic_as("compta", PASSWORD)],
             file.as_bytes(),
         )
         .await;
@@ -149,11 +150,6 @@ async fn a_transfer_past_the_last_seq_is_refused_and_the_service_goes_on() {
             .is_empty()
     );
     assert_eq!(app.get("/healthz").await.status, 200);
-}
-
-fn basic(name: &str) -> (&'static str, String) {
-    let token = base64::engine::general_purpose::STANDARD.encode(format!("{name}:{PASSWORD}"));
-    ("authorization", format!("Basic {token}"))
 }
 
 async fn a_handler_with_a_bug() -> &'static str {
@@ -318,4 +314,253 @@ async fn exported_text_never_starts_a_spreadsheet_formula() {
     for field in rows.iter().flat_map(csv::StringRecord::iter) {
         assert!(!field.starts_with(['=', '+', '@']), "{field}");
     }
+}
+
+/// Two kiosks served P1 and P3 the same meal: the reconciliation proposes voiding kiosk-2's.
+async fn a_day_with_two_duplicates(store: &impl Store) -> (Till, Vec<ProposedVoid>) {
+    populate(store).await;
+    let mut k1 = Till::new("kiosk-1", 1);
+    let mut k2 = Till::new("kiosk-2", 2);
+    for till in [&k1, &k2] {
+        store
+            .add_device(till.device.clone(), registered_at())
+            .await
+            .unwrap();
+    }
+    k1.write(lunch(0), meal_for("P1", "A1", 385, 0));
+    k1.write(lunch(1), meal_for("P3", "A2", 100, 0));
+    k1.close(lunch(100), date(), 0);
+    k2.write(lunch(3), meal_for("P1", "A1", 385, 0));
+    k2.write(lunch(4), meal_for("P3", "A2", 100, 0));
+    k2.close(lunch(101), date(), 0);
+    k1.upload(store, lunch(180)).await;
+    k2.upload(store, lunch(180)).await;
+    let finance = common::ops::finance("finance-1");
+    reconcile::run_and_save(
+        store,
+        &finance,
+        date(),
+        None,
+        &settings(),
+        night_after(),
+        |_, _| {},
+    )
+    .await
+    .unwrap();
+    let proposals = store.proposed_voids(Some(date())).await.unwrap();
+    assert_eq!(proposals.len(), 2);
+    (k2, proposals)
+}
+
+/// A duplicate meal comes back once, whichever comes first: finance approving its proposed
+/// void, or the kiosk voiding it.
+async fn a_meal_is_credited_back_once_by_finance_or_the_kiosk(store: impl Store) {
+    let (mut k2, proposals) = a_day_with_two_duplicates(&store).await;
+    let (p1, p3) = (&proposals[0], &proposals[1]);
+    let finance = common::ops::finance("finance-1");
+    let settings = settings();
+    let decide =
+        |id, approve| reconcile::decide(&store, &finance, id, approve, &settings, night_after());
+    assert_eq!(
+        store.balance(&account("A1")).await.unwrap(),
+        Some(Cents::new(-770))
+    );
+    assert_eq!(
+        store.balance(&account("A2")).await.unwrap(),
+        Some(Cents::new(-200))
+    );
+
+    // Finance first, then the kiosk: the kiosk's void is kept as evidence, moves nothing.
+    decide(p1.id, true).await.unwrap();
+    assert_eq!(
+        store.balance(&account("A1")).await.unwrap(),
+        Some(Cents::new(-385))
+    );
+    let p1_meal = k2.written[0].clone();
+    k2.write(lunch(200), void_of(&p1_meal));
+    // The kiosk first, then finance: the approval is refused, the proposal can be rejected.
+    let p3_meal = k2.written[1].clone();
+    k2.write(lunch(201), void_of(&p3_meal));
+    k2.upload(&store, lunch(240)).await;
+    assert_eq!(
+        store.balance(&account("A1")).await.unwrap(),
+        Some(Cents::new(-385))
+    );
+    assert_eq!(
+        store.balance(&account("A2")).await.unwrap(),
+        Some(Cents::new(-100))
+    );
+    let repeated: Vec<_> = store
+        .anomalies()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|anomaly| anomaly.reason == AnomalyReason::VoidRepeated)
+        .map(|anomaly| anomaly.seq.map(Seq::get))
+        .collect();
+    assert_eq!(repeated, vec![Some(4)]);
+    let refused = decide(p3.id, true).await.unwrap_err();
+    assert!(
+        refused.to_string().contains("voided at the kiosk"),
+        "{refused}"
+    );
+    assert_eq!(
+        store.balance(&account("A2")).await.unwrap(),
+        Some(Cents::new(-100))
+    );
+    assert_eq!(
+        decide(p3.id, false).await.unwrap().status,
+        VoidStatus::Rejected
+    );
+    assert_eq!(store.balance_mismatches().await.unwrap(), vec![]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_meal_is_credited_back_once_on_sqlite() {
+    let (_db, store) = Db::sqlite().await;
+    a_meal_is_credited_back_once_by_finance_or_the_kiosk(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_meal_is_credited_back_once_on_postgres() {
+    let (_db, store) = Db::postgres().await;
+    a_meal_is_credited_back_once_by_finance_or_the_kiosk(store).await;
+}
+
+/// A back-office with a finance user, over HTTP.
+async fn with_finance_user() -> (TestApp<backoffice::store::SqliteStore>, SqliteDb) {
+    let db = SqliteDb::new();
+    let store = db.open().await;
+    store
+        .add_user(
+            &User::new("compta", Role::Finance, None, PASSWORD).unwrap(),
+            registered_at(),
+        )
+        .await
+        .unwrap();
+    (TestApp::start(store).await, db)
+}
+
+/// The status of `GET /api/v1/kiosks` as `name` with `password`, from the local address
+/// `from` (the loopback has all of 127.0.0.0/8).
+async fn status_from(from: &str, app: &TestApp<impl Store>, name: &str, password: &str) -> u16 {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    let mut stream = socket.connect(app.address).await.unwrap();
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{name}:{password}"));
+    let request = format!(
+        "GET /api/v1/kiosks HTTP/1.1\r\nhost: canteen\r\nconnection: close\r\n\
+         authorization: Basic {token}\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|status| status.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {answer:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_guesses_are_held_to_the_lock_out_of_their_address_alone() {
+    let (app, _db) = with_finance_user().await;
+    let app = Arc::new(app);
+    let guesses: Vec<_> = (0..12)
+        .map(|guess| {
+            let app = Arc::clone(&app);
+            tokio::spawn(async move {
+                status_from(
+                    "127.0.0.1",
+                    &app,
+                    "compta",
+                    &format!("guess number {guess}"),
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for guess in guesses {
+        statuses.push(guess.await.unwrap());
+    }
+    statuses.sort_unstable();
+    let checked = statuses.iter().filter(|status| **status == 401).count();
+    assert!(checked <= 5, "{statuses:?}");
+    assert!(
+        statuses.iter().all(|status| [401, 429].contains(status)),
+        "{statuses:?}"
+    );
+    // The right password from the guessing address waits out the lock-out; from another
+    // address the user works as usual.
+    assert_eq!(
+        status_from("127.0.0.1", &app, "compta", PASSWORD).await,
+        429
+    );
+    assert_eq!(
+        status_from("127.0.0.2", &app, "compta", PASSWORD).await,
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_name_answers_as_late_as_a_known_one() {
+    let (app, _db) = with_finance_user().await;
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    for round in 0..3 {
+        let started = std::time::Instant::now();
+        assert_eq!(
+            status_from("127.0.0.1", &app, "compta", "not the password").await,
+            401
+        );
+        known.push(started.elapsed());
+        let started = std::time::Instant::now();
+        let stranger = format!("nobody-{round}");
+        assert_eq!(
+            status_from("127.0.0.1", &app, &stranger, "not the password").await,
+            401
+        );
+        unknown.push(started.elapsed());
+    }
+    known.sort();
+    unknown.sort();
+    // Medians, with room for a noisy machine: an unchecked name answers some 50 times sooner.
+    assert!(
+        unknown[1] * 3 >= known[1],
+        "unknown {unknown:?}, known {known:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_no_user_can_have_is_refused_and_never_stored() {
+    let (app, _db) = with_finance_user().await;
+    let overlong = "a".repeat(100_000);
+    for name in [overlong.as_str(), "compta\u{0}", "<script>", "compta\r\nx"] {
+        let reply = app
+            .request("GET", "/api/v1/kiosks", &[basic_as(name, "x")], b"")
+            .await;
+        assert_eq!(reply.status, 401, "{}", reply.text());
+    }
+    let since = proto::Timestamp::from_unix_ms(0).unwrap();
+    let mut transaction = app
+        .store
+        .begin(backoffice::store::Mode::Single)
+        .await
+        .unwrap();
+    for name in [overlong.as_str(), "<script>"] {
+        assert_eq!(
+            transaction
+                .failed_sign_ins(name, "127.0.0.1", since)
+                .await
+                .unwrap(),
+            0
+        );
+    }
+}
+
+fn basic_as(name: &str, password: &str) -> (&'static str, String) {
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{name}:{password}"));
+    ("authorization", format!("Basic {token}"))
 }

@@ -19,8 +19,9 @@ use serde::{Deserialize, Serialize};
 
 use super::Failure;
 use crate::manage::{self, Actor, accounts, people, sites};
+use crate::sign_in::{self, Attempt, SignIn};
 use crate::state::SharedApp;
-use crate::store::{Mode, PeopleRows, Store};
+use crate::store::Store;
 use crate::users::{Role, User};
 
 /// Every change answers with the snapshot version it made.
@@ -133,20 +134,25 @@ pub(super) async fn user_with<S: Store>(
         .and_then(|decoded| String::from_utf8(decoded).ok())
         .ok_or_else(unauthenticated)?;
     let (name, password) = credentials.split_once(':').ok_or_else(unauthenticated)?;
-    let Some(user) = app.store.begin(Mode::Single).await?.user(name).await? else {
-        return Err(unauthenticated());
+    let attempt = Attempt {
+        name: name.to_owned(),
+        password: password.to_owned(),
+        client: sign_in::client_of(headers),
     };
-    let password = password.to_owned();
-    // Argon2 is deliberately slow: keep it off the threads that serve requests.
-    let (user, verified) = tokio::task::spawn_blocking(move || {
-        let verified = user.verify_password(&password);
-        (user, verified)
-    })
-    .await
-    .map_err(|_| unavailable())?;
-    if !verified {
-        return Err(unauthenticated());
-    }
+    // Every role may sign in here; the role is judged below, so that a wrong role is a 403.
+    let user =
+        match sign_in::check_password(&app.store, attempt, &Role::ALL, app.clock.now()).await? {
+            SignIn::Known(user) => user,
+            SignIn::Failed => return Err(unauthenticated()),
+            SignIn::Locked => {
+                return Err(Failure::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    ErrorCode::Unauthenticated,
+                    "too many failed sign-ins under this name from here: try again in 15 minutes",
+                ));
+            }
+            SignIn::Busy => return Err(unavailable()),
+        };
     if !roles.contains(&user.role) {
         return Err(forbidden("your role may not do this"));
     }

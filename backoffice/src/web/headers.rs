@@ -16,7 +16,7 @@ pub const PRINT_HANDLER: &str = "window.print()";
 pub const CSV_FILE_HANDLER: &str =
     "const f=this.files[0];if(f){f.text().then(t=>{document.getElementById('csv').value=t;});}";
 
-/// The policy: nothing is loaded from anywhere, forms post only here, and the only script is
+/// The policy: nothing is loaded from elsewhere, forms post only here, and the only script is
 /// the handlers above, allowed by their hashes. Styles are embedded in each page.
 static CONTENT_SECURITY_POLICY: LazyLock<String> = LazyLock::new(|| {
     let hashes: Vec<String> = [PRINT_HANDLER, CSV_FILE_HANDLER]
@@ -29,7 +29,8 @@ static CONTENT_SECURITY_POLICY: LazyLock<String> = LazyLock::new(|| {
         .collect();
     format!(
         "default-src 'none'; script-src 'unsafe-hashes' {}; style-src 'unsafe-inline'; \
-         img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+         img-src 'self' data:; connect-src 'self'; form-action 'self'; \
+         frame-ancestors 'none'; base-uri 'none'",
         hashes.join(" ")
     )
 });

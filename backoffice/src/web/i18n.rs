@@ -83,7 +83,8 @@ messages! {
     SignIn => "Connexion", "Sign in", "Anmelden";
     SignOut => "Déconnexion", "Sign out", "Abmelden";
     SignInFailed => "Nom ou mot de passe incorrect.", "Wrong name or password.", "Falscher Name oder falsches Passwort.";
-    SignInLocked => "Trop d'échecs : ce compte est bloqué pendant 15 minutes.", "Too many failures: this account is locked for 15 minutes.", "Zu viele Fehlversuche: dieses Konto ist 15 Minuten gesperrt.";
+    SignInLocked => "Trop d'échecs depuis cet appareil : ce compte y est bloqué pendant 15 minutes.", "Too many failures from this device: this account is locked here for 15 minutes.", "Zu viele Fehlversuche von diesem Gerät: dieses Konto ist hier 15 Minuten gesperrt.";
+    SignInBusy => "Trop de connexions en même temps : réessayez dans un instant.", "Too many sign-ins at once: try again in a moment.", "Zu viele Anmeldungen gleichzeitig: versuchen Sie es gleich noch einmal.";
     UserName => "Nom d'utilisateur", "User name", "Benutzername";
     Password => "Mot de passe", "Password", "Passwort";
     NewPassword => "Nouveau mot de passe (facultatif)", "New password (optional)", "Neues Passwort (optional)";

@@ -231,10 +231,13 @@ pub async fn sign_in<S: Store>(
     if !same_secret(form.get(CSRF_FIELD), &expected) {
         return Err(PageError::new(lang, PageErrorKind::Csrf));
     }
-    let name = form.get("name").to_owned();
-    let password = form.get("password").to_owned();
+    let attempt = sign_in::Attempt {
+        name: form.get("name").to_owned(),
+        password: form.get("password").to_owned(),
+        client: sign_in::client_of(&headers),
+    };
     let now = app.clock.now();
-    let checked = sign_in::check_password(&app.store, &name, password, &PAGE_ROLES, now)
+    let checked = sign_in::check_password(&app.store, attempt, &PAGE_ROLES, now)
         .await
         .map_err(PageError::store(lang))?;
     let user = match checked {
@@ -253,6 +256,14 @@ pub async fn sign_in<S: Store>(
                 &headers,
                 Some(Msg::SignInFailed),
                 StatusCode::UNAUTHORIZED,
+            ));
+        }
+        SignIn::Busy => {
+            return Ok(sign_in_form(
+                lang,
+                &headers,
+                Some(Msg::SignInBusy),
+                StatusCode::SERVICE_UNAVAILABLE,
             ));
         }
     };

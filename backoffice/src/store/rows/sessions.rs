@@ -95,17 +95,19 @@ pub trait SessionRows: Sql {
         }
     }
 
-    /// Failed sign-ins under `name` since `since`.
+    /// The failed sign-ins under `name` from `client` since `since`.
     fn failed_sign_ins(
         &mut self,
         name: &str,
+        client: &str,
         since: Timestamp,
     ) -> impl Future<Output = Result<u32, StoreError>> + Send {
         async move {
             let count = one(self
                 .query(
-                    "SELECT COUNT(*) FROM sign_in_failures WHERE user_name = $1 AND at >= $2",
-                    values![name, since.unix_ms()],
+                    "SELECT COUNT(*) FROM sign_in_failures
+                     WHERE user_name = $1 AND client = $2 AND at >= $3",
+                    values![name, client, since.unix_ms()],
                     |row| row.int(0),
                 )
                 .await?)?;
@@ -113,10 +115,12 @@ pub trait SessionRows: Sql {
         }
     }
 
-    /// Counts a failed sign-in under `name`, forgetting failures before `forget_before`.
+    /// Counts a sign-in attempt under `name` from `client` as failed (until it succeeds),
+    /// forgetting failures before `forget_before`.
     fn insert_failed_sign_in(
         &mut self,
         name: &str,
+        client: &str,
         at: Timestamp,
         forget_before: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
@@ -127,8 +131,8 @@ pub trait SessionRows: Sql {
             )
             .await?;
             self.execute(
-                "INSERT INTO sign_in_failures (user_name, at) VALUES ($1, $2)",
-                values![name, at.unix_ms()],
+                "INSERT INTO sign_in_failures (user_name, client, at) VALUES ($1, $2, $3)",
+                values![name, client, at.unix_ms()],
             )
             .await
             .map(drop)
@@ -138,11 +142,12 @@ pub trait SessionRows: Sql {
     fn clear_failed_sign_ins(
         &mut self,
         name: &str,
+        client: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         async move {
             self.execute(
-                "DELETE FROM sign_in_failures WHERE user_name = $1",
-                values![name],
+                "DELETE FROM sign_in_failures WHERE user_name = $1 AND client = $2",
+                values![name, client],
             )
             .await
             .map(drop)
