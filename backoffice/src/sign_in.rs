@@ -106,7 +106,8 @@ pub async fn check_password<S: Store>(
     let Some(verified) = verified(user, password).await? else {
         return Ok(SignIn::Busy);
     };
-    let Some(user) = verified.filter(|user| roles.contains(&user.role)) else {
+    let admitted = |user: &User| !user.disabled && roles.contains(&user.role);
+    let Some(user) = verified.filter(admitted) else {
         tracing::warn!(user = name, client, "sign-in failed");
         return Ok(SignIn::Failed);
     };

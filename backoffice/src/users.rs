@@ -47,6 +47,8 @@ pub struct User {
     pub site: Option<SiteId>,
     /// Argon2id in PHC string form.
     pub password_hash: String,
+    /// Disabled by city IT: signs in no more, keeps their name on what they did.
+    pub disabled: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -85,6 +87,7 @@ impl User {
             role,
             site,
             password_hash: hash_secret(password)?,
+            disabled: false,
         })
     }
 

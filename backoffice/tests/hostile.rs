@@ -19,10 +19,11 @@ use common::Ops as _;
 
 use backoffice::clock::SystemClock;
 use backoffice::export::{self, ExportKind, Period};
-use backoffice::manage::Actor;
 use backoffice::manage::accounts::credit_payment;
+use backoffice::manage::{Actor, users};
 use backoffice::metrics::Metrics;
 use backoffice::reconcile;
+use backoffice::sign_in::{self, Attempt, SignIn};
 use backoffice::state::App;
 use backoffice::store::{AnomalyReason, ProposedVoid, SessionRows as _, Store, VoidStatus};
 use backoffice::users::{Role, User};
@@ -563,4 +564,86 @@ async fn a_name_no_user_can_have_is_refused_and_never_stored() {
 fn basic_as(name: &str, password: &str) -> (&'static str, String) {
     let token = base64::engine::general_purpose::STANDARD.encode(format!("{name}:{password}"));
     ("authorization", format!("Basic {token}"))
+}
+
+/// A password check of `name` from the test's address.
+async fn sign_in_as(store: &impl Store, name: &str, password: &str) -> SignIn {
+    let attempt = Attempt {
+        name: name.to_owned(),
+        password: password.to_owned(),
+        client: "192.0.2.7".to_owned(),
+    };
+    sign_in::check_password(store, attempt, &Role::ALL, at(0))
+        .await
+        .unwrap()
+}
+
+/// Whoever knew an old password, or a user city IT disabled, is signed out at once.
+async fn sessions_end_with_a_new_password_or_a_disabled_user(store: impl Store) {
+    let admin = common::ops::operator();
+    for name in ["compta", "martin"] {
+        let user = User::new(name, Role::Finance, None, PASSWORD).unwrap();
+        store.add_user(&user, registered_at()).await.unwrap();
+    }
+    let session_of = |name: &'static str| {
+        let store = store.clone();
+        async move {
+            let user = store.user(name).await.unwrap().unwrap();
+            sign_in::open_session(&store, &user, at(0)).await.unwrap().0
+        }
+    };
+    let is_open = |token: String| {
+        let store = store.clone();
+        async move {
+            sign_in::session(&store, &token, at(1))
+                .await
+                .unwrap()
+                .is_some()
+        }
+    };
+    let (compta, martin) = (session_of("compta").await, session_of("martin").await);
+    assert!(is_open(compta.clone()).await && is_open(martin.clone()).await);
+
+    // A new password for compta: compta's sessions end, martin's stay.
+    let renewed = User::new("compta", Role::Finance, None, "another long password").unwrap();
+    users::update(&store, &admin, &renewed).await.unwrap();
+    assert!(!is_open(compta).await);
+    assert!(is_open(martin.clone()).await);
+    assert!(matches!(
+        sign_in_as(&store, "compta", PASSWORD).await,
+        SignIn::Failed
+    ));
+
+    // Martin disabled: the session ends and the right password no longer signs in.
+    users::set_disabled(&store, &admin, "martin", true, at(2))
+        .await
+        .unwrap();
+    assert!(!is_open(martin).await);
+    assert!(matches!(
+        sign_in_as(&store, "martin", PASSWORD).await,
+        SignIn::Failed
+    ));
+    assert!(store.user("martin").await.unwrap().unwrap().disabled);
+    users::set_disabled(&store, &admin, "martin", false, at(3))
+        .await
+        .unwrap();
+    assert!(matches!(
+        sign_in_as(&store, "martin", PASSWORD).await,
+        SignIn::Known(_)
+    ));
+    // City IT cannot lock themselves out.
+    let refused = users::set_disabled(&store, &admin, &admin.name, true, at(4)).await;
+    assert!(refused.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_end_with_a_new_password_or_a_disabled_user_on_sqlite() {
+    let (_db, store) = Db::sqlite().await;
+    sessions_end_with_a_new_password_or_a_disabled_user(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_end_with_a_new_password_or_a_disabled_user_on_postgres() {
+    let (_db, store) = Db::postgres().await;
+    sessions_end_with_a_new_password_or_a_disabled_user(store).await;
 }

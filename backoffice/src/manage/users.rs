@@ -3,7 +3,7 @@
 use proto::Timestamp;
 
 use super::{ADMIN, Actor, ManageError};
-use crate::store::{Mode, PeopleRows, Store, finish};
+use crate::store::{Mode, PeopleRows, SessionRows, Store, StoreError, Transaction, finish};
 use crate::users::User;
 
 /// Adds a user (its password already hashed by [`User::new`]).
@@ -19,11 +19,53 @@ pub async fn add<S: Store>(
     Ok(finish(transaction, result).await?)
 }
 
-/// Changes an existing user's role, site and password hash.
+/// Changes an existing user's role, site and password hash. A new password ends every session
+/// the user had open: whoever knew the old one is signed out.
 pub async fn update<S: Store>(store: &S, actor: &Actor, user: &User) -> Result<(), ManageError> {
     actor.require(ADMIN)?;
     let mut transaction = store.begin(Mode::Write).await?;
-    let result = transaction.update_user(user).await;
+    let result = update_in(&mut transaction, user).await;
+    Ok(finish(transaction, result).await?)
+}
+
+async fn update_in<X: Transaction>(transaction: &mut X, user: &User) -> Result<(), StoreError> {
+    let stored = transaction
+        .user(&user.name)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            what: "user",
+            id: user.name.clone(),
+        })?;
+    transaction.update_user(user).await?;
+    if stored.password_hash != user.password_hash {
+        transaction.delete_web_sessions_of(&user.name).await?;
+    }
+    Ok(())
+}
+
+/// Disables a user from `at` on (their sessions end, they sign in no more; what they did keeps
+/// their name), or enables them again. City IT cannot disable themselves.
+pub async fn set_disabled<S: Store>(
+    store: &S,
+    actor: &Actor,
+    name: &str,
+    disabled: bool,
+    at: Timestamp,
+) -> Result<(), ManageError> {
+    actor.require(ADMIN)?;
+    if disabled && name == actor.name {
+        return Err(ManageError::Invalid(
+            "you cannot disable yourself: ask another administrator".to_owned(),
+        ));
+    }
+    let mut transaction = store.begin(Mode::Write).await?;
+    let result = async {
+        transaction
+            .set_user_disabled(name, disabled.then_some(at))
+            .await?;
+        transaction.delete_web_sessions_of(name).await
+    }
+    .await;
     Ok(finish(transaction, result).await?)
 }
 

@@ -112,7 +112,7 @@ const SQLITE_MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0004_reconciliations.sql"),
     include_str!("../../migrations/sqlite/0005_web_sessions_and_meal_days.sql"),
     include_str!("../../migrations/sqlite/0006_meals.sql"),
-    include_str!("../../migrations/sqlite/0007_sign_in_failures_by_client.sql"),
+    include_str!("../../migrations/sqlite/0007_sign_ins_by_client_and_disabled_users.sql"),
 ];
 
 const POSTGRES_MIGRATIONS: &[&str] = &[
@@ -123,7 +123,7 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0005_web_sessions_and_meal_days.sql"),
     include_str!("../../migrations/postgres/0006_meals.sql"),
     include_str!("../../migrations/postgres/0007_statement_checks.sql"),
-    include_str!("../../migrations/postgres/0008_sign_in_failures_by_client.sql"),
+    include_str!("../../migrations/postgres/0008_sign_ins_by_client_and_disabled_users.sql"),
 ];
 
 /// Any number, the same in every instance: serializes migrations of one PostgreSQL database.

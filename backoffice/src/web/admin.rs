@@ -200,6 +200,36 @@ pub async fn revoke<S: Store>(
     Ok(see_other("/admin/devices?done=revoked"))
 }
 
+/// `POST /admin/users/{name}/disabled`: `disabled=true` disables the user (their sessions end),
+/// `disabled=false` lets them sign in again.
+pub async fn set_user_disabled<S: Store>(
+    State(app): State<SharedApp<S>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> PageResult {
+    let viewer = viewer(&app, &headers, ROLES).await?;
+    let lang = viewer.lang;
+    let form = checked_form(&viewer, &body)?;
+    let disabled = form.get("disabled") == "true";
+    users::set_disabled(
+        &app.store,
+        &viewer.actor(),
+        &name,
+        disabled,
+        app.clock.now(),
+    )
+    .await
+    .map_err(PageError::manage(lang))?;
+    tracing::info!(
+        user = name,
+        disabled,
+        by = viewer.user.name,
+        "user access changed from the web pages"
+    );
+    Ok(see_other("/admin/users?done=saved"))
+}
+
 /// `GET /admin/users`.
 pub async fn users<S: Store>(
     State(app): State<SharedApp<S>>,
@@ -268,12 +298,32 @@ fn users_table(viewer: &Viewer, users: &[User]) -> Markup {
             tbody {
                 @for user in users {
                     tr {
-                        th scope="row" { (user.name) }
-                        td { (user_form(viewer, user)) }
+                        th scope="row" {
+                            (user.name)
+                            @if user.disabled { " (" (Msg::UserDisabled.text(lang)) ")" }
+                        }
+                        td { (user_form(viewer, user)) (access_form(viewer, user)) }
                     }
                 }
             }
         } }
+    }
+}
+
+/// The button that disables a user, or enables a disabled one.
+fn access_form(viewer: &Viewer, user: &User) -> Markup {
+    let lang = viewer.lang;
+    let (value, label) = if user.disabled {
+        ("false", Msg::EnableUser)
+    } else {
+        ("true", Msg::DisableUser)
+    };
+    html! {
+        form.inline method="post" action={ "/admin/users/" (user.name) "/disabled" } {
+            (csrf(viewer))
+            input type="hidden" name="disabled" value=(value);
+            button type="submit" { (label.text(lang)) }
+        }
     }
 }
 

@@ -149,6 +149,9 @@ messages! {
     DietaryFlags => "Régimes alimentaires", "Dietary flags", "Ernährungshinweise";
     DietaryHelp => "séparés par des virgules, par ex. sans_porc, allergie_arachide", "separated by commas, e.g. no_pork, peanut_allergy", "durch Kommas getrennt, z. B. kein_schwein, erdnussallergie";
     Save => "Enregistrer", "Save", "Speichern";
+    DisableUser => "Désactiver", "Disable", "Deaktivieren";
+    EnableUser => "Réactiver", "Enable", "Reaktivieren";
+    UserDisabled => "désactivé", "disabled", "deaktiviert";
     History => "Derniers mouvements", "Recent movements", "Letzte Buchungen";
     NoHistory => "Aucun mouvement.", "No movement yet.", "Noch keine Buchung.";
     When => "Date", "When", "Zeitpunkt";

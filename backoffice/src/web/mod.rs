@@ -164,6 +164,11 @@ fn admin_routes<S: Store>() -> Vec<Route<S>> {
             "/admin/users/{name}",
             post(admin::update_user::<S>),
         ),
+        (
+            Method::POST,
+            "/admin/users/{name}/disabled",
+            post(admin::set_user_disabled::<S>),
+        ),
         (Method::GET, "/admin/sites/{site}", get(admin::site::<S>)),
         (
             Method::POST,

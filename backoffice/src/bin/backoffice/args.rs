@@ -280,6 +280,21 @@ pub enum UserCommand {
         #[arg(long)]
         site: Option<String>,
     },
+    /// Set a user's password, read from the first line of standard input; their sessions end.
+    Password {
+        #[arg(long)]
+        name: String,
+    },
+    /// Disable a user: their sessions end and they sign in no more.
+    Disable {
+        #[arg(long)]
+        name: String,
+    },
+    /// Let a disabled user sign in again.
+    Enable {
+        #[arg(long)]
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

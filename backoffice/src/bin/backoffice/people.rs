@@ -60,18 +60,43 @@ pub async fn device<S: Store>(
 pub async fn user<S: Store>(
     store: &S,
     actor: &Actor,
-    UserCommand::Add { name, role, site }: UserCommand,
+    command: UserCommand,
     now: Timestamp,
 ) -> anyhow::Result<()> {
-    let role = Role::parse(&role)
-        .with_context(|| format!("--role {role}: expected staff, finance, admin or payments"))?;
-    let site = site
-        .map(|site| SiteId::parse(&site).context("--site"))
-        .transpose()?;
-    let password = first_line("the password")?;
-    let user = User::new(&name, role, site, &password)?;
-    users::add(store, actor, &user, now).await?;
-    println!("user {name} added with role {}", role.as_str());
+    match command {
+        UserCommand::Add { name, role, site } => {
+            let role = Role::parse(&role).with_context(|| {
+                format!("--role {role}: expected staff, finance, admin or payments")
+            })?;
+            let site = site
+                .map(|site| SiteId::parse(&site).context("--site"))
+                .transpose()?;
+            let password = first_line("the password")?;
+            let user = User::new(&name, role, site, &password)?;
+            users::add(store, actor, &user, now).await?;
+            println!("user {name} added with role {}", role.as_str());
+        }
+        UserCommand::Password { name } => {
+            let stored = users::get(store, actor, &name)
+                .await?
+                .with_context(|| format!("no user {name}"))?;
+            let password = first_line("the password")?;
+            let user = User {
+                disabled: stored.disabled,
+                ..User::new(&name, stored.role, stored.site, &password)?
+            };
+            users::update(store, actor, &user).await?;
+            println!("password of {name} changed; their sessions ended");
+        }
+        UserCommand::Disable { name } => {
+            users::set_disabled(store, actor, &name, true, now).await?;
+            println!("user {name} disabled; their sessions ended");
+        }
+        UserCommand::Enable { name } => {
+            users::set_disabled(store, actor, &name, false, now).await?;
+            println!("user {name} enabled");
+        }
+    }
     Ok(())
 }
 

@@ -672,6 +672,23 @@ pub trait PeopleRows: Sql {
         }
     }
 
+    /// Disables a user from `at` on, or enables them again (`None`).
+    fn set_user_disabled(
+        &mut self,
+        name: &str,
+        at: Option<Timestamp>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move {
+            let changed = self
+                .execute(
+                    "UPDATE users SET disabled_at = $1 WHERE name = $2",
+                    values![at.map(Timestamp::unix_ms), name],
+                )
+                .await?;
+            found(changed, "user", name)
+        }
+    }
+
     /// Changes an existing user's role, site and password hash.
     fn update_user(&mut self, user: &User) -> impl Future<Output = Result<(), StoreError>> + Send {
         async move {
@@ -697,7 +714,7 @@ pub trait PeopleRows: Sql {
         async move {
             let rows = self
                 .query(
-                    "SELECT name, role, site, password_hash FROM users WHERE name = $1",
+                    "SELECT name, role, site, password_hash, disabled_at FROM users WHERE name = $1",
                     values![name],
                     read_user,
                 )
@@ -709,7 +726,7 @@ pub trait PeopleRows: Sql {
     /// Every back-office user, by name.
     fn users(&mut self) -> impl Future<Output = Result<Vec<User>, StoreError>> + Send {
         self.query(
-            "SELECT name, role, site, password_hash FROM users ORDER BY name",
+            "SELECT name, role, site, password_hash, disabled_at FROM users ORDER BY name",
             Vec::new(),
             read_user,
         )
@@ -763,6 +780,7 @@ pub(super) fn read_user(row: &dyn Row) -> Result<User, StoreError> {
         role: Role::parse(&role).ok_or_else(|| corrupt("role", &role))?,
         site: row.opt_text(2)?.map(|site| parse_site(&site)).transpose()?,
         password_hash: row.text(3)?,
+        disabled: row.opt_int(4)?.is_some(),
     })
 }
 

@@ -59,18 +59,18 @@ pub trait SessionRows: Sql {
         async move {
             let rows = self
                 .query(
-                    "SELECT u.name, u.role, u.site, u.password_hash, s.token_hash, s.csrf,
-                            s.expires_at
+                    "SELECT u.name, u.role, u.site, u.password_hash, u.disabled_at, s.token_hash,
+                            s.csrf, s.expires_at
                      FROM web_sessions s JOIN users u ON u.name = s.user_name
-                     WHERE s.token_hash = $1 AND s.expires_at > $2",
+                     WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.disabled_at IS NULL",
                     values![token_hash.as_bytes().as_slice(), now.unix_ms()],
                     |row| {
                         let user = super::people::read_user(row)?;
                         let session = WebSession {
-                            token_hash: parse_digest(&row.bytes(4)?)?,
+                            token_hash: parse_digest(&row.bytes(5)?)?,
                             user: user.name.clone(),
-                            csrf: row.text(5)?,
-                            expires_at: parse_timestamp(row.int(6)?)?,
+                            csrf: row.text(6)?,
+                            expires_at: parse_timestamp(row.int(7)?)?,
                         };
                         Ok((session, user))
                     },
@@ -89,6 +89,21 @@ pub trait SessionRows: Sql {
             self.execute(
                 "DELETE FROM web_sessions WHERE token_hash = $1",
                 values![token_hash.as_bytes().as_slice()],
+            )
+            .await
+            .map(drop)
+        }
+    }
+
+    /// Ends every session of `user`.
+    fn delete_web_sessions_of(
+        &mut self,
+        user: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move {
+            self.execute(
+                "DELETE FROM web_sessions WHERE user_name = $1",
+                values![user],
             )
             .await
             .map(drop)
