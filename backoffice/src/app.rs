@@ -36,6 +36,9 @@ pub struct ServeOptions {
     /// The time zone finance reconciles service days in.
     pub finance: crate::reconcile::Settings,
     pub clock: SharedClock,
+    /// The bearer token `/metrics` asks of a scraper on another machine; without one, only
+    /// this machine may read it.
+    pub metrics_token: Option<String>,
 }
 
 impl Default for ServeOptions {
@@ -44,6 +47,7 @@ impl Default for ServeOptions {
             tls: None,
             finance: crate::reconcile::Settings::default(),
             clock: SystemClock::shared(),
+            metrics_token: None,
         }
     }
 }
@@ -90,6 +94,7 @@ pub async fn serve<S: Store>(
         metrics: Metrics::default(),
         finance: options.finance,
         clock: options.clock,
+        metrics_token: options.metrics_token,
     });
     let service = router(app).into_make_service_with_connect_info::<ClientAddress>();
     match options.tls {

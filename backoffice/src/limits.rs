@@ -72,6 +72,9 @@ pub const PASSWORD_CHECK_WAIT_MS: u64 = 5_000;
 /// How long failed sign-ins count against a name.
 pub const SIGN_IN_LOCK_MS: i64 = 15 * 60 * 1_000;
 
+/// Characters of the bearer token Prometheus sends for `/metrics`, at the least.
+pub const METRICS_TOKEN_CHARS_MIN: usize = 32;
+
 /// Characters of a search typed by staff.
 pub const SEARCH_CHARS_MAX: usize = 64;
 

@@ -15,6 +15,8 @@ pub struct App<S> {
     pub finance: Settings,
     /// Where every handler reads "now".
     pub clock: SharedClock,
+    /// The bearer token `/metrics` asks of a scraper on another machine.
+    pub metrics_token: Option<String>,
 }
 
 /// Cheap to clone: handlers get one each.

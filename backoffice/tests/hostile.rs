@@ -14,9 +14,11 @@ use base64::Engine as _;
 use testkit as common;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tower::ServiceExt as _;
 
 use common::Ops as _;
 
+use backoffice::app::ClientAddress;
 use backoffice::clock::SystemClock;
 use backoffice::export::{self, ExportKind, Period};
 use backoffice::manage::accounts::credit_payment;
@@ -165,6 +167,7 @@ async fn serve_with_a_panicking_route() -> std::net::SocketAddr {
         metrics: Metrics::default(),
         finance: settings(),
         clock: SystemClock::shared(),
+        metrics_token: None,
     });
     // The database file lives as long as the test process: the service outlives this function.
     std::mem::forget(db);
@@ -646,4 +649,60 @@ async fn sessions_end_with_a_new_password_or_a_disabled_user_on_sqlite() {
 async fn sessions_end_with_a_new_password_or_a_disabled_user_on_postgres() {
     let (_db, store) = Db::postgres().await;
     sessions_end_with_a_new_password_or_a_disabled_user(store).await;
+}
+
+type Headers<'a> = Vec<(&'a str, &'a str)>;
+
+/// The status of `GET /metrics` from `from`, with `headers`.
+async fn metrics_status(router: Router, from: &str, headers: &[(&str, &str)]) -> u16 {
+    let mut request = axum::http::Request::get("/metrics");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let mut request = request.body(axum::body::Body::empty()).unwrap();
+    let from = ClientAddress(from.parse().unwrap());
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(from));
+    router.oneshot(request).await.unwrap().status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_answer_this_machine_or_the_scrapers_token_only() {
+    const TOKEN: &str = "a-token-of-at-least-thirty-two-characters";
+    let db = SqliteDb::new();
+    let app = Arc::new(App {
+        store: db.open().await,
+        metrics: Metrics::default(),
+        finance: settings(),
+        clock: SystemClock::shared(),
+        metrics_token: Some(TOKEN.to_owned()),
+    });
+    let router = backoffice::app::router(app);
+    let bearer = format!("Bearer {TOKEN}");
+    let cases: [(&str, Headers<'_>, u16); 6] = [
+        ("127.0.0.1:40000", vec![], 200),
+        ("[::1]:40000", vec![], 200),
+        ("192.0.2.10:40000", vec![], 401),
+        (
+            "192.0.2.10:40000",
+            vec![("authorization", "Bearer wrong")],
+            401,
+        ),
+        // The client address is the connection's: a header claiming loopback changes nothing.
+        (
+            "192.0.2.10:40000",
+            vec![("x-canteen-client", "127.0.0.1")],
+            401,
+        ),
+        (
+            "192.0.2.10:40000",
+            vec![("authorization", bearer.as_str())],
+            200,
+        ),
+    ];
+    for (from, headers, expected) in cases {
+        let status = metrics_status(router.clone(), from, &headers).await;
+        assert_eq!(status, expected, "{from} {headers:?}");
+    }
 }

@@ -12,7 +12,7 @@ pub mod tls;
 pub mod transfer;
 
 use axum::extract::State;
-use axum::http::{Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post, put};
 use proto::api::{ApiError, ErrorCode};
@@ -277,15 +277,40 @@ async fn healthz<S: Store>(State(app): State<SharedApp<S>>) -> Result<&'static s
     Ok("ok\n")
 }
 
-/// `GET /metrics`: Prometheus' text format.
-async fn metrics<S: Store>(State(app): State<SharedApp<S>>) -> impl IntoResponse {
-    (
+/// `GET /metrics`: Prometheus' text format, for a scraper on this machine, or one that sends
+/// the configured bearer token.
+async fn metrics<S: Store>(
+    State(app): State<SharedApp<S>>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, Failure> {
+    let local = crate::sign_in::client_of(&headers)
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|address| address.is_loopback());
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    let token_matches = match (&app.metrics_token, bearer) {
+        // Compared as digests: the time a comparison takes says nothing of the token.
+        (Some(expected), Some(sent)) => {
+            proto::Digest::of(expected.as_bytes()) == proto::Digest::of(sent.as_bytes())
+        }
+        _ => false,
+    };
+    if !local && !token_matches {
+        return Err(Failure::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthenticated,
+            "metrics need the bearer token configured with --metrics-token-file",
+        ));
+    }
+    Ok((
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
         app.metrics.render(),
-    )
+    ))
 }
 
 /// Any other path.

@@ -1,11 +1,13 @@
 //! `backoffice serve`: the HTTP API and the pages until SIGINT or SIGTERM, and the nightly
 //! reconciliation of the previous day.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use backoffice::app::ServeOptions;
 use backoffice::clock::SharedClock;
+use backoffice::limits::METRICS_TOKEN_CHARS_MIN;
 use backoffice::manage::Actor;
 use backoffice::reconcile::{self, Settings};
 use backoffice::store::Store;
@@ -33,6 +35,10 @@ pub async fn serve<S: Store>(
         }
         _ => None,
     };
+    let metrics_token = match &command.metrics_token_file {
+        Some(path) => Some(metrics_token(path)?),
+        None => None,
+    };
     let listener = TcpListener::bind(command.listen)
         .await
         .with_context(|| format!("listening on {}", command.listen))?;
@@ -51,10 +57,24 @@ pub async fn serve<S: Store>(
         tls,
         finance,
         clock,
+        metrics_token,
     };
     backoffice::app::serve(store, listener, options, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The token of `path`'s first line; one shorter than [`METRICS_TOKEN_CHARS_MIN`] is refused.
+fn metrics_token(path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("--metrics-token-file {}", path.display()))?;
+    let token = text.lines().next().unwrap_or_default().trim().to_owned();
+    anyhow::ensure!(
+        token.chars().count() >= METRICS_TOKEN_CHARS_MIN,
+        "--metrics-token-file {}: the token must have at least {METRICS_TOKEN_CHARS_MIN} characters",
+        path.display()
+    );
+    Ok(token)
 }
 
 /// Reconciles the previous day every night at `at` (in the time zone of `settings`), for all
