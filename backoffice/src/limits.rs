@@ -75,6 +75,13 @@ pub const SIGN_IN_LOCK_MS: i64 = 15 * 60 * 1_000;
 /// Characters of the bearer token Prometheus sends for `/metrics`, at the least.
 pub const METRICS_TOKEN_CHARS_MIN: usize = 32;
 
+/// A day, for budgets counted over the last one.
+pub const DAY_MS: i64 = 24 * 60 * 60 * 1_000;
+
+/// Anomalies kept of one kiosk within a [`DAY_MS`]; beyond, an upload's anomalies are dropped
+/// and counted (`canteen_anomalies_dropped_total`, an alert), its records still stored.
+pub const ANOMALIES_PER_KIOSK_PER_DAY_MAX: u64 = 1_000;
+
 /// Characters of a search typed by staff.
 pub const SEARCH_CHARS_MAX: usize = 64;
 

@@ -26,6 +26,7 @@ struct Inner {
     records_stored: u64,
     records_duplicate: u64,
     records_quarantined: u64,
+    anomalies_dropped: BTreeMap<DeviceId, u64>,
     refusals: BTreeMap<&'static str, u64>,
     kiosk_last_seen_ms: BTreeMap<DeviceId, i64>,
 }
@@ -53,6 +54,10 @@ impl Metrics {
             inner.records_stored += u64::from(outcome.stored);
             inner.records_duplicate += u64::from(outcome.duplicates);
             inner.records_quarantined += u64::from(outcome.quarantined);
+            if outcome.anomalies_dropped > 0 {
+                *inner.anomalies_dropped.entry(device.clone()).or_default() +=
+                    u64::from(outcome.anomalies_dropped);
+            }
             inner
                 .kiosk_last_seen_ms
                 .insert(device.clone(), at.unix_ms());
@@ -157,6 +162,18 @@ impl Inner {
                 "canteen_kiosk_last_seen_seconds{{device=\"{device}\"}} {}.{:03}",
                 unix_ms.div_euclid(1_000),
                 unix_ms.rem_euclid(1_000)
+            )?;
+        }
+        header(
+            out,
+            "canteen_anomalies_dropped_total",
+            "counter",
+            "Anomalies not kept because the kiosk used up its budget of the last day.",
+        )?;
+        for (device, count) in &self.anomalies_dropped {
+            writeln!(
+                out,
+                "canteen_anomalies_dropped_total{{device=\"{device}\"}} {count}"
             )?;
         }
         Ok(())

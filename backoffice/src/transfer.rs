@@ -141,6 +141,7 @@ pub async fn ingest<S: Store>(
             stored,
             duplicates,
             quarantined,
+            anomalies_dropped: _,
         } = crate::ingest::ingest(store, &device, records, received_at).await?;
         total.acknowledged = acknowledged;
         total.stored += stored;

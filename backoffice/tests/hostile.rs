@@ -706,3 +706,41 @@ async fn metrics_answer_this_machine_or_the_scrapers_token_only() {
         assert_eq!(status, expected, "{from} {headers:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kiosk_sending_junk_fills_its_anomaly_budget_and_no_more() {
+    use proto::limits::UPLOAD_BATCH_RECORDS_MAX;
+    let budget = usize::try_from(backoffice::limits::ANOMALIES_PER_KIOSK_PER_DAY_MAX).unwrap();
+    let db = SqliteDb::new();
+    let store = db.open().await;
+    let mut kiosk = Kiosk::new("kiosk-jaures-1", 1);
+    store
+        .add_device(kiosk.device.clone(), registered_at())
+        .await
+        .unwrap();
+    // Meals of an account that does not exist: each record is stored and is an anomaly.
+    let sent = budget + 120;
+    for _ in 0..sent {
+        kiosk.write(common::fixtures::meal("NOBODY", 385));
+    }
+    let app = TestApp::start(store).await;
+    let mut uploaded = 0;
+    for from in (1..=sent).step_by(UPLOAD_BATCH_RECORDS_MAX) {
+        let to = (from + UPLOAD_BATCH_RECORDS_MAX - 1).min(sent);
+        let records = kiosk.signed(u64::try_from(from).unwrap(), u64::try_from(to).unwrap());
+        let reply = app.upload(&kiosk, records).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        uploaded += to + 1 - from;
+    }
+    assert_eq!(uploaded, sent);
+    assert_eq!(
+        app.store.records(&kiosk.device.id).await.unwrap().len(),
+        sent
+    );
+    assert_eq!(app.store.anomalies().await.unwrap().len(), budget);
+    let metrics = app.get("/metrics").await.text();
+    assert!(
+        metrics.contains("canteen_anomalies_dropped_total{device=\"kiosk-jaures-1\"} 120"),
+        "{metrics}"
+    );
+}

@@ -176,6 +176,7 @@ async fn check(
             stored: upload.stored,
             duplicates: upload.duplicates,
             quarantined: upload.quarantined,
+            anomalies_dropped: 0,
         };
         assert_eq!(outcome, expected, "upload #{number}");
     }

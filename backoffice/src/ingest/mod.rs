@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use proto::api::KioskReport;
 use proto::{CheckedRecord, DeviceId, PublicKey, Record, RecordBody, Seq, SignedRecord, Timestamp};
 
+use crate::limits::{ANOMALIES_PER_KIOSK_PER_DAY_MAX, DAY_MS};
 use crate::store::rows::chain::{AnomalyReason, HeldGap};
 use crate::store::{
     Anomaly, ChainRows, Device, DeviceRows, Mode, NewAnomaly, Stamp, Store, StoreError,
@@ -26,6 +27,9 @@ pub struct IngestOutcome {
     pub stored: u32,
     pub duplicates: u32,
     pub quarantined: u32,
+    /// Anomalies of this upload not kept: the kiosk had used up its
+    /// [`ANOMALIES_PER_KIOSK_PER_DAY_MAX`] (an alert fires on it).
+    pub anomalies_dropped: u32,
 }
 
 /// Verifies a batch of a kiosk's records against its stored chain and stores each exactly
@@ -94,6 +98,7 @@ async fn ingest_in<X: Transaction>(
         .await?;
     let mut anomalies = moved_nothing(&plan.append, &after.anomalies)?;
     anomalies.extend(plan.quarantine.iter().cloned());
+    let anomalies_dropped = within_budget(transaction, id, &mut anomalies, received_at).await?;
     transaction
         .insert_anomalies(id, &anomalies, received_at)
         .await?;
@@ -119,7 +124,40 @@ async fn ingest_in<X: Transaction>(
             .take_version(&[Stamp::Accounts(accounts)])
             .await?;
     }
-    Ok(outcome(&plan))
+    Ok(IngestOutcome {
+        anomalies_dropped,
+        ..outcome(&plan)
+    })
+}
+
+/// Keeps of `anomalies` what fits in the kiosk's budget of the last day, and says how many it
+/// dropped: a kiosk that sends junk without end (a stolen key, a broken build) cannot fill
+/// the database, while its records still move money and the drop is counted for an alert.
+async fn within_budget<X: Transaction>(
+    transaction: &mut X,
+    device: &DeviceId,
+    anomalies: &mut Vec<NewAnomaly>,
+    received_at: Timestamp,
+) -> Result<u32, StoreError> {
+    if anomalies.is_empty() {
+        return Ok(0);
+    }
+    let day_before = Timestamp::from_unix_ms(received_at.unix_ms().saturating_sub(DAY_MS))
+        .map_err(|error| StoreError::Unavailable(error.to_string()))?;
+    let kept = transaction.anomalies_since(device, day_before).await?;
+    let room =
+        usize::try_from(ANOMALIES_PER_KIOSK_PER_DAY_MAX.saturating_sub(kept)).unwrap_or(usize::MAX);
+    if anomalies.len() <= room {
+        return Ok(0);
+    }
+    let dropped = anomalies.split_off(room);
+    tracing::error!(
+        device = %device,
+        dropped = dropped.len(),
+        budget = ANOMALIES_PER_KIOSK_PER_DAY_MAX,
+        "a kiosk's anomalies of the last day are over budget: those of this upload are dropped"
+    );
+    Ok(count(dropped.len()))
 }
 
 /// Reads what the batch's effects touch: the accounts it names (their rows held to the
@@ -220,6 +258,7 @@ fn outcome(plan: &IngestPlan) -> IngestOutcome {
         stored: count(plan.append.len()),
         duplicates: plan.duplicates,
         quarantined: count(plan.quarantine.len()),
+        anomalies_dropped: 0,
     }
 }
 

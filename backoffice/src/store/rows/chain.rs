@@ -574,6 +574,24 @@ pub trait ChainRows: Sql {
 
     /// Keeps refused records as evidence; the same record refused again for the same reason is
     /// kept once.
+    /// How many anomalies of `device` were kept since `since`.
+    fn anomalies_since(
+        &mut self,
+        device: &DeviceId,
+        since: Timestamp,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        async move {
+            let count = one(self
+                .query(
+                    "SELECT COUNT(*) FROM anomalies WHERE device = $1 AND received_at >= $2",
+                    values![device.as_str(), since.unix_ms()],
+                    |row| row.int(0),
+                )
+                .await?)?;
+            Ok(u64::try_from(count).unwrap_or(0))
+        }
+    }
+
     fn insert_anomalies(
         &mut self,
         device: &DeviceId,
