@@ -82,6 +82,9 @@ pub const DAY_MS: i64 = 24 * 60 * 60 * 1_000;
 /// and counted (`canteen_anomalies_dropped_total`, an alert), its records still stored.
 pub const ANOMALIES_PER_KIOSK_PER_DAY_MAX: u64 = 1_000;
 
+/// Days an API token lasts at the most: a year and a day, renewed by city IT.
+pub const API_TOKEN_DAYS_MAX: i64 = 366;
+
 /// Characters of a search typed by staff.
 pub const SEARCH_CHARS_MAX: usize = 64;
 

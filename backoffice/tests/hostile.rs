@@ -22,7 +22,7 @@ use backoffice::app::ClientAddress;
 use backoffice::clock::SystemClock;
 use backoffice::export::{self, ExportKind, Period};
 use backoffice::manage::accounts::credit_payment;
-use backoffice::manage::{Actor, users};
+use backoffice::manage::{Actor, tokens, users};
 use backoffice::metrics::Metrics;
 use backoffice::reconcile;
 use backoffice::sign_in::{self, Attempt, SignIn};
@@ -743,4 +743,103 @@ async fn a_kiosk_sending_junk_fills_its_anomaly_budget_and_no_more() {
         metrics.contains("canteen_anomalies_dropped_total{device=\"kiosk-jaures-1\"} 120"),
         "{metrics}"
     );
+}
+
+/// Makes a token as city IT, now on `app`'s clock.
+async fn token_for(
+    app: &TestApp<impl Store>,
+    name: &str,
+    role: Role,
+    site: Option<&str>,
+    days: i64,
+) -> String {
+    let new = tokens::NewToken {
+        name: name.to_owned(),
+        role,
+        site: site.map(|site| proto::SiteId::parse(site).unwrap()),
+        days,
+    };
+    let admin = common::ops::operator();
+    tokens::create(&app.store, &admin, new, app.clock.now())
+        .await
+        .unwrap()
+        .0
+}
+
+fn bearer(token: &str) -> (&'static str, String) {
+    ("authorization", format!("Bearer {token}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn machine_clients_use_tokens_that_expire_and_can_be_revoked() {
+    let db = SqliteDb::new();
+    let store = db.open().await;
+    populate(&store).await;
+    let app = TestApp::start(store).await;
+    let provider = token_for(&app, "provider", Role::Payments, None, 30).await;
+    let script = token_for(&app, "jaures-script", Role::Staff, Some("jaures"), 1).await;
+    let payment = |reference: &str| {
+        serde_json::json!({"reference": reference, "account": "A1", "amount": 1000}).to_string()
+    };
+    let pay = |token: String, reference: &'static str| {
+        let app = &app;
+        let body = payment(reference);
+        async move {
+            app.request(
+                "POST",
+                "/api/v1/payments",
+                &[bearer(&token)],
+                body.as_bytes(),
+            )
+            .await
+            .status
+        }
+    };
+    assert_eq!(pay(provider.clone(), "PAY-1").await, 200);
+    assert_eq!(pay(format!("{provider}x"), "PAY-2").await, 401);
+    assert_eq!(pay("canteen_not-a-token".to_owned(), "PAY-2").await, 401);
+    // The token's role and site hold as a user's would.
+    assert_eq!(pay(script.clone(), "PAY-2").await, 403);
+    let own = app
+        .request("GET", "/api/v1/accounts/A1", &[bearer(&script)], b"")
+        .await;
+    assert_eq!(own.status, 200, "{}", own.text());
+    let kiosks = app
+        .request("GET", "/api/v1/kiosks", &[bearer(&script)], b"")
+        .await;
+    assert_eq!(kiosks.status, 403);
+    // Its actions carry its name.
+    let now = app.clock.now().unix_ms();
+    let around = |ms: i64| proto::Timestamp::from_unix_ms(now + ms).unwrap();
+    let operations = app
+        .store
+        .operations_between(around(-60_000), around(60_000))
+        .await
+        .unwrap();
+    assert!(
+        operations
+            .iter()
+            .any(|operation| operation.user == "token:provider"),
+        "{operations:?}"
+    );
+
+    // A day later the script's token has expired; the provider's is revoked by city IT.
+    app.clock.advance_ms(24 * 60 * 60 * 1_000);
+    let own = app
+        .request("GET", "/api/v1/accounts/A1", &[bearer(&script)], b"")
+        .await;
+    assert_eq!(own.status, 401);
+    assert_eq!(pay(provider.clone(), "PAY-3").await, 200);
+    let admin = common::ops::operator();
+    tokens::revoke(&app.store, &admin, "provider", app.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(pay(provider, "PAY-4").await, 401);
+    assert_eq!(
+        app.store.balance(&account("A1")).await.unwrap(),
+        Some(Cents::new(2_000))
+    );
+    // The store holds hashes only.
+    let listed = tokens::list(&app.store, &admin).await.unwrap();
+    assert_eq!(listed.len(), 2);
 }

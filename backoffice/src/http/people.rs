@@ -18,7 +18,7 @@ use proto::{
 use serde::{Deserialize, Serialize};
 
 use super::Failure;
-use crate::manage::{self, Actor, accounts, people, sites};
+use crate::manage::{self, Actor, accounts, people, sites, tokens};
 use crate::sign_in::{self, Attempt, SignIn};
 use crate::state::SharedApp;
 use crate::store::Store;
@@ -109,23 +109,58 @@ pub struct KioskView {
     pub report: proto::api::KioskReport,
 }
 
-/// The signed-in user, or a refusal: 401 without valid credentials, 403 without the role.
+/// The signed-in user, or a refusal: 401 without valid credentials, 403 without the role. A
+/// machine client sends `Authorization: Bearer` with its API token; a person HTTP Basic with
+/// their name and password, under the same lock-out as the web sign-in.
 pub(super) async fn user_with<S: Store>(
     app: &SharedApp<S>,
     headers: &HeaderMap,
     roles: &[Role],
 ) -> Result<User, Failure> {
-    let unauthenticated = || {
-        Failure::new(
-            StatusCode::UNAUTHORIZED,
-            ErrorCode::Unauthenticated,
-            "sign in with HTTP Basic authentication",
-        )
-    };
-    let credentials = headers
+    let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Basic "))
+        .unwrap_or_default();
+    let user = match authorization.strip_prefix("Bearer ") {
+        Some(token) => token_user(app, token).await?,
+        None => password_user(app, headers, authorization).await?,
+    };
+    if !roles.contains(&user.role) {
+        return Err(forbidden("your role may not do this"));
+    }
+    Ok(user)
+}
+
+fn unauthenticated() -> Failure {
+    Failure::new(
+        StatusCode::UNAUTHORIZED,
+        ErrorCode::Unauthenticated,
+        "sign in with an API token (Bearer) or HTTP Basic authentication",
+    )
+}
+
+/// The user a valid API token stands for: the token's name, role and site.
+async fn token_user<S: Store>(app: &SharedApp<S>, token: &str) -> Result<User, Failure> {
+    let found = tokens::find(&app.store, token, app.clock.now()).await?;
+    let token = found.ok_or_else(unauthenticated)?;
+    // Named apart from people (a user name has no colon), in logs and on what it does.
+    Ok(User {
+        name: format!("token:{}", token.name),
+        role: token.role,
+        site: token.site,
+        password_hash: String::new(),
+        disabled: false,
+    })
+}
+
+/// The user of HTTP Basic credentials, checked as a web sign-in is.
+async fn password_user<S: Store>(
+    app: &SharedApp<S>,
+    headers: &HeaderMap,
+    authorization: &str,
+) -> Result<User, Failure> {
+    let credentials = authorization
+        .strip_prefix("Basic ")
         .and_then(|encoded| {
             base64::engine::general_purpose::STANDARD
                 .decode(encoded)
@@ -139,24 +174,17 @@ pub(super) async fn user_with<S: Store>(
         password: password.to_owned(),
         client: sign_in::client_of(headers),
     };
-    // Every role may sign in here; the role is judged below, so that a wrong role is a 403.
-    let user =
-        match sign_in::check_password(&app.store, attempt, &Role::ALL, app.clock.now()).await? {
-            SignIn::Known(user) => user,
-            SignIn::Failed => return Err(unauthenticated()),
-            SignIn::Locked => {
-                return Err(Failure::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    ErrorCode::Unauthenticated,
-                    "too many failed sign-ins under this name from here: try again in 15 minutes",
-                ));
-            }
-            SignIn::Busy => return Err(unavailable()),
-        };
-    if !roles.contains(&user.role) {
-        return Err(forbidden("your role may not do this"));
+    // Every role may sign in here; the role is judged by the caller, so a wrong role is a 403.
+    match sign_in::check_password(&app.store, attempt, &Role::ALL, app.clock.now()).await? {
+        SignIn::Known(user) => Ok(user),
+        SignIn::Failed => Err(unauthenticated()),
+        SignIn::Locked => Err(Failure::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::Unauthenticated,
+            "too many failed sign-ins under this name from here: try again in 15 minutes",
+        )),
+        SignIn::Busy => Err(unavailable()),
     }
-    Ok(user)
 }
 
 /// The signed-in user as the use cases see them, or a refusal (401, 403).

@@ -10,11 +10,13 @@
 //! - [`sites`]: a site's tariffs, services and kiosk settings.
 //! - [`devices`]: registering and revoking kiosks.
 //! - [`users`]: back-office users.
+//! - [`tokens`]: API tokens of machine clients.
 
 pub mod accounts;
 pub mod devices;
 pub mod people;
 pub mod sites;
+pub mod tokens;
 pub mod users;
 
 use proto::{AccountId, Cents, SiteId};

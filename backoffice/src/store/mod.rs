@@ -20,7 +20,7 @@ use std::future::Future;
 
 pub use postgres::PostgresStore;
 pub use rows::{
-    AccountLine, Anomaly, AnomalyReason, BalanceMismatch, ChainRows, Device, DeviceEntry,
+    AccountLine, Anomaly, AnomalyReason, ApiToken, BalanceMismatch, ChainRows, Device, DeviceEntry,
     DeviceRows, FinanceRows, KioskStatus, LedgerTotals, MealDay, NewAnomaly, Operation,
     OperationKind, PeopleRows, ProposedVoid, PupilEntry, SavedReconciliation, ServedMeal,
     SessionRows, Stamp, StoredOperation, StoredRecord, VoidStatus, WebSession,
@@ -113,6 +113,7 @@ const SQLITE_MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0005_web_sessions_and_meal_days.sql"),
     include_str!("../../migrations/sqlite/0006_meals.sql"),
     include_str!("../../migrations/sqlite/0007_sign_ins_by_client_and_disabled_users.sql"),
+    include_str!("../../migrations/sqlite/0008_api_tokens.sql"),
 ];
 
 const POSTGRES_MIGRATIONS: &[&str] = &[
@@ -124,6 +125,7 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0006_meals.sql"),
     include_str!("../../migrations/postgres/0007_statement_checks.sql"),
     include_str!("../../migrations/postgres/0008_sign_ins_by_client_and_disabled_users.sql"),
+    include_str!("../../migrations/postgres/0009_api_tokens.sql"),
 ];
 
 /// Any number, the same in every instance: serializes migrations of one PostgreSQL database.

@@ -46,6 +46,9 @@ pub enum Command {
     /// Manage back-office users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Make, list and revoke the API tokens of machine clients (the payment provider, scripts).
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Open accounts and change their overdraft floor.
     #[command(subcommand)]
     Account(AccountCommand),
@@ -296,6 +299,32 @@ pub enum UserCommand {
     },
     /// Let a disabled user sign in again.
     Enable {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a token and print it, once: give it to the client, it is not kept.
+    Create {
+        /// What the token is for, e.g. the provider's name; its actions are logged under it.
+        #[arg(long)]
+        name: String,
+        /// staff (of one site), finance, admin, or payments (an online payment provider).
+        #[arg(long)]
+        role: String,
+        /// The site of a staff token.
+        #[arg(long)]
+        site: Option<String>,
+        /// Days until it expires (at most 366).
+        #[arg(long, default_value_t = 365)]
+        days: i64,
+    },
+    /// Every token with its role, expiry and whether it is revoked.
+    List,
+    /// Refuse a token from now on.
+    Revoke {
         #[arg(long)]
         name: String,
     },

@@ -66,6 +66,7 @@ async fn run<S: Store>(store: S, command: Command, clock: SharedClock) -> anyhow
         Command::Import { file } => people::import(&store, &actor, &file, now).await,
         Command::Transfer { file } => people::transfer(&store, &actor, &file, now).await,
         Command::User(command) => people::user(&store, &actor, command, now).await,
+        Command::Token(command) => people::token(&store, &actor, command, now).await,
         Command::Account(command) => people::account(&store, &actor, command, now).await,
         Command::Pupil(command) => people::pupil(&store, &actor, command).await,
         Command::Card(command) => people::card(&store, &actor, command).await,

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use anyhow::Context as _;
-use backoffice::manage::{Actor, accounts, devices, people, sites, users};
+use backoffice::manage::{Actor, accounts, devices, people, sites, tokens, users};
 use backoffice::store::{Device, Store};
 use backoffice::users::{Role, User};
 use proto::record::TopUpMethod;
@@ -17,7 +17,7 @@ use proto::{
 
 use crate::args::{
     AccountCommand, AdjustArgs, CardCommand, DeviceCommand, PupilCommand, ServiceCommand,
-    StaffCommand, TariffCommand, TopUpArgs, UserCommand,
+    StaffCommand, TariffCommand, TokenCommand, TopUpArgs, UserCommand,
 };
 
 pub async fn device<S: Store>(
@@ -95,6 +95,65 @@ pub async fn user<S: Store>(
         UserCommand::Enable { name } => {
             users::set_disabled(store, actor, &name, false, now).await?;
             println!("user {name} enabled");
+        }
+    }
+    Ok(())
+}
+
+pub async fn token<S: Store>(
+    store: &S,
+    actor: &Actor,
+    command: TokenCommand,
+    now: Timestamp,
+) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Create {
+            name,
+            role,
+            site,
+            days,
+        } => {
+            let role = Role::parse(&role).with_context(|| {
+                format!("--role {role}: expected staff, finance, admin or payments")
+            })?;
+            let site = site
+                .map(|site| SiteId::parse(&site).context("--site"))
+                .transpose()?;
+            let new = tokens::NewToken {
+                name,
+                role,
+                site,
+                days,
+            };
+            let (token, row) = tokens::create(store, actor, new, now).await?;
+            eprintln!(
+                "token {} ({}) made, valid until {}; it is shown once:",
+                row.name,
+                row.role.as_str(),
+                row.expires_at
+            );
+            println!("{token}");
+        }
+        TokenCommand::List => {
+            for row in tokens::list(store, actor).await? {
+                let state = match row.revoked_at {
+                    Some(at) => format!("revoked {at}"),
+                    None if row.expires_at <= now => "expired".to_owned(),
+                    None => "valid".to_owned(),
+                };
+                let site = row.site.as_ref().map_or("-", SiteId::as_str);
+                println!(
+                    "{}\t{}\t{site}\tuntil {}\t{state}\tmade by {}",
+                    row.name,
+                    row.role.as_str(),
+                    row.expires_at,
+                    row.created_by
+                );
+            }
+        }
+        TokenCommand::Revoke { name } => {
+            tokens::revoke(store, actor, &name, now).await?;
+            println!("token {name} revoked");
         }
     }
     Ok(())

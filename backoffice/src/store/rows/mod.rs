@@ -27,7 +27,7 @@ pub use finance::{
     VoidStatus,
 };
 pub use people::{AccountLine, MealDay, PeopleRows, PupilEntry, ServedMeal};
-pub use sessions::{SessionRows, WebSession};
+pub use sessions::{ApiToken, SessionRows, WebSession};
 
 use proto::{AccountId, CardUid, Digest, PupilId, Seq, ServiceDate, SiteId, Timestamp};
 

@@ -1,14 +1,15 @@
-//! Signed-in browsers (`web_sessions`, keyed by the hash of the cookie's token) and failed
-//! sign-ins (`sign_in_failures`), which the lock-out counts.
+//! Signed-in browsers (`web_sessions`, keyed by the hash of the cookie's token), failed
+//! sign-ins (`sign_in_failures`), which the lock-out counts, and the API tokens of machine
+//! clients (`api_tokens`, keyed by the token's hash).
 
 use std::future::Future;
 
-use proto::{Digest, Timestamp};
+use proto::{Digest, SiteId, Timestamp};
 
-use super::{parse_digest, parse_timestamp};
+use super::{already_exists, corrupt, found, parse_digest, parse_site, parse_timestamp};
 use crate::store::StoreError;
-use crate::store::sql::{Sql, at_most_one, one, values};
-use crate::users::User;
+use crate::store::sql::{Row, Sql, at_most_one, one, values};
+use crate::users::{Role, User};
 
 /// A signed-in browser.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,7 +22,97 @@ pub struct WebSession {
     pub expires_at: Timestamp,
 }
 
+/// A machine client's API token, as stored: its hash, never the token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiToken {
+    /// What city IT called it (the provider, the script): the name its actions are logged under.
+    pub name: String,
+    pub token_hash: Digest,
+    pub role: Role,
+    pub site: Option<SiteId>,
+    pub created_by: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+const API_TOKEN_COLUMNS: &str =
+    "name, token_hash, role, site, created_by, created_at, expires_at, revoked_at";
+
 pub trait SessionRows: Sql {
+    fn insert_api_token(
+        &mut self,
+        token: &ApiToken,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move {
+            let inserted = self
+                .execute(
+                    &format!(
+                        "INSERT INTO api_tokens ({API_TOKEN_COLUMNS})
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                    ),
+                    values![
+                        token.name.as_str(),
+                        token.token_hash.as_bytes().as_slice(),
+                        token.role.as_str(),
+                        token.site.as_ref().map(SiteId::as_str),
+                        token.created_by.as_str(),
+                        token.created_at.unix_ms(),
+                        token.expires_at.unix_ms(),
+                        token.revoked_at.map(Timestamp::unix_ms)
+                    ],
+                )
+                .await;
+            already_exists(inserted, "API token", &token.name)
+        }
+    }
+
+    /// The token with this hash, unrevoked and unexpired at `now`.
+    fn valid_api_token(
+        &mut self,
+        token_hash: &Digest,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Option<ApiToken>, StoreError>> + Send {
+        async move {
+            let sql = format!(
+                "SELECT {API_TOKEN_COLUMNS} FROM api_tokens
+                 WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2"
+            );
+            let rows = self
+                .query(
+                    &sql,
+                    values![token_hash.as_bytes().as_slice(), now.unix_ms()],
+                    read_api_token,
+                )
+                .await?;
+            at_most_one(rows)
+        }
+    }
+
+    /// Every token, by name.
+    fn api_tokens(&mut self) -> impl Future<Output = Result<Vec<ApiToken>, StoreError>> + Send {
+        async move {
+            let sql = format!("SELECT {API_TOKEN_COLUMNS} FROM api_tokens ORDER BY name");
+            self.query(&sql, Vec::new(), read_api_token).await
+        }
+    }
+
+    fn revoke_api_token(
+        &mut self,
+        name: &str,
+        at: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move {
+            let changed = self
+                .execute(
+                    "UPDATE api_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL",
+                    values![at.unix_ms(), name],
+                )
+                .await?;
+            found(changed, "unrevoked API token", name)
+        }
+    }
+
     /// Opens a session, forgetting sessions that expired before `now`.
     fn insert_web_session(
         &mut self,
@@ -171,3 +262,17 @@ pub trait SessionRows: Sql {
 }
 
 impl<T: Sql> SessionRows for T {}
+
+fn read_api_token(row: &dyn Row) -> Result<ApiToken, StoreError> {
+    let role = row.text(2)?;
+    Ok(ApiToken {
+        name: row.text(0)?,
+        token_hash: parse_digest(&row.bytes(1)?)?,
+        role: Role::parse(&role).ok_or_else(|| corrupt("role", &role))?,
+        site: row.opt_text(3)?.map(|site| parse_site(&site)).transpose()?,
+        created_by: row.text(4)?,
+        created_at: parse_timestamp(row.int(5)?)?,
+        expires_at: parse_timestamp(row.int(6)?)?,
+        revoked_at: row.opt_int(7)?.map(parse_timestamp).transpose()?,
+    })
+}
