@@ -101,6 +101,13 @@ impl Inner {
     }
 
     fn write(&self, out: &mut String) -> std::fmt::Result {
+        self.write_requests(out)?;
+        self.write_records(out)?;
+        self.write_kiosks(out)
+    }
+
+    /// Requests by route and status, and their latencies.
+    fn write_requests(&self, out: &mut String) -> std::fmt::Result {
         header(
             out,
             "canteen_http_requests_total",
@@ -122,6 +129,11 @@ impl Inner {
         for (route, histogram) in &self.latencies {
             histogram.write(out, route)?;
         }
+        Ok(())
+    }
+
+    /// Records by outcome.
+    fn write_records(&self, out: &mut String) -> std::fmt::Result {
         header(
             out,
             "canteen_records_total",
@@ -138,6 +150,11 @@ impl Inner {
                 "canteen_records_total{{outcome=\"{outcome}\"}} {count}"
             )?;
         }
+        Ok(())
+    }
+
+    /// What kiosks did: refused requests, last uploads, anomalies over budget.
+    fn write_kiosks(&self, out: &mut String) -> std::fmt::Result {
         header(
             out,
             "canteen_kiosk_requests_refused_total",

@@ -194,7 +194,6 @@ fn kiosk_rows(
     wanted: Wanted,
 ) -> Result<KioskRows, ExportError> {
     let device = input.device.id.clone();
-    let site = input.device.site.clone();
     let parsed: Vec<(Seq, Timestamp, RecordBody)> = input
         .records
         .iter()
@@ -204,43 +203,15 @@ fn kiosk_rows(
                 .map(|payload| (stored.seq, payload.at, payload.body))
         })
         .collect();
-    let mut voided: BTreeSet<Seq> = BTreeSet::new();
-    let mut tally = CloseTally::default();
-    let mut cash_difference = 0;
-    for (seq, _, body) in &parsed {
-        let target = match body {
-            RecordBody::Void(void) => {
-                voided.insert(void.voided_seq);
-                voided_body(&parsed, &input, void.voided_seq)
-            }
-            RecordBody::DayClose(close) if Some(*seq) == input.close => {
-                cash_difference = close.cash_difference.get();
-                None
-            }
-            _ => None,
-        };
-        tally.count(body, target.as_ref());
-    }
-    let totals = tally.totals().map_err(|error| ExportError::Period {
-        from: date,
-        to: date,
-        reason: format!("kiosk {device}: {error}"),
-    })?;
+    let (sums, voided) = kiosk_sums(&parsed, &input, date)?;
     let mut kiosk = KioskRows {
-        site,
+        site: input.device.site.clone(),
         meals: Vec::new(),
         top_ups: Vec::new(),
-        sums: SiteSums {
-            meals: totals.meals.get(),
-            voided_meals: totals.voided_meals.get(),
-            cash: totals.cash.get(),
-            voided_cash: totals.voided_cash.get(),
-            cheques: totals.cheques.get(),
-            voided_cheques: totals.voided_cheques.get(),
-            cash_difference,
-        },
+        sums,
     };
     for (seq, at, body) in parsed {
+        let voided = voided.contains(&seq);
         match body {
             RecordBody::Meal(meal) if wanted == Wanted::Rows => kiosk.meals.push(MealRow {
                 date,
@@ -249,7 +220,7 @@ fn kiosk_rows(
                 seq,
                 at,
                 meal,
-                voided: voided.contains(&seq),
+                voided,
             }),
             RecordBody::TopUp(top_up) => kiosk.top_ups.push(TopUpRow {
                 date,
@@ -267,12 +238,52 @@ fn kiosk_rows(
                     .reference
                     .as_ref()
                     .map_or_else(String::new, ToString::to_string),
-                voided: voided.contains(&seq),
+                voided,
             }),
             _ => {}
         }
     }
     Ok(kiosk)
+}
+
+/// The kiosk's sums of the day, tallied as its day close does, and the `seq`s its voids name.
+fn kiosk_sums(
+    parsed: &[(Seq, Timestamp, RecordBody)],
+    input: &reconcile::day::KioskInput,
+    date: ServiceDate,
+) -> Result<(SiteSums, BTreeSet<Seq>), ExportError> {
+    let mut voided: BTreeSet<Seq> = BTreeSet::new();
+    let mut tally = CloseTally::default();
+    let mut cash_difference = 0;
+    for (seq, _, body) in parsed {
+        let target = match body {
+            RecordBody::Void(void) => {
+                voided.insert(void.voided_seq);
+                voided_body(parsed, input, void.voided_seq)
+            }
+            RecordBody::DayClose(close) if Some(*seq) == input.close => {
+                cash_difference = close.cash_difference.get();
+                None
+            }
+            _ => None,
+        };
+        tally.count(body, target.as_ref());
+    }
+    let totals = tally.totals().map_err(|error| ExportError::Period {
+        from: date,
+        to: date,
+        reason: format!("kiosk {}: {error}", input.device.id),
+    })?;
+    let sums = SiteSums {
+        meals: totals.meals.get(),
+        voided_meals: totals.voided_meals.get(),
+        cash: totals.cash.get(),
+        voided_cash: totals.voided_cash.get(),
+        cheques: totals.cheques.get(),
+        voided_cheques: totals.voided_cheques.get(),
+        cash_difference,
+    };
+    Ok((sums, voided))
 }
 
 /// The body of the record at `seq`, among the day's records or read before them.
