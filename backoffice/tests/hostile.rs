@@ -27,7 +27,9 @@ use backoffice::metrics::Metrics;
 use backoffice::reconcile;
 use backoffice::sign_in::{self, Attempt, SignIn};
 use backoffice::state::App;
-use backoffice::store::{AnomalyReason, ProposedVoid, SessionRows as _, Store, VoidStatus};
+use backoffice::store::{
+    AnomalyReason, ProposedVoid, SessionRows as _, SqliteStore, Store, VoidStatus,
+};
 use backoffice::users::{Role, User};
 use proto::{Cents, Seq, SignedRecord, Text};
 
@@ -432,7 +434,7 @@ async fn a_meal_is_credited_back_once_on_postgres() {
 }
 
 /// A back-office with a finance user, over HTTP.
-async fn with_finance_user() -> (TestApp<backoffice::store::SqliteStore>, SqliteDb) {
+async fn with_finance_user() -> (TestApp<SqliteStore>, SqliteDb) {
     let db = SqliteDb::new();
     let store = db.open().await;
     store
@@ -842,4 +844,139 @@ async fn machine_clients_use_tokens_that_expire_and_can_be_revoked() {
     // The store holds hashes only.
     let listed = tokens::list(&app.store, &admin).await.unwrap();
     assert_eq!(listed.len(), 2);
+}
+
+/// Every row the service keeps of the city, as text: what a refused request must not change.
+/// Sessions and counted sign-in failures are left out (a refused sign-in counts by design).
+fn city_rows(db: &SqliteDb) -> String {
+    let connection = rusqlite::Connection::open_with_flags(
+        db.path(),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let mut tables = connection
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .unwrap();
+    let tables: Vec<String> = tables
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .filter(|name: &String| !["web_sessions", "sign_in_failures"].contains(&name.as_str()))
+        .collect();
+    let mut rows = String::new();
+    for table in tables {
+        let mut statement = connection
+            .prepare(&format!("SELECT * FROM \"{table}\" ORDER BY rowid"))
+            .or_else(|_| connection.prepare(&format!("SELECT * FROM \"{table}\"")))
+            .unwrap();
+        let columns = statement.column_count();
+        let mut query = statement.query([]).unwrap();
+        while let Some(row) = query.next().unwrap() {
+            let values: Vec<String> = (0..columns)
+                .map(|column| format!("{:?}", row.get_ref(column).unwrap()))
+                .collect();
+            rows.push_str(&format!("{table}: {}\n", values.join(", ")));
+        }
+    }
+    rows
+}
+
+/// Path parameters a hostile client tries: far too long, not UTF-8 once decoded, a NUL, a walk
+/// up the tree.
+fn hostile_params() -> Vec<String> {
+    vec![
+        "A".repeat(10_000),
+        "%FF%FE%FD".to_owned(),
+        "a%00b".to_owned(),
+        "..%2F..%2Fetc%2Fpasswd".to_owned(),
+    ]
+}
+
+/// Bodies a hostile client tries, with their content type.
+fn hostile_bodies() -> Vec<(&'static str, Vec<u8>)> {
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let long = format!("{{\"reason\":\"{}\"}}", "x".repeat(200_000));
+    vec![
+        ("application/json", vec![0xff, 0xfe, 0xfd, b'{']),
+        ("application/json", deep.into_bytes()),
+        ("application/json", long.into_bytes()),
+        ("text/plain", b"{\"amount\":500}".to_vec()),
+        (
+            "application/x-www-form-urlencoded",
+            b"amount=%FF%FE&name=\x00".to_vec(),
+        ),
+    ]
+}
+
+/// A raw request with its own content type, answered within a bound (never a hang).
+async fn hostile_request(
+    app: &TestApp<impl Store>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    (content_type, body): &(&str, Vec<u8>),
+) -> u16 {
+    let mut headers = headers.to_vec();
+    headers.push(("content-type", (*content_type).to_owned()));
+    let request = app.request(method, path, &headers, body);
+    tokio::time::timeout(Duration::from_secs(10), request)
+        .await
+        .unwrap_or_else(|_| panic!("{method} {path}: no answer within 10 s"))
+        .status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_refuses_hostile_input_without_a_server_error_or_a_change() {
+    let db = SqliteDb::new();
+    let store = db.open().await;
+    populate(&store).await;
+    let app = TestApp::start(store).await;
+    let admin = token_for(&app, "hostile-suite", Role::Admin, None, 1).await;
+    let before = city_rows(&db);
+    let mut routes: Vec<(String, String)> = backoffice::http::routes::<SqliteStore>()
+        .into_iter()
+        .chain(backoffice::web::routes::<SqliteStore>())
+        .map(|(method, path, _)| (method.to_string(), path.to_owned()))
+        .collect();
+    routes.sort();
+    let mut asked = 0;
+    for (method, template) in &routes {
+        for param in hostile_params() {
+            let path = fill_params(template, &param);
+            for body in hostile_bodies() {
+                for credentials in [vec![], vec![bearer(&admin)]] {
+                    // Twice: a refusal repeated is the same refusal.
+                    for _ in 0..2 {
+                        let status =
+                            hostile_request(&app, method, &path, &credentials, &body).await;
+                        assert!(
+                            status < 500,
+                            "{method} {template} with {param:.20}: {status}"
+                        );
+                        asked += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(asked > 1_000, "{asked} requests");
+    assert_eq!(
+        city_rows(&db),
+        before,
+        "a refused request changed the city's rows"
+    );
+    assert_eq!(app.get("/healthz").await.status, 200);
+}
+
+/// `template` with each `{name}` replaced by `value`.
+fn fill_params(template: &str, value: &str) -> String {
+    let mut path = String::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        path.push_str(&rest[..open]);
+        path.push_str(value);
+        rest = &rest[open + rest[open..].find('}').unwrap() + 1..];
+    }
+    path.push_str(rest);
+    path
 }
