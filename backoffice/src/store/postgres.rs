@@ -5,7 +5,9 @@
 use std::error::Error;
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::private::BytesMut;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
@@ -53,11 +55,11 @@ impl Store for PostgresStore {
     type Tx = PostgresTx;
 
     async fn begin(&self, mode: Mode) -> Result<PostgresTx, StoreError> {
-        let client = self
-            .pool
-            .get()
-            .await
-            .map_err(|error| StoreError::Unavailable(error.to_string()))?;
+        let client = self.pool.get().await.map_err(|error| match error {
+            // A connection refused (by the server, by its certificate) says why below.
+            PoolError::Backend(error) => unavailable(error),
+            error => StoreError::Unavailable(error.to_string()),
+        })?;
         let mut transaction = PostgresTx {
             client: Some(client),
             open: false,
@@ -276,7 +278,7 @@ fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
 fn unavailable(error: tokio_postgres::Error) -> StoreError {
     // The server's own message says what went wrong; the error's Display only says "db error".
     let Some(db_error) = error.as_db_error() else {
-        return StoreError::Unavailable(error.to_string());
+        return StoreError::Unavailable(with_sources(&error));
     };
     let message = format!("{} ({})", db_error.message(), db_error.code().code());
     let code = db_error.code();
@@ -291,4 +293,15 @@ fn unavailable(error: tokio_postgres::Error) -> StoreError {
         return StoreError::Constraint(message);
     }
     StoreError::Unavailable(message)
+}
+
+/// `error` and what caused it: tokio-postgres's own message names only the kind of failure
+/// ("error performing TLS handshake"), its sources say why ("invalid peer certificate: ...").
+fn with_sources(error: &tokio_postgres::Error) -> String {
+    let mut message = error.to_string();
+    for source in std::iter::successors(error.source(), |&source| source.source()) {
+        message.push_str(": ");
+        message.push_str(&source.to_string());
+    }
+    message
 }
