@@ -1,11 +1,16 @@
 //! The PostgreSQL client: a bounded pool of connections, one held by each transaction. Several
 //! back-office instances may share one database: writers that touch the same rows take turns
-//! through row locks the statements take (see [`super::rows`]).
+//! through row locks the statements take (see [`super::rows`]). Connections are encrypted and
+//! the server checked, or plain text, as the URL says ([`tls`]).
+
+pub mod tls;
 
 use std::error::Error;
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::private::BytesMut;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
@@ -15,6 +20,7 @@ use super::{Mode, Store, StoreError, Transaction};
 use crate::limits::{
     POSTGRES_CONNECT_TIMEOUT_MS, POSTGRES_POOL_CONNECTIONS_MAX, POSTGRES_POOL_WAIT_MS,
 };
+use tls::{Encryption, PostgresUrl};
 
 /// The back-office's data in a PostgreSQL database.
 #[derive(Clone, Debug)]
@@ -23,20 +29,14 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    /// Connects to `url` and brings the schema up to date.
+    /// Connects to `url` and brings the schema up to date. The URL's `sslmode` and
+    /// `sslrootcert` say whether the connections are encrypted (see [`tls`]);
+    /// settings that could leave them unencrypted unexpectedly are refused here.
     pub async fn open(url: &str) -> Result<PostgresStore, StoreError> {
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|error| StoreError::Unavailable(format!("database url: {error}")))?;
-        config.connect_timeout(Duration::from_millis(POSTGRES_CONNECT_TIMEOUT_MS));
-        let manager = Manager::from_config(
-            config,
-            tokio_postgres::NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
+        let url_error = |error: String| StoreError::Unavailable(format!("database url: {error}"));
+        let url = PostgresUrl::parse(url).map_err(url_error)?;
+        let plain_remote_hosts = url.plain_remote_hosts();
+        let pool = Pool::builder(manager(url).map_err(url_error)?)
             .max_size(POSTGRES_POOL_CONNECTIONS_MAX)
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(Duration::from_millis(POSTGRES_POOL_WAIT_MS)))
@@ -45,19 +45,44 @@ impl PostgresStore {
             .map_err(|error| StoreError::Unavailable(error.to_string()))?;
         let store = PostgresStore { pool };
         super::migrate(&store).await?;
+        if !plain_remote_hosts.is_empty() {
+            tracing::warn!(
+                hosts = ?plain_remote_hosts,
+                "the connection to PostgreSQL is not encrypted: add \
+                 sslmode=verify-full&sslrootcert=/path/to/ca.pem to the database url"
+            );
+        }
         Ok(store)
     }
+}
+
+/// Makes the pool's connections: in plain text, or over TLS checked against the URL's CA file.
+fn manager(url: PostgresUrl) -> Result<Manager, String> {
+    let PostgresUrl {
+        mut config,
+        encryption,
+    } = url;
+    config.connect_timeout(Duration::from_millis(POSTGRES_CONNECT_TIMEOUT_MS));
+    let manager_config = ManagerConfig {
+        recycling_method: RecyclingMethod::Fast,
+    };
+    Ok(match encryption {
+        Encryption::Plain => Manager::from_config(config, tokio_postgres::NoTls, manager_config),
+        Encryption::Verified { ca_file } => {
+            Manager::from_config(config, tls::connector(&ca_file)?, manager_config)
+        }
+    })
 }
 
 impl Store for PostgresStore {
     type Tx = PostgresTx;
 
     async fn begin(&self, mode: Mode) -> Result<PostgresTx, StoreError> {
-        let client = self
-            .pool
-            .get()
-            .await
-            .map_err(|error| StoreError::Unavailable(error.to_string()))?;
+        let client = self.pool.get().await.map_err(|error| match error {
+            // A connection refused (by the server, by its certificate) says why below.
+            PoolError::Backend(error) => unavailable(error),
+            error => StoreError::Unavailable(error.to_string()),
+        })?;
         let mut transaction = PostgresTx {
             client: Some(client),
             open: false,
@@ -276,7 +301,7 @@ fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
 fn unavailable(error: tokio_postgres::Error) -> StoreError {
     // The server's own message says what went wrong; the error's Display only says "db error".
     let Some(db_error) = error.as_db_error() else {
-        return StoreError::Unavailable(error.to_string());
+        return StoreError::Unavailable(with_sources(&error));
     };
     let message = format!("{} ({})", db_error.message(), db_error.code().code());
     let code = db_error.code();
@@ -291,4 +316,15 @@ fn unavailable(error: tokio_postgres::Error) -> StoreError {
         return StoreError::Constraint(message);
     }
     StoreError::Unavailable(message)
+}
+
+/// `error` and what caused it: tokio-postgres's own message names only the kind of failure
+/// ("error performing TLS handshake"), its sources say why ("invalid peer certificate: ...").
+fn with_sources(error: &tokio_postgres::Error) -> String {
+    let mut message = error.to_string();
+    for source in std::iter::successors(error.source(), |&source| source.source()) {
+        message.push_str(": ");
+        message.push_str(&source.to_string());
+    }
+    message
 }
