@@ -1,8 +1,8 @@
 //! The Debian packages as an installer meets them: `deploy/package.sh` builds each from the
 //! binaries of this build, `dpkg-deb` reads them back, they unpack into a scratch root with the
-//! right files and modes, systemd accepts their units, and their maintainer scripts create the
-//! users and directories without ever touching existing data, and refuse a kiosk upgrade while
-//! records are unsynced.
+//! right files and modes, systemd accepts their units and rates their exposure low, and their
+//! maintainer scripts create the users and directories without ever touching existing data, and
+//! refuse a kiosk upgrade while records are unsynced.
 
 #![allow(clippy::unwrap_used)]
 
@@ -213,6 +213,10 @@ fn units_are_hardened_and_systemd_accepts_them() {
         "CapabilityBoundingSet=",
         "Restart=on-failure",
         "UMask=0077",
+        "SystemCallArchitectures=native",
+        "SystemCallFilter=@system-service",
+        "SystemCallFilter=~@privileged @resources",
+        "MemoryDenyWriteExecute=yes",
     ];
     let kiosk_unit = kiosk.root.join("usr/lib/systemd/system/kiosk.service");
     let text = std::fs::read_to_string(&kiosk_unit).unwrap();
@@ -292,6 +296,61 @@ fn units_are_hardened_and_systemd_accepts_them() {
         .filter(|line| !line.starts_with(xorg_missing) || Path::new("/usr/bin/Xorg").exists())
         .collect();
     assert!(complaints.is_empty(), "systemd-analyze verify:\n{stderr}");
+}
+
+/// The highest exposure a shipped unit may have in `systemd-analyze security` (0 to 10).
+const EXPOSURE_MAX: f64 = 2.0;
+
+/// The overall exposure `systemd-analyze security` reports for `unit`, installed as the
+/// package ships it in its unpacked root, with its full listing.
+fn exposure(unpacked: &Unpacked, unit: &str) -> (f64, String) {
+    // Offline: the unit file alone is judged, as written, without a running systemd; the
+    // unpacked root is where it is looked up.
+    let output = Command::new("systemd-analyze")
+        .arg("security")
+        .arg("--offline=true")
+        .arg("--no-pager")
+        .arg(format!("--root={}", unpacked.root.display()))
+        .arg(unit)
+        .output()
+        .unwrap();
+    let listing = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "systemd-analyze security {unit}:\n{listing}"
+    );
+    let prefix = format!("Overall exposure level for {unit}:");
+    let level = listing
+        .lines()
+        .find_map(|line| {
+            line.split_once(prefix.as_str())?
+                .1
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("{unit}: no overall exposure level in:\n{listing}"));
+    (level, listing)
+}
+
+#[test]
+fn units_expose_little_to_systemd_analyze_security() {
+    for (package, unit) in [
+        ("kiosk", "kiosk.service"),
+        ("backoffice", "backoffice.service"),
+    ] {
+        let unpacked = unpack(package);
+        let (level, listing) = exposure(&unpacked, unit);
+        assert!(
+            level <= EXPOSURE_MAX,
+            "{unit}: exposure {level} > {EXPOSURE_MAX}\n{listing}"
+        );
+    }
 }
 
 /// Runs a maintainer script of `unpacked` into its own root (`DPKG_ROOT`), as root; returns
