@@ -17,30 +17,7 @@ use common::day::{Db, Till, cash, date, lunch, meal_for, settings, void_of};
 use common::fixtures::registered_at;
 use common::fixtures::{key, populate};
 
-macro_rules! export_suite {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    let (db, store) = crate::Db::sqlite().await;
-                    super::$test(db, store).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    let (db, store) = crate::Db::postgres().await;
-                    super::$test(db, store).await;
-                }
-            )*
-        }
-    };
-}
-
-export_suite!(
+common::db_suite!(
     csv_and_journal_hold_the_day_and_balance,
     a_records_export_verifies_and_tampering_is_named,
 );

@@ -17,31 +17,7 @@ use common::day::{Db, Till, cash, date, lunch, meal_for, night_after, quoted, se
 use common::fixtures::registered_at;
 use common::fixtures::{account, key, populate};
 
-/// Runs each named test against a fresh database of each backend.
-macro_rules! reconcile_suite {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    let (db, store) = crate::Db::sqlite().await;
-                    super::$test(db, store).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    let (db, store) = crate::Db::postgres().await;
-                    super::$test(db, store).await;
-                }
-            )*
-        }
-    };
-}
-
-reconcile_suite!(
+common::db_suite!(
     a_day_reconciles_per_kiosk_and_site_and_reruns_identically,
     duplicate_meals_are_proposed_for_a_void_and_decided_by_finance,
     tampered_records_are_caught_and_named,

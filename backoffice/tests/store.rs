@@ -28,31 +28,7 @@ use common::fixtures::{
     site, staff_member, tariff, top_up, void,
 };
 
-/// Runs each named test against a fresh database of each backend.
-macro_rules! store_suite {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    let db = crate::common::SqliteDb::new();
-                    super::$test(db.open().await).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    let db = crate::common::PostgresDb::new().await;
-                    super::$test(db.open().await).await;
-                }
-            )*
-        }
-    };
-}
-
-store_suite!(
+common::store_suite!(
     devices_are_registered_once_and_revoked,
     nonces_are_refused_when_seen_again,
     ingest_stores_each_record_exactly_once,

@@ -18,7 +18,6 @@ use proto::SiteId;
 use common::app::{Reply, TestApp};
 use common::fixtures::registered_at;
 use common::fixtures::{Kiosk, account, meal, populate};
-use common::{PostgresDb, SqliteDb};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -257,14 +256,4 @@ async fn story<S: Store>(store: S) {
     assert_eq!(sign_in(&app, "admin", PASSWORD).await.0.status, 303);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pages_on_sqlite() {
-    let db = SqliteDb::new();
-    story(db.open().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pages_on_postgres() {
-    let db = PostgresDb::new().await;
-    story(db.open().await).await;
-}
+common::on_each_backend!(story, pages_on_sqlite, pages_on_postgres);

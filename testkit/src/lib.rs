@@ -10,6 +10,7 @@
 //!   rows to tamper with them as an attacker with database access would.
 //! - [`webdriver`]: a small WebDriver client for headless Chromium.
 
+//! - [`suite`]: one test on each backend ([`store_suite!`], [`db_suite!`], [`on_each_backend!`]).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod app;
@@ -19,5 +20,6 @@ pub mod fixtures;
 pub mod ops;
 pub mod webdriver;
 
+pub mod suite;
 pub use db::{PostgresDb, SqliteDb, postgres_url};
 pub use ops::Ops;

@@ -17,9 +17,7 @@ use kiosk::config::SyncConfig;
 use kiosk::engine::Decision;
 use kiosk::sync::{SyncClient, SyncOptions};
 use testkit::Ops as _;
-use tests::backoffice::{
-    PostgresDb, SqliteDb, account, card, populate_site, serve_backoffice, top_up,
-};
+use tests::backoffice::{PostgresDb, account, card, populate_site, serve_backoffice, top_up};
 use tests::kiosk::{TestKiosk, assert_consistent};
 use tests::proxy::FaultProxy;
 
@@ -140,17 +138,11 @@ async fn nothing_lost_nothing_doubled<S: Store>(store: S, seed: u64) {
     assert!(store.anomalies().await.unwrap().is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nothing_lost_nothing_doubled_sqlite() {
-    let db = SqliteDb::new();
-    nothing_lost_nothing_doubled(db.open().await, 11).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nothing_lost_nothing_doubled_postgres() {
-    let db = PostgresDb::new().await;
-    nothing_lost_nothing_doubled(db.open().await, 12).await;
-}
+testkit::on_each_backend!(
+    nothing_lost_nothing_doubled,
+    nothing_lost_nothing_doubled_sqlite(11),
+    nothing_lost_nothing_doubled_postgres(12)
+);
 
 /// Two back-office instances in front of one PostgreSQL; one kiosk's sync goes to both at once
 /// (as a load balancer might send it), through faulty links, while it keeps serving.

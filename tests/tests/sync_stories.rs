@@ -11,8 +11,8 @@ use kiosk::sync::SyncWarning;
 use proto::{Cents, Payload, RecordBody, RecordKind};
 use testkit::Ops as _;
 use tests::backoffice::{
-    BackOffice, LUNCH_CENTS, OPENING_BALANCE_CENTS, PostgresDb, SqliteDb, account, card,
-    populate_site, serve_backoffice, top_up,
+    BackOffice, LUNCH_CENTS, OPENING_BALANCE_CENTS, account, card, populate_site, serve_backoffice,
+    top_up,
 };
 use tests::kiosk::{TestKiosk, assert_consistent, movements};
 use tests::proxy::FaultProxy;
@@ -72,17 +72,11 @@ async fn a_kiosk_uploads_its_records_and_gets_the_snapshot<S: Store>(store: S) {
     assert_consistent(&store, &[&kiosk], 3, &[]).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_kiosk_uploads_its_records_and_gets_the_snapshot_sqlite() {
-    let db = SqliteDb::new();
-    a_kiosk_uploads_its_records_and_gets_the_snapshot(db.open().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_kiosk_uploads_its_records_and_gets_the_snapshot_postgres() {
-    let db = PostgresDb::new().await;
-    a_kiosk_uploads_its_records_and_gets_the_snapshot(db.open().await).await;
-}
+testkit::on_each_backend!(
+    a_kiosk_uploads_its_records_and_gets_the_snapshot,
+    a_kiosk_uploads_its_records_and_gets_the_snapshot_sqlite,
+    a_kiosk_uploads_its_records_and_gets_the_snapshot_postgres
+);
 
 /// A back-office behind a "VPN" the test can cut: a proxy that breaks nothing but can go
 /// offline.
@@ -148,17 +142,11 @@ async fn two_kiosks_offline_serve_the_same_pupil<S: Store>(store: S) {
     assert_consistent(&store, &[&door, &hall], 2, &[]).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_kiosks_offline_serve_the_same_pupil_sqlite() {
-    let db = SqliteDb::new();
-    two_kiosks_offline_serve_the_same_pupil(db.open().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_kiosks_offline_serve_the_same_pupil_postgres() {
-    let db = PostgresDb::new().await;
-    two_kiosks_offline_serve_the_same_pupil(db.open().await).await;
-}
+testkit::on_each_backend!(
+    two_kiosks_offline_serve_the_same_pupil,
+    two_kiosks_offline_serve_the_same_pupil_sqlite,
+    two_kiosks_offline_serve_the_same_pupil_postgres
+);
 
 async fn a_top_up_and_a_blocked_card_reach_an_offline_kiosk_at_its_next_sync<S: Store>(store: S) {
     populate_site(&store, 2).await;
@@ -192,17 +180,11 @@ async fn a_top_up_and_a_blocked_card_reach_an_offline_kiosk_at_its_next_sync<S: 
     assert_consistent(&store, &[&kiosk], 2, &[2_000]).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_top_up_and_a_blocked_card_reach_an_offline_kiosk_sqlite() {
-    let db = SqliteDb::new();
-    a_top_up_and_a_blocked_card_reach_an_offline_kiosk_at_its_next_sync(db.open().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_top_up_and_a_blocked_card_reach_an_offline_kiosk_postgres() {
-    let db = PostgresDb::new().await;
-    a_top_up_and_a_blocked_card_reach_an_offline_kiosk_at_its_next_sync(db.open().await).await;
-}
+testkit::on_each_backend!(
+    a_top_up_and_a_blocked_card_reach_an_offline_kiosk_at_its_next_sync,
+    a_top_up_and_a_blocked_card_reach_an_offline_kiosk_sqlite,
+    a_top_up_and_a_blocked_card_reach_an_offline_kiosk_postgres
+);
 
 async fn a_reinstalled_kiosk_is_a_new_device<S: Store>(store: S) {
     populate_site(&store, 2).await;
@@ -266,17 +248,11 @@ async fn a_reinstalled_kiosk_is_a_new_device<S: Store>(store: S) {
     assert!(store.anomalies().await.unwrap().is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reinstalled_kiosk_is_a_new_device_sqlite() {
-    let db = SqliteDb::new();
-    a_reinstalled_kiosk_is_a_new_device(db.open().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reinstalled_kiosk_is_a_new_device_postgres() {
-    let db = PostgresDb::new().await;
-    a_reinstalled_kiosk_is_a_new_device(db.open().await).await;
-}
+testkit::on_each_backend!(
+    a_reinstalled_kiosk_is_a_new_device,
+    a_reinstalled_kiosk_is_a_new_device_sqlite,
+    a_reinstalled_kiosk_is_a_new_device_postgres
+);
 
 /// Offline for days, then back with a clock two days ahead: staff are warned of both, the
 /// kiosk writes its audit records, and it still syncs.
@@ -342,17 +318,11 @@ async fn days_offline_and_a_drifting_clock_are_recorded_and_shown<S: Store>(stor
     assert_consistent(&store, &[&kiosk], 1, &[]).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn days_offline_and_a_drifting_clock_are_recorded_and_shown_sqlite() {
-    let db = SqliteDb::new();
-    days_offline_and_a_drifting_clock_are_recorded_and_shown(db.open().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn days_offline_and_a_drifting_clock_are_recorded_and_shown_postgres() {
-    let db = PostgresDb::new().await;
-    days_offline_and_a_drifting_clock_are_recorded_and_shown(db.open().await).await;
-}
+testkit::on_each_backend!(
+    days_offline_and_a_drifting_clock_are_recorded_and_shown,
+    days_offline_and_a_drifting_clock_are_recorded_and_shown_sqlite,
+    days_offline_and_a_drifting_clock_are_recorded_and_shown_postgres
+);
 
 /// The sync as `kiosk run` starts it: a task of the runtime, every interval, while the kiosk
 /// serves.
@@ -395,14 +365,8 @@ async fn the_background_sync_keeps_the_back_office_in_step<S: Store>(store: S) {
     assert_consistent(&store, &[&kiosk], 2, &[]).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_background_sync_keeps_the_back_office_in_step_sqlite() {
-    let db = SqliteDb::new();
-    the_background_sync_keeps_the_back_office_in_step(db.open().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_background_sync_keeps_the_back_office_in_step_postgres() {
-    let db = PostgresDb::new().await;
-    the_background_sync_keeps_the_back_office_in_step(db.open().await).await;
-}
+testkit::on_each_backend!(
+    the_background_sync_keeps_the_back_office_in_step,
+    the_background_sync_keeps_the_back_office_in_step_sqlite,
+    the_background_sync_keeps_the_back_office_in_step_postgres
+);
