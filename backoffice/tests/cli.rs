@@ -6,30 +6,20 @@ use testkit as common;
 
 use common::Ops as _;
 
-use std::process::{Command, Output};
+use std::process::Command;
 
 use common::SqliteDb;
+use common::cli::run;
 use common::fixtures::registered_at;
 use common::fixtures::{device_id, key, site};
 use proto::SiteId;
 
-fn backoffice(db: &SqliteDb, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_backoffice"))
-        .arg("--db")
-        .arg(db.url())
-        .args(args)
-        .output()
-        .unwrap()
-}
+const BACKOFFICE: &str = env!("CARGO_BIN_EXE_backoffice");
 
 fn check(db: &SqliteDb, args: &[&str], success: bool, output_contains: &str) {
-    let output = backoffice(db, args);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_eq!(output.status.success(), success, "{args:?}: {text}");
+    let ran = run(BACKOFFICE, db, args, None);
+    let text = ran.text();
+    assert_eq!(ran.status.success(), success, "{args:?}: {text}");
     assert!(text.contains(output_contains), "{args:?}: {text}");
 }
 
@@ -123,7 +113,7 @@ async fn serve_answers_until_sigterm_then_stops_cleanly() {
     use std::io::BufRead as _;
 
     let db = SqliteDb::new();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_backoffice"))
+    let mut server = Command::new(BACKOFFICE)
         .arg("--db")
         .arg(db.url())
         .args(["serve", "--listen", "127.0.0.1:0"])
@@ -154,28 +144,15 @@ async fn serve_answers_until_sigterm_then_stops_cleanly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn city_it_adds_users_with_roles() {
-    use std::io::Write as _;
-
     let db = SqliteDb::new();
     let add = |args: &[&str], password: &str| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_backoffice"))
-            .arg("--db")
-            .arg(db.url())
-            .args(["user", "add"])
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-        let output = child.wait_with_output().unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
+        let ran = run(
+            BACKOFFICE,
+            &db,
+            &[&["user", "add"], args].concat(),
+            Some(password),
         );
-        (output.status.success(), text)
+        (ran.status.success(), ran.text())
     };
     let cases: [(&[&str], &str, bool, &str); 6] = [
         (
@@ -339,26 +316,16 @@ async fn an_import_cannot_move_a_pupil_to_another_site() {
 type Step<'a> = (&'a [&'a str], &'a str, bool, &'a str);
 
 fn run_steps(db: &SqliteDb, steps: &[Step]) {
-    use std::io::Write as _;
-
     for &(args, stdin, success, contains) in steps {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_backoffice"))
-            .arg("--db")
-            .arg(db.url())
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        writeln!(child.stdin.take().unwrap(), "{stdin}").unwrap();
-        let output = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let text = format!("{}{stderr}", String::from_utf8_lossy(&output.stdout));
-        assert_eq!(output.status.success(), success, "{args:?}: {text}");
+        let ran = run(BACKOFFICE, db, args, Some(stdin));
+        let text = ran.text();
+        assert_eq!(ran.status.success(), success, "{args:?}: {text}");
         assert!(text.contains(contains), "{args:?}: {text}");
         if !success {
-            assert!(!stderr.trim().is_empty(), "{args:?}: a refusal says why");
+            assert!(
+                !ran.stderr.trim().is_empty(),
+                "{args:?}: a refusal says why"
+            );
         }
     }
 }
@@ -390,6 +357,31 @@ async fn staff_manage_accounts_pupils_cards_and_money_from_the_command_line() {
     let unknown_account = pupil("jaures", "A9", "Léa");
     let other_site = pupil("ferry", "A1", "Léa");
     let blank_name = pupil("jaures", "A1", " ");
+    let top_up = |account: &'static str, amount: &'static str, method: &'static str| {
+        [
+            "top-up",
+            "--account",
+            account,
+            "--amount",
+            amount,
+            "--method",
+            method,
+        ]
+    };
+    let adjust = |amount: &'static str, reason: &'static str| {
+        [
+            "adjust",
+            "--account",
+            "A1",
+            "--amount",
+            amount,
+            "--reason",
+            reason,
+        ]
+    };
+    let replace = |uid: &'static str, new_uid: &'static str| {
+        ["card", "replace", "--uid", uid, "--new-uid", new_uid]
+    };
     let steps: &[Step] = &[
         (
             &["account", "set", "A1", "--overdraft-floor", "-500"],
@@ -445,20 +437,7 @@ async fn staff_manage_accounts_pupils_cards_and_money_from_the_command_line() {
             false,
             "cannot be used with",
         ),
-        (
-            &[
-                "top-up",
-                "--account",
-                "A1",
-                "--amount",
-                "2000",
-                "--method",
-                "cash",
-            ],
-            "",
-            true,
-            "balance 2000",
-        ),
+        (&top_up("A1", "2000", "cash"), "", true, "balance 2000"),
         (
             &[
                 "top-up",
@@ -475,118 +454,19 @@ async fn staff_manage_accounts_pupils_cards_and_money_from_the_command_line() {
             true,
             "balance 3000",
         ),
+        (&top_up("A1", "0", "cash"), "", false, "top-up 0 outside"),
         (
-            &[
-                "top-up",
-                "--account",
-                "A1",
-                "--amount",
-                "0",
-                "--method",
-                "cash",
-            ],
-            "",
-            false,
-            "top-up 0 outside",
-        ),
-        (
-            &[
-                "top-up",
-                "--account",
-                "A1",
-                "--amount",
-                "-100",
-                "--method",
-                "cash",
-            ],
+            &top_up("A1", "-100", "cash"),
             "",
             false,
             "top-up -100 outside",
         ),
-        (
-            &[
-                "top-up",
-                "--account",
-                "A1",
-                "--amount",
-                "100",
-                "--method",
-                "card",
-            ],
-            "",
-            false,
-            "--method",
-        ),
-        (
-            &[
-                "top-up",
-                "--account",
-                "A9",
-                "--amount",
-                "100",
-                "--method",
-                "cash",
-            ],
-            "",
-            false,
-            "does not exist",
-        ),
-        (
-            &[
-                "adjust",
-                "--account",
-                "A1",
-                "--amount",
-                "-500",
-                "--reason",
-                "meal not served",
-            ],
-            "",
-            true,
-            "balance 2500",
-        ),
-        (
-            &[
-                "adjust",
-                "--account",
-                "A1",
-                "--amount",
-                "0",
-                "--reason",
-                "nothing",
-            ],
-            "",
-            false,
-            "changes nothing",
-        ),
-        (
-            &[
-                "adjust",
-                "--account",
-                "A1",
-                "--amount",
-                "-500001",
-                "--reason",
-                "too much",
-            ],
-            "",
-            false,
-            "outside",
-        ),
-        (
-            &[
-                "adjust",
-                "--account",
-                "A1",
-                "--amount",
-                "100",
-                "--reason",
-                "",
-            ],
-            "",
-            false,
-            "--reason",
-        ),
+        (&top_up("A1", "100", "card"), "", false, "--method"),
+        (&top_up("A9", "100", "cash"), "", false, "does not exist"),
+        (&adjust("-500", "meal not served"), "", true, "balance 2500"),
+        (&adjust("0", "nothing"), "", false, "changes nothing"),
+        (&adjust("-500001", "too much"), "", false, "outside"),
+        (&adjust("100", ""), "", false, "--reason"),
         (
             &["adjust", "--account", "A1", "--amount", "100"],
             "",
@@ -594,27 +474,13 @@ async fn staff_manage_accounts_pupils_cards_and_money_from_the_command_line() {
             "--reason",
         ),
         (
-            &[
-                "card",
-                "replace",
-                "--uid",
-                "04a1b2c3",
-                "--new-uid",
-                "04a1b2c4",
-            ],
+            &replace("04a1b2c3", "04a1b2c4"),
             "",
             true,
             "card 04a1b2c4 assigned",
         ),
         (
-            &[
-                "card",
-                "replace",
-                "--uid",
-                "0a0b0c0d",
-                "--new-uid",
-                "0a0b0c0e",
-            ],
+            &replace("0a0b0c0d", "0a0b0c0e"),
             "",
             false,
             "does not exist",
@@ -718,58 +584,24 @@ async fn admins_set_up_a_site_from_the_command_line() {
             "Mme Durand",
         ]
     };
-    let steps: &[Step] = &[
-        (
-            &[
-                "tariff",
-                "set",
-                "--site",
-                "jaures",
-                "--bracket",
-                "q3",
-                "--meal-type",
-                "lunch",
-                "--price",
-                "350",
-            ],
-            "",
-            true,
-            "350 cents",
-        ),
-        (
-            &[
-                "tariff",
-                "set",
-                "--site",
-                "jaures",
-                "--bracket",
-                "q4",
-                "--meal-type",
-                "lunch",
-                "--price",
-                "-1",
-            ],
-            "",
-            false,
-            "price -1 outside",
-        ),
-        (
-            &[
-                "tariff",
-                "set",
-                "--site",
-                "jaures",
-                "--bracket",
-                "q 4",
-                "--meal-type",
-                "lunch",
-                "--price",
-                "400",
-            ],
-            "",
-            false,
+    let tariff = |bracket: &'static str, price: &'static str| {
+        [
+            "tariff",
+            "set",
+            "--site",
+            "jaures",
             "--bracket",
-        ),
+            bracket,
+            "--meal-type",
+            "lunch",
+            "--price",
+            price,
+        ]
+    };
+    let steps: &[Step] = &[
+        (&tariff("q3", "350"), "", true, "350 cents"),
+        (&tariff("q4", "-1"), "", false, "price -1 outside"),
+        (&tariff("q 4", "400"), "", false, "--bracket"),
         (&lunch, "", true, "service lunch saved"),
         (&backwards, "", false, "ends after it starts"),
         (&funday, "", false, "--weekdays funday"),

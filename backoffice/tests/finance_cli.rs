@@ -7,31 +7,17 @@ use testkit as common;
 
 use common::Ops as _;
 
-use std::process::{Command, Output};
-
 use common::SqliteDb;
+use common::cli::run;
 use common::day::{DATE, Till, cash, date, lunch, meal_for};
 use common::fixtures::populate;
 use common::fixtures::registered_at;
 
-fn backoffice(db: &SqliteDb, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_backoffice"))
-        .arg("--db")
-        .arg(db.url())
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 /// Runs the command and checks its exit code and that its output holds `expected`.
 fn check(db: &SqliteDb, args: &[&str], code: i32, expected: &str) {
-    let output = backoffice(db, args);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_eq!(output.status.code(), Some(code), "{args:?}: {text}");
+    let ran = run(env!("CARGO_BIN_EXE_backoffice"), db, args, None);
+    let text = ran.text();
+    assert_eq!(ran.status.code(), Some(code), "{args:?}: {text}");
     assert!(text.contains(expected), "{args:?}: {text}");
 }
 

@@ -1,6 +1,7 @@
 //! The back-office's test harness, shared by its own tests and benchmarks and by the end-to-end
 //! tests of the `tests` crate.
 //!
+//! - [`cli`]: the `backoffice` command line run on a test's database ([`cli::run`]).
 //! - [`db`]: fresh databases of each backend ([`SqliteDb`], [`PostgresDb`]).
 //! - [`ops`]: what tests do to a back-office, by short names ([`Ops`]).
 //! - [`app`]: the service on a free loopback port with a clock the test sets ([`app::TestApp`]),
@@ -9,17 +10,18 @@
 //! - [`day`]: a service day of tills written at chosen times, and raw access to each backend's
 //!   rows to tamper with them as an attacker with database access would.
 //! - [`webdriver`]: a small WebDriver client for headless Chromium.
-
 //! - [`suite`]: one test on each backend ([`store_suite!`], [`db_suite!`], [`on_each_backend!`]).
+
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod app;
+pub mod cli;
 pub mod day;
 pub mod db;
 pub mod fixtures;
 pub mod ops;
+pub mod suite;
 pub mod webdriver;
 
-pub mod suite;
 pub use db::{PostgresDb, SqliteDb, postgres_url};
 pub use ops::Ops;
