@@ -39,7 +39,7 @@ use proto::{
 };
 
 use common::SqliteDb;
-use common::app::{Reply, TestApp};
+use common::app::TestApp;
 use common::fixtures::key;
 use common::fixtures::registered_at;
 
@@ -542,41 +542,10 @@ fn reconciliation(
     (saved, proposals)
 }
 
-fn session_of(reply: &Reply) -> String {
-    reply
-        .headers
-        .iter()
-        .filter(|(name, _)| name == "set-cookie")
-        .filter_map(|(_, value)| value.split(';').next())
-        .find_map(|pair| pair.strip_prefix("canteen_session="))
-        .unwrap()
-        .to_owned()
-}
-
 async fn sign_in<S: Store>(app: &TestApp<S>, name: &str) -> Session {
-    let page = app.get("/sign-in").await;
-    let token = page
-        .headers
-        .iter()
-        .filter(|(header, _)| header == "set-cookie")
-        .filter_map(|(_, value)| value.split(';').next())
-        .find_map(|pair| pair.strip_prefix("canteen_sign_in="))
-        .unwrap()
-        .to_owned();
-    let body = format!(
-        "csrf={token}&name={name}&password={}",
-        PASSWORD.replace(' ', "+")
-    );
-    let reply = app
-        .request(
-            "POST",
-            "/sign-in",
-            &[("cookie", format!("canteen_sign_in={token}"))],
-            body.as_bytes(),
-        )
-        .await;
+    let (reply, session) = app.sign_in(name, PASSWORD).await;
     assert_eq!(reply.status, 303, "{}", reply.text());
-    vec![("cookie", format!("canteen_session={}", session_of(&reply)))]
+    vec![("cookie", format!("canteen_session={}", session.unwrap()))]
 }
 
 /// The value below which `percent` of `values` lie (nearest rank).

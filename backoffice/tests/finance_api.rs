@@ -11,12 +11,11 @@ use backoffice::http::finance::ReconciliationView;
 use backoffice::reconcile::FindingKind;
 use backoffice::store::{ProposedVoid, VoidStatus};
 use backoffice::users::{Role, User};
-use base64::Engine as _;
 use proto::Cents;
 use serde_json::json;
 
 use common::SqliteDb;
-use common::app::TestApp;
+use common::app::{TestApp, basic_auth};
 use common::day::{Till, date, lunch, meal_for};
 use common::fixtures::registered_at;
 use common::fixtures::{account, populate};
@@ -24,8 +23,7 @@ use common::fixtures::{account, populate};
 const PASSWORD: &str = "correct horse battery";
 
 fn as_user(name: &str) -> Vec<(&'static str, String)> {
-    let token = base64::engine::general_purpose::STANDARD.encode(format!("{name}:{PASSWORD}"));
-    vec![("authorization", format!("Basic {token}"))]
+    vec![basic_auth(name, PASSWORD)]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,14 +9,13 @@ use common::Ops as _;
 
 use backoffice::store::Store;
 use backoffice::users::{Role, User};
-use base64::Engine as _;
 use proto::api::{ApiError, ErrorCode};
 use proto::snapshot::AccountState;
 use proto::{Cents, SiteId};
 use serde_json::{Value, json};
 
 use common::SqliteDb;
-use common::app::{Reply, TestApp};
+use common::app::{Reply, TestApp, basic_auth};
 use common::fixtures::registered_at;
 use common::fixtures::{account, populate, site};
 
@@ -55,8 +54,7 @@ impl Who {
             Who::WrongPassword => ("admin", "not the password at all"),
             Who::Nobody => return vec![],
         };
-        let token = base64::engine::general_purpose::STANDARD.encode(format!("{name}:{password}"));
-        vec![("authorization", format!("Basic {token}"))]
+        vec![basic_auth(name, password)]
     }
 }
 

@@ -175,16 +175,13 @@ pub async fn user(
     name: &str,
     role: backoffice::users::Role,
 ) -> (&'static str, String) {
-    use base64::Engine as _;
     let password = "correct horse battery staple";
     let user = backoffice::users::User::new(name, role, None, password).expect("a valid user");
     store
         .add_user(&user, registered_at())
         .await
         .expect("the user is added");
-    let credentials =
-        base64::engine::general_purpose::STANDARD.encode(format!("{name}:{password}"));
-    ("authorization", format!("Basic {credentials}"))
+    testkit::app::basic_auth(name, password)
 }
 
 /// A counter from the back-office's `/metrics`, such as
