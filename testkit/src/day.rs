@@ -7,14 +7,14 @@ use std::collections::BTreeMap;
 
 use backoffice::store::{PostgresStore, SqliteStore, Store};
 use proto::record::{
-    CloseCategory, CloseLine, DayClose, GrandTotals, Meal, MealVia, TopUp, TopUpMethod, Void,
+    CloseCategory, CloseLine, DayClose, GrandTotals, Meal, MealVia, TopUp, TopUpMethod,
 };
 use proto::{
     BracketId, CardUid, Cents, ChainHead, MealType, PupilId, Record, RecordBody, ServiceDate,
-    ServiceId, SigningKey, StaffId, Text, Timestamp,
+    ServiceId, SigningKey, StaffId, Timestamp,
 };
 
-use crate::fixtures::{account, device, key};
+use crate::fixtures::{account, device, key, void_because};
 
 /// The day every test reconciles: a Monday, with lunch at `jaures`.
 pub const DATE: &str = "2026-11-30";
@@ -68,12 +68,19 @@ pub fn cash(account_name: &str, amount: i64) -> RecordBody {
 }
 
 pub fn void_of(record: &Record) -> RecordBody {
-    RecordBody::Void(Void {
-        voided_seq: record.seq(),
-        voided_hash: record.hash(),
-        staff: StaffId::parse("staff-martin").unwrap(),
-        reason: Text::parse("wrong pupil").unwrap(),
-    })
+    void_because(record, "wrong pupil")
+}
+
+/// What a day close adds up separately: a category, and a meal's type and bracket.
+type LineKey = (CloseCategory, Option<MealType>, Option<BracketId>);
+
+/// The line of a day close that `meal` counts in under `category`.
+fn meal_line(category: CloseCategory, meal: &Meal) -> LineKey {
+    (
+        category,
+        Some(meal.meal_type.clone()),
+        Some(meal.bracket.clone()),
+    )
 }
 
 /// A kiosk of `jaures` writing its chain at chosen times.
@@ -115,23 +122,17 @@ impl Till {
             Some(RecordBody::DayClose(close)) => close.grand_totals.clone(),
             _ => GrandTotals::default(),
         };
-        type Key = (CloseCategory, Option<MealType>, Option<BracketId>);
-        let mut lines: BTreeMap<Key, (u32, i64)> = BTreeMap::new();
+        let mut lines: BTreeMap<LineKey, (u32, i64)> = BTreeMap::new();
         let mut cash_expected = 0;
         for record in &self.written[from..] {
             let (key, amount, cash) = match &record.payload().body {
-                RecordBody::Meal(meal) => (
-                    (
-                        match meal.via {
-                            MealVia::Card(_) => CloseCategory::MealByCard,
-                            MealVia::Staff(_) => CloseCategory::MealByStaff,
-                        },
-                        Some(meal.meal_type.clone()),
-                        Some(meal.bracket.clone()),
-                    ),
-                    meal.price.get(),
-                    0,
-                ),
+                RecordBody::Meal(meal) => {
+                    let category = match meal.via {
+                        MealVia::Card(_) => CloseCategory::MealByCard,
+                        MealVia::Staff(_) => CloseCategory::MealByStaff,
+                    };
+                    (meal_line(category, meal), meal.price.get(), 0)
+                }
                 RecordBody::TopUp(top_up) => (
                     (CloseCategory::TopUpCash, None, None),
                     top_up.amount.get(),
@@ -141,11 +142,7 @@ impl Till {
                     let voided = &self.written[usize::try_from(void.voided_seq.get()).unwrap() - 1];
                     match &voided.payload().body {
                         RecordBody::Meal(meal) => (
-                            (
-                                CloseCategory::VoidedMeal,
-                                Some(meal.meal_type.clone()),
-                                Some(meal.bracket.clone()),
-                            ),
+                            meal_line(CloseCategory::VoidedMeal, meal),
                             meal.price.get(),
                             0,
                         ),

@@ -86,11 +86,16 @@ pub fn top_up(account_name: &str, amount_cents: i64) -> RecordBody {
 }
 
 pub fn void(record: &Record) -> RecordBody {
+    void_because(record, "served twice by mistake")
+}
+
+/// Staff member `staff-martin` voids `record` for `reason`.
+pub fn void_because(record: &Record, reason: &str) -> RecordBody {
     RecordBody::Void(Void {
         voided_seq: record.seq(),
         voided_hash: record.hash(),
         staff: StaffId::parse("staff-martin").unwrap(),
-        reason: Text::parse("served twice by mistake").unwrap(),
+        reason: Text::parse(reason).unwrap(),
     })
 }
 
@@ -256,38 +261,23 @@ pub async fn populate(store: &impl backoffice::store::Store) {
         .save_staff(&jaures, &staff_member("staff-martin"))
         .await
         .unwrap();
-    store
-        .save_pupil(&jaures, &pupil("P1", "A1", "q3"))
-        .await
-        .unwrap();
-    store
-        .save_pupil(&jaures, &pupil("P2", "A1", "q3"))
-        .await
-        .unwrap();
-    store
-        .save_pupil(&jaures, &pupil("P3", "A2", "q1"))
-        .await
-        .unwrap();
-    store
-        .save_pupil(&ferry, &pupil("P9", "A9", "q2"))
-        .await
-        .unwrap();
-    store
-        .assign_card(&pupil_card(&[1, 1, 1, 1], "P1"))
-        .await
-        .unwrap();
-    store
-        .assign_card(&pupil_card(&[2, 2, 2, 2], "P2"))
-        .await
-        .unwrap();
-    store
-        .assign_card(&pupil_card(&[3, 3, 3, 3], "P3"))
-        .await
-        .unwrap();
-    store
-        .assign_card(&pupil_card(&[9, 9, 9, 9], "P9"))
-        .await
-        .unwrap();
+    for (at_site, id, account_name, bracket) in [
+        (&jaures, "P1", "A1", "q3"),
+        (&jaures, "P2", "A1", "q3"),
+        (&jaures, "P3", "A2", "q1"),
+        (&ferry, "P9", "A9", "q2"),
+    ] {
+        store
+            .save_pupil(at_site, &pupil(id, account_name, bracket))
+            .await
+            .unwrap();
+    }
+    for (uid, holder) in [(1, "P1"), (2, "P2"), (3, "P3"), (9, "P9")] {
+        store
+            .assign_card(&pupil_card(&[uid; 4], holder))
+            .await
+            .unwrap();
+    }
     store
         .assign_card(&card(
             &[5, 5, 5, 5, 5, 5, 5],
