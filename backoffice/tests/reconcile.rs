@@ -30,6 +30,23 @@ async fn run(store: &impl Store, date: ServiceDate) -> reconcile::Outcome {
         .await
         .unwrap()
 }
+/// The nightly run of `date` for all sites as finance user `user`, saved.
+async fn run_and_save(
+    store: &impl Store,
+    user: &str,
+    date: ServiceDate,
+) -> Result<Report, reconcile::ReconcileError> {
+    reconcile::run_and_save(
+        store,
+        &finance(user),
+        date,
+        None,
+        &settings(),
+        night_after(),
+        |_, _| {},
+    )
+    .await
+}
 
 fn findings_of(report: &Report, device: &str) -> Vec<(FindingKind, Option<u64>)> {
     report
@@ -131,17 +148,7 @@ async fn a_day_reconciles_per_kiosk_and_site_and_reruns_identically(_db: Db, sto
 
     // Same inputs, same result; stored as run.
     assert_eq!(run(&store, date()).await, outcome);
-    let stored_report = reconcile::run_and_save(
-        &store,
-        &finance("finance-1"),
-        date(),
-        None,
-        &settings(),
-        night_after(),
-        |_, _| {},
-    )
-    .await
-    .unwrap();
+    let stored_report = run_and_save(&store, "finance-1", date()).await.unwrap();
     assert_eq!(&stored_report, report);
     let saved = store.reconciliation(date(), None).await.unwrap().unwrap();
     assert_eq!(&reconcile::parse_report(&saved).unwrap(), report);
@@ -185,17 +192,7 @@ async fn duplicate_meals_are_proposed_for_a_void_and_decided_by_finance(
     k1.upload(&store, lunch(180)).await;
     k2.upload(&store, lunch(180)).await;
 
-    let report = reconcile::run_and_save(
-        &store,
-        &finance("finance-1"),
-        date(),
-        None,
-        &settings(),
-        night_after(),
-        |_, _| {},
-    )
-    .await
-    .unwrap();
+    let report = run_and_save(&store, "finance-1", date()).await.unwrap();
     assert_eq!(
         findings_of(&report, "kiosk-2"),
         vec![
@@ -236,17 +233,7 @@ async fn duplicate_meals_are_proposed_for_a_void_and_decided_by_finance(
 
     // The next day is signed off already: the correction lands on the day after.
     let tuesday = reconcile::next_date(date()).unwrap();
-    reconcile::run_and_save(
-        &store,
-        &finance("finance-1"),
-        tuesday,
-        None,
-        &settings(),
-        night_after(),
-        |_, _| {},
-    )
-    .await
-    .unwrap();
+    run_and_save(&store, "finance-1", tuesday).await.unwrap();
     store
         .sign_off_reconciliation(tuesday, None, "finance-1", lunch(200))
         .await
@@ -315,17 +302,7 @@ async fn duplicate_meals_are_proposed_for_a_void_and_decided_by_finance(
     assert!(store.balance_mismatches().await.unwrap().is_empty());
 
     // Running again keeps the decisions; then the day is signed off and never changes.
-    reconcile::run_and_save(
-        &store,
-        &finance("finance-2"),
-        date(),
-        None,
-        &settings(),
-        night_after(),
-        |_, _| {},
-    )
-    .await
-    .unwrap();
+    run_and_save(&store, "finance-2", date()).await.unwrap();
     assert_eq!(
         store
             .proposed_voids(Some(date()))
@@ -342,16 +319,7 @@ async fn duplicate_meals_are_proposed_for_a_void_and_decided_by_finance(
         .unwrap();
     assert_eq!(signed.signed_off_by.as_deref(), Some("finance-1"));
     assert!(matches!(
-        reconcile::run_and_save(
-            &store,
-            &finance("finance-1"),
-            date(),
-            None,
-            &settings(),
-            night_after(),
-            |_, _| {}
-        )
-        .await,
+        run_and_save(&store, "finance-1", date()).await,
         Err(reconcile::ReconcileError::Store(StoreError::Refused(_)))
     ));
     assert!(matches!(
