@@ -368,6 +368,18 @@ async fn records_for_unknown_accounts_are_stored_and_reported(store: impl Store)
     .await;
 }
 
+/// Registers `kiosk` and stores its first three records.
+async fn register_and_ingest(store: &impl Store, kiosk: &Kiosk) {
+    store
+        .add_device(kiosk.device.clone(), registered_at())
+        .await
+        .unwrap();
+    store
+        .ingest(&kiosk.device, kiosk.signed(1, 3), at(100_000))
+        .await
+        .unwrap();
+}
+
 async fn concurrent_uploads_of_one_batch_store_it_once(store: impl Store) {
     const UPLOADERS: usize = 6;
     let mut kiosk = Kiosk::new("kiosk-1", 1);
@@ -1020,17 +1032,7 @@ async fn the_meals_migration_lists_the_meals_stored_before_it() {
     ];
 
     let sqlite = common::SqliteDb::new();
-    {
-        let store = sqlite.open().await;
-        store
-            .add_device(kiosk.device.clone(), registered_at())
-            .await
-            .unwrap();
-        store
-            .ingest(&kiosk.device, kiosk.signed(1, 3), at(100_000))
-            .await
-            .unwrap();
-    }
+    register_and_ingest(&sqlite.open().await, &kiosk).await;
     let connection = rusqlite::Connection::open(sqlite.path()).unwrap();
     for sql in &back_to_before {
         connection.execute(sql, []).unwrap();
@@ -1047,17 +1049,7 @@ async fn the_meals_migration_lists_the_meals_stored_before_it() {
     );
 
     let postgres = common::PostgresDb::new().await;
-    {
-        let store = postgres.open().await;
-        store
-            .add_device(kiosk.device.clone(), registered_at())
-            .await
-            .unwrap();
-        store
-            .ingest(&kiosk.device, kiosk.signed(1, 3), at(100_000))
-            .await
-            .unwrap();
-    }
+    register_and_ingest(&postgres.open().await, &kiosk).await;
     let (client, connection) = tokio_postgres::connect(&postgres.url(), tokio_postgres::NoTls)
         .await
         .unwrap();
