@@ -30,7 +30,7 @@ use backoffice::reconcile::{
     TopUpLine, TopUpSource,
 };
 use backoffice::store::{ProposedVoid, SavedReconciliation, Store, VoidStatus};
-use backoffice::users::{Role, User};
+use backoffice::users::Role;
 use proto::record::{Meal, MealVia, Payload, RecordBody};
 use proto::snapshot::Pupil;
 use proto::{
@@ -40,8 +40,8 @@ use proto::{
 
 use common::SqliteDb;
 use common::app::TestApp;
+use common::fixtures::add_users;
 use common::fixtures::key;
-use common::fixtures::registered_at;
 
 const ACCOUNTS: usize = 50_000;
 const SITES: usize = 120;
@@ -587,20 +587,16 @@ fn main() {
             let (saved, proposals) = reconciliation(today, only, &today_records);
             store.save_reconciliation(&saved, &proposals).await.unwrap();
         }
-        for (name, role, site) in [
-            ("martin", Role::Staff, Some("site007")),
-            ("compta", Role::Finance, None),
-            ("admin", Role::Admin, None),
-        ] {
-            let site = site.map(|site| SiteId::parse(site).unwrap());
-            store
-                .add_user(
-                    &User::new(name, role, site, PASSWORD).unwrap(),
-                    registered_at(),
-                )
-                .await
-                .unwrap();
-        }
+        add_users(
+            &store,
+            PASSWORD,
+            &[
+                ("martin", Role::Staff, Some("site007")),
+                ("compta", Role::Finance, None),
+                ("admin", Role::Admin, None),
+            ],
+        )
+        .await;
         let app = TestApp::start(store).await;
         let staff = sign_in(&app, "martin").await;
         let finance = sign_in(&app, "compta").await;

@@ -14,7 +14,6 @@ use backoffice::store::Store;
 use proto::{ServiceDate, SignedRecord};
 
 use common::day::{Db, Till, cash, date, lunch, meal_for, settings, void_of};
-use common::fixtures::registered_at;
 use common::fixtures::{key, populate};
 
 common::db_suite!(
@@ -41,14 +40,8 @@ async fn export(store: &impl Store, kind: ExportKind, from: ServiceDate) -> Stri
 /// Two kiosks' day: meals, a cash top-up, a void, a cash shortfall.
 async fn a_day(store: &impl Store) -> (Till, Till) {
     populate(store).await;
-    let mut k1 = Till::new("kiosk-1", 1);
-    let mut k2 = Till::new("kiosk-2", 2);
-    for till in [&k1, &k2] {
-        store
-            .add_device(till.device.clone(), registered_at())
-            .await
-            .unwrap();
-    }
+    let mut k1 = Till::registered(store, "kiosk-1", 1).await;
+    let mut k2 = Till::registered(store, "kiosk-2", 2).await;
     let friday = ServiceDate::parse("2026-11-27").unwrap();
     k1.write(lunch(-3 * 24 * 60), meal_for("P1", "A1", 385, 0));
     k1.close(lunch(-3 * 24 * 60 + 60), friday, 0);

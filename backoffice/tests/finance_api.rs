@@ -10,15 +10,14 @@ use common::Ops as _;
 use backoffice::http::finance::ReconciliationView;
 use backoffice::reconcile::FindingKind;
 use backoffice::store::{ProposedVoid, VoidStatus};
-use backoffice::users::{Role, User};
+use backoffice::users::Role;
 use proto::Cents;
 use serde_json::json;
 
 use common::SqliteDb;
 use common::app::{TestApp, basic_auth};
-use common::day::{Till, date, lunch, meal_for};
-use common::fixtures::registered_at;
-use common::fixtures::{account, populate};
+use common::day::charged_twice;
+use common::fixtures::{account, add_users, populate};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -31,29 +30,16 @@ async fn finance_reconciles_approves_a_void_signs_off_and_exports() {
     let db = SqliteDb::new();
     let store = db.open().await;
     populate(&store).await;
-    for (name, role) in [("compta", Role::Finance), ("admin", Role::Admin)] {
-        store
-            .add_user(
-                &User::new(name, role, None, PASSWORD).unwrap(),
-                registered_at(),
-            )
-            .await
-            .unwrap();
-    }
-    let mut k1 = Till::new("kiosk-1", 1);
-    let mut k2 = Till::new("kiosk-2", 2);
-    for till in [&k1, &k2] {
-        store
-            .add_device(till.device.clone(), registered_at())
-            .await
-            .unwrap();
-    }
-    k1.write(lunch(0), meal_for("P1", "A1", 385, 0));
-    k1.close(lunch(100), date(), 0);
-    k2.write(lunch(3), meal_for("P1", "A1", 385, 0));
-    k2.close(lunch(101), date(), 0);
-    k1.upload(&store, lunch(180)).await;
-    k2.upload(&store, lunch(180)).await;
+    add_users(
+        &store,
+        PASSWORD,
+        &[
+            ("compta", Role::Finance, None),
+            ("admin", Role::Admin, None),
+        ],
+    )
+    .await;
+    charged_twice(&store, [1, 2]).await;
     let app = TestApp::start(store).await;
     let finance = as_user("compta");
     let admin = as_user("admin");

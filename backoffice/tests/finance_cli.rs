@@ -5,13 +5,10 @@
 
 use testkit as common;
 
-use common::Ops as _;
-
 use common::SqliteDb;
 use common::cli::run;
 use common::day::{DATE, Till, cash, date, lunch, meal_for};
 use common::fixtures::populate;
-use common::fixtures::registered_at;
 
 /// Runs the command and checks its exit code and that its output holds `expected`.
 fn check(db: &SqliteDb, args: &[&str], code: i32, expected: &str) {
@@ -26,11 +23,7 @@ async fn finance_reconciles_exports_and_verifies_from_the_command_line() {
     let db = SqliteDb::new();
     let store = db.open().await;
     populate(&store).await;
-    let mut till = Till::new("kiosk-1", 1);
-    store
-        .add_device(till.device.clone(), registered_at())
-        .await
-        .unwrap();
+    let mut till = Till::registered(&store, "kiosk-1", 1).await;
     till.write(lunch(0), cash("A1", 2000));
     till.write(lunch(1), meal_for("P1", "A1", 385, 1615));
     till.close(lunch(60), date(), 2000);

@@ -14,7 +14,6 @@ use backoffice::store::{SavedReconciliation, Store, StoreError, VoidStatus};
 use proto::{Cents, ChainHead, Seq, ServiceDate, SigningKey};
 
 use common::day::{Db, Till, cash, date, lunch, meal_for, night_after, quoted, settings, void_of};
-use common::fixtures::registered_at;
 use common::fixtures::{account, key, populate};
 
 common::db_suite!(
@@ -30,6 +29,7 @@ async fn run(store: &impl Store, date: ServiceDate) -> reconcile::Outcome {
         .await
         .unwrap()
 }
+
 /// The nightly run of `date` for all sites as finance user `user`, saved.
 async fn run_and_save(
     store: &impl Store,
@@ -59,15 +59,10 @@ fn findings_of(report: &Report, device: &str) -> Vec<(FindingKind, Option<u64>)>
 
 async fn a_day_reconciles_per_kiosk_and_site_and_reruns_identically(_db: Db, store: impl Store) {
     populate(&store).await;
-    let mut k1 = Till::new("kiosk-1", 1);
-    let mut k2 = Till::new("kiosk-2", 2);
-    let k3 = Till::new("kiosk-3", 3);
-    for till in [&k1, &k2, &k3] {
-        store
-            .add_device(till.device.clone(), registered_at())
-            .await
-            .unwrap();
-    }
+    let mut k1 = Till::registered(&store, "kiosk-1", 1).await;
+    let mut k2 = Till::registered(&store, "kiosk-2", 2).await;
+    // A third kiosk, registered, sends nothing that day.
+    Till::registered(&store, "kiosk-3", 3).await;
     // The Friday before, closed: the anchor of Monday's chain.
     let friday = ServiceDate::parse("2026-11-27").unwrap();
     k1.write(lunch(-3 * 24 * 60), meal_for("P1", "A1", 385, -385));
@@ -175,14 +170,8 @@ async fn duplicate_meals_are_proposed_for_a_void_and_decided_by_finance(
     store: impl Store,
 ) {
     populate(&store).await;
-    let mut k1 = Till::new("kiosk-1", 1);
-    let mut k2 = Till::new("kiosk-2", 2);
-    for till in [&k1, &k2] {
-        store
-            .add_device(till.device.clone(), registered_at())
-            .await
-            .unwrap();
-    }
+    let mut k1 = Till::registered(&store, "kiosk-1", 1).await;
+    let mut k2 = Till::registered(&store, "kiosk-2", 2).await;
     k1.write(lunch(0), meal_for("P1", "A1", 385, 0));
     k1.write(lunch(1), meal_for("P3", "A2", 100, 0));
     k1.close(lunch(100), date(), 0);
@@ -348,11 +337,7 @@ async fn duplicate_meals_are_proposed_for_a_void_and_decided_by_finance(
 
 /// A kiosk of the tampering test: five meals and a day close, then one change to its rows.
 async fn five_meals(store: &impl Store, name: &str, seed: u8) -> Till {
-    let mut till = Till::new(name, seed);
-    store
-        .add_device(till.device.clone(), registered_at())
-        .await
-        .unwrap();
+    let mut till = Till::registered(store, name, seed).await;
     for minute in 0..5 {
         till.write(
             lunch(minute),
@@ -511,11 +496,7 @@ async fn tampered_records_are_caught_and_named(db: Db, store: impl Store) {
 async fn events_to_review_are_listed_with_their_evidence(_db: Db, store: impl Store) {
     use proto::record::{ClockDrift, MealVia, RefusalReason, TapRefused};
     populate(&store).await;
-    let mut till = Till::new("kiosk-1", 1);
-    store
-        .add_device(till.device.clone(), registered_at())
-        .await
-        .unwrap();
+    let mut till = Till::registered(&store, "kiosk-1", 1).await;
     let card = proto::CardUid::parse(&[9, 9, 9, 9]).unwrap();
     for reason in [RefusalReason::BlockedCard, RefusalReason::UnknownCard] {
         till.write(

@@ -382,13 +382,9 @@ async fn register_and_ingest(store: &impl Store, kiosk: &Kiosk) {
 
 async fn concurrent_uploads_of_one_batch_store_it_once(store: impl Store) {
     const UPLOADERS: usize = 6;
-    let mut kiosk = Kiosk::new("kiosk-1", 1);
+    let mut kiosk = Kiosk::registered(&store, "kiosk-1", 1).await;
     kiosk.write(top_up("A1", 50_000));
     kiosk.write_meals("A1", 59);
-    store
-        .add_device(kiosk.device.clone(), registered_at())
-        .await
-        .unwrap();
     store
         .add_account(&account("A1"), Cents::ZERO, at(0))
         .await
@@ -563,11 +559,7 @@ async fn snapshots_hold_the_site_and_deltas_catch_up(store: impl Store) {
     );
 
     // Changes: a lost card blocked and replaced, a meal charged, a new price.
-    let mut kiosk = Kiosk::new("kiosk-1", 1);
-    store
-        .add_device(kiosk.device.clone(), registered_at())
-        .await
-        .unwrap();
+    let mut kiosk = Kiosk::registered(&store, "kiosk-1", 1).await;
     let mut versions = vec![full.version];
     versions.push(
         store

@@ -11,13 +11,11 @@ use common::Ops as _;
 
 use backoffice::limits::SIGN_IN_FAILURES_MAX;
 use backoffice::store::Store;
-use backoffice::users::{Role, User};
+use backoffice::users::Role;
 use backoffice::web::session::SESSION_COOKIE;
-use proto::SiteId;
 
 use common::app::{Reply, TestApp};
-use common::fixtures::registered_at;
-use common::fixtures::{Kiosk, account, meal, populate};
+use common::fixtures::{Kiosk, account, add_users, meal, populate};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -45,26 +43,18 @@ fn csrf_of(page: &Reply) -> String {
 
 async fn story<S: Store>(store: S) {
     populate(&store).await;
-    for (name, role, site) in [
-        ("martin", Role::Staff, Some("jaures")),
-        ("compta", Role::Finance, None),
-        ("admin", Role::Admin, None),
-        ("shop", Role::Payments, None),
-    ] {
-        let site = site.map(|site| SiteId::parse(site).unwrap());
-        store
-            .add_user(
-                &User::new(name, role, site, PASSWORD).unwrap(),
-                registered_at(),
-            )
-            .await
-            .unwrap();
-    }
-    let mut kiosk = Kiosk::new("jaures-entree", 1);
-    store
-        .add_device(kiosk.device.clone(), registered_at())
-        .await
-        .unwrap();
+    add_users(
+        &store,
+        PASSWORD,
+        &[
+            ("martin", Role::Staff, Some("jaures")),
+            ("compta", Role::Finance, None),
+            ("admin", Role::Admin, None),
+            ("shop", Role::Payments, None),
+        ],
+    )
+    .await;
+    let mut kiosk = Kiosk::registered(&store, "jaures-entree", 1).await;
     let app = TestApp::start(store).await;
     kiosk.write(meal("A1", 385));
     assert_eq!(app.upload(&kiosk, kiosk.signed(1, 1)).await.status, 200);

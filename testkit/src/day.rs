@@ -14,7 +14,7 @@ use proto::{
     ServiceId, SigningKey, StaffId, Timestamp,
 };
 
-use crate::fixtures::{account, device, key, void_because};
+use crate::fixtures::{account, device, key, registered_at, void_because};
 
 /// The day every test reconciles: a Monday, with lunch at `jaures`.
 pub const DATE: &str = "2026-11-30";
@@ -83,6 +83,20 @@ fn meal_line(category: CloseCategory, meal: &Meal) -> LineKey {
     )
 }
 
+/// Pupil P1 charged twice for lunch on [`DATE`]: at `kiosk-1` and at `kiosk-2` (keys of
+/// `seeds`), both registered, each closing its day, both uploaded.
+pub async fn charged_twice(store: &impl Store, seeds: [u8; 2]) -> (Till, Till) {
+    let mut k1 = Till::registered(store, "kiosk-1", seeds[0]).await;
+    let mut k2 = Till::registered(store, "kiosk-2", seeds[1]).await;
+    k1.write(lunch(0), meal_for("P1", "A1", 385, 0));
+    k1.close(lunch(100), date(), 0);
+    k2.write(lunch(3), meal_for("P1", "A1", 385, 0));
+    k2.close(lunch(101), date(), 0);
+    k1.upload(store, lunch(180)).await;
+    k2.upload(store, lunch(180)).await;
+    (k1, k2)
+}
+
 /// A kiosk of `jaures` writing its chain at chosen times.
 #[derive(Debug)]
 pub struct Till {
@@ -103,6 +117,16 @@ impl Till {
             written: Vec::new(),
             last_close: None,
         }
+    }
+
+    /// A new till whose device `store` registered at [`registered_at`].
+    pub async fn registered(store: &impl Store, name: &str, seed: u8) -> Till {
+        let till = Till::new(name, seed);
+        store
+            .add_device(till.device.clone(), registered_at())
+            .await
+            .unwrap();
+        till
     }
 
     pub fn write(&mut self, at: Timestamp, body: RecordBody) -> Record {

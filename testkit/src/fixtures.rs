@@ -8,6 +8,7 @@ use proto::{
 };
 
 use backoffice::store::Device;
+use backoffice::users::{Role, User};
 use proto::snapshot::{
     Card, CardHolder, KioskSettings, Language, LocalTime, Pupil, Service, StaffCredential, Tariff,
     Weekday,
@@ -116,6 +117,16 @@ impl Kiosk {
             head: ChainHead::GENESIS,
             written: Vec::new(),
         }
+    }
+
+    /// A new kiosk whose device `store` registered at [`registered_at`].
+    pub async fn registered(store: &impl backoffice::store::Store, name: &str, seed: u8) -> Kiosk {
+        let kiosk = Kiosk::new(name, seed);
+        store
+            .add_device(kiosk.device.clone(), registered_at())
+            .await
+            .unwrap();
+        kiosk
     }
 
     pub fn write(&mut self, body: RecordBody) -> Record {
@@ -227,6 +238,24 @@ pub fn settings() -> KioskSettings {
         sync_interval_ms: 30_000,
         staff_idle_signout_ms: 60_000,
         language: Language::Fr,
+    }
+}
+
+/// Adds each user `(name, role, site)`, all with `password`, registered at [`registered_at`].
+pub async fn add_users(
+    store: &impl backoffice::store::Store,
+    password: &str,
+    users: &[(&str, Role, Option<&str>)],
+) {
+    for &(name, role, site) in users {
+        let site = site.map(|site| SiteId::parse(site).unwrap());
+        store
+            .add_user(
+                &User::new(name, role, site, password).unwrap(),
+                registered_at(),
+            )
+            .await
+            .unwrap();
     }
 }
 
