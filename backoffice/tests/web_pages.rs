@@ -207,4 +207,4 @@ async fn story<S: Store>(store: S) {
     assert_eq!(app.sign_in("admin", PASSWORD).await.0.status, 303);
 }
 
-common::on_each_backend!(story, pages_on_sqlite, pages_on_postgres);
+common::on_each_backend!((story, pages_on_sqlite, pages_on_postgres));

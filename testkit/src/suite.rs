@@ -54,29 +54,29 @@ macro_rules! db_suite {
     };
 }
 
-/// Runs the story `$story`, an `async fn(store, ..)`, as two tests: `$sqlite` on a fresh SQLite
-/// database and `$postgres` on a fresh PostgreSQL one. Arguments after the store, if any, follow
-/// each test's name: `on_each_backend!(story, story_sqlite(11), story_postgres(12))`.
+/// Runs each story, an `async fn(store, ..)`, as two tests named in a `(story, sqlite, postgres)`
+/// triple: `sqlite` on a fresh SQLite database and `postgres` on a fresh PostgreSQL one.
+/// Arguments after the store, if any, follow each test's name:
+/// `on_each_backend!((story, story_sqlite(11), story_postgres(12)))`.
 #[macro_export]
 macro_rules! on_each_backend {
-    ($story:ident, $sqlite:ident, $postgres:ident $(,)?) => {
-        $crate::on_each_backend!($story, $sqlite(), $postgres());
-    };
-    (
+    ($((
         $story:ident,
-        $sqlite:ident($($sqlite_arg:expr),* $(,)?),
-        $postgres:ident($($postgres_arg:expr),* $(,)?) $(,)?
-    ) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $sqlite() {
-            let db = $crate::SqliteDb::new();
-            $story(db.open().await $(, $sqlite_arg)*).await;
-        }
+        $sqlite:ident $(($($sqlite_arg:expr),* $(,)?))?,
+        $postgres:ident $(($($postgres_arg:expr),* $(,)?))? $(,)?
+    )),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $sqlite() {
+                let db = $crate::SqliteDb::new();
+                $story(db.open().await $($(, $sqlite_arg)*)?).await;
+            }
 
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $postgres() {
-            let db = $crate::PostgresDb::new().await;
-            $story(db.open().await $(, $postgres_arg)*).await;
-        }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $postgres() {
+                let db = $crate::PostgresDb::new().await;
+                $story(db.open().await $($(, $postgres_arg)*)?).await;
+            }
+        )+
     };
 }

@@ -135,11 +135,11 @@ async fn nothing_lost_nothing_doubled<S: Store>(store: S, seed: u64) {
     assert!(store.anomalies().await.unwrap().is_empty());
 }
 
-testkit::on_each_backend!(
+testkit::on_each_backend!((
     nothing_lost_nothing_doubled,
     nothing_lost_nothing_doubled_sqlite(11),
     nothing_lost_nothing_doubled_postgres(12)
-);
+));
 
 /// Two back-office instances in front of one PostgreSQL; one kiosk's sync goes to both at once
 /// (as a load balancer might send it), through faulty links, while it keeps serving.

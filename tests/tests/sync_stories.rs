@@ -17,6 +17,40 @@ use tests::backoffice::{
 use tests::kiosk::{TestKiosk, assert_consistent, movements};
 use tests::proxy::FaultProxy;
 
+// Each story runs as a test on SQLite and a test on PostgreSQL.
+testkit::on_each_backend!(
+    (
+        a_kiosk_uploads_its_records_and_gets_the_snapshot,
+        a_kiosk_uploads_its_records_and_gets_the_snapshot_sqlite,
+        a_kiosk_uploads_its_records_and_gets_the_snapshot_postgres
+    ),
+    (
+        two_kiosks_offline_serve_the_same_pupil,
+        two_kiosks_offline_serve_the_same_pupil_sqlite,
+        two_kiosks_offline_serve_the_same_pupil_postgres
+    ),
+    (
+        a_top_up_and_a_blocked_card_reach_an_offline_kiosk_at_its_next_sync,
+        a_top_up_and_a_blocked_card_reach_an_offline_kiosk_sqlite,
+        a_top_up_and_a_blocked_card_reach_an_offline_kiosk_postgres
+    ),
+    (
+        a_reinstalled_kiosk_is_a_new_device,
+        a_reinstalled_kiosk_is_a_new_device_sqlite,
+        a_reinstalled_kiosk_is_a_new_device_postgres
+    ),
+    (
+        days_offline_and_a_drifting_clock_are_recorded_and_shown,
+        days_offline_and_a_drifting_clock_are_recorded_and_shown_sqlite,
+        days_offline_and_a_drifting_clock_are_recorded_and_shown_postgres
+    ),
+    (
+        the_background_sync_keeps_the_back_office_in_step,
+        the_background_sync_keeps_the_back_office_in_step_sqlite,
+        the_background_sync_keeps_the_back_office_in_step_postgres
+    ),
+);
+
 async fn served(kiosk: &TestKiosk, pupil: usize) -> bool {
     matches!(kiosk.tap(card(pupil)).await, Decision::Served(_))
 }
@@ -71,12 +105,6 @@ async fn a_kiosk_uploads_its_records_and_gets_the_snapshot<S: Store>(store: S) {
     assert!(status.report.snapshot_version.is_some());
     assert_consistent(&store, &[&kiosk], 3, &[]).await;
 }
-
-testkit::on_each_backend!(
-    a_kiosk_uploads_its_records_and_gets_the_snapshot,
-    a_kiosk_uploads_its_records_and_gets_the_snapshot_sqlite,
-    a_kiosk_uploads_its_records_and_gets_the_snapshot_postgres
-);
 
 /// A back-office behind a "VPN" the test can cut: a proxy that breaks nothing but can go
 /// offline.
@@ -142,12 +170,6 @@ async fn two_kiosks_offline_serve_the_same_pupil<S: Store>(store: S) {
     assert_consistent(&store, &[&door, &hall], 2, &[]).await;
 }
 
-testkit::on_each_backend!(
-    two_kiosks_offline_serve_the_same_pupil,
-    two_kiosks_offline_serve_the_same_pupil_sqlite,
-    two_kiosks_offline_serve_the_same_pupil_postgres
-);
-
 async fn a_top_up_and_a_blocked_card_reach_an_offline_kiosk_at_its_next_sync<S: Store>(store: S) {
     populate_site(&store, 2).await;
     let (_backoffice, vpn) = behind_vpn(&store).await;
@@ -179,12 +201,6 @@ async fn a_top_up_and_a_blocked_card_reach_an_offline_kiosk_at_its_next_sync<S: 
     kiosk.sync_until_clean(3).await;
     assert_consistent(&store, &[&kiosk], 2, &[2_000]).await;
 }
-
-testkit::on_each_backend!(
-    a_top_up_and_a_blocked_card_reach_an_offline_kiosk_at_its_next_sync,
-    a_top_up_and_a_blocked_card_reach_an_offline_kiosk_sqlite,
-    a_top_up_and_a_blocked_card_reach_an_offline_kiosk_postgres
-);
 
 async fn a_reinstalled_kiosk_is_a_new_device<S: Store>(store: S) {
     populate_site(&store, 2).await;
@@ -247,12 +263,6 @@ async fn a_reinstalled_kiosk_is_a_new_device<S: Store>(store: S) {
     }
     assert!(store.anomalies().await.unwrap().is_empty());
 }
-
-testkit::on_each_backend!(
-    a_reinstalled_kiosk_is_a_new_device,
-    a_reinstalled_kiosk_is_a_new_device_sqlite,
-    a_reinstalled_kiosk_is_a_new_device_postgres
-);
 
 /// Offline for days, then back with a clock two days ahead: staff are warned of both, the
 /// kiosk writes its audit records, and it still syncs.
@@ -318,12 +328,6 @@ async fn days_offline_and_a_drifting_clock_are_recorded_and_shown<S: Store>(stor
     assert_consistent(&store, &[&kiosk], 1, &[]).await;
 }
 
-testkit::on_each_backend!(
-    days_offline_and_a_drifting_clock_are_recorded_and_shown,
-    days_offline_and_a_drifting_clock_are_recorded_and_shown_sqlite,
-    days_offline_and_a_drifting_clock_are_recorded_and_shown_postgres
-);
-
 /// The sync as `kiosk run` starts it: a task of the runtime, every interval, while the kiosk
 /// serves.
 async fn the_background_sync_keeps_the_back_office_in_step<S: Store>(store: S) {
@@ -364,9 +368,3 @@ async fn the_background_sync_keeps_the_back_office_in_step<S: Store>(store: S) {
     assert_eq!(kiosk.unsynced().await, 0, "{:?}", kiosk.state());
     assert_consistent(&store, &[&kiosk], 2, &[]).await;
 }
-
-testkit::on_each_backend!(
-    the_background_sync_keeps_the_back_office_in_step,
-    the_background_sync_keeps_the_back_office_in_step_sqlite,
-    the_background_sync_keeps_the_back_office_in_step_postgres
-);
