@@ -27,7 +27,7 @@ use common::SqliteDb;
 use common::app::TestApp;
 use common::day::{DATE, charged_twice};
 use common::fixtures::registered_at;
-use common::fixtures::{Kiosk, account, add_users, populate};
+use common::fixtures::{Kiosk, account, populate_with_users};
 use common::webdriver::Browser;
 
 static BROWSER: Mutex<()> = Mutex::new(());
@@ -52,8 +52,7 @@ impl Setup {
         let db = SqliteDb::new();
         let app = runtime.block_on(async {
             let store = db.open().await;
-            populate(&store).await;
-            add_users(
+            populate_with_users(
                 &store,
                 PASSWORD,
                 &[

@@ -17,7 +17,7 @@ use serde_json::json;
 use common::SqliteDb;
 use common::app::{TestApp, basic_auth};
 use common::day::charged_twice;
-use common::fixtures::{account, add_users, populate};
+use common::fixtures::{account, populate_with_users};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -29,8 +29,7 @@ fn as_user(name: &str) -> Vec<(&'static str, String)> {
 async fn finance_reconciles_approves_a_void_signs_off_and_exports() {
     let db = SqliteDb::new();
     let store = db.open().await;
-    populate(&store).await;
-    add_users(
+    populate_with_users(
         &store,
         PASSWORD,
         &[

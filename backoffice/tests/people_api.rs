@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use common::SqliteDb;
 use common::app::{Reply, TestApp, basic_auth};
-use common::fixtures::{account, add_users, populate, site};
+use common::fixtures::{account, populate_with_users, site};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -61,8 +61,7 @@ impl Who {
 async fn started() -> (TestApp<backoffice::store::SqliteStore>, SqliteDb) {
     let db = SqliteDb::new();
     let store = db.open().await;
-    populate(&store).await;
-    add_users(
+    populate_with_users(
         &store,
         PASSWORD,
         &[

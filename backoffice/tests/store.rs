@@ -24,8 +24,8 @@ use proto::{
 
 use common::fixtures::registered_at;
 use common::fixtures::{
-    Kiosk, account, at, device, device_id, forged, meal, populate, pupil, pupil_card, settings,
-    site, staff_member, tariff, top_up, void,
+    Kiosk, account, at, device, device_id, forged, meal, populate, pupil, pupil_card, register,
+    settings, site, staff_member, tariff, top_up, void,
 };
 
 common::store_suite!(
@@ -370,10 +370,7 @@ async fn records_for_unknown_accounts_are_stored_and_reported(store: impl Store)
 
 /// Registers `kiosk` and stores its first three records.
 async fn register_and_ingest(store: &impl Store, kiosk: &Kiosk) {
-    store
-        .add_device(kiosk.device.clone(), registered_at())
-        .await
-        .unwrap();
+    register(store, &kiosk.device).await;
     store
         .ingest(&kiosk.device, kiosk.signed(1, 3), at(100_000))
         .await

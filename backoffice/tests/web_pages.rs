@@ -15,7 +15,7 @@ use backoffice::users::Role;
 use backoffice::web::session::SESSION_COOKIE;
 
 use common::app::{Reply, TestApp};
-use common::fixtures::{Kiosk, account, add_users, meal, populate};
+use common::fixtures::{Kiosk, account, meal, populate_with_users};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -42,8 +42,7 @@ fn csrf_of(page: &Reply) -> String {
 }
 
 async fn story<S: Store>(store: S) {
-    populate(&store).await;
-    add_users(
+    populate_with_users(
         &store,
         PASSWORD,
         &[

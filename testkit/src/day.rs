@@ -14,7 +14,7 @@ use proto::{
     ServiceId, SigningKey, StaffId, Timestamp,
 };
 
-use crate::fixtures::{account, device, key, registered_at, void_because};
+use crate::fixtures::{account, device, key, register, void_because};
 
 /// The day every test reconciles: a Monday, with lunch at `jaures`.
 pub const DATE: &str = "2026-11-30";
@@ -119,13 +119,10 @@ impl Till {
         }
     }
 
-    /// A new till whose device `store` registered at [`registered_at`].
+    /// A new till whose device `store` registered (see [`register`]).
     pub async fn registered(store: &impl Store, name: &str, seed: u8) -> Till {
         let till = Till::new(name, seed);
-        store
-            .add_device(till.device.clone(), registered_at())
-            .await
-            .unwrap();
+        register(store, &till.device).await;
         till
     }
 

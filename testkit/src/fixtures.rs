@@ -119,13 +119,10 @@ impl Kiosk {
         }
     }
 
-    /// A new kiosk whose device `store` registered at [`registered_at`].
+    /// A new kiosk whose device `store` registered (see [`register`]).
     pub async fn registered(store: &impl backoffice::store::Store, name: &str, seed: u8) -> Kiosk {
         let kiosk = Kiosk::new(name, seed);
-        store
-            .add_device(kiosk.device.clone(), registered_at())
-            .await
-            .unwrap();
+        register(store, &kiosk.device).await;
         kiosk
     }
 
@@ -239,6 +236,24 @@ pub fn settings() -> KioskSettings {
         staff_idle_signout_ms: 60_000,
         language: Language::Fr,
     }
+}
+
+/// Registers `device` with `store` at [`registered_at`].
+pub async fn register(store: &impl backoffice::store::Store, device: &Device) {
+    store
+        .add_device(device.clone(), registered_at())
+        .await
+        .unwrap();
+}
+
+/// [`populate`], then [`add_users`].
+pub async fn populate_with_users(
+    store: &impl backoffice::store::Store,
+    password: &str,
+    users: &[(&str, Role, Option<&str>)],
+) {
+    populate(store).await;
+    add_users(store, password, users).await;
 }
 
 /// Adds each user `(name, role, site)`, all with `password`, registered at [`registered_at`].
