@@ -205,39 +205,35 @@ async fn city_it_adds_users_with_roles() {
     assert_eq!(store.user("paul").await.unwrap(), None);
 }
 
+/// Writes an import file `name` of `rows` under the import header, beside the database; its
+/// path.
+fn import_file(db: &SqliteDb, name: &str, rows: &str) -> String {
+    let path = db.dir.path().join(name);
+    let header = backoffice::import::HEADER.join(",");
+    std::fs::write(&path, format!("{header}\n{rows}")).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_writes_nothing_unless_every_row_is_valid() {
     let db = SqliteDb::new();
-    let header = backoffice::import::HEADER.join(",");
-    let valid = format!(
-        "{header}\n\
-         jaures,A1,-500,P1,Léa,Martin,q3,no_pork,04a1b2c3\n\
+    let valid = import_file(
+        &db,
+        "valid.csv",
+        "jaures,A1,-500,P1,Léa,Martin,q3,no_pork,04a1b2c3\n\
          jaures,A1,-500,P2,Tom,Martin,q3,,\n\
-         ferry,A2,0,P3,Inès,\"Petit, Jr\",q1,,0a0b0c0d\n"
+         ferry,A2,0,P3,Inès,\"Petit, Jr\",q1,,0a0b0c0d\n",
     );
-    let invalid = format!(
-        "{header}\n\
-         jaures,A9,0,P9,Zoé,Durand,q2,,\n\
+    let invalid = import_file(
+        &db,
+        "invalid.csv",
+        "jaures,A9,0,P9,Zoé,Durand,q2,,\n\
          jaures,A1,-500,P1,,Martin,q3,,\n\
-         jaures,A1,12,P2,Tom,Martin,q3,,\n"
+         jaures,A1,12,P2,Tom,Martin,q3,,\n",
     );
-    let valid_path = db.dir.path().join("valid.csv");
-    let invalid_path = db.dir.path().join("invalid.csv");
-    std::fs::write(&valid_path, valid).unwrap();
-    std::fs::write(&invalid_path, invalid).unwrap();
 
-    check(
-        &db,
-        &["import", invalid_path.to_str().unwrap()],
-        false,
-        "line 3: first_name",
-    );
-    check(
-        &db,
-        &["import", invalid_path.to_str().unwrap()],
-        false,
-        "line 4: overdraft_floor",
-    );
+    check(&db, &["import", &invalid], false, "line 3: first_name");
+    check(&db, &["import", &invalid], false, "line 4: overdraft_floor");
     let store = db.open().await;
     assert_eq!(
         store
@@ -248,19 +244,9 @@ async fn an_import_writes_nothing_unless_every_row_is_valid() {
     );
     drop(store);
 
-    check(
-        &db,
-        &["import", valid_path.to_str().unwrap()],
-        true,
-        "imported 3 rows",
-    );
+    check(&db, &["import", &valid], true, "imported 3 rows");
     // Again: nothing changes, nothing fails.
-    check(
-        &db,
-        &["import", valid_path.to_str().unwrap()],
-        true,
-        "imported 3 rows",
-    );
+    check(&db, &["import", &valid], true, "imported 3 rows");
     let store = db.open().await;
     let snapshot = store.snapshot(&site(), None, None).await.unwrap();
     let pupils: Vec<&str> = snapshot.pupils.iter().map(|p| p.id.as_str()).collect();
@@ -275,26 +261,21 @@ async fn an_import_writes_nothing_unless_every_row_is_valid() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_cannot_move_a_pupil_to_another_site() {
     let db = SqliteDb::new();
-    let header = backoffice::import::HEADER.join(",");
-    let enrolled = format!("{header}\njaures,A1,-500,P1,Léa,Martin,q3,,04a1b2c3\n");
-    let moved = format!(
-        "{header}\n\
-         ferry,A2,0,P3,Inès,Petit,q1,,\n\
-         ferry,A1,-500,P1,Léa,Martin,q3,,\n"
+    let enrolled = import_file(
+        &db,
+        "enrolled.csv",
+        "jaures,A1,-500,P1,Léa,Martin,q3,,04a1b2c3\n",
     );
-    let enrolled_path = db.dir.path().join("enrolled.csv");
-    let moved_path = db.dir.path().join("moved.csv");
-    std::fs::write(&enrolled_path, enrolled).unwrap();
-    std::fs::write(&moved_path, moved).unwrap();
+    let moved = import_file(
+        &db,
+        "moved.csv",
+        "ferry,A2,0,P3,Inès,Petit,q1,,\n\
+         ferry,A1,-500,P1,Léa,Martin,q3,,\n",
+    );
+    check(&db, &["import", &enrolled], true, "imported 1 rows");
     check(
         &db,
-        &["import", enrolled_path.to_str().unwrap()],
-        true,
-        "imported 1 rows",
-    );
-    check(
-        &db,
-        &["import", moved_path.to_str().unwrap()],
+        &["import", &moved],
         false,
         "line 3: a pupil stays at their site",
     );
