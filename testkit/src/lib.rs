@@ -9,6 +9,7 @@
 //! - [`fixtures`]: kiosks' keys, devices and chains, accounts, pupils, two sites.
 //! - [`day`]: a service day of tills written at chosen times, and raw access to each backend's
 //!   rows to tamper with them as an attacker with database access would.
+//! - [`tls`]: a CA and a server certificate it signs, made with `openssl`.
 //! - [`webdriver`]: a small WebDriver client for headless Chromium.
 //! - [`suite`]: one test on each backend ([`store_suite!`], [`db_suite!`], [`on_each_backend!`]).
 
@@ -21,6 +22,7 @@ pub mod db;
 pub mod fixtures;
 pub mod ops;
 pub mod suite;
+pub mod tls;
 pub mod webdriver;
 
 pub use db::{PostgresDb, SqliteDb, postgres_url};
