@@ -10,7 +10,7 @@ use common::Ops as _;
 use common::ops::finance;
 
 use backoffice::reconcile::{self, FindingKind, PaymentMethod, Report, TopUpLine, TopUpSource};
-use backoffice::store::{SavedReconciliation, Store, StoreError, VoidStatus};
+use backoffice::store::{ProposedVoid, SavedReconciliation, Store, StoreError, VoidStatus};
 use proto::{Cents, ChainHead, Seq, ServiceDate, SigningKey};
 
 use common::day::{Db, Till, cash, date, lunch, meal_for, night_after, quoted, settings, void_of};
@@ -44,6 +44,23 @@ async fn run_and_save(
         &settings(),
         night_after(),
         |_, _| {},
+    )
+    .await
+}
+
+/// Finance user `finance-1` approves, or rejects, proposed void `id`.
+async fn decide(
+    store: &impl Store,
+    id: i64,
+    approve: bool,
+) -> Result<ProposedVoid, reconcile::ReconcileError> {
+    reconcile::decide(
+        store,
+        &finance("finance-1"),
+        id,
+        approve,
+        &settings(),
+        night_after(),
     )
     .await
 }
@@ -233,16 +250,7 @@ async fn duplicate_meals_are_proposed_for_a_void_and_decided_by_finance(
         store.balance(&account("A1")).await.unwrap(),
         Some(Cents::new(-770))
     );
-    let approved = reconcile::decide(
-        &store,
-        &finance("finance-1"),
-        p1.id,
-        true,
-        &settings(),
-        night_after(),
-    )
-    .await
-    .unwrap();
+    let approved = decide(&store, p1.id, true).await.unwrap();
     assert_eq!(approved.status, VoidStatus::Approved);
     assert_eq!(approved.correction_date, Some(wednesday));
     assert_eq!(approved.decided_by.as_deref(), Some("finance-1"));
@@ -259,16 +267,7 @@ async fn duplicate_meals_are_proposed_for_a_void_and_decided_by_finance(
     assert_eq!(corrections[0].amount, Cents::new(385));
     assert_eq!(corrections[0].kind, "adjustment");
 
-    let rejected = reconcile::decide(
-        &store,
-        &finance("finance-1"),
-        p3.id,
-        false,
-        &settings(),
-        night_after(),
-    )
-    .await
-    .unwrap();
+    let rejected = decide(&store, p3.id, false).await.unwrap();
     assert_eq!(rejected.status, VoidStatus::Rejected);
     assert_eq!(
         store.balance(&account("A2")).await.unwrap(),
@@ -276,15 +275,7 @@ async fn duplicate_meals_are_proposed_for_a_void_and_decided_by_finance(
     );
     for (id, approve) in [(p1.id, false), (p3.id, true)] {
         assert!(matches!(
-            reconcile::decide(
-                &store,
-                &finance("finance-1"),
-                id,
-                approve,
-                &settings(),
-                night_after()
-            )
-            .await,
+            decide(&store, id, approve).await,
             Err(reconcile::ReconcileError::Store(StoreError::Refused(_)))
         ));
     }
