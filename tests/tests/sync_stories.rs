@@ -202,18 +202,16 @@ async fn a_top_up_and_a_blocked_card_reach_an_offline_kiosk_at_its_next_sync<S: 
     assert_consistent(&store, &[&kiosk], 2, &[2_000]).await;
 }
 
+/// A kiosk "Entrée cour" enrolled in `dir`, talking to `url`.
+async fn enrol_at_the_door(store: &impl Store, dir: &std::path::Path, url: &str) -> TestKiosk {
+    TestKiosk::enrol_in(store, dir, "Entrée cour", url, SyncConfig::default()).await
+}
+
 async fn a_reinstalled_kiosk_is_a_new_device<S: Store>(store: S) {
     populate_site(&store, 2).await;
     let backoffice = serve_backoffice(store.clone()).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut old = TestKiosk::enrol_in(
-        &store,
-        dir.path(),
-        "Entrée cour",
-        &backoffice.url(),
-        SyncConfig::default(),
-    )
-    .await;
+    let mut old = enrol_at_the_door(&store, dir.path(), &backoffice.url()).await;
     old.sync().await.unwrap();
     assert!(served(&old, 0).await);
     old.sync_until_clean(3).await;
@@ -223,14 +221,7 @@ async fn a_reinstalled_kiosk_is_a_new_device<S: Store>(store: S) {
 
     // The disk is wiped and the kiosk enrolled again: a new key, so a new device.
     std::fs::remove_dir_all(dir.path()).unwrap();
-    let mut new = TestKiosk::enrol_in(
-        &store,
-        dir.path(),
-        "Entrée cour",
-        &backoffice.url(),
-        SyncConfig::default(),
-    )
-    .await;
+    let mut new = enrol_at_the_door(&store, dir.path(), &backoffice.url()).await;
     assert_ne!(new.device, old.device);
     new.sync().await.unwrap();
     new.next_day();
