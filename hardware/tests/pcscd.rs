@@ -84,6 +84,11 @@ impl Rig {
         }
     }
 
+    /// A card of UID `hex` held for `hold_ms`: one tap, with that UID (see [`Rig::check_tap`]).
+    fn check_uid_tap(&self, hex: &str, hold_ms: u64) {
+        self.check_tap(VirtualCard::with_uid(uid(hex)), hold_ms, present(uid(hex)));
+    }
+
     /// Taps `card` (inserted, held `hold_ms`, removed) and checks the events: `first`, then
     /// `CardRemoved`, then nothing.
     fn check_tap(&self, card: VirtualCard, hold_ms: u64, first: CardEvent) {
@@ -244,7 +249,7 @@ fn without_time(event: &CardEvent) -> String {
 fn a_tap_is_one_event_with_the_uid_for_every_uid_size() {
     let rig = Rig::start();
     for hex in ["04a1b2c3", "04a1b2c3d4e5f6", "04a1b2c3d4e5f6071829"] {
-        rig.check_tap(VirtualCard::with_uid(uid(hex)), 100, present(uid(hex)));
+        rig.check_uid_tap(hex, 100);
     }
 }
 
@@ -286,11 +291,7 @@ fn status_words_and_garbage_are_unreadable_taps_and_the_next_card_reads() {
     ];
     for (answer, error) in cases {
         rig.check_tap(VirtualCard::new(answer), 100, unreadable(error));
-        rig.check_tap(
-            VirtualCard::with_uid(uid("04a1b2c3")),
-            100,
-            present(uid("04a1b2c3")),
-        );
+        rig.check_uid_tap("04a1b2c3", 100);
     }
 }
 
@@ -305,21 +306,13 @@ fn a_card_removed_during_the_read_is_an_unreadable_tap() {
     inserted.remove().unwrap();
     rig.expect(removed());
     rig.expect_quiet(QUIET_MS);
-    rig.check_tap(
-        VirtualCard::with_uid(uid("04a1b2c3")),
-        100,
-        present(uid("04a1b2c3")),
-    );
+    rig.check_uid_tap("04a1b2c3", 100);
 }
 
 #[test]
 fn a_card_held_for_10_s_is_one_tap() {
     let rig = Rig::start();
-    rig.check_tap(
-        VirtualCard::with_uid(uid("04c0ffee")),
-        10_000,
-        present(uid("04c0ffee")),
-    );
+    rig.check_uid_tap("04c0ffee", 10_000);
 }
 
 #[test]
@@ -366,11 +359,7 @@ fn taps_work_again_after_pcscd_restarts() {
         "reader back after {:?}",
         restarted_at.elapsed()
     );
-    rig.check_tap(
-        VirtualCard::with_uid(uid("04d4e5f6")),
-        100,
-        present(uid("04d4e5f6")),
-    );
+    rig.check_uid_tap("04d4e5f6", 100);
 }
 
 #[test]
@@ -504,11 +493,7 @@ fn a_reader_missing_at_start_is_attached_when_it_comes() {
     start_pcscd();
     rig.expect(CardEvent::ServiceRestored);
     rig.expect(attached());
-    rig.check_tap(
-        VirtualCard::with_uid(uid("04a1b2c3")),
-        100,
-        present(uid("04a1b2c3")),
-    );
+    rig.check_uid_tap("04a1b2c3", 100);
 }
 
 #[test]
@@ -518,9 +503,5 @@ fn a_card_with_a_garbage_atr_is_an_unreadable_tap() {
     // pcscd finds no protocol in such an ATR, and refuses the connection.
     let refused = UidReadError::Pcsc(PcscError::ProtoMismatch);
     rig.check_tap(garbage, 100, unreadable(refused));
-    rig.check_tap(
-        VirtualCard::with_uid(uid("04a1b2c3")),
-        100,
-        present(uid("04a1b2c3")),
-    );
+    rig.check_uid_tap("04a1b2c3", 100);
 }
