@@ -42,20 +42,24 @@ struct Rig {
 impl Rig {
     /// Starts pcscd if needed and a reader on [`READER`], and waits until it is attached.
     fn start() -> Rig {
-        let pcscd = lock_pcscd();
+        let rig = Rig::watching(lock_pcscd());
+        rig.expect(attached());
+        rig
+    }
+
+    /// A reader on [`READER`] started with the machine's pcscd held, whatever its state.
+    fn watching(pcscd: MutexGuard<'static, ()>) -> Rig {
         let (sender, events) = event_channel();
         let reader = PcscReader::new(PcscConfig {
             reader: ReaderSelector::from_pattern(Some(READER)).unwrap(),
         })
         .start(sender)
         .unwrap();
-        let rig = Rig {
+        Rig {
             events,
             reader: Some(reader),
             _pcscd: pcscd,
-        };
-        rig.expect(attached());
-        rig
+        }
     }
 
     fn next(&self) -> CardEvent {
@@ -450,19 +454,9 @@ fn a_missing_reader_is_waited_for_without_events() {
 
 #[test]
 fn a_reader_missing_at_start_is_attached_when_it_comes() {
-    let _pcscd = lock_pcscd();
+    let pcscd = lock_pcscd();
     stop_pcscd();
-    let (sender, events) = event_channel();
-    let reader = PcscReader::new(PcscConfig {
-        reader: ReaderSelector::from_pattern(Some(READER)).unwrap(),
-    })
-    .start(sender)
-    .unwrap();
-    let rig = Rig {
-        events,
-        reader: Some(reader),
-        _pcscd,
-    };
+    let rig = Rig::watching(pcscd);
     rig.expect(CardEvent::ServiceLost {
         error: PcscError::NoService,
     });
