@@ -12,7 +12,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use hardware::diagnose;
-use hardware::vpcd::vpcd_address_default;
+use hardware::vpcd::{InsertedCard, vpcd_address_default};
 use hardware::{
     CardAnswer, CardEvent, CardReader, HardwareError, PcscConfig, PcscError, PcscReader,
     ReaderHandle, ReaderSelector, UidReadError, VirtualCard, event_channel,
@@ -91,6 +91,15 @@ impl Rig {
     /// A card of UID `hex` held for `hold_ms`: one tap, with that UID (see [`Rig::check_tap`]).
     fn check_uid_tap(&self, hex: &str, hold_ms: u64) {
         self.check_tap(VirtualCard::with_uid(uid(hex)), hold_ms, present(uid(hex)));
+    }
+
+    /// Inserts a card of UID `hex` and checks that it is seen with that UID; the card, to remove.
+    fn insert_uid(&self, hex: &str) -> InsertedCard {
+        let inserted = VirtualCard::with_uid(uid(hex))
+            .insert(vpcd_address_default())
+            .unwrap();
+        self.expect(present(uid(hex)));
+        inserted
     }
 
     /// Taps `card` (inserted, held `hold_ms`, removed) and checks the events: `first`, then
@@ -322,10 +331,7 @@ fn a_card_held_for_10_s_is_one_tap() {
 #[test]
 fn two_cards_in_quick_succession_are_two_taps() {
     let rig = Rig::start();
-    let first = VirtualCard::with_uid(uid("04000001"))
-        .insert(vpcd_address_default())
-        .unwrap();
-    rig.expect(present(uid("04000001")));
+    let first = rig.insert_uid("04000001");
     first.remove().unwrap();
     let second = VirtualCard::with_uid(uid("04000002"))
         .insert(vpcd_address_default())
@@ -340,10 +346,7 @@ fn two_cards_in_quick_succession_are_two_taps() {
 #[test]
 fn taps_work_again_after_pcscd_restarts() {
     let rig = Rig::start();
-    let held = VirtualCard::with_uid(uid("04a1b2c3"))
-        .insert(vpcd_address_default())
-        .unwrap();
-    rig.expect(present(uid("04a1b2c3")));
+    let held = rig.insert_uid("04a1b2c3");
     stop_pcscd();
     // pcscd took the card's connection down with it.
     let _ = held.remove();
