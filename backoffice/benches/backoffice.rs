@@ -23,7 +23,6 @@ use proto::snapshot::Snapshot;
 use proto::{Cents, Signature, SignedRecord};
 
 use common::app::TestApp;
-use common::fixtures::registered_at;
 use common::fixtures::{Kiosk, account, at, meal, populate, site};
 use common::{PostgresDb, SqliteDb};
 
@@ -84,11 +83,12 @@ async fn ingest<S: Store>(backend: &str, store: S, rounds: usize) {
     let (mut raw, mut http, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
         // A fresh kiosk each round: a chain from seq 1, as after enrolment.
-        let mut kiosk = Kiosk::new(&format!("kiosk-{round}"), u8::try_from(round + 1).unwrap());
-        app.store
-            .add_device(kiosk.device.clone(), registered_at())
-            .await
-            .unwrap();
+        let mut kiosk = Kiosk::registered(
+            &app.store,
+            &format!("kiosk-{round}"),
+            u8::try_from(round + 1).unwrap(),
+        )
+        .await;
         for _ in 0..BATCHES_PER_ROUND * UPLOAD_BATCH_RECORDS_MAX {
             kiosk.write(meal("A1", 385));
         }
@@ -156,11 +156,7 @@ async fn fetch<S: Store>(app: &TestApp<S>, kiosk: &Kiosk, path: &str) -> (Snapsh
 }
 
 async fn snapshots<S: Store>(backend: &str, store: S, rounds: usize) {
-    let kiosk = Kiosk::new("kiosk-jaures-1", 1);
-    store
-        .add_device(kiosk.device.clone(), registered_at())
-        .await
-        .unwrap();
+    let kiosk = Kiosk::registered(&store, "kiosk-jaures-1", 1).await;
     let app = TestApp::start(store).await;
     let (mut full_ms, mut delta_ms) = (Vec::new(), Vec::new());
     for round in 0..rounds {

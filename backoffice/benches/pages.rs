@@ -30,7 +30,7 @@ use backoffice::reconcile::{
     TopUpLine, TopUpSource,
 };
 use backoffice::store::{ProposedVoid, SavedReconciliation, Store, VoidStatus};
-use backoffice::users::{Role, User};
+use backoffice::users::Role;
 use proto::record::{Meal, MealVia, Payload, RecordBody};
 use proto::snapshot::Pupil;
 use proto::{
@@ -39,9 +39,9 @@ use proto::{
 };
 
 use common::SqliteDb;
-use common::app::{Reply, TestApp};
+use common::app::TestApp;
+use common::fixtures::add_users;
 use common::fixtures::key;
-use common::fixtures::registered_at;
 
 const ACCOUNTS: usize = 50_000;
 const SITES: usize = 120;
@@ -542,41 +542,10 @@ fn reconciliation(
     (saved, proposals)
 }
 
-fn session_of(reply: &Reply) -> String {
-    reply
-        .headers
-        .iter()
-        .filter(|(name, _)| name == "set-cookie")
-        .filter_map(|(_, value)| value.split(';').next())
-        .find_map(|pair| pair.strip_prefix("canteen_session="))
-        .unwrap()
-        .to_owned()
-}
-
 async fn sign_in<S: Store>(app: &TestApp<S>, name: &str) -> Session {
-    let page = app.get("/sign-in").await;
-    let token = page
-        .headers
-        .iter()
-        .filter(|(header, _)| header == "set-cookie")
-        .filter_map(|(_, value)| value.split(';').next())
-        .find_map(|pair| pair.strip_prefix("canteen_sign_in="))
-        .unwrap()
-        .to_owned();
-    let body = format!(
-        "csrf={token}&name={name}&password={}",
-        PASSWORD.replace(' ', "+")
-    );
-    let reply = app
-        .request(
-            "POST",
-            "/sign-in",
-            &[("cookie", format!("canteen_sign_in={token}"))],
-            body.as_bytes(),
-        )
-        .await;
+    let (reply, session) = app.sign_in(name, PASSWORD).await;
     assert_eq!(reply.status, 303, "{}", reply.text());
-    vec![("cookie", format!("canteen_session={}", session_of(&reply)))]
+    vec![("cookie", format!("canteen_session={}", session.unwrap()))]
 }
 
 /// The value below which `percent` of `values` lie (nearest rank).
@@ -618,20 +587,16 @@ fn main() {
             let (saved, proposals) = reconciliation(today, only, &today_records);
             store.save_reconciliation(&saved, &proposals).await.unwrap();
         }
-        for (name, role, site) in [
-            ("martin", Role::Staff, Some("site007")),
-            ("compta", Role::Finance, None),
-            ("admin", Role::Admin, None),
-        ] {
-            let site = site.map(|site| SiteId::parse(site).unwrap());
-            store
-                .add_user(
-                    &User::new(name, role, site, PASSWORD).unwrap(),
-                    registered_at(),
-                )
-                .await
-                .unwrap();
-        }
+        add_users(
+            &store,
+            PASSWORD,
+            &[
+                ("martin", Role::Staff, Some("site007")),
+                ("compta", Role::Finance, None),
+                ("admin", Role::Admin, None),
+            ],
+        )
+        .await;
         let app = TestApp::start(store).await;
         let staff = sign_in(&app, "martin").await;
         let finance = sign_in(&app, "compta").await;

@@ -17,19 +17,17 @@ use common::Ops as _;
 use std::sync::Mutex;
 
 use backoffice::store::SqliteStore;
-use backoffice::users::{Role, User};
+use backoffice::users::Role;
 use proto::record::{Meal, MealVia};
 use proto::snapshot::CardHolder;
-use proto::{
-    AccountId, BracketId, CardUid, Cents, MealType, PupilId, RecordBody, ServiceId, SiteId,
-};
+use proto::{AccountId, BracketId, CardUid, Cents, MealType, PupilId, RecordBody, ServiceId};
 use tokio::runtime::Runtime;
 
 use common::SqliteDb;
 use common::app::TestApp;
-use common::day::{DATE, Till, date, lunch, meal_for};
+use common::day::{DATE, charged_twice};
 use common::fixtures::registered_at;
-use common::fixtures::{Kiosk, account, populate};
+use common::fixtures::{Kiosk, account, populate_with_users};
 use common::webdriver::Browser;
 
 static BROWSER: Mutex<()> = Mutex::new(());
@@ -54,28 +52,19 @@ impl Setup {
         let db = SqliteDb::new();
         let app = runtime.block_on(async {
             let store = db.open().await;
-            populate(&store).await;
-            for (name, role, site) in [
-                ("martin", Role::Staff, Some("jaures")),
-                ("petit", Role::Staff, Some("ferry")),
-                ("compta", Role::Finance, None),
-                ("admin", Role::Admin, None),
-            ] {
-                let site = site.map(|site| SiteId::parse(site).unwrap());
-                store
-                    .add_user(
-                        &User::new(name, role, site, PASSWORD).unwrap(),
-                        registered_at(),
-                    )
-                    .await
-                    .unwrap();
-            }
+            populate_with_users(
+                &store,
+                PASSWORD,
+                &[
+                    ("martin", Role::Staff, Some("jaures")),
+                    ("petit", Role::Staff, Some("ferry")),
+                    ("compta", Role::Finance, None),
+                    ("admin", Role::Admin, None),
+                ],
+            )
+            .await;
             let app = TestApp::start(store).await;
-            let mut kiosk = Kiosk::new("jaures-entree", 1);
-            app.store
-                .add_device(kiosk.device.clone(), registered_at())
-                .await
-                .unwrap();
+            let mut kiosk = Kiosk::registered(&app.store, "jaures-entree", 1).await;
             app.store
                 .add_device(Kiosk::new("jaures-cour", 2).device, registered_at())
                 .await
@@ -325,23 +314,9 @@ fn finance_reads_the_dashboard_and_the_fleet() {
 
     // A day when one pupil was charged twice at two kiosks: the reconciliation shows the
     // duplicate with both signed records, finance approves the proposed void and signs off.
-    setup.runtime.block_on(async {
-        let store = &setup.app.store;
-        let mut k1 = Till::new("kiosk-1", 11);
-        let mut k2 = Till::new("kiosk-2", 12);
-        for till in [&k1, &k2] {
-            store
-                .add_device(till.device.clone(), registered_at())
-                .await
-                .unwrap();
-        }
-        k1.write(lunch(0), meal_for("P1", "A1", 385, 0));
-        k1.close(lunch(100), date(), 0);
-        k2.write(lunch(3), meal_for("P1", "A1", 385, 0));
-        k2.close(lunch(101), date(), 0);
-        k1.upload(store, lunch(180)).await;
-        k2.upload(store, lunch(180)).await;
-    });
+    setup
+        .runtime
+        .block_on(charged_twice(&setup.app.store, [11, 12]));
     let balance = setup.balance("A1");
     browser.open(&setup.url(&format!("/finance/reconciliations?date={DATE}")));
     assert_eq!(

@@ -6,30 +6,20 @@ use testkit as common;
 
 use common::Ops as _;
 
-use std::process::{Command, Output};
+use std::process::Command;
 
 use common::SqliteDb;
+use common::cli::run;
 use common::fixtures::registered_at;
 use common::fixtures::{device_id, key, site};
 use proto::SiteId;
 
-fn backoffice(db: &SqliteDb, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_backoffice"))
-        .arg("--db")
-        .arg(db.url())
-        .args(args)
-        .output()
-        .unwrap()
-}
+const BACKOFFICE: &str = env!("CARGO_BIN_EXE_backoffice");
 
 fn check(db: &SqliteDb, args: &[&str], success: bool, output_contains: &str) {
-    let output = backoffice(db, args);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_eq!(output.status.success(), success, "{args:?}: {text}");
+    let ran = run(BACKOFFICE, db, args, None);
+    let text = ran.text();
+    assert_eq!(ran.status.success(), success, "{args:?}: {text}");
     assert!(text.contains(output_contains), "{args:?}: {text}");
 }
 
@@ -123,7 +113,7 @@ async fn serve_answers_until_sigterm_then_stops_cleanly() {
     use std::io::BufRead as _;
 
     let db = SqliteDb::new();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_backoffice"))
+    let mut server = Command::new(BACKOFFICE)
         .arg("--db")
         .arg(db.url())
         .args(["serve", "--listen", "127.0.0.1:0"])
@@ -154,28 +144,15 @@ async fn serve_answers_until_sigterm_then_stops_cleanly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn city_it_adds_users_with_roles() {
-    use std::io::Write as _;
-
     let db = SqliteDb::new();
     let add = |args: &[&str], password: &str| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_backoffice"))
-            .arg("--db")
-            .arg(db.url())
-            .args(["user", "add"])
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-        let output = child.wait_with_output().unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
+        let ran = run(
+            BACKOFFICE,
+            &db,
+            &[&["user", "add"], args].concat(),
+            Some(password),
         );
-        (output.status.success(), text)
+        (ran.status.success(), ran.text())
     };
     let cases: [(&[&str], &str, bool, &str); 6] = [
         (
@@ -228,39 +205,35 @@ async fn city_it_adds_users_with_roles() {
     assert_eq!(store.user("paul").await.unwrap(), None);
 }
 
+/// Writes an import file `name` of `rows` under the import header, beside the database; its
+/// path.
+fn import_file(db: &SqliteDb, name: &str, rows: &str) -> String {
+    let path = db.dir.path().join(name);
+    let header = backoffice::import::HEADER.join(",");
+    std::fs::write(&path, format!("{header}\n{rows}")).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_writes_nothing_unless_every_row_is_valid() {
     let db = SqliteDb::new();
-    let header = backoffice::import::HEADER.join(",");
-    let valid = format!(
-        "{header}\n\
-         jaures,A1,-500,P1,Léa,Martin,q3,no_pork,04a1b2c3\n\
+    let valid = import_file(
+        &db,
+        "valid.csv",
+        "jaures,A1,-500,P1,Léa,Martin,q3,no_pork,04a1b2c3\n\
          jaures,A1,-500,P2,Tom,Martin,q3,,\n\
-         ferry,A2,0,P3,Inès,\"Petit, Jr\",q1,,0a0b0c0d\n"
+         ferry,A2,0,P3,Inès,\"Petit, Jr\",q1,,0a0b0c0d\n",
     );
-    let invalid = format!(
-        "{header}\n\
-         jaures,A9,0,P9,Zoé,Durand,q2,,\n\
+    let invalid = import_file(
+        &db,
+        "invalid.csv",
+        "jaures,A9,0,P9,Zoé,Durand,q2,,\n\
          jaures,A1,-500,P1,,Martin,q3,,\n\
-         jaures,A1,12,P2,Tom,Martin,q3,,\n"
+         jaures,A1,12,P2,Tom,Martin,q3,,\n",
     );
-    let valid_path = db.dir.path().join("valid.csv");
-    let invalid_path = db.dir.path().join("invalid.csv");
-    std::fs::write(&valid_path, valid).unwrap();
-    std::fs::write(&invalid_path, invalid).unwrap();
 
-    check(
-        &db,
-        &["import", invalid_path.to_str().unwrap()],
-        false,
-        "line 3: first_name",
-    );
-    check(
-        &db,
-        &["import", invalid_path.to_str().unwrap()],
-        false,
-        "line 4: overdraft_floor",
-    );
+    check(&db, &["import", &invalid], false, "line 3: first_name");
+    check(&db, &["import", &invalid], false, "line 4: overdraft_floor");
     let store = db.open().await;
     assert_eq!(
         store
@@ -271,19 +244,9 @@ async fn an_import_writes_nothing_unless_every_row_is_valid() {
     );
     drop(store);
 
-    check(
-        &db,
-        &["import", valid_path.to_str().unwrap()],
-        true,
-        "imported 3 rows",
-    );
+    check(&db, &["import", &valid], true, "imported 3 rows");
     // Again: nothing changes, nothing fails.
-    check(
-        &db,
-        &["import", valid_path.to_str().unwrap()],
-        true,
-        "imported 3 rows",
-    );
+    check(&db, &["import", &valid], true, "imported 3 rows");
     let store = db.open().await;
     let snapshot = store.snapshot(&site(), None, None).await.unwrap();
     let pupils: Vec<&str> = snapshot.pupils.iter().map(|p| p.id.as_str()).collect();
@@ -298,26 +261,21 @@ async fn an_import_writes_nothing_unless_every_row_is_valid() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_cannot_move_a_pupil_to_another_site() {
     let db = SqliteDb::new();
-    let header = backoffice::import::HEADER.join(",");
-    let enrolled = format!("{header}\njaures,A1,-500,P1,Léa,Martin,q3,,04a1b2c3\n");
-    let moved = format!(
-        "{header}\n\
-         ferry,A2,0,P3,Inès,Petit,q1,,\n\
-         ferry,A1,-500,P1,Léa,Martin,q3,,\n"
+    let enrolled = import_file(
+        &db,
+        "enrolled.csv",
+        "jaures,A1,-500,P1,Léa,Martin,q3,,04a1b2c3\n",
     );
-    let enrolled_path = db.dir.path().join("enrolled.csv");
-    let moved_path = db.dir.path().join("moved.csv");
-    std::fs::write(&enrolled_path, enrolled).unwrap();
-    std::fs::write(&moved_path, moved).unwrap();
+    let moved = import_file(
+        &db,
+        "moved.csv",
+        "ferry,A2,0,P3,Inès,Petit,q1,,\n\
+         ferry,A1,-500,P1,Léa,Martin,q3,,\n",
+    );
+    check(&db, &["import", &enrolled], true, "imported 1 rows");
     check(
         &db,
-        &["import", enrolled_path.to_str().unwrap()],
-        true,
-        "imported 1 rows",
-    );
-    check(
-        &db,
-        &["import", moved_path.to_str().unwrap()],
+        &["import", &moved],
         false,
         "line 3: a pupil stays at their site",
     );
@@ -339,26 +297,16 @@ async fn an_import_cannot_move_a_pupil_to_another_site() {
 type Step<'a> = (&'a [&'a str], &'a str, bool, &'a str);
 
 fn run_steps(db: &SqliteDb, steps: &[Step]) {
-    use std::io::Write as _;
-
     for &(args, stdin, success, contains) in steps {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_backoffice"))
-            .arg("--db")
-            .arg(db.url())
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        writeln!(child.stdin.take().unwrap(), "{stdin}").unwrap();
-        let output = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let text = format!("{}{stderr}", String::from_utf8_lossy(&output.stdout));
-        assert_eq!(output.status.success(), success, "{args:?}: {text}");
+        let ran = run(BACKOFFICE, db, args, Some(stdin));
+        let text = ran.text();
+        assert_eq!(ran.status.success(), success, "{args:?}: {text}");
         assert!(text.contains(contains), "{args:?}: {text}");
         if !success {
-            assert!(!stderr.trim().is_empty(), "{args:?}: a refusal says why");
+            assert!(
+                !ran.stderr.trim().is_empty(),
+                "{args:?}: a refusal says why"
+            );
         }
     }
 }
@@ -390,6 +338,31 @@ async fn staff_manage_accounts_pupils_cards_and_money_from_the_command_line() {
     let unknown_account = pupil("jaures", "A9", "Léa");
     let other_site = pupil("ferry", "A1", "Léa");
     let blank_name = pupil("jaures", "A1", " ");
+    let top_up = |account: &'static str, amount: &'static str, method: &'static str| {
+        [
+            "top-up",
+            "--account",
+            account,
+            "--amount",
+            amount,
+            "--method",
+            method,
+        ]
+    };
+    let adjust = |amount: &'static str, reason: &'static str| {
+        [
+            "adjust",
+            "--account",
+            "A1",
+            "--amount",
+            amount,
+            "--reason",
+            reason,
+        ]
+    };
+    let replace = |uid: &'static str, new_uid: &'static str| {
+        ["card", "replace", "--uid", uid, "--new-uid", new_uid]
+    };
     let steps: &[Step] = &[
         (
             &["account", "set", "A1", "--overdraft-floor", "-500"],
@@ -445,20 +418,7 @@ async fn staff_manage_accounts_pupils_cards_and_money_from_the_command_line() {
             false,
             "cannot be used with",
         ),
-        (
-            &[
-                "top-up",
-                "--account",
-                "A1",
-                "--amount",
-                "2000",
-                "--method",
-                "cash",
-            ],
-            "",
-            true,
-            "balance 2000",
-        ),
+        (&top_up("A1", "2000", "cash"), "", true, "balance 2000"),
         (
             &[
                 "top-up",
@@ -475,118 +435,19 @@ async fn staff_manage_accounts_pupils_cards_and_money_from_the_command_line() {
             true,
             "balance 3000",
         ),
+        (&top_up("A1", "0", "cash"), "", false, "top-up 0 outside"),
         (
-            &[
-                "top-up",
-                "--account",
-                "A1",
-                "--amount",
-                "0",
-                "--method",
-                "cash",
-            ],
-            "",
-            false,
-            "top-up 0 outside",
-        ),
-        (
-            &[
-                "top-up",
-                "--account",
-                "A1",
-                "--amount",
-                "-100",
-                "--method",
-                "cash",
-            ],
+            &top_up("A1", "-100", "cash"),
             "",
             false,
             "top-up -100 outside",
         ),
-        (
-            &[
-                "top-up",
-                "--account",
-                "A1",
-                "--amount",
-                "100",
-                "--method",
-                "card",
-            ],
-            "",
-            false,
-            "--method",
-        ),
-        (
-            &[
-                "top-up",
-                "--account",
-                "A9",
-                "--amount",
-                "100",
-                "--method",
-                "cash",
-            ],
-            "",
-            false,
-            "does not exist",
-        ),
-        (
-            &[
-                "adjust",
-                "--account",
-                "A1",
-                "--amount",
-                "-500",
-                "--reason",
-                "meal not served",
-            ],
-            "",
-            true,
-            "balance 2500",
-        ),
-        (
-            &[
-                "adjust",
-                "--account",
-                "A1",
-                "--amount",
-                "0",
-                "--reason",
-                "nothing",
-            ],
-            "",
-            false,
-            "changes nothing",
-        ),
-        (
-            &[
-                "adjust",
-                "--account",
-                "A1",
-                "--amount",
-                "-500001",
-                "--reason",
-                "too much",
-            ],
-            "",
-            false,
-            "outside",
-        ),
-        (
-            &[
-                "adjust",
-                "--account",
-                "A1",
-                "--amount",
-                "100",
-                "--reason",
-                "",
-            ],
-            "",
-            false,
-            "--reason",
-        ),
+        (&top_up("A1", "100", "card"), "", false, "--method"),
+        (&top_up("A9", "100", "cash"), "", false, "does not exist"),
+        (&adjust("-500", "meal not served"), "", true, "balance 2500"),
+        (&adjust("0", "nothing"), "", false, "changes nothing"),
+        (&adjust("-500001", "too much"), "", false, "outside"),
+        (&adjust("100", ""), "", false, "--reason"),
         (
             &["adjust", "--account", "A1", "--amount", "100"],
             "",
@@ -594,27 +455,13 @@ async fn staff_manage_accounts_pupils_cards_and_money_from_the_command_line() {
             "--reason",
         ),
         (
-            &[
-                "card",
-                "replace",
-                "--uid",
-                "04a1b2c3",
-                "--new-uid",
-                "04a1b2c4",
-            ],
+            &replace("04a1b2c3", "04a1b2c4"),
             "",
             true,
             "card 04a1b2c4 assigned",
         ),
         (
-            &[
-                "card",
-                "replace",
-                "--uid",
-                "0a0b0c0d",
-                "--new-uid",
-                "0a0b0c0e",
-            ],
+            &replace("0a0b0c0d", "0a0b0c0e"),
             "",
             false,
             "does not exist",
@@ -718,58 +565,24 @@ async fn admins_set_up_a_site_from_the_command_line() {
             "Mme Durand",
         ]
     };
-    let steps: &[Step] = &[
-        (
-            &[
-                "tariff",
-                "set",
-                "--site",
-                "jaures",
-                "--bracket",
-                "q3",
-                "--meal-type",
-                "lunch",
-                "--price",
-                "350",
-            ],
-            "",
-            true,
-            "350 cents",
-        ),
-        (
-            &[
-                "tariff",
-                "set",
-                "--site",
-                "jaures",
-                "--bracket",
-                "q4",
-                "--meal-type",
-                "lunch",
-                "--price",
-                "-1",
-            ],
-            "",
-            false,
-            "price -1 outside",
-        ),
-        (
-            &[
-                "tariff",
-                "set",
-                "--site",
-                "jaures",
-                "--bracket",
-                "q 4",
-                "--meal-type",
-                "lunch",
-                "--price",
-                "400",
-            ],
-            "",
-            false,
+    let tariff = |bracket: &'static str, price: &'static str| {
+        [
+            "tariff",
+            "set",
+            "--site",
+            "jaures",
             "--bracket",
-        ),
+            bracket,
+            "--meal-type",
+            "lunch",
+            "--price",
+            price,
+        ]
+    };
+    let steps: &[Step] = &[
+        (&tariff("q3", "350"), "", true, "350 cents"),
+        (&tariff("q4", "-1"), "", false, "price -1 outside"),
+        (&tariff("q 4", "400"), "", false, "--bracket"),
         (&lunch, "", true, "service lunch saved"),
         (&backwards, "", false, "ends after it starts"),
         (&funday, "", false, "--weekdays funday"),

@@ -14,33 +14,9 @@ use backoffice::store::Store;
 use proto::{ServiceDate, SignedRecord};
 
 use common::day::{Db, Till, cash, date, lunch, meal_for, settings, void_of};
-use common::fixtures::registered_at;
 use common::fixtures::{key, populate};
 
-macro_rules! export_suite {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    let (db, store) = crate::Db::sqlite().await;
-                    super::$test(db, store).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    let (db, store) = crate::Db::postgres().await;
-                    super::$test(db, store).await;
-                }
-            )*
-        }
-    };
-}
-
-export_suite!(
+common::db_suite!(
     csv_and_journal_hold_the_day_and_balance,
     a_records_export_verifies_and_tampering_is_named,
 );
@@ -64,14 +40,8 @@ async fn export(store: &impl Store, kind: ExportKind, from: ServiceDate) -> Stri
 /// Two kiosks' day: meals, a cash top-up, a void, a cash shortfall.
 async fn a_day(store: &impl Store) -> (Till, Till) {
     populate(store).await;
-    let mut k1 = Till::new("kiosk-1", 1);
-    let mut k2 = Till::new("kiosk-2", 2);
-    for till in [&k1, &k2] {
-        store
-            .add_device(till.device.clone(), registered_at())
-            .await
-            .unwrap();
-    }
+    let mut k1 = Till::registered(store, "kiosk-1", 1).await;
+    let mut k2 = Till::registered(store, "kiosk-2", 2).await;
     let friday = ServiceDate::parse("2026-11-27").unwrap();
     k1.write(lunch(-3 * 24 * 60), meal_for("P1", "A1", 385, 0));
     k1.close(lunch(-3 * 24 * 60 + 60), friday, 0);

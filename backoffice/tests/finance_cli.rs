@@ -5,33 +5,16 @@
 
 use testkit as common;
 
-use common::Ops as _;
-
-use std::process::{Command, Output};
-
 use common::SqliteDb;
+use common::cli::run;
 use common::day::{DATE, Till, cash, date, lunch, meal_for};
 use common::fixtures::populate;
-use common::fixtures::registered_at;
-
-fn backoffice(db: &SqliteDb, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_backoffice"))
-        .arg("--db")
-        .arg(db.url())
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 /// Runs the command and checks its exit code and that its output holds `expected`.
 fn check(db: &SqliteDb, args: &[&str], code: i32, expected: &str) {
-    let output = backoffice(db, args);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_eq!(output.status.code(), Some(code), "{args:?}: {text}");
+    let ran = run(env!("CARGO_BIN_EXE_backoffice"), db, args, None);
+    let text = ran.text();
+    assert_eq!(ran.status.code(), Some(code), "{args:?}: {text}");
     assert!(text.contains(expected), "{args:?}: {text}");
 }
 
@@ -40,11 +23,7 @@ async fn finance_reconciles_exports_and_verifies_from_the_command_line() {
     let db = SqliteDb::new();
     let store = db.open().await;
     populate(&store).await;
-    let mut till = Till::new("kiosk-1", 1);
-    store
-        .add_device(till.device.clone(), registered_at())
-        .await
-        .unwrap();
+    let mut till = Till::registered(&store, "kiosk-1", 1).await;
     till.write(lunch(0), cash("A1", 2000));
     till.write(lunch(1), meal_for("P1", "A1", 385, 1615));
     till.close(lunch(60), date(), 2000);

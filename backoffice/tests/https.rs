@@ -4,7 +4,6 @@
 
 use testkit as common;
 
-use std::process::Command;
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
@@ -18,41 +17,8 @@ use common::SqliteDb;
 async fn the_api_answers_over_tls_with_the_given_certificate() {
     let db = SqliteDb::new();
     let dir = db.dir.path();
-    let certificate = dir.join("server.pem");
-    let key = dir.join("server.key");
-    let authority = dir.join("ca.pem");
-    // The city's CA signs the back-office's certificate; kiosks trust only that CA. Made with
-    // openssl, as an administrator would.
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    openssl(
-        &[
-            &["req", "-x509", "-days", "2", "-subj", "/CN=City CA"][..],
-            &ec[..],
-        ]
-        .concat(),
-        &[("-keyout", dir.join("ca.key")), ("-out", authority.clone())],
-    );
-    openssl(
-        &[&["req", "-subj", "/CN=backoffice.test"][..], &ec[..]].concat(),
-        &[("-keyout", key.clone()), ("-out", dir.join("server.csr"))],
-    );
-    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-    openssl(
-        &["x509", "-req", "-days", "2", "-CAcreateserial"],
-        &[
-            ("-in", dir.join("server.csr")),
-            ("-CA", authority.clone()),
-            ("-CAkey", dir.join("ca.key")),
-            ("-extfile", dir.join("san.ext")),
-            ("-out", certificate.clone()),
-        ],
-    );
+    // The city's CA signs the back-office's certificate; kiosks trust only that CA.
+    let (authority, certificate, key) = common::tls::authority(dir, "City CA");
 
     let config = backoffice::http::tls::server_config(&certificate, &key).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -101,20 +67,4 @@ async fn the_api_answers_over_tls_with_the_given_certificate() {
 
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
-}
-
-fn openssl(args: &[&str], paths: &[(&str, std::path::PathBuf)]) {
-    let mut command = Command::new("openssl");
-    command.args(args);
-    for (flag, path) in paths {
-        command.arg(flag).arg(path);
-    }
-    let made = command
-        .output()
-        .expect("openssl is installed by deploy/dev/install-packages.sh");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
 }

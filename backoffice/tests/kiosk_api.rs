@@ -22,11 +22,7 @@ const SNAPSHOT: &str = "/api/v1/kiosk/snapshot";
 
 /// An enrolled kiosk with an account to charge, on a fresh back-office.
 async fn enrolled<S: Store>(store: S) -> (TestApp<S>, Kiosk) {
-    let kiosk = Kiosk::new("kiosk-jaures-1", 1);
-    store
-        .add_device(kiosk.device.clone(), registered_at())
-        .await
-        .unwrap();
+    let kiosk = Kiosk::registered(&store, "kiosk-jaures-1", 1).await;
     store
         .add_account(&account("A1"), Cents::ZERO, at(0))
         .await
@@ -367,11 +363,7 @@ async fn a_kiosk_fetches_its_snapshot_then_only_what_changed() {
     let db = SqliteDb::new();
     let store = db.open().await;
     populate(&store).await;
-    let kiosk = Kiosk::new("kiosk-jaures-1", 1);
-    store
-        .add_device(kiosk.device.clone(), registered_at())
-        .await
-        .unwrap();
+    let kiosk = Kiosk::registered(&store, "kiosk-jaures-1", 1).await;
     let app = TestApp::start(store).await;
 
     let reply = app.signed(&kiosk, "GET", SNAPSHOT, b"").await;

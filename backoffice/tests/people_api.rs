@@ -8,17 +8,15 @@ use testkit as common;
 use common::Ops as _;
 
 use backoffice::store::Store;
-use backoffice::users::{Role, User};
-use base64::Engine as _;
+use backoffice::users::Role;
+use proto::Cents;
 use proto::api::{ApiError, ErrorCode};
 use proto::snapshot::AccountState;
-use proto::{Cents, SiteId};
 use serde_json::{Value, json};
 
 use common::SqliteDb;
-use common::app::{Reply, TestApp};
-use common::fixtures::registered_at;
-use common::fixtures::{account, populate, site};
+use common::app::{Reply, TestApp, basic_auth};
+use common::fixtures::{account, populate_with_users, site};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -55,8 +53,7 @@ impl Who {
             Who::WrongPassword => ("admin", "not the password at all"),
             Who::Nobody => return vec![],
         };
-        let token = base64::engine::general_purpose::STANDARD.encode(format!("{name}:{password}"));
-        vec![("authorization", format!("Basic {token}"))]
+        vec![basic_auth(name, password)]
     }
 }
 
@@ -64,23 +61,18 @@ impl Who {
 async fn started() -> (TestApp<backoffice::store::SqliteStore>, SqliteDb) {
     let db = SqliteDb::new();
     let store = db.open().await;
-    populate(&store).await;
-    let ferry = SiteId::parse("ferry").unwrap();
-    for (name, role, site) in [
-        ("martin", Role::Staff, Some(site())),
-        ("durand", Role::Staff, Some(ferry)),
-        ("compta", Role::Finance, None),
-        ("admin", Role::Admin, None),
-        ("provider", Role::Payments, None),
-    ] {
-        store
-            .add_user(
-                &User::new(name, role, site, PASSWORD).unwrap(),
-                registered_at(),
-            )
-            .await
-            .unwrap();
-    }
+    populate_with_users(
+        &store,
+        PASSWORD,
+        &[
+            ("martin", Role::Staff, Some("jaures")),
+            ("durand", Role::Staff, Some("ferry")),
+            ("compta", Role::Finance, None),
+            ("admin", Role::Admin, None),
+            ("provider", Role::Payments, None),
+        ],
+    )
+    .await;
     (TestApp::start(store).await, db)
 }
 

@@ -10,38 +10,13 @@ use common::Ops as _;
 use common::ops::finance;
 
 use backoffice::reconcile::{self, FindingKind, PaymentMethod, Report, TopUpLine, TopUpSource};
-use backoffice::store::{SavedReconciliation, Store, StoreError, VoidStatus};
+use backoffice::store::{ProposedVoid, SavedReconciliation, Store, StoreError, VoidStatus};
 use proto::{Cents, ChainHead, Seq, ServiceDate, SigningKey};
 
 use common::day::{Db, Till, cash, date, lunch, meal_for, night_after, quoted, settings, void_of};
-use common::fixtures::registered_at;
 use common::fixtures::{account, key, populate};
 
-/// Runs each named test against a fresh database of each backend.
-macro_rules! reconcile_suite {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    let (db, store) = crate::Db::sqlite().await;
-                    super::$test(db, store).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    let (db, store) = crate::Db::postgres().await;
-                    super::$test(db, store).await;
-                }
-            )*
-        }
-    };
-}
-
-reconcile_suite!(
+common::db_suite!(
     a_day_reconciles_per_kiosk_and_site_and_reruns_identically,
     duplicate_meals_are_proposed_for_a_void_and_decided_by_finance,
     tampered_records_are_caught_and_named,
@@ -55,6 +30,41 @@ async fn run(store: &impl Store, date: ServiceDate) -> reconcile::Outcome {
         .unwrap()
 }
 
+/// The nightly run of `date` for all sites as finance user `user`, saved.
+async fn run_and_save(
+    store: &impl Store,
+    user: &str,
+    date: ServiceDate,
+) -> Result<Report, reconcile::ReconcileError> {
+    reconcile::run_and_save(
+        store,
+        &finance(user),
+        date,
+        None,
+        &settings(),
+        night_after(),
+        |_, _| {},
+    )
+    .await
+}
+
+/// Finance user `finance-1` approves, or rejects, proposed void `id`.
+async fn decide(
+    store: &impl Store,
+    id: i64,
+    approve: bool,
+) -> Result<ProposedVoid, reconcile::ReconcileError> {
+    reconcile::decide(
+        store,
+        &finance("finance-1"),
+        id,
+        approve,
+        &settings(),
+        night_after(),
+    )
+    .await
+}
+
 fn findings_of(report: &Report, device: &str) -> Vec<(FindingKind, Option<u64>)> {
     report
         .findings
@@ -66,15 +76,10 @@ fn findings_of(report: &Report, device: &str) -> Vec<(FindingKind, Option<u64>)>
 
 async fn a_day_reconciles_per_kiosk_and_site_and_reruns_identically(_db: Db, store: impl Store) {
     populate(&store).await;
-    let mut k1 = Till::new("kiosk-1", 1);
-    let mut k2 = Till::new("kiosk-2", 2);
-    let k3 = Till::new("kiosk-3", 3);
-    for till in [&k1, &k2, &k3] {
-        store
-            .add_device(till.device.clone(), registered_at())
-            .await
-            .unwrap();
-    }
+    let mut k1 = Till::registered(&store, "kiosk-1", 1).await;
+    let mut k2 = Till::registered(&store, "kiosk-2", 2).await;
+    // A third kiosk, registered, sends nothing that day.
+    Till::registered(&store, "kiosk-3", 3).await;
     // The Friday before, closed: the anchor of Monday's chain.
     let friday = ServiceDate::parse("2026-11-27").unwrap();
     k1.write(lunch(-3 * 24 * 60), meal_for("P1", "A1", 385, -385));
@@ -155,17 +160,7 @@ async fn a_day_reconciles_per_kiosk_and_site_and_reruns_identically(_db: Db, sto
 
     // Same inputs, same result; stored as run.
     assert_eq!(run(&store, date()).await, outcome);
-    let stored_report = reconcile::run_and_save(
-        &store,
-        &finance("finance-1"),
-        date(),
-        None,
-        &settings(),
-        night_after(),
-        |_, _| {},
-    )
-    .await
-    .unwrap();
+    let stored_report = run_and_save(&store, "finance-1", date()).await.unwrap();
     assert_eq!(&stored_report, report);
     let saved = store.reconciliation(date(), None).await.unwrap().unwrap();
     assert_eq!(&reconcile::parse_report(&saved).unwrap(), report);
@@ -192,14 +187,8 @@ async fn duplicate_meals_are_proposed_for_a_void_and_decided_by_finance(
     store: impl Store,
 ) {
     populate(&store).await;
-    let mut k1 = Till::new("kiosk-1", 1);
-    let mut k2 = Till::new("kiosk-2", 2);
-    for till in [&k1, &k2] {
-        store
-            .add_device(till.device.clone(), registered_at())
-            .await
-            .unwrap();
-    }
+    let mut k1 = Till::registered(&store, "kiosk-1", 1).await;
+    let mut k2 = Till::registered(&store, "kiosk-2", 2).await;
     k1.write(lunch(0), meal_for("P1", "A1", 385, 0));
     k1.write(lunch(1), meal_for("P3", "A2", 100, 0));
     k1.close(lunch(100), date(), 0);
@@ -209,17 +198,7 @@ async fn duplicate_meals_are_proposed_for_a_void_and_decided_by_finance(
     k1.upload(&store, lunch(180)).await;
     k2.upload(&store, lunch(180)).await;
 
-    let report = reconcile::run_and_save(
-        &store,
-        &finance("finance-1"),
-        date(),
-        None,
-        &settings(),
-        night_after(),
-        |_, _| {},
-    )
-    .await
-    .unwrap();
+    let report = run_and_save(&store, "finance-1", date()).await.unwrap();
     assert_eq!(
         findings_of(&report, "kiosk-2"),
         vec![
@@ -260,17 +239,7 @@ async fn duplicate_meals_are_proposed_for_a_void_and_decided_by_finance(
 
     // The next day is signed off already: the correction lands on the day after.
     let tuesday = reconcile::next_date(date()).unwrap();
-    reconcile::run_and_save(
-        &store,
-        &finance("finance-1"),
-        tuesday,
-        None,
-        &settings(),
-        night_after(),
-        |_, _| {},
-    )
-    .await
-    .unwrap();
+    run_and_save(&store, "finance-1", tuesday).await.unwrap();
     store
         .sign_off_reconciliation(tuesday, None, "finance-1", lunch(200))
         .await
@@ -281,16 +250,7 @@ async fn duplicate_meals_are_proposed_for_a_void_and_decided_by_finance(
         store.balance(&account("A1")).await.unwrap(),
         Some(Cents::new(-770))
     );
-    let approved = reconcile::decide(
-        &store,
-        &finance("finance-1"),
-        p1.id,
-        true,
-        &settings(),
-        night_after(),
-    )
-    .await
-    .unwrap();
+    let approved = decide(&store, p1.id, true).await.unwrap();
     assert_eq!(approved.status, VoidStatus::Approved);
     assert_eq!(approved.correction_date, Some(wednesday));
     assert_eq!(approved.decided_by.as_deref(), Some("finance-1"));
@@ -307,16 +267,7 @@ async fn duplicate_meals_are_proposed_for_a_void_and_decided_by_finance(
     assert_eq!(corrections[0].amount, Cents::new(385));
     assert_eq!(corrections[0].kind, "adjustment");
 
-    let rejected = reconcile::decide(
-        &store,
-        &finance("finance-1"),
-        p3.id,
-        false,
-        &settings(),
-        night_after(),
-    )
-    .await
-    .unwrap();
+    let rejected = decide(&store, p3.id, false).await.unwrap();
     assert_eq!(rejected.status, VoidStatus::Rejected);
     assert_eq!(
         store.balance(&account("A2")).await.unwrap(),
@@ -324,32 +275,14 @@ async fn duplicate_meals_are_proposed_for_a_void_and_decided_by_finance(
     );
     for (id, approve) in [(p1.id, false), (p3.id, true)] {
         assert!(matches!(
-            reconcile::decide(
-                &store,
-                &finance("finance-1"),
-                id,
-                approve,
-                &settings(),
-                night_after()
-            )
-            .await,
+            decide(&store, id, approve).await,
             Err(reconcile::ReconcileError::Store(StoreError::Refused(_)))
         ));
     }
     assert!(store.balance_mismatches().await.unwrap().is_empty());
 
     // Running again keeps the decisions; then the day is signed off and never changes.
-    reconcile::run_and_save(
-        &store,
-        &finance("finance-2"),
-        date(),
-        None,
-        &settings(),
-        night_after(),
-        |_, _| {},
-    )
-    .await
-    .unwrap();
+    run_and_save(&store, "finance-2", date()).await.unwrap();
     assert_eq!(
         store
             .proposed_voids(Some(date()))
@@ -366,16 +299,7 @@ async fn duplicate_meals_are_proposed_for_a_void_and_decided_by_finance(
         .unwrap();
     assert_eq!(signed.signed_off_by.as_deref(), Some("finance-1"));
     assert!(matches!(
-        reconcile::run_and_save(
-            &store,
-            &finance("finance-1"),
-            date(),
-            None,
-            &settings(),
-            night_after(),
-            |_, _| {}
-        )
-        .await,
+        run_and_save(&store, "finance-1", date()).await,
         Err(reconcile::ReconcileError::Store(StoreError::Refused(_)))
     ));
     assert!(matches!(
@@ -404,11 +328,7 @@ async fn duplicate_meals_are_proposed_for_a_void_and_decided_by_finance(
 
 /// A kiosk of the tampering test: five meals and a day close, then one change to its rows.
 async fn five_meals(store: &impl Store, name: &str, seed: u8) -> Till {
-    let mut till = Till::new(name, seed);
-    store
-        .add_device(till.device.clone(), registered_at())
-        .await
-        .unwrap();
+    let mut till = Till::registered(store, name, seed).await;
     for minute in 0..5 {
         till.write(
             lunch(minute),
@@ -567,11 +487,7 @@ async fn tampered_records_are_caught_and_named(db: Db, store: impl Store) {
 async fn events_to_review_are_listed_with_their_evidence(_db: Db, store: impl Store) {
     use proto::record::{ClockDrift, MealVia, RefusalReason, TapRefused};
     populate(&store).await;
-    let mut till = Till::new("kiosk-1", 1);
-    store
-        .add_device(till.device.clone(), registered_at())
-        .await
-        .unwrap();
+    let mut till = Till::registered(&store, "kiosk-1", 1).await;
     let card = proto::CardUid::parse(&[9, 9, 9, 9]).unwrap();
     for reason in [RefusalReason::BlockedCard, RefusalReason::UnknownCard] {
         till.write(

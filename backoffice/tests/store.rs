@@ -24,35 +24,11 @@ use proto::{
 
 use common::fixtures::registered_at;
 use common::fixtures::{
-    Kiosk, account, at, device, device_id, forged, meal, populate, pupil, pupil_card, settings,
-    site, staff_member, tariff, top_up, void,
+    Kiosk, account, at, device, device_id, forged, meal, populate, pupil, pupil_card, register,
+    settings, site, staff_member, tariff, top_up, void,
 };
 
-/// Runs each named test against a fresh database of each backend.
-macro_rules! store_suite {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    let db = crate::common::SqliteDb::new();
-                    super::$test(db.open().await).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    let db = crate::common::PostgresDb::new().await;
-                    super::$test(db.open().await).await;
-                }
-            )*
-        }
-    };
-}
-
-store_suite!(
+common::store_suite!(
     devices_are_registered_once_and_revoked,
     nonces_are_refused_when_seen_again,
     ingest_stores_each_record_exactly_once,
@@ -393,15 +369,20 @@ async fn records_for_unknown_accounts_are_stored_and_reported(store: impl Store)
     .await;
 }
 
-async fn concurrent_uploads_of_one_batch_store_it_once(store: impl Store) {
-    const UPLOADERS: usize = 6;
-    let mut kiosk = Kiosk::new("kiosk-1", 1);
-    kiosk.write(top_up("A1", 50_000));
-    kiosk.write_meals("A1", 59);
+/// Registers `kiosk` and stores its first three records.
+async fn register_and_ingest(store: &impl Store, kiosk: &Kiosk) {
+    register(store, &kiosk.device).await;
     store
-        .add_device(kiosk.device.clone(), registered_at())
+        .ingest(&kiosk.device, kiosk.signed(1, 3), at(100_000))
         .await
         .unwrap();
+}
+
+async fn concurrent_uploads_of_one_batch_store_it_once(store: impl Store) {
+    const UPLOADERS: usize = 6;
+    let mut kiosk = Kiosk::registered(&store, "kiosk-1", 1).await;
+    kiosk.write(top_up("A1", 50_000));
+    kiosk.write_meals("A1", 59);
     store
         .add_account(&account("A1"), Cents::ZERO, at(0))
         .await
@@ -576,11 +557,7 @@ async fn snapshots_hold_the_site_and_deltas_catch_up(store: impl Store) {
     );
 
     // Changes: a lost card blocked and replaced, a meal charged, a new price.
-    let mut kiosk = Kiosk::new("kiosk-1", 1);
-    store
-        .add_device(kiosk.device.clone(), registered_at())
-        .await
-        .unwrap();
+    let mut kiosk = Kiosk::registered(&store, "kiosk-1", 1).await;
     let mut versions = vec![full.version];
     versions.push(
         store
@@ -1050,17 +1027,7 @@ async fn the_meals_migration_lists_the_meals_stored_before_it() {
     ];
 
     let sqlite = common::SqliteDb::new();
-    {
-        let store = sqlite.open().await;
-        store
-            .add_device(kiosk.device.clone(), registered_at())
-            .await
-            .unwrap();
-        store
-            .ingest(&kiosk.device, kiosk.signed(1, 3), at(100_000))
-            .await
-            .unwrap();
-    }
+    register_and_ingest(&sqlite.open().await, &kiosk).await;
     let connection = rusqlite::Connection::open(sqlite.path()).unwrap();
     for sql in &back_to_before {
         connection.execute(sql, []).unwrap();
@@ -1077,17 +1044,7 @@ async fn the_meals_migration_lists_the_meals_stored_before_it() {
     );
 
     let postgres = common::PostgresDb::new().await;
-    {
-        let store = postgres.open().await;
-        store
-            .add_device(kiosk.device.clone(), registered_at())
-            .await
-            .unwrap();
-        store
-            .ingest(&kiosk.device, kiosk.signed(1, 3), at(100_000))
-            .await
-            .unwrap();
-    }
+    register_and_ingest(&postgres.open().await, &kiosk).await;
     let (client, connection) = tokio_postgres::connect(&postgres.url(), tokio_postgres::NoTls)
         .await
         .unwrap();

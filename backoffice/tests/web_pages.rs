@@ -11,27 +11,13 @@ use common::Ops as _;
 
 use backoffice::limits::SIGN_IN_FAILURES_MAX;
 use backoffice::store::Store;
-use backoffice::users::{Role, User};
-use backoffice::web::session::{SESSION_COOKIE, SIGN_IN_COOKIE};
-use proto::SiteId;
+use backoffice::users::Role;
+use backoffice::web::session::SESSION_COOKIE;
 
 use common::app::{Reply, TestApp};
-use common::fixtures::registered_at;
-use common::fixtures::{Kiosk, account, meal, populate};
-use common::{PostgresDb, SqliteDb};
+use common::fixtures::{Kiosk, account, meal, populate_with_users};
 
 const PASSWORD: &str = "correct horse battery";
-
-fn cookie(reply: &Reply, name: &str) -> Option<String> {
-    reply
-        .headers
-        .iter()
-        .filter(|(header, _)| header == "set-cookie")
-        .filter_map(|(_, value)| value.split(';').next())
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value.to_owned())
-}
 
 fn location(reply: &Reply) -> &str {
     reply
@@ -39,31 +25,6 @@ fn location(reply: &Reply) -> &str {
         .iter()
         .find(|(header, _)| header == "location")
         .map_or("", |(_, value)| value.as_str())
-}
-
-/// Signs in through the form; the session cookie on success, the reply either way.
-async fn sign_in<S: Store>(
-    app: &TestApp<S>,
-    name: &str,
-    password: &str,
-) -> (Reply, Option<String>) {
-    let page = app.get("/sign-in").await;
-    assert_eq!(page.status, 200);
-    let token = cookie(&page, SIGN_IN_COOKIE).unwrap();
-    let body = format!(
-        "csrf={token}&name={name}&password={}",
-        password.replace(' ', "+")
-    );
-    let reply = app
-        .request(
-            "POST",
-            "/sign-in",
-            &[("cookie", format!("{SIGN_IN_COOKIE}={token}"))],
-            body.as_bytes(),
-        )
-        .await;
-    let session = cookie(&reply, SESSION_COOKIE).filter(|value| !value.is_empty());
-    (reply, session)
 }
 
 fn as_session(session: &str) -> Vec<(&'static str, String)> {
@@ -81,41 +42,29 @@ fn csrf_of(page: &Reply) -> String {
 }
 
 async fn story<S: Store>(store: S) {
-    populate(&store).await;
-    for (name, role, site) in [
-        ("martin", Role::Staff, Some("jaures")),
-        ("compta", Role::Finance, None),
-        ("admin", Role::Admin, None),
-        ("shop", Role::Payments, None),
-    ] {
-        let site = site.map(|site| SiteId::parse(site).unwrap());
-        store
-            .add_user(
-                &User::new(name, role, site, PASSWORD).unwrap(),
-                registered_at(),
-            )
-            .await
-            .unwrap();
-    }
-    let mut kiosk = Kiosk::new("jaures-entree", 1);
-    store
-        .add_device(kiosk.device.clone(), registered_at())
-        .await
-        .unwrap();
+    populate_with_users(
+        &store,
+        PASSWORD,
+        &[
+            ("martin", Role::Staff, Some("jaures")),
+            ("compta", Role::Finance, None),
+            ("admin", Role::Admin, None),
+            ("shop", Role::Payments, None),
+        ],
+    )
+    .await;
+    let mut kiosk = Kiosk::registered(&store, "jaures-entree", 1).await;
     let app = TestApp::start(store).await;
     kiosk.write(meal("A1", 385));
     assert_eq!(app.upload(&kiosk, kiosk.signed(1, 1)).await.status, 200);
 
     // The payment provider's user has no pages; a wrong password is refused alike.
-    assert_eq!(sign_in(&app, "shop", PASSWORD).await.0.status, 401);
-    assert_eq!(
-        sign_in(&app, "martin", "wrong password!").await.0.status,
-        401
-    );
+    assert_eq!(app.sign_in("shop", PASSWORD).await.0.status, 401);
+    assert_eq!(app.sign_in("martin", "wrong password!").await.0.status, 401);
 
     let mut sessions = std::collections::BTreeMap::new();
     for name in ["martin", "compta", "admin"] {
-        let (reply, session) = sign_in(&app, name, PASSWORD).await;
+        let (reply, session) = app.sign_in(name, PASSWORD).await;
         assert_eq!(reply.status, 303, "{name}: {}", reply.text());
         sessions.insert(name, session.unwrap());
     }
@@ -247,24 +196,14 @@ async fn story<S: Store>(store: S) {
     // are not affected.
     for _ in 0..SIGN_IN_FAILURES_MAX {
         assert_eq!(
-            sign_in(&app, "compta", "not the password").await.0.status,
+            app.sign_in("compta", "not the password").await.0.status,
             401
         );
     }
-    let (locked, session) = sign_in(&app, "compta", PASSWORD).await;
+    let (locked, session) = app.sign_in("compta", PASSWORD).await;
     assert_eq!(locked.status, 429, "{}", locked.text());
     assert!(session.is_none());
-    assert_eq!(sign_in(&app, "admin", PASSWORD).await.0.status, 303);
+    assert_eq!(app.sign_in("admin", PASSWORD).await.0.status, 303);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pages_on_sqlite() {
-    let db = SqliteDb::new();
-    story(db.open().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pages_on_postgres() {
-    let db = PostgresDb::new().await;
-    story(db.open().await).await;
-}
+common::on_each_backend!((story, pages_on_sqlite, pages_on_postgres));

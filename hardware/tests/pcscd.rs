@@ -12,7 +12,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use hardware::diagnose;
-use hardware::vpcd::vpcd_address_default;
+use hardware::vpcd::{InsertedCard, vpcd_address_default};
 use hardware::{
     CardAnswer, CardEvent, CardReader, HardwareError, PcscConfig, PcscError, PcscReader,
     ReaderHandle, ReaderSelector, UidReadError, VirtualCard, event_channel,
@@ -42,20 +42,24 @@ struct Rig {
 impl Rig {
     /// Starts pcscd if needed and a reader on [`READER`], and waits until it is attached.
     fn start() -> Rig {
-        let pcscd = lock_pcscd();
+        let rig = Rig::watching(lock_pcscd());
+        rig.expect(attached());
+        rig
+    }
+
+    /// A reader on [`READER`] started with the machine's pcscd held, whatever its state.
+    fn watching(pcscd: MutexGuard<'static, ()>) -> Rig {
         let (sender, events) = event_channel();
         let reader = PcscReader::new(PcscConfig {
             reader: ReaderSelector::from_pattern(Some(READER)).unwrap(),
         })
         .start(sender)
         .unwrap();
-        let rig = Rig {
+        Rig {
             events,
             reader: Some(reader),
             _pcscd: pcscd,
-        };
-        rig.expect(attached());
-        rig
+        }
     }
 
     fn next(&self) -> CardEvent {
@@ -82,6 +86,20 @@ impl Rig {
             Ok(event) => panic!("unexpected event: {event:?}"),
             Err(RecvTimeoutError::Disconnected) => panic!("the reader thread ended"),
         }
+    }
+
+    /// A card of UID `hex` held for `hold_ms`: one tap, with that UID (see [`Rig::check_tap`]).
+    fn check_uid_tap(&self, hex: &str, hold_ms: u64) {
+        self.check_tap(VirtualCard::with_uid(uid(hex)), hold_ms, present(uid(hex)));
+    }
+
+    /// Inserts a card of UID `hex` and checks that it is seen with that UID; the card, to remove.
+    fn insert_uid(&self, hex: &str) -> InsertedCard {
+        let inserted = VirtualCard::with_uid(uid(hex))
+            .insert(vpcd_address_default())
+            .unwrap();
+        self.expect(present(uid(hex)));
+        inserted
     }
 
     /// Taps `card` (inserted, held `hold_ms`, removed) and checks the events: `first`, then
@@ -244,7 +262,7 @@ fn without_time(event: &CardEvent) -> String {
 fn a_tap_is_one_event_with_the_uid_for_every_uid_size() {
     let rig = Rig::start();
     for hex in ["04a1b2c3", "04a1b2c3d4e5f6", "04a1b2c3d4e5f6071829"] {
-        rig.check_tap(VirtualCard::with_uid(uid(hex)), 100, present(uid(hex)));
+        rig.check_uid_tap(hex, 100);
     }
 }
 
@@ -286,11 +304,7 @@ fn status_words_and_garbage_are_unreadable_taps_and_the_next_card_reads() {
     ];
     for (answer, error) in cases {
         rig.check_tap(VirtualCard::new(answer), 100, unreadable(error));
-        rig.check_tap(
-            VirtualCard::with_uid(uid("04a1b2c3")),
-            100,
-            present(uid("04a1b2c3")),
-        );
+        rig.check_uid_tap("04a1b2c3", 100);
     }
 }
 
@@ -305,30 +319,19 @@ fn a_card_removed_during_the_read_is_an_unreadable_tap() {
     inserted.remove().unwrap();
     rig.expect(removed());
     rig.expect_quiet(QUIET_MS);
-    rig.check_tap(
-        VirtualCard::with_uid(uid("04a1b2c3")),
-        100,
-        present(uid("04a1b2c3")),
-    );
+    rig.check_uid_tap("04a1b2c3", 100);
 }
 
 #[test]
 fn a_card_held_for_10_s_is_one_tap() {
     let rig = Rig::start();
-    rig.check_tap(
-        VirtualCard::with_uid(uid("04c0ffee")),
-        10_000,
-        present(uid("04c0ffee")),
-    );
+    rig.check_uid_tap("04c0ffee", 10_000);
 }
 
 #[test]
 fn two_cards_in_quick_succession_are_two_taps() {
     let rig = Rig::start();
-    let first = VirtualCard::with_uid(uid("04000001"))
-        .insert(vpcd_address_default())
-        .unwrap();
-    rig.expect(present(uid("04000001")));
+    let first = rig.insert_uid("04000001");
     first.remove().unwrap();
     let second = VirtualCard::with_uid(uid("04000002"))
         .insert(vpcd_address_default())
@@ -343,10 +346,7 @@ fn two_cards_in_quick_succession_are_two_taps() {
 #[test]
 fn taps_work_again_after_pcscd_restarts() {
     let rig = Rig::start();
-    let held = VirtualCard::with_uid(uid("04a1b2c3"))
-        .insert(vpcd_address_default())
-        .unwrap();
-    rig.expect(present(uid("04a1b2c3")));
+    let held = rig.insert_uid("04a1b2c3");
     stop_pcscd();
     // pcscd took the card's connection down with it.
     let _ = held.remove();
@@ -366,11 +366,7 @@ fn taps_work_again_after_pcscd_restarts() {
         "reader back after {:?}",
         restarted_at.elapsed()
     );
-    rig.check_tap(
-        VirtualCard::with_uid(uid("04d4e5f6")),
-        100,
-        present(uid("04d4e5f6")),
-    );
+    rig.check_uid_tap("04d4e5f6", 100);
 }
 
 #[test]
@@ -461,19 +457,9 @@ fn a_missing_reader_is_waited_for_without_events() {
 
 #[test]
 fn a_reader_missing_at_start_is_attached_when_it_comes() {
-    let _pcscd = lock_pcscd();
+    let pcscd = lock_pcscd();
     stop_pcscd();
-    let (sender, events) = event_channel();
-    let reader = PcscReader::new(PcscConfig {
-        reader: ReaderSelector::from_pattern(Some(READER)).unwrap(),
-    })
-    .start(sender)
-    .unwrap();
-    let rig = Rig {
-        events,
-        reader: Some(reader),
-        _pcscd,
-    };
+    let rig = Rig::watching(pcscd);
     rig.expect(CardEvent::ServiceLost {
         error: PcscError::NoService,
     });
@@ -504,11 +490,7 @@ fn a_reader_missing_at_start_is_attached_when_it_comes() {
     start_pcscd();
     rig.expect(CardEvent::ServiceRestored);
     rig.expect(attached());
-    rig.check_tap(
-        VirtualCard::with_uid(uid("04a1b2c3")),
-        100,
-        present(uid("04a1b2c3")),
-    );
+    rig.check_uid_tap("04a1b2c3", 100);
 }
 
 #[test]
@@ -518,9 +500,5 @@ fn a_card_with_a_garbage_atr_is_an_unreadable_tap() {
     // pcscd finds no protocol in such an ATR, and refuses the connection.
     let refused = UidReadError::Pcsc(PcscError::ProtoMismatch);
     rig.check_tap(garbage, 100, unreadable(refused));
-    rig.check_tap(
-        VirtualCard::with_uid(uid("04a1b2c3")),
-        100,
-        present(uid("04a1b2c3")),
-    );
+    rig.check_uid_tap("04a1b2c3", 100);
 }

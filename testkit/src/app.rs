@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use backoffice::app::ServeOptions;
 use backoffice::clock::ManualClock;
 use backoffice::store::Store;
+use backoffice::web::session::{SESSION_COOKIE, SIGN_IN_COOKIE};
 use proto::api::{
     HEADER_DEVICE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP, KioskReport, ReaderState,
     RequestToSign, UploadRequest,
@@ -55,6 +56,24 @@ impl Reply {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+
+    /// The value the reply sets cookie `name` to, if it sets it.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .filter(|(header, _)| header == "set-cookie")
+            .filter_map(|(_, value)| value.split(';').next())
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value.to_owned())
+    }
+}
+
+/// The `authorization` header of HTTP Basic authentication as user `name`.
+pub fn basic_auth(name: &str, password: &str) -> (&'static str, String) {
+    use base64::Engine as _;
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{name}:{password}"));
+    ("authorization", format!("Basic {token}"))
 }
 
 impl<S: Store> TestApp<S> {
@@ -124,6 +143,30 @@ impl<S: Store> TestApp<S> {
         body: &[u8],
     ) -> Reply {
         send(self.address, method, path, headers, body).await
+    }
+
+    /// Signs in through the web form as a person would: the reply to the form, and the session
+    /// cookie it sets, if it sets one.
+    pub async fn sign_in(&self, name: &str, password: &str) -> (Reply, Option<String>) {
+        let page = self.get("/sign-in").await;
+        assert_eq!(page.status, 200);
+        let token = page.cookie(SIGN_IN_COOKIE).unwrap();
+        let body = format!(
+            "csrf={token}&name={name}&password={}",
+            password.replace(' ', "+")
+        );
+        let reply = self
+            .request(
+                "POST",
+                "/sign-in",
+                &[("cookie", format!("{SIGN_IN_COOKIE}={token}"))],
+                body.as_bytes(),
+            )
+            .await;
+        let session = reply
+            .cookie(SESSION_COOKIE)
+            .filter(|value| !value.is_empty());
+        (reply, session)
     }
 
     /// A request signed by `kiosk`'s key with a fresh nonce, at the current time.

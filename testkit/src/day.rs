@@ -7,14 +7,14 @@ use std::collections::BTreeMap;
 
 use backoffice::store::{PostgresStore, SqliteStore, Store};
 use proto::record::{
-    CloseCategory, CloseLine, DayClose, GrandTotals, Meal, MealVia, TopUp, TopUpMethod, Void,
+    CloseCategory, CloseLine, DayClose, GrandTotals, Meal, MealVia, TopUp, TopUpMethod,
 };
 use proto::{
     BracketId, CardUid, Cents, ChainHead, MealType, PupilId, Record, RecordBody, ServiceDate,
-    ServiceId, SigningKey, StaffId, Text, Timestamp,
+    ServiceId, SigningKey, StaffId, Timestamp,
 };
 
-use crate::fixtures::{account, device, key};
+use crate::fixtures::{account, device, key, register, void_because};
 
 /// The day every test reconciles: a Monday, with lunch at `jaures`.
 pub const DATE: &str = "2026-11-30";
@@ -68,12 +68,33 @@ pub fn cash(account_name: &str, amount: i64) -> RecordBody {
 }
 
 pub fn void_of(record: &Record) -> RecordBody {
-    RecordBody::Void(Void {
-        voided_seq: record.seq(),
-        voided_hash: record.hash(),
-        staff: StaffId::parse("staff-martin").unwrap(),
-        reason: Text::parse("wrong pupil").unwrap(),
-    })
+    void_because(record, "wrong pupil")
+}
+
+/// What a day close adds up separately: a category, and a meal's type and bracket.
+type LineKey = (CloseCategory, Option<MealType>, Option<BracketId>);
+
+/// The line of a day close that `meal` counts in under `category`.
+fn meal_line(category: CloseCategory, meal: &Meal) -> LineKey {
+    (
+        category,
+        Some(meal.meal_type.clone()),
+        Some(meal.bracket.clone()),
+    )
+}
+
+/// Pupil P1 charged twice for lunch on [`DATE`]: at `kiosk-1` and at `kiosk-2` (keys of
+/// `seeds`), both registered, each closing its day, both uploaded.
+pub async fn charged_twice(store: &impl Store, seeds: [u8; 2]) -> (Till, Till) {
+    let mut k1 = Till::registered(store, "kiosk-1", seeds[0]).await;
+    let mut k2 = Till::registered(store, "kiosk-2", seeds[1]).await;
+    k1.write(lunch(0), meal_for("P1", "A1", 385, 0));
+    k1.close(lunch(100), date(), 0);
+    k2.write(lunch(3), meal_for("P1", "A1", 385, 0));
+    k2.close(lunch(101), date(), 0);
+    k1.upload(store, lunch(180)).await;
+    k2.upload(store, lunch(180)).await;
+    (k1, k2)
 }
 
 /// A kiosk of `jaures` writing its chain at chosen times.
@@ -98,6 +119,13 @@ impl Till {
         }
     }
 
+    /// A new till whose device `store` registered (see [`register`]).
+    pub async fn registered(store: &impl Store, name: &str, seed: u8) -> Till {
+        let till = Till::new(name, seed);
+        register(store, &till.device).await;
+        till
+    }
+
     pub fn write(&mut self, at: Timestamp, body: RecordBody) -> Record {
         let record = self
             .head
@@ -115,23 +143,17 @@ impl Till {
             Some(RecordBody::DayClose(close)) => close.grand_totals.clone(),
             _ => GrandTotals::default(),
         };
-        type Key = (CloseCategory, Option<MealType>, Option<BracketId>);
-        let mut lines: BTreeMap<Key, (u32, i64)> = BTreeMap::new();
+        let mut lines: BTreeMap<LineKey, (u32, i64)> = BTreeMap::new();
         let mut cash_expected = 0;
         for record in &self.written[from..] {
             let (key, amount, cash) = match &record.payload().body {
-                RecordBody::Meal(meal) => (
-                    (
-                        match meal.via {
-                            MealVia::Card(_) => CloseCategory::MealByCard,
-                            MealVia::Staff(_) => CloseCategory::MealByStaff,
-                        },
-                        Some(meal.meal_type.clone()),
-                        Some(meal.bracket.clone()),
-                    ),
-                    meal.price.get(),
-                    0,
-                ),
+                RecordBody::Meal(meal) => {
+                    let category = match meal.via {
+                        MealVia::Card(_) => CloseCategory::MealByCard,
+                        MealVia::Staff(_) => CloseCategory::MealByStaff,
+                    };
+                    (meal_line(category, meal), meal.price.get(), 0)
+                }
                 RecordBody::TopUp(top_up) => (
                     (CloseCategory::TopUpCash, None, None),
                     top_up.amount.get(),
@@ -141,11 +163,7 @@ impl Till {
                     let voided = &self.written[usize::try_from(void.voided_seq.get()).unwrap() - 1];
                     match &voided.payload().body {
                         RecordBody::Meal(meal) => (
-                            (
-                                CloseCategory::VoidedMeal,
-                                Some(meal.meal_type.clone()),
-                                Some(meal.bracket.clone()),
-                            ),
+                            meal_line(CloseCategory::VoidedMeal, meal),
                             meal.price.get(),
                             0,
                         ),

@@ -8,6 +8,7 @@ use proto::{
 };
 
 use backoffice::store::Device;
+use backoffice::users::{Role, User};
 use proto::snapshot::{
     Card, CardHolder, KioskSettings, Language, LocalTime, Pupil, Service, StaffCredential, Tariff,
     Weekday,
@@ -86,11 +87,16 @@ pub fn top_up(account_name: &str, amount_cents: i64) -> RecordBody {
 }
 
 pub fn void(record: &Record) -> RecordBody {
+    void_because(record, "served twice by mistake")
+}
+
+/// Staff member `staff-martin` voids `record` for `reason`.
+pub fn void_because(record: &Record, reason: &str) -> RecordBody {
     RecordBody::Void(Void {
         voided_seq: record.seq(),
         voided_hash: record.hash(),
         staff: StaffId::parse("staff-martin").unwrap(),
-        reason: Text::parse("served twice by mistake").unwrap(),
+        reason: Text::parse(reason).unwrap(),
     })
 }
 
@@ -111,6 +117,13 @@ impl Kiosk {
             head: ChainHead::GENESIS,
             written: Vec::new(),
         }
+    }
+
+    /// A new kiosk whose device `store` registered (see [`register`]).
+    pub async fn registered(store: &impl backoffice::store::Store, name: &str, seed: u8) -> Kiosk {
+        let kiosk = Kiosk::new(name, seed);
+        register(store, &kiosk.device).await;
+        kiosk
     }
 
     pub fn write(&mut self, body: RecordBody) -> Record {
@@ -225,6 +238,42 @@ pub fn settings() -> KioskSettings {
     }
 }
 
+/// Registers `device` with `store` at [`registered_at`].
+pub async fn register(store: &impl backoffice::store::Store, device: &Device) {
+    store
+        .add_device(device.clone(), registered_at())
+        .await
+        .unwrap();
+}
+
+/// [`populate`], then [`add_users`].
+pub async fn populate_with_users(
+    store: &impl backoffice::store::Store,
+    password: &str,
+    users: &[(&str, Role, Option<&str>)],
+) {
+    populate(store).await;
+    add_users(store, password, users).await;
+}
+
+/// Adds each user `(name, role, site)`, all with `password`, registered at [`registered_at`].
+pub async fn add_users(
+    store: &impl backoffice::store::Store,
+    password: &str,
+    users: &[(&str, Role, Option<&str>)],
+) {
+    for &(name, role, site) in users {
+        let site = site.map(|site| SiteId::parse(site).unwrap());
+        store
+            .add_user(
+                &User::new(name, role, site, password).unwrap(),
+                registered_at(),
+            )
+            .await
+            .unwrap();
+    }
+}
+
 /// Site `jaures` with two families (siblings P1 and P2 share A1), a staff member, cards,
 /// tariffs, lunch and settings; and site `ferry` with one pupil, whose data `jaures`'s kiosks
 /// must not receive.
@@ -256,38 +305,23 @@ pub async fn populate(store: &impl backoffice::store::Store) {
         .save_staff(&jaures, &staff_member("staff-martin"))
         .await
         .unwrap();
-    store
-        .save_pupil(&jaures, &pupil("P1", "A1", "q3"))
-        .await
-        .unwrap();
-    store
-        .save_pupil(&jaures, &pupil("P2", "A1", "q3"))
-        .await
-        .unwrap();
-    store
-        .save_pupil(&jaures, &pupil("P3", "A2", "q1"))
-        .await
-        .unwrap();
-    store
-        .save_pupil(&ferry, &pupil("P9", "A9", "q2"))
-        .await
-        .unwrap();
-    store
-        .assign_card(&pupil_card(&[1, 1, 1, 1], "P1"))
-        .await
-        .unwrap();
-    store
-        .assign_card(&pupil_card(&[2, 2, 2, 2], "P2"))
-        .await
-        .unwrap();
-    store
-        .assign_card(&pupil_card(&[3, 3, 3, 3], "P3"))
-        .await
-        .unwrap();
-    store
-        .assign_card(&pupil_card(&[9, 9, 9, 9], "P9"))
-        .await
-        .unwrap();
+    for (at_site, id, account_name, bracket) in [
+        (&jaures, "P1", "A1", "q3"),
+        (&jaures, "P2", "A1", "q3"),
+        (&jaures, "P3", "A2", "q1"),
+        (&ferry, "P9", "A9", "q2"),
+    ] {
+        store
+            .save_pupil(at_site, &pupil(id, account_name, bracket))
+            .await
+            .unwrap();
+    }
+    for (uid, holder) in [(1, "P1"), (2, "P2"), (3, "P3"), (9, "P9")] {
+        store
+            .assign_card(&pupil_card(&[uid; 4], holder))
+            .await
+            .unwrap();
+    }
     store
         .assign_card(&card(
             &[5, 5, 5, 5, 5, 5, 5],

@@ -18,7 +18,7 @@
 
 use std::time::{Duration, Instant};
 
-use backoffice::store::{Device, Store};
+use backoffice::store::Store;
 use kiosk::config::SyncConfig;
 use kiosk::engine::Decision;
 use proto::api::{KioskReport, ReaderState, RequestToSign, UploadRequest};
@@ -26,10 +26,9 @@ use proto::record::{Meal, MealVia};
 use proto::{
     BracketId, Cents, ChainHead, DeviceId, MealType, RecordBody, ServiceDate, SigningKey, Text,
 };
-use testkit::Ops as _;
 use tests::backoffice::{
     BackOffice, LUNCH_CENTS, PostgresDb, SqliteDb, account, card, lunch, populate_site, pupil,
-    registered_at, serve_backoffice, site, top_up,
+    register_device, serve_backoffice, top_up,
 };
 use tests::kiosk::TestKiosk;
 
@@ -208,18 +207,7 @@ async fn fleet<S: Store>(name: &str, store: &S, backoffice: &BackOffice<S>) {
     for index in 0..FLEET_KIOSKS {
         let key = key(index);
         let device = DeviceId::parse(&format!("fleet-{name}-{index}")).unwrap();
-        store
-            .add_device(
-                Device {
-                    id: device.clone(),
-                    site: site(),
-                    key: key.public_key(),
-                    revoked_at: None,
-                },
-                registered_at(),
-            )
-            .await
-            .unwrap();
+        register_device(store, &device, key.public_key()).await;
         kiosks.push(SimulatedKiosk {
             device,
             key,

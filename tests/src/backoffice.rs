@@ -3,13 +3,14 @@
 
 use std::sync::Arc;
 
-use backoffice::store::{Operation, OperationKind, Store};
+use backoffice::store::{Device, Operation, OperationKind, Store};
 use proto::record::TopUpMethod;
 use proto::snapshot::{
     Card, CardHolder, KioskSettings, Language, LocalTime, Pupil, Service, Tariff, Weekday,
 };
 use proto::{
-    AccountId, BracketId, CardUid, Cents, MealType, PupilId, ServiceId, SiteId, Text, Timestamp,
+    AccountId, BracketId, CardUid, Cents, DeviceId, MealType, PublicKey, PupilId, ServiceId,
+    SiteId, Text, Timestamp,
 };
 use testkit::Ops as _;
 pub use testkit::app::TestApp as BackOffice;
@@ -169,22 +170,35 @@ pub fn registered_at() -> Timestamp {
     Timestamp::from_unix_ms(NOW_UNIX_MS - 30 * 24 * 3_600_000).expect("a timestamp")
 }
 
+/// Registers kiosk `id` of the test site, whose key is `key`, at [`registered_at`].
+pub async fn register_device(store: &impl Store, id: &DeviceId, key: PublicKey) {
+    store
+        .add_device(
+            Device {
+                id: id.clone(),
+                site: site(),
+                key,
+                revoked_at: None,
+            },
+            registered_at(),
+        )
+        .await
+        .expect("the back-office registers the kiosk");
+}
+
 /// A back-office user and the `authorization` header that signs them in.
 pub async fn user(
     store: &impl Store,
     name: &str,
     role: backoffice::users::Role,
 ) -> (&'static str, String) {
-    use base64::Engine as _;
     let password = "correct horse battery staple";
     let user = backoffice::users::User::new(name, role, None, password).expect("a valid user");
     store
         .add_user(&user, registered_at())
         .await
         .expect("the user is added");
-    let credentials =
-        base64::engine::general_purpose::STANDARD.encode(format!("{name}:{password}"));
-    ("authorization", format!("Basic {credentials}"))
+    testkit::app::basic_auth(name, password)
 }
 
 /// A counter from the back-office's `/metrics`, such as

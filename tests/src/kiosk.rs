@@ -5,18 +5,18 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use backoffice::store::{Device, Store};
+use backoffice::store::Store;
 use kiosk::clock::ManualClock;
 use kiosk::config::{DataDir, SyncConfig};
 use kiosk::engine::Decision;
 use kiosk::engine::Engine;
-use kiosk::sync::{EngineAccess as _, SyncClient, SyncError, SyncState};
+use kiosk::sync::{EngineAccess as _, SyncClient, SyncError, SyncOptions, SyncState};
 use kiosk::worker::{EngineWorker, NoWaker, TapSender, UpdateReceiver};
 use proto::rules::Effect;
 use proto::{AccountId, CardUid, Cents, DeviceId, Payload, RecordBody, Seq, SignedRecord};
 use testkit::Ops as _;
 
-use crate::backoffice::{registered_at, site};
+use crate::backoffice::{register_device, site};
 
 /// A Monday noon in Paris, in winter: where every kiosk's engine clock starts. Lunch is open all
 /// day, so only the day matters; a test moves to the next day with [`TestKiosk::next_day`].
@@ -90,18 +90,7 @@ impl TestKiosk {
             toml::to_string(&config).expect("the configuration serializes"),
         )
         .expect("the configuration is written");
-        store
-            .add_device(
-                Device {
-                    id: config.device.clone(),
-                    site: site(),
-                    key: enrolment.public_key,
-                    revoked_at: None,
-                },
-                registered_at(),
-            )
-            .await
-            .expect("the back-office registers the kiosk");
+        register_device(store, &config.device, enrolment.public_key).await;
         TestKiosk::start(data, None)
     }
 
@@ -166,6 +155,29 @@ impl TestKiosk {
 
     pub async fn tap(&self, uid: CardUid) -> Decision {
         self.call(move |engine| engine.tap(uid)).await
+    }
+
+    /// Another sync client of this kiosk, on its key, ledger and engine, to the back-office at
+    /// `url`: the same kiosk's uploads by another way, as a load balancer or another network
+    /// would carry them.
+    pub fn another_sync_client(&self, url: String) -> SyncClient<TapSender> {
+        let options = SyncOptions {
+            backoffice_url: url,
+            ca_file: None,
+            interval_ms: None,
+            clock_drift_ms_max: kiosk::limits::CLOCK_DRIFT_MS_MAX_DEFAULT,
+            offline_days_max: kiosk::limits::OFFLINE_DAYS_MAX_DEFAULT,
+            time_zone: jiff::tz::TimeZone::get("Europe/Paris").expect("the zone"),
+        };
+        SyncClient::new(
+            options,
+            self.device.clone(),
+            self.data.load_key().expect("the kiosk's key"),
+            &self.data.ledger_path(),
+            Arc::clone(&self.engine),
+            Arc::new(wall_clock()),
+        )
+        .expect("a sync client")
     }
 
     pub async fn sync(&mut self) -> Result<(), SyncError> {

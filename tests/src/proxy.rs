@@ -192,53 +192,39 @@ impl Shared {
     /// request (or its start), so kept-alive connections meet faults too.
     async fn requests(
         &self,
-        mut from: tokio::net::tcp::OwnedReadHalf,
-        mut to: tokio::net::tcp::OwnedWriteHalf,
+        from: tokio::net::tcp::OwnedReadHalf,
+        to: tokio::net::tcp::OwnedWriteHalf,
         answer_limit: &Mutex<Limit>,
     ) -> Ended {
-        let mut buffer = vec![0_u8; BUFFER_BYTES];
-        loop {
-            let read = match from.read(&mut buffer).await {
-                Ok(0) => {
-                    let _ = to.shutdown().await;
-                    return Ended::Eof;
-                }
-                Ok(read) => read,
-                Err(_) => return Ended::Error,
-            };
+        forward(from, to, |from, read| {
             let fault = self.draw();
             if fault != Fault::None {
                 self.faults.fetch_add(1, Ordering::Relaxed);
             }
-            let take = match fault {
-                Fault::DropAtOnce => return Ended::Cut,
-                Fault::DropMidRequest(cut) => cut.min(read),
+            match fault {
+                Fault::DropAtOnce => Pass::Cut,
+                Fault::DropMidRequest(cut) => Pass::take(cut.min(read)),
                 Fault::Reset(cut) => {
                     // With a zero linger, closing the socket sends RST instead of FIN.
                     let _ = socket2::SockRef::from(from.as_ref()).set_linger(Some(Duration::ZERO));
-                    cut.min(read)
+                    Pass::take(cut.min(read))
                 }
                 Fault::DropMidResponse(cut) => {
                     *lock(answer_limit) = Limit::Bytes(cut);
-                    read
+                    Pass::take(read)
                 }
                 Fault::Truncate(short) => {
                     *lock(answer_limit) = Limit::ShortBy(short);
-                    read
+                    Pass::take(read)
                 }
-                Fault::Delay(ms) => {
-                    tokio::time::sleep(Duration::from_millis(ms)).await;
-                    read
-                }
-                Fault::None => read,
-            };
-            if to.write_all(&buffer[..take]).await.is_err() {
-                return Ended::Error;
+                Fault::Delay(ms) => Pass::Take {
+                    wait: Duration::from_millis(ms),
+                    take: read,
+                },
+                Fault::None => Pass::take(read),
             }
-            if take < read {
-                return Ended::Cut;
-            }
-        }
+        })
+        .await
     }
 }
 
@@ -256,9 +242,45 @@ enum Ended {
 
 /// Forwards the back-office's answers, cutting one short when the request side asked to.
 async fn answers(
+    from: tokio::net::tcp::OwnedReadHalf,
+    to: tokio::net::tcp::OwnedWriteHalf,
+    answer_limit: &Mutex<Limit>,
+) -> Ended {
+    forward(from, to, |_, read| {
+        let limit = std::mem::replace(&mut *lock(answer_limit), Limit::None);
+        Pass::take(match limit {
+            Limit::None => read,
+            Limit::Bytes(limit) => read.min(limit),
+            // An answer arrives in one read on loopback: its last bytes never reach the client.
+            Limit::ShortBy(short) => read.saturating_sub(short),
+        })
+    })
+    .await
+}
+
+/// What one direction does with a read: cut the connection at once, or pass on the first
+/// `take` bytes of it after a `wait`.
+enum Pass {
+    Cut,
+    Take { wait: Duration, take: usize },
+}
+
+impl Pass {
+    /// The first `take` bytes, at once.
+    fn take(take: usize) -> Pass {
+        Pass::Take {
+            wait: Duration::ZERO,
+            take,
+        }
+    }
+}
+
+/// Copies `from` to `to`, read by read, passing on of each what `pass` says; the connection
+/// is cut once a read is not passed on whole.
+async fn forward(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
-    answer_limit: &Mutex<Limit>,
+    mut pass: impl FnMut(&tokio::net::tcp::OwnedReadHalf, usize) -> Pass,
 ) -> Ended {
     let mut buffer = vec![0_u8; BUFFER_BYTES];
     loop {
@@ -270,12 +292,14 @@ async fn answers(
             Ok(read) => read,
             Err(_) => return Ended::Error,
         };
-        let limit = std::mem::replace(&mut *lock(answer_limit), Limit::None);
-        let take = match limit {
-            Limit::None => read,
-            Limit::Bytes(limit) => read.min(limit),
-            // An answer arrives in one read on loopback: its last bytes never reach the client.
-            Limit::ShortBy(short) => read.saturating_sub(short),
+        let take = match pass(&from, read) {
+            Pass::Cut => return Ended::Cut,
+            Pass::Take { wait, take } => {
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
+                take
+            }
         };
         if to.write_all(&buffer[..take]).await.is_err() {
             return Ended::Error;

@@ -10,16 +10,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
-
 use backoffice::store::Store;
 use kiosk::config::SyncConfig;
 use kiosk::engine::Decision;
-use kiosk::sync::{SyncClient, SyncOptions};
 use testkit::Ops as _;
-use tests::backoffice::{
-    PostgresDb, SqliteDb, account, card, populate_site, serve_backoffice, top_up,
-};
+use tests::backoffice::{PostgresDb, account, card, populate_site, serve_backoffice, top_up};
 use tests::kiosk::{TestKiosk, assert_consistent};
 use tests::proxy::FaultProxy;
 
@@ -140,17 +135,11 @@ async fn nothing_lost_nothing_doubled<S: Store>(store: S, seed: u64) {
     assert!(store.anomalies().await.unwrap().is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nothing_lost_nothing_doubled_sqlite() {
-    let db = SqliteDb::new();
-    nothing_lost_nothing_doubled(db.open().await, 11).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nothing_lost_nothing_doubled_postgres() {
-    let db = PostgresDb::new().await;
-    nothing_lost_nothing_doubled(db.open().await, 12).await;
-}
+testkit::on_each_backend!((
+    nothing_lost_nothing_doubled,
+    nothing_lost_nothing_doubled_sqlite(11),
+    nothing_lost_nothing_doubled_postgres(12)
+));
 
 /// Two back-office instances in front of one PostgreSQL; one kiosk's sync goes to both at once
 /// (as a load balancer might send it), through faulty links, while it keeps serving.
@@ -171,23 +160,7 @@ async fn uploads_racing_across_two_instances_are_stored_once() {
     )
     .await;
     kiosk.sync_until_clean(50).await;
-    let options = SyncOptions {
-        backoffice_url: to_second.url(),
-        ca_file: None,
-        interval_ms: None,
-        clock_drift_ms_max: kiosk::limits::CLOCK_DRIFT_MS_MAX_DEFAULT,
-        offline_days_max: kiosk::limits::OFFLINE_DAYS_MAX_DEFAULT,
-        time_zone: jiff::tz::TimeZone::get("Europe/Paris").unwrap(),
-    };
-    let mut other = SyncClient::new(
-        options,
-        kiosk.device.clone(),
-        kiosk.data.load_key().unwrap(),
-        &kiosk.data.ledger_path(),
-        Arc::clone(&kiosk.engine),
-        Arc::new(tests::kiosk::wall_clock()),
-    )
-    .unwrap();
+    let mut other = kiosk.another_sync_client(to_second.url());
 
     let taps = taps_per_kiosk() / 2;
     let racing = tokio::spawn(async move {

@@ -11,11 +11,45 @@ use kiosk::sync::SyncWarning;
 use proto::{Cents, Payload, RecordBody, RecordKind};
 use testkit::Ops as _;
 use tests::backoffice::{
-    BackOffice, LUNCH_CENTS, OPENING_BALANCE_CENTS, PostgresDb, SqliteDb, account, card,
-    populate_site, serve_backoffice, top_up,
+    BackOffice, LUNCH_CENTS, OPENING_BALANCE_CENTS, account, card, populate_site, serve_backoffice,
+    top_up,
 };
 use tests::kiosk::{TestKiosk, assert_consistent, movements};
 use tests::proxy::FaultProxy;
+
+// Each story runs as a test on SQLite and a test on PostgreSQL.
+testkit::on_each_backend!(
+    (
+        a_kiosk_uploads_its_records_and_gets_the_snapshot,
+        a_kiosk_uploads_its_records_and_gets_the_snapshot_sqlite,
+        a_kiosk_uploads_its_records_and_gets_the_snapshot_postgres
+    ),
+    (
+        two_kiosks_offline_serve_the_same_pupil,
+        two_kiosks_offline_serve_the_same_pupil_sqlite,
+        two_kiosks_offline_serve_the_same_pupil_postgres
+    ),
+    (
+        a_top_up_and_a_blocked_card_reach_an_offline_kiosk_at_its_next_sync,
+        a_top_up_and_a_blocked_card_reach_an_offline_kiosk_sqlite,
+        a_top_up_and_a_blocked_card_reach_an_offline_kiosk_postgres
+    ),
+    (
+        a_reinstalled_kiosk_is_a_new_device,
+        a_reinstalled_kiosk_is_a_new_device_sqlite,
+        a_reinstalled_kiosk_is_a_new_device_postgres
+    ),
+    (
+        days_offline_and_a_drifting_clock_are_recorded_and_shown,
+        days_offline_and_a_drifting_clock_are_recorded_and_shown_sqlite,
+        days_offline_and_a_drifting_clock_are_recorded_and_shown_postgres
+    ),
+    (
+        the_background_sync_keeps_the_back_office_in_step,
+        the_background_sync_keeps_the_back_office_in_step_sqlite,
+        the_background_sync_keeps_the_back_office_in_step_postgres
+    ),
+);
 
 async fn served(kiosk: &TestKiosk, pupil: usize) -> bool {
     matches!(kiosk.tap(card(pupil)).await, Decision::Served(_))
@@ -70,18 +104,6 @@ async fn a_kiosk_uploads_its_records_and_gets_the_snapshot<S: Store>(store: S) {
     );
     assert!(status.report.snapshot_version.is_some());
     assert_consistent(&store, &[&kiosk], 3, &[]).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_kiosk_uploads_its_records_and_gets_the_snapshot_sqlite() {
-    let db = SqliteDb::new();
-    a_kiosk_uploads_its_records_and_gets_the_snapshot(db.open().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_kiosk_uploads_its_records_and_gets_the_snapshot_postgres() {
-    let db = PostgresDb::new().await;
-    a_kiosk_uploads_its_records_and_gets_the_snapshot(db.open().await).await;
 }
 
 /// A back-office behind a "VPN" the test can cut: a proxy that breaks nothing but can go
@@ -148,18 +170,6 @@ async fn two_kiosks_offline_serve_the_same_pupil<S: Store>(store: S) {
     assert_consistent(&store, &[&door, &hall], 2, &[]).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_kiosks_offline_serve_the_same_pupil_sqlite() {
-    let db = SqliteDb::new();
-    two_kiosks_offline_serve_the_same_pupil(db.open().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_kiosks_offline_serve_the_same_pupil_postgres() {
-    let db = PostgresDb::new().await;
-    two_kiosks_offline_serve_the_same_pupil(db.open().await).await;
-}
-
 async fn a_top_up_and_a_blocked_card_reach_an_offline_kiosk_at_its_next_sync<S: Store>(store: S) {
     populate_site(&store, 2).await;
     let (_backoffice, vpn) = behind_vpn(&store).await;
@@ -192,30 +202,16 @@ async fn a_top_up_and_a_blocked_card_reach_an_offline_kiosk_at_its_next_sync<S: 
     assert_consistent(&store, &[&kiosk], 2, &[2_000]).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_top_up_and_a_blocked_card_reach_an_offline_kiosk_sqlite() {
-    let db = SqliteDb::new();
-    a_top_up_and_a_blocked_card_reach_an_offline_kiosk_at_its_next_sync(db.open().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_top_up_and_a_blocked_card_reach_an_offline_kiosk_postgres() {
-    let db = PostgresDb::new().await;
-    a_top_up_and_a_blocked_card_reach_an_offline_kiosk_at_its_next_sync(db.open().await).await;
+/// A kiosk "Entrée cour" enrolled in `dir`, talking to `url`.
+async fn enrol_at_the_door(store: &impl Store, dir: &std::path::Path, url: &str) -> TestKiosk {
+    TestKiosk::enrol_in(store, dir, "Entrée cour", url, SyncConfig::default()).await
 }
 
 async fn a_reinstalled_kiosk_is_a_new_device<S: Store>(store: S) {
     populate_site(&store, 2).await;
     let backoffice = serve_backoffice(store.clone()).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut old = TestKiosk::enrol_in(
-        &store,
-        dir.path(),
-        "Entrée cour",
-        &backoffice.url(),
-        SyncConfig::default(),
-    )
-    .await;
+    let mut old = enrol_at_the_door(&store, dir.path(), &backoffice.url()).await;
     old.sync().await.unwrap();
     assert!(served(&old, 0).await);
     old.sync_until_clean(3).await;
@@ -225,14 +221,7 @@ async fn a_reinstalled_kiosk_is_a_new_device<S: Store>(store: S) {
 
     // The disk is wiped and the kiosk enrolled again: a new key, so a new device.
     std::fs::remove_dir_all(dir.path()).unwrap();
-    let mut new = TestKiosk::enrol_in(
-        &store,
-        dir.path(),
-        "Entrée cour",
-        &backoffice.url(),
-        SyncConfig::default(),
-    )
-    .await;
+    let mut new = enrol_at_the_door(&store, dir.path(), &backoffice.url()).await;
     assert_ne!(new.device, old.device);
     new.sync().await.unwrap();
     new.next_day();
@@ -264,18 +253,6 @@ async fn a_reinstalled_kiosk_is_a_new_device<S: Store>(store: S) {
         );
     }
     assert!(store.anomalies().await.unwrap().is_empty());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reinstalled_kiosk_is_a_new_device_sqlite() {
-    let db = SqliteDb::new();
-    a_reinstalled_kiosk_is_a_new_device(db.open().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reinstalled_kiosk_is_a_new_device_postgres() {
-    let db = PostgresDb::new().await;
-    a_reinstalled_kiosk_is_a_new_device(db.open().await).await;
 }
 
 /// Offline for days, then back with a clock two days ahead: staff are warned of both, the
@@ -342,18 +319,6 @@ async fn days_offline_and_a_drifting_clock_are_recorded_and_shown<S: Store>(stor
     assert_consistent(&store, &[&kiosk], 1, &[]).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn days_offline_and_a_drifting_clock_are_recorded_and_shown_sqlite() {
-    let db = SqliteDb::new();
-    days_offline_and_a_drifting_clock_are_recorded_and_shown(db.open().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn days_offline_and_a_drifting_clock_are_recorded_and_shown_postgres() {
-    let db = PostgresDb::new().await;
-    days_offline_and_a_drifting_clock_are_recorded_and_shown(db.open().await).await;
-}
-
 /// The sync as `kiosk run` starts it: a task of the runtime, every interval, while the kiosk
 /// serves.
 async fn the_background_sync_keeps_the_back_office_in_step<S: Store>(store: S) {
@@ -393,16 +358,4 @@ async fn the_background_sync_keeps_the_back_office_in_step<S: Store>(store: S) {
     );
     assert_eq!(kiosk.unsynced().await, 0, "{:?}", kiosk.state());
     assert_consistent(&store, &[&kiosk], 2, &[]).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_background_sync_keeps_the_back_office_in_step_sqlite() {
-    let db = SqliteDb::new();
-    the_background_sync_keeps_the_back_office_in_step(db.open().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_background_sync_keeps_the_back_office_in_step_postgres() {
-    let db = PostgresDb::new().await;
-    the_background_sync_keeps_the_back_office_in_step(db.open().await).await;
 }

@@ -3,70 +3,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use kiosk::config::SyncConfig;
 use kiosk::engine::Decision;
 use kiosk::sync::SyncError;
 use testkit::Ops as _;
 use tests::backoffice::{SqliteDb, card, populate_site, serve_backoffice_tls};
 use tests::kiosk::{TestKiosk, assert_consistent};
-
-fn openssl(args: &[&str], paths: &[(&str, &Path)]) {
-    let mut command = Command::new("openssl");
-    command.args(args);
-    for (flag, path) in paths {
-        command.arg(flag).arg(path);
-    }
-    let output = command.output().expect("openssl runs");
-    assert!(
-        output.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// A CA named `name` and a certificate it signs for 127.0.0.1, made with openssl as an
-/// administrator would; returns the CA's certificate, the server's certificate and its key.
-fn authority(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
-    let file = |suffix: &str| dir.join(format!("{name}-{suffix}"));
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let subject = format!("/CN={name}");
-    openssl(
-        &[
-            &["req", "-x509", "-days", "2", "-subj", &subject][..],
-            &ec[..],
-        ]
-        .concat(),
-        &[("-keyout", &file("ca.key")), ("-out", &file("ca.pem"))],
-    );
-    openssl(
-        &[&["req", "-subj", "/CN=backoffice.test"][..], &ec[..]].concat(),
-        &[
-            ("-keyout", &file("server.key")),
-            ("-out", &file("server.csr")),
-        ],
-    );
-    std::fs::write(file("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-    openssl(
-        &["x509", "-req", "-days", "2", "-CAcreateserial"],
-        &[
-            ("-in", &file("server.csr")),
-            ("-CA", &file("ca.pem")),
-            ("-CAkey", &file("ca.key")),
-            ("-extfile", &file("san.ext")),
-            ("-out", &file("server.pem")),
-        ],
-    );
-    (file("ca.pem"), file("server.pem"), file("server.key"))
-}
 
 fn is_certificate_refusal(result: Result<(), SyncError>) -> bool {
     matches!(result, Err(SyncError::Network(message)) if message.contains("certificate")
@@ -79,8 +21,8 @@ async fn a_kiosk_syncs_over_tls_trusting_only_its_ca() {
     let store = db.open().await;
     populate_site(&store, 2).await;
     let dir = tempfile::tempdir().unwrap();
-    let (city_ca, city_certificate, city_key) = authority(dir.path(), "City CA");
-    let (_other_ca, other_certificate, other_key) = authority(dir.path(), "Other CA");
+    let (city_ca, city_certificate, city_key) = testkit::tls::authority(dir.path(), "City CA");
+    let (_other_ca, other_certificate, other_key) = testkit::tls::authority(dir.path(), "Other CA");
     let city = serve_backoffice_tls(
         store.clone(),
         backoffice::http::tls::server_config(&city_certificate, &city_key).unwrap(),

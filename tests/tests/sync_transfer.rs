@@ -4,19 +4,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
-
-use backoffice::store::{Device, Store};
+use backoffice::store::Store;
 use backoffice::users::Role;
 use kiosk::config::SyncConfig;
 use kiosk::engine::Decision;
 use kiosk::ledger::Ledger;
-use kiosk::sync::{SyncClient, SyncOptions};
 use proto::Seq;
 use testkit::Ops as _;
 use tests::backoffice::{
-    PostgresDb, SqliteDb, account, card, metric, populate_site, registered_at, serve_backoffice,
-    site, user,
+    PostgresDb, SqliteDb, account, card, metric, populate_site, register_device, serve_backoffice,
+    user,
 };
 use tests::kiosk::TestKiosk;
 use tests::proxy::FaultProxy;
@@ -31,18 +28,7 @@ async fn an_exported_file_gives_the_network_syncs_result<S: Store>(by_hand: S, b
     let mut kiosk =
         TestKiosk::enrol(&by_hand, "Entrée cour", &vpn.url(), SyncConfig::default()).await;
     let key = kiosk.data.load_key().unwrap();
-    by_network
-        .add_device(
-            Device {
-                id: kiosk.device.clone(),
-                site: site(),
-                key: key.public_key(),
-                revoked_at: None,
-            },
-            registered_at(),
-        )
-        .await
-        .unwrap();
+    register_device(&by_network, &kiosk.device, key.public_key()).await;
     kiosk.sync().await.unwrap();
 
     // Three days without the VPN.
@@ -113,23 +99,7 @@ async fn an_exported_file_gives_the_network_syncs_result<S: Store>(by_hand: S, b
 
     // Another back-office that got everything by network holds the same.
     let other = serve_backoffice(by_network.clone()).await;
-    let options = SyncOptions {
-        backoffice_url: other.url(),
-        ca_file: None,
-        interval_ms: None,
-        clock_drift_ms_max: kiosk::limits::CLOCK_DRIFT_MS_MAX_DEFAULT,
-        offline_days_max: kiosk::limits::OFFLINE_DAYS_MAX_DEFAULT,
-        time_zone: jiff::tz::TimeZone::get("Europe/Paris").unwrap(),
-    };
-    let mut network = SyncClient::new(
-        options,
-        kiosk.device.clone(),
-        key,
-        &kiosk.data.ledger_path(),
-        Arc::clone(&kiosk.engine),
-        Arc::new(tests::kiosk::wall_clock()),
-    )
-    .unwrap();
+    let mut network = kiosk.another_sync_client(other.url());
     network.sync_once().await.unwrap();
     let held_by_hand = by_hand.records(&kiosk.device).await.unwrap();
     let held_by_network = by_network.records(&kiosk.device).await.unwrap();
