@@ -135,7 +135,8 @@ impl Till {
         record
     }
 
-    /// The day close of every record since the previous one, as the kiosk computes it.
+    /// The day close of every record since the previous one, as the kiosk computes it (written
+    /// here again, apart from `proto::rules`, so that the tests check that code against it).
     pub fn close_body(&self, date: ServiceDate, cash_counted: i64) -> DayClose {
         let from = self.last_close.map_or(0, |index| index + 1);
         let previous = self.last_close.map(|index| &self.written[index]);
@@ -143,6 +144,34 @@ impl Till {
             Some(RecordBody::DayClose(close)) => close.grand_totals.clone(),
             _ => GrandTotals::default(),
         };
+        let (lines, cash_expected) = self.close_lines(from);
+        add_lines(&mut grand_totals, &lines);
+        DayClose {
+            service_date: date,
+            staff: StaffId::parse("staff-martin").unwrap(),
+            previous_close: previous.map(Record::seq),
+            lines: lines
+                .into_iter()
+                .map(
+                    |((category, meal_type, bracket), (count, total))| CloseLine {
+                        category,
+                        meal_type,
+                        bracket,
+                        count,
+                        total: Cents::new(total),
+                    },
+                )
+                .collect(),
+            cash_expected: Cents::new(cash_expected),
+            cash_counted: Cents::new(cash_counted),
+            cash_difference: Cents::new(cash_counted - cash_expected),
+            grand_totals,
+        }
+    }
+
+    /// The close's lines (count and total of each) of the records from index `from`, and the
+    /// cash they expect in the drawer.
+    fn close_lines(&self, from: usize) -> (BTreeMap<LineKey, (u32, i64)>, i64) {
         let mut lines: BTreeMap<LineKey, (u32, i64)> = BTreeMap::new();
         let mut cash_expected = 0;
         for record in &self.written[from..] {
@@ -182,41 +211,7 @@ impl Till {
             line.1 += amount;
             cash_expected += cash;
         }
-        for ((category, _, _), (count, total)) in &lines {
-            match category {
-                CloseCategory::MealByCard | CloseCategory::MealByStaff => {
-                    grand_totals.meal_count += u64::from(*count);
-                    grand_totals.meals = Cents::new(grand_totals.meals.get() + total);
-                }
-                CloseCategory::TopUpCash | CloseCategory::TopUpCheque => {
-                    grand_totals.top_ups = Cents::new(grand_totals.top_ups.get() + total);
-                }
-                CloseCategory::VoidedMeal | CloseCategory::VoidedTopUp => {
-                    grand_totals.voided = Cents::new(grand_totals.voided.get() + total);
-                }
-            }
-        }
-        DayClose {
-            service_date: date,
-            staff: StaffId::parse("staff-martin").unwrap(),
-            previous_close: previous.map(Record::seq),
-            lines: lines
-                .into_iter()
-                .map(
-                    |((category, meal_type, bracket), (count, total))| CloseLine {
-                        category,
-                        meal_type,
-                        bracket,
-                        count,
-                        total: Cents::new(total),
-                    },
-                )
-                .collect(),
-            cash_expected: Cents::new(cash_expected),
-            cash_counted: Cents::new(cash_counted),
-            cash_difference: Cents::new(cash_counted - cash_expected),
-            grand_totals,
-        }
+        (lines, cash_expected)
     }
 
     /// Writes the day close of `date` with `cash_counted`.
@@ -238,6 +233,24 @@ impl Till {
             .ingest(&self.device, batch, received_at)
             .await
             .unwrap();
+    }
+}
+
+/// Adds a close's lines to the running grand totals.
+fn add_lines(grand_totals: &mut GrandTotals, lines: &BTreeMap<LineKey, (u32, i64)>) {
+    for ((category, _, _), (count, total)) in lines {
+        match category {
+            CloseCategory::MealByCard | CloseCategory::MealByStaff => {
+                grand_totals.meal_count += u64::from(*count);
+                grand_totals.meals = Cents::new(grand_totals.meals.get() + total);
+            }
+            CloseCategory::TopUpCash | CloseCategory::TopUpCheque => {
+                grand_totals.top_ups = Cents::new(grand_totals.top_ups.get() + total);
+            }
+            CloseCategory::VoidedMeal | CloseCategory::VoidedTopUp => {
+                grand_totals.voided = Cents::new(grand_totals.voided.get() + total);
+            }
+        }
     }
 }
 
