@@ -846,41 +846,6 @@ async fn machine_clients_use_tokens_that_expire_and_can_be_revoked() {
     assert_eq!(listed.len(), 2);
 }
 
-/// Every row the service keeps of the city, as text: what a refused request must not change.
-/// Sessions and counted sign-in failures are left out (a refused sign-in counts by design).
-fn city_rows(db: &SqliteDb) -> String {
-    let connection = rusqlite::Connection::open_with_flags(
-        db.path(),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    let mut tables = connection
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-        .unwrap();
-    let tables: Vec<String> = tables
-        .query_map([], |row| row.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .filter(|name: &String| !["web_sessions", "sign_in_failures"].contains(&name.as_str()))
-        .collect();
-    let mut rows = String::new();
-    for table in tables {
-        let mut statement = connection
-            .prepare(&format!("SELECT * FROM \"{table}\" ORDER BY rowid"))
-            .or_else(|_| connection.prepare(&format!("SELECT * FROM \"{table}\"")))
-            .unwrap();
-        let columns = statement.column_count();
-        let mut query = statement.query([]).unwrap();
-        while let Some(row) = query.next().unwrap() {
-            let values: Vec<String> = (0..columns)
-                .map(|column| format!("{:?}", row.get_ref(column).unwrap()))
-                .collect();
-            rows.push_str(&format!("{table}: {}\n", values.join(", ")));
-        }
-    }
-    rows
-}
-
 /// Path parameters a hostile client tries: far too long, not UTF-8 once decoded, a NUL, a walk
 /// up the tree.
 fn hostile_params() -> Vec<String> {
@@ -932,7 +897,7 @@ async fn every_route_refuses_hostile_input_without_a_server_error_or_a_change() 
     populate(&store).await;
     let app = TestApp::start(store).await;
     let admin = token_for(&app, "hostile-suite", Role::Admin, None, 1).await;
-    let before = city_rows(&db);
+    let before = db.city_rows();
     let mut routes: Vec<(String, String)> = backoffice::http::routes::<SqliteStore>()
         .into_iter()
         .chain(backoffice::web::routes::<SqliteStore>())
@@ -961,7 +926,7 @@ async fn every_route_refuses_hostile_input_without_a_server_error_or_a_change() 
     }
     assert!(asked > 1_000, "{asked} requests");
     assert_eq!(
-        city_rows(&db),
+        db.city_rows(),
         before,
         "a refused request changed the city's rows"
     );

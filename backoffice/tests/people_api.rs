@@ -94,7 +94,7 @@ async fn call(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_endpoint_admits_exactly_its_roles() {
     use Who::{Admin, Finance, Payments, StaffFerry, StaffJaures};
-    let (app, _db) = started().await;
+    let (app, db) = started().await;
     let pupil = json!({"site": "jaures", "pupil": {"id": "P1", "account": "A1",
         "first_name": "Léa", "last_name": "Martin", "bracket": "q3"}});
     let service = json!({"id": "lunch", "name": "Déjeuner", "meal_type": "lunch",
@@ -237,8 +237,11 @@ async fn every_endpoint_admits_exactly_its_roles() {
         routed,
         "every routed endpoint is walked"
     );
+    // Each operation, as each role, on the own site (martin, of jaures) and on another site
+    // (durand, of ferry, on jaures' account, pupil and cards): a refusal changes nothing.
     for (method, path, body, allowed) in &endpoints {
         for who in EVERYONE {
+            let before = db.city_rows();
             let reply = call(&app, who, method, path, body).await;
             let denied = match who {
                 Who::Nobody | Who::WrongPassword => 401,
@@ -258,6 +261,11 @@ async fn every_endpoint_admits_exactly_its_roles() {
                     denied,
                     "{who:?} {method} {path}: {}",
                     reply.text()
+                );
+                assert_eq!(
+                    db.city_rows(),
+                    before,
+                    "{who:?} {method} {path} changed rows"
                 );
             }
         }

@@ -33,6 +33,41 @@ impl SqliteDb {
     pub async fn open(&self) -> SqliteStore {
         SqliteStore::open(&self.path()).await.unwrap()
     }
+
+    /// Every row the service keeps of the city, as text: what a refused request must not change.
+    /// Sessions and counted sign-in failures are left out (a refused sign-in counts by design).
+    pub fn city_rows(&self) -> String {
+        let connection = rusqlite::Connection::open_with_flags(
+            self.path(),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        let mut tables = connection
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .unwrap();
+        let tables: Vec<String> = tables
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .filter(|name: &String| !["web_sessions", "sign_in_failures"].contains(&name.as_str()))
+            .collect();
+        let mut rows = String::new();
+        for table in tables {
+            let mut statement = connection
+                .prepare(&format!("SELECT * FROM \"{table}\" ORDER BY rowid"))
+                .or_else(|_| connection.prepare(&format!("SELECT * FROM \"{table}\"")))
+                .unwrap();
+            let columns = statement.column_count();
+            let mut query = statement.query([]).unwrap();
+            while let Some(row) = query.next().unwrap() {
+                let values: Vec<String> = (0..columns)
+                    .map(|column| format!("{:?}", row.get_ref(column).unwrap()))
+                    .collect();
+                rows.push_str(&format!("{table}: {}\n", values.join(", ")));
+            }
+        }
+        rows
+    }
 }
 
 impl Default for SqliteDb {
