@@ -91,11 +91,6 @@ pub async fn document() -> impl IntoResponse {
     )
 }
 
-/// The document as served.
-pub fn openapi_json() -> &'static str {
-    DOCUMENT.as_str()
-}
-
 /// The security schemes the operations name, and the error body their error responses name.
 #[derive(Debug)]
 struct SecuritySchemes;
