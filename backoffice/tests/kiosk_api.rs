@@ -2,6 +2,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::BTreeSet;
+use std::path::Path;
+
 use testkit as common;
 
 use common::Ops as _;
@@ -268,19 +271,80 @@ async fn health_and_every_routed_endpoint_is_documented() {
     assert_eq!(missing.json::<ApiError>().code, ErrorCode::NotFound);
 
     let document: serde_json::Value = app.get("/api/openapi.json").await.json();
-    let routes = backoffice::http::routes::<backoffice::store::SqliteStore>();
-    assert!(!routes.is_empty());
-    for (method, path, _) in routes {
-        let operation = &document["paths"][path][method.as_str().to_ascii_lowercase()];
+    assert_eq!(document["openapi"], "3.1.0");
+    let routed: BTreeSet<(String, String)> =
+        backoffice::http::routes::<backoffice::store::SqliteStore>()
+            .into_iter()
+            .map(|(method, path, _)| (method.as_str().to_ascii_lowercase(), path.to_owned()))
+            .collect();
+    assert!(!routed.is_empty());
+    let mut documented = BTreeSet::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            check_operation(path, method, operation);
+            documented.insert((method.clone(), path.clone()));
+        }
+    }
+    assert_eq!(routed, documented, "routed and documented endpoints differ");
+}
+
+/// An operation declares each parameter of its path, at least one success and, when it takes
+/// credentials, what it answers without them.
+fn check_operation(path: &str, method: &str, operation: &serde_json::Value) {
+    let parameters = operation["parameters"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let in_path: BTreeSet<&str> = parameters
+        .iter()
+        .filter(|parameter| parameter["in"] == "path")
+        .filter_map(|parameter| parameter["name"].as_str())
+        .collect();
+    let templated: BTreeSet<&str> = path
+        .split('/')
+        .filter_map(|part| part.strip_prefix('{')?.strip_suffix('}'))
+        .collect();
+    assert_eq!(in_path, templated, "{method} {path}: path parameters");
+    let responses = operation["responses"].as_object().unwrap();
+    assert!(
+        responses.keys().any(|status| status.starts_with('2')),
+        "{method} {path} documents no success"
+    );
+    if operation["security"].is_array() {
         assert!(
-            operation.is_object(),
-            "{method} {path} is not in the OpenAPI document"
-        );
-        assert!(
-            operation["responses"].is_object(),
-            "{method} {path} has no responses"
+            responses.contains_key("401"),
+            "{method} {path} takes credentials but documents no 401"
         );
     }
+}
+
+/// The served document is valid OpenAPI 3.1, by the reference validator (`openapi-spec-validator`
+/// from PyPI, installed into target/py by `deploy/dev/install-packages.sh test`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_is_valid() {
+    let validator =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/py/bin/openapi-spec-validator");
+    assert!(
+        validator.is_file(),
+        "{} is missing: run ./deploy/dev/install-packages.sh test",
+        validator.display()
+    );
+    let db = SqliteDb::new();
+    let (app, _kiosk) = enrolled(db.open().await).await;
+    let reply = app.get("/api/openapi.json").await;
+    assert_eq!(reply.status, 200);
+    let file = tempfile::Builder::new().suffix(".json").tempfile().unwrap();
+    std::fs::write(file.path(), reply.text()).unwrap();
+    let output = std::process::Command::new(&validator)
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "openapi-spec-validator refused the document:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// Two back-office instances on one PostgreSQL, racing the same kiosk's uploads.

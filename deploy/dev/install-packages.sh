@@ -22,14 +22,22 @@ profile="${1:?usage: install-packages.sh test|bench|demo}"
 # dpkg-dev is not needed: dpkg-deb (in dpkg) builds the packages.
 # chromium, chromium-driver: the back-office's browser tests drive headless Chromium through
 # chromedriver (WebDriver).
+# python3, python3-venv: the API document's test validates it with openapi-spec-validator, from
+# PyPI into target/py (below).
 packages_test=(openssl pkg-config gcc libc6-dev pcscd libpcsclite-dev vsmartcard-vpcd iproute2
     fonts-dejavu-core libxkbcommon-x11-0 libx11-xcb1 libxcursor1 xvfb x11-apps systemd
-    libudev-dev libinput-dev libxkbcommon-dev chromium chromium-driver faketime)
+    libudev-dev libinput-dev libxkbcommon-dev chromium chromium-driver faketime python3
+    python3-venv)
 packages_bench=("${packages_test[@]}")
 # The demo builds both programs and runs them: no pcscd (its card reader is simulated), the
 # window's libraries and font, and aplay for the sound cues.
 packages_demo=(pkg-config gcc libc6-dev libpcsclite-dev fonts-dejavu-core libxkbcommon-x11-0
     libx11-xcb1 libxcursor1 alsa-utils)
+
+# The PyPI packages of the tests, pinned, in a virtual environment of the repository's target/
+# (backoffice/tests/kiosk_api.rs runs target/py/bin/openapi-spec-validator).
+python_test=(openapi-spec-validator==0.9.0)
+python_dir="$(cd "$(dirname "$0")/../.." && pwd)/target/py"
 
 case "$profile" in
     test) wanted=("${packages_test[@]}") ;;
@@ -46,15 +54,31 @@ for package in "${wanted[@]}"; do
     fi
 done
 
-if [ "${#missing[@]}" -eq 0 ]; then
-    exit 0
+if [ "${#missing[@]}" -ne 0 ]; then
+    sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+        sudo=(sudo)
+    fi
+    echo "installing missing packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get update -qq
+    "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-sudo=()
-if [ "$(id -u)" -ne 0 ]; then
-    sudo=(sudo)
+if [ "$profile" = test ] || [ "$profile" = bench ]; then
+    if [ ! -x "$python_dir/bin/pip" ]; then
+        python3 -m venv "$python_dir"
+    fi
+    # Only what is missing or at another version: a second run asks PyPI nothing.
+    installed=$("$python_dir/bin/pip" freeze --disable-pip-version-check)
+    missing_python=()
+    for package in "${python_test[@]}"; do
+        if ! grep -qxF "$package" <<<"$installed"; then
+            missing_python+=("$package")
+        fi
+    done
+    if [ "${#missing_python[@]}" -ne 0 ]; then
+        echo "installing PyPI packages into $python_dir: ${missing_python[*]}"
+        "$python_dir/bin/pip" install --quiet --disable-pip-version-check "${missing_python[@]}"
+    fi
 fi
-echo "installing missing packages: ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-"${sudo[@]}" apt-get update -qq
-"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"

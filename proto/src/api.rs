@@ -9,9 +9,11 @@ use crate::record::SignedRecord;
 
 /// `POST /api/v1/kiosk/records`: a batch of records, in `seq` order, with the kiosk's state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UploadRequest {
     /// At most [`UPLOAD_BATCH_RECORDS_MAX`].
+    #[cfg_attr(feature = "openapi", schema(max_items = 500))]
     pub records: Vec<SignedRecord>,
     pub status: KioskReport,
 }
@@ -33,6 +35,7 @@ impl UploadRequest {
 
 /// What a kiosk reports of itself on every sync, for the fleet view.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct KioskReport {
     pub software_version: Text,
@@ -44,6 +47,7 @@ pub struct KioskReport {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ReaderState {
     Ready,
@@ -52,6 +56,7 @@ pub enum ReaderState {
 
 /// The answer to an upload.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UploadResponse {
     /// The highest `seq` up to which the back-office holds every record of this kiosk; none when
@@ -70,6 +75,7 @@ pub struct UploadResponse {
 
 /// The body of every 4xx and 5xx answer of the API.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 #[error("{code:?}: {message}")]
 pub struct ApiError {
@@ -87,6 +93,7 @@ impl ApiError {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     BadRequest,

@@ -78,7 +78,7 @@ impl fmt::Debug for Digest {
     }
 }
 
-serde_as_text!(Digest, Digest::from_hex);
+serde_as_text!(Digest, Digest::from_hex, crate::openapi::digest);
 
 /// A 64-byte Ed25519 signature.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]

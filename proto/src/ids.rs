@@ -72,9 +72,19 @@ where
 }
 
 /// Writes `$type` as its text (its `Display`) and reads it back with `$parse`, which accepts
-/// only that one spelling.
+/// only that one spelling; `$schema` describes that spelling in the OpenAPI document.
 macro_rules! serde_as_text {
-    ($type:ident, $parse:path) => {
+    ($type:ident, $parse:path, $schema:path) => {
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $type {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                $schema()
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $type {}
+
         impl serde::Serialize for $type {
             fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 serializer.collect_str(self)
@@ -140,8 +150,19 @@ impl<'de> Deserialize<'de> for Text {
     }
 }
 
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Text {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::openapi::text()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Text {}
+
 /// The version of the back-office's data a snapshot reflects; it rises with every change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct SnapshotVersion(pub u64);
 
@@ -194,6 +215,16 @@ macro_rules! id_type {
                 deserialize_str_with(deserializer, $name::parse)
             }
         }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                crate::openapi::id($what)
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $name {}
     };
 }
 
@@ -308,7 +339,7 @@ impl fmt::Debug for CardUid {
     }
 }
 
-serde_as_text!(CardUid, CardUid::from_hex);
+serde_as_text!(CardUid, CardUid::from_hex, crate::openapi::card_uid);
 
 /// The position of a record in its kiosk's chain, from 1 to [`Seq::MAX`]. Parsing refuses
 /// anything else; the one value beyond, [`Seq::PAST_END`], only [`Seq::next`] makes: the head of a
@@ -366,6 +397,16 @@ impl<'de> Deserialize<'de> for Seq {
     }
 }
 
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Seq {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::openapi::seq()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Seq {}
+
 const SERVICE_DATE_FORMAT: &[FormatItem<'static>] = format_description!("[year]-[month]-[day]");
 
 /// The calendar day a service belongs to, in the site's local time: `YYYY-MM-DD`.
@@ -399,7 +440,11 @@ impl fmt::Display for ServiceDate {
     }
 }
 
-serde_as_text!(ServiceDate, ServiceDate::parse);
+serde_as_text!(
+    ServiceDate,
+    ServiceDate::parse,
+    crate::openapi::service_date
+);
 
 /// An instant in UTC with millisecond precision, written in one RFC 3339 form only:
 /// `2026-11-29T11:45:03.120Z`. Years 0000 to 9999.
@@ -538,7 +583,7 @@ impl fmt::Display for Timestamp {
     }
 }
 
-serde_as_text!(Timestamp, Timestamp::parse);
+serde_as_text!(Timestamp, Timestamp::parse, crate::openapi::timestamp);
 
 pub(crate) fn encode_hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";

@@ -12,6 +12,7 @@
 //! - [`snapshot`]: what the back-office sends a kiosk, and its consistency checks.
 //! - [`api`]: kiosk-to-back-office request and response bodies and request signing.
 //! - [`limits`]: every bound, named.
+//! - `openapi` (with the `openapi` feature): the JSON Schemas of the types that parse.
 
 pub mod api;
 pub mod chain;
@@ -19,6 +20,8 @@ pub mod crypto;
 pub mod ids;
 pub mod limits;
 pub mod money;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod record;
 pub mod rules;
 pub mod snapshot;

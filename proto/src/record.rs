@@ -24,11 +24,13 @@ pub const FORMAT_VERSION: u64 = 1;
 
 /// A record as received or exported: the signed bytes and their signature, not yet trusted.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SignedRecord {
     /// The exact signed bytes: UTF-8 JSON of the record's fields.
     pub payload: String,
     /// Standard base64 of the 64-byte Ed25519 signature of `payload`.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::signature))]
     pub signature: String,
 }
 
@@ -140,6 +142,7 @@ pub struct TopUp {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TopUpMethod {
     Cash,

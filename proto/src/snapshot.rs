@@ -22,6 +22,7 @@ use crate::money::Cents;
 /// A kiosk's view of the back-office's data. A full snapshot replaces everything; a delta carries
 /// what changed since `since` (upserts in the lists, removals in `removed`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Snapshot {
     pub version: SnapshotVersion,
@@ -50,6 +51,7 @@ pub struct Snapshot {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AccountState {
     pub id: AccountId,
@@ -57,10 +59,12 @@ pub struct AccountState {
     pub balance: Cents,
     /// How far below zero the balance may go: 0 or negative, down to
     /// [`OVERDRAFT_FLOOR_CENTS_MIN`].
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::overdraft_floor))]
     pub overdraft_floor: Cents,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Pupil {
     pub id: PupilId,
@@ -72,10 +76,12 @@ pub struct Pupil {
     pub bracket: BracketId,
     /// Short codes (such as `no_pork`, `peanut_allergy`) that staff see as an alert marker.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(max_items = 16))]
     pub dietary: Vec<Text>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Card {
     pub uid: CardUid,
@@ -83,6 +89,7 @@ pub struct Card {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum CardHolder {
     Pupil(PupilId),
@@ -91,15 +98,18 @@ pub enum CardHolder {
 
 /// The price of one meal type for one bracket.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Tariff {
     pub bracket: BracketId,
     pub meal_type: MealType,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::meal_price))]
     pub price: Cents,
 }
 
 /// A meal window at the site, on the given weekdays, in the site's local time.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Service {
     pub id: ServiceId,
@@ -111,6 +121,7 @@ pub struct Service {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Weekday {
     Monday,
@@ -145,6 +156,16 @@ impl Serialize for LocalTime {
     }
 }
 
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for LocalTime {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::openapi::local_time()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for LocalTime {}
+
 impl<'de> Deserialize<'de> for LocalTime {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<LocalTime, D::Error> {
         let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
@@ -155,6 +176,7 @@ impl<'de> Deserialize<'de> for LocalTime {
 
 /// A staff member who may sign in on the kiosk with a card and PIN.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct StaffCredential {
     pub id: StaffId,
@@ -164,6 +186,7 @@ pub struct StaffCredential {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct KioskSettings {
     /// How long a pupil's result stays on screen.
@@ -176,6 +199,7 @@ pub struct KioskSettings {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Language {
     Fr,
@@ -184,6 +208,7 @@ pub enum Language {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Removed {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

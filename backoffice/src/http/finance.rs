@@ -12,8 +12,10 @@ use axum::response::{IntoResponse, Json, Response};
 use proto::api::ErrorCode;
 use proto::{ServiceDate, SiteId, Timestamp};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::Failure;
+use super::openapi::{BadRequest, NotFound, TooLarge, Unprocessable, UserErrors};
 use super::people::{actor_with, body, path};
 use crate::export::{self, ExportError, ExportKind, Period};
 use crate::reconcile::{self, RUNNERS, ReconcileError, Report, SIGNERS};
@@ -28,7 +30,7 @@ pub const APPROVE_PATH: &str = "/api/v1/proposed-voids/{id}/approve";
 pub const REJECT_PATH: &str = "/api/v1/proposed-voids/{id}/reject";
 pub const EXPORT_PATH: &str = "/api/v1/exports/{kind}";
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReconcileRequest {
     pub date: ServiceDate,
@@ -37,7 +39,7 @@ pub struct ReconcileRequest {
 }
 
 /// A stored reconciliation as answered.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ReconciliationView {
     pub date: ServiceDate,
     pub site: Option<SiteId>,
@@ -123,7 +125,20 @@ fn date_param(name: &str, text: &str) -> Result<ServiceDate, Failure> {
     ServiceDate::parse(text).map_err(|error| Failure::bad_request(format!("{name}: {error}")))
 }
 
-/// `POST /api/v1/reconciliations`: runs and stores the reconciliation of a day; finance, admin.
+/// Runs and stores the reconciliation of a service day, for all sites or one.
+///
+/// Refused (422) once that day is signed off. Roles: finance, admin.
+#[utoipa::path(
+    post,
+    path = "/api/v1/reconciliations",
+    tag = "finance",
+    request_body = ReconcileRequest,
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "The reconciliation stored.", body = ReconciliationView),
+        BadRequest, TooLarge, Unprocessable, UserErrors,
+    )
+)]
 pub async fn run<S: Store>(
     State(app): State<SharedApp<S>>,
     headers: HeaderMap,
@@ -147,7 +162,23 @@ pub async fn run<S: Store>(
     Ok(Json(view(&saved)?))
 }
 
-/// `GET /api/v1/reconciliations/{date}?site=S`: the stored reconciliation; finance, admin.
+/// The stored reconciliation of a day.
+///
+/// Roles: finance, admin.
+#[utoipa::path(
+    get,
+    path = "/api/v1/reconciliations/{date}",
+    tag = "finance",
+    params(
+        ("date" = ServiceDate, Path, description = "The service day."),
+        ("site" = Option<SiteId>, Query, description = "One site's; all sites without it."),
+    ),
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "The reconciliation.", body = ReconciliationView),
+        BadRequest, NotFound, UserErrors,
+    )
+)]
 pub async fn get<S: Store>(
     State(app): State<SharedApp<S>>,
     headers: HeaderMap,
@@ -163,7 +194,23 @@ pub async fn get<S: Store>(
     Ok(Json(view(&saved)?))
 }
 
-/// `POST /api/v1/reconciliations/{date}/sign-off?site=S`: finance only.
+/// Signs a day off: its reconciliation is immutable from then on.
+///
+/// Refused while a proposed void of the day is pending. Roles: finance.
+#[utoipa::path(
+    post,
+    path = "/api/v1/reconciliations/{date}/sign-off",
+    tag = "finance",
+    params(
+        ("date" = ServiceDate, Path, description = "The service day."),
+        ("site" = Option<SiteId>, Query, description = "One site's; all sites without it."),
+    ),
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "Signed off.", body = ReconciliationView),
+        BadRequest, NotFound, Unprocessable, UserErrors,
+    )
+)]
 pub async fn sign_off<S: Store>(
     State(app): State<SharedApp<S>>,
     headers: HeaderMap,
@@ -178,7 +225,20 @@ pub async fn sign_off<S: Store>(
     Ok(Json(view(&saved)?))
 }
 
-/// `GET /api/v1/proposed-voids?date=D`: finance, admin.
+/// Voids proposed by reconciliations for duplicate meals.
+///
+/// Roles: finance, admin.
+#[utoipa::path(
+    get,
+    path = "/api/v1/proposed-voids",
+    tag = "finance",
+    params(("date" = Option<ServiceDate>, Query, description = "One day's; every day's without it.")),
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "The proposed voids.", body = Vec<ProposedVoid>),
+        BadRequest, UserErrors,
+    )
+)]
 pub async fn proposed_voids<S: Store>(
     State(app): State<SharedApp<S>>,
     headers: HeaderMap,
@@ -195,7 +255,21 @@ pub async fn proposed_voids<S: Store>(
     ))
 }
 
-/// `POST /api/v1/proposed-voids/{id}/approve`: finance only.
+/// Approves a proposed void.
+///
+/// The meal's price is credited back to the account by an adjustment dated at the start of the
+/// next day not signed off. Roles: finance.
+#[utoipa::path(
+    post,
+    path = "/api/v1/proposed-voids/{id}/approve",
+    tag = "finance",
+    params(("id" = i64, Path, description = "The proposed void.")),
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "Approved.", body = ProposedVoid),
+        BadRequest, NotFound, Unprocessable, UserErrors,
+    )
+)]
 pub async fn approve<S: Store>(
     State(app): State<SharedApp<S>>,
     headers: HeaderMap,
@@ -204,7 +278,20 @@ pub async fn approve<S: Store>(
     decide(&app, &headers, path(id)?, true).await
 }
 
-/// `POST /api/v1/proposed-voids/{id}/reject`: finance only.
+/// Rejects a proposed void: nothing moves.
+///
+/// Roles: finance.
+#[utoipa::path(
+    post,
+    path = "/api/v1/proposed-voids/{id}/reject",
+    tag = "finance",
+    params(("id" = i64, Path, description = "The proposed void.")),
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "Rejected.", body = ProposedVoid),
+        BadRequest, NotFound, Unprocessable, UserErrors,
+    )
+)]
 pub async fn reject<S: Store>(
     State(app): State<SharedApp<S>>,
     headers: HeaderMap,
@@ -226,7 +313,31 @@ async fn decide<S: Store>(
     ))
 }
 
-/// `GET /api/v1/exports/{kind}?from=D&to=D&site=S`: `to` defaults to `from`; finance, admin.
+/// An export of days `from` to `to`, all sites or one.
+///
+/// `meals`, `top-ups` and `summary` are CSV; `journal` is the FEC journal (tab-separated);
+/// `records` is JSON Lines of the audit format, each kiosk's PEM key first. Roles: finance,
+/// admin.
+#[utoipa::path(
+    get,
+    path = "/api/v1/exports/{kind}",
+    tag = "finance",
+    params(
+        ("kind" = inline(ExportKindName), Path, description = "What to export."),
+        ("from" = ServiceDate, Query, description = "The first day."),
+        ("to" = Option<ServiceDate>, Query, description = "The last day; `from` without it."),
+        ("site" = Option<SiteId>, Query, description = "One site's; all sites without it."),
+    ),
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "The export.", content(
+            (String = "text/csv; charset=utf-8"),
+            (String = "text/tab-separated-values; charset=utf-8"),
+            (String = "application/jsonl"),
+        )),
+        BadRequest, UserErrors,
+    )
+)]
 pub async fn download<S: Store>(
     State(app): State<SharedApp<S>>,
     headers: HeaderMap,
@@ -263,6 +374,43 @@ pub async fn download<S: Store>(
     Ok(([(header::CONTENT_TYPE, kind.content_type())], bytes).into_response())
 }
 
+/// The kinds of export, as the path names them ([`ExportKind::parse`]).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+#[allow(
+    dead_code,
+    reason = "named only in the API document: the handler parses the path itself"
+)]
+enum ExportKindName {
+    Meals,
+    TopUps,
+    Summary,
+    Journal,
+    Records,
+}
+
 fn not_found(message: &str) -> Failure {
     Failure::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ExportKindName;
+    use crate::export::ExportKind;
+
+    #[test]
+    fn documented_export_kinds_parse() {
+        let documented = [
+            ExportKindName::Meals,
+            ExportKindName::TopUps,
+            ExportKindName::Summary,
+            ExportKindName::Journal,
+            ExportKindName::Records,
+        ];
+        for kind in documented {
+            let name = serde_json::to_value(&kind).unwrap();
+            let name = name.as_str().unwrap();
+            assert!(ExportKind::parse(name).is_ok(), "{name}");
+        }
+    }
 }

@@ -11,6 +11,7 @@ use proto::limits::UPLOAD_BODY_BYTES_MAX;
 use proto::snapshot::Snapshot;
 
 use super::Failure;
+use super::openapi::{KioskErrors, KioskHeaders};
 use crate::kiosks::{self, AuthError};
 use crate::state::SharedApp;
 use crate::store::{Device, Store};
@@ -18,7 +19,28 @@ use crate::store::{Device, Store};
 pub const RECORDS_PATH: &str = "/api/v1/kiosk/records";
 pub const SNAPSHOT_PATH: &str = "/api/v1/kiosk/snapshot";
 
-/// `GET /api/v1/kiosk/snapshot[?since=V]`: the kiosk's site, whole or as a delta since `V`.
+/// A kiosk fetches its site's snapshot, whole or as a delta.
+///
+/// Accounts with balances, pupils, cards, the city-wide hotlist, tariffs, services, staff
+/// credentials (Argon2 PIN hashes) and kiosk settings. Without `since`, everything; with
+/// `since=V`, what changed after version V (blocked cards listed under `removed`); a `since`
+/// newer than the back-office's version gets a full snapshot. Callers: enrolled kiosks, with a
+/// signed request; the snapshot is of the kiosk's own site.
+#[utoipa::path(
+    get,
+    path = "/api/v1/kiosk/snapshot",
+    tag = "kiosks",
+    params(
+        KioskHeaders,
+        ("since" = Option<SnapshotVersion>, Query, description = "The version the kiosk holds; \
+            without it, a full snapshot. The only query accepted."),
+    ),
+    security(("kiosk_signature" = [])),
+    responses(
+        (status = 200, description = "The snapshot; `since` is set for a delta only.", body = Snapshot),
+        KioskErrors,
+    )
+)]
 pub async fn snapshot<S: Store>(
     State(app): State<SharedApp<S>>,
     method: Method,
@@ -48,7 +70,24 @@ fn parse_since(query: Option<&str>) -> Result<Option<SnapshotVersion>, Failure> 
     Ok(Some(SnapshotVersion(version)))
 }
 
-/// `POST /api/v1/kiosk/records`: stores a batch of the kiosk's records and its report.
+/// A kiosk uploads a batch of its signed records with its report of itself.
+///
+/// Each record is stored once; re-uploads count as duplicates; forks and forged records are
+/// quarantined; records after a gap are held until it fills. Callers: enrolled kiosks, with a
+/// signed request, for their own records only.
+#[utoipa::path(
+    post,
+    path = "/api/v1/kiosk/records",
+    tag = "kiosks",
+    params(KioskHeaders),
+    request_body = UploadRequest,
+    security(("kiosk_signature" = [])),
+    responses(
+        (status = 200, description = "What was stored, the highest contiguous seq held, and \
+            the back-office's time.", body = UploadResponse),
+        KioskErrors,
+    )
+)]
 pub async fn upload_records<S: Store>(
     State(app): State<SharedApp<S>>,
     method: Method,

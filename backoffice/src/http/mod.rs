@@ -272,13 +272,36 @@ fn transfer_routes<S: Store>() -> Vec<Route<S>> {
     )]
 }
 
+/// Whether this instance and its database answer.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "service",
+    responses(
+        (status = 200, description = "`ok`", body = String),
+        openapi::Unavailable,
+    )
+)]
 async fn healthz<S: Store>(State(app): State<SharedApp<S>>) -> Result<&'static str, Failure> {
     crate::store::ping(&app.store).await?;
     Ok("ok\n")
 }
 
-/// `GET /metrics`: Prometheus' text format, for a scraper on this machine, or one that sends
-/// the configured bearer token.
+/// Prometheus metrics: requests, latencies, records ingested, refusals by reason, per-kiosk
+/// last seen.
+///
+/// A scraper on this machine needs no credentials; any other sends the bearer token configured
+/// with `--metrics-token-file`.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "service",
+    security((), ("metrics_token" = [])),
+    responses(
+        (status = 200, description = "Prometheus' text format, version 0.0.4.", body = String),
+        openapi::Unauthenticated,
+    )
+)]
 async fn metrics<S: Store>(
     State(app): State<SharedApp<S>>,
     headers: HeaderMap,

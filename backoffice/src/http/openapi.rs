@@ -1,397 +1,266 @@
-//! The OpenAPI 3.1 document of the API, written by hand next to the routes it describes; a test
-//! checks that every routed endpoint appears in it.
+//! The OpenAPI 3.1 document of the API, generated from each handler's `#[utoipa::path]` and the
+//! types it reads and writes (proto's with its `openapi` feature), so it cannot drift from them.
+//! A test checks that it lists exactly the routed endpoints; `make test` validates it.
 
-use axum::response::Json;
-use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
-/// `GET /api/openapi.json`.
-pub async fn document() -> Json<Value> {
-    Json(openapi())
+use axum::http::header;
+use axum::response::IntoResponse;
+use proto::api::{ApiError, HEADER_DEVICE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP};
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, Response, ResponseBuilder};
+use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, PartialSchema, ToResponse, ToSchema};
+
+use super::{finance, kiosk, people, transfer};
+
+/// The API as a whole: every documented operation, listed by its handler.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Canteen back-office",
+        description = "Kiosk sync, the back-office's people (staff, finance, admin, the online \
+            payment provider) and monitoring. Every refusal and failure answers with an \
+            `ApiError` body. Staff act only within their own site: an account, pupil or card of \
+            another site is refused (403)."
+    ),
+    paths(
+        super::healthz,
+        super::metrics,
+        document,
+        kiosk::upload_records,
+        kiosk::snapshot,
+        people::get_account,
+        people::save_account,
+        people::top_up,
+        people::adjust,
+        people::credit_payment,
+        people::save_pupil,
+        people::assign_card,
+        people::block_card,
+        people::replace_card,
+        people::save_tariff,
+        people::save_service,
+        people::save_staff,
+        people::save_settings,
+        people::anomalies,
+        people::kiosks,
+        finance::run,
+        finance::get,
+        finance::sign_off,
+        finance::proposed_voids,
+        finance::approve,
+        finance::reject,
+        finance::download,
+        transfer::upload,
+    ),
+    components(
+        responses(
+            BadRequest,
+            Unauthenticated,
+            Forbidden,
+            NotFound,
+            Conflict,
+            TooLarge,
+            Unprocessable,
+            TooManySignIns,
+            Unavailable
+        )
+    ),
+    modifiers(&SecuritySchemes)
+)]
+#[derive(Debug)]
+pub struct ApiDoc;
+
+/// The document, serialized once.
+static DOCUMENT: LazyLock<String> =
+    LazyLock::new(|| ApiDoc::openapi().to_pretty_json().unwrap_or_default());
+
+/// The OpenAPI 3.1 document of this API.
+#[utoipa::path(
+    get,
+    path = "/api/openapi.json",
+    tag = "service",
+    responses((status = 200, description = "This document.", content_type = "application/json"))
+)]
+pub async fn document() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        DOCUMENT.as_str(),
+    )
 }
 
-pub fn openapi() -> Value {
-    let signed_request = json!([
-        {"name": proto::api::HEADER_DEVICE, "in": "header", "required": true,
-         "schema": {"type": "string"}, "description": "The kiosk's device id."},
-        {"name": proto::api::HEADER_TIMESTAMP, "in": "header", "required": true,
-         "schema": {"type": "string", "format": "date-time"},
-         "description": "RFC 3339 UTC with milliseconds; within 5 minutes of the server's clock."},
-        {"name": proto::api::HEADER_NONCE, "in": "header", "required": true,
-         "schema": {"type": "string", "pattern": "^[A-Za-z0-9]{16,64}$"},
-         "description": "Unique per request of this kiosk; a nonce seen before is refused."},
-        {"name": proto::api::HEADER_SIGNATURE, "in": "header", "required": true,
-         "schema": {"type": "string", "format": "byte"},
-         "description": "Base64 Ed25519 signature of proto::api::RequestToSign::signing_bytes: \
-                         canteen-request-v1, device, method, path and query, timestamp, nonce \
-                         and the body's SHA-256, one a line."},
-    ]);
-    let errors = json!({
-        "400": {"$ref": "#/components/responses/Error"},
-        "401": {"$ref": "#/components/responses/Error"},
-        "403": {"$ref": "#/components/responses/Error"},
-        "413": {"$ref": "#/components/responses/Error"},
-        "503": {"$ref": "#/components/responses/Error"},
-    });
-    let mut upload_responses = errors.clone();
-    upload_responses["200"] = json!({
-        "description": "What was stored, the highest contiguous seq held, and the server's time.",
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/UploadResponse"}}},
-    });
-    let mut snapshot_parameters = signed_request.clone();
-    if let Some(parameters) = snapshot_parameters.as_array_mut() {
-        parameters.push(json!({
-            "name": "since", "in": "query", "required": false,
-            "schema": {"type": "integer", "minimum": 0},
-            "description": "The version the kiosk holds; omit for a full snapshot.",
-        }));
+/// The security schemes the operations name, and the error body their error responses name.
+#[derive(Debug)]
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut schemas = vec![(ApiError::name().into_owned(), ApiError::schema())];
+        ApiError::schemas(&mut schemas);
+        components.schemas.extend(schemas);
+        let http = |scheme, description: &str| {
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(scheme)
+                    .description(Some(description))
+                    .build(),
+            )
+        };
+        components.add_security_scheme(
+            "bearer",
+            http(
+                HttpAuthScheme::Bearer,
+                "An API token (`canteen_...`) made with `backoffice token create`: its name, role \
+                 and site stand for the caller.",
+            ),
+        );
+        components.add_security_scheme(
+            "basic",
+            http(
+                HttpAuthScheme::Basic,
+                "A person's name and password, checked and locked out as the web sign-in is.",
+            ),
+        );
+        components.add_security_scheme(
+            "metrics_token",
+            http(
+                HttpAuthScheme::Bearer,
+                "The token of `--metrics-token-file`; a scraper on this machine needs none.",
+            ),
+        );
+        components.add_security_scheme(
+            "kiosk_signature",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                HEADER_SIGNATURE,
+                "Not a key: the standard base64 Ed25519 signature, by the kiosk's enrolled key, \
+                 of `canteen-request-v1`, the device id, method, path and query, timestamp, \
+                 nonce and the body's SHA-256 in lowercase hex, one a line \
+                 (`proto::api::RequestToSign`). The other three headers are the operation's \
+                 parameters.",
+            ))),
+        );
     }
-    let mut snapshot_responses = errors.clone();
-    snapshot_responses["200"] = json!({
-        "description": "proto::snapshot::Snapshot: `since` is set for a delta only.",
-        "content": {"application/json": {"schema": {"type": "object",
-            "required": ["version", "site", "accounts", "pupils", "cards", "hotlist",
-                         "tariffs", "services", "staff"]}}},
-    });
-    let mut document = json!({
-        "openapi": "3.1.0",
-        "info": {
-            "title": "Canteen back-office",
-            "version": env!("CARGO_PKG_VERSION"),
-            "description": "Kiosk sync and monitoring. Every error answers with an ApiError body.",
-        },
-        "paths": {
-            "/healthz": {"get": {
-                "summary": "Whether this instance and its database answer.",
-                "responses": {
-                    "200": {"description": "ok", "content": {"text/plain": {}}},
-                    "503": {"$ref": "#/components/responses/Error"},
-                },
-            }},
-            "/metrics": {"get": {
-                "summary": "Prometheus metrics: requests, latencies, records ingested, refusals \
-                            by reason, per-kiosk last seen.",
-                "responses": {"200": {"description": "Prometheus text format",
-                                      "content": {"text/plain": {}}}},
-            }},
-            "/api/openapi.json": {"get": {
-                "summary": "This document.",
-                "responses": {"200": {"description": "OpenAPI 3.1",
-                                      "content": {"application/json": {}}}},
-            }},
-            super::kiosk::SNAPSHOT_PATH: {"get": {
-                "summary": "A kiosk fetches its site's snapshot: accounts with balances, pupils, \
-                            cards, the city-wide hotlist, tariffs, services, staff credentials \
-                            (Argon2 PIN hashes) and kiosk settings. Without `since`, everything; \
-                            with `since=V`, what changed after version V (blocked cards listed \
-                            under `removed`). A `since` newer than the server's version gets a \
-                            full snapshot.",
-                "parameters": snapshot_parameters,
-                "responses": snapshot_responses,
-            }},
-            super::kiosk::RECORDS_PATH: {"post": {
-                "summary": "A kiosk uploads a batch of its signed records (at most 500, body at \
-                            most 4 MiB) with its report of itself. Each record is stored once; \
-                            re-uploads count as duplicates; forks and forged records are \
-                            quarantined; records after a gap are held until it fills.",
-                "parameters": signed_request,
-                "requestBody": {"required": true, "content": {"application/json": {
-                    "schema": {"$ref": "#/components/schemas/UploadRequest"}}}},
-                "responses": upload_responses,
-            }},
-        },
-        "components": {
-            "responses": {"Error": {
-                "description": "A refused or failed request.",
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ApiError"}}},
-            }},
-            "schemas": {
-                "ApiError": {"type": "object", "required": ["code", "message"], "properties": {
-                    "code": {"type": "string", "enum": [
-                        "bad_request", "batch_too_large", "body_too_large", "unauthenticated",
-                        "replayed", "forbidden", "not_found", "conflict", "unavailable"]},
-                    "message": {"type": "string"},
-                }},
-                "SignedRecord": {"type": "object", "required": ["payload", "signature"], "properties": {
-                    "payload": {"type": "string", "description": "The exact signed UTF-8 JSON."},
-                    "signature": {"type": "string", "format": "byte"},
-                }},
-                "KioskReport": {"type": "object",
-                    "required": ["software_version", "reader", "unsynced_records", "kiosk_time"],
-                    "properties": {
-                        "software_version": {"type": "string"},
-                        "reader": {"type": "string", "enum": ["ready", "unavailable"]},
-                        "unsynced_records": {"type": "integer", "minimum": 0},
-                        "kiosk_time": {"type": "string", "format": "date-time"},
-                        "snapshot_version": {"type": "integer", "minimum": 0},
-                    }},
-                "UploadRequest": {"type": "object", "required": ["records", "status"], "properties": {
-                    "records": {"type": "array", "maxItems": proto::limits::UPLOAD_BATCH_RECORDS_MAX,
-                                "items": {"$ref": "#/components/schemas/SignedRecord"}},
-                    "status": {"$ref": "#/components/schemas/KioskReport"},
-                }},
-                "UploadResponse": {"type": "object",
-                    "required": ["stored", "duplicates", "quarantined", "backoffice_time"],
-                    "properties": {
-                        "acknowledged": {"type": "integer", "minimum": 1},
-                        "stored": {"type": "integer", "minimum": 0},
-                        "duplicates": {"type": "integer", "minimum": 0},
-                        "quarantined": {"type": "integer", "minimum": 0},
-                        "backoffice_time": {"type": "string", "format": "date-time"},
-                    }},
-            },
-            "securitySchemes": {"basic": {"type": "http", "scheme": "basic"}},
-        },
-    });
-    let Some(paths) = document["paths"].as_object_mut() else {
-        return document;
-    };
-    paths.insert(
-        super::transfer::TRANSFER_PATH.to_owned(),
-        json!({"post": {
-            "summary": "Manual transfer: the file `kiosk export` wrote (JSON Lines, one signed \
-                        record a line, all of one kiosk), ingested exactly as the kiosk's uploads \
-                        would be. Records already held count as duplicates, and so do the same \
-                        records when the kiosk later uploads them itself.",
-            "description": "Roles: finance, admin.",
-            "security": [{"basic": []}],
-            "requestBody": {"required": true, "content": {"application/jsonl": {
-                "schema": {"type": "string"}}}},
-            "responses": {
-                "200": {"description": "What was stored.", "content": {"application/json": {
-                    "schema": {"type": "object",
-                        "required": ["device", "stored", "duplicates", "quarantined"],
-                        "properties": {
-                            "device": {"type": "string"},
-                            "acknowledged": {"type": "integer", "minimum": 1},
-                            "stored": {"type": "integer", "minimum": 0},
-                            "duplicates": {"type": "integer", "minimum": 0},
-                            "quarantined": {"type": "integer", "minimum": 0},
-                        }}}}},
-                "400": {"$ref": "#/components/responses/Error"},
-                "401": {"$ref": "#/components/responses/Error"},
-                "403": {"$ref": "#/components/responses/Error"},
-                "404": {"$ref": "#/components/responses/Error"},
-                "413": {"$ref": "#/components/responses/Error"},
-                "503": {"$ref": "#/components/responses/Error"},
-            },
-        }}),
-    );
-    for (method, path, summary, roles, request) in USER_ENDPOINTS {
-        let mut operation = json!({
-            "summary": summary,
-            "description": format!("Roles: {roles}. Staff act only within their own site."),
-            "security": [{"basic": []}],
-            "responses": {
-                "200": {"description": "Done; changes answer with the snapshot version they made.",
-                        "content": {"application/json": {}}},
-                "400": {"$ref": "#/components/responses/Error"},
-                "401": {"$ref": "#/components/responses/Error"},
-                "403": {"$ref": "#/components/responses/Error"},
-                "404": {"$ref": "#/components/responses/Error"},
-                "409": {"$ref": "#/components/responses/Error"},
-                "503": {"$ref": "#/components/responses/Error"},
-            },
-        });
-        if let Some(request) = request {
-            operation["requestBody"] = json!({"required": true, "content": {"application/json": {
-                "schema": {"type": "object", "description": request}}}});
-        }
-        let entry = paths.entry(path.to_owned()).or_insert_with(|| json!({}));
-        entry[method] = operation;
-    }
-    for (method, path, summary, roles, request) in FINANCE_ENDPOINTS {
-        let mut operation = json!({
-            "summary": summary,
-            "description": format!("Roles: {roles}."),
-            "security": [{"basic": []}],
-            "responses": {
-                "200": {"description": "Done. Reconciliations answer {date, site, run_at, \
-                    run_by, signed_off_by, signed_off_at, report}; the report lists kiosks, \
-                    sites, meals by site/meal type/bracket, revenue, top-ups by source and \
-                    method, the balance check and findings {kind, site, device, seq, detail, \
-                    action, evidence}. Exports answer CSV, FEC text or JSON Lines.",
-                        "content": {"application/json": {}}},
-                "400": {"$ref": "#/components/responses/Error"},
-                "401": {"$ref": "#/components/responses/Error"},
-                "403": {"$ref": "#/components/responses/Error"},
-                "404": {"$ref": "#/components/responses/Error"},
-                "422": {"$ref": "#/components/responses/Error"},
-                "503": {"$ref": "#/components/responses/Error"},
-            },
-        });
-        if let Some(request) = request {
-            operation["requestBody"] = json!({"required": true, "content": {"application/json": {
-                "schema": {"type": "object", "description": request}}}});
-        }
-        let entry = paths.entry(path.to_owned()).or_insert_with(|| json!({}));
-        entry[method] = operation;
-    }
-    document
 }
 
-/// Finance's endpoints: method, path, summary, roles, and the request body if any.
-const FINANCE_ENDPOINTS: [(&str, &str, &str, &str, Option<&str>); 7] = [
-    (
-        "post",
-        "/api/v1/reconciliations",
-        "Runs and stores the reconciliation of a service day, for all sites or one; refused \
-         (422) once that day is signed off.",
-        "finance, admin",
-        Some("{date: YYYY-MM-DD, site?: id}"),
-    ),
-    (
-        "get",
-        "/api/v1/reconciliations/{date}",
-        "The stored reconciliation of a day; query `site` for one site's.",
-        "finance, admin",
-        None,
-    ),
-    (
-        "post",
-        "/api/v1/reconciliations/{date}/sign-off",
-        "Signs the day off (query `site` for one site's): immutable from then on. Refused \
-         while a proposed void of the day is pending.",
-        "finance",
-        None,
-    ),
-    (
-        "get",
-        "/api/v1/proposed-voids",
-        "Voids proposed by reconciliations for duplicate meals; query `date` for one day's.",
-        "finance, admin",
-        None,
-    ),
-    (
-        "post",
-        "/api/v1/proposed-voids/{id}/approve",
-        "Approves a proposed void: the meal's price is credited back to the account by an \
-         adjustment dated at the start of the next day not signed off.",
-        "finance",
-        None,
-    ),
-    (
-        "post",
-        "/api/v1/proposed-voids/{id}/reject",
-        "Rejects a proposed void: nothing moves.",
-        "finance",
-        None,
-    ),
-    (
-        "get",
-        "/api/v1/exports/{kind}",
-        "An export of days `from` to `to` (default `from`), all sites or query `site`: kind \
-         meals, top-ups or summary (CSV), journal (FEC, tab-separated) or records (JSON \
-         Lines of the audit format, each kiosk's PEM key first).",
-        "finance, admin",
-        None,
-    ),
-];
+/// The headers of a signed kiosk request besides its signature (the `kiosk_signature` scheme).
+#[derive(Debug)]
+pub struct KioskHeaders;
 
-/// The users' endpoints: method, path, summary, roles, and the request body if any.
-const USER_ENDPOINTS: [(&str, &str, &str, &str, Option<&str>); 15] = [
-    (
-        "get",
-        "/api/v1/accounts/{account}",
-        "An account's balance and overdraft floor.",
-        "staff, finance, admin",
-        None,
-    ),
-    (
-        "put",
-        "/api/v1/accounts/{account}",
-        "Opens an account with a zero balance.",
-        "staff, admin",
-        Some("{overdraft_floor: cents, -5000..=0}"),
-    ),
-    (
-        "post",
-        "/api/v1/accounts/{account}/top-ups",
-        "Money paid in at the back-office counter.",
-        "staff, admin",
-        Some("{amount: cents 1..=500000, method: cash|cheque, reference?: text}"),
-    ),
-    (
-        "post",
-        "/api/v1/accounts/{account}/adjustments",
-        "A correction, with its reason.",
-        "finance, admin",
-        Some("{amount: cents, nonzero, within ±500000, reason: text}"),
-    ),
-    (
-        "post",
-        "/api/v1/payments",
-        "Credits an online payment, once per provider reference: a retry answers replayed.",
-        "payments, admin",
-        Some("{reference: text, account: id, amount: cents 1..=100000}"),
-    ),
-    (
-        "put",
-        "/api/v1/pupils/{pupil}",
-        "Creates or edits a pupil of a site.",
-        "staff, admin",
-        Some("{site: id, pupil: proto::snapshot::Pupil}"),
-    ),
-    (
-        "post",
-        "/api/v1/cards",
-        "Binds a new card to a pupil or staff member.",
-        "staff, admin",
-        Some("proto::snapshot::Card {uid: hex, holder: {pupil: id}|{staff: id}}"),
-    ),
-    (
-        "post",
-        "/api/v1/cards/{uid}/block",
-        "Blocks a lost card: on every kiosk's hotlist.",
-        "staff, admin",
-        None,
-    ),
-    (
-        "post",
-        "/api/v1/cards/{uid}/replace",
-        "Blocks a card and binds a new one to its holder; the balance stays with the account.",
-        "staff, admin",
-        Some("{new_uid: hex}"),
-    ),
-    (
-        "put",
-        "/api/v1/sites/{site}/tariffs",
-        "One bracket's price for one meal type.",
-        "admin",
-        Some("proto::snapshot::Tariff {bracket, meal_type, price: cents 0..=10000}"),
-    ),
-    (
-        "put",
-        "/api/v1/sites/{site}/services/{service}",
-        "A meal window of the site.",
-        "admin",
-        Some("proto::snapshot::Service"),
-    ),
-    (
-        "put",
-        "/api/v1/sites/{site}/staff/{staff}",
-        "A staff member and their kiosk PIN (kept only as an Argon2 hash).",
-        "admin",
-        Some("{name: text, pin: 4 to 8 digits}"),
-    ),
-    (
-        "put",
-        "/api/v1/sites/{site}/settings",
-        "The site's kiosk settings.",
-        "admin",
-        Some("proto::snapshot::KioskSettings"),
-    ),
-    (
-        "get",
-        "/api/v1/anomalies",
-        "Quarantined records, records that moved no money, and open gaps.",
-        "finance, admin",
-        None,
-    ),
-    (
-        "get",
-        "/api/v1/kiosks",
-        "Each kiosk's last report: last seen, version, unsynced, reader.",
-        "finance, admin",
-        None,
-    ),
-];
+impl IntoParams for KioskHeaders {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let header = |name: &str, schema: RefOr<utoipa::openapi::schema::Schema>, about: &str| {
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Header)
+                .required(Required::True)
+                .schema(Some(schema))
+                .description(Some(about))
+                .build()
+        };
+        vec![
+            header(
+                HEADER_DEVICE,
+                proto::DeviceId::schema(),
+                "The kiosk's device id.",
+            ),
+            header(
+                HEADER_TIMESTAMP,
+                proto::Timestamp::schema(),
+                "When the kiosk signed the request; refused beyond 5 minutes from the \
+                 back-office's clock.",
+            ),
+            header(
+                HEADER_NONCE,
+                proto::openapi::nonce().into(),
+                "A nonce seen before from this kiosk is refused (replayed).",
+            ),
+        ]
+    }
+}
+
+/// Defines each error answer: a response component with an [`ApiError`] body, and its status
+/// for the operations' `responses(...)`.
+macro_rules! error_responses {
+    ($($name:ident($status:literal): $description:literal;)*) => {$(
+        #[doc = $description]
+        #[derive(Debug)]
+        pub struct $name;
+
+        impl<'r> ToResponse<'r> for $name {
+            fn response() -> (&'r str, RefOr<Response>) {
+                (stringify!($name), error_response($description))
+            }
+        }
+
+        impl IntoResponses for $name {
+            fn responses() -> BTreeMap<String, RefOr<Response>> {
+                BTreeMap::from([(
+                    $status.to_string(),
+                    Ref::from_response_name(stringify!($name)).into(),
+                )])
+            }
+        }
+    )*};
+}
+
+error_responses! {
+    BadRequest(400): "The path, query or body does not parse, or the change breaks a rule; \
+        nothing was done.";
+    Unauthenticated(401): "No valid credentials: for people, an API token or HTTP Basic; for \
+        kiosks, a signed request (unknown device, clock skew, bad nonce or signature, or a \
+        replayed request, code `replayed`).";
+    Forbidden(403): "The caller's role may not do this, staff asked about another site, or the \
+        kiosk is revoked.";
+    NotFound(404): "What the path or body names does not exist.";
+    Conflict(409): "It already exists, or a concurrent change won.";
+    TooLarge(413): "The body is larger than this endpoint accepts, or a batch holds too many \
+        records.";
+    Unprocessable(422): "Refused in the state the data is in, such as a day already signed off.";
+    TooManySignIns(429): "Too many failed sign-ins under this name from this address: HTTP \
+        Basic is locked for 15 minutes.";
+    Unavailable(503): "The database does not answer; try again later.";
+}
+
+/// The refusals every person's request can meet: credentials, role or site, lock-out, database.
+#[derive(Debug)]
+pub struct UserErrors;
+
+impl IntoResponses for UserErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let mut responses = Unauthenticated::responses();
+        responses.extend(Forbidden::responses());
+        responses.extend(TooManySignIns::responses());
+        responses.extend(Unavailable::responses());
+        responses
+    }
+}
+
+/// The refusals every signed kiosk request can meet.
+#[derive(Debug)]
+pub struct KioskErrors;
+
+impl IntoResponses for KioskErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let mut responses = BadRequest::responses();
+        responses.extend(Unauthenticated::responses());
+        responses.extend(Forbidden::responses());
+        responses.extend(TooLarge::responses());
+        responses.extend(Unavailable::responses());
+        responses
+    }
+}
+
+fn error_response(description: &str) -> RefOr<Response> {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name(ApiError::name())))
+                .build(),
+        )
+        .into()
+}

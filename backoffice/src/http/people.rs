@@ -10,14 +10,23 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Json;
 use base64::Engine as _;
 use proto::api::ErrorCode;
+use proto::limits::OVERDRAFT_FLOOR_CENTS_MIN;
 use proto::record::TopUpMethod;
 use proto::snapshot::{AccountState, Card, KioskSettings, Pupil, Service, Tariff};
 use proto::{
     AccountId, CardUid, Cents, PupilId, ServiceId, SiteId, SnapshotVersion, StaffId, Text,
 };
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa::openapi::Object;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 
 use super::Failure;
+use super::openapi::{BadRequest, Conflict, NotFound, TooLarge, UserErrors};
+use crate::limits::{
+    ADJUSTMENT_CENTS_MAX, COUNTER_TOP_UP_CENTS_MAX, ONLINE_PAYMENT_CENTS_MAX, PIN_DIGITS_MAX,
+    PIN_DIGITS_MIN,
+};
 use crate::manage::{self, Actor, accounts, people, sites, tokens};
 use crate::sign_in::{self, Attempt, SignIn};
 use crate::state::SharedApp;
@@ -25,13 +34,13 @@ use crate::store::Store;
 use crate::users::{Role, User};
 
 /// Every change answers with the snapshot version it made.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Changed {
     pub version: SnapshotVersion,
 }
 
 /// The answer to a money operation.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct MoneyMoved {
     pub balance: Cents,
     pub version: SnapshotVersion,
@@ -39,61 +48,66 @@ pub struct MoneyMoved {
     pub replayed: bool,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountRequest {
+    #[schema(schema_with = overdraft_floor)]
     pub overdraft_floor: Cents,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TopUpRequest {
+    #[schema(schema_with = counter_top_up)]
     pub amount: Cents,
     pub method: TopUpMethod,
     #[serde(default)]
     pub reference: Option<Text>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdjustmentRequest {
     /// Positive credits, negative debits.
+    #[schema(schema_with = adjustment)]
     pub amount: Cents,
     pub reason: Text,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentRequest {
     /// The provider's payment reference: a payment is credited once per reference.
     pub reference: Text,
     pub account: AccountId,
+    #[schema(schema_with = online_payment)]
     pub amount: Cents,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PupilRequest {
     pub site: SiteId,
     pub pupil: Pupil,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplaceCardRequest {
     pub new_uid: CardUid,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StaffRequest {
     pub name: Text,
     /// 4 to 8 digits; only its Argon2 hash is kept.
+    #[schema(schema_with = pin)]
     pub pin: String,
 }
 
 /// One anomaly for finance, as listed.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AnomalyView {
     pub device: String,
     pub seq: Option<u64>,
@@ -102,11 +116,45 @@ pub struct AnomalyView {
 }
 
 /// One kiosk of the fleet, as listed.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct KioskView {
     pub device: String,
     pub last_seen: proto::Timestamp,
     pub report: proto::api::KioskReport,
+}
+
+fn overdraft_floor() -> Object {
+    proto::openapi::cents_within(
+        OVERDRAFT_FLOOR_CENTS_MIN,
+        0,
+        "Euro cents: how far below zero the balance may go.",
+    )
+}
+
+fn counter_top_up() -> Object {
+    proto::openapi::cents_within(1, COUNTER_TOP_UP_CENTS_MAX, "Euro cents paid in.")
+}
+
+fn adjustment() -> Object {
+    proto::openapi::cents_within(
+        -ADJUSTMENT_CENTS_MAX,
+        ADJUSTMENT_CENTS_MAX,
+        "Euro cents, not 0: positive credits, negative debits.",
+    )
+}
+
+fn online_payment() -> Object {
+    proto::openapi::cents_within(1, ONLINE_PAYMENT_CENTS_MAX, "Euro cents paid online.")
+}
+
+fn pin() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(format!(
+            "^[0-9]{{{PIN_DIGITS_MIN},{PIN_DIGITS_MAX}}}$"
+        )))
+        .description(Some("The kiosk PIN; only its Argon2 hash is kept."))
+        .build()
 }
 
 /// The signed-in user, or a refusal: 401 without valid credentials, 403 without the role. A
@@ -238,7 +286,20 @@ fn parse<T>(
     parse(text).map_err(|error| Failure::bad_request(format!("{what}: {error}")))
 }
 
-/// `GET /api/v1/accounts/{account}`: staff (of one of its pupils' site), finance, admin.
+/// An account's balance and overdraft floor.
+///
+/// Roles: staff (of the site of one of the account's pupils), finance, admin.
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts/{account}",
+    tag = "accounts",
+    params(("account" = AccountId, Path, description = "The account.")),
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "The account.", body = AccountState),
+        BadRequest, NotFound, UserErrors,
+    )
+)]
 pub async fn get_account<S: Store>(
     State(app): State<SharedApp<S>>,
     headers: HeaderMap,
@@ -249,8 +310,22 @@ pub async fn get_account<S: Store>(
     Ok(Json(accounts::account(&app.store, &actor, &account).await?))
 }
 
-/// `PUT /api/v1/accounts/{account}`: opens an account (201), or changes the overdraft floor of
-/// an existing one (200); staff, admin.
+/// Opens an account with a zero balance, or changes the overdraft floor of an existing one.
+///
+/// Roles: staff (of the site of one of the account's pupils), admin.
+#[utoipa::path(
+    put,
+    path = "/api/v1/accounts/{account}",
+    tag = "accounts",
+    params(("account" = AccountId, Path, description = "The account.")),
+    request_body = AccountRequest,
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "The floor changed.", body = AccountState),
+        (status = 201, description = "The account opened.", body = AccountState),
+        BadRequest, Conflict, TooLarge, UserErrors,
+    )
+)]
 pub async fn save_account<S: Store>(
     State(app): State<SharedApp<S>>,
     headers: HeaderMap,
@@ -279,7 +354,21 @@ fn money_moved(moved: accounts::Moved) -> Json<MoneyMoved> {
     })
 }
 
-/// `POST /api/v1/accounts/{account}/top-ups`: staff (of one of its pupils' site), admin.
+/// Money paid in at the back-office counter.
+///
+/// Roles: staff (of the site of one of the account's pupils), admin.
+#[utoipa::path(
+    post,
+    path = "/api/v1/accounts/{account}/top-ups",
+    tag = "accounts",
+    params(("account" = AccountId, Path, description = "The account.")),
+    request_body = TopUpRequest,
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "Credited.", body = MoneyMoved),
+        BadRequest, NotFound, Conflict, TooLarge, UserErrors,
+    )
+)]
 pub async fn top_up<S: Store>(
     State(app): State<SharedApp<S>>,
     headers: HeaderMap,
@@ -302,7 +391,21 @@ pub async fn top_up<S: Store>(
     Ok(money_moved(moved))
 }
 
-/// `POST /api/v1/accounts/{account}/adjustments`: finance, admin; a reason is required.
+/// A correction of a balance, with its reason.
+///
+/// Roles: finance, admin.
+#[utoipa::path(
+    post,
+    path = "/api/v1/accounts/{account}/adjustments",
+    tag = "accounts",
+    params(("account" = AccountId, Path, description = "The account.")),
+    request_body = AdjustmentRequest,
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "Adjusted.", body = MoneyMoved),
+        BadRequest, NotFound, Conflict, TooLarge, UserErrors,
+    )
+)]
 pub async fn adjust<S: Store>(
     State(app): State<SharedApp<S>>,
     headers: HeaderMap,
@@ -325,8 +428,20 @@ pub async fn adjust<S: Store>(
     Ok(money_moved(moved))
 }
 
-/// `POST /api/v1/payments`: the online payment provider (role payments), admin. Idempotent by
-/// the provider's reference.
+/// Credits an online payment, once per provider reference: a retry answers `replayed`.
+///
+/// Roles: payments (the online payment provider), admin.
+#[utoipa::path(
+    post,
+    path = "/api/v1/payments",
+    tag = "accounts",
+    request_body = PaymentRequest,
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "Credited, or credited before (`replayed`).", body = MoneyMoved),
+        BadRequest, NotFound, Conflict, TooLarge, UserErrors,
+    )
+)]
 pub async fn credit_payment<S: Store>(
     State(app): State<SharedApp<S>>,
     headers: HeaderMap,
@@ -346,7 +461,21 @@ pub async fn credit_payment<S: Store>(
     Ok(money_moved(moved))
 }
 
-/// `PUT /api/v1/pupils/{pupil}`: creates or edits a pupil; staff of the pupil's site, admin.
+/// Creates or edits a pupil of a site; the body's pupil id is the path's.
+///
+/// Roles: staff (of the pupil's site), admin.
+#[utoipa::path(
+    put,
+    path = "/api/v1/pupils/{pupil}",
+    tag = "pupils and cards",
+    params(("pupil" = PupilId, Path, description = "The pupil.")),
+    request_body = PupilRequest,
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "Saved.", body = Changed),
+        BadRequest, NotFound, Conflict, TooLarge, UserErrors,
+    )
+)]
 pub async fn save_pupil<S: Store>(
     State(app): State<SharedApp<S>>,
     headers: HeaderMap,
@@ -365,7 +494,20 @@ pub async fn save_pupil<S: Store>(
     Ok(Json(Changed { version }))
 }
 
-/// `POST /api/v1/cards`: binds a new card; staff of the holder's site, admin.
+/// Binds a new card to a pupil or a staff member.
+///
+/// Roles: staff (of the holder's site), admin.
+#[utoipa::path(
+    post,
+    path = "/api/v1/cards",
+    tag = "pupils and cards",
+    request_body = Card,
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 201, description = "Bound.", body = Changed),
+        BadRequest, NotFound, Conflict, TooLarge, UserErrors,
+    )
+)]
 pub async fn assign_card<S: Store>(
     State(app): State<SharedApp<S>>,
     headers: HeaderMap,
@@ -377,7 +519,20 @@ pub async fn assign_card<S: Store>(
     Ok((StatusCode::CREATED, Json(Changed { version })))
 }
 
-/// `POST /api/v1/cards/{uid}/block`: a lost card; staff of the holder's site, admin.
+/// Blocks a lost card: it goes on every kiosk's hotlist.
+///
+/// Roles: staff (of the holder's site), admin.
+#[utoipa::path(
+    post,
+    path = "/api/v1/cards/{uid}/block",
+    tag = "pupils and cards",
+    params(("uid" = CardUid, Path, description = "The card.")),
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "Blocked.", body = Changed),
+        BadRequest, NotFound, Conflict, UserErrors,
+    )
+)]
 pub async fn block_card<S: Store>(
     State(app): State<SharedApp<S>>,
     headers: HeaderMap,
@@ -389,8 +544,21 @@ pub async fn block_card<S: Store>(
     Ok(Json(Changed { version }))
 }
 
-/// `POST /api/v1/cards/{uid}/replace`: blocks the card and binds a new one to its holder;
-/// staff of the holder's site, admin.
+/// Blocks a card and binds a new one to its holder; the balance stays with the account.
+///
+/// Roles: staff (of the holder's site), admin.
+#[utoipa::path(
+    post,
+    path = "/api/v1/cards/{uid}/replace",
+    tag = "pupils and cards",
+    params(("uid" = CardUid, Path, description = "The card.")),
+    request_body = ReplaceCardRequest,
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "Replaced.", body = Changed),
+        BadRequest, NotFound, Conflict, TooLarge, UserErrors,
+    )
+)]
 pub async fn replace_card<S: Store>(
     State(app): State<SharedApp<S>>,
     headers: HeaderMap,
@@ -404,7 +572,21 @@ pub async fn replace_card<S: Store>(
     Ok(Json(Changed { version }))
 }
 
-/// `PUT /api/v1/sites/{site}/tariffs`: one bracket's price of one meal type; admin.
+/// One bracket's price for one meal type.
+///
+/// Roles: admin.
+#[utoipa::path(
+    put,
+    path = "/api/v1/sites/{site}/tariffs",
+    tag = "sites",
+    params(("site" = SiteId, Path, description = "The site.")),
+    request_body = Tariff,
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "Saved.", body = Changed),
+        BadRequest, NotFound, Conflict, TooLarge, UserErrors,
+    )
+)]
 pub async fn save_tariff<S: Store>(
     State(app): State<SharedApp<S>>,
     headers: HeaderMap,
@@ -418,7 +600,24 @@ pub async fn save_tariff<S: Store>(
     Ok(Json(Changed { version }))
 }
 
-/// `PUT /api/v1/sites/{site}/services/{service}`: a meal window; admin.
+/// A meal window of the site; the body's service id is the path's.
+///
+/// Roles: admin.
+#[utoipa::path(
+    put,
+    path = "/api/v1/sites/{site}/services/{service}",
+    tag = "sites",
+    params(
+        ("site" = SiteId, Path, description = "The site."),
+        ("service" = ServiceId, Path, description = "The service."),
+    ),
+    request_body = Service,
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "Saved.", body = Changed),
+        BadRequest, NotFound, Conflict, TooLarge, UserErrors,
+    )
+)]
 pub async fn save_service<S: Store>(
     State(app): State<SharedApp<S>>,
     headers: HeaderMap,
@@ -439,7 +638,24 @@ pub async fn save_service<S: Store>(
     Ok(Json(Changed { version }))
 }
 
-/// `PUT /api/v1/sites/{site}/staff/{staff}`: a staff member and their kiosk PIN; admin.
+/// A staff member and their kiosk PIN (kept only as an Argon2 hash).
+///
+/// Roles: admin.
+#[utoipa::path(
+    put,
+    path = "/api/v1/sites/{site}/staff/{staff}",
+    tag = "sites",
+    params(
+        ("site" = SiteId, Path, description = "The site."),
+        ("staff" = StaffId, Path, description = "The staff member."),
+    ),
+    request_body = StaffRequest,
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "Saved.", body = Changed),
+        BadRequest, NotFound, Conflict, TooLarge, UserErrors,
+    )
+)]
 pub async fn save_staff<S: Store>(
     State(app): State<SharedApp<S>>,
     headers: HeaderMap,
@@ -456,7 +672,21 @@ pub async fn save_staff<S: Store>(
     Ok(Json(Changed { version }))
 }
 
-/// `PUT /api/v1/sites/{site}/settings`: the site's kiosk settings; admin.
+/// The site's kiosk settings.
+///
+/// Roles: admin.
+#[utoipa::path(
+    put,
+    path = "/api/v1/sites/{site}/settings",
+    tag = "sites",
+    params(("site" = SiteId, Path, description = "The site.")),
+    request_body = KioskSettings,
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "Saved.", body = Changed),
+        BadRequest, NotFound, Conflict, TooLarge, UserErrors,
+    )
+)]
 pub async fn save_settings<S: Store>(
     State(app): State<SharedApp<S>>,
     headers: HeaderMap,
@@ -470,7 +700,19 @@ pub async fn save_settings<S: Store>(
     Ok(Json(Changed { version }))
 }
 
-/// `GET /api/v1/anomalies`: finance, admin.
+/// Quarantined records, records that moved no money, and open gaps.
+///
+/// Roles: finance, admin.
+#[utoipa::path(
+    get,
+    path = "/api/v1/anomalies",
+    tag = "monitoring",
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "Every anomaly.", body = Vec<AnomalyView>),
+        UserErrors,
+    )
+)]
 pub async fn anomalies<S: Store>(
     State(app): State<SharedApp<S>>,
     headers: HeaderMap,
@@ -490,7 +732,19 @@ pub async fn anomalies<S: Store>(
     ))
 }
 
-/// `GET /api/v1/kiosks`: the fleet as last reported; finance, admin.
+/// Each kiosk's last report: when it was last seen, its version, unsynced records, reader.
+///
+/// Roles: finance, admin.
+#[utoipa::path(
+    get,
+    path = "/api/v1/kiosks",
+    tag = "monitoring",
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "The fleet.", body = Vec<KioskView>),
+        UserErrors,
+    )
+)]
 pub async fn kiosks<S: Store>(
     State(app): State<SharedApp<S>>,
     headers: HeaderMap,

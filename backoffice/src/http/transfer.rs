@@ -7,6 +7,7 @@ use axum::response::Json;
 use proto::api::ErrorCode;
 use serde::Serialize;
 
+use super::openapi::{BadRequest, NotFound, TooLarge, UserErrors};
 use super::{Failure, people};
 use crate::limits::TRANSFER_BYTES_MAX;
 use crate::manage::FINANCE;
@@ -17,7 +18,7 @@ use crate::transfer::{self, TransferError};
 pub const TRANSFER_PATH: &str = "/api/v1/transfers";
 
 /// What a transfer did.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TransferView {
     pub device: String,
     /// The highest `seq` up to which the back-office holds every record of the kiosk.
@@ -28,8 +29,27 @@ pub struct TransferView {
     pub quarantined: u32,
 }
 
-/// Finance and admin bring transfers; the body is the export file (JSON Lines). Who asks is
-/// checked first: the body, up to [`TRANSFER_BYTES_MAX`], is read only for them.
+/// Ingests a kiosk's export file brought by hand, as the kiosk's own uploads would be.
+///
+/// The body is the file `kiosk export` wrote: JSON Lines, one signed record a line, all of one
+/// kiosk. Records already held count as duplicates, and so do the same records when the kiosk
+/// later uploads them itself. Roles: finance, admin.
+// Who asks is checked first: the body, up to [`TRANSFER_BYTES_MAX`], is read only for them.
+#[utoipa::path(
+    post,
+    path = "/api/v1/transfers",
+    tag = "kiosks",
+    request_body(
+        content = String,
+        content_type = "application/jsonl",
+        description = "The export file: one `SignedRecord` (JSON) a line."
+    ),
+    security(("bearer" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "What was stored.", body = TransferView),
+        BadRequest, NotFound, TooLarge, UserErrors,
+    )
+)]
 pub async fn upload<S: Store>(
     State(app): State<SharedApp<S>>,
     request: Request,

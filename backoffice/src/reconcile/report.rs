@@ -10,7 +10,7 @@ use proto::{
 use serde::{Deserialize, Serialize};
 
 /// The stored result of one reconciliation. Deterministic: the same inputs give equal reports.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Report {
     pub date: ServiceDate,
     /// One site, or all sites when none.
@@ -49,7 +49,7 @@ impl Report {
 }
 
 /// One kiosk's day.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct KioskDay {
     pub device: DeviceId,
     pub site: SiteId,
@@ -70,7 +70,7 @@ pub struct KioskDay {
 }
 
 /// One site's day: the sums of its kiosks.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SiteDay {
     pub site: Option<SiteId>,
     pub kiosks: u32,
@@ -84,7 +84,7 @@ pub struct SiteDay {
     pub cash_difference: Cents,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MealLine {
     pub site: SiteId,
     pub meal_type: MealType,
@@ -96,7 +96,9 @@ pub struct MealLine {
 }
 
 /// Where money was paid in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum TopUpSource {
     Kiosk,
@@ -104,7 +106,9 @@ pub enum TopUpSource {
     Online,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentMethod {
     Cash,
@@ -112,7 +116,7 @@ pub enum PaymentMethod {
     Online,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TopUpLine {
     pub source: TopUpSource,
     pub method: PaymentMethod,
@@ -122,7 +126,7 @@ pub struct TopUpLine {
 }
 
 /// Opening and closing balance of all accounts around the day, by the back-office's clock.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BalanceCheck {
     pub opening: Cents,
     pub movements: Cents,
@@ -132,7 +136,7 @@ pub struct BalanceCheck {
 }
 
 /// Something finance should see, with its evidence and what to do about it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Finding {
     pub kind: FindingKind,
     pub site: Option<SiteId>,
@@ -145,7 +149,19 @@ pub struct Finding {
 }
 
 /// Every check's name. Defects break trust in the figures; the others are listed for action.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingKind {
     NotUploaded,

@@ -106,7 +106,7 @@ pub struct SavedReconciliation {
 }
 
 /// What finance decided about a proposed void.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum VoidStatus {
     Pending,
@@ -137,7 +137,7 @@ impl VoidStatus {
 /// A meal charged twice for the same pupil and service (at two kiosks): the later meal is
 /// proposed for a void, which finance approves (the account is credited back by an
 /// adjustment on the next open day) or rejects.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProposedVoid {
     /// Assigned by the store; 0 before it is saved.
     pub id: i64,
