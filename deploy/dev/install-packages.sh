@@ -35,8 +35,9 @@ packages_demo=(pkg-config gcc libc6-dev libpcsclite-dev fonts-dejavu-core libxkb
     libx11-xcb1 libxcursor1 alsa-utils)
 
 # The PyPI packages of the tests, pinned, in a virtual environment of the repository's target/
-# (backoffice/tests/kiosk_api.rs runs target/py/bin/openapi-spec-validator).
-python_test=(openapi-spec-validator==0.9.0)
+# (backoffice/tests/kiosk_api.rs runs target/py/bin/openapi-spec-validator, and
+# backoffice/tests/schemathesis.rs target/py/bin/schemathesis).
+python_test=(openapi-spec-validator==0.9.0 schemathesis==4.32.5)
 python_dir="$(cd "$(dirname "$0")/../.." && pwd)/target/py"
 
 case "$profile" in

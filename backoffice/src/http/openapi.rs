@@ -64,7 +64,6 @@ use super::{finance, kiosk, people, transfer};
             Conflict,
             TooLarge,
             Unprocessable,
-            TooManySignIns,
             Unavailable
         )
     ),
@@ -209,8 +208,9 @@ macro_rules! error_responses {
 error_responses! {
     BadRequest(400): "The path, query or body does not parse, or the change breaks a rule; \
         nothing was done.";
-    Unauthenticated(401): "No valid credentials: for people, an API token or HTTP Basic; for \
-        kiosks, a signed request (unknown device, clock skew, bad nonce or signature, or a \
+    Unauthenticated(401): "No valid credentials: for people, an API token or HTTP Basic (after \
+        five failed sign-ins under a name from one address within 15 minutes, that name is \
+        refused from there for 15 minutes, with that reason); for kiosks, a signed request (unknown device, clock skew, bad nonce or signature, or a \
         replayed request, code `replayed`).";
     Forbidden(403): "The caller's role may not do this, staff asked about another site, or the \
         kiosk is revoked.";
@@ -219,8 +219,6 @@ error_responses! {
     TooLarge(413): "The body is larger than this endpoint accepts, or a batch holds too many \
         records.";
     Unprocessable(422): "Refused in the state the data is in, such as a day already signed off.";
-    TooManySignIns(429): "Too many failed sign-ins under this name from this address: HTTP \
-        Basic is locked for 15 minutes.";
     Unavailable(503): "The database does not answer; try again later.";
 }
 
@@ -232,7 +230,6 @@ impl IntoResponses for UserErrors {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
         let mut responses = Unauthenticated::responses();
         responses.extend(Forbidden::responses());
-        responses.extend(TooManySignIns::responses());
         responses.extend(Unavailable::responses());
         responses
     }

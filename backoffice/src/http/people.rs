@@ -179,6 +179,10 @@ pub(super) async fn user_with<S: Store>(
     Ok(user)
 }
 
+/// The message of credentials refused because the name is locked out from this address.
+pub const LOCKED_OUT: &str =
+    "too many failed sign-ins under this name from here: try again in 15 minutes";
+
 fn unauthenticated() -> Failure {
     Failure::new(
         StatusCode::UNAUTHORIZED,
@@ -226,10 +230,11 @@ async fn password_user<S: Store>(
     match sign_in::check_password(&app.store, attempt, &Role::ALL, app.clock.now()).await? {
         SignIn::Known(user) => Ok(user),
         SignIn::Failed => Err(unauthenticated()),
+        // Refused credentials, as any client expects them: 401, the reason in the message.
         SignIn::Locked => Err(Failure::new(
-            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::UNAUTHORIZED,
             ErrorCode::Unauthenticated,
-            "too many failed sign-ins under this name from here: try again in 15 minutes",
+            LOCKED_OUT,
         )),
         SignIn::Busy => Err(unavailable()),
     }
