@@ -36,8 +36,8 @@ pub struct ServeOptions {
     /// The time zone finance reconciles service days in.
     pub finance: crate::reconcile::Settings,
     pub clock: SharedClock,
-    /// The bearer token `/metrics` asks of a scraper on another machine; without one, only
-    /// this machine may read it.
+    /// The bearer token `/metrics` asks of every scraper; without one, only this machine may
+    /// read it.
     pub metrics_token: Option<String>,
 }
 

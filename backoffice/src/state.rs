@@ -15,7 +15,7 @@ pub struct App<S> {
     pub finance: Settings,
     /// Where every handler reads "now".
     pub clock: SharedClock,
-    /// The bearer token `/metrics` asks of a scraper on another machine.
+    /// The bearer token `/metrics` asks of every scraper (none: this machine only).
     pub metrics_token: Option<String>,
 }
 

@@ -690,43 +690,52 @@ async fn metrics_status(router: Router, from: &str, headers: &[(&str, &str)]) ->
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_answer_this_machine_or_the_scrapers_token_only() {
+async fn metrics_answer_the_scrapers_token_or_else_this_machine_only() {
     const TOKEN: &str = "a-token-of-at-least-thirty-two-characters";
     let db = SqliteDb::new();
+    let without = metrics_router(&db, None).await;
+    let with = metrics_router(&db, Some(TOKEN)).await;
+    let bearer = format!("Bearer {TOKEN}");
+    let remote = "192.0.2.10:40000";
+    let cases: [(&Router, &str, Headers<'_>, u16); 8] = [
+        (&without, "127.0.0.1:40000", vec![], 200),
+        (&without, "[::1]:40000", vec![], 200),
+        (&without, remote, vec![], 401),
+        // The client address is the connection's: a header claiming loopback changes nothing.
+        (
+            &without,
+            remote,
+            vec![("x-canteen-client", "127.0.0.1")],
+            401,
+        ),
+        // With a token, nobody is answered without it, this machine included (a proxy here
+        // would otherwise open it to all).
+        (&with, "127.0.0.1:40000", vec![], 401),
+        (&with, remote, vec![("authorization", "Bearer wrong")], 401),
+        (&with, remote, vec![("authorization", bearer.as_str())], 200),
+        (
+            &with,
+            "127.0.0.1:40000",
+            vec![("authorization", bearer.as_str())],
+            200,
+        ),
+    ];
+    for (router, from, headers, expected) in cases {
+        let status = metrics_status(router.clone(), from, &headers).await;
+        assert_eq!(status, expected, "{from} {headers:?}");
+    }
+}
+
+/// The service's router over `db`, with `metrics_token`.
+async fn metrics_router(db: &SqliteDb, metrics_token: Option<&str>) -> Router {
     let app = Arc::new(App {
         store: db.open().await,
         metrics: Metrics::default(),
         finance: settings(),
         clock: SystemClock::shared(),
-        metrics_token: Some(TOKEN.to_owned()),
+        metrics_token: metrics_token.map(str::to_owned),
     });
-    let router = backoffice::app::router(app);
-    let bearer = format!("Bearer {TOKEN}");
-    let cases: [(&str, Headers<'_>, u16); 6] = [
-        ("127.0.0.1:40000", vec![], 200),
-        ("[::1]:40000", vec![], 200),
-        ("192.0.2.10:40000", vec![], 401),
-        (
-            "192.0.2.10:40000",
-            vec![("authorization", "Bearer wrong")],
-            401,
-        ),
-        // The client address is the connection's: a header claiming loopback changes nothing.
-        (
-            "192.0.2.10:40000",
-            vec![("x-canteen-client", "127.0.0.1")],
-            401,
-        ),
-        (
-            "192.0.2.10:40000",
-            vec![("authorization", bearer.as_str())],
-            200,
-        ),
-    ];
-    for (from, headers, expected) in cases {
-        let status = metrics_status(router.clone(), from, &headers).await;
-        assert_eq!(status, expected, "{from} {headers:?}");
-    }
+    backoffice::app::router(app)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -290,8 +290,8 @@ async fn healthz<S: Store>(State(app): State<SharedApp<S>>) -> Result<&'static s
 /// Prometheus metrics: requests, latencies, records ingested, refusals by reason, per-kiosk
 /// last seen.
 ///
-/// A scraper on this machine needs no credentials; any other sends the bearer token configured
-/// with `--metrics-token-file`.
+/// With `--metrics-token-file`, every scraper sends that bearer token; without, only a scraper
+/// on this machine is answered.
 #[utoipa::path(
     get,
     path = "/metrics",
@@ -306,21 +306,23 @@ async fn metrics<S: Store>(
     State(app): State<SharedApp<S>>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, Failure> {
-    let local = crate::sign_in::client_of(&headers)
-        .parse::<std::net::IpAddr>()
-        .is_ok_and(|address| address.is_loopback());
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "));
-    let token_matches = match (&app.metrics_token, bearer) {
+    let admitted = match (&app.metrics_token, bearer) {
         // Compared as digests: the time a comparison takes says nothing of the token.
         (Some(expected), Some(sent)) => {
             proto::Digest::of(expected.as_bytes()) == proto::Digest::of(sent.as_bytes())
         }
-        _ => false,
+        (Some(_), None) => false,
+        // No token configured: this machine only (a proxy on this machine must then not
+        // forward /metrics).
+        (None, _) => crate::sign_in::client_of(&headers)
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_loopback()),
     };
-    if !local && !token_matches {
+    if !admitted {
         return Err(Failure::new(
             StatusCode::UNAUTHORIZED,
             ErrorCode::Unauthenticated,

@@ -90,8 +90,8 @@ pub struct ServeArgs {
     /// reconcile only on demand.
     #[arg(long, env = "BACKOFFICE_RECONCILE_AT", default_value = "02:00")]
     pub reconcile_at: String,
-    /// A file holding the bearer token Prometheus sends for /metrics (its `authorization:
-    /// credentials_file`). Without it, /metrics answers only on this machine (loopback).
+    /// A file holding the bearer token every scraper of /metrics must send (Prometheus'
+    /// `authorization: credentials_file`). Without it, /metrics answers only this machine.
     #[arg(long, env = "BACKOFFICE_METRICS_TOKEN_FILE")]
     pub metrics_token_file: Option<PathBuf>,
 }
