@@ -65,12 +65,7 @@ pub async fn user<S: Store>(
 ) -> anyhow::Result<()> {
     match command {
         UserCommand::Add { name, role, site } => {
-            let role = Role::parse(&role).with_context(|| {
-                format!("--role {role}: expected staff, finance, admin or payments")
-            })?;
-            let site = site
-                .map(|site| SiteId::parse(&site).context("--site"))
-                .transpose()?;
+            let (role, site) = role_and_site(&role, site.as_deref())?;
             let password = first_line("the password")?;
             let user = User::new(&name, role, site, &password)?;
             users::add(store, actor, &user, now).await?;
@@ -113,12 +108,7 @@ pub async fn token<S: Store>(
             site,
             days,
         } => {
-            let role = Role::parse(&role).with_context(|| {
-                format!("--role {role}: expected staff, finance, admin or payments")
-            })?;
-            let site = site
-                .map(|site| SiteId::parse(&site).context("--site"))
-                .transpose()?;
+            let (role, site) = role_and_site(&role, site.as_deref())?;
             let new = tokens::NewToken {
                 name,
                 role,
@@ -157,6 +147,16 @@ pub async fn token<S: Store>(
         }
     }
     Ok(())
+}
+
+/// `--role` and `--site` of a user or an API token.
+fn role_and_site(role: &str, site: Option<&str>) -> anyhow::Result<(Role, Option<SiteId>)> {
+    let role = Role::parse(role)
+        .with_context(|| format!("--role {role}: expected staff, finance, admin or payments"))?;
+    let site = site
+        .map(|site| SiteId::parse(site).context("--site"))
+        .transpose()?;
+    Ok((role, site))
 }
 
 pub async fn account<S: Store>(
