@@ -33,6 +33,7 @@ use backoffice::store::{
 };
 use backoffice::users::{Role, User};
 use proto::{Cents, Seq, SignedRecord, Text};
+use serde_json::json;
 
 use common::app::TestApp;
 use common::day::{Db, Till, date, lunch, meal_for, night_after, settings, void_of};
@@ -803,7 +804,7 @@ async fn machine_clients_use_tokens_that_expire_and_can_be_revoked() {
     let provider = token_for(&app, "provider", Role::Payments, None, 30).await;
     let script = token_for(&app, "jaures-script", Role::Staff, Some("jaures"), 1).await;
     let payment = |reference: &str| {
-        serde_json::json!({"reference": reference, "account": "A1", "amount": 1000}).to_string()
+        json!({"reference": reference, "account": "A1", "amount": 1000}).to_string()
     };
     let pay = |token: String, reference: &'static str| {
         let app = &app;
@@ -966,4 +967,82 @@ fn fill_params(template: &str, value: &str) -> String {
     }
     path.push_str(rest);
     path
+}
+
+/// What the document promises of a body holds both ways: settings a kiosk cannot work with (a
+/// result shown for 0 ms, a sync every millisecond, an idle sign-out after 50 days) are refused
+/// and change nothing; a whole number written `30000.0`, a `PUT` body leaving out the id its path
+/// gives, and a pupil kept at their site are read as the document says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_are_judged_as_the_document_states_them() {
+    let db = SqliteDb::new();
+    let store = db.open().await;
+    populate(&store).await;
+    let app = TestApp::start(store).await;
+    let admin = vec![
+        bearer(&token_for(&app, "bodies", Role::Admin, None, 1).await),
+        ("content-type", "application/json".to_owned()),
+    ];
+    let put = |path: &'static str, body: serde_json::Value| {
+        let app = &app;
+        let admin = &admin;
+        async move {
+            let reply = app
+                .request("PUT", path, admin, body.to_string().as_bytes())
+                .await;
+            (
+                reply.status,
+                String::from_utf8_lossy(&reply.body).into_owned(),
+            )
+        }
+    };
+    let settings =
+        |display: serde_json::Value, sync: serde_json::Value, idle: serde_json::Value| {
+            json!({"result_display_ms": display, "sync_interval_ms": sync,
+            "staff_idle_signout_ms": idle, "language": "fr"})
+        };
+    let before = db.city_rows();
+    for (display, sync, idle) in [
+        (json!(0), json!(30_000), json!(60_000)),
+        (json!(2_000), json!(1), json!(60_000)),
+        (json!(2_000), json!(30_000), json!(4_320_000_000_u64)),
+        (json!(2_000.5), json!(30_000), json!(60_000)),
+    ] {
+        let (status, body) = put(
+            "/api/v1/sites/jaures/settings",
+            settings(display.clone(), sync.clone(), idle.clone()),
+        )
+        .await;
+        assert_eq!(status, 400, "{display} {sync} {idle}: {body}");
+    }
+    assert_eq!(
+        db.city_rows(),
+        before,
+        "refused settings changed the city's rows"
+    );
+
+    let (status, body) = put(
+        "/api/v1/sites/jaures/settings",
+        settings(json!(2_000.0), json!(30_000), json!(60_000.0)),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    let service = json!({"name": "Déjeuner", "meal_type": "lunch",
+        "weekdays": ["monday"], "start": "11:30", "end": "13:30"});
+    let (status, body) = put("/api/v1/sites/jaures/services/lunch", service.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    let mut named_other = service;
+    named_other["id"] = "dinner".into();
+    let (status, body) = put("/api/v1/sites/jaures/services/lunch", named_other).await;
+    assert_eq!(status, 400, "{body}");
+
+    let (status, body) = put(
+        "/api/v1/pupils/P1",
+        json!({"site": "ferry", "pupil": {"account": "A1", "first_name": "Léa",
+            "last_name": "Martin", "bracket": "q3"}}),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("stays at their site"), "{body}");
 }

@@ -42,6 +42,13 @@ pub enum ParseError {
     TextTooLong { max: usize },
     #[error("text: control characters are not allowed")]
     TextControl,
+    #[error("{what}: {found} is outside {min} to {max}")]
+    OutOfRange {
+        what: &'static str,
+        found: u64,
+        min: u64,
+        max: u64,
+    },
 }
 
 /// Deserializes a string through `parse`, reading it in place when the input allows: no copy is

@@ -1,6 +1,18 @@
 //! Every bound in one place. A value beyond one of these is refused with a typed error, never
 //! truncated or wrapped.
 
+use std::ops::RangeInclusive;
+
+/// How long a pupil's result stays on a kiosk's screen: long enough to read, short enough for
+/// the queue.
+pub const RESULT_DISPLAY_MS: RangeInclusive<u32> = 500..=60_000;
+
+/// How often a kiosk syncs when online: not more than once a second, at least once an hour.
+pub const SYNC_INTERVAL_MS: RangeInclusive<u32> = 1_000..=3_600_000;
+
+/// Staff mode's sign-out after inactivity: from 10 seconds to an hour.
+pub const STAFF_IDLE_SIGNOUT_MS: RangeInclusive<u32> = 10_000..=3_600_000;
+
 /// Characters in an identifier (device, account, pupil, staff, site, service, meal type, bracket).
 pub const ID_CHARS_MAX: usize = 64;
 

@@ -2,7 +2,9 @@
 //! document (the `openapi` feature). Each states what the type's parser accepts, with the bounds
 //! of `limits.rs`, so a client can check a value before sending it.
 
-use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
+use utoipa::openapi::schema::{
+    AdditionalProperties, KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
+};
 use utoipa::openapi::{Object, RefOr};
 
 use crate::limits::{
@@ -34,6 +36,22 @@ pub(crate) fn text() -> RefOr<Schema> {
     .min_length(Some(1))
     .max_length(Some(TEXT_CHARS_MAX))
     .into()
+}
+
+/// A card's holder, `{"pupil": id}` or `{"staff": id}`: one key, nothing else.
+pub(crate) fn card_holder() -> RefOr<Schema> {
+    let holder = |key: &str, what: &str| {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property(key, id(what))
+            .required(key)
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+    };
+    OneOfBuilder::new()
+        .description(Some("Who carries the card: a pupil or a staff member."))
+        .item(holder("pupil", "pupil id"))
+        .item(holder("staff", "staff id"))
+        .into()
 }
 
 /// A card UID (`CardUid::from_hex`): 4, 7 or 10 bytes in lowercase hex.
@@ -120,6 +138,40 @@ pub fn cents_within(minimum: i64, maximum: i64, description: &str) -> Object {
         .description(Some(description))
         .minimum(Some(minimum))
         .maximum(Some(maximum))
+        .build()
+}
+
+/// A kiosk's result display time (`limits::RESULT_DISPLAY_MS`).
+pub(crate) fn result_display_ms() -> Object {
+    millis_within(
+        &crate::limits::RESULT_DISPLAY_MS,
+        "How long a pupil's result stays on screen, in milliseconds.",
+    )
+}
+
+/// A kiosk's sync interval (`limits::SYNC_INTERVAL_MS`).
+pub(crate) fn sync_interval_ms() -> Object {
+    millis_within(
+        &crate::limits::SYNC_INTERVAL_MS,
+        "How often the kiosk syncs when online, in milliseconds.",
+    )
+}
+
+/// Staff mode's idle sign-out (`limits::STAFF_IDLE_SIGNOUT_MS`).
+pub(crate) fn staff_idle_signout_ms() -> Object {
+    millis_within(
+        &crate::limits::STAFF_IDLE_SIGNOUT_MS,
+        "Staff mode signs out after this much inactivity, in milliseconds.",
+    )
+}
+
+fn millis_within(range: &std::ops::RangeInclusive<u32>, description: &str) -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int32)))
+        .description(Some(description))
+        .minimum(Some(*range.start()))
+        .maximum(Some(*range.end()))
         .build()
 }
 

@@ -9,13 +9,14 @@ use time::format_description::FormatItem;
 use time::macros::format_description;
 
 use crate::ids::{
-    AccountId, BracketId, CardUid, MealType, PupilId, Seq, ServiceId, SiteId, SnapshotVersion,
-    StaffId, Text,
+    AccountId, BracketId, CardUid, MealType, ParseError, PupilId, Seq, ServiceId, SiteId,
+    SnapshotVersion, StaffId, Text,
 };
 use crate::limits::{
-    DIETARY_FLAGS_MAX, MEAL_PRICE_CENTS_MAX, OVERDRAFT_FLOOR_CENTS_MIN, SNAPSHOT_ACCOUNTS_MAX,
-    SNAPSHOT_CARDS_MAX, SNAPSHOT_HOTLIST_MAX, SNAPSHOT_PUPILS_MAX, SNAPSHOT_SERVICES_MAX,
-    SNAPSHOT_STAFF_MAX, SNAPSHOT_TARIFFS_MAX,
+    DIETARY_FLAGS_MAX, MEAL_PRICE_CENTS_MAX, OVERDRAFT_FLOOR_CENTS_MIN, RESULT_DISPLAY_MS,
+    SNAPSHOT_ACCOUNTS_MAX, SNAPSHOT_CARDS_MAX, SNAPSHOT_HOTLIST_MAX, SNAPSHOT_PUPILS_MAX,
+    SNAPSHOT_SERVICES_MAX, SNAPSHOT_STAFF_MAX, SNAPSHOT_TARIFFS_MAX, STAFF_IDLE_SIGNOUT_MS,
+    SYNC_INTERVAL_MS,
 };
 use crate::money::Cents;
 
@@ -88,13 +89,23 @@ pub struct Card {
     pub holder: CardHolder,
 }
 
+/// Written `{"pupil": id}` or `{"staff": id}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum CardHolder {
     Pupil(PupilId),
     Staff(StaffId),
 }
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for CardHolder {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        crate::openapi::card_holder()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for CardHolder {}
 
 /// The price of one meal type for one bracket.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,7 +118,8 @@ pub struct Tariff {
     pub price: Cents,
 }
 
-/// A meal window at the site, on the given weekdays, in the site's local time.
+/// A meal window at the site, on the given weekdays, in the site's local time; it ends after it
+/// starts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
@@ -115,6 +127,7 @@ pub struct Service {
     pub id: ServiceId,
     pub name: Text,
     pub meal_type: MealType,
+    #[cfg_attr(feature = "openapi", schema(min_items = 1))]
     pub weekdays: Vec<Weekday>,
     pub start: LocalTime,
     pub end: LocalTime,
@@ -190,12 +203,44 @@ pub struct StaffCredential {
 #[serde(deny_unknown_fields)]
 pub struct KioskSettings {
     /// How long a pupil's result stays on screen.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::result_display_ms))]
     pub result_display_ms: u32,
     /// How often the kiosk syncs when online.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::sync_interval_ms))]
     pub sync_interval_ms: u32,
     /// Staff mode signs out after this much inactivity.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::staff_idle_signout_ms))]
     pub staff_idle_signout_ms: u32,
     pub language: Language,
+}
+
+impl KioskSettings {
+    /// Settings that a kiosk can work with: each duration within its bounds in `limits.rs`.
+    pub fn check(&self) -> Result<(), ParseError> {
+        for (what, found, range) in [
+            (
+                "result_display_ms",
+                self.result_display_ms,
+                RESULT_DISPLAY_MS,
+            ),
+            ("sync_interval_ms", self.sync_interval_ms, SYNC_INTERVAL_MS),
+            (
+                "staff_idle_signout_ms",
+                self.staff_idle_signout_ms,
+                STAFF_IDLE_SIGNOUT_MS,
+            ),
+        ] {
+            if !range.contains(&found) {
+                return Err(ParseError::OutOfRange {
+                    what,
+                    found: found.into(),
+                    min: (*range.start()).into(),
+                    max: (*range.end()).into(),
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -325,7 +325,7 @@ async fn decide<S: Store>(
     params(
         ("kind" = inline(ExportKindName), Path, description = "What to export."),
         ("from" = ServiceDate, Query, description = "The first day."),
-        ("to" = Option<ServiceDate>, Query, description = "The last day; `from` without it."),
+        ("to" = Option<ServiceDate>, Query, description = "The last day, not before `from`; `from` without it."),
         ("site" = Option<SiteId>, Query, description = "One site's; all sites without it."),
     ),
     security(("bearer" = []), ("basic" = [])),

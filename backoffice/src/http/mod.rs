@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod finance;
+mod input;
 pub mod kiosk;
 pub mod openapi;
 pub mod people;
@@ -79,6 +80,9 @@ impl From<ManageError> for Failure {
                 Failure::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
             }
             ManageError::Invalid(message) => Failure::bad_request(message),
+            ManageError::Conflict(message) => {
+                Failure::new(StatusCode::CONFLICT, ErrorCode::Conflict, message)
+            }
             ManageError::Store(error) => Failure::from(error),
         }
     }

@@ -22,6 +22,7 @@ use utoipa::openapi::Object;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 
 use super::Failure;
+pub(super) use super::input::{body, body_named, path};
 use super::openapi::{BadRequest, Conflict, NotFound, TooLarge, UserErrors};
 use crate::limits::{
     ADJUSTMENT_CENTS_MAX, COUNTER_TOP_UP_CENTS_MAX, ONLINE_PAYMENT_CENTS_MAX, PIN_DIGITS_MAX,
@@ -88,7 +89,36 @@ pub struct PaymentRequest {
 #[serde(deny_unknown_fields)]
 pub struct PupilRequest {
     pub site: SiteId,
+    /// The pupil; the path names it, so its `id` may be left out.
+    #[schema(schema_with = pupil_named_by_path)]
     pub pupil: Pupil,
+}
+
+/// A service as `PUT` takes it: the path names it, so its `id` may be left out.
+#[derive(Debug)]
+pub struct ServiceNamedByPath;
+
+impl utoipa::PartialSchema for ServiceNamedByPath {
+    fn schema() -> Schemas {
+        without_id(<Service as utoipa::PartialSchema>::schema())
+    }
+}
+
+impl ToSchema for ServiceNamedByPath {}
+
+fn pupil_named_by_path() -> Schemas {
+    without_id(<Pupil as utoipa::PartialSchema>::schema())
+}
+
+type Schemas = utoipa::openapi::RefOr<utoipa::openapi::Schema>;
+
+/// `schema` without its `id` property: the request's path gives it (`input::body_named`).
+fn without_id(mut schema: Schemas) -> Schemas {
+    if let utoipa::openapi::RefOr::T(utoipa::openapi::Schema::Object(object)) = &mut schema {
+        object.properties.shift_remove("id");
+        object.required.retain(|name| name != "id");
+    }
+    schema
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -135,12 +165,23 @@ fn counter_top_up() -> Object {
     proto::openapi::cents_within(1, COUNTER_TOP_UP_CENTS_MAX, "Euro cents paid in.")
 }
 
-fn adjustment() -> Object {
-    proto::openapi::cents_within(
-        -ADJUSTMENT_CENTS_MAX,
-        ADJUSTMENT_CENTS_MAX,
-        "Euro cents, not 0: positive credits, negative debits.",
-    )
+/// Not zero: a debit of up to the maximum, or a credit of up to it.
+fn adjustment() -> utoipa::openapi::Schema {
+    utoipa::openapi::schema::OneOfBuilder::new()
+        .description(Some(
+            "Euro cents, not 0: positive credits, negative debits.",
+        ))
+        .item(proto::openapi::cents_within(
+            -ADJUSTMENT_CENTS_MAX,
+            -1,
+            "A debit.",
+        ))
+        .item(proto::openapi::cents_within(
+            1,
+            ADJUSTMENT_CENTS_MAX,
+            "A credit.",
+        ))
+        .into()
 }
 
 fn online_payment() -> Object {
@@ -259,28 +300,6 @@ fn unavailable() -> Failure {
 
 fn forbidden(message: &str) -> Failure {
     Failure::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
-}
-
-pub(super) fn body<T: serde::de::DeserializeOwned>(
-    body: Result<Bytes, BytesRejection>,
-) -> Result<T, Failure> {
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Failure::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::BodyTooLarge,
-                "body too large",
-            )
-        } else {
-            Failure::bad_request(rejection.body_text())
-        }
-    })?;
-    serde_json::from_slice(&body).map_err(|error| Failure::bad_request(format!("body: {error}")))
-}
-
-pub(super) fn path<T>(path: Result<Path<T>, PathRejection>) -> Result<T, Failure> {
-    path.map(|Path(value)| value)
-        .map_err(|rejection| Failure::bad_request(rejection.body_text()))
 }
 
 fn parse<T>(
@@ -489,12 +508,7 @@ pub async fn save_pupil<S: Store>(
 ) -> Result<Json<Changed>, Failure> {
     let actor = actor_with(&app, &headers, manage::COUNTER).await?;
     let id = parse("pupil", &path(pupil)?, PupilId::parse)?;
-    let request: PupilRequest = body(request)?;
-    if request.pupil.id != id {
-        return Err(Failure::bad_request(
-            "the body's pupil id differs from the path's",
-        ));
-    }
+    let request: PupilRequest = body_named(request, "/pupil", "pupil", id.as_str())?;
     let version = people::save_pupil(&app.store, &actor, &request.site, &request.pupil).await?;
     Ok(Json(Changed { version }))
 }
@@ -616,7 +630,7 @@ pub async fn save_tariff<S: Store>(
         ("site" = SiteId, Path, description = "The site."),
         ("service" = ServiceId, Path, description = "The service."),
     ),
-    request_body = Service,
+    request_body = ServiceNamedByPath,
     security(("bearer" = []), ("basic" = [])),
     responses(
         (status = 200, description = "Saved.", body = Changed),
@@ -633,12 +647,7 @@ pub async fn save_service<S: Store>(
     let (site, service_id) = path(ids)?;
     let site = parse("site", &site, SiteId::parse)?;
     let service_id = parse("service", &service_id, ServiceId::parse)?;
-    let service: Service = body(request)?;
-    if service.id != service_id {
-        return Err(Failure::bad_request(
-            "the body's service id differs from the path's",
-        ));
-    }
+    let service: Service = body_named(request, "", "service", service_id.as_str())?;
     let version = sites::save_service(&app.store, &actor, &site, &service).await?;
     Ok(Json(Changed { version }))
 }

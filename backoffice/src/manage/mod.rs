@@ -148,8 +148,17 @@ pub enum ManageError {
     /// The change breaks a rule; nothing was written.
     #[error("{0}")]
     Invalid(String),
+    /// The change is well formed but contradicts what is stored; nothing was written.
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<proto::ParseError> for ManageError {
+    fn from(error: proto::ParseError) -> ManageError {
+        ManageError::Invalid(error.to_string())
+    }
 }
 
 impl From<crate::users::UserError> for ManageError {

@@ -27,7 +27,7 @@ pub fn check_pupil(
         )));
     }
     if stored_site.is_some_and(|stored| stored != site) {
-        return Err(ManageError::Invalid(
+        return Err(ManageError::Conflict(
             "a pupil stays at their site; enrol them anew".to_owned(),
         ));
     }

@@ -75,6 +75,7 @@ pub async fn save_settings<S: Store>(
     settings: &KioskSettings,
 ) -> Result<SnapshotVersion, ManageError> {
     actor.require(ADMIN)?;
+    settings.check()?;
     let mut transaction = store.begin(Mode::Write).await?;
     let result = async {
         transaction.upsert_settings(site, settings).await?;

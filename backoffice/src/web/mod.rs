@@ -223,7 +223,9 @@ impl PageError {
     pub fn manage(lang: Lang) -> impl FnOnce(ManageError) -> PageError {
         move |error| match error {
             ManageError::Forbidden(_) => PageError::new(lang, PageErrorKind::Forbidden),
-            ManageError::Invalid(message) => PageError::invalid(lang, message),
+            ManageError::Invalid(message) | ManageError::Conflict(message) => {
+                PageError::invalid(lang, message)
+            }
             ManageError::Store(error) => PageError::new(lang, PageErrorKind::Store(error)),
         }
     }
