@@ -82,15 +82,7 @@ where
 /// only that one spelling; `$schema` describes that spelling in the OpenAPI document.
 macro_rules! serde_as_text {
     ($type:ident, $parse:path, $schema:path) => {
-        #[cfg(feature = "openapi")]
-        impl utoipa::PartialSchema for $type {
-            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-                $schema()
-            }
-        }
-
-        #[cfg(feature = "openapi")]
-        impl utoipa::ToSchema for $type {}
+        schema_from!($type, $schema);
 
         impl serde::Serialize for $type {
             fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -157,15 +149,7 @@ impl<'de> Deserialize<'de> for Text {
     }
 }
 
-#[cfg(feature = "openapi")]
-impl utoipa::PartialSchema for Text {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        crate::openapi::text()
-    }
-}
-
-#[cfg(feature = "openapi")]
-impl utoipa::ToSchema for Text {}
+schema_from!(Text, crate::openapi::text);
 
 /// The version of the back-office's data a snapshot reflects; it rises with every change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -404,15 +388,7 @@ impl<'de> Deserialize<'de> for Seq {
     }
 }
 
-#[cfg(feature = "openapi")]
-impl utoipa::PartialSchema for Seq {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        crate::openapi::seq()
-    }
-}
-
-#[cfg(feature = "openapi")]
-impl utoipa::ToSchema for Seq {}
+schema_from!(Seq, crate::openapi::seq);
 
 const SERVICE_DATE_FORMAT: &[FormatItem<'static>] = format_description!("[year]-[month]-[day]");
 

@@ -14,6 +14,22 @@
 //! - [`limits`]: every bound, named.
 //! - `openapi` (with the `openapi` feature): the JSON Schemas of the types that parse.
 
+/// `$type`'s JSON Schema in the back-office's OpenAPI document is `$schema` (a function of
+/// `openapi.rs`), for the types that parse rather than derive.
+macro_rules! schema_from {
+    ($type:ty, $schema:path) => {
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $type {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                $schema().into()
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $type {}
+    };
+}
+
 pub mod api;
 pub mod chain;
 pub mod crypto;

@@ -97,15 +97,7 @@ pub enum CardHolder {
     Staff(StaffId),
 }
 
-#[cfg(feature = "openapi")]
-impl utoipa::PartialSchema for CardHolder {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
-        crate::openapi::card_holder()
-    }
-}
-
-#[cfg(feature = "openapi")]
-impl utoipa::ToSchema for CardHolder {}
+schema_from!(CardHolder, crate::openapi::card_holder);
 
 /// The price of one meal type for one bracket.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,15 +161,7 @@ impl Serialize for LocalTime {
     }
 }
 
-#[cfg(feature = "openapi")]
-impl utoipa::PartialSchema for LocalTime {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        crate::openapi::local_time()
-    }
-}
-
-#[cfg(feature = "openapi")]
-impl utoipa::ToSchema for LocalTime {}
+schema_from!(LocalTime, crate::openapi::local_time);
 
 impl<'de> Deserialize<'de> for LocalTime {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<LocalTime, D::Error> {
