@@ -9,12 +9,11 @@ use axum::response::Response;
 use maud::{Markup, html};
 use proto::snapshot::{LocalTime, Service, Tariff, Weekday};
 use proto::{BracketId, DeviceId, MealType, PublicKey, ServiceId, SiteId, Text};
-use serde::Deserialize;
 
 use super::i18n::{Lang, Msg};
 use super::layout::{self, csrf, money, page, role_name};
-use super::session::{Viewer, checked_form, viewer};
-use super::{PageError, PageErrorKind, PageResult, see_other};
+use super::session::{Form, Viewer, signed_form, viewer};
+use super::{DoneQuery, PageError, PageErrorKind, PageResult, see_other};
 use crate::import::{self, ImportError, ImportRow, LineError};
 use crate::limits::IMPORT_PREVIEW_ROWS;
 use crate::manage::{self, devices, sites, users};
@@ -34,19 +33,8 @@ const WEEKDAYS: [(Weekday, &str); 7] = [
     (Weekday::Sunday, "sunday"),
 ];
 
-#[derive(Debug, Deserialize)]
-pub struct DoneQuery {
-    #[serde(default)]
-    done: String,
-}
-
-fn done_notice(lang: Lang, done: &str) -> Option<&'static str> {
-    match done {
-        "saved" => Some(Msg::DoneSaved.text(lang)),
-        "revoked" => Some(Msg::DoneRevoked.text(lang)),
-        _ => None,
-    }
-}
+/// What City IT's forms tell when they come back.
+const DONE_NOTICES: &[(&str, Msg)] = &[("saved", Msg::DoneSaved), ("revoked", Msg::DoneRevoked)];
 
 /// `GET /admin`: the sites, each with its tariffs and services.
 pub async fn index<S: Store>(State(app): State<SharedApp<S>>, headers: HeaderMap) -> PageResult {
@@ -100,7 +88,7 @@ pub async fn devices<S: Store>(
         .map(|entry| entry.device)
         .collect();
     let content = html! {
-        @if let Some(done) = done_notice(lang, &query.done) { p.notice role="status" { (done) } }
+        (query.notice(lang, DONE_NOTICES))
         section.card {
             h2 { (Msg::EnrolKiosk.text(lang)) }
             form method="post" action="/admin/devices" {
@@ -152,23 +140,20 @@ pub async fn devices<S: Store>(
     ))
 }
 
-fn invalid(lang: Lang, what: Msg, error: impl std::fmt::Display) -> PageError {
-    PageError::invalid(lang, format!("{}: {error}", what.text(lang)))
-}
-
 /// `POST /admin/devices`: enrols a kiosk from its PEM public key.
 pub async fn enrol<S: Store>(
     State(app): State<SharedApp<S>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> PageResult {
-    let viewer = viewer(&app, &headers, ROLES).await?;
+    let (viewer, form) = signed_form(&app, &headers, ROLES, &body).await?;
     let lang = viewer.lang;
-    let form = checked_form(&viewer, &body)?;
-    let id = DeviceId::parse(form.get("id")).map_err(|error| invalid(lang, Msg::Kiosk, error))?;
-    let site = SiteId::parse(form.get("site")).map_err(|error| invalid(lang, Msg::Site, error))?;
+    let id = DeviceId::parse(form.get("id"))
+        .map_err(|error| PageError::field(lang, Msg::Kiosk, error))?;
+    let site = SiteId::parse(form.get("site"))
+        .map_err(|error| PageError::field(lang, Msg::Site, error))?;
     let key = PublicKey::from_pem(form.get("public_key"))
-        .map_err(|error| invalid(lang, Msg::PublicKeyPem, error))?;
+        .map_err(|error| PageError::field(lang, Msg::PublicKeyPem, error))?;
     let device = Device {
         id: id.clone(),
         site,
@@ -189,10 +174,9 @@ pub async fn revoke<S: Store>(
     Path(device): Path<String>,
     body: Bytes,
 ) -> PageResult {
-    let viewer = viewer(&app, &headers, ROLES).await?;
+    let (viewer, _) = signed_form(&app, &headers, ROLES, &body).await?;
     let lang = viewer.lang;
-    checked_form(&viewer, &body)?;
-    let id = DeviceId::parse(&device).map_err(|_| PageError::new(lang, PageErrorKind::NotFound))?;
+    let id = DeviceId::parse(&device).map_err(PageError::not_found(lang))?;
     devices::revoke(&app.store, &viewer.actor(), &id, app.clock.now())
         .await
         .map_err(PageError::manage(lang))?;
@@ -208,9 +192,8 @@ pub async fn set_user_disabled<S: Store>(
     Path(name): Path<String>,
     body: Bytes,
 ) -> PageResult {
-    let viewer = viewer(&app, &headers, ROLES).await?;
+    let (viewer, form) = signed_form(&app, &headers, ROLES, &body).await?;
     let lang = viewer.lang;
-    let form = checked_form(&viewer, &body)?;
     let disabled = form.get("disabled") == "true";
     users::set_disabled(
         &app.store,
@@ -242,7 +225,7 @@ pub async fn users<S: Store>(
         .await
         .map_err(PageError::manage(lang))?;
     let content = html! {
-        @if let Some(done) = done_notice(lang, &query.done) { p.notice role="status" { (done) } }
+        (query.notice(lang, DONE_NOTICES))
         (add_user_form(&viewer))
         (users_table(&viewer, &users))
     };
@@ -350,17 +333,31 @@ fn user_form(viewer: &Viewer, user: &User) -> Markup {
     }
 }
 
-fn role_and_site(
-    lang: Lang,
-    form: &super::session::Form,
-) -> Result<(Role, Option<SiteId>), PageError> {
-    let role =
-        Role::parse(form.get("role")).ok_or_else(|| invalid(lang, Msg::Role, form.get("role")))?;
+fn role_and_site(lang: Lang, form: &Form) -> Result<(Role, Option<SiteId>), PageError> {
+    let role = Role::parse(form.get("role"))
+        .ok_or_else(|| PageError::field(lang, Msg::Role, form.get("role")))?;
     let site = match form.get("site") {
         "" => None,
-        site => Some(SiteId::parse(site).map_err(|error| invalid(lang, Msg::Site, error))?),
+        site => {
+            Some(SiteId::parse(site).map_err(|error| PageError::field(lang, Msg::Site, error))?)
+        }
     };
     Ok((role, site))
+}
+
+/// A user with the rules of `User::new` and their password hashed. Argon2 is deliberately
+/// slow: the hash is computed off the threads that serve requests.
+async fn new_user(
+    lang: Lang,
+    name: String,
+    role: Role,
+    site: Option<SiteId>,
+    password: String,
+) -> Result<User, PageError> {
+    tokio::task::spawn_blocking(move || User::new(&name, role, site, &password))
+        .await
+        .map_err(|_| PageError::invalid(lang, "hashing failed"))?
+        .map_err(|error| PageError::invalid(lang, error.to_string()))
 }
 
 /// `POST /admin/users`: a new user; the same rules as `backoffice user add`.
@@ -369,17 +366,11 @@ pub async fn add_user<S: Store>(
     headers: HeaderMap,
     body: Bytes,
 ) -> PageResult {
-    let viewer = viewer(&app, &headers, ROLES).await?;
+    let (viewer, form) = signed_form(&app, &headers, ROLES, &body).await?;
     let lang = viewer.lang;
-    let form = checked_form(&viewer, &body)?;
     let (role, site) = role_and_site(lang, &form)?;
     let name = form.get("name").to_owned();
-    let password = form.get("password").to_owned();
-    // Argon2 is deliberately slow: keep it off the threads that serve requests.
-    let user = tokio::task::spawn_blocking(move || User::new(&name, role, site, &password))
-        .await
-        .map_err(|_| PageError::invalid(lang, "hashing failed"))?
-        .map_err(|error| PageError::invalid(lang, error.to_string()))?;
+    let user = new_user(lang, name, role, site, form.get("password").to_owned()).await?;
     users::add(&app.store, &viewer.actor(), &user, app.clock.now())
         .await
         .map_err(PageError::manage(lang))?;
@@ -399,9 +390,8 @@ pub async fn update_user<S: Store>(
     Path(name): Path<String>,
     body: Bytes,
 ) -> PageResult {
-    let viewer = viewer(&app, &headers, ROLES).await?;
+    let (viewer, form) = signed_form(&app, &headers, ROLES, &body).await?;
     let lang = viewer.lang;
-    let form = checked_form(&viewer, &body)?;
     let (role, site) = role_and_site(lang, &form)?;
     let stored = users::get(&app.store, &viewer.actor(), &name)
         .await
@@ -421,10 +411,7 @@ pub async fn update_user<S: Store>(
             ..stored
         }
     } else {
-        tokio::task::spawn_blocking(move || User::new(&stored.name, role, site, &password))
-            .await
-            .map_err(|_| PageError::invalid(lang, "hashing failed"))?
-            .map_err(|error| PageError::invalid(lang, error.to_string()))?
+        new_user(lang, stored.name, role, site, password).await?
     };
     users::update(&app.store, &viewer.actor(), &user)
         .await
@@ -447,12 +434,12 @@ pub async fn site<S: Store>(
 ) -> PageResult {
     let viewer = viewer(&app, &headers, ROLES).await?;
     let lang = viewer.lang;
-    let site = SiteId::parse(&site).map_err(|_| PageError::new(lang, PageErrorKind::NotFound))?;
+    let site = SiteId::parse(&site).map_err(PageError::not_found(lang))?;
     let (tariffs, services) = sites::setup(&app.store, &viewer.actor(), &site)
         .await
         .map_err(PageError::manage(lang))?;
     let content = html! {
-        @if let Some(done) = done_notice(lang, &query.done) { p.notice role="status" { (done) } }
+        (query.notice(lang, DONE_NOTICES))
         (tariffs_table(lang, &tariffs))
         (tariff_form(&viewer, &site))
         (services_table(lang, &services))
@@ -565,22 +552,7 @@ pub async fn save_tariff<S: Store>(
     Path(site): Path<String>,
     body: Bytes,
 ) -> PageResult {
-    let viewer = viewer(&app, &headers, ROLES).await?;
-    let lang = viewer.lang;
-    let form = checked_form(&viewer, &body)?;
-    let site = SiteId::parse(&site).map_err(|_| PageError::new(lang, PageErrorKind::NotFound))?;
-    let tariff = Tariff {
-        bracket: BracketId::parse(form.get("bracket"))
-            .map_err(|error| invalid(lang, Msg::Bracket, error))?,
-        meal_type: MealType::parse(form.get("meal_type"))
-            .map_err(|error| invalid(lang, Msg::MealType, error))?,
-        price: layout::parse_euros(form.get("price"))
-            .ok_or_else(|| invalid(lang, Msg::PriceEuros, form.get("price")))?,
-    };
-    sites::save_tariff(&app.store, &viewer.actor(), &site, &tariff)
-        .await
-        .map_err(PageError::manage(lang))?;
-    Ok(see_other(&format!("/admin/sites/{site}?done=saved")))
+    save_setting(app, headers, site, body, tariff_of_form).await
 }
 
 /// `POST /admin/sites/{site}/services`.
@@ -590,10 +562,49 @@ pub async fn save_service<S: Store>(
     Path(site): Path<String>,
     body: Bytes,
 ) -> PageResult {
-    let viewer = viewer(&app, &headers, ROLES).await?;
+    save_setting(app, headers, site, body, service_of_form).await
+}
+
+/// What a site's forms set: a tariff or a meal service.
+enum Setting {
+    Tariff(Tariff),
+    Service(Service),
+}
+
+/// Saves the setting `of_form` reads from the posted form, and goes back to the site's page.
+async fn save_setting<S: Store>(
+    app: SharedApp<S>,
+    headers: HeaderMap,
+    site: String,
+    body: Bytes,
+    of_form: fn(Lang, &Form) -> Result<Setting, PageError>,
+) -> PageResult {
+    let (viewer, form) = signed_form(&app, &headers, ROLES, &body).await?;
     let lang = viewer.lang;
-    let form = checked_form(&viewer, &body)?;
-    let site = SiteId::parse(&site).map_err(|_| PageError::new(lang, PageErrorKind::NotFound))?;
+    let site = SiteId::parse(&site).map_err(PageError::not_found(lang))?;
+    let actor = viewer.actor();
+    match of_form(lang, &form)? {
+        Setting::Tariff(tariff) => sites::save_tariff(&app.store, &actor, &site, &tariff).await,
+        Setting::Service(service) => sites::save_service(&app.store, &actor, &site, &service).await,
+    }
+    .map_err(PageError::manage(lang))?;
+    Ok(see_other(&format!("/admin/sites/{site}?done=saved")))
+}
+
+/// One bracket's price of one meal type.
+fn tariff_of_form(lang: Lang, form: &Form) -> Result<Setting, PageError> {
+    Ok(Setting::Tariff(Tariff {
+        bracket: BracketId::parse(form.get("bracket"))
+            .map_err(|error| PageError::field(lang, Msg::Bracket, error))?,
+        meal_type: MealType::parse(form.get("meal_type"))
+            .map_err(|error| PageError::field(lang, Msg::MealType, error))?,
+        price: layout::parse_euros(form.get("price"))
+            .ok_or_else(|| PageError::field(lang, Msg::PriceEuros, form.get("price")))?,
+    }))
+}
+
+/// A meal service: its name, meal type, weekdays and hours.
+fn service_of_form(lang: Lang, form: &Form) -> Result<Setting, PageError> {
     let weekdays = form
         .all("weekday")
         .into_iter()
@@ -602,24 +613,22 @@ pub async fn save_service<S: Store>(
                 .iter()
                 .find(|(_, name)| *name == code)
                 .map(|(day, _)| *day)
-                .ok_or_else(|| invalid(lang, Msg::Weekdays, code))
+                .ok_or_else(|| PageError::field(lang, Msg::Weekdays, code))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let service = Service {
-        id: ServiceId::parse(form.get("id")).map_err(|error| invalid(lang, Msg::Service, error))?,
-        name: Text::parse(form.get("name")).map_err(|error| invalid(lang, Msg::Name, error))?,
+    Ok(Setting::Service(Service {
+        id: ServiceId::parse(form.get("id"))
+            .map_err(|error| PageError::field(lang, Msg::Service, error))?,
+        name: Text::parse(form.get("name"))
+            .map_err(|error| PageError::field(lang, Msg::Name, error))?,
         meal_type: MealType::parse(form.get("meal_type"))
-            .map_err(|error| invalid(lang, Msg::MealType, error))?,
+            .map_err(|error| PageError::field(lang, Msg::MealType, error))?,
         weekdays,
         start: LocalTime::parse(form.get("start"))
-            .ok_or_else(|| invalid(lang, Msg::Start, form.get("start")))?,
+            .ok_or_else(|| PageError::field(lang, Msg::Start, form.get("start")))?,
         end: LocalTime::parse(form.get("end"))
-            .ok_or_else(|| invalid(lang, Msg::End, form.get("end")))?,
-    };
-    sites::save_service(&app.store, &viewer.actor(), &site, &service)
-        .await
-        .map_err(PageError::manage(lang))?;
-    Ok(see_other(&format!("/admin/sites/{site}?done=saved")))
+            .ok_or_else(|| PageError::field(lang, Msg::End, form.get("end")))?,
+    }))
 }
 
 /// `GET /admin/import`.
@@ -667,9 +676,8 @@ pub async fn import<S: Store>(
     headers: HeaderMap,
     body: Bytes,
 ) -> PageResult {
-    let viewer = viewer(&app, &headers, ROLES).await?;
+    let (viewer, form) = signed_form(&app, &headers, ROLES, &body).await?;
     let lang = viewer.lang;
-    let form = checked_form(&viewer, &body)?;
     let csv = form.get("csv");
     let rows = match import::parse(csv) {
         Ok(rows) => rows,

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::i18n::{Lang, Msg};
 use super::layout::{self, money, page};
 use super::session::{Viewer, viewer};
-use super::{PageError, PageResult, chart};
+use super::{PageError, PageResult, chart, service_today};
 use crate::limits::{DASHBOARD_DAYS, KIOSK_SILENT_MS};
 use crate::state::SharedApp;
 use crate::store::{Device, KioskStatus, Store};
@@ -68,8 +68,7 @@ async fn load_dashboard<S: Store>(
 ) -> Result<Dashboard, PageError> {
     let lang = viewer.lang;
     let chosen = SiteId::parse(&query.site).ok();
-    let today =
-        layout::service_day(app.clock.now()).ok_or_else(|| PageError::invalid(lang, "clock"))?;
+    let today = service_today(app, lang)?;
     let first = layout::days_before(today, DASHBOARD_DAYS - 1)
         .ok_or_else(|| PageError::invalid(lang, "clock"))?;
     let rows = crate::meal_days::days(&app.store, &viewer.actor(), first, today)
@@ -162,41 +161,44 @@ fn day_charts(lang: Lang, days: &BTreeMap<ServiceDate, Totals>, scope: &str) -> 
 
 /// Each site's totals over the period, each linking to that site's dashboard.
 fn per_site_table(lang: Lang, sites: &BTreeMap<SiteId, Totals>) -> Markup {
-    html! {
-        h2 { (Msg::PerSite.text(lang)) }
-        div.table { table id="per-site" {
-            thead { tr {
-                th scope="col" { (Msg::Site.text(lang)) }
-                th.num scope="col" { (Msg::Meals.text(lang)) }
-                th.num scope="col" { (Msg::Revenue.text(lang)) }
-            } }
-            tbody {
-                @for (site, (meals, cents)) in sites {
-                    tr {
-                        th scope="row" { a href={ "/finance?site=" (site) } { (site) } }
-                        td.num { (meals) }
-                        td.num { (money(lang, Cents::new(*cents))) }
-                    }
-                }
-            }
-        } }
-    }
+    let rows = sites.iter().map(|(site, totals)| {
+        (
+            html! { a href={ "/finance?site=" (site) } { (site) } },
+            totals,
+        )
+    });
+    totals_table(lang, Msg::PerSite, "per-site", Msg::Site, rows)
 }
 
 /// Each day's totals, latest first.
 fn per_day_table(lang: Lang, days: &BTreeMap<ServiceDate, Totals>) -> Markup {
+    let rows = days
+        .iter()
+        .rev()
+        .map(|(day, totals)| (html! { (day.to_string()) }, totals));
+    totals_table(lang, Msg::PerDay, "per-day", Msg::Day, rows)
+}
+
+/// A table of meals and revenue, a row for each key (a site, a day), under `title`.
+fn totals_table<'a>(
+    lang: Lang,
+    title: Msg,
+    id: &str,
+    key_heading: Msg,
+    rows: impl Iterator<Item = (Markup, &'a Totals)>,
+) -> Markup {
     html! {
-        h2 { (Msg::PerDay.text(lang)) }
-        div.table { table id="per-day" {
+        h2 { (title.text(lang)) }
+        div.table { table id=(id) {
             thead { tr {
-                th scope="col" { (Msg::Day.text(lang)) }
+                th scope="col" { (key_heading.text(lang)) }
                 th.num scope="col" { (Msg::Meals.text(lang)) }
                 th.num scope="col" { (Msg::Revenue.text(lang)) }
             } }
             tbody {
-                @for (day, (meals, cents)) in days.iter().rev() {
+                @for (key, (meals, cents)) in rows {
                     tr {
-                        th scope="row" { (day.to_string()) }
+                        th scope="row" { (key) }
                         td.num { (meals) }
                         td.num { (money(lang, Cents::new(*cents))) }
                     }

@@ -27,9 +27,14 @@ pub mod reconcile;
 pub mod session;
 pub mod staff;
 
+use axum::handler::Handler;
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
+
+use maud::{Markup, html};
+use proto::ServiceDate;
+use serde::Deserialize;
 
 use crate::manage::ManageError;
 use crate::reconcile::ReconcileError;
@@ -46,143 +51,74 @@ type Route<S> = (Method, &'static str, MethodRouter<SharedApp<S>>);
 
 /// Every page: method, path as routed, handler.
 pub fn routes<S: Store>() -> Vec<(Method, &'static str, MethodRouter<SharedApp<S>>)> {
-    [
-        session_routes::<S>(),
-        staff_routes::<S>(),
-        finance_routes::<S>(),
-        reconciliation_routes::<S>(),
-        admin_routes::<S>(),
-    ]
-    .into_iter()
-    .flatten()
-    .collect()
-}
-
-/// Signing in and out, and the language.
-fn session_routes<S: Store>() -> Vec<Route<S>> {
     vec![
-        (Method::GET, "/", get(session::home::<S>)),
-        (Method::GET, "/sign-in", get(session::sign_in_page::<S>)),
-        (Method::POST, "/sign-in", post(session::sign_in::<S>)),
-        (Method::POST, "/sign-out", post(session::sign_out::<S>)),
-        (Method::GET, "/language", get(session::switch_language)),
-    ]
-}
-
-/// The canteen staff's pages.
-fn staff_routes<S: Store>() -> Vec<Route<S>> {
-    vec![
-        (Method::GET, "/staff", get(staff::search::<S>)),
-        (
-            Method::GET,
-            "/staff/accounts/{account}",
-            get(staff::account::<S>),
-        ),
-        (
-            Method::POST,
-            "/staff/accounts/{account}/top-up",
-            post(staff::top_up::<S>),
-        ),
-        (
-            Method::POST,
-            "/staff/cards/{uid}/block",
-            post(staff::block_card::<S>),
-        ),
-        (
-            Method::POST,
-            "/staff/cards/{uid}/replace",
-            post(staff::replace_card::<S>),
-        ),
-        (
-            Method::POST,
-            "/staff/pupils/{pupil}/dietary",
-            post(staff::dietary::<S>),
-        ),
-        (Method::GET, "/staff/meals", get(staff::meals::<S>)),
-    ]
-}
-
-/// The finance office's dashboard and kiosk fleet.
-fn finance_routes<S: Store>() -> Vec<Route<S>> {
-    vec![
-        (Method::GET, "/finance", get(finance::dashboard::<S>)),
-        (Method::GET, "/finance/kiosks", get(finance::kiosks::<S>)),
-    ]
-}
-
-/// A day's reconciliation, its proposed voids, sign-off and exports.
-fn reconciliation_routes<S: Store>() -> Vec<Route<S>> {
-    vec![
-        (
-            Method::GET,
-            "/finance/reconciliations",
-            get(reconcile::day::<S>),
-        ),
-        (
-            Method::POST,
-            "/finance/reconciliations",
-            post(reconcile::run::<S>),
-        ),
-        (
-            Method::POST,
+        // Signing in and out, and the language.
+        get_route("/", session::home::<S>),
+        get_route("/sign-in", session::sign_in_page::<S>),
+        post_route("/sign-in", session::sign_in::<S>),
+        post_route("/sign-out", session::sign_out::<S>),
+        get_route("/language", session::switch_language),
+        // The canteen staff's pages.
+        get_route("/staff", staff::search::<S>),
+        get_route("/staff/accounts/{account}", staff::account::<S>),
+        post_route("/staff/accounts/{account}/top-up", staff::top_up::<S>),
+        post_route("/staff/cards/{uid}/block", staff::block_card::<S>),
+        post_route("/staff/cards/{uid}/replace", staff::replace_card::<S>),
+        post_route("/staff/pupils/{pupil}/dietary", staff::dietary::<S>),
+        get_route("/staff/meals", staff::meals::<S>),
+        // The finance office's dashboard and kiosk fleet.
+        get_route("/finance", finance::dashboard::<S>),
+        get_route("/finance/kiosks", finance::kiosks::<S>),
+        // A day's reconciliation, its proposed voids, sign-off and exports.
+        get_route("/finance/reconciliations", reconcile::day::<S>),
+        post_route("/finance/reconciliations", reconcile::run::<S>),
+        post_route(
             "/finance/reconciliations/{date}/sign-off",
-            post(reconcile::sign_off::<S>),
+            reconcile::sign_off::<S>,
         ),
-        (
-            Method::POST,
+        post_route(
             "/finance/proposed-voids/{id}/approve",
-            post(reconcile::approve::<S>),
+            reconcile::approve::<S>,
         ),
-        (
-            Method::POST,
+        post_route(
             "/finance/proposed-voids/{id}/reject",
-            post(reconcile::reject::<S>),
+            reconcile::reject::<S>,
         ),
-        (
-            Method::GET,
-            "/finance/exports/{kind}",
-            get(reconcile::download::<S>),
+        get_route("/finance/exports/{kind}", reconcile::download::<S>),
+        // City IT's pages: kiosks, users, sites and the CSV import.
+        get_route("/admin", admin::index::<S>),
+        get_route("/admin/devices", admin::devices::<S>),
+        post_route("/admin/devices", admin::enrol::<S>),
+        post_route("/admin/devices/{device}/revoke", admin::revoke::<S>),
+        get_route("/admin/users", admin::users::<S>),
+        post_route("/admin/users", admin::add_user::<S>),
+        post_route("/admin/users/{name}", admin::update_user::<S>),
+        post_route(
+            "/admin/users/{name}/disabled",
+            admin::set_user_disabled::<S>,
         ),
+        get_route("/admin/sites/{site}", admin::site::<S>),
+        post_route("/admin/sites/{site}/tariffs", admin::save_tariff::<S>),
+        post_route("/admin/sites/{site}/services", admin::save_service::<S>),
+        get_route("/admin/import", admin::import_page::<S>),
+        post_route("/admin/import", admin::import::<S>),
     ]
 }
 
-/// City IT's pages: kiosks, users, sites and the CSV import.
-fn admin_routes<S: Store>() -> Vec<Route<S>> {
-    vec![
-        (Method::GET, "/admin", get(admin::index::<S>)),
-        (Method::GET, "/admin/devices", get(admin::devices::<S>)),
-        (Method::POST, "/admin/devices", post(admin::enrol::<S>)),
-        (
-            Method::POST,
-            "/admin/devices/{device}/revoke",
-            post(admin::revoke::<S>),
-        ),
-        (Method::GET, "/admin/users", get(admin::users::<S>)),
-        (Method::POST, "/admin/users", post(admin::add_user::<S>)),
-        (
-            Method::POST,
-            "/admin/users/{name}",
-            post(admin::update_user::<S>),
-        ),
-        (
-            Method::POST,
-            "/admin/users/{name}/disabled",
-            post(admin::set_user_disabled::<S>),
-        ),
-        (Method::GET, "/admin/sites/{site}", get(admin::site::<S>)),
-        (
-            Method::POST,
-            "/admin/sites/{site}/tariffs",
-            post(admin::save_tariff::<S>),
-        ),
-        (
-            Method::POST,
-            "/admin/sites/{site}/services",
-            post(admin::save_service::<S>),
-        ),
-        (Method::GET, "/admin/import", get(admin::import_page::<S>)),
-        (Method::POST, "/admin/import", post(admin::import::<S>)),
-    ]
+/// A page read with `GET`: the method is named once, for the table and the router alike.
+fn get_route<S: Store, H: Handler<T, SharedApp<S>>, T: 'static>(
+    path: &'static str,
+    handler: H,
+) -> Route<S> {
+    (Method::GET, path, get(handler))
+}
+
+/// A form posted with `POST`.
+fn post_route<S: Store, H: Handler<T, SharedApp<S>>, T: 'static>(
+    path: &'static str,
+    handler: H,
+) -> Route<S> {
+    (Method::POST, path, post(handler))
 }
 
 /// A page that could not be shown as asked.
@@ -213,6 +149,16 @@ impl PageError {
 
     pub fn invalid(lang: Lang, message: impl Into<String>) -> PageError {
         PageError::new(lang, PageErrorKind::Invalid(message.into()))
+    }
+
+    /// A form field that breaks a rule: the field's name, then the rule.
+    pub fn field(lang: Lang, what: Msg, error: impl std::fmt::Display) -> PageError {
+        PageError::invalid(lang, format!("{}: {error}", what.text(lang)))
+    }
+
+    /// A path whose identifier does not parse names no page.
+    pub fn not_found<E>(lang: Lang) -> impl FnOnce(E) -> PageError {
+        move |_| PageError::new(lang, PageErrorKind::NotFound)
     }
 
     pub fn store(lang: Lang) -> impl FnOnce(StoreError) -> PageError {
@@ -284,10 +230,30 @@ impl IntoResponse for PageError {
     }
 }
 
+/// What a form just did, for the page it goes back to: `?done=saved`.
+#[derive(Debug, Deserialize)]
+pub struct DoneQuery {
+    #[serde(default)]
+    pub done: String,
+}
+
+impl DoneQuery {
+    /// The notice of what was done, if `done` is one of `notices`' codes; else nothing.
+    pub fn notice(&self, lang: Lang, notices: &[(&str, Msg)]) -> Markup {
+        let done = notices.iter().find(|(code, _)| *code == self.done);
+        html! { @if let Some((_, msg)) = done { p.notice role="status" { (msg.text(lang)) } } }
+    }
+}
+
 /// A page's result.
 pub type PageResult = Result<Response, PageError>;
 
 /// A 303 to `path`, after a form that changed something.
 pub fn see_other(path: &str) -> Response {
     (StatusCode::SEE_OTHER, [(header::LOCATION, path.to_owned())]).into_response()
+}
+
+/// The sites' service day now, by the service's clock.
+pub fn service_today<S: Store>(app: &SharedApp<S>, lang: Lang) -> Result<ServiceDate, PageError> {
+    layout::service_day(app.clock.now()).ok_or_else(|| PageError::invalid(lang, "clock"))
 }

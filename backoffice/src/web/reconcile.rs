@@ -13,8 +13,8 @@ use serde::Deserialize;
 
 use super::i18n::{Lang, Msg};
 use super::layout::{self, csrf, money, page};
-use super::session::{Viewer, checked_form, viewer};
-use super::{PageError, PageErrorKind, PageResult, see_other};
+use super::session::{Viewer, signed_form, viewer};
+use super::{PageError, PageErrorKind, PageResult, see_other, service_today};
 use crate::export::{self, ExportError, ExportKind, Period};
 use crate::reconcile::{
     self, Finding, KioskDay, RUNNERS as READERS, ReconcileError, Report, SIGNERS as DECIDERS,
@@ -112,8 +112,7 @@ async fn load_day<S: Store>(
 ) -> Result<DayView, PageError> {
     let lang = viewer.lang;
     let (date, site) = day_of(lang, &query.date, &query.site)?;
-    let today =
-        layout::service_day(app.clock.now()).ok_or_else(|| PageError::invalid(lang, "clock"))?;
+    let today = service_today(app, lang)?;
     let date = date.unwrap_or_else(|| layout::days_before(today, 1).unwrap_or(today));
     let actor = viewer.actor();
     let saved = reconcile::saved(&app.store, &actor, date, site.as_ref())
@@ -395,9 +394,8 @@ pub async fn run<S: Store>(
     headers: HeaderMap,
     body: Bytes,
 ) -> PageResult {
-    let viewer = viewer(&app, &headers, READERS).await?;
+    let (viewer, form) = signed_form(&app, &headers, READERS, &body).await?;
     let lang = viewer.lang;
-    let form = checked_form(&viewer, &body)?;
     let (date, site) = day_of(lang, form.get("date"), form.get("site"))?;
     let date = date.ok_or_else(|| PageError::invalid(lang, Msg::DayInvalid.text(lang)))?;
     reconcile::run_and_save(
@@ -421,9 +419,8 @@ pub async fn sign_off<S: Store>(
     Path(date): Path<String>,
     body: Bytes,
 ) -> PageResult {
-    let viewer = viewer(&app, &headers, DECIDERS).await?;
+    let (viewer, form) = signed_form(&app, &headers, DECIDERS, &body).await?;
     let lang = viewer.lang;
-    let form = checked_form(&viewer, &body)?;
     let (date, site) = day_of(lang, &date, form.get("site"))?;
     let date = date.ok_or_else(|| PageError::new(lang, PageErrorKind::NotFound))?;
     let now = app.clock.now();
@@ -461,9 +458,8 @@ async fn decide<S: Store>(
     body: Bytes,
     approve: bool,
 ) -> PageResult {
-    let viewer = viewer(&app, &headers, DECIDERS).await?;
+    let (viewer, form) = signed_form(&app, &headers, DECIDERS, &body).await?;
     let lang = viewer.lang;
-    let form = checked_form(&viewer, &body)?;
     let (date, site) = day_of(lang, form.get("date"), form.get("site"))?;
     let now = app.clock.now();
     let decided = reconcile::decide(&app.store, &viewer.actor(), id, approve, &app.finance, now)
@@ -503,8 +499,7 @@ pub async fn download<S: Store>(
         .iter()
         .find(|(name, _)| *name == kind_name)
         .ok_or_else(|| PageError::new(lang, PageErrorKind::NotFound))?;
-    let kind =
-        ExportKind::parse(&kind_name).map_err(|_| PageError::new(lang, PageErrorKind::NotFound))?;
+    let kind = ExportKind::parse(&kind_name).map_err(PageError::not_found(lang))?;
     let (from, site) = day_of(lang, &query.from, &query.site)?;
     let from = from.ok_or_else(|| PageError::invalid(lang, Msg::DayInvalid.text(lang)))?;
     let (to, _) = day_of(lang, &query.to, "")?;

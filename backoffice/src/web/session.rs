@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use proto::Digest;
+use proto::{Digest, Timestamp};
 use serde::Deserialize;
 
 use super::i18n::{Lang, Msg};
@@ -99,8 +99,21 @@ impl Form {
     }
 }
 
+/// The signed-in user, if their role is one of `roles`, and the form they posted, refused
+/// unless it carries their session's CSRF token.
+pub async fn signed_form<S: Store>(
+    app: &SharedApp<S>,
+    headers: &HeaderMap,
+    roles: &[Role],
+    body: &Bytes,
+) -> Result<(Viewer, Form), PageError> {
+    let viewer = viewer(app, headers, roles).await?;
+    let form = checked_form(&viewer, body)?;
+    Ok((viewer, form))
+}
+
 /// The form of a signed-in user, refused unless it carries the session's CSRF token.
-pub fn checked_form(viewer: &Viewer, body: &Bytes) -> Result<Form, PageError> {
+fn checked_form(viewer: &Viewer, body: &Bytes) -> Result<Form, PageError> {
     let form = Form::parse(body);
     if !same_secret(form.get(CSRF_FIELD), &viewer.csrf) {
         tracing::warn!(
@@ -240,34 +253,24 @@ pub async fn sign_in<S: Store>(
     let checked = sign_in::check_password(&app.store, attempt, &PAGE_ROLES, now)
         .await
         .map_err(PageError::store(lang))?;
-    let user = match checked {
-        SignIn::Known(user) => user,
-        SignIn::Locked => {
-            return Ok(sign_in_form(
-                lang,
-                &headers,
-                Some(Msg::SignInLocked),
-                StatusCode::TOO_MANY_REQUESTS,
-            ));
-        }
-        SignIn::Failed => {
-            return Ok(sign_in_form(
-                lang,
-                &headers,
-                Some(Msg::SignInFailed),
-                StatusCode::UNAUTHORIZED,
-            ));
-        }
-        SignIn::Busy => {
-            return Ok(sign_in_form(
-                lang,
-                &headers,
-                Some(Msg::SignInBusy),
-                StatusCode::SERVICE_UNAVAILABLE,
-            ));
-        }
+    let (refusal, status) = match checked {
+        SignIn::Known(user) => return signed_in(&app, lang, &user, now).await,
+        SignIn::Locked => (Msg::SignInLocked, StatusCode::TOO_MANY_REQUESTS),
+        SignIn::Failed => (Msg::SignInFailed, StatusCode::UNAUTHORIZED),
+        SignIn::Busy => (Msg::SignInBusy, StatusCode::SERVICE_UNAVAILABLE),
     };
-    let (token, _) = sign_in::open_session(&app.store, &user, now)
+    Ok(sign_in_form(lang, &headers, Some(refusal), status))
+}
+
+/// A new session for `user` from `now`, its cookie set and the pre-session one forgotten, and
+/// their start page.
+async fn signed_in<S: Store>(
+    app: &SharedApp<S>,
+    lang: Lang,
+    user: &User,
+    now: Timestamp,
+) -> PageResult {
+    let (token, _) = sign_in::open_session(&app.store, user, now)
         .await
         .map_err(PageError::store(lang))?;
     let mut response = see_other(home_path(user.role));
@@ -286,8 +289,7 @@ pub async fn sign_out<S: Store>(
     headers: HeaderMap,
     body: Bytes,
 ) -> PageResult {
-    let viewer = viewer(&app, &headers, &Role::ALL).await?;
-    checked_form(&viewer, &body)?;
+    let (viewer, _) = signed_form(&app, &headers, &Role::ALL, &body).await?;
     sign_in::end_session(&app.store, &viewer.token_hash)
         .await
         .map_err(PageError::store(viewer.lang))?;

@@ -9,6 +9,7 @@
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
+use axum::response::Response;
 use maud::{Markup, html};
 use proto::record::{MealVia, TopUpMethod};
 use proto::snapshot::AccountState;
@@ -17,8 +18,8 @@ use serde::Deserialize;
 
 use super::i18n::{Lang, Msg};
 use super::layout::{self, csrf, money, page};
-use super::session::{Form, Viewer, checked_form, viewer};
-use super::{PageError, PageErrorKind, PageResult, see_other};
+use super::session::{Form, Viewer, signed_form, viewer};
+use super::{DoneQuery, PageError, PageResult, see_other, service_today};
 use crate::limits::{HISTORY_LINES_MAX, SEARCH_CHARS_MAX};
 use crate::manage::{COUNTER as WRITERS, READERS, accounts, people};
 use crate::state::SharedApp;
@@ -108,19 +109,19 @@ async fn visible_account<S: Store>(
     history_lines: usize,
 ) -> Result<(AccountId, accounts::AccountView), PageError> {
     let lang = viewer.lang;
-    let id =
-        AccountId::parse(account).map_err(|_| PageError::new(lang, PageErrorKind::NotFound))?;
+    let id = AccountId::parse(account).map_err(PageError::not_found(lang))?;
     let view = accounts::view(&app.store, &viewer.actor(), &id, history_lines)
         .await
         .map_err(PageError::manage(lang))?;
     Ok((id, view))
 }
 
-#[derive(Debug, Deserialize)]
-pub struct DoneQuery {
-    #[serde(default)]
-    done: String,
-}
+/// What the account's forms tell when they come back.
+const DONE_NOTICES: &[(&str, Msg)] = &[
+    ("blocked", Msg::DoneBlocked),
+    ("replaced", Msg::DoneReplaced),
+    ("dietary", Msg::DoneDietary),
+];
 
 /// `GET /staff/accounts/{account}`.
 pub async fn account<S: Store>(
@@ -132,12 +133,7 @@ pub async fn account<S: Store>(
     let viewer = viewer(&app, &headers, READERS).await?;
     let lang = viewer.lang;
     let (id, view) = visible_account(&app, &viewer, &account, HISTORY_LINES_MAX).await?;
-    let done = match query.done.as_str() {
-        "blocked" => Some(Msg::DoneBlocked),
-        "replaced" => Some(Msg::DoneReplaced),
-        "dietary" => Some(Msg::DoneDietary),
-        _ => None,
-    };
+    let done = query.notice(lang, DONE_NOTICES);
     let content = account_content(&viewer, &id, &view, done);
     let title = format!("{} {}", Msg::Account.text(lang), id);
     Ok(page(&viewer, &title, "/staff", content))
@@ -149,12 +145,12 @@ fn account_content(
     viewer: &Viewer,
     id: &AccountId,
     view: &accounts::AccountView,
-    done: Option<Msg>,
+    done: Markup,
 ) -> Markup {
     let lang = viewer.lang;
     let writes = WRITERS.contains(&viewer.user.role);
     html! {
-        @if let Some(done) = done { p.notice role="status" { (done.text(lang)) } }
+        (done)
         div.grid {
             (balance_card(lang, &view.state))
             @if writes { (top_up_form(viewer, id)) }
@@ -319,9 +315,8 @@ pub async fn top_up<S: Store>(
     Path(account): Path<String>,
     body: Bytes,
 ) -> PageResult {
-    let viewer = viewer(&app, &headers, WRITERS).await?;
+    let (viewer, form) = signed_form(&app, &headers, WRITERS, &body).await?;
     let lang = viewer.lang;
-    let form = checked_form(&viewer, &body)?;
     let (id, _) = visible_account(&app, &viewer, &account, 0).await?;
     let asked = TopUpAsked::of_form(lang, &form)?;
     accounts::check_top_up(asked.amount).map_err(PageError::manage(lang))?;
@@ -455,10 +450,15 @@ fn card_of_form(
     account: &str,
 ) -> Result<(CardUid, AccountId), PageError> {
     let lang = viewer.lang;
-    let uid = CardUid::from_hex(uid).map_err(|_| PageError::new(lang, PageErrorKind::NotFound))?;
+    let uid = CardUid::from_hex(uid).map_err(PageError::not_found(lang))?;
     let account =
         AccountId::parse(account).map_err(|error| PageError::invalid(lang, error.to_string()))?;
     Ok((uid, account))
+}
+
+/// The account's page after a change, saying what was `done`.
+fn back_to_account(account: &AccountId, done: &str) -> Response {
+    see_other(&format!("/staff/accounts/{account}?done={done}"))
 }
 
 /// `POST /staff/cards/{uid}/block`: a lost card goes on every kiosk's hotlist.
@@ -468,16 +468,13 @@ pub async fn block_card<S: Store>(
     Path(uid): Path<String>,
     body: Bytes,
 ) -> PageResult {
-    let viewer = viewer(&app, &headers, WRITERS).await?;
-    let form = checked_form(&viewer, &body)?;
+    let (viewer, form) = signed_form(&app, &headers, WRITERS, &body).await?;
     let (uid, account) = card_of_form(&viewer, &uid, form.get("account"))?;
     people::block_card(&app.store, &viewer.actor(), &uid)
         .await
         .map_err(PageError::manage(viewer.lang))?;
     tracing::info!(card = %uid, user = viewer.user.name, "card blocked from the web pages");
-    Ok(see_other(&format!(
-        "/staff/accounts/{account}?done=blocked"
-    )))
+    Ok(back_to_account(&account, "blocked"))
 }
 
 /// `POST /staff/cards/{uid}/replace`: blocks the card and binds the new one to its holder.
@@ -487,21 +484,16 @@ pub async fn replace_card<S: Store>(
     Path(uid): Path<String>,
     body: Bytes,
 ) -> PageResult {
-    let viewer = viewer(&app, &headers, WRITERS).await?;
+    let (viewer, form) = signed_form(&app, &headers, WRITERS, &body).await?;
     let lang = viewer.lang;
-    let form = checked_form(&viewer, &body)?;
     let (uid, account) = card_of_form(&viewer, &uid, form.get("account"))?;
-    let new_uid =
-        CardUid::from_hex(&form.get("new_uid").to_ascii_lowercase()).map_err(|error| {
-            PageError::invalid(lang, format!("{}: {error}", Msg::NewCardUid.text(lang)))
-        })?;
+    let new_uid = CardUid::from_hex(&form.get("new_uid").to_ascii_lowercase())
+        .map_err(|error| PageError::field(lang, Msg::NewCardUid, error))?;
     people::replace_card(&app.store, &viewer.actor(), &uid, &new_uid)
         .await
         .map_err(PageError::manage(lang))?;
     tracing::info!(card = %uid, new_card = %new_uid, user = viewer.user.name, "card replaced from the web pages");
-    Ok(see_other(&format!(
-        "/staff/accounts/{account}?done=replaced"
-    )))
+    Ok(back_to_account(&account, "replaced"))
 }
 
 /// `POST /staff/pupils/{pupil}/dietary`: flags separated by commas.
@@ -511,10 +503,9 @@ pub async fn dietary<S: Store>(
     Path(pupil): Path<String>,
     body: Bytes,
 ) -> PageResult {
-    let viewer = viewer(&app, &headers, WRITERS).await?;
+    let (viewer, form) = signed_form(&app, &headers, WRITERS, &body).await?;
     let lang = viewer.lang;
-    let form = checked_form(&viewer, &body)?;
-    let id = PupilId::parse(&pupil).map_err(|_| PageError::new(lang, PageErrorKind::NotFound))?;
+    let id = PupilId::parse(&pupil).map_err(PageError::not_found(lang))?;
     let dietary = form
         .get("dietary")
         .split([',', '\n'])
@@ -522,16 +513,11 @@ pub async fn dietary<S: Store>(
         .filter(|flag| !flag.is_empty())
         .map(Text::parse)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|error| {
-            PageError::invalid(lang, format!("{}: {error}", Msg::DietaryFlags.text(lang)))
-        })?;
+        .map_err(|error| PageError::field(lang, Msg::DietaryFlags, error))?;
     let pupil = people::set_dietary(&app.store, &viewer.actor(), &id, dietary)
         .await
         .map_err(PageError::manage(lang))?;
-    Ok(see_other(&format!(
-        "/staff/accounts/{}?done=dietary",
-        pupil.account
-    )))
+    Ok(back_to_account(&pupil.account, "dietary"))
 }
 
 #[derive(Debug, Deserialize)]
@@ -586,8 +572,7 @@ async fn load_site_meals<S: Store>(
         Ok(site) => Some(site),
         Err(_) => sites.first().cloned(),
     };
-    let today =
-        layout::service_day(app.clock.now()).ok_or_else(|| PageError::invalid(lang, "clock"))?;
+    let today = service_today(app, lang)?;
     let day = ServiceDate::parse(&query.day).unwrap_or(today);
     let mut meals = Vec::new();
     if let Some(site) = &site {
