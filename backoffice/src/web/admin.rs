@@ -11,7 +11,7 @@ use proto::snapshot::{LocalTime, Service, Tariff, Weekday};
 use proto::{BracketId, DeviceId, MealType, PublicKey, ServiceId, SiteId, Text};
 
 use super::i18n::{Lang, Msg};
-use super::layout::{self, csrf, money, page, role_name};
+use super::layout::{self, csrf, money, nav_page, page, role_name};
 use super::session::{Form, Viewer, signed_form, viewer};
 use super::{DoneQuery, PageError, PageErrorKind, PageResult, see_other};
 use crate::import::{self, ImportError, ImportRow, LineError};
@@ -70,7 +70,7 @@ pub async fn index<S: Store>(State(app): State<SharedApp<S>>, headers: HeaderMap
             button type="submit" { (Msg::Show.text(lang)) }
         }
     };
-    Ok(page(&viewer, Msg::NavAdmin.text(lang), "/admin", content))
+    Ok(nav_page(&viewer, Msg::NavAdmin, "/admin", content))
 }
 
 /// `GET /admin/devices`.
@@ -132,9 +132,9 @@ pub async fn devices<S: Store>(
             }
         } }
     };
-    Ok(page(
+    Ok(nav_page(
         &viewer,
-        Msg::NavDevices.text(lang),
+        Msg::NavDevices,
         "/admin/devices",
         content,
     ))
@@ -229,12 +229,7 @@ pub async fn users<S: Store>(
         (add_user_form(&viewer))
         (users_table(&viewer, &users))
     };
-    Ok(page(
-        &viewer,
-        Msg::NavUsers.text(lang),
-        "/admin/users",
-        content,
-    ))
+    Ok(nav_page(&viewer, Msg::NavUsers, "/admin/users", content))
 }
 
 /// A choice of every role, `current` chosen.
@@ -642,12 +637,7 @@ pub async fn import_page<S: Store>(
 
 /// A step of the import: its content in the import page.
 fn import_step(viewer: &Viewer, content: Markup) -> Response {
-    page(
-        viewer,
-        Msg::NavImport.text(viewer.lang),
-        "/admin/import",
-        content,
-    )
+    nav_page(viewer, Msg::NavImport, "/admin/import", content)
 }
 
 fn import_form(viewer: &Viewer, csv: &str) -> Markup {

@@ -11,7 +11,7 @@ use proto::{Cents, DeviceId, ServiceDate, SiteId, Timestamp};
 use serde::Deserialize;
 
 use super::i18n::{Lang, Msg};
-use super::layout::{self, money, page};
+use super::layout::{self, money, nav_page};
 use super::session::{Viewer, viewer};
 use super::{PageError, PageResult, chart, service_today};
 use crate::limits::{DASHBOARD_DAYS, KIOSK_SILENT_MS};
@@ -37,12 +37,7 @@ pub async fn dashboard<S: Store>(
     let lang = viewer.lang;
     let dashboard = load_dashboard(&app, &viewer, &query).await?;
     let content = dashboard_content(lang, &dashboard);
-    Ok(page(
-        &viewer,
-        Msg::NavDashboard.text(lang),
-        "/finance",
-        content,
-    ))
+    Ok(nav_page(&viewer, Msg::NavDashboard, "/finance", content))
 }
 
 /// Meals and revenue in cents.
@@ -219,12 +214,7 @@ pub async fn kiosks<S: Store>(State(app): State<SharedApp<S>>, headers: HeaderMa
     let lang = viewer.lang;
     let fleet = load_fleet(&app, &viewer).await?;
     let content = fleet_content(lang, &fleet);
-    Ok(page(
-        &viewer,
-        Msg::NavFleet.text(lang),
-        "/finance/kiosks",
-        content,
-    ))
+    Ok(nav_page(&viewer, Msg::NavFleet, "/finance/kiosks", content))
 }
 
 /// Every enrolled kiosk, the last report of those that reported, and when they are judged.

@@ -114,6 +114,11 @@ pub fn page(viewer: &Viewer, title: &str, path: &str, content: Markup) -> Respon
     document(lang, title, body)
 }
 
+/// A page of the navigation, titled with its entry's `label`.
+pub fn nav_page(viewer: &Viewer, label: Msg, path: &str, content: Markup) -> Response {
+    page(viewer, label.text(viewer.lang), path, content)
+}
+
 fn document(lang: Lang, title: &str, body: Markup) -> Response {
     let markup = html! {
         (DOCTYPE)

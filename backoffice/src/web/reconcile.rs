@@ -17,8 +17,7 @@ use super::session::{Viewer, signed_form, viewer};
 use super::{PageError, PageErrorKind, PageResult, see_other, service_today};
 use crate::export::{self, ExportError, ExportKind, Period};
 use crate::reconcile::{
-    self, Finding, KioskDay, RUNNERS as READERS, ReconcileError, Report, SIGNERS as DECIDERS,
-    SiteDay,
+    self, Finding, KioskDay, RUNNERS as READERS, Report, SIGNERS as DECIDERS, SiteDay,
 };
 use crate::state::SharedApp;
 use crate::store::{ProposedVoid, SavedReconciliation, Store, VoidStatus};
@@ -38,10 +37,6 @@ pub struct DayQuery {
     date: String,
     #[serde(default)]
     site: String,
-}
-
-fn reconcile_error(lang: Lang, error: ReconcileError) -> PageError {
-    PageError::reconcile(lang)(error)
 }
 
 fn day_path(date: ServiceDate, site: Option<&SiteId>) -> String {
@@ -117,18 +112,17 @@ async fn load_day<S: Store>(
     let actor = viewer.actor();
     let saved = reconcile::saved(&app.store, &actor, date, site.as_ref())
         .await
-        .map_err(|error| reconcile_error(lang, error))?;
+        .map_err(PageError::reconcile(lang))?;
     let reconciliation = match saved {
         Some(saved) => {
-            let report =
-                reconcile::parse_report(&saved).map_err(|error| reconcile_error(lang, error))?;
+            let report = reconcile::parse_report(&saved).map_err(PageError::reconcile(lang))?;
             Some((saved, report))
         }
         None => None,
     };
     let proposals = reconcile::proposed_voids(&app.store, &actor, Some(date))
         .await
-        .map_err(|error| reconcile_error(lang, error))?;
+        .map_err(PageError::reconcile(lang))?;
     Ok(DayView {
         date,
         site,
@@ -408,7 +402,7 @@ pub async fn run<S: Store>(
         |_, _| {},
     )
     .await
-    .map_err(|error| reconcile_error(lang, error))?;
+    .map_err(PageError::reconcile(lang))?;
     Ok(see_other(&day_path(date, site.as_ref())))
 }
 
@@ -426,7 +420,7 @@ pub async fn sign_off<S: Store>(
     let now = app.clock.now();
     reconcile::sign_off(&app.store, &viewer.actor(), date, site.as_ref(), now)
         .await
-        .map_err(|error| reconcile_error(lang, error))?;
+        .map_err(PageError::reconcile(lang))?;
     tracing::info!(%date, user = viewer.user.name, "day signed off from the web pages");
     Ok(see_other(&day_path(date, site.as_ref())))
 }
@@ -464,7 +458,7 @@ async fn decide<S: Store>(
     let now = app.clock.now();
     let decided = reconcile::decide(&app.store, &viewer.actor(), id, approve, &app.finance, now)
         .await
-        .map_err(|error| reconcile_error(lang, error))?;
+        .map_err(PageError::reconcile(lang))?;
     tracing::info!(
         id,
         approve,
@@ -507,7 +501,7 @@ pub async fn download<S: Store>(
     let export_error = |error: ExportError| match error {
         ExportError::Store(error) => PageError::store(lang)(error),
         ExportError::Forbidden(_) => PageError::new(lang, PageErrorKind::Forbidden),
-        ExportError::Reconcile(error) => reconcile_error(lang, error),
+        ExportError::Reconcile(error) => PageError::reconcile(lang)(error),
         other => PageError::invalid(lang, other.to_string()),
     };
     let period = Period::new(from, to).map_err(export_error)?;

@@ -17,7 +17,7 @@ use proto::{AccountId, CardUid, Cents, PupilId, ServiceDate, SiteId, Text, Times
 use serde::Deserialize;
 
 use super::i18n::{Lang, Msg};
-use super::layout::{self, csrf, money, page};
+use super::layout::{self, csrf, money, nav_page, page};
 use super::session::{Form, Viewer, signed_form, viewer};
 use super::{DoneQuery, PageError, PageResult, see_other, service_today};
 use crate::limits::{HISTORY_LINES_MAX, SEARCH_CHARS_MAX};
@@ -87,7 +87,7 @@ pub async fn search<S: Store>(
             }
         }
     };
-    Ok(page(&viewer, Msg::NavSearch.text(lang), "/staff", content))
+    Ok(nav_page(&viewer, Msg::NavSearch, "/staff", content))
 }
 
 fn cards_summary(lang: Lang, entry: &PupilEntry) -> Markup {
@@ -539,12 +539,7 @@ pub async fn meals<S: Store>(
     let lang = viewer.lang;
     let site_meals = load_site_meals(&app, &viewer, &query).await?;
     let content = site_meals_content(lang, &site_meals);
-    Ok(page(
-        &viewer,
-        Msg::NavMeals.text(lang),
-        "/staff/meals",
-        content,
-    ))
+    Ok(nav_page(&viewer, Msg::NavMeals, "/staff/meals", content))
 }
 
 /// The meals of one site's service day, and the sites the viewer may choose from.
