@@ -753,3 +753,68 @@ fn import_refused(lang: Lang, error: ImportError) -> PageError {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Setting, service_of_form, tariff_of_form};
+    use crate::web::PageErrorKind;
+    use crate::web::i18n::Lang;
+    use crate::web::session::Form;
+
+    /// What a site's form gives: the setting as text, or the refusal's message.
+    fn setting_of(
+        of_form: fn(Lang, &Form) -> Result<Setting, super::PageError>,
+        body: &str,
+    ) -> String {
+        match of_form(Lang::En, &Form::parse(body.as_bytes())) {
+            Ok(Setting::Tariff(tariff)) => {
+                format!(
+                    "{} {} {}",
+                    tariff.bracket,
+                    tariff.meal_type,
+                    tariff.price.get()
+                )
+            }
+            Ok(Setting::Service(service)) => format!(
+                "{} {} {} {:?}",
+                service.id, service.name, service.meal_type, service.weekdays
+            ),
+            Err(error) => match error.kind {
+                PageErrorKind::Invalid(message) => message,
+                other => format!("{other:?}"),
+            },
+        }
+    }
+
+    fn check_tariff(body: &str, expected: &str) {
+        assert_eq!(setting_of(tariff_of_form, body), expected, "{body}");
+    }
+
+    fn check_service(body: &str, expected: &str) {
+        assert_eq!(setting_of(service_of_form, body), expected, "{body}");
+    }
+
+    #[test]
+    fn tariff_forms() {
+        check_tariff("bracket=B2&meal_type=lunch&price=3,85", "B2 lunch 385");
+        check_tariff("bracket=B2&meal_type=lunch&price=3.8.5", "Price (€): 3.8.5");
+        check_tariff(
+            "bracket=&meal_type=lunch&price=1",
+            "bracket: tariff bracket: empty",
+        );
+    }
+
+    #[test]
+    fn service_forms() {
+        let lunch = "id=lunch&name=Lunch&meal_type=lunch&start=11:30&end=13:45";
+        check_service(
+            &format!("{lunch}&weekday=monday&weekday=friday"),
+            "lunch Lunch lunch [Monday, Friday]",
+        );
+        check_service(&format!("{lunch}&weekday=someday"), "Weekdays: someday");
+        check_service(
+            "id=lunch&name=Lunch&meal_type=lunch&start=25:00&end=13:45",
+            "Start: 25:00",
+        );
+    }
+}
