@@ -14,8 +14,9 @@
 //! - [`chart`]: bar charts drawn as SVG on the server.
 //! - [`headers`]: the security headers of every answer (content security policy, no framing).
 //!
-//! Every handler names the roles it admits ([`session::viewer`]); staff see and change only
-//! their own site's pupils and accounts.
+//! Every handler names the roles it admits ([`session::viewer`], or [`session::signed_form`]
+//! for a posted form, which also checks its CSRF token); staff see and change only their own
+//! site's pupils and accounts.
 
 pub mod admin;
 pub mod chart;
