@@ -228,10 +228,11 @@ pub struct UserErrors;
 
 impl IntoResponses for UserErrors {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
-        let mut responses = Unauthenticated::responses();
-        responses.extend(Forbidden::responses());
-        responses.extend(Unavailable::responses());
-        responses
+        merged([
+            Unauthenticated::responses,
+            Forbidden::responses,
+            Unavailable::responses,
+        ])
     }
 }
 
@@ -241,13 +242,25 @@ pub struct KioskErrors;
 
 impl IntoResponses for KioskErrors {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
-        let mut responses = BadRequest::responses();
-        responses.extend(Unauthenticated::responses());
-        responses.extend(Forbidden::responses());
-        responses.extend(TooLarge::responses());
-        responses.extend(Unavailable::responses());
-        responses
+        merged([
+            BadRequest::responses,
+            Unauthenticated::responses,
+            Forbidden::responses,
+            TooLarge::responses,
+            Unavailable::responses,
+        ])
     }
+}
+
+/// An operation's responses by status, as `IntoResponses` gives them.
+type Responses = BTreeMap<String, RefOr<Response>>;
+
+/// The responses of each of `groups`, as one operation lists them.
+fn merged<const N: usize>(groups: [fn() -> Responses; N]) -> Responses {
+    groups
+        .into_iter()
+        .flat_map(|responses| responses())
+        .collect()
 }
 
 fn error_response(description: &str) -> RefOr<Response> {
