@@ -13,9 +13,10 @@ pub mod tls;
 pub mod transfer;
 
 use axum::extract::State;
+use axum::handler::Handler;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get, post, put};
+use axum::routing::{MethodFilter, MethodRouter, on};
 use proto::api::{ApiError, ErrorCode};
 
 use crate::manage::ManageError;
@@ -89,10 +90,22 @@ impl From<ManageError> for Failure {
 }
 
 /// An endpoint: method, path as routed, and its handler.
-type Route<S> = (Method, &'static str, MethodRouter<SharedApp<S>>);
+pub type Route<S> = (Method, &'static str, MethodRouter<SharedApp<S>>);
+
+/// The endpoint `method` `path`, answered by `handler`: the method is named once, for the router
+/// and the OpenAPI test alike.
+fn route<S: Store, H: Handler<T, SharedApp<S>>, T: 'static>(
+    method: Method,
+    path: &'static str,
+    handler: H,
+) -> Route<S> {
+    let filter = MethodFilter::try_from(method.clone())
+        .expect("the API routes only methods axum filters on");
+    (method, path, on(filter, handler))
+}
 
 /// Every endpoint: method, path as routed, and its handler.
-pub fn routes<S: Store>() -> Vec<(Method, &'static str, MethodRouter<SharedApp<S>>)> {
+pub fn routes<S: Store>() -> Vec<Route<S>> {
     [
         service_routes::<S>(),
         kiosk_routes::<S>(),
@@ -111,51 +124,51 @@ pub fn routes<S: Store>() -> Vec<(Method, &'static str, MethodRouter<SharedApp<S
 /// The service's own: health, metrics and this API's document.
 fn service_routes<S: Store>() -> Vec<Route<S>> {
     vec![
-        (Method::GET, "/healthz", get(healthz::<S>)),
-        (Method::GET, "/metrics", get(metrics::<S>)),
-        (Method::GET, "/api/openapi.json", get(openapi::document)),
+        route(Method::GET, "/healthz", healthz::<S>),
+        route(Method::GET, "/metrics", metrics::<S>),
+        route(Method::GET, "/api/openapi.json", openapi::document),
     ]
 }
 
 /// What kiosks call, with signed requests.
 fn kiosk_routes<S: Store>() -> Vec<Route<S>> {
     vec![
-        (
+        route(
             Method::POST,
             kiosk::RECORDS_PATH,
-            post(kiosk::upload_records::<S>),
+            kiosk::upload_records::<S>,
         ),
-        (Method::GET, kiosk::SNAPSHOT_PATH, get(kiosk::snapshot::<S>)),
+        route(Method::GET, kiosk::SNAPSHOT_PATH, kiosk::snapshot::<S>),
     ]
 }
 
 /// Accounts and the money that moves them.
 fn account_routes<S: Store>() -> Vec<Route<S>> {
     vec![
-        (
+        route(
             Method::GET,
             "/api/v1/accounts/{account}",
-            get(people::get_account::<S>),
+            people::get_account::<S>,
         ),
-        (
+        route(
             Method::PUT,
             "/api/v1/accounts/{account}",
-            put(people::save_account::<S>),
+            people::save_account::<S>,
         ),
-        (
+        route(
             Method::POST,
             "/api/v1/accounts/{account}/top-ups",
-            post(people::top_up::<S>),
+            people::top_up::<S>,
         ),
-        (
+        route(
             Method::POST,
             "/api/v1/accounts/{account}/adjustments",
-            post(people::adjust::<S>),
+            people::adjust::<S>,
         ),
-        (
+        route(
             Method::POST,
             "/api/v1/payments",
-            post(people::credit_payment::<S>),
+            people::credit_payment::<S>,
         ),
     ]
 }
@@ -163,25 +176,21 @@ fn account_routes<S: Store>() -> Vec<Route<S>> {
 /// Pupils and their cards.
 fn pupil_and_card_routes<S: Store>() -> Vec<Route<S>> {
     vec![
-        (
+        route(
             Method::PUT,
             "/api/v1/pupils/{pupil}",
-            put(people::save_pupil::<S>),
+            people::save_pupil::<S>,
         ),
-        (
-            Method::POST,
-            "/api/v1/cards",
-            post(people::assign_card::<S>),
-        ),
-        (
+        route(Method::POST, "/api/v1/cards", people::assign_card::<S>),
+        route(
             Method::POST,
             "/api/v1/cards/{uid}/block",
-            post(people::block_card::<S>),
+            people::block_card::<S>,
         ),
-        (
+        route(
             Method::POST,
             "/api/v1/cards/{uid}/replace",
-            post(people::replace_card::<S>),
+            people::replace_card::<S>,
         ),
     ]
 }
@@ -189,25 +198,25 @@ fn pupil_and_card_routes<S: Store>() -> Vec<Route<S>> {
 /// A site's set-up: tariffs, services, staff and kiosk settings.
 fn site_routes<S: Store>() -> Vec<Route<S>> {
     vec![
-        (
+        route(
             Method::PUT,
             "/api/v1/sites/{site}/tariffs",
-            put(people::save_tariff::<S>),
+            people::save_tariff::<S>,
         ),
-        (
+        route(
             Method::PUT,
             "/api/v1/sites/{site}/services/{service}",
-            put(people::save_service::<S>),
+            people::save_service::<S>,
         ),
-        (
+        route(
             Method::PUT,
             "/api/v1/sites/{site}/staff/{staff}",
-            put(people::save_staff::<S>),
+            people::save_staff::<S>,
         ),
-        (
+        route(
             Method::PUT,
             "/api/v1/sites/{site}/settings",
-            put(people::save_settings::<S>),
+            people::save_settings::<S>,
         ),
     ]
 }
@@ -215,65 +224,39 @@ fn site_routes<S: Store>() -> Vec<Route<S>> {
 /// Anomalies and the kiosk fleet, as finance and admin watch them.
 fn monitoring_routes<S: Store>() -> Vec<Route<S>> {
     vec![
-        (
-            Method::GET,
-            "/api/v1/anomalies",
-            get(people::anomalies::<S>),
-        ),
-        (Method::GET, "/api/v1/kiosks", get(people::kiosks::<S>)),
+        route(Method::GET, "/api/v1/anomalies", people::anomalies::<S>),
+        route(Method::GET, "/api/v1/kiosks", people::kiosks::<S>),
     ]
 }
 
 /// Reconciliations, their proposed voids, sign-off and exports.
 fn finance_routes<S: Store>() -> Vec<Route<S>> {
     vec![
-        (
+        route(
             Method::POST,
             finance::RECONCILIATIONS_PATH,
-            post(finance::run::<S>),
+            finance::run::<S>,
         ),
-        (
-            Method::GET,
-            finance::RECONCILIATION_PATH,
-            get(finance::get::<S>),
-        ),
-        (
-            Method::POST,
-            finance::SIGN_OFF_PATH,
-            post(finance::sign_off::<S>),
-        ),
-        (
+        route(Method::GET, finance::RECONCILIATION_PATH, finance::get::<S>),
+        route(Method::POST, finance::SIGN_OFF_PATH, finance::sign_off::<S>),
+        route(
             Method::GET,
             finance::PROPOSED_VOIDS_PATH,
-            get(finance::proposed_voids::<S>),
+            finance::proposed_voids::<S>,
         ),
-        (
-            Method::POST,
-            finance::APPROVE_PATH,
-            post(finance::approve::<S>),
-        ),
-        (
-            Method::POST,
-            finance::REJECT_PATH,
-            post(finance::reject::<S>),
-        ),
-        (
-            Method::GET,
-            finance::EXPORT_PATH,
-            get(finance::download::<S>),
-        ),
+        route(Method::POST, finance::APPROVE_PATH, finance::approve::<S>),
+        route(Method::POST, finance::REJECT_PATH, finance::reject::<S>),
+        route(Method::GET, finance::EXPORT_PATH, finance::download::<S>),
     ]
 }
 
 /// A kiosk's export file brought by hand.
 fn transfer_routes<S: Store>() -> Vec<Route<S>> {
-    vec![(
-        Method::POST,
-        transfer::TRANSFER_PATH,
+    vec![
         // An export file of days of records is larger than one upload: the handler reads it
         // itself, after checking who sends it, within its own bound.
-        post(transfer::upload::<S>),
-    )]
+        route(Method::POST, transfer::TRANSFER_PATH, transfer::upload::<S>),
+    ]
 }
 
 /// Whether this instance and its database answer.
