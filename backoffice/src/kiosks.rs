@@ -11,9 +11,9 @@ use proto::api::{KioskReport, RequestAuthError, RequestToSign};
 use proto::{DeviceId, Signature, SignedRecord, Timestamp};
 
 use crate::ingest::IngestOutcome;
-use crate::manage::{Actor, FINANCE, ManageError};
+use crate::manage::{Actor, FINANCE, ManageError, in_transaction, read_as};
 use crate::store::{
-    Device, DeviceEntry, DeviceRows, KioskStatus, Mode, Store, StoreError, Transaction, finish,
+    Device, DeviceEntry, DeviceRows, KioskStatus, Mode, Store, StoreError, Transaction,
 };
 
 /// Why a signed request was refused, as counted in the metrics.
@@ -82,8 +82,7 @@ pub async fn authenticate<S: Store>(
     let nonce = request.nonce.ok_or_else(missing)?;
     let signature = Signature::from_base64(request.signature.ok_or_else(missing)?)
         .map_err(|_| AuthError::Refused(Refusal::Signature))?;
-    let mut transaction = store.begin(Mode::Write).await?;
-    let result = async {
+    in_transaction(store, Mode::Write, async |transaction| {
         let Some(device) = transaction.device(&device).await? else {
             return Err(AuthError::Refused(Refusal::UnknownDevice));
         };
@@ -107,13 +106,12 @@ pub async fn authenticate<S: Store>(
                     RequestAuthError::Signature => Refusal::Signature,
                 })
             })?;
-        match remember_nonce_in(&mut transaction, &device.id, nonce, at, now).await? {
+        match remember_nonce_in(transaction, &device.id, nonce, at, now).await? {
             NonceOutcome::Fresh => Ok(device),
             NonceOutcome::Replayed => Err(AuthError::Refused(Refusal::Replayed)),
         }
-    }
-    .await;
-    finish(transaction, result).await
+    })
+    .await
 }
 
 /// Whether a signed request's nonce was new.
@@ -133,9 +131,10 @@ pub async fn remember_nonce<S: Store>(
     request_at: Timestamp,
     now: Timestamp,
 ) -> Result<NonceOutcome, StoreError> {
-    let mut transaction = store.begin(Mode::Write).await?;
-    let result = remember_nonce_in(&mut transaction, device, nonce, request_at, now).await;
-    finish(transaction, result).await
+    in_transaction(store, Mode::Write, async |transaction| {
+        remember_nonce_in(transaction, device, nonce, request_at, now).await
+    })
+    .await
 }
 
 async fn remember_nonce_in<X: Transaction>(
@@ -171,8 +170,10 @@ pub async fn upload<S: Store>(
 
 /// The fleet as last reported; finance and city IT.
 pub async fn fleet<S: Store>(store: &S, actor: &Actor) -> Result<Vec<KioskStatus>, ManageError> {
-    actor.require(FINANCE)?;
-    Ok(store.begin(Mode::Single).await?.kiosk_statuses().await?)
+    read_as(store, actor, FINANCE, async |rows| {
+        rows.kiosk_statuses().await
+    })
+    .await
 }
 
 /// Every registered kiosk with its last report, if any; finance and city IT.
@@ -181,8 +182,7 @@ pub async fn fleet_view<S: Store>(
     actor: &Actor,
 ) -> Result<Vec<(DeviceEntry, Option<KioskStatus>)>, ManageError> {
     actor.require(FINANCE)?;
-    let mut transaction = store.begin(Mode::Read).await?;
-    let result: Result<_, StoreError> = async {
+    in_transaction(store, Mode::Read, async |transaction| {
         let devices = transaction.devices().await?;
         let mut statuses: std::collections::BTreeMap<DeviceId, KioskStatus> = transaction
             .kiosk_statuses()
@@ -197,7 +197,6 @@ pub async fn fleet_view<S: Store>(
                 (entry, status)
             })
             .collect())
-    }
-    .await;
-    Ok(finish(transaction, result).await?)
+    })
+    .await
 }

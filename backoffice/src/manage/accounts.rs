@@ -7,13 +7,13 @@ use proto::record::TopUpMethod;
 use proto::snapshot::AccountState;
 use proto::{AccountId, Cents, SnapshotVersion, Text, Timestamp};
 
-use super::{Actor, COUNTER, FINANCE, ManageError, PAYMENTS, READERS, in_range};
+use super::{Actor, COUNTER, FINANCE, ManageError, PAYMENTS, READERS, in_range, in_transaction};
 use crate::limits::{
     ADJUSTMENT_CENTS_MAX, COUNTER_TOP_UP_CENTS_MAX, HISTORY_LINES_MAX, ONLINE_PAYMENT_CENTS_MAX,
 };
 use crate::store::{
     AccountLine, ChainRows, FinanceRows, Mode, Operation, OperationKind, PeopleRows, PupilEntry,
-    Stamp, Store, StoreError, Transaction, finish,
+    Stamp, Store, StoreError, Transaction,
 };
 
 /// What a money operation did.
@@ -53,12 +53,11 @@ pub async fn save_account<S: Store>(
 ) -> Result<(AccountState, bool), ManageError> {
     actor.require(COUNTER)?;
     check_overdraft_floor(floor)?;
-    let mut transaction = store.begin(Mode::Write).await?;
-    let result = async {
+    in_transaction(store, Mode::Write, async |transaction| {
         let opened = match transaction.insert_account(account, floor, at).await {
             Ok(()) => true,
             Err(StoreError::AlreadyExists { .. }) => {
-                actor.may_attach_account(&mut transaction, account).await?;
+                actor.may_attach_account(transaction, account).await?;
                 transaction.set_overdraft_floor(account, floor).await?;
                 false
             }
@@ -69,9 +68,8 @@ pub async fn save_account<S: Store>(
             .await?;
         let state = existing(transaction.account(account).await?, account)?;
         Ok((state, opened))
-    }
-    .await;
-    finish(transaction, result).await
+    })
+    .await
 }
 
 /// An account's balance and floor.
@@ -91,10 +89,9 @@ pub async fn view<S: Store>(
     history_lines: usize,
 ) -> Result<AccountView, ManageError> {
     actor.require(READERS)?;
-    let mut transaction = store.begin(Mode::Read).await?;
-    let result = async {
+    in_transaction(store, Mode::Read, async |transaction| {
         let state = existing(transaction.account(account).await?, account)?;
-        let pupils = actor.reach_account(&mut transaction, account).await?;
+        let pupils = actor.reach_account(transaction, account).await?;
         let history = if history_lines == 0 {
             Vec::new()
         } else {
@@ -106,9 +103,8 @@ pub async fn view<S: Store>(
             pupils,
             history,
         })
-    }
-    .await;
-    finish(transaction, result).await
+    })
+    .await
 }
 
 /// Money paid in at the counter by staff of one of the account's pupils' site (or admin).
@@ -123,14 +119,8 @@ pub async fn top_up<S: Store>(
 ) -> Result<Moved, ManageError> {
     actor.require(COUNTER)?;
     check_top_up(amount)?;
-    let operation = Operation {
-        kind: OperationKind::TopUp { method, reference },
-        account: account.clone(),
-        amount,
-        user: actor.name.clone(),
-        at,
-    };
-    operate(store, actor, operation).await
+    let kind = OperationKind::TopUp { method, reference };
+    operate(store, actor, kind, account, amount, at).await
 }
 
 /// A correction either way by finance, up to [`ADJUSTMENT_CENTS_MAX`], never zero, always with
@@ -154,14 +144,8 @@ pub async fn adjust<S: Store>(
             "an adjustment of 0 changes nothing".to_owned(),
         ));
     }
-    let operation = Operation {
-        kind: OperationKind::Adjustment { reason },
-        account: account.clone(),
-        amount,
-        user: actor.name.clone(),
-        at,
-    };
-    operate(store, actor, operation).await
+    let kind = OperationKind::Adjustment { reason };
+    operate(store, actor, kind, account, amount, at).await
 }
 
 /// A payment made online, 1 cent to [`ONLINE_PAYMENT_CENTS_MAX`], credited once per reference.
@@ -175,30 +159,32 @@ pub async fn credit_payment<S: Store>(
 ) -> Result<Moved, ManageError> {
     actor.require(PAYMENTS)?;
     in_range("payment", amount, 1..=ONLINE_PAYMENT_CENTS_MAX)?;
+    let kind = OperationKind::OnlinePayment { reference };
+    operate(store, actor, kind, account, amount, at).await
+}
+
+/// Moves `amount` on `account` by an operation of `kind`, recorded under the actor's name, once
+/// the actor reaches the account.
+async fn operate<S: Store>(
+    store: &S,
+    actor: &Actor,
+    kind: OperationKind,
+    account: &AccountId,
+    amount: Cents,
+    at: Timestamp,
+) -> Result<Moved, ManageError> {
     let operation = Operation {
-        kind: OperationKind::OnlinePayment { reference },
+        kind,
         account: account.clone(),
         amount,
         user: actor.name.clone(),
         at,
     };
-    operate(store, actor, operation).await
-}
-
-async fn operate<S: Store>(
-    store: &S,
-    actor: &Actor,
-    operation: Operation,
-) -> Result<Moved, ManageError> {
-    let mut transaction = store.begin(Mode::Write).await?;
-    let result: Result<_, ManageError> = async {
-        actor
-            .reach_account(&mut transaction, &operation.account)
-            .await?;
-        Ok(apply(&mut transaction, &operation).await?)
-    }
-    .await;
-    let moved = finish(transaction, result).await?;
+    let moved = in_transaction(store, Mode::Write, async |transaction| {
+        actor.reach_account(transaction, &operation.account).await?;
+        Ok::<_, ManageError>(apply(transaction, &operation).await?)
+    })
+    .await?;
     tracing::info!(
         account = %operation.account,
         amount = operation.amount.get(),

@@ -3,8 +3,8 @@
 
 use proto::{DeviceId, Timestamp};
 
-use super::{ADMIN, Actor, ManageError};
-use crate::store::{Device, DeviceEntry, DeviceRows, Mode, Store, finish};
+use super::{ADMIN, Actor, ManageError, in_transaction, read_as};
+use crate::store::{Device, DeviceEntry, DeviceRows, Mode, Store};
 
 /// Registers a kiosk and its public key, at `at`.
 pub async fn add<S: Store>(
@@ -14,9 +14,10 @@ pub async fn add<S: Store>(
     at: Timestamp,
 ) -> Result<(), ManageError> {
     actor.require(ADMIN)?;
-    let mut transaction = store.begin(Mode::Write).await?;
-    let result = transaction.insert_device(device, at).await;
-    Ok(finish(transaction, result).await?)
+    Ok(in_transaction(store, Mode::Write, async |transaction| {
+        transaction.insert_device(device, at).await
+    })
+    .await?)
 }
 
 /// Refuses the kiosk from `at` on; its stored records stay.
@@ -27,13 +28,13 @@ pub async fn revoke<S: Store>(
     at: Timestamp,
 ) -> Result<(), ManageError> {
     actor.require(ADMIN)?;
-    let mut transaction = store.begin(Mode::Write).await?;
-    let result = transaction.revoke_device(device, at).await;
-    Ok(finish(transaction, result).await?)
+    Ok(in_transaction(store, Mode::Write, async |transaction| {
+        transaction.revoke_device(device, at).await
+    })
+    .await?)
 }
 
 /// Every registered kiosk, revoked or not, by id; city IT.
 pub async fn list<S: Store>(store: &S, actor: &Actor) -> Result<Vec<DeviceEntry>, ManageError> {
-    actor.require(ADMIN)?;
-    Ok(store.begin(Mode::Single).await?.devices().await?)
+    read_as(store, actor, ADMIN, async |rows| rows.devices().await).await
 }

@@ -19,9 +19,9 @@ pub mod sites;
 pub mod tokens;
 pub mod users;
 
-use proto::{AccountId, Cents, SiteId};
+use proto::{AccountId, Cents, SiteId, SnapshotVersion};
 
-use crate::store::{PeopleRows, PupilEntry, StoreError};
+use crate::store::{ChainRows, Mode, PeopleRows, PupilEntry, Stamp, Store, StoreError, finish};
 use crate::users::{Role, User};
 
 /// Who asks: a signed-in user of the pages or the API, or the city's own tools.
@@ -177,6 +177,44 @@ pub const FINANCE: &[Role] = &[Role::Finance, Role::Admin];
 pub const PAYMENTS: &[Role] = &[Role::Payments, Role::Admin];
 /// Who may set up sites, kiosks and users.
 pub const ADMIN: &[Role] = &[Role::Admin];
+
+/// Runs `work` in one transaction of `mode`: commits what it did, or rolls back its failure, so
+/// no use case leaves a transaction open or half written.
+pub(crate) async fn in_transaction<S: Store, T, E: From<StoreError>>(
+    store: &S,
+    mode: Mode,
+    work: impl AsyncFnOnce(&mut S::Tx) -> Result<T, E>,
+) -> Result<T, E> {
+    let mut transaction = store.begin(mode).await?;
+    let result = work(&mut transaction).await;
+    finish(transaction, result).await
+}
+
+/// What one query answers, for an actor with one of `roles`: the role is checked before the
+/// store is asked.
+pub(crate) async fn read_as<S: Store, T>(
+    store: &S,
+    actor: &Actor,
+    roles: &[Role],
+    query: impl AsyncFnOnce(&mut S::Tx) -> Result<T, StoreError>,
+) -> Result<T, ManageError> {
+    actor.require(roles)?;
+    let mut transaction = store.begin(Mode::Single).await?;
+    Ok(query(&mut transaction).await?)
+}
+
+/// Changes what the kiosks' snapshots hold: `change` writes and answers the stamps of what it
+/// changed; their snapshot version is taken last, in the same transaction.
+async fn change_snapshot<S: Store>(
+    store: &S,
+    change: impl AsyncFnOnce(&mut S::Tx) -> Result<Vec<Stamp>, ManageError>,
+) -> Result<SnapshotVersion, ManageError> {
+    in_transaction(store, Mode::Write, async |transaction| {
+        let stamps = change(transaction).await?;
+        Ok(transaction.take_version(&stamps).await?)
+    })
+    .await
+}
 
 /// An amount within `range` cents, or a refusal naming it.
 fn in_range(

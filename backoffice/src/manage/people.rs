@@ -6,11 +6,10 @@ use proto::limits::DIETARY_FLAGS_MAX;
 use proto::snapshot::{Card, CardHolder, Pupil, StaffCredential};
 use proto::{CardUid, PupilId, ServiceDate, SiteId, SnapshotVersion, StaffId, Text};
 
-use super::{ADMIN, Actor, COUNTER, ManageError, READERS, hashed};
+use super::{ADMIN, Actor, COUNTER, ManageError, READERS, change_snapshot, hashed, in_transaction};
 use crate::limits::{SEARCH_CHARS_MAX, SEARCH_RESULTS_MAX, SITE_MEALS_MAX};
 use crate::store::{
     ChainRows, Mode, PeopleRows, PupilEntry, ServedMeal, Stamp, Store, StoreError, Transaction,
-    finish,
 };
 use crate::users::{Role, hash_pin};
 
@@ -42,9 +41,10 @@ pub async fn save_pupil<S: Store>(
     pupil: &Pupil,
 ) -> Result<SnapshotVersion, ManageError> {
     actor.require(COUNTER)?;
-    let mut transaction = store.begin(Mode::Write).await?;
-    let result = save_pupil_in(&mut transaction, actor, site, pupil).await;
-    finish(transaction, result).await
+    in_transaction(store, Mode::Write, async |transaction| {
+        save_pupil_in(transaction, actor, site, pupil).await
+    })
+    .await
 }
 
 /// [`save_pupil`] inside a transaction (the CSV import writes many in one).
@@ -83,8 +83,7 @@ pub async fn set_dietary<S: Store>(
     dietary: Vec<Text>,
 ) -> Result<Pupil, ManageError> {
     actor.require(COUNTER)?;
-    let mut transaction = store.begin(Mode::Write).await?;
-    let result = async {
+    in_transaction(store, Mode::Write, async |transaction| {
         let Some(entry) = transaction
             .search_pupils(pupil.as_str(), None, 1)
             .await?
@@ -101,11 +100,10 @@ pub async fn set_dietary<S: Store>(
             dietary,
             ..entry.pupil
         };
-        save_pupil_in(&mut transaction, actor, &entry.site, &changed).await?;
+        save_pupil_in(transaction, actor, &entry.site, &changed).await?;
         Ok(changed)
-    }
-    .await;
-    finish(transaction, result).await
+    })
+    .await
 }
 
 /// Binds a new card to a pupil or staff member of the actor's site.
@@ -115,9 +113,10 @@ pub async fn assign_card<S: Store>(
     card: &Card,
 ) -> Result<SnapshotVersion, ManageError> {
     actor.require(COUNTER)?;
-    let mut transaction = store.begin(Mode::Write).await?;
-    let result = assign_card_in(&mut transaction, actor, card).await;
-    finish(transaction, result).await
+    in_transaction(store, Mode::Write, async |transaction| {
+        assign_card_in(transaction, actor, card).await
+    })
+    .await
 }
 
 /// [`assign_card`] inside a transaction; a UID already bound to the same holder is kept.
@@ -149,16 +148,12 @@ pub async fn block_card<S: Store>(
     uid: &CardUid,
 ) -> Result<SnapshotVersion, ManageError> {
     actor.require(COUNTER)?;
-    let mut transaction = store.begin(Mode::Write).await?;
-    let result = async {
-        card_of_site(&mut transaction, actor, uid).await?;
+    change_snapshot(store, async |transaction| {
+        card_of_site(transaction, actor, uid).await?;
         transaction.block_card(uid).await?;
-        Ok(transaction
-            .take_version(&[Stamp::Cards(vec![*uid])])
-            .await?)
-    }
-    .await;
-    finish(transaction, result).await
+        Ok(vec![Stamp::Cards(vec![*uid])])
+    })
+    .await
 }
 
 /// Blocks a lost card and binds `new` to its holder. The balance is the account's, so it stays.
@@ -169,17 +164,13 @@ pub async fn replace_card<S: Store>(
     new: &CardUid,
 ) -> Result<SnapshotVersion, ManageError> {
     actor.require(COUNTER)?;
-    let mut transaction = store.begin(Mode::Write).await?;
-    let result = async {
-        let (site, holder) = card_of_site(&mut transaction, actor, old).await?;
+    change_snapshot(store, async |transaction| {
+        let (site, holder) = card_of_site(transaction, actor, old).await?;
         transaction.block_card(old).await?;
         transaction.insert_card(new, &site, &holder).await?;
-        Ok(transaction
-            .take_version(&[Stamp::Cards(vec![*old, *new])])
-            .await?)
-    }
-    .await;
-    finish(transaction, result).await
+        Ok(vec![Stamp::Cards(vec![*old, *new])])
+    })
+    .await
 }
 
 /// The site and holder of a card, which must exist and be at the actor's site.
@@ -224,15 +215,11 @@ pub async fn save_staff<S: Store>(
     let pin_hash =
         Text::parse(&pin_hash).map_err(|error| ManageError::Invalid(error.to_string()))?;
     let staff = StaffCredential { id, name, pin_hash };
-    let mut transaction = store.begin(Mode::Write).await?;
-    let result = async {
+    change_snapshot(store, async |transaction| {
         transaction.upsert_staff(site, &staff).await?;
-        Ok(transaction
-            .take_version(&[Stamp::Staff(staff.id.clone())])
-            .await?)
-    }
-    .await;
-    finish(transaction, result).await
+        Ok(vec![Stamp::Staff(staff.id.clone())])
+    })
+    .await
 }
 
 fn holder_name(holder: &CardHolder) -> String {
@@ -260,8 +247,7 @@ pub async fn search<S: Store>(
         return Ok(Vec::new());
     }
     let site = own_site(actor);
-    let mut transaction = store.begin(Mode::Read).await?;
-    let result = async {
+    Ok(in_transaction(store, Mode::Read, async |transaction| {
         if let Ok(uid) = CardUid::from_hex(&text.to_ascii_lowercase())
             && let Some(card) = transaction.card(&uid).await?
             && let CardHolder::Pupil(pupil) = card.holder
@@ -277,9 +263,8 @@ pub async fn search<S: Store>(
         transaction
             .search_pupils(text, site.as_ref(), SEARCH_RESULTS_MAX)
             .await
-    }
-    .await;
-    Ok(finish(transaction, result).await?)
+    })
+    .await?)
 }
 
 /// The sites the actor sees: staff their own, the other roles every site.

@@ -4,8 +4,8 @@ use proto::limits::MEAL_PRICE_CENTS_MAX;
 use proto::snapshot::{KioskSettings, Service, Tariff};
 use proto::{SiteId, SnapshotVersion};
 
-use super::{ADMIN, Actor, ManageError, in_range};
-use crate::store::{ChainRows, Mode, PeopleRows, Stamp, Store, finish};
+use super::{ADMIN, Actor, ManageError, change_snapshot, in_range, read_as};
+use crate::store::{PeopleRows, Stamp, Store};
 
 /// A meal costs 0 to [`MEAL_PRICE_CENTS_MAX`].
 pub fn check_tariff(tariff: &Tariff) -> Result<(), ManageError> {
@@ -31,18 +31,15 @@ pub async fn save_tariff<S: Store>(
 ) -> Result<SnapshotVersion, ManageError> {
     actor.require(ADMIN)?;
     check_tariff(tariff)?;
-    let mut transaction = store.begin(Mode::Write).await?;
-    let result = async {
+    change_snapshot(store, async |transaction| {
         transaction.upsert_tariff(site, tariff).await?;
-        let stamp = Stamp::Tariff {
+        Ok(vec![Stamp::Tariff {
             site: site.clone(),
             bracket: tariff.bracket.clone(),
             meal_type: tariff.meal_type.clone(),
-        };
-        Ok(transaction.take_version(&[stamp]).await?)
-    }
-    .await;
-    finish(transaction, result).await
+        }])
+    })
+    .await
 }
 
 /// A meal window at `site`.
@@ -54,17 +51,14 @@ pub async fn save_service<S: Store>(
 ) -> Result<SnapshotVersion, ManageError> {
     actor.require(ADMIN)?;
     check_service(service)?;
-    let mut transaction = store.begin(Mode::Write).await?;
-    let result = async {
+    change_snapshot(store, async |transaction| {
         transaction.upsert_service(site, service).await?;
-        let stamp = Stamp::Service {
+        Ok(vec![Stamp::Service {
             site: site.clone(),
             id: service.id.clone(),
-        };
-        Ok(transaction.take_version(&[stamp]).await?)
-    }
-    .await;
-    finish(transaction, result).await
+        }])
+    })
+    .await
 }
 
 /// The kiosk settings of `site`.
@@ -76,21 +70,16 @@ pub async fn save_settings<S: Store>(
 ) -> Result<SnapshotVersion, ManageError> {
     actor.require(ADMIN)?;
     settings.check()?;
-    let mut transaction = store.begin(Mode::Write).await?;
-    let result = async {
+    change_snapshot(store, async |transaction| {
         transaction.upsert_settings(site, settings).await?;
-        Ok(transaction
-            .take_version(&[Stamp::Settings(site.clone())])
-            .await?)
-    }
-    .await;
-    finish(transaction, result).await
+        Ok(vec![Stamp::Settings(site.clone())])
+    })
+    .await
 }
 
 /// Sites named by kiosks, pupils, tariffs or services; city IT.
 pub async fn list<S: Store>(store: &S, actor: &Actor) -> Result<Vec<SiteId>, ManageError> {
-    actor.require(ADMIN)?;
-    Ok(store.begin(Mode::Single).await?.sites().await?)
+    read_as(store, actor, ADMIN, async |rows| rows.sites().await).await
 }
 
 /// A site's tariffs and services; city IT.
@@ -99,6 +88,8 @@ pub async fn setup<S: Store>(
     actor: &Actor,
     site: &SiteId,
 ) -> Result<(Vec<Tariff>, Vec<Service>), ManageError> {
-    actor.require(ADMIN)?;
-    Ok(store.begin(Mode::Single).await?.site_setup(site).await?)
+    read_as(store, actor, ADMIN, async |rows| {
+        rows.site_setup(site).await
+    })
+    .await
 }

@@ -4,9 +4,9 @@
 
 use proto::{Digest, SiteId, Timestamp};
 
-use super::{ADMIN, Actor, ManageError};
+use super::{ADMIN, Actor, ManageError, in_transaction, read_as};
 use crate::limits::{API_TOKEN_DAYS_MAX, DAY_MS};
-use crate::store::{ApiToken, Mode, SessionRows, Store, finish};
+use crate::store::{ApiToken, Mode, SessionRows, Store};
 use crate::users::{Role, is_user_name};
 
 /// The start of every token: a leaked one is recognisable in a log or a repository.
@@ -62,9 +62,10 @@ pub async fn create<S: Store>(
         expires_at,
         revoked_at: None,
     };
-    let mut transaction = store.begin(Mode::Write).await?;
-    let result = transaction.insert_api_token(&row).await;
-    finish(transaction, result).await?;
+    in_transaction(store, Mode::Write, async |transaction| {
+        transaction.insert_api_token(&row).await
+    })
+    .await?;
     Ok((token, row))
 }
 
@@ -76,15 +77,15 @@ pub async fn revoke<S: Store>(
     at: Timestamp,
 ) -> Result<(), ManageError> {
     actor.require(ADMIN)?;
-    let mut transaction = store.begin(Mode::Write).await?;
-    let result = transaction.revoke_api_token(name, at).await;
-    Ok(finish(transaction, result).await?)
+    Ok(in_transaction(store, Mode::Write, async |transaction| {
+        transaction.revoke_api_token(name, at).await
+    })
+    .await?)
 }
 
 /// Every token, revoked and expired ones included.
 pub async fn list<S: Store>(store: &S, actor: &Actor) -> Result<Vec<ApiToken>, ManageError> {
-    actor.require(ADMIN)?;
-    Ok(store.begin(Mode::Single).await?.api_tokens().await?)
+    read_as(store, actor, ADMIN, async |rows| rows.api_tokens().await).await
 }
 
 /// The valid token `token` is, if any.

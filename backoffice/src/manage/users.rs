@@ -2,8 +2,8 @@
 
 use proto::Timestamp;
 
-use super::{ADMIN, Actor, ManageError};
-use crate::store::{Mode, PeopleRows, SessionRows, Store, StoreError, Transaction, finish};
+use super::{ADMIN, Actor, ManageError, in_transaction, read_as};
+use crate::store::{Mode, PeopleRows, SessionRows, Store, StoreError, Transaction};
 use crate::users::User;
 
 /// Adds a user (its password already hashed by [`User::new`]).
@@ -14,18 +14,20 @@ pub async fn add<S: Store>(
     at: Timestamp,
 ) -> Result<(), ManageError> {
     actor.require(ADMIN)?;
-    let mut transaction = store.begin(Mode::Write).await?;
-    let result = transaction.insert_user(user, at).await;
-    Ok(finish(transaction, result).await?)
+    Ok(in_transaction(store, Mode::Write, async |transaction| {
+        transaction.insert_user(user, at).await
+    })
+    .await?)
 }
 
 /// Changes an existing user's role, site and password hash. A new password ends every session
 /// the user had open: whoever knew the old one is signed out.
 pub async fn update<S: Store>(store: &S, actor: &Actor, user: &User) -> Result<(), ManageError> {
     actor.require(ADMIN)?;
-    let mut transaction = store.begin(Mode::Write).await?;
-    let result = update_in(&mut transaction, user).await;
-    Ok(finish(transaction, result).await?)
+    Ok(in_transaction(store, Mode::Write, async |transaction| {
+        update_in(transaction, user).await
+    })
+    .await?)
 }
 
 async fn update_in<X: Transaction>(transaction: &mut X, user: &User) -> Result<(), StoreError> {
@@ -58,22 +60,18 @@ pub async fn set_disabled<S: Store>(
             "you cannot disable yourself: ask another administrator".to_owned(),
         ));
     }
-    let mut transaction = store.begin(Mode::Write).await?;
-    let result = async {
+    Ok(in_transaction(store, Mode::Write, async |transaction| {
         transaction
             .set_user_disabled(name, disabled.then_some(at))
             .await?;
         transaction.delete_web_sessions_of(name).await
-    }
-    .await;
-    Ok(finish(transaction, result).await?)
+    })
+    .await?)
 }
 
 /// Every user, by name.
 pub async fn list<S: Store>(store: &S, actor: &Actor) -> Result<Vec<User>, ManageError> {
-    actor.require(ADMIN)?;
-    let mut transaction = store.begin(Mode::Single).await?;
-    Ok(transaction.users().await?)
+    read_as(store, actor, ADMIN, async |rows| rows.users().await).await
 }
 
 /// One user, if the name is taken.
@@ -82,6 +80,5 @@ pub async fn get<S: Store>(
     actor: &Actor,
     name: &str,
 ) -> Result<Option<User>, ManageError> {
-    actor.require(ADMIN)?;
-    Ok(store.begin(Mode::Single).await?.user(name).await?)
+    read_as(store, actor, ADMIN, async |rows| rows.user(name).await).await
 }
