@@ -2,7 +2,7 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{OriginalUri, State};
+use axum::extract::{FromRequest, OriginalUri, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Json;
 use proto::SnapshotVersion;
@@ -43,13 +43,9 @@ pub const SNAPSHOT_PATH: &str = "/api/v1/kiosk/snapshot";
 )]
 pub async fn snapshot<S: Store>(
     State(app): State<SharedApp<S>>,
-    method: Method,
     OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    SignedBy { device, .. }: SignedBy,
 ) -> Result<Json<Snapshot>, Failure> {
-    let body = body.map_err(body_failure)?;
-    let device = authenticate(&app, &method, &uri, &headers, &body).await?;
     let since = parse_since(uri.query())?;
     let snapshot =
         crate::snapshot::snapshot(&app.store, &device.site, Some(&device.id), since).await?;
@@ -90,13 +86,8 @@ fn parse_since(query: Option<&str>) -> Result<Option<SnapshotVersion>, Failure> 
 )]
 pub async fn upload_records<S: Store>(
     State(app): State<SharedApp<S>>,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    SignedBy { device, body }: SignedBy,
 ) -> Result<Json<UploadResponse>, Failure> {
-    let body = body.map_err(body_failure)?;
-    let device = authenticate(&app, &method, &uri, &headers, &body).await?;
     let request: UploadRequest = serde_json::from_slice(&body)
         .map_err(|error| Failure::bad_request(format!("upload body: {error}")))?;
     request.check().map_err(|error| Failure {
@@ -120,6 +111,34 @@ pub async fn upload_records<S: Store>(
         quarantined: outcome.quarantined,
         backoffice_time: app.clock.now(),
     }))
+}
+
+/// A kiosk's request, authenticated: the kiosk it comes from and the body it signed. Taking it
+/// reads the body within the router's limit and checks the signature, so a kiosk handler sees
+/// only requests of enrolled kiosks.
+#[derive(Debug)]
+pub struct SignedBy {
+    pub device: Device,
+    pub body: Bytes,
+}
+
+impl<S: Store> FromRequest<SharedApp<S>> for SignedBy {
+    type Rejection = Failure;
+
+    async fn from_request(request: Request, app: &SharedApp<S>) -> Result<SignedBy, Failure> {
+        let method = request.method().clone();
+        let headers = request.headers().clone();
+        // The path the kiosk signed, as sent, even where the router is nested.
+        let uri = match request.extensions().get::<OriginalUri>() {
+            Some(OriginalUri(uri)) => uri.clone(),
+            None => request.uri().clone(),
+        };
+        let body = Bytes::from_request(request, app)
+            .await
+            .map_err(body_failure)?;
+        let device = authenticate(app, &method, &uri, &headers, &body).await?;
+        Ok(SignedBy { device, body })
+    }
 }
 
 async fn authenticate<S: Store>(
