@@ -12,7 +12,7 @@ use proto::record::TopUpMethod;
 use proto::snapshot::{Card, CardHolder, LocalTime, Pupil, Service, Tariff, Weekday};
 use proto::{
     AccountId, BracketId, CardUid, Cents, DeviceId, MealType, ParseError, PublicKey, PupilId,
-    ServiceId, SiteId, StaffId, Text, Timestamp,
+    ServiceId, SiteId, SnapshotVersion, StaffId, Text, Timestamp,
 };
 
 use crate::args::{
@@ -180,9 +180,7 @@ pub async fn account<S: Store>(
 pub async fn pupil<S: Store>(
     store: &S,
     actor: &Actor,
-    command: PupilCommand,
-) -> anyhow::Result<()> {
-    let PupilCommand::Set {
+    PupilCommand::Set {
         site,
         id,
         account,
@@ -190,7 +188,8 @@ pub async fn pupil<S: Store>(
         last_name,
         bracket,
         dietary,
-    } = command;
+    }: PupilCommand,
+) -> anyhow::Result<()> {
     let site = arg("--site", &site, SiteId::parse)?;
     let pupil = Pupil {
         id: arg("--id", &id, PupilId::parse)?,
@@ -204,10 +203,7 @@ pub async fn pupil<S: Store>(
             .collect::<anyhow::Result<_>>()?,
     };
     let version = people::save_pupil(store, actor, &site, &pupil).await?;
-    println!(
-        "pupil {id} saved at site {site} (snapshot version {})",
-        version.0
-    );
+    print_changed(format_args!("pupil {id} saved at site {site}"), version);
     Ok(())
 }
 
@@ -221,21 +217,19 @@ pub async fn card<S: Store>(store: &S, actor: &Actor, command: CardCommand) -> a
                 (None, None) => anyhow::bail!("--pupil or --staff is required"),
             };
             let version = people::assign_card(store, actor, &Card { uid, holder }).await?;
-            println!("card {uid} assigned (snapshot version {})", version.0);
+            print_changed(format_args!("card {uid} assigned"), version);
         }
         CardCommand::Block { uid } => {
             let uid = arg("--uid", &uid, CardUid::from_hex)?;
             let version = people::block_card(store, actor, &uid).await?;
-            println!("card {uid} blocked (snapshot version {})", version.0);
+            print_changed(format_args!("card {uid} blocked"), version);
         }
         CardCommand::Replace { uid, new_uid } => {
             let uid = arg("--uid", &uid, CardUid::from_hex)?;
             let new_uid = arg("--new-uid", &new_uid, CardUid::from_hex)?;
             let version = people::replace_card(store, actor, &uid, &new_uid).await?;
-            println!(
-                "card {uid} blocked, card {new_uid} assigned to its holder (snapshot version {})",
-                version.0
-            );
+            let what = format_args!("card {uid} blocked, card {new_uid} assigned to its holder");
+            print_changed(what, version);
         }
     }
     Ok(())
@@ -244,14 +238,13 @@ pub async fn card<S: Store>(store: &S, actor: &Actor, command: CardCommand) -> a
 pub async fn tariff<S: Store>(
     store: &S,
     actor: &Actor,
-    command: TariffCommand,
-) -> anyhow::Result<()> {
-    let TariffCommand::Set {
+    TariffCommand::Set {
         site,
         bracket,
         meal_type,
         price,
-    } = command;
+    }: TariffCommand,
+) -> anyhow::Result<()> {
     let site = arg("--site", &site, SiteId::parse)?;
     let tariff = Tariff {
         bracket: arg("--bracket", &bracket, BracketId::parse)?,
@@ -260,19 +253,15 @@ pub async fn tariff<S: Store>(
     };
     sites::check_tariff(&tariff).context("--price")?;
     let version = sites::save_tariff(store, actor, &site, &tariff).await?;
-    println!(
-        "tariff {bracket} {meal_type} at site {site}: {price} cents (snapshot version {})",
-        version.0
-    );
+    let what = format_args!("tariff {bracket} {meal_type} at site {site}: {price} cents");
+    print_changed(what, version);
     Ok(())
 }
 
 pub async fn service<S: Store>(
     store: &S,
     actor: &Actor,
-    command: ServiceCommand,
-) -> anyhow::Result<()> {
-    let ServiceCommand::Set {
+    ServiceCommand::Set {
         site,
         id,
         name,
@@ -280,7 +269,8 @@ pub async fn service<S: Store>(
         weekdays,
         start,
         end,
-    } = command;
+    }: ServiceCommand,
+) -> anyhow::Result<()> {
     let site = arg("--site", &site, SiteId::parse)?;
     let service = Service {
         id: arg("--id", &id, ServiceId::parse)?,
@@ -298,10 +288,7 @@ pub async fn service<S: Store>(
         end: LocalTime::parse(&end).with_context(|| format!("--end {end}: expected HH:MM"))?,
     };
     let version = sites::save_service(store, actor, &site, &service).await?;
-    println!(
-        "service {id} saved at site {site} (snapshot version {})",
-        version.0
-    );
+    print_changed(format_args!("service {id} saved at site {site}"), version);
     Ok(())
 }
 
@@ -315,10 +302,7 @@ pub async fn staff<S: Store>(
     let name = arg("--name", &name, Text::parse)?;
     let pin = first_line("the PIN")?;
     let version = people::save_staff(store, actor, &site_id, staff_id, name, pin).await?;
-    println!(
-        "staff {id} saved at site {site} (snapshot version {})",
-        version.0
-    );
+    print_changed(format_args!("staff {id} saved at site {site}"), version);
     Ok(())
 }
 
@@ -353,6 +337,11 @@ pub async fn adjust<S: Store>(
     let moved = accounts::adjust(store, actor, &account, amount, reason, now).await?;
     print_moved(&account, amount, moved);
     Ok(())
+}
+
+/// Says what a change saved and the snapshot version the kiosks fetch it at.
+fn print_changed(what: std::fmt::Arguments<'_>, version: SnapshotVersion) {
+    println!("{what} (snapshot version {})", version.0);
 }
 
 fn print_moved(account: &AccountId, amount: Cents, moved: accounts::Moved) {
