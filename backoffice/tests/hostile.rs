@@ -770,27 +770,6 @@ async fn a_kiosk_sending_junk_fills_its_anomaly_budget_and_no_more() {
     );
 }
 
-/// Makes a token as city IT, now on `app`'s clock.
-async fn token_for(
-    app: &TestApp<impl Store>,
-    name: &str,
-    role: Role,
-    site: Option<&str>,
-    days: i64,
-) -> String {
-    let new = tokens::NewToken {
-        name: name.to_owned(),
-        role,
-        site: site.map(|site| proto::SiteId::parse(site).unwrap()),
-        days,
-    };
-    let admin = common::ops::operator();
-    tokens::create(&app.store, &admin, new, app.clock.now())
-        .await
-        .unwrap()
-        .0
-}
-
 fn bearer(token: &str) -> (&'static str, String) {
     ("authorization", format!("Bearer {token}"))
 }
@@ -801,8 +780,10 @@ async fn machine_clients_use_tokens_that_expire_and_can_be_revoked() {
     let store = db.open().await;
     populate(&store).await;
     let app = TestApp::start(store).await;
-    let provider = token_for(&app, "provider", Role::Payments, None, 30).await;
-    let script = token_for(&app, "jaures-script", Role::Staff, Some("jaures"), 1).await;
+    let provider = app.token("provider", Role::Payments, None, 30).await;
+    let script = app
+        .token("jaures-script", Role::Staff, Some("jaures"), 1)
+        .await;
     let payment = |reference: &str| {
         json!({"reference": reference, "account": "A1", "amount": 1000}).to_string()
     };
@@ -919,7 +900,7 @@ async fn every_route_refuses_hostile_input_without_a_server_error_or_a_change() 
     let store = db.open().await;
     populate(&store).await;
     let app = TestApp::start(store).await;
-    let admin = token_for(&app, "hostile-suite", Role::Admin, None, 1).await;
+    let admin = app.token("hostile-suite", Role::Admin, None, 1).await;
     let before = db.city_rows();
     let mut routes: Vec<(String, String)> = backoffice::http::routes::<SqliteStore>()
         .into_iter()
@@ -980,7 +961,7 @@ async fn bodies_are_judged_as_the_document_states_them() {
     populate(&store).await;
     let app = TestApp::start(store).await;
     let admin = vec![
-        bearer(&token_for(&app, "bodies", Role::Admin, None, 1).await),
+        bearer(&app.token("bodies", Role::Admin, None, 1).await),
         ("content-type", "application/json".to_owned()),
     ];
     let put = |path: &'static str, body: serde_json::Value| {

@@ -11,7 +11,6 @@ use std::process::Command;
 
 use testkit as common;
 
-use backoffice::manage::tokens;
 use backoffice::store::Store;
 use backoffice::users::Role;
 
@@ -43,20 +42,6 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403",
 
 /// The seed, so that a failure replays.
 const SEED: &str = "20261202";
-
-async fn token(app: &TestApp<impl Store>, name: &str, role: Role, site: Option<&str>) -> String {
-    let new = tokens::NewToken {
-        name: name.to_owned(),
-        role,
-        site: site.map(|site| proto::SiteId::parse(site).unwrap()),
-        days: 30,
-    };
-    let admin = common::ops::operator();
-    tokens::create(&app.store, &admin, new, app.clock.now())
-        .await
-        .unwrap()
-        .0
-}
 
 /// Runs schemathesis against `app` with `header` on every request; its output when it fails.
 fn schemathesis(app: &TestApp<impl Store>, header: Option<String>) -> Result<(), String> {
@@ -120,7 +105,7 @@ async fn schemathesis_finds_nothing_as_any_role_or_as_nobody() {
         ("provider", Role::Payments, None),
         ("staff-jaures", Role::Staff, Some("jaures")),
     ] {
-        let token = token(&app, name, role, site).await;
+        let token = app.token(name, role, site, 30).await;
         callers.push((name, Some(format!("Authorization: Bearer {token}"))));
     }
     let mut failures = Vec::new();

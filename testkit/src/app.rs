@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use backoffice::app::ServeOptions;
 use backoffice::clock::ManualClock;
+use backoffice::manage::tokens;
 use backoffice::store::Store;
+use backoffice::users::Role;
 use backoffice::web::session::{SESSION_COOKIE, SIGN_IN_COOKIE};
 use proto::api::{
     HEADER_DEVICE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP, KioskReport, ReaderState,
@@ -167,6 +169,21 @@ impl<S: Store> TestApp<S> {
             .cookie(SESSION_COOKIE)
             .filter(|value| !value.is_empty());
         (reply, session)
+    }
+
+    /// An API token `name` for `role` (at `site`, if given), made by city IT now on the
+    /// service's clock and valid `days` days: the secret a machine client sends as a bearer.
+    pub async fn token(&self, name: &str, role: Role, site: Option<&str>, days: i64) -> String {
+        let new = tokens::NewToken {
+            name: name.to_owned(),
+            role,
+            site: site.map(|site| proto::SiteId::parse(site).unwrap()),
+            days,
+        };
+        tokens::create(&self.store, &crate::ops::operator(), new, self.clock.now())
+            .await
+            .unwrap()
+            .0
     }
 
     /// A request signed by `kiosk`'s key with a fresh nonce, at the current time.
