@@ -36,7 +36,7 @@ use proto::{Cents, Seq, SignedRecord, Text};
 use serde_json::json;
 
 use common::app::TestApp;
-use common::day::{Db, Till, date, lunch, meal_for, night_after, settings, void_of};
+use common::day::{Db, Till, date, lunch, night_after, settings, two_duplicate_meals, void_of};
 use common::fixtures::{Kiosk, account, at, populate, registered_at, top_up as kiosk_top_up};
 use common::{PostgresDb, SqliteDb};
 
@@ -320,22 +320,7 @@ async fn exported_text_never_starts_a_spreadsheet_formula() {
 /// Two kiosks served P1 and P3 the same meal: the reconciliation proposes voiding kiosk-2's.
 async fn a_day_with_two_duplicates(store: &impl Store) -> (Till, Vec<ProposedVoid>) {
     populate(store).await;
-    let mut k1 = Till::new("kiosk-1", 1);
-    let mut k2 = Till::new("kiosk-2", 2);
-    for till in [&k1, &k2] {
-        store
-            .add_device(till.device.clone(), registered_at())
-            .await
-            .unwrap();
-    }
-    k1.write(lunch(0), meal_for("P1", "A1", 385, 0));
-    k1.write(lunch(1), meal_for("P3", "A2", 100, 0));
-    k1.close(lunch(100), date(), 0);
-    k2.write(lunch(3), meal_for("P1", "A1", 385, 0));
-    k2.write(lunch(4), meal_for("P3", "A2", 100, 0));
-    k2.close(lunch(101), date(), 0);
-    k1.upload(store, lunch(180)).await;
-    k2.upload(store, lunch(180)).await;
+    let (_, k2) = two_duplicate_meals(store).await;
     let finance = common::ops::finance("finance-1");
     reconcile::run_and_save(
         store,

@@ -13,7 +13,10 @@ use backoffice::reconcile::{self, FindingKind, PaymentMethod, Report, TopUpLine,
 use backoffice::store::{ProposedVoid, SavedReconciliation, Store, StoreError, VoidStatus};
 use proto::{Cents, ChainHead, Seq, ServiceDate, SigningKey};
 
-use common::day::{Db, Till, cash, date, lunch, meal_for, night_after, quoted, settings, void_of};
+use common::day::{
+    Db, Till, cash, date, lunch, meal_for, night_after, quoted, settings, two_duplicate_meals,
+    void_of,
+};
 use common::fixtures::{account, key, populate};
 
 common::db_suite!(
@@ -187,16 +190,7 @@ async fn duplicate_meals_are_proposed_for_a_void_and_decided_by_finance(
     store: impl Store,
 ) {
     populate(&store).await;
-    let mut k1 = Till::registered(&store, "kiosk-1", 1).await;
-    let mut k2 = Till::registered(&store, "kiosk-2", 2).await;
-    k1.write(lunch(0), meal_for("P1", "A1", 385, 0));
-    k1.write(lunch(1), meal_for("P3", "A2", 100, 0));
-    k1.close(lunch(100), date(), 0);
-    k2.write(lunch(3), meal_for("P1", "A1", 385, 0));
-    k2.write(lunch(4), meal_for("P3", "A2", 100, 0));
-    k2.close(lunch(101), date(), 0);
-    k1.upload(&store, lunch(180)).await;
-    k2.upload(&store, lunch(180)).await;
+    let (k1, k2) = two_duplicate_meals(&store).await;
 
     let report = run_and_save(&store, "finance-1", date()).await.unwrap();
     assert_eq!(

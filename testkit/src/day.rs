@@ -97,6 +97,23 @@ pub async fn charged_twice(store: &impl Store, seeds: [u8; 2]) -> (Till, Till) {
     (k1, k2)
 }
 
+/// Pupils P1 (account A1) and P3 (account A2) each served lunch on [`DATE`] at `kiosk-1` and
+/// again at `kiosk-2` (keys of seeds 1 and 2), both registered, each closing its day, both
+/// uploaded: kiosk-2's two meals are the duplicates.
+pub async fn two_duplicate_meals(store: &impl Store) -> (Till, Till) {
+    let mut k1 = Till::registered(store, "kiosk-1", 1).await;
+    let mut k2 = Till::registered(store, "kiosk-2", 2).await;
+    k1.write(lunch(0), meal_for("P1", "A1", 385, 0));
+    k1.write(lunch(1), meal_for("P3", "A2", 100, 0));
+    k1.close(lunch(100), date(), 0);
+    k2.write(lunch(3), meal_for("P1", "A1", 385, 0));
+    k2.write(lunch(4), meal_for("P3", "A2", 100, 0));
+    k2.close(lunch(101), date(), 0);
+    k1.upload(store, lunch(180)).await;
+    k2.upload(store, lunch(180)).await;
+    (k1, k2)
+}
+
 /// A kiosk of `jaures` writing its chain at chosen times.
 #[derive(Debug)]
 pub struct Till {
