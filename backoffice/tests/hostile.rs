@@ -57,7 +57,9 @@ fn signed_at_seq(kiosk: &Kiosk, seq: &str) -> SignedRecord {
     }
 }
 
-async fn a_record_past_the_last_seq_is_refused_and_the_service_goes_on(store: impl Store) {
+/// Kiosk `kiosk-jaures-1` registered and account A1 opened; the kiosk has written a 20 € top-up
+/// of A1 and uploaded nothing yet.
+async fn a_kiosk_with_a_top_up_written(store: &impl Store) -> Kiosk {
     let mut kiosk = Kiosk::new("kiosk-jaures-1", 1);
     store
         .add_device(kiosk.device.clone(), registered_at())
@@ -68,6 +70,11 @@ async fn a_record_past_the_last_seq_is_refused_and_the_service_goes_on(store: im
         .await
         .unwrap();
     kiosk.write(kiosk_top_up("A1", 2_000));
+    kiosk
+}
+
+async fn a_record_past_the_last_seq_is_refused_and_the_service_goes_on(store: impl Store) {
+    let mut kiosk = a_kiosk_with_a_top_up_written(&store).await;
     kiosk.write(kiosk_top_up("A1", 500));
     let app = TestApp::start(store).await;
 
@@ -107,16 +114,7 @@ async fn a_record_past_the_last_seq_is_refused_on_postgres() {
 async fn a_transfer_past_the_last_seq_is_refused_and_the_service_goes_on() {
     let db = SqliteDb::new();
     let store = db.open().await;
-    let mut kiosk = Kiosk::new("kiosk-jaures-1", 1);
-    store
-        .add_device(kiosk.device.clone(), registered_at())
-        .await
-        .unwrap();
-    store
-        .add_account(&account("A1"), Cents::ZERO, at(0))
-        .await
-        .unwrap();
-    kiosk.write(kiosk_top_up("A1", 2_000));
+    let kiosk = a_kiosk_with_a_top_up_written(&store).await;
     store
         .add_user(
             &User::new("compta", Role::Finance, None, PASSWORD).unwrap(),
