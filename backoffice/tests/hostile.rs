@@ -35,10 +35,10 @@ use backoffice::users::{Role, User};
 use proto::{Cents, Seq, SignedRecord, Text};
 use serde_json::json;
 
+use common::SqliteDb;
 use common::app::TestApp;
-use common::day::{Db, Till, date, lunch, night_after, settings, two_duplicate_meals, void_of};
+use common::day::{Till, date, lunch, night_after, settings, two_duplicate_meals, void_of};
 use common::fixtures::{Kiosk, account, at, populate, registered_at, top_up as kiosk_top_up};
-use common::{PostgresDb, SqliteDb};
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -98,17 +98,11 @@ async fn a_record_past_the_last_seq_is_refused_and_the_service_goes_on(store: im
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_record_past_the_last_seq_is_refused_on_sqlite() {
-    let db = SqliteDb::new();
-    a_record_past_the_last_seq_is_refused_and_the_service_goes_on(db.open().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_record_past_the_last_seq_is_refused_on_postgres() {
-    let db = PostgresDb::new().await;
-    a_record_past_the_last_seq_is_refused_and_the_service_goes_on(db.open().await).await;
-}
+common::on_each_backend!((
+    a_record_past_the_last_seq_is_refused_and_the_service_goes_on,
+    a_record_past_the_last_seq_is_refused_on_sqlite,
+    a_record_past_the_last_seq_is_refused_on_postgres
+));
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transfer_past_the_last_seq_is_refused_and_the_service_goes_on() {
@@ -399,17 +393,11 @@ async fn a_meal_is_credited_back_once_by_finance_or_the_kiosk(store: impl Store)
     assert_eq!(store.balance_mismatches().await.unwrap(), vec![]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_meal_is_credited_back_once_on_sqlite() {
-    let (_db, store) = Db::sqlite().await;
-    a_meal_is_credited_back_once_by_finance_or_the_kiosk(store).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_meal_is_credited_back_once_on_postgres() {
-    let (_db, store) = Db::postgres().await;
-    a_meal_is_credited_back_once_by_finance_or_the_kiosk(store).await;
-}
+common::on_each_backend!((
+    a_meal_is_credited_back_once_by_finance_or_the_kiosk,
+    a_meal_is_credited_back_once_on_sqlite,
+    a_meal_is_credited_back_once_on_postgres
+));
 
 /// A back-office with a finance user, over HTTP.
 async fn with_finance_user() -> (TestApp<SqliteStore>, SqliteDb) {
@@ -638,17 +626,11 @@ async fn sessions_end_with_a_new_password_or_a_disabled_user(store: impl Store) 
     assert!(refused.is_err());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sessions_end_with_a_new_password_or_a_disabled_user_on_sqlite() {
-    let (_db, store) = Db::sqlite().await;
-    sessions_end_with_a_new_password_or_a_disabled_user(store).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sessions_end_with_a_new_password_or_a_disabled_user_on_postgres() {
-    let (_db, store) = Db::postgres().await;
-    sessions_end_with_a_new_password_or_a_disabled_user(store).await;
-}
+common::on_each_backend!((
+    sessions_end_with_a_new_password_or_a_disabled_user,
+    sessions_end_with_a_new_password_or_a_disabled_user_on_sqlite,
+    sessions_end_with_a_new_password_or_a_disabled_user_on_postgres
+));
 
 type Headers<'a> = Vec<(&'a str, &'a str)>;
 
