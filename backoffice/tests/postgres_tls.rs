@@ -45,36 +45,33 @@ async fn connections_are_encrypted_and_the_server_is_checked() {
     }
 
     let other_ca = cluster.file("other-ca.pem");
-    refused(
-        &cluster.url("localhost", &verified("verify-full", &other_ca)),
-        "invalid peer certificate: UnknownIssuer",
-    )
-    .await;
-    // The certificate names `localhost` only.
-    refused(
-        &cluster.url("127.0.0.1", &verified("verify-full", &ca)),
-        "certificate not valid for name \"127.0.0.1\"",
-    )
-    .await;
-    // pg_hba.conf lets nobody in over TCP without TLS.
-    refused(
-        &cluster.url("localhost", "sslmode=disable"),
-        "no encryption",
-    )
-    .await;
-    refused(
-        &cluster.url("localhost", &verified("prefer", &ca)),
-        "may fall back to an unencrypted connection",
-    )
-    .await;
-    refused(
-        &cluster.url(
-            "localhost",
-            &verified("verify-full", &cluster.file("absent.pem")),
+    let refusals = [
+        (
+            cluster.url("localhost", &verified("verify-full", &other_ca)),
+            "invalid peer certificate: UnknownIssuer",
         ),
-        "absent.pem",
-    )
-    .await;
+        // The certificate names `localhost` only.
+        (
+            cluster.url("127.0.0.1", &verified("verify-full", &ca)),
+            "certificate not valid for name \"127.0.0.1\"",
+        ),
+        // pg_hba.conf lets nobody in over TCP without TLS.
+        (cluster.url("localhost", "sslmode=disable"), "no encryption"),
+        (
+            cluster.url("localhost", &verified("prefer", &ca)),
+            "may fall back to an unencrypted connection",
+        ),
+        (
+            cluster.url(
+                "localhost",
+                &verified("verify-full", &cluster.file("absent.pem")),
+            ),
+            "absent.pem",
+        ),
+    ];
+    for (url, expected) in refusals {
+        refused(&url, expected).await;
+    }
 }
 
 /// Whether the store's connection is encrypted, in the server's own view.
