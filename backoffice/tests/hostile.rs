@@ -38,7 +38,9 @@ use serde_json::json;
 use common::SqliteDb;
 use common::app::TestApp;
 use common::day::{Till, date, lunch, night_after, settings, two_duplicate_meals, void_of};
-use common::fixtures::{Kiosk, account, at, populate, registered_at, top_up as kiosk_top_up};
+use common::fixtures::{
+    Kiosk, account, add_users, at, populate, registered_at, top_up as kiosk_top_up,
+};
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -109,13 +111,7 @@ async fn a_transfer_past_the_last_seq_is_refused_and_the_service_goes_on() {
     let db = SqliteDb::new();
     let store = db.open().await;
     let kiosk = a_kiosk_with_a_top_up_written(&store).await;
-    store
-        .add_user(
-            &User::new("compta", Role::Finance, None, PASSWORD).unwrap(),
-            registered_at(),
-        )
-        .await
-        .unwrap();
+    add_users(&store, PASSWORD, &[("compta", Role::Finance, None)]).await;
     let app = TestApp::start(store).await;
     let crafted = signed_at_seq(&kiosk, "18446744073709551615");
     let file = format!("{}\n", serde_json::to_string(&crafted).unwrap());
@@ -403,13 +399,7 @@ common::on_each_backend!((
 async fn with_finance_user() -> (TestApp<SqliteStore>, SqliteDb) {
     let db = SqliteDb::new();
     let store = db.open().await;
-    store
-        .add_user(
-            &User::new("compta", Role::Finance, None, PASSWORD).unwrap(),
-            registered_at(),
-        )
-        .await
-        .unwrap();
+    add_users(&store, PASSWORD, &[("compta", Role::Finance, None)]).await;
     (TestApp::start(store).await, db)
 }
 
