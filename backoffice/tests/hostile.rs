@@ -36,7 +36,7 @@ use proto::{Cents, Seq, SignedRecord, Text};
 use serde_json::json;
 
 use common::SqliteDb;
-use common::app::TestApp;
+use common::app::{TestApp, populated_app};
 use common::day::{Till, date, lunch, night_after, settings, two_duplicate_meals, void_of};
 use common::fixtures::{
     Kiosk, account, add_users, at, populate, registered_at, top_up as kiosk_top_up,
@@ -731,10 +731,7 @@ fn bearer(token: &str) -> (&'static str, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn machine_clients_use_tokens_that_expire_and_can_be_revoked() {
-    let db = SqliteDb::new();
-    let store = db.open().await;
-    populate(&store).await;
-    let app = TestApp::start(store).await;
+    let (app, _db) = populated_app().await;
     let provider = app.token("provider", Role::Payments, None, 30).await;
     let script = app
         .token("jaures-script", Role::Staff, Some("jaures"), 1)
@@ -851,10 +848,7 @@ async fn hostile_request(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_refuses_hostile_input_without_a_server_error_or_a_change() {
-    let db = SqliteDb::new();
-    let store = db.open().await;
-    populate(&store).await;
-    let app = TestApp::start(store).await;
+    let (app, db) = populated_app().await;
     let admin = app.token("hostile-suite", Role::Admin, None, 1).await;
     let before = db.city_rows();
     let mut routes: Vec<(String, String)> = backoffice::http::routes::<SqliteStore>()
@@ -911,10 +905,7 @@ fn fill_params(template: &str, value: &str) -> String {
 /// gives, and a pupil kept at their site are read as the document says.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_are_judged_as_the_document_states_them() {
-    let db = SqliteDb::new();
-    let store = db.open().await;
-    populate(&store).await;
-    let app = TestApp::start(store).await;
+    let (app, db) = populated_app().await;
     let admin = vec![
         bearer(&app.token("bodies", Role::Admin, None, 1).await),
         ("content-type", "application/json".to_owned()),

@@ -15,9 +15,7 @@ use backoffice::store::Store;
 use backoffice::users::Role;
 
 use common::Ops as _;
-use common::SqliteDb;
-use common::app::TestApp;
-use common::fixtures::populate;
+use common::app::{TestApp, populated_app};
 
 /// Examples per operation and phase: enough to reach every branch of the document's schemas,
 /// few enough for `make test`.
@@ -94,10 +92,7 @@ fn schemathesis(app: &TestApp<impl Store>, header: Option<String>) -> Result<(),
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_nothing_as_any_role_or_as_nobody() {
-    let db = SqliteDb::new();
-    let store = db.open().await;
-    populate(&store).await;
-    let app = TestApp::start(store).await;
+    let (app, _db) = populated_app().await;
     let mut callers = vec![("nobody", None)];
     for (name, role, site) in [
         ("admin", Role::Admin, None),

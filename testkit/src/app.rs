@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use backoffice::app::ServeOptions;
 use backoffice::clock::ManualClock;
 use backoffice::manage::tokens;
-use backoffice::store::Store;
+use backoffice::store::{SqliteStore, Store};
 use backoffice::users::Role;
 use backoffice::web::session::{SESSION_COOKIE, SIGN_IN_COOKIE};
 use proto::api::{
@@ -76,6 +76,15 @@ pub fn basic_auth(name: &str, password: &str) -> (&'static str, String) {
     use base64::Engine as _;
     let token = base64::engine::general_purpose::STANDARD.encode(format!("{name}:{password}"));
     ("authorization", format!("Basic {token}"))
+}
+
+/// The back-office serving [`crate::fixtures::populate`]'s two sites from a fresh SQLite
+/// database, and that database (which must outlive it).
+pub async fn populated_app() -> (TestApp<SqliteStore>, crate::SqliteDb) {
+    let db = crate::SqliteDb::new();
+    let store = db.open().await;
+    crate::fixtures::populate(&store).await;
+    (TestApp::start(store).await, db)
 }
 
 impl<S: Store> TestApp<S> {
