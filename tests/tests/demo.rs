@@ -102,33 +102,21 @@ fn the_demo_serves_refuses_syncs_reconciles_and_stops_cleanly_on_sigint() {
     );
     assert!(listing.contains("finance / finance-demo-2025"), "{listing}");
 
-    // Léa and her brother share one account: 25,00 € less two meals of 3,45 €.
-    demo.key("1");
-    demo.expect(
-        "served    ",
-        "Léa · 3,45 € · balance 21,55 €",
-        ANSWER_WAIT_S_MAX,
-    );
-    demo.key("2");
-    demo.expect(
-        "served    ",
-        "Hugo · 3,45 € · balance 18,10 €",
-        ANSWER_WAIT_S_MAX,
-    );
-    demo.key("1");
-    demo.expect("already   ", "Léa", ANSWER_WAIT_S_MAX);
-    demo.key("3");
-    demo.expect("see staff ", "Inès", ANSWER_WAIT_S_MAX);
-    demo.key("4");
-    demo.expect(
-        "served    ",
-        "Noah · 2,10 € · balance 1,10 € · record",
-        ANSWER_WAIT_S_MAX,
-    );
-    demo.key("5");
-    demo.expect("see staff ", "blocked card", ANSWER_WAIT_S_MAX);
-    demo.key("6");
-    demo.expect("see staff ", "unknown card", ANSWER_WAIT_S_MAX);
+    // Each key is a card tapped, and the kiosk's answer to it. Léa and her brother share one
+    // account: 25,00 € less two meals of 3,45 €.
+    let taps = [
+        ("1", "served    ", "Léa · 3,45 € · balance 21,55 €"),
+        ("2", "served    ", "Hugo · 3,45 € · balance 18,10 €"),
+        ("1", "already   ", "Léa"),
+        ("3", "see staff ", "Inès"),
+        ("4", "served    ", "Noah · 2,10 € · balance 1,10 € · record"),
+        ("5", "see staff ", "blocked card"),
+        ("6", "see staff ", "unknown card"),
+    ];
+    for (key, answer, text) in taps {
+        demo.key(key);
+        demo.expect(answer, text, ANSWER_WAIT_S_MAX);
+    }
     demo.expect("state     ", "today 3 meals", ANSWER_WAIT_S_MAX);
 
     // The kiosk uploads its records; the back-office's balances follow.
