@@ -72,14 +72,19 @@ fn unpack(package: &str) -> Unpacked {
     }
 }
 
-/// `path` in the package's listing has `mode` and is owned by root.
-fn check_listed(listing: &str, path: &str, mode: &str) {
-    let line = listing
-        .lines()
-        .find(|line| line.ends_with(&format!(" .{path}")))
-        .unwrap_or_else(|| panic!("{path} is not in the package:\n{listing}"));
-    assert!(line.starts_with(mode), "{path}: {line}");
-    assert!(line.contains(" root/root "), "{path}: {line}");
+/// Each `(path, mode)` of `files` is in the package's listing with that mode, owned by root.
+fn check_listed(unpacked: &Unpacked, files: &[(&str, &str)]) {
+    let listing = stdout(&run(Command::new("dpkg-deb")
+        .arg("--contents")
+        .arg(&unpacked.deb)));
+    for (path, mode) in files {
+        let line = listing
+            .lines()
+            .find(|line| line.ends_with(&format!(" .{path}")))
+            .unwrap_or_else(|| panic!("{path} is not in the package:\n{listing}"));
+        assert!(line.starts_with(mode), "{path}: {line}");
+        assert!(line.contains(" root/root "), "{path}: {line}");
+    }
 }
 
 fn control_field(unpacked: &Unpacked, field: &str) -> String {
@@ -93,27 +98,25 @@ fn control_field(unpacked: &Unpacked, field: &str) -> String {
 #[test]
 fn the_kiosk_package_holds_its_binary_units_options_and_runbooks() {
     let unpacked = unpack("kiosk");
-    let listing = stdout(&run(Command::new("dpkg-deb")
-        .arg("--contents")
-        .arg(&unpacked.deb)));
-    for (path, mode) in [
-        ("/usr/bin/kiosk", "-rwxr-xr-x"),
-        ("/usr/lib/systemd/system/kiosk.service", "-rw-r--r--"),
-        (
-            "/usr/lib/systemd/system/kiosk-display.service",
-            "-rw-r--r--",
-        ),
-        ("/usr/lib/sysusers.d/kiosk.conf", "-rw-r--r--"),
-        ("/etc/default/kiosk", "-rw-r--r--"),
-        ("/usr/share/doc/kiosk/examples/kiosk.toml", "-rw-r--r--"),
-        ("/usr/share/doc/kiosk/examples/wg0.conf", "-rw-r--r--"),
-        ("/usr/share/doc/kiosk/enrolment.md", "-rw-r--r--"),
-        ("/usr/share/doc/kiosk/upgrade.md", "-rw-r--r--"),
-        ("/usr/share/doc/kiosk/wireguard.md", "-rw-r--r--"),
-        ("/usr/share/doc/kiosk/copyright", "-rw-r--r--"),
-    ] {
-        check_listed(&listing, path, mode);
-    }
+    check_listed(
+        &unpacked,
+        &[
+            ("/usr/bin/kiosk", "-rwxr-xr-x"),
+            ("/usr/lib/systemd/system/kiosk.service", "-rw-r--r--"),
+            (
+                "/usr/lib/systemd/system/kiosk-display.service",
+                "-rw-r--r--",
+            ),
+            ("/usr/lib/sysusers.d/kiosk.conf", "-rw-r--r--"),
+            ("/etc/default/kiosk", "-rw-r--r--"),
+            ("/usr/share/doc/kiosk/examples/kiosk.toml", "-rw-r--r--"),
+            ("/usr/share/doc/kiosk/examples/wg0.conf", "-rw-r--r--"),
+            ("/usr/share/doc/kiosk/enrolment.md", "-rw-r--r--"),
+            ("/usr/share/doc/kiosk/upgrade.md", "-rw-r--r--"),
+            ("/usr/share/doc/kiosk/wireguard.md", "-rw-r--r--"),
+            ("/usr/share/doc/kiosk/copyright", "-rw-r--r--"),
+        ],
+    );
     assert_eq!(control_field(&unpacked, "Package"), "kiosk");
     assert_eq!(
         control_field(&unpacked, "Version"),
@@ -149,28 +152,26 @@ fn the_kiosk_package_holds_its_binary_units_options_and_runbooks() {
 #[test]
 fn the_backoffice_package_keeps_its_options_private() {
     let unpacked = unpack("backoffice");
-    let listing = stdout(&run(Command::new("dpkg-deb")
-        .arg("--contents")
-        .arg(&unpacked.deb)));
-    for (path, mode) in [
-        ("/usr/bin/backoffice", "-rwxr-xr-x"),
-        ("/usr/lib/systemd/system/backoffice.service", "-rw-r--r--"),
-        ("/usr/lib/sysusers.d/backoffice.conf", "-rw-r--r--"),
-        // May hold the database password.
-        ("/etc/default/backoffice", "-rw-r-----"),
-        (
-            "/usr/share/doc/backoffice/examples/prometheus.yml",
-            "-rw-r--r--",
-        ),
-        (
-            "/usr/share/doc/backoffice/examples/alerts.yml",
-            "-rw-r--r--",
-        ),
-        ("/usr/share/doc/backoffice/postgresql.md", "-rw-r--r--"),
-        ("/usr/share/doc/backoffice/monitoring.md", "-rw-r--r--"),
-    ] {
-        check_listed(&listing, path, mode);
-    }
+    check_listed(
+        &unpacked,
+        &[
+            ("/usr/bin/backoffice", "-rwxr-xr-x"),
+            ("/usr/lib/systemd/system/backoffice.service", "-rw-r--r--"),
+            ("/usr/lib/sysusers.d/backoffice.conf", "-rw-r--r--"),
+            // May hold the database password.
+            ("/etc/default/backoffice", "-rw-r-----"),
+            (
+                "/usr/share/doc/backoffice/examples/prometheus.yml",
+                "-rw-r--r--",
+            ),
+            (
+                "/usr/share/doc/backoffice/examples/alerts.yml",
+                "-rw-r--r--",
+            ),
+            ("/usr/share/doc/backoffice/postgresql.md", "-rw-r--r--"),
+            ("/usr/share/doc/backoffice/monitoring.md", "-rw-r--r--"),
+        ],
+    );
     assert_eq!(control_field(&unpacked, "Package"), "backoffice");
     let conffiles = std::fs::read_to_string(unpacked.root.join("DEBIAN/conffiles")).unwrap();
     assert_eq!(conffiles, "/etc/default/backoffice\n");
@@ -218,40 +219,33 @@ fn units_are_hardened_and_systemd_accepts_them() {
         "SystemCallFilter=~@privileged @resources",
         "MemoryDenyWriteExecute=yes",
     ];
-    let kiosk_unit = kiosk.root.join("usr/lib/systemd/system/kiosk.service");
-    let text = std::fs::read_to_string(&kiosk_unit).unwrap();
-    check_unit_keys("kiosk.service", &text, &hardening);
-    check_unit_keys(
-        "kiosk.service",
-        &text,
-        &[
-            "Type=notify",
-            "WatchdogSec=30",
-            "User=kiosk",
-            "ReadWritePaths=/var/lib/kiosk",
-            "Wants=pcscd.socket kiosk-display.service network-online.target",
-            "After=pcscd.socket pcscd.service kiosk-display.service network-online.target",
-            "ExecStart=/usr/bin/kiosk run",
-            "EnvironmentFile=-/etc/default/kiosk",
-            "ConditionPathExists=/var/lib/kiosk/kiosk.toml",
-        ],
-    );
-    let backoffice_unit = backoffice
-        .root
-        .join("usr/lib/systemd/system/backoffice.service");
-    let text = std::fs::read_to_string(&backoffice_unit).unwrap();
-    check_unit_keys("backoffice.service", &text, &hardening);
-    check_unit_keys(
-        "backoffice.service",
-        &text,
-        &[
-            "Type=notify",
-            "User=backoffice",
-            "ReadWritePaths=/var/lib/backoffice",
-            "ExecStart=/usr/bin/backoffice serve",
-            "EnvironmentFile=-/etc/default/backoffice",
-        ],
-    );
+    let kiosk_keys = [
+        "Type=notify",
+        "WatchdogSec=30",
+        "User=kiosk",
+        "ReadWritePaths=/var/lib/kiosk",
+        "Wants=pcscd.socket kiosk-display.service network-online.target",
+        "After=pcscd.socket pcscd.service kiosk-display.service network-online.target",
+        "ExecStart=/usr/bin/kiosk run",
+        "EnvironmentFile=-/etc/default/kiosk",
+        "ConditionPathExists=/var/lib/kiosk/kiosk.toml",
+    ];
+    let backoffice_keys = [
+        "Type=notify",
+        "User=backoffice",
+        "ReadWritePaths=/var/lib/backoffice",
+        "ExecStart=/usr/bin/backoffice serve",
+        "EnvironmentFile=-/etc/default/backoffice",
+    ];
+    for (unpacked, unit, keys) in [
+        (&kiosk, "kiosk.service", &kiosk_keys[..]),
+        (&backoffice, "backoffice.service", &backoffice_keys[..]),
+    ] {
+        let text = std::fs::read_to_string(unpacked.root.join("usr/lib/systemd/system").join(unit))
+            .unwrap();
+        check_unit_keys(unit, &text, &hardening);
+        check_unit_keys(unit, &text, keys);
+    }
     check_defaults_commented(&kiosk.root.join("etc/default/kiosk"));
     check_defaults_commented(&backoffice.root.join("etc/default/backoffice"));
 
