@@ -19,7 +19,6 @@
 use std::time::{Duration, Instant};
 
 use backoffice::store::Store;
-use kiosk::config::SyncConfig;
 use kiosk::engine::Decision;
 use proto::api::{KioskReport, ReaderState, RequestToSign, UploadRequest};
 use proto::record::{Meal, MealVia};
@@ -88,13 +87,7 @@ fn ms(duration: Duration) -> f64 {
 async fn day_upload<S: Store>(name: &str, store: &S, backoffice: &BackOffice<S>) {
     let mut samples = Vec::new();
     for run in 0..RUNS {
-        let mut kiosk = TestKiosk::enrol(
-            store,
-            &format!("bench {run}"),
-            &backoffice.url(),
-            SyncConfig::default(),
-        )
-        .await;
+        let mut kiosk = TestKiosk::enrol(store, &format!("bench {run}"), &backoffice.url()).await;
         kiosk.sync().await.unwrap();
         // Every day of the run is a new day for the kiosk: move past the days other runs used.
         for _ in 0..run * (DAY_RECORDS / PUPILS) {
@@ -126,13 +119,7 @@ async fn day_upload<S: Store>(name: &str, store: &S, backoffice: &BackOffice<S>)
 
 #[allow(clippy::float_arithmetic)]
 async fn top_up_to_kiosk<S: Store>(name: &str, store: &S, backoffice: &BackOffice<S>) {
-    let mut kiosk = TestKiosk::enrol(
-        store,
-        "bench top-up",
-        &backoffice.url(),
-        SyncConfig::default(),
-    )
-    .await;
+    let mut kiosk = TestKiosk::enrol(store, "bench top-up", &backoffice.url()).await;
     kiosk.sync().await.unwrap();
     let mut samples = Vec::new();
     for round in 0..TOP_UPS {

@@ -57,8 +57,20 @@ impl std::fmt::Debug for TestKiosk {
 }
 
 impl TestKiosk {
-    /// Enrols a new kiosk of the test site talking to `url`, and registers it with `store`.
-    pub async fn enrol(store: &impl Store, name: &str, url: &str, sync: SyncConfig) -> TestKiosk {
+    /// Enrols a new kiosk of the test site talking to `url` with the default sync settings, and
+    /// registers it with `store`.
+    pub async fn enrol(store: &impl Store, name: &str, url: &str) -> TestKiosk {
+        TestKiosk::enrol_with_sync(store, name, url, SyncConfig::default()).await
+    }
+
+    /// Enrols a new kiosk of the test site talking to `url` with `sync`, and registers it with
+    /// `store`.
+    pub async fn enrol_with_sync(
+        store: &impl Store,
+        name: &str,
+        url: &str,
+        sync: SyncConfig,
+    ) -> TestKiosk {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let mut kiosk = TestKiosk::enrol_in(store, dir.path(), name, url, sync).await;
         kiosk._dir = Some(dir);

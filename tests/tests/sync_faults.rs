@@ -11,7 +11,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use backoffice::store::Store;
-use kiosk::config::SyncConfig;
 use kiosk::engine::Decision;
 use testkit::Ops as _;
 use tests::backoffice::{PostgresDb, account, card, populate_site, serve_backoffice, top_up};
@@ -72,13 +71,7 @@ async fn nothing_lost_nothing_doubled<S: Store>(store: S, seed: u64) {
     let proxy = FaultProxy::start(backoffice.address, FAULTS_PER_MILLE, seed).await;
     let mut kiosks = Vec::new();
     for index in 0..KIOSKS {
-        let mut kiosk = TestKiosk::enrol(
-            &store,
-            &format!("Entrée {index}"),
-            &proxy.url(),
-            SyncConfig::default(),
-        )
-        .await;
+        let mut kiosk = TestKiosk::enrol(&store, &format!("Entrée {index}"), &proxy.url()).await;
         kiosk.sync_until_clean(100).await;
         kiosks.push(kiosk);
     }
@@ -152,13 +145,7 @@ async fn uploads_racing_across_two_instances_are_stored_once() {
     let second = serve_backoffice(db.open().await).await;
     let to_first = FaultProxy::start(first.address, 200, 21).await;
     let to_second = FaultProxy::start(second.address, 200, 22).await;
-    let mut kiosk = TestKiosk::enrol(
-        &store,
-        "Entrée cour",
-        &to_first.url(),
-        SyncConfig::default(),
-    )
-    .await;
+    let mut kiosk = TestKiosk::enrol(&store, "Entrée cour", &to_first.url()).await;
     kiosk.sync_until_clean(50).await;
     let mut other = kiosk.another_sync_client(to_second.url());
 

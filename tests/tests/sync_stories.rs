@@ -58,13 +58,7 @@ async fn served(kiosk: &TestKiosk, pupil: usize) -> bool {
 async fn a_kiosk_uploads_its_records_and_gets_the_snapshot<S: Store>(store: S) {
     populate_site(&store, 3).await;
     let backoffice = serve_backoffice(store.clone()).await;
-    let mut kiosk = TestKiosk::enrol(
-        &store,
-        "Entrée cour",
-        &backoffice.url(),
-        SyncConfig::default(),
-    )
-    .await;
+    let mut kiosk = TestKiosk::enrol(&store, "Entrée cour", &backoffice.url()).await;
 
     // Before its first sync the kiosk knows nobody.
     assert!(matches!(
@@ -130,8 +124,8 @@ async fn meals_of(store: &impl Store, kiosk: &TestKiosk, pupil: &str) -> usize {
 async fn two_kiosks_offline_serve_the_same_pupil<S: Store>(store: S) {
     populate_site(&store, 2).await;
     let (_backoffice, vpn) = behind_vpn(&store).await;
-    let mut door = TestKiosk::enrol(&store, "Entrée cour", &vpn.url(), SyncConfig::default()).await;
-    let mut hall = TestKiosk::enrol(&store, "Entrée hall", &vpn.url(), SyncConfig::default()).await;
+    let mut door = TestKiosk::enrol(&store, "Entrée cour", &vpn.url()).await;
+    let mut hall = TestKiosk::enrol(&store, "Entrée hall", &vpn.url()).await;
     door.sync().await.unwrap();
     hall.sync().await.unwrap();
 
@@ -173,8 +167,7 @@ async fn two_kiosks_offline_serve_the_same_pupil<S: Store>(store: S) {
 async fn a_top_up_and_a_blocked_card_reach_an_offline_kiosk_at_its_next_sync<S: Store>(store: S) {
     populate_site(&store, 2).await;
     let (_backoffice, vpn) = behind_vpn(&store).await;
-    let mut kiosk =
-        TestKiosk::enrol(&store, "Entrée cour", &vpn.url(), SyncConfig::default()).await;
+    let mut kiosk = TestKiosk::enrol(&store, "Entrée cour", &vpn.url()).await;
     kiosk.sync().await.unwrap();
 
     vpn.set_offline(true);
@@ -265,7 +258,7 @@ async fn days_offline_and_a_drifting_clock_are_recorded_and_shown<S: Store>(stor
         clock_drift_ms_max: Some(60_000),
         ..SyncConfig::default()
     };
-    let mut kiosk = TestKiosk::enrol(&store, "Entrée cour", &vpn.url(), config).await;
+    let mut kiosk = TestKiosk::enrol_with_sync(&store, "Entrée cour", &vpn.url(), config).await;
     let clock = tests::kiosk::wall_clock();
     kiosk.set_sync_clock(std::sync::Arc::new(clock.clone()));
     kiosk.sync().await.unwrap();
@@ -328,7 +321,7 @@ async fn the_background_sync_keeps_the_back_office_in_step<S: Store>(store: S) {
         interval_ms: Some(200),
         ..SyncConfig::default()
     };
-    let kiosk = TestKiosk::enrol(&store, "Entrée cour", &backoffice.url(), config).await;
+    let kiosk = TestKiosk::enrol_with_sync(&store, "Entrée cour", &backoffice.url(), config).await;
     let client = kiosk::sync::SyncClient::from_data_dir(
         &kiosk.data,
         std::sync::Arc::clone(&kiosk.engine),

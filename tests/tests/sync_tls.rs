@@ -39,21 +39,21 @@ async fn a_kiosk_syncs_over_tls_trusting_only_its_ca() {
     };
 
     let mut kiosk =
-        TestKiosk::enrol(&store, "Entrée cour", &city.url(), trusting_city.clone()).await;
+        TestKiosk::enrol_with_sync(&store, "Entrée cour", &city.url(), trusting_city.clone()).await;
     kiosk.sync().await.unwrap();
     assert!(matches!(kiosk.tap(card(0)).await, Decision::Served(_)));
     kiosk.sync_until_clean(3).await;
     assert_consistent(&store, &[&kiosk], 2, &[]).await;
 
     // A server with a certificate of another CA: refused, nothing sent.
-    let mut misled = TestKiosk::enrol(&store, "Entrée hall", &impostor.url(), trusting_city).await;
+    let mut misled =
+        TestKiosk::enrol_with_sync(&store, "Entrée hall", &impostor.url(), trusting_city).await;
     let result = misled.sync().await;
     assert!(is_certificate_refusal(result), "{:?}", misled.sync.state());
     assert!(store.records(&misled.device).await.unwrap().is_empty());
 
     // Without its CA file, the kiosk trusts the system's roots, which do not know the city's.
-    let mut untrusting =
-        TestKiosk::enrol(&store, "Entrée préau", &city.url(), SyncConfig::default()).await;
+    let mut untrusting = TestKiosk::enrol(&store, "Entrée préau", &city.url()).await;
     let result = untrusting.sync().await;
     assert!(
         is_certificate_refusal(result),

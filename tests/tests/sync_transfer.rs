@@ -6,7 +6,6 @@
 
 use backoffice::store::Store;
 use backoffice::users::Role;
-use kiosk::config::SyncConfig;
 use kiosk::engine::Decision;
 use kiosk::ledger::Ledger;
 use proto::Seq;
@@ -25,8 +24,7 @@ async fn an_exported_file_gives_the_network_syncs_result<S: Store>(by_hand: S, b
     populate_site(&by_network, PUPILS).await;
     let office = serve_backoffice(by_hand.clone()).await;
     let vpn = FaultProxy::start(office.address, 0, 7).await;
-    let mut kiosk =
-        TestKiosk::enrol(&by_hand, "Entrée cour", &vpn.url(), SyncConfig::default()).await;
+    let mut kiosk = TestKiosk::enrol(&by_hand, "Entrée cour", &vpn.url()).await;
     let key = kiosk.data.load_key().unwrap();
     register_device(&by_network, &kiosk.device, key.public_key()).await;
     kiosk.sync().await.unwrap();
