@@ -94,10 +94,7 @@ async fn a_record_past_the_last_seq_is_refused_and_the_service_goes_on(store: im
     // The service, its store and the kiosk's chain are as before.
     let reply = app.upload(&kiosk, kiosk.signed(1, 2)).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
-    assert_eq!(
-        app.store.balance(&account("A1")).await.unwrap(),
-        Some(Cents::new(2_500))
-    );
+    assert_eq!(balance_of(&app.store, "A1").await, Some(2_500));
 }
 
 common::on_each_backend!((
@@ -305,6 +302,11 @@ async fn exported_text_never_starts_a_spreadsheet_formula() {
     }
 }
 
+/// Account `name`'s balance in cents, as the store holds it.
+async fn balance_of(store: &impl Store, name: &str) -> Option<i64> {
+    store.balance(&account(name)).await.unwrap().map(Cents::get)
+}
+
 /// Two kiosks served P1 and P3 the same meal: the reconciliation proposes voiding kiosk-2's.
 async fn a_day_with_two_duplicates(store: &impl Store) -> (Till, Vec<ProposedVoid>) {
     populate(store).await;
@@ -335,35 +337,20 @@ async fn a_meal_is_credited_back_once_by_finance_or_the_kiosk(store: impl Store)
     let settings = settings();
     let decide =
         |id, approve| reconcile::decide(&store, &finance, id, approve, &settings, night_after());
-    assert_eq!(
-        store.balance(&account("A1")).await.unwrap(),
-        Some(Cents::new(-770))
-    );
-    assert_eq!(
-        store.balance(&account("A2")).await.unwrap(),
-        Some(Cents::new(-200))
-    );
+    assert_eq!(balance_of(&store, "A1").await, Some(-770));
+    assert_eq!(balance_of(&store, "A2").await, Some(-200));
 
     // Finance first, then the kiosk: the kiosk's void is kept as evidence, moves nothing.
     decide(p1.id, true).await.unwrap();
-    assert_eq!(
-        store.balance(&account("A1")).await.unwrap(),
-        Some(Cents::new(-385))
-    );
+    assert_eq!(balance_of(&store, "A1").await, Some(-385));
     let p1_meal = k2.written[0].clone();
     k2.write(lunch(200), void_of(&p1_meal));
     // The kiosk first, then finance: the approval is refused, the proposal can be rejected.
     let p3_meal = k2.written[1].clone();
     k2.write(lunch(201), void_of(&p3_meal));
     k2.upload(&store, lunch(240)).await;
-    assert_eq!(
-        store.balance(&account("A1")).await.unwrap(),
-        Some(Cents::new(-385))
-    );
-    assert_eq!(
-        store.balance(&account("A2")).await.unwrap(),
-        Some(Cents::new(-100))
-    );
+    assert_eq!(balance_of(&store, "A1").await, Some(-385));
+    assert_eq!(balance_of(&store, "A2").await, Some(-100));
     let repeated: Vec<_> = store
         .anomalies()
         .await
@@ -378,10 +365,7 @@ async fn a_meal_is_credited_back_once_by_finance_or_the_kiosk(store: impl Store)
         refused.to_string().contains("voided at the kiosk"),
         "{refused}"
     );
-    assert_eq!(
-        store.balance(&account("A2")).await.unwrap(),
-        Some(Cents::new(-100))
-    );
+    assert_eq!(balance_of(&store, "A2").await, Some(-100));
     assert_eq!(
         decide(p3.id, false).await.unwrap().status,
         VoidStatus::Rejected
@@ -793,10 +777,7 @@ async fn machine_clients_use_tokens_that_expire_and_can_be_revoked() {
         .await
         .unwrap();
     assert_eq!(pay(provider, "PAY-4").await, 401);
-    assert_eq!(
-        app.store.balance(&account("A1")).await.unwrap(),
-        Some(Cents::new(2_000))
-    );
+    assert_eq!(balance_of(&app.store, "A1").await, Some(2_000));
     // The store holds hashes only.
     let listed = tokens::list(&app.store, &admin).await.unwrap();
     assert_eq!(listed.len(), 2);
