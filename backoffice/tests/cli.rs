@@ -16,11 +16,33 @@ use proto::SiteId;
 
 const BACKOFFICE: &str = env!("CARGO_BIN_EXE_backoffice");
 
+/// A password long enough for any user.
+const PASSWORD: &str = "correct horse battery";
+
 fn check(db: &SqliteDb, args: &[&str], success: bool, output_contains: &str) {
     let ran = run(BACKOFFICE, db, args, None);
     let text = ran.text();
     assert_eq!(ran.status.success(), success, "{args:?}: {text}");
     assert!(text.contains(output_contains), "{args:?}: {text}");
+}
+
+/// One command of a scenario: its arguments, what it reads on standard input, whether it
+/// succeeds, and what its output says.
+type Step<'a> = (&'a [&'a str], &'a str, bool, &'a str);
+
+fn run_steps(db: &SqliteDb, steps: &[Step]) {
+    for &(args, stdin, success, contains) in steps {
+        let ran = run(BACKOFFICE, db, args, Some(stdin));
+        let text = ran.text();
+        assert_eq!(ran.status.success(), success, "{args:?}: {text}");
+        assert!(text.contains(contains), "{args:?}: {text}");
+        if !success {
+            assert!(
+                !ran.stderr.trim().is_empty(),
+                "{args:?}: a refusal says why"
+            );
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,63 +167,52 @@ async fn serve_answers_until_sigterm_then_stops_cleanly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn city_it_adds_users_with_roles() {
     let db = SqliteDb::new();
-    let add = |args: &[&str], password: &str| {
-        let ran = run(
-            BACKOFFICE,
-            &db,
-            &[&["user", "add"], args].concat(),
-            Some(password),
-        );
-        (ran.status.success(), ran.text())
-    };
-    let cases: [(&[&str], &str, bool, &str); 6] = [
+    let steps: &[Step] = &[
         (
-            &["--name", "martin", "--role", "staff", "--site", "jaures"],
-            "correct horse battery",
+            &[
+                "user", "add", "--name", "martin", "--role", "staff", "--site", "jaures",
+            ],
+            PASSWORD,
             true,
             "added",
         ),
         (
-            &["--name", "compta", "--role", "finance"],
-            "correct horse battery",
+            &["user", "add", "--name", "compta", "--role", "finance"],
+            PASSWORD,
             true,
             "added",
         ),
         (
-            &["--name", "martin", "--role", "admin"],
-            "correct horse battery",
+            &["user", "add", "--name", "martin", "--role", "admin"],
+            PASSWORD,
             false,
             "already exists",
         ),
         (
-            &["--name", "paul", "--role", "staff"],
-            "correct horse battery",
+            &["user", "add", "--name", "paul", "--role", "staff"],
+            PASSWORD,
             false,
             "--site",
         ),
         (
-            &["--name", "root", "--role", "superuser"],
-            "correct horse battery",
+            &["user", "add", "--name", "root", "--role", "superuser"],
+            PASSWORD,
             false,
             "--role",
         ),
         (
-            &["--name", "weak", "--role", "admin"],
+            &["user", "add", "--name", "weak", "--role", "admin"],
             "short",
             false,
             "password",
         ),
     ];
-    for (args, password, success, contains) in cases {
-        let (succeeded, text) = add(args, password);
-        assert_eq!(succeeded, success, "{args:?}: {text}");
-        assert!(text.contains(contains), "{args:?}: {text}");
-    }
+    run_steps(&db, steps);
     let store = db.open().await;
     let martin = store.user("martin").await.unwrap().unwrap();
     assert_eq!(martin.role, backoffice::users::Role::Staff);
     assert_eq!(martin.site, Some(site()));
-    assert!(martin.verify_password("correct horse battery"));
+    assert!(martin.verify_password(PASSWORD));
     assert_eq!(store.user("paul").await.unwrap(), None);
 }
 
@@ -290,25 +301,6 @@ async fn an_import_cannot_move_a_pupil_to_another_site() {
     assert_eq!(ids(&jaures), ["P1"]);
     assert!(ids(&ferry).is_empty(), "{:?}", ids(&ferry));
     assert_eq!(jaures.cards.len(), 1);
-}
-
-/// One command of a scenario: its arguments, what it reads on standard input, whether it
-/// succeeds, and what its output says.
-type Step<'a> = (&'a [&'a str], &'a str, bool, &'a str);
-
-fn run_steps(db: &SqliteDb, steps: &[Step]) {
-    for &(args, stdin, success, contains) in steps {
-        let ran = run(BACKOFFICE, db, args, Some(stdin));
-        let text = ran.text();
-        assert_eq!(ran.status.success(), success, "{args:?}: {text}");
-        assert!(text.contains(contains), "{args:?}: {text}");
-        if !success {
-            assert!(
-                !ran.stderr.trim().is_empty(),
-                "{args:?}: a refusal says why"
-            );
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
