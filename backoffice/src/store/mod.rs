@@ -163,15 +163,13 @@ async fn migrate_in<X: Transaction>(transaction: &mut X) -> Result<(), StoreErro
             )",
         ))
         .await?;
-    let found = sql::one(
-        transaction
-            .query(
-                "SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) FROM schema_migrations",
-                Vec::new(),
-                |row| row.int(0),
-            )
-            .await?,
-    )?;
+    let found = transaction
+        .query_one(
+            "SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) FROM schema_migrations",
+            Vec::new(),
+            |row| row.int(0),
+        )
+        .await?;
     let known = i64::try_from(migrations.len()).unwrap_or(i64::MAX);
     if found > known {
         return Err(StoreError::SchemaTooNew { found, known });

@@ -175,6 +175,84 @@ pub trait Sql: Send {
 
     /// Statements without parameters, separated by `;` (a migration).
     fn batch(&mut self, sql: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The row of a query that finds one row or none, read by `read`.
+    fn query_optional<T: Send + 'static>(
+        &mut self,
+        sql: &str,
+        parameters: Vec<Value>,
+        read: Read<T>,
+    ) -> impl Future<Output = Result<Option<T>, StoreError>> + Send {
+        async move { at_most_one(self.query(sql, parameters, read).await?) }
+    }
+
+    /// The row of a query that always finds exactly one (a count, a sum, a counter).
+    fn query_one<T: Send + 'static>(
+        &mut self,
+        sql: &str,
+        parameters: Vec<Value>,
+        read: Read<T>,
+    ) -> impl Future<Output = Result<T, StoreError>> + Send {
+        async move { one(self.query(sql, parameters, read).await?) }
+    }
+
+    /// A statement run for what it writes, however many rows that is.
+    fn write(
+        &mut self,
+        sql: &str,
+        parameters: Vec<Value>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move { self.execute(sql, parameters).await.map(drop) }
+    }
+
+    /// [`Sql::write`] once per parameter list, in order.
+    fn write_each(
+        &mut self,
+        sql: &str,
+        each: Vec<Vec<Value>>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move { self.execute_each(sql, each).await.map(drop) }
+    }
+
+    /// An insert of a new key: a key already taken (any constraint refusing the row) is
+    /// [`StoreError::AlreadyExists`] for the `what` named `id`.
+    fn insert_new(
+        &mut self,
+        sql: &str,
+        parameters: Vec<Value>,
+        what: &'static str,
+        id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move {
+            match self.execute(sql, parameters).await {
+                Err(StoreError::Constraint(_)) => Err(StoreError::AlreadyExists {
+                    what,
+                    id: id.to_owned(),
+                }),
+                other => other.map(drop),
+            }
+        }
+    }
+
+    /// An update of a row that must exist: changing no row is [`StoreError::NotFound`] for the
+    /// `what` named `id`.
+    fn update_existing(
+        &mut self,
+        sql: &str,
+        parameters: Vec<Value>,
+        what: &'static str,
+        id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move {
+            if self.execute(sql, parameters).await? == 0 {
+                return Err(StoreError::NotFound {
+                    what,
+                    id: id.to_owned(),
+                });
+            }
+            Ok(())
+        }
+    }
 }
 
 /// Everything [`Sql::query`] returns, expecting at most one row.

@@ -17,7 +17,7 @@ use super::{
     seq_column,
 };
 use crate::store::StoreError;
-use crate::store::sql::{Dialect, Row, Sql, Value, at_most_one, one, values};
+use crate::store::sql::{Dialect, Row, Sql, Value, values};
 
 /// Why a record was refused or did not move money; finance acts on each. Stored by name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -177,13 +177,13 @@ pub trait ChainRows: Sql {
     ) -> impl Future<Output = Result<ChainHead, StoreError>> + Send {
         async move {
             let last = self
-                .query(
+                .query_optional(
                     "SELECT seq, hash FROM records WHERE device = $1 ORDER BY seq DESC LIMIT 1",
                     values![device.as_str()],
                     |row| Ok((parse_seq(row.int(0)?)?, parse_digest(&row.bytes(1)?)?)),
                 )
                 .await?;
-            Ok(match at_most_one(last)? {
+            Ok(match last {
                 None => ChainHead::GENESIS,
                 Some((seq, prev)) => ChainHead {
                     next_seq: seq.next(),
@@ -200,13 +200,13 @@ pub trait ChainRows: Sql {
     ) -> impl Future<Output = Result<Option<Seq>, StoreError>> + Send {
         async move {
             let last = self
-                .query(
+                .query_one(
                     "SELECT MAX(seq) FROM records WHERE device = $1",
                     values![device.as_str()],
                     |row| row.opt_int(0),
                 )
                 .await?;
-            one(last)?.map(parse_seq).transpose()
+            last.map(parse_seq).transpose()
         }
     }
 
@@ -230,7 +230,7 @@ pub trait ChainRows: Sql {
         received_at: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         async move {
-            self.execute(
+            self.write(
                 "DELETE FROM held_records WHERE device = $1",
                 values![device.as_str()],
             )
@@ -247,13 +247,12 @@ pub trait ChainRows: Sql {
                     ]
                 })
                 .collect();
-            self.execute_each(
+            self.write_each(
                 "INSERT INTO held_records (device, seq, payload, signature, received_at)
                  VALUES ($1, $2, $3, $4, $5)",
                 rows,
             )
             .await
-            .map(drop)
         }
     }
 
@@ -355,17 +354,22 @@ pub trait ChainRows: Sql {
                 }
                 // One statement for the whole batch: a round trip per batch, not per record.
                 Dialect::Postgres => {
-                    let column = |value: fn(&Record) -> Value| -> Vec<Value> {
-                        records.iter().map(value).collect()
+                    let texts = |text: fn(&Record) -> &str| {
+                        Value::Texts(records.iter().map(|r| text(r).to_owned()).collect())
                     };
                     let parameters = vec![
                         device.as_str().into(),
-                        ints(column(|r| Value::Int(seq_column(r.seq())))),
-                        blobs(column(|r| Value::Bytes(r.hash().as_bytes().to_vec()))),
-                        texts(column(|r| r.payload().body.kind().as_str().into())),
-                        texts(column(|r| r.signed().payload.as_str().into())),
-                        texts(column(|r| r.signed().signature.as_str().into())),
-                        ints(column(|r| Value::Int(r.payload().at.unix_ms()))),
+                        Value::Ints(records.iter().map(|r| seq_column(r.seq())).collect()),
+                        Value::Blobs(
+                            records
+                                .iter()
+                                .map(|r| r.hash().as_bytes().to_vec())
+                                .collect(),
+                        ),
+                        texts(|r| r.payload().body.kind().as_str()),
+                        texts(|r| r.signed().payload.as_str()),
+                        texts(|r| r.signed().signature.as_str()),
+                        Value::Ints(records.iter().map(|r| r.payload().at.unix_ms()).collect()),
                         received_at.unix_ms().into(),
                     ];
                     self.execute(
@@ -581,13 +585,13 @@ pub trait ChainRows: Sql {
         since: Timestamp,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send {
         async move {
-            let count = one(self
-                .query(
+            let count = self
+                .query_one(
                     "SELECT COUNT(*) FROM anomalies WHERE device = $1 AND received_at >= $2",
                     values![device.as_str(), since.unix_ms()],
                     |row| row.int(0),
                 )
-                .await?)?;
+                .await?;
             Ok(u64::try_from(count).unwrap_or(0))
         }
     }
@@ -614,14 +618,13 @@ pub trait ChainRows: Sql {
                     ]
                 })
                 .collect();
-            self.execute_each(
+            self.write_each(
                 "INSERT INTO anomalies
                  (device, seq, reason, detail, payload, signature, evidence_hash, received_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
                 rows,
             )
             .await
-            .map(drop)
         }
     }
 
@@ -724,7 +727,7 @@ pub trait ChainRows: Sql {
                     ]
                 })
                 .collect();
-            self.execute_each(
+            self.write_each(
                 "INSERT INTO meal_days (site, service_date, meals, revenue) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (site, service_date) DO UPDATE SET
                     meals = meal_days.meals + excluded.meals,
@@ -732,7 +735,6 @@ pub trait ChainRows: Sql {
                 rows,
             )
             .await
-            .map(drop)
         }
     }
 
@@ -814,30 +816,24 @@ pub trait ChainRows: Sql {
         from: Timestamp,
         to: Timestamp,
     ) -> impl Future<Output = Result<LedgerTotals, StoreError>> + Send {
-        async move {
-            let rows = self
-                .query(
-                    "SELECT
-                        CAST((SELECT COALESCE(SUM(balance), 0) FROM accounts) AS BIGINT),
-                        CAST(COALESCE(SUM(CASE WHEN at < $1 THEN amount END), 0) AS BIGINT),
-                        CAST(COALESCE(SUM(CASE WHEN at >= $1 AND at < $2 THEN amount END), 0)
-                             AS BIGINT),
-                        CAST(COALESCE(SUM(CASE WHEN at >= $2 THEN amount END), 0) AS BIGINT)
-                     FROM (SELECT amount, at FROM movements
-                           UNION ALL SELECT amount, at FROM operations) AS money",
-                    values![from.unix_ms(), to.unix_ms()],
-                    |row| {
-                        Ok(LedgerTotals {
-                            balances_now: Cents::new(row.int(0)?),
-                            before: Cents::new(row.int(1)?),
-                            during: Cents::new(row.int(2)?),
-                            after: Cents::new(row.int(3)?),
-                        })
-                    },
-                )
-                .await?;
-            one(rows)
-        }
+        self.query_one(
+            "SELECT
+                CAST((SELECT COALESCE(SUM(balance), 0) FROM accounts) AS BIGINT),
+                CAST(COALESCE(SUM(CASE WHEN at < $1 THEN amount END), 0) AS BIGINT),
+                CAST(COALESCE(SUM(CASE WHEN at >= $1 AND at < $2 THEN amount END), 0) AS BIGINT),
+                CAST(COALESCE(SUM(CASE WHEN at >= $2 THEN amount END), 0) AS BIGINT)
+             FROM (SELECT amount, at FROM movements
+                   UNION ALL SELECT amount, at FROM operations) AS money",
+            values![from.unix_ms(), to.unix_ms()],
+            |row| {
+                Ok(LedgerTotals {
+                    balances_now: Cents::new(row.int(0)?),
+                    before: Cents::new(row.int(1)?),
+                    during: Cents::new(row.int(2)?),
+                    after: Cents::new(row.int(3)?),
+                })
+            },
+        )
     }
 
     /// The snapshot version of what is committed, without taking a new one.
@@ -845,14 +841,14 @@ pub trait ChainRows: Sql {
         &mut self,
     ) -> impl Future<Output = Result<SnapshotVersion, StoreError>> + Send {
         async move {
-            let rows = self
-                .query(
+            let version = self
+                .query_one(
                     "SELECT version FROM snapshot_version WHERE id = 1",
                     Vec::new(),
                     |row| row.int(0),
                 )
                 .await?;
-            snapshot_version(one(rows)?)
+            snapshot_version(version)
         }
     }
 
@@ -885,11 +881,11 @@ pub trait ChainRows: Sql {
                         parameters.extend(values);
                     }
                     sql.push_str(" SELECT version FROM next");
-                    let rows = self.query(&sql, parameters, |row| row.int(0)).await?;
-                    snapshot_version(one(rows)?)
+                    let version = self.query_one(&sql, parameters, |row| row.int(0)).await?;
+                    snapshot_version(version)
                 }
                 Dialect::Sqlite => {
-                    let version = one(self.query(NEXT, Vec::new(), |row| row.int(0)).await?)?;
+                    let version = self.query_one(NEXT, Vec::new(), |row| row.int(0)).await?;
                     for stamp in stamps {
                         let (update, keys) = stamp_statement(stamp, "$1", 1, Dialect::Sqlite);
                         let each = match stamp {
@@ -1057,42 +1053,6 @@ fn seq_list(dialect: Dialect, seqs: &[Seq]) -> Value {
 /// A JSON array of `items`, as SQLite's `json_each` reads a list.
 fn json_list<T: serde::Serialize>(items: impl Iterator<Item = T>) -> Value {
     Value::Text(serde_json::to_string(&items.collect::<Vec<T>>()).unwrap_or_default())
-}
-
-fn ints(values: Vec<Value>) -> Value {
-    Value::Ints(
-        values
-            .into_iter()
-            .filter_map(|value| match value {
-                Value::Int(value) => Some(value),
-                _ => None,
-            })
-            .collect(),
-    )
-}
-
-fn texts(values: Vec<Value>) -> Value {
-    Value::Texts(
-        values
-            .into_iter()
-            .filter_map(|value| match value {
-                Value::Text(text) => Some(text),
-                _ => None,
-            })
-            .collect(),
-    )
-}
-
-fn blobs(values: Vec<Value>) -> Value {
-    Value::Blobs(
-        values
-            .into_iter()
-            .filter_map(|value| match value {
-                Value::Bytes(bytes) => Some(bytes),
-                _ => None,
-            })
-            .collect(),
-    )
 }
 
 /// The meal's card or staff column.

@@ -6,9 +6,9 @@ use std::future::Future;
 use proto::api::KioskReport;
 use proto::{DeviceId, PublicKey, SiteId, Timestamp};
 
-use super::{already_exists, corrupt, found, parse_site, parse_timestamp};
+use super::{corrupt, parse_site, parse_timestamp};
 use crate::store::StoreError;
-use crate::store::sql::{Dialect, Row, Sql, at_most_one, values};
+use crate::store::sql::{Dialect, Row, Sql, values};
 
 /// A kiosk registered with the back-office.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,22 +44,19 @@ pub trait DeviceRows: Sql {
         device: &Device,
         added_at: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        async move {
-            let inserted = self
-                .execute(
-                    "INSERT INTO devices (id, site, public_key, added_at, revoked_at)
-                     VALUES ($1, $2, $3, $4, $5)",
-                    values![
-                        device.id.as_str(),
-                        device.site.as_str(),
-                        device.key.as_bytes().as_slice(),
-                        added_at.unix_ms(),
-                        device.revoked_at.map(Timestamp::unix_ms)
-                    ],
-                )
-                .await;
-            already_exists(inserted, "device", device.id.as_str())
-        }
+        self.insert_new(
+            "INSERT INTO devices (id, site, public_key, added_at, revoked_at)
+             VALUES ($1, $2, $3, $4, $5)",
+            values![
+                device.id.as_str(),
+                device.site.as_str(),
+                device.key.as_bytes().as_slice(),
+                added_at.unix_ms(),
+                device.revoked_at.map(Timestamp::unix_ms)
+            ],
+            "device",
+            device.id.as_str(),
+        )
     }
 
     /// Marks a kiosk revoked from `at` (a second revocation keeps the first moment).
@@ -68,15 +65,12 @@ pub trait DeviceRows: Sql {
         id: &DeviceId,
         at: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        async move {
-            let changed = self
-                .execute(
-                    "UPDATE devices SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2",
-                    values![at.unix_ms(), id.as_str()],
-                )
-                .await?;
-            found(changed, "device", id.as_str())
-        }
+        self.update_existing(
+            "UPDATE devices SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2",
+            values![at.unix_ms(), id.as_str()],
+            "device",
+            id.as_str(),
+        )
     }
 
     fn device(
@@ -84,14 +78,14 @@ pub trait DeviceRows: Sql {
         id: &DeviceId,
     ) -> impl Future<Output = Result<Option<Device>, StoreError>> + Send {
         async move {
-            let rows = self
-                .query(
+            let entry = self
+                .query_optional(
                     "SELECT id, site, public_key, revoked_at, added_at FROM devices WHERE id = $1",
                     values![id.as_str()],
                     read_device_entry,
                 )
                 .await?;
-            Ok(at_most_one(rows)?.map(|entry| entry.device))
+            Ok(entry.map(|entry| entry.device))
         }
     }
 
@@ -129,14 +123,10 @@ pub trait DeviceRows: Sql {
         device: &DeviceId,
         before: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        async move {
-            self.execute(
-                "DELETE FROM nonces WHERE device = $1 AND request_at < $2",
-                values![device.as_str(), before.unix_ms()],
-            )
-            .await
-            .map(drop)
-        }
+        self.write(
+            "DELETE FROM nonces WHERE device = $1 AND request_at < $2",
+            values![device.as_str(), before.unix_ms()],
+        )
     }
 
     /// Remembers a nonce; false when the kiosk used it before.
@@ -167,13 +157,12 @@ pub trait DeviceRows: Sql {
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         async move {
             let report = super::to_json(report)?;
-            self.execute(
+            self.write(
                 "INSERT INTO kiosks (device, last_seen, report) VALUES ($1, $2, $3)
                  ON CONFLICT (device) DO UPDATE SET last_seen = $2, report = $3",
                 values![device.as_str(), received_at.unix_ms(), report],
             )
             .await
-            .map(drop)
         }
     }
 

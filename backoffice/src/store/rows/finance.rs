@@ -10,11 +10,11 @@ use proto::{
 use serde::{Deserialize, Serialize};
 
 use super::{
-    corrupt, found, parse_account, parse_pupil, parse_seq, parse_service_date, parse_site,
+    corrupt, parse_account, parse_pupil, parse_seq, parse_service_date, parse_site,
     parse_timestamp, seq_column,
 };
 use crate::store::StoreError;
-use crate::store::sql::{Row, Sql, at_most_one, one, values};
+use crate::store::sql::{Row, Sql, values};
 
 /// Money moved by a back-office user rather than by a kiosk's record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -170,16 +170,11 @@ pub trait FinanceRows: Sql {
         &mut self,
         reference: &str,
     ) -> impl Future<Output = Result<Option<(AccountId, Cents)>, StoreError>> + Send {
-        async move {
-            let rows = self
-                .query(
-                    "SELECT account, amount FROM operations WHERE payment_reference = $1",
-                    values![reference],
-                    |row| Ok((parse_account(&row.text(0)?)?, Cents::new(row.int(1)?))),
-                )
-                .await?;
-            at_most_one(rows)
-        }
+        self.query_optional(
+            "SELECT account, amount FROM operations WHERE payment_reference = $1",
+            values![reference],
+            |row| Ok((parse_account(&row.text(0)?)?, Cents::new(row.int(1)?))),
+        )
     }
 
     /// Writes an operation (its effect on the balance is the caller's to write).
@@ -187,24 +182,20 @@ pub trait FinanceRows: Sql {
         &mut self,
         operation: &Operation,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        async move {
-            self.execute(
-                "INSERT INTO operations
-                 (kind, account, amount, detail, payment_reference, user_name, at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                values![
-                    operation.kind.as_str(),
-                    operation.account.as_str(),
-                    operation.amount.get(),
-                    operation.kind.detail(),
-                    operation.kind.payment_reference(),
-                    operation.user.as_str(),
-                    operation.at.unix_ms()
-                ],
-            )
-            .await
-            .map(drop)
-        }
+        self.write(
+            "INSERT INTO operations
+             (kind, account, amount, detail, payment_reference, user_name, at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            values![
+                operation.kind.as_str(),
+                operation.account.as_str(),
+                operation.amount.get(),
+                operation.kind.detail(),
+                operation.kind.payment_reference(),
+                operation.user.as_str(),
+                operation.at.unix_ms()
+            ],
+        )
     }
 
     /// Back-office operations done in `[from, to)`, in the order they were done.
@@ -236,18 +227,12 @@ pub trait FinanceRows: Sql {
         date: ServiceDate,
         site: Option<&SiteId>,
     ) -> impl Future<Output = Result<Option<SavedReconciliation>, StoreError>> + Send {
-        async move {
-            let rows = self
-                .query(
-                    "SELECT service_date, site, report, run_at, run_by, signed_off_by,
-                            signed_off_at
-                     FROM reconciliations WHERE service_date = $1 AND site = $2",
-                    values![date.to_string(), scope_column(site)],
-                    read_reconciliation,
-                )
-                .await?;
-            at_most_one(rows)
-        }
+        self.query_optional(
+            "SELECT service_date, site, report, run_at, run_by, signed_off_by, signed_off_at
+             FROM reconciliations WHERE service_date = $1 AND site = $2",
+            values![date.to_string(), scope_column(site)],
+            read_reconciliation,
+        )
     }
 
     /// Stores a run of a reconciliation, replacing an earlier run of the same day and scope.
@@ -255,23 +240,19 @@ pub trait FinanceRows: Sql {
         &mut self,
         saved: &SavedReconciliation,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        async move {
-            self.execute(
-                "INSERT INTO reconciliations (service_date, site, report, run_at, run_by)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (service_date, site) DO UPDATE SET
-                    report = $3, run_at = $4, run_by = $5",
-                values![
-                    saved.date.to_string(),
-                    scope_column(saved.site.as_ref()),
-                    saved.report.as_str(),
-                    saved.run_at.unix_ms(),
-                    saved.run_by.as_str()
-                ],
-            )
-            .await
-            .map(drop)
-        }
+        self.write(
+            "INSERT INTO reconciliations (service_date, site, report, run_at, run_by)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (service_date, site) DO UPDATE SET
+                report = $3, run_at = $4, run_by = $5",
+            values![
+                saved.date.to_string(),
+                scope_column(saved.site.as_ref()),
+                saved.report.as_str(),
+                saved.run_at.unix_ms(),
+                saved.run_by.as_str()
+            ],
+        )
     }
 
     fn sign_off(
@@ -282,14 +263,14 @@ pub trait FinanceRows: Sql {
         at: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         async move {
-            let changed = self
-                .execute(
-                    "UPDATE reconciliations SET signed_off_by = $1, signed_off_at = $2
-                     WHERE service_date = $3 AND site = $4",
-                    values![user, at.unix_ms(), date.to_string(), scope_column(site)],
-                )
-                .await?;
-            found(changed, "reconciliation", &date.to_string())
+            self.update_existing(
+                "UPDATE reconciliations SET signed_off_by = $1, signed_off_at = $2
+                 WHERE service_date = $3 AND site = $4",
+                values![user, at.unix_ms(), date.to_string(), scope_column(site)],
+                "reconciliation",
+                &date.to_string(),
+            )
+            .await
         }
     }
 
@@ -315,7 +296,7 @@ pub trait FinanceRows: Sql {
                     ]
                 })
                 .collect();
-            self.execute_each(
+            self.write_each(
                 "INSERT INTO proposed_voids (service_date, device, seq, kept_device, kept_seq,
                     account, pupil, service, amount, status)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending')
@@ -323,7 +304,6 @@ pub trait FinanceRows: Sql {
                 rows,
             )
             .await
-            .map(drop)
         }
     }
 
@@ -352,7 +332,8 @@ pub trait FinanceRows: Sql {
     ) -> impl Future<Output = Result<Option<ProposedVoid>, StoreError>> + Send {
         async move {
             let sql = format!("SELECT {PROPOSED_VOID_COLUMNS} FROM proposed_voids WHERE id = $1");
-            at_most_one(self.query(&sql, values![id], read_proposed_void).await?)
+            self.query_optional(&sql, values![id], read_proposed_void)
+                .await
         }
     }
 
@@ -361,16 +342,11 @@ pub trait FinanceRows: Sql {
         &mut self,
         date: ServiceDate,
     ) -> impl Future<Output = Result<i64, StoreError>> + Send {
-        async move {
-            one(self
-                .query(
-                    "SELECT COUNT(*) FROM proposed_voids
-                     WHERE service_date = $1 AND status = 'pending'",
-                    values![date.to_string()],
-                    |row| row.int(0),
-                )
-                .await?)
-        }
+        self.query_one(
+            "SELECT COUNT(*) FROM proposed_voids WHERE service_date = $1 AND status = 'pending'",
+            values![date.to_string()],
+            |row| row.int(0),
+        )
     }
 
     /// Records finance's decision on a proposed void.
@@ -383,21 +359,21 @@ pub trait FinanceRows: Sql {
         correction_date: Option<ServiceDate>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         async move {
-            let changed = self
-                .execute(
-                    "UPDATE proposed_voids SET status = $1, decided_by = $2, decided_at = $3,
-                        correction_date = $4
-                     WHERE id = $5",
-                    values![
-                        status.as_str(),
-                        user,
-                        at.unix_ms(),
-                        correction_date.map(|date| date.to_string()),
-                        id
-                    ],
-                )
-                .await?;
-            found(changed, "proposed void", &id.to_string())
+            self.update_existing(
+                "UPDATE proposed_voids SET status = $1, decided_by = $2, decided_at = $3,
+                    correction_date = $4
+                 WHERE id = $5",
+                values![
+                    status.as_str(),
+                    user,
+                    at.unix_ms(),
+                    correction_date.map(|date| date.to_string()),
+                    id
+                ],
+                "proposed void",
+                &id.to_string(),
+            )
+            .await
         }
     }
 }

@@ -101,29 +101,3 @@ pub(crate) fn limit(limit: usize) -> i64 {
 pub(crate) fn since_column(since: Option<proto::SnapshotVersion>) -> i64 {
     since.map_or(-1, |since| i64::try_from(since.0).unwrap_or(i64::MAX))
 }
-
-/// A key already taken is [`StoreError::AlreadyExists`].
-pub(crate) fn already_exists(
-    inserted: Result<u64, StoreError>,
-    what: &'static str,
-    id: &str,
-) -> Result<(), StoreError> {
-    match inserted {
-        Err(StoreError::Constraint(_)) => Err(StoreError::AlreadyExists {
-            what,
-            id: id.to_owned(),
-        }),
-        other => other.map(drop),
-    }
-}
-
-/// An update that changed no row found nothing to change.
-pub(crate) fn found(changed: u64, what: &'static str, id: &str) -> Result<(), StoreError> {
-    if changed == 0 {
-        return Err(StoreError::NotFound {
-            what,
-            id: id.to_owned(),
-        });
-    }
-    Ok(())
-}

@@ -14,11 +14,11 @@ use proto::{
 };
 
 use super::{
-    already_exists, corrupt, found, limit, parse_account, parse_card, parse_json, parse_pupil,
-    parse_seq, parse_service_date, parse_site, parse_timestamp, since_column, to_json,
+    corrupt, limit, parse_account, parse_card, parse_json, parse_pupil, parse_seq,
+    parse_service_date, parse_site, parse_timestamp, since_column, to_json,
 };
 use crate::store::StoreError;
-use crate::store::sql::{Dialect, Row, Sql, Value, at_most_one, values};
+use crate::store::sql::{Dialect, Row, Sql, Value, values};
 use crate::users::{Role, User};
 
 /// A pupil as staff find them, with their cards (blocked ones last).
@@ -96,16 +96,13 @@ pub trait PeopleRows: Sql {
         overdraft_floor: Cents,
         at: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        async move {
-            let inserted = self
-                .execute(
-                    "INSERT INTO accounts (id, balance, overdraft_floor, created_at, version)
-                     VALUES ($1, 0, $2, $3, 0)",
-                    values![account.as_str(), overdraft_floor.get(), at.unix_ms()],
-                )
-                .await;
-            already_exists(inserted, "account", account.as_str())
-        }
+        self.insert_new(
+            "INSERT INTO accounts (id, balance, overdraft_floor, created_at, version)
+             VALUES ($1, 0, $2, $3, 0)",
+            values![account.as_str(), overdraft_floor.get(), at.unix_ms()],
+            "account",
+            account.as_str(),
+        )
     }
 
     fn set_overdraft_floor(
@@ -113,31 +110,23 @@ pub trait PeopleRows: Sql {
         account: &AccountId,
         overdraft_floor: Cents,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        async move {
-            let changed = self
-                .execute(
-                    "UPDATE accounts SET overdraft_floor = $1 WHERE id = $2",
-                    values![overdraft_floor.get(), account.as_str()],
-                )
-                .await?;
-            found(changed, "account", account.as_str())
-        }
+        self.update_existing(
+            "UPDATE accounts SET overdraft_floor = $1 WHERE id = $2",
+            values![overdraft_floor.get(), account.as_str()],
+            "account",
+            account.as_str(),
+        )
     }
 
     fn account(
         &mut self,
         account: &AccountId,
     ) -> impl Future<Output = Result<Option<AccountState>, StoreError>> + Send {
-        async move {
-            let rows = self
-                .query(
-                    "SELECT id, balance, overdraft_floor FROM accounts WHERE id = $1",
-                    values![account.as_str()],
-                    read_account,
-                )
-                .await?;
-            at_most_one(rows)
-        }
+        self.query_optional(
+            "SELECT id, balance, overdraft_floor FROM accounts WHERE id = $1",
+            values![account.as_str()],
+            read_account,
+        )
     }
 
     /// The account's balance, held until the end of the transaction.
@@ -145,16 +134,11 @@ pub trait PeopleRows: Sql {
         &mut self,
         account: &AccountId,
     ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send {
-        async move {
-            let sql = self.dialect().pick(
-                "SELECT balance FROM accounts WHERE id = $1",
-                "SELECT balance FROM accounts WHERE id = $1 FOR NO KEY UPDATE",
-            );
-            at_most_one(
-                self.query(sql, values![account.as_str()], |row| row.int(0))
-                    .await?,
-            )
-        }
+        let sql = self.dialect().pick(
+            "SELECT balance FROM accounts WHERE id = $1",
+            "SELECT balance FROM accounts WHERE id = $1 FOR NO KEY UPDATE",
+        );
+        self.query_optional(sql, values![account.as_str()], |row| row.int(0))
     }
 
     /// Every account's overdraft floor.
@@ -173,20 +157,11 @@ pub trait PeopleRows: Sql {
         &mut self,
         holder: &CardHolder,
     ) -> impl Future<Output = Result<Option<SiteId>, StoreError>> + Send {
-        async move {
-            let (sql, id) = match holder {
-                CardHolder::Pupil(pupil) => {
-                    ("SELECT site FROM pupils WHERE id = $1", pupil.as_str())
-                }
-                CardHolder::Staff(staff) => {
-                    ("SELECT site FROM staff WHERE id = $1", staff.as_str())
-                }
-            };
-            let rows = self
-                .query(sql, values![id], |row| parse_site(&row.text(0)?))
-                .await?;
-            at_most_one(rows)
-        }
+        let (sql, id) = match holder {
+            CardHolder::Pupil(pupil) => ("SELECT site FROM pupils WHERE id = $1", pupil.as_str()),
+            CardHolder::Staff(staff) => ("SELECT site FROM staff WHERE id = $1", staff.as_str()),
+        };
+        self.query_optional(sql, values![id], |row| parse_site(&row.text(0)?))
     }
 
     /// Creates or replaces a pupil at `site` (its version is stamped by the caller).
@@ -197,7 +172,7 @@ pub trait PeopleRows: Sql {
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         async move {
             let data = to_json(pupil)?;
-            self.execute(
+            self.write(
                 "INSERT INTO pupils (id, site, account, data, version) VALUES ($1, $2, $3, $4, 0)
                  ON CONFLICT (id) DO UPDATE SET site = $2, account = $3, data = $4",
                 values![
@@ -208,7 +183,6 @@ pub trait PeopleRows: Sql {
                 ],
             )
             .await
-            .map(drop)
         }
     }
 
@@ -219,13 +193,12 @@ pub trait PeopleRows: Sql {
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         async move {
             let data = to_json(staff)?;
-            self.execute(
+            self.write(
                 "INSERT INTO staff (id, site, data, version) VALUES ($1, $2, $3, 0)
                  ON CONFLICT (id) DO UPDATE SET site = $2, data = $3",
                 values![staff.id.as_str(), site.as_str(), data],
             )
             .await
-            .map(drop)
         }
     }
 
@@ -233,16 +206,11 @@ pub trait PeopleRows: Sql {
         &mut self,
         uid: &CardUid,
     ) -> impl Future<Output = Result<Option<CardRow>, StoreError>> + Send {
-        async move {
-            let rows = self
-                .query(
-                    "SELECT uid, site, holder_kind, holder, blocked FROM cards WHERE uid = $1",
-                    values![uid.as_bytes()],
-                    read_card,
-                )
-                .await?;
-            at_most_one(rows)
-        }
+        self.query_optional(
+            "SELECT uid, site, holder_kind, holder, blocked FROM cards WHERE uid = $1",
+            values![uid.as_bytes()],
+            read_card,
+        )
     }
 
     /// Binds a UID; [`StoreError::AlreadyExists`] if it was ever bound.
@@ -254,26 +222,26 @@ pub trait PeopleRows: Sql {
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         async move {
             let (kind, id) = holder_columns(holder);
-            let inserted = self
-                .execute(
-                    "INSERT INTO cards (uid, site, holder_kind, holder, blocked, version)
-                     VALUES ($1, $2, $3, $4, FALSE, 0)",
-                    values![uid.as_bytes(), site.as_str(), kind, id],
-                )
-                .await;
-            already_exists(inserted, "card", &uid.to_string())
+            self.insert_new(
+                "INSERT INTO cards (uid, site, holder_kind, holder, blocked, version)
+                 VALUES ($1, $2, $3, $4, FALSE, 0)",
+                values![uid.as_bytes(), site.as_str(), kind, id],
+                "card",
+                &uid.to_string(),
+            )
+            .await
         }
     }
 
     fn block_card(&mut self, uid: &CardUid) -> impl Future<Output = Result<(), StoreError>> + Send {
         async move {
-            let changed = self
-                .execute(
-                    "UPDATE cards SET blocked = TRUE WHERE uid = $1",
-                    values![uid.as_bytes()],
-                )
-                .await?;
-            found(changed, "card", &uid.to_string())
+            self.update_existing(
+                "UPDATE cards SET blocked = TRUE WHERE uid = $1",
+                values![uid.as_bytes()],
+                "card",
+                &uid.to_string(),
+            )
+            .await
         }
     }
 
@@ -282,21 +250,17 @@ pub trait PeopleRows: Sql {
         site: &SiteId,
         tariff: &Tariff,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        async move {
-            self.execute(
-                "INSERT INTO tariffs (site, bracket, meal_type, price, version)
-                 VALUES ($1, $2, $3, $4, 0)
-                 ON CONFLICT (site, bracket, meal_type) DO UPDATE SET price = $4",
-                values![
-                    site.as_str(),
-                    tariff.bracket.as_str(),
-                    tariff.meal_type.as_str(),
-                    tariff.price.get()
-                ],
-            )
-            .await
-            .map(drop)
-        }
+        self.write(
+            "INSERT INTO tariffs (site, bracket, meal_type, price, version)
+             VALUES ($1, $2, $3, $4, 0)
+             ON CONFLICT (site, bracket, meal_type) DO UPDATE SET price = $4",
+            values![
+                site.as_str(),
+                tariff.bracket.as_str(),
+                tariff.meal_type.as_str(),
+                tariff.price.get()
+            ],
+        )
     }
 
     fn upsert_service(
@@ -306,13 +270,12 @@ pub trait PeopleRows: Sql {
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         async move {
             let data = to_json(service)?;
-            self.execute(
+            self.write(
                 "INSERT INTO services (site, id, data, version) VALUES ($1, $2, $3, 0)
                  ON CONFLICT (site, id) DO UPDATE SET data = $3",
                 values![site.as_str(), service.id.as_str(), data],
             )
             .await
-            .map(drop)
         }
     }
 
@@ -323,13 +286,12 @@ pub trait PeopleRows: Sql {
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         async move {
             let data = to_json(settings)?;
-            self.execute(
+            self.write(
                 "INSERT INTO kiosk_settings (site, data, version) VALUES ($1, $2, 0)
                  ON CONFLICT (site) DO UPDATE SET data = $2",
                 values![site.as_str(), data],
             )
             .await
-            .map(drop)
         }
     }
 
@@ -444,14 +406,13 @@ pub trait PeopleRows: Sql {
                     |row| parse_json("staff", &row.text(0)?),
                 )
                 .await?;
-            let settings = at_most_one(
-                self.query(
+            let settings = self
+                .query_optional(
                     "SELECT data FROM kiosk_settings WHERE site = $1 AND version > $2",
                     at_site(),
                     |row| parse_json("kiosk settings", &row.text(0)?),
                 )
-                .await?,
-            )?;
+                .await?;
             Ok(SiteRows {
                 accounts,
                 pupils,
@@ -654,22 +615,19 @@ pub trait PeopleRows: Sql {
         user: &User,
         at: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        async move {
-            let inserted = self
-                .execute(
-                    "INSERT INTO users (name, role, site, password_hash, created_at)
-                     VALUES ($1, $2, $3, $4, $5)",
-                    values![
-                        user.name.as_str(),
-                        user.role.as_str(),
-                        user.site.as_ref().map(SiteId::as_str),
-                        user.password_hash.as_str(),
-                        at.unix_ms()
-                    ],
-                )
-                .await;
-            already_exists(inserted, "user", &user.name)
-        }
+        self.insert_new(
+            "INSERT INTO users (name, role, site, password_hash, created_at)
+             VALUES ($1, $2, $3, $4, $5)",
+            values![
+                user.name.as_str(),
+                user.role.as_str(),
+                user.site.as_ref().map(SiteId::as_str),
+                user.password_hash.as_str(),
+                at.unix_ms()
+            ],
+            "user",
+            &user.name,
+        )
     }
 
     /// Disables a user from `at` on, or enables them again (`None`).
@@ -678,49 +636,38 @@ pub trait PeopleRows: Sql {
         name: &str,
         at: Option<Timestamp>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        async move {
-            let changed = self
-                .execute(
-                    "UPDATE users SET disabled_at = $1 WHERE name = $2",
-                    values![at.map(Timestamp::unix_ms), name],
-                )
-                .await?;
-            found(changed, "user", name)
-        }
+        self.update_existing(
+            "UPDATE users SET disabled_at = $1 WHERE name = $2",
+            values![at.map(Timestamp::unix_ms), name],
+            "user",
+            name,
+        )
     }
 
     /// Changes an existing user's role, site and password hash.
     fn update_user(&mut self, user: &User) -> impl Future<Output = Result<(), StoreError>> + Send {
-        async move {
-            let changed = self
-                .execute(
-                    "UPDATE users SET role = $1, site = $2, password_hash = $3 WHERE name = $4",
-                    values![
-                        user.role.as_str(),
-                        user.site.as_ref().map(SiteId::as_str),
-                        user.password_hash.as_str(),
-                        user.name.as_str()
-                    ],
-                )
-                .await?;
-            found(changed, "user", &user.name)
-        }
+        self.update_existing(
+            "UPDATE users SET role = $1, site = $2, password_hash = $3 WHERE name = $4",
+            values![
+                user.role.as_str(),
+                user.site.as_ref().map(SiteId::as_str),
+                user.password_hash.as_str(),
+                user.name.as_str()
+            ],
+            "user",
+            &user.name,
+        )
     }
 
     fn user(
         &mut self,
         name: &str,
     ) -> impl Future<Output = Result<Option<User>, StoreError>> + Send {
-        async move {
-            let rows = self
-                .query(
-                    "SELECT name, role, site, password_hash, disabled_at FROM users WHERE name = $1",
-                    values![name],
-                    read_user,
-                )
-                .await?;
-            at_most_one(rows)
-        }
+        self.query_optional(
+            "SELECT name, role, site, password_hash, disabled_at FROM users WHERE name = $1",
+            values![name],
+            read_user,
+        )
     }
 
     /// Every back-office user, by name.

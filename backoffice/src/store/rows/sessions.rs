@@ -6,9 +6,9 @@ use std::future::Future;
 
 use proto::{Digest, SiteId, Timestamp};
 
-use super::{already_exists, corrupt, found, parse_digest, parse_site, parse_timestamp};
+use super::{corrupt, parse_digest, parse_site, parse_timestamp};
 use crate::store::StoreError;
-use crate::store::sql::{Row, Sql, at_most_one, one, values};
+use crate::store::sql::{Row, Sql, values};
 use crate::users::{Role, User};
 
 /// A signed-in browser.
@@ -45,25 +45,25 @@ pub trait SessionRows: Sql {
         token: &ApiToken,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         async move {
-            let inserted = self
-                .execute(
-                    &format!(
-                        "INSERT INTO api_tokens ({API_TOKEN_COLUMNS})
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-                    ),
-                    values![
-                        token.name.as_str(),
-                        token.token_hash.as_bytes().as_slice(),
-                        token.role.as_str(),
-                        token.site.as_ref().map(SiteId::as_str),
-                        token.created_by.as_str(),
-                        token.created_at.unix_ms(),
-                        token.expires_at.unix_ms(),
-                        token.revoked_at.map(Timestamp::unix_ms)
-                    ],
-                )
-                .await;
-            already_exists(inserted, "API token", &token.name)
+            self.insert_new(
+                &format!(
+                    "INSERT INTO api_tokens ({API_TOKEN_COLUMNS})
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                ),
+                values![
+                    token.name.as_str(),
+                    token.token_hash.as_bytes().as_slice(),
+                    token.role.as_str(),
+                    token.site.as_ref().map(SiteId::as_str),
+                    token.created_by.as_str(),
+                    token.created_at.unix_ms(),
+                    token.expires_at.unix_ms(),
+                    token.revoked_at.map(Timestamp::unix_ms)
+                ],
+                "API token",
+                &token.name,
+            )
+            .await
         }
     }
 
@@ -78,14 +78,12 @@ pub trait SessionRows: Sql {
                 "SELECT {API_TOKEN_COLUMNS} FROM api_tokens
                  WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2"
             );
-            let rows = self
-                .query(
-                    &sql,
-                    values![token_hash.as_bytes().as_slice(), now.unix_ms()],
-                    read_api_token,
-                )
-                .await?;
-            at_most_one(rows)
+            self.query_optional(
+                &sql,
+                values![token_hash.as_bytes().as_slice(), now.unix_ms()],
+                read_api_token,
+            )
+            .await
         }
     }
 
@@ -102,15 +100,12 @@ pub trait SessionRows: Sql {
         name: &str,
         at: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        async move {
-            let changed = self
-                .execute(
-                    "UPDATE api_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL",
-                    values![at.unix_ms(), name],
-                )
-                .await?;
-            found(changed, "unrevoked API token", name)
-        }
+        self.update_existing(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL",
+            values![at.unix_ms(), name],
+            "unrevoked API token",
+            name,
+        )
     }
 
     /// Opens a session, forgetting sessions that expired before `now`.
@@ -120,12 +115,12 @@ pub trait SessionRows: Sql {
         now: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         async move {
-            self.execute(
+            self.write(
                 "DELETE FROM web_sessions WHERE expires_at <= $1",
                 values![now.unix_ms()],
             )
             .await?;
-            self.execute(
+            self.write(
                 "INSERT INTO web_sessions (token_hash, user_name, csrf, expires_at)
                  VALUES ($1, $2, $3, $4)",
                 values![
@@ -136,7 +131,6 @@ pub trait SessionRows: Sql {
                 ],
             )
             .await
-            .map(drop)
         }
     }
 
@@ -147,28 +141,23 @@ pub trait SessionRows: Sql {
         token_hash: &Digest,
         now: Timestamp,
     ) -> impl Future<Output = Result<Option<(WebSession, User)>, StoreError>> + Send {
-        async move {
-            let rows = self
-                .query(
-                    "SELECT u.name, u.role, u.site, u.password_hash, u.disabled_at, s.token_hash,
-                            s.csrf, s.expires_at
-                     FROM web_sessions s JOIN users u ON u.name = s.user_name
-                     WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.disabled_at IS NULL",
-                    values![token_hash.as_bytes().as_slice(), now.unix_ms()],
-                    |row| {
-                        let user = super::people::read_user(row)?;
-                        let session = WebSession {
-                            token_hash: parse_digest(&row.bytes(5)?)?,
-                            user: user.name.clone(),
-                            csrf: row.text(6)?,
-                            expires_at: parse_timestamp(row.int(7)?)?,
-                        };
-                        Ok((session, user))
-                    },
-                )
-                .await?;
-            at_most_one(rows)
-        }
+        self.query_optional(
+            "SELECT u.name, u.role, u.site, u.password_hash, u.disabled_at, s.token_hash,
+                    s.csrf, s.expires_at
+             FROM web_sessions s JOIN users u ON u.name = s.user_name
+             WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.disabled_at IS NULL",
+            values![token_hash.as_bytes().as_slice(), now.unix_ms()],
+            |row| {
+                let user = super::people::read_user(row)?;
+                let session = WebSession {
+                    token_hash: parse_digest(&row.bytes(5)?)?,
+                    user: user.name.clone(),
+                    csrf: row.text(6)?,
+                    expires_at: parse_timestamp(row.int(7)?)?,
+                };
+                Ok((session, user))
+            },
+        )
     }
 
     /// Signs a session out.
@@ -176,14 +165,10 @@ pub trait SessionRows: Sql {
         &mut self,
         token_hash: &Digest,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        async move {
-            self.execute(
-                "DELETE FROM web_sessions WHERE token_hash = $1",
-                values![token_hash.as_bytes().as_slice()],
-            )
-            .await
-            .map(drop)
-        }
+        self.write(
+            "DELETE FROM web_sessions WHERE token_hash = $1",
+            values![token_hash.as_bytes().as_slice()],
+        )
     }
 
     /// Ends every session of `user`.
@@ -191,14 +176,10 @@ pub trait SessionRows: Sql {
         &mut self,
         user: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        async move {
-            self.execute(
-                "DELETE FROM web_sessions WHERE user_name = $1",
-                values![user],
-            )
-            .await
-            .map(drop)
-        }
+        self.write(
+            "DELETE FROM web_sessions WHERE user_name = $1",
+            values![user],
+        )
     }
 
     /// The failed sign-ins under `name` from `client` since `since`.
@@ -209,14 +190,14 @@ pub trait SessionRows: Sql {
         since: Timestamp,
     ) -> impl Future<Output = Result<u32, StoreError>> + Send {
         async move {
-            let count = one(self
-                .query(
+            let count = self
+                .query_one(
                     "SELECT COUNT(*) FROM sign_in_failures
                      WHERE user_name = $1 AND client = $2 AND at >= $3",
                     values![name, client, since.unix_ms()],
                     |row| row.int(0),
                 )
-                .await?)?;
+                .await?;
             Ok(u32::try_from(count).unwrap_or(u32::MAX))
         }
     }
@@ -231,17 +212,16 @@ pub trait SessionRows: Sql {
         forget_before: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         async move {
-            self.execute(
+            self.write(
                 "DELETE FROM sign_in_failures WHERE at < $1",
                 values![forget_before.unix_ms()],
             )
             .await?;
-            self.execute(
+            self.write(
                 "INSERT INTO sign_in_failures (user_name, client, at) VALUES ($1, $2, $3)",
                 values![name, client, at.unix_ms()],
             )
             .await
-            .map(drop)
         }
     }
 
@@ -250,14 +230,10 @@ pub trait SessionRows: Sql {
         name: &str,
         client: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        async move {
-            self.execute(
-                "DELETE FROM sign_in_failures WHERE user_name = $1 AND client = $2",
-                values![name, client],
-            )
-            .await
-            .map(drop)
-        }
+        self.write(
+            "DELETE FROM sign_in_failures WHERE user_name = $1 AND client = $2",
+            values![name, client],
+        )
     }
 }
 
