@@ -31,7 +31,7 @@ impl Dialect {
 }
 
 /// A parameter of a statement. The list forms are for PostgreSQL's `UNNEST` and `ANY`, which
-/// SQLite lacks; SQLite's statements take one row at a time instead ([`Sql::execute_each`]).
+/// SQLite lacks; SQLite's statements take one row at a time instead ([`Sql::write_batch`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Value {
     Null,
@@ -205,12 +205,34 @@ pub trait Sql: Send {
         async move { self.execute(sql, parameters).await.map(drop) }
     }
 
-    /// [`Sql::write`] once per parameter list, in order.
-    fn write_each(
+    /// [`Sql::write`] once per item, in order, with the parameters `row` makes of it.
+    fn write_rows<I>(
         &mut self,
         sql: &str,
-        each: Vec<Vec<Value>>,
+        items: impl IntoIterator<Item = I>,
+        row: impl FnMut(I) -> Vec<Value>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let each = items.into_iter().map(row).collect();
+        async move { self.execute_each(sql, each).await.map(drop) }
+    }
+
+    /// A batch of rows written as each database writes a batch best: SQLite runs `sqlite` once
+    /// per item with the parameters `row` makes of it; PostgreSQL runs `postgres` once with one
+    /// array per column that `columns` makes of all items (for `UNNEST`), a round trip per batch
+    /// rather than per row. An empty batch writes nothing.
+    fn write_batch<'s, I>(
+        &mut self,
+        items: &[I],
+        sqlite: &'s str,
+        row: impl FnMut(&I) -> Vec<Value>,
+        postgres: &'s str,
+        columns: impl FnOnce(&[I]) -> Vec<Value>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let (sql, each) = match self.dialect() {
+            _ if items.is_empty() => (sqlite, Vec::new()),
+            Dialect::Sqlite => (sqlite, items.iter().map(row).collect()),
+            Dialect::Postgres => (postgres, vec![columns(items)]),
+        };
         async move { self.execute_each(sql, each).await.map(drop) }
     }
 

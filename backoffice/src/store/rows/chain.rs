@@ -235,9 +235,11 @@ pub trait ChainRows: Sql {
                 values![device.as_str()],
             )
             .await?;
-            let rows = held
-                .iter()
-                .map(|record| {
+            self.write_rows(
+                "INSERT INTO held_records (device, seq, payload, signature, received_at)
+                 VALUES ($1, $2, $3, $4, $5)",
+                held,
+                |record| {
                     values![
                         device.as_str(),
                         seq_column(record.seq()),
@@ -245,12 +247,7 @@ pub trait ChainRows: Sql {
                         record.signed().signature.as_str(),
                         received_at.unix_ms()
                     ]
-                })
-                .collect();
-            self.write_each(
-                "INSERT INTO held_records (device, seq, payload, signature, received_at)
-                 VALUES ($1, $2, $3, $4, $5)",
-                rows,
+                },
             )
             .await
         }
@@ -323,69 +320,50 @@ pub trait ChainRows: Sql {
         records: &[Record],
         received_at: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        async move {
-            if records.is_empty() {
-                return Ok(());
-            }
-            match self.dialect() {
-                Dialect::Sqlite => {
-                    let rows = records
-                        .iter()
-                        .map(|record| {
-                            values![
-                                device.as_str(),
-                                seq_column(record.seq()),
-                                record.hash().as_bytes().as_slice(),
-                                record.payload().body.kind().as_str(),
-                                record.signed().payload.as_str(),
-                                record.signed().signature.as_str(),
-                                record.payload().at.unix_ms(),
-                                received_at.unix_ms()
-                            ]
-                        })
-                        .collect();
-                    self.execute_each(
-                        "INSERT INTO records
-                         (device, seq, hash, kind, payload, signature, kiosk_at, received_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                        rows,
-                    )
-                    .await?;
-                }
-                // One statement for the whole batch: a round trip per batch, not per record.
-                Dialect::Postgres => {
-                    let texts = |text: fn(&Record) -> &str| {
-                        Value::Texts(records.iter().map(|r| text(r).to_owned()).collect())
-                    };
-                    let parameters = vec![
-                        device.as_str().into(),
-                        Value::Ints(records.iter().map(|r| seq_column(r.seq())).collect()),
-                        Value::Blobs(
-                            records
-                                .iter()
-                                .map(|r| r.hash().as_bytes().to_vec())
-                                .collect(),
-                        ),
-                        texts(|r| r.payload().body.kind().as_str()),
-                        texts(|r| r.signed().payload.as_str()),
-                        texts(|r| r.signed().signature.as_str()),
-                        Value::Ints(records.iter().map(|r| r.payload().at.unix_ms()).collect()),
-                        received_at.unix_ms().into(),
-                    ];
-                    self.execute(
-                        "INSERT INTO records
-                         (device, seq, hash, kind, payload, signature, kiosk_at, received_at)
-                         SELECT $1, u.seq, u.hash, u.kind, u.payload, u.signature, u.kiosk_at, $8
-                         FROM UNNEST($2::BIGINT[], $3::BYTEA[], $4::TEXT[], $5::TEXT[],
-                                     $6::TEXT[], $7::BIGINT[])
-                              AS u (seq, hash, kind, payload, signature, kiosk_at)",
-                        parameters,
-                    )
-                    .await?;
-                }
-            }
-            Ok(())
-        }
+        self.write_batch(
+            records,
+            "INSERT INTO records
+             (device, seq, hash, kind, payload, signature, kiosk_at, received_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            move |record| {
+                values![
+                    device.as_str(),
+                    seq_column(record.seq()),
+                    record.hash().as_bytes().as_slice(),
+                    record.payload().body.kind().as_str(),
+                    record.signed().payload.as_str(),
+                    record.signed().signature.as_str(),
+                    record.payload().at.unix_ms(),
+                    received_at.unix_ms()
+                ]
+            },
+            "INSERT INTO records
+             (device, seq, hash, kind, payload, signature, kiosk_at, received_at)
+             SELECT $1, u.seq, u.hash, u.kind, u.payload, u.signature, u.kiosk_at, $8
+             FROM UNNEST($2::BIGINT[], $3::BYTEA[], $4::TEXT[], $5::TEXT[],
+                         $6::TEXT[], $7::BIGINT[])
+                  AS u (seq, hash, kind, payload, signature, kiosk_at)",
+            move |records| {
+                let texts = |text: fn(&Record) -> &str| {
+                    Value::Texts(records.iter().map(|r| text(r).to_owned()).collect())
+                };
+                vec![
+                    device.as_str().into(),
+                    Value::Ints(records.iter().map(|r| seq_column(r.seq())).collect()),
+                    Value::Blobs(
+                        records
+                            .iter()
+                            .map(|r| r.hash().as_bytes().to_vec())
+                            .collect(),
+                    ),
+                    texts(|r| r.payload().body.kind().as_str()),
+                    texts(|r| r.signed().payload.as_str()),
+                    texts(|r| r.signed().signature.as_str()),
+                    Value::Ints(records.iter().map(|r| r.payload().at.unix_ms()).collect()),
+                    received_at.unix_ms().into(),
+                ]
+            },
+        )
     }
 
     /// Those of the kiosk's records at `seqs` whose meal finance credited back by approving a
@@ -456,58 +434,40 @@ pub trait ChainRows: Sql {
         movements: &[Movement],
         at: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        async move {
-            if movements.is_empty() {
-                return Ok(());
-            }
-            match self.dialect() {
-                Dialect::Sqlite => {
-                    let rows = movements
-                        .iter()
-                        .map(|movement| {
-                            values![
-                                movement.account.as_str(),
-                                movement.amount.get(),
-                                device.as_str(),
-                                seq_column(movement.seq),
-                                movement.reverses.map(seq_column),
-                                at.unix_ms()
-                            ]
-                        })
-                        .collect();
-                    self.execute_each(
-                        "INSERT INTO movements (account, amount, device, seq, reverses_seq, at)
-                         VALUES ($1, $2, $3, $4, $5, $6)",
-                        rows,
-                    )
-                    .await?;
-                }
-                Dialect::Postgres => {
-                    let parameters = vec![
-                        device.as_str().into(),
-                        Value::Texts(movements.iter().map(|m| m.account.to_string()).collect()),
-                        Value::Ints(movements.iter().map(|m| m.amount.get()).collect()),
-                        Value::Ints(movements.iter().map(|m| seq_column(m.seq)).collect()),
-                        Value::OptInts(
-                            movements
-                                .iter()
-                                .map(|m| m.reverses.map(seq_column))
-                                .collect(),
-                        ),
-                        at.unix_ms().into(),
-                    ];
-                    self.execute(
-                        "INSERT INTO movements (account, amount, device, seq, reverses_seq, at)
-                         SELECT u.account, u.amount, $1, u.seq, u.reverses, $6
-                         FROM UNNEST($2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::BIGINT[])
-                              AS u (account, amount, seq, reverses)",
-                        parameters,
-                    )
-                    .await?;
-                }
-            }
-            Ok(())
-        }
+        self.write_batch(
+            movements,
+            "INSERT INTO movements (account, amount, device, seq, reverses_seq, at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            move |movement| {
+                values![
+                    movement.account.as_str(),
+                    movement.amount.get(),
+                    device.as_str(),
+                    seq_column(movement.seq),
+                    movement.reverses.map(seq_column),
+                    at.unix_ms()
+                ]
+            },
+            "INSERT INTO movements (account, amount, device, seq, reverses_seq, at)
+             SELECT u.account, u.amount, $1, u.seq, u.reverses, $6
+             FROM UNNEST($2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::BIGINT[])
+                  AS u (account, amount, seq, reverses)",
+            move |movements| {
+                vec![
+                    device.as_str().into(),
+                    Value::Texts(movements.iter().map(|m| m.account.to_string()).collect()),
+                    Value::Ints(movements.iter().map(|m| m.amount.get()).collect()),
+                    Value::Ints(movements.iter().map(|m| seq_column(m.seq)).collect()),
+                    Value::OptInts(
+                        movements
+                            .iter()
+                            .map(|m| m.reverses.map(seq_column))
+                            .collect(),
+                    ),
+                    at.unix_ms().into(),
+                ]
+            },
+        )
     }
 
     /// The balances of the accounts that exist among `accounts`, held until the end of the
@@ -547,32 +507,25 @@ pub trait ChainRows: Sql {
         balances: &BTreeMap<AccountId, i64>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         async move {
-            if balances.is_empty() {
-                return Ok(());
-            }
-            match self.dialect() {
-                Dialect::Sqlite => {
-                    let rows = balances
-                        .iter()
-                        .map(|(account, balance)| values![*balance, account.as_str()])
-                        .collect();
-                    self.execute_each("UPDATE accounts SET balance = $1 WHERE id = $2", rows)
-                        .await?;
-                }
-                Dialect::Postgres => {
-                    self.execute(
-                        "UPDATE accounts SET balance = u.balance
-                         FROM UNNEST($1::TEXT[], $2::BIGINT[]) AS u (id, balance)
-                         WHERE accounts.id = u.id",
-                        vec![
-                            Value::Texts(balances.keys().map(ToString::to_string).collect()),
-                            Value::Ints(balances.values().copied().collect()),
-                        ],
-                    )
-                    .await?;
-                }
-            }
-            Ok(())
+            let balances: Vec<(&AccountId, i64)> = balances
+                .iter()
+                .map(|(account, balance)| (account, *balance))
+                .collect();
+            self.write_batch(
+                &balances,
+                "UPDATE accounts SET balance = $1 WHERE id = $2",
+                |(account, balance)| values![*balance, account.as_str()],
+                "UPDATE accounts SET balance = u.balance
+                 FROM UNNEST($1::TEXT[], $2::BIGINT[]) AS u (id, balance)
+                 WHERE accounts.id = u.id",
+                |balances| {
+                    vec![
+                        Value::Texts(balances.iter().map(|(id, _)| id.to_string()).collect()),
+                        Value::Ints(balances.iter().map(|(_, balance)| *balance).collect()),
+                    ]
+                },
+            )
+            .await
         }
     }
 
@@ -603,9 +556,12 @@ pub trait ChainRows: Sql {
         received_at: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         async move {
-            let rows = anomalies
-                .iter()
-                .map(|anomaly| {
+            self.write_rows(
+                "INSERT INTO anomalies
+                 (device, seq, reason, detail, payload, signature, evidence_hash, received_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                anomalies,
+                |anomaly| {
                     values![
                         device.as_str(),
                         anomaly.seq.map(seq_column),
@@ -616,13 +572,7 @@ pub trait ChainRows: Sql {
                         evidence_hash(&anomaly.record).as_bytes().as_slice(),
                         received_at.unix_ms()
                     ]
-                })
-                .collect();
-            self.write_each(
-                "INSERT INTO anomalies
-                 (device, seq, reason, detail, payload, signature, evidence_hash, received_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-                rows,
+                },
             )
             .await
         }
@@ -674,39 +624,23 @@ pub trait ChainRows: Sql {
         device: &DeviceId,
         meals: &[(&Record, &Meal)],
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        async move {
-            if meals.is_empty() {
-                return Ok(());
-            }
-            match self.dialect() {
-                Dialect::Sqlite => {
-                    self.execute_each(
-                        "INSERT INTO meals (site, service_date, kiosk_at, device, seq, service,
-                                            meal_type, account, pupil, via_card, via_staff, price)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                        meal_rows(site, device, meals),
-                    )
-                    .await?;
-                }
-                // The whole batch's meals in one statement, as its records.
-                Dialect::Postgres => {
-                    self.execute(
-                        "INSERT INTO meals (site, service_date, kiosk_at, device, seq, service,
-                                            meal_type, account, pupil, via_card, via_staff, price)
-                         SELECT $1, u.service_date, u.kiosk_at, $2, u.seq, u.service, u.meal_type,
-                                u.account, u.pupil, u.via_card, u.via_staff, u.price
-                         FROM UNNEST($3::TEXT[], $4::BIGINT[], $5::BIGINT[], $6::TEXT[],
-                                     $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[],
-                                     $11::TEXT[], $12::BIGINT[])
-                              AS u (service_date, kiosk_at, seq, service, meal_type, account,
-                                    pupil, via_card, via_staff, price)",
-                        meal_columns(site, device, meals),
-                    )
-                    .await?;
-                }
-            }
-            Ok(())
-        }
+        self.write_batch(
+            meals,
+            "INSERT INTO meals (site, service_date, kiosk_at, device, seq, service, meal_type,
+                                account, pupil, via_card, via_staff, price)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            move |(record, meal)| meal_row(site, device, record, meal),
+            "INSERT INTO meals (site, service_date, kiosk_at, device, seq, service, meal_type,
+                                account, pupil, via_card, via_staff, price)
+             SELECT $1, u.service_date, u.kiosk_at, $2, u.seq, u.service, u.meal_type,
+                    u.account, u.pupil, u.via_card, u.via_staff, u.price
+             FROM UNNEST($3::TEXT[], $4::BIGINT[], $5::BIGINT[], $6::TEXT[],
+                         $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[],
+                         $11::TEXT[], $12::BIGINT[])
+                  AS u (service_date, kiosk_at, seq, service, meal_type, account,
+                        pupil, via_card, via_staff, price)",
+            move |meals| meal_columns(site, device, meals),
+        )
     }
 
     /// Adds to a site's meals and revenue per day.
@@ -716,23 +650,20 @@ pub trait ChainRows: Sql {
         days: &BTreeMap<ServiceDate, DayChange>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         async move {
-            let rows = days
-                .iter()
-                .map(|(date, change)| {
+            self.write_rows(
+                "INSERT INTO meal_days (site, service_date, meals, revenue) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (site, service_date) DO UPDATE SET
+                    meals = meal_days.meals + excluded.meals,
+                    revenue = meal_days.revenue + excluded.revenue",
+                days,
+                |(date, change)| {
                     values![
                         site.as_str(),
                         date.to_string(),
                         change.meals,
                         change.revenue_cents
                     ]
-                })
-                .collect();
-            self.write_each(
-                "INSERT INTO meal_days (site, service_date, meals, revenue) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (site, service_date) DO UPDATE SET
-                    meals = meal_days.meals + excluded.meals,
-                    revenue = meal_days.revenue + excluded.revenue",
-                rows,
+                },
             )
             .await
         }
@@ -974,28 +905,23 @@ fn stamp_statement(
     }
 }
 
-/// The parameters of one `meals` row per meal.
-fn meal_rows(site: &SiteId, device: &DeviceId, meals: &[(&Record, &Meal)]) -> Vec<Vec<Value>> {
-    meals
-        .iter()
-        .map(|(record, meal)| {
-            let (via_card, via_staff) = via_columns(&meal.via);
-            values![
-                site.as_str(),
-                meal.service_date.to_string(),
-                record.payload().at.unix_ms(),
-                device.as_str(),
-                seq_column(record.seq()),
-                meal.service.as_str(),
-                meal.meal_type.as_str(),
-                meal.account.as_str(),
-                meal.pupil.as_str(),
-                via_card,
-                via_staff,
-                meal.price.get()
-            ]
-        })
-        .collect()
+/// The parameters of a meal's `meals` row.
+fn meal_row(site: &SiteId, device: &DeviceId, record: &Record, meal: &Meal) -> Vec<Value> {
+    let (via_card, via_staff) = via_columns(&meal.via);
+    values![
+        site.as_str(),
+        meal.service_date.to_string(),
+        record.payload().at.unix_ms(),
+        device.as_str(),
+        seq_column(record.seq()),
+        meal.service.as_str(),
+        meal.meal_type.as_str(),
+        meal.account.as_str(),
+        meal.pupil.as_str(),
+        via_card,
+        via_staff,
+        meal.price.get()
+    ]
 }
 
 /// The parameters of every meal at once, one array per column, for `UNNEST`.

@@ -280,9 +280,13 @@ pub trait FinanceRows: Sql {
         proposals: &[ProposedVoid],
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         async move {
-            let rows = proposals
-                .iter()
-                .map(|proposal| {
+            self.write_rows(
+                "INSERT INTO proposed_voids (service_date, device, seq, kept_device, kept_seq,
+                    account, pupil, service, amount, status)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending')
+                 ON CONFLICT (device, seq) DO NOTHING",
+                proposals,
+                |proposal| {
                     values![
                         proposal.date.to_string(),
                         proposal.device.as_str(),
@@ -294,14 +298,7 @@ pub trait FinanceRows: Sql {
                         proposal.service.as_str(),
                         proposal.amount.get()
                     ]
-                })
-                .collect();
-            self.write_each(
-                "INSERT INTO proposed_voids (service_date, device, seq, kept_device, kept_seq,
-                    account, pupil, service, amount, status)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending')
-                 ON CONFLICT (device, seq) DO NOTHING",
-                rows,
+                },
             )
             .await
         }
