@@ -73,9 +73,38 @@ pub trait Store: Clone + Send + Sync + std::fmt::Debug + 'static {
 
 /// A connection inside a transaction, with every storage trait of [`rows`]. Dropped unfinished,
 /// it is rolled back.
-pub trait Transaction: Sql + std::fmt::Debug + 'static {
-    fn commit(self) -> impl Future<Output = Result<(), StoreError>> + Send;
-    fn rollback(self) -> impl Future<Output = ()> + Send;
+pub trait Transaction: Sql + std::fmt::Debug + Sized + 'static {
+    /// A `BEGIN` waits for its `COMMIT` or `ROLLBACK` (never in [`Mode::Single`]).
+    fn is_open(&self) -> bool;
+
+    /// The `COMMIT` or `ROLLBACK` has run: dropped now, the transaction rolls nothing back.
+    fn set_ended(&mut self);
+
+    fn commit(self) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.end("COMMIT")
+    }
+
+    fn rollback(self) -> impl Future<Output = ()> + Send {
+        async move {
+            let _ = self.end("ROLLBACK").await;
+        }
+    }
+
+    /// Ends an open transaction with `statement`. It counts as ended only once the statement
+    /// returned: an end cancelled midway leaves it open, and dropped, rolled back.
+    fn end(
+        mut self,
+        statement: &'static str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move {
+            if !self.is_open() {
+                return Ok(());
+            }
+            let result = self.batch(statement).await;
+            self.set_ended();
+            result
+        }
+    }
 }
 
 /// Ends a transaction with what was done in it: commits a success, rolls back a failure.

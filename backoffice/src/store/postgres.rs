@@ -114,15 +114,6 @@ impl PostgresTx {
             .as_ref()
             .ok_or_else(|| StoreError::Unavailable("the connection is gone".to_owned()))
     }
-
-    async fn end(mut self, sql: &'static str) -> Result<(), StoreError> {
-        if !self.open {
-            return Ok(());
-        }
-        let result = self.batch(sql).await;
-        self.open = false;
-        result
-    }
 }
 
 impl Drop for PostgresTx {
@@ -148,12 +139,12 @@ impl Drop for PostgresTx {
 }
 
 impl Transaction for PostgresTx {
-    async fn commit(self) -> Result<(), StoreError> {
-        self.end("COMMIT").await
+    fn is_open(&self) -> bool {
+        self.open
     }
 
-    async fn rollback(self) {
-        let _ = self.end("ROLLBACK").await;
+    fn set_ended(&mut self) {
+        self.open = false;
     }
 }
 

@@ -149,15 +149,6 @@ impl SqliteTx {
             }
         }
     }
-
-    async fn end(mut self, sql: &'static str) -> Result<(), StoreError> {
-        if !self.open {
-            return Ok(());
-        }
-        let result = self.batch(sql).await;
-        self.open = false;
-        result
-    }
 }
 
 impl Drop for SqliteTx {
@@ -174,12 +165,12 @@ impl Drop for SqliteTx {
 }
 
 impl Transaction for SqliteTx {
-    async fn commit(self) -> Result<(), StoreError> {
-        self.end("COMMIT").await
+    fn is_open(&self) -> bool {
+        self.open
     }
 
-    async fn rollback(self) {
-        let _ = self.end("ROLLBACK").await;
+    fn set_ended(&mut self) {
+        self.open = false;
     }
 }
 
