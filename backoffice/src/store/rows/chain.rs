@@ -17,7 +17,7 @@ use super::{
     seq_column,
 };
 use crate::store::StoreError;
-use crate::store::sql::{Dialect, Row, Sql, Value, values};
+use crate::store::sql::{Dialect, Read, Row, Sql, Value, values};
 
 /// Why a record was refused or did not move money; finance acts on each. Stored by name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -260,29 +260,24 @@ pub trait ChainRows: Sql {
         seqs: &[Seq],
     ) -> impl Future<Output = Result<BTreeMap<Seq, SignedRecord>, StoreError>> + Send {
         async move {
-            if seqs.is_empty() {
-                return Ok(BTreeMap::new());
-            }
-            let sql = self.dialect().pick(
+            let rows = query_at_seqs(
+                self,
                 "SELECT seq, payload, signature FROM records
                  WHERE device = $1 AND seq IN (SELECT value FROM json_each($2))",
                 "SELECT seq, payload, signature FROM records WHERE device = $1 AND seq = ANY($2)",
-            );
-            let rows = self
-                .query(
-                    sql,
-                    vec![device.as_str().into(), seq_list(self.dialect(), seqs)],
-                    |row| {
-                        Ok((
-                            parse_seq(row.int(0)?)?,
-                            SignedRecord {
-                                payload: row.text(1)?,
-                                signature: row.text(2)?,
-                            },
-                        ))
-                    },
-                )
-                .await?;
+                device,
+                seqs,
+                |row| {
+                    Ok((
+                        parse_seq(row.int(0)?)?,
+                        SignedRecord {
+                            payload: row.text(1)?,
+                            signature: row.text(2)?,
+                        },
+                    ))
+                },
+            )
+            .await?;
             Ok(rows.into_iter().collect())
         }
     }
@@ -294,21 +289,16 @@ pub trait ChainRows: Sql {
         seqs: &[Seq],
     ) -> impl Future<Output = Result<BTreeMap<Seq, Digest>, StoreError>> + Send {
         async move {
-            if seqs.is_empty() {
-                return Ok(BTreeMap::new());
-            }
-            let sql = self.dialect().pick(
+            let rows = query_at_seqs(
+                self,
                 "SELECT seq, hash FROM records
                  WHERE device = $1 AND seq IN (SELECT value FROM json_each($2))",
                 "SELECT seq, hash FROM records WHERE device = $1 AND seq = ANY($2)",
-            );
-            let rows = self
-                .query(
-                    sql,
-                    vec![device.as_str().into(), seq_list(self.dialect(), seqs)],
-                    |row| Ok((parse_seq(row.int(0)?)?, parse_digest(&row.bytes(1)?)?)),
-                )
-                .await?;
+                device,
+                seqs,
+                |row| Ok((parse_seq(row.int(0)?)?, parse_digest(&row.bytes(1)?)?)),
+            )
+            .await?;
             Ok(rows.into_iter().collect())
         }
     }
@@ -373,23 +363,16 @@ pub trait ChainRows: Sql {
         device: &DeviceId,
         seqs: &[Seq],
     ) -> impl Future<Output = Result<Vec<Seq>, StoreError>> + Send {
-        async move {
-            if seqs.is_empty() {
-                return Ok(Vec::new());
-            }
-            let sql = self.dialect().pick(
-                "SELECT seq FROM proposed_voids WHERE device = $1 AND status = 'approved'
-                 AND seq IN (SELECT value FROM json_each($2)) ORDER BY seq",
-                "SELECT seq FROM proposed_voids WHERE device = $1 AND status = 'approved'
-                 AND seq = ANY($2) ORDER BY seq",
-            );
-            self.query(
-                sql,
-                vec![device.as_str().into(), seq_list(self.dialect(), seqs)],
-                |row| parse_seq(row.int(0)?),
-            )
-            .await
-        }
+        query_at_seqs(
+            self,
+            "SELECT seq FROM proposed_voids WHERE device = $1 AND status = 'approved'
+             AND seq IN (SELECT value FROM json_each($2)) ORDER BY seq",
+            "SELECT seq FROM proposed_voids WHERE device = $1 AND status = 'approved'
+             AND seq = ANY($2) ORDER BY seq",
+            device,
+            seqs,
+            |row| parse_seq(row.int(0)?),
+        )
     }
 
     /// The movements of the kiosk's records at `seqs`, and of the records that reversed them.
@@ -398,33 +381,26 @@ pub trait ChainRows: Sql {
         device: &DeviceId,
         seqs: &[Seq],
     ) -> impl Future<Output = Result<Vec<Movement>, StoreError>> + Send {
-        async move {
-            if seqs.is_empty() {
-                return Ok(Vec::new());
-            }
-            let sql = self.dialect().pick(
-                "SELECT seq, account, amount, reverses_seq FROM movements
-                 WHERE device = $1 AND (seq IN (SELECT value FROM json_each($2))
-                                        OR reverses_seq IN (SELECT value FROM json_each($2)))
-                 ORDER BY id",
-                "SELECT seq, account, amount, reverses_seq FROM movements
-                 WHERE device = $1 AND (seq = ANY($2) OR reverses_seq = ANY($2))
-                 ORDER BY id",
-            );
-            self.query(
-                sql,
-                vec![device.as_str().into(), seq_list(self.dialect(), seqs)],
-                |row| {
-                    Ok(Movement {
-                        seq: parse_seq(row.int(0)?)?,
-                        account: parse_account(&row.text(1)?)?,
-                        amount: Cents::new(row.int(2)?),
-                        reverses: row.opt_int(3)?.map(parse_seq).transpose()?,
-                    })
-                },
-            )
-            .await
-        }
+        query_at_seqs(
+            self,
+            "SELECT seq, account, amount, reverses_seq FROM movements
+             WHERE device = $1 AND (seq IN (SELECT value FROM json_each($2))
+                                    OR reverses_seq IN (SELECT value FROM json_each($2)))
+             ORDER BY id",
+            "SELECT seq, account, amount, reverses_seq FROM movements
+             WHERE device = $1 AND (seq = ANY($2) OR reverses_seq = ANY($2))
+             ORDER BY id",
+            device,
+            seqs,
+            |row| {
+                Ok(Movement {
+                    seq: parse_seq(row.int(0)?)?,
+                    account: parse_account(&row.text(1)?)?,
+                    amount: Cents::new(row.int(2)?),
+                    reverses: row.opt_int(3)?.map(parse_seq).transpose()?,
+                })
+            },
+        )
     }
 
     /// Writes the movements of the kiosk's records.
@@ -965,6 +941,25 @@ fn read_signed(row: &dyn Row) -> Result<SignedRecord, StoreError> {
 
 fn parse_device(text: &str) -> Result<DeviceId, StoreError> {
     DeviceId::parse(text).map_err(|error| corrupt("device", error))
+}
+
+/// The rows of a query about the kiosk's records at `seqs`, written `sqlite` and `postgres`
+/// with `$1` the device and `$2` the list of `seq`s ([`seq_list`]). No `seqs`, no query.
+async fn query_at_seqs<S: Sql + ?Sized, T: Send + 'static>(
+    sql: &mut S,
+    sqlite: &str,
+    postgres: &str,
+    device: &DeviceId,
+    seqs: &[Seq],
+    read: Read<T>,
+) -> Result<Vec<T>, StoreError> {
+    if seqs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let dialect = sql.dialect();
+    let parameters = vec![device.as_str().into(), seq_list(dialect, seqs)];
+    sql.query(dialect.pick(sqlite, postgres), parameters, read)
+        .await
 }
 
 /// A list of `seq`s as a parameter: a JSON array for SQLite's `json_each`, an array for
