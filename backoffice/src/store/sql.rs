@@ -70,51 +70,9 @@ impl From<String> for Value {
     }
 }
 
-impl From<&String> for Value {
-    fn from(value: &String) -> Value {
-        Value::Text(value.clone())
-    }
-}
-
 impl From<&[u8]> for Value {
     fn from(value: &[u8]) -> Value {
         Value::Bytes(value.to_vec())
-    }
-}
-
-impl From<Vec<u8>> for Value {
-    fn from(value: Vec<u8>) -> Value {
-        Value::Bytes(value)
-    }
-}
-
-impl From<Vec<i64>> for Value {
-    fn from(value: Vec<i64>) -> Value {
-        Value::Ints(value)
-    }
-}
-
-impl From<Vec<Option<i64>>> for Value {
-    fn from(value: Vec<Option<i64>>) -> Value {
-        Value::OptInts(value)
-    }
-}
-
-impl From<Vec<String>> for Value {
-    fn from(value: Vec<String>) -> Value {
-        Value::Texts(value)
-    }
-}
-
-impl From<Vec<Option<String>>> for Value {
-    fn from(value: Vec<Option<String>>) -> Value {
-        Value::OptTexts(value)
-    }
-}
-
-impl From<Vec<Vec<u8>>> for Value {
-    fn from(value: Vec<Vec<u8>>) -> Value {
-        Value::Blobs(value)
     }
 }
 
