@@ -259,27 +259,23 @@ pub trait ChainRows: Sql {
         device: &DeviceId,
         seqs: &[Seq],
     ) -> impl Future<Output = Result<BTreeMap<Seq, SignedRecord>, StoreError>> + Send {
-        async move {
-            let rows = query_at_seqs(
-                self,
-                "SELECT seq, payload, signature FROM records
-                 WHERE device = $1 AND seq IN (SELECT value FROM json_each($2))",
-                "SELECT seq, payload, signature FROM records WHERE device = $1 AND seq = ANY($2)",
-                device,
-                seqs,
-                |row| {
-                    Ok((
-                        parse_seq(row.int(0)?)?,
-                        SignedRecord {
-                            payload: row.text(1)?,
-                            signature: row.text(2)?,
-                        },
-                    ))
-                },
-            )
-            .await?;
-            Ok(rows.into_iter().collect())
-        }
+        query_at_seqs(
+            self,
+            "SELECT seq, payload, signature FROM records
+             WHERE device = $1 AND seq IN (SELECT value FROM json_each($2))",
+            "SELECT seq, payload, signature FROM records WHERE device = $1 AND seq = ANY($2)",
+            device,
+            seqs,
+            |row| {
+                Ok((
+                    parse_seq(row.int(0)?)?,
+                    SignedRecord {
+                        payload: row.text(1)?,
+                        signature: row.text(2)?,
+                    },
+                ))
+            },
+        )
     }
 
     /// The stored hash of each record at `seqs`.
@@ -288,19 +284,15 @@ pub trait ChainRows: Sql {
         device: &DeviceId,
         seqs: &[Seq],
     ) -> impl Future<Output = Result<BTreeMap<Seq, Digest>, StoreError>> + Send {
-        async move {
-            let rows = query_at_seqs(
-                self,
-                "SELECT seq, hash FROM records
-                 WHERE device = $1 AND seq IN (SELECT value FROM json_each($2))",
-                "SELECT seq, hash FROM records WHERE device = $1 AND seq = ANY($2)",
-                device,
-                seqs,
-                |row| Ok((parse_seq(row.int(0)?)?, parse_digest(&row.bytes(1)?)?)),
-            )
-            .await?;
-            Ok(rows.into_iter().collect())
-        }
+        query_at_seqs(
+            self,
+            "SELECT seq, hash FROM records
+             WHERE device = $1 AND seq IN (SELECT value FROM json_each($2))",
+            "SELECT seq, hash FROM records WHERE device = $1 AND seq = ANY($2)",
+            device,
+            seqs,
+            |row| Ok((parse_seq(row.int(0)?)?, parse_digest(&row.bytes(1)?)?)),
+        )
     }
 
     /// Appends records to the kiosk's chain.
@@ -945,21 +937,23 @@ fn parse_device(text: &str) -> Result<DeviceId, StoreError> {
 
 /// The rows of a query about the kiosk's records at `seqs`, written `sqlite` and `postgres`
 /// with `$1` the device and `$2` the list of `seq`s ([`seq_list`]). No `seqs`, no query.
-async fn query_at_seqs<S: Sql + ?Sized, T: Send + 'static>(
+async fn query_at_seqs<S: Sql + ?Sized, T: Send + 'static, C: FromIterator<T>>(
     sql: &mut S,
     sqlite: &str,
     postgres: &str,
     device: &DeviceId,
     seqs: &[Seq],
     read: Read<T>,
-) -> Result<Vec<T>, StoreError> {
+) -> Result<C, StoreError> {
     if seqs.is_empty() {
-        return Ok(Vec::new());
+        return Ok(C::from_iter([]));
     }
     let dialect = sql.dialect();
     let parameters = vec![device.as_str().into(), seq_list(dialect, seqs)];
-    sql.query(dialect.pick(sqlite, postgres), parameters, read)
-        .await
+    let rows = sql
+        .query(dialect.pick(sqlite, postgres), parameters, read)
+        .await?;
+    Ok(rows.into_iter().collect())
 }
 
 /// A list of `seq`s as a parameter: a JSON array for SQLite's `json_each`, an array for
