@@ -24,8 +24,6 @@ use proto::limits::{UPLOAD_BATCH_RECORDS_MAX, UPLOAD_BODY_BYTES_MAX};
 use proto::snapshot::Snapshot;
 use proto::{DeviceId, Seq, SignedRecord, SigningKey, SnapshotVersion, Text, Timestamp};
 use ring::rand::SecureRandom as _;
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject as _;
 
 use crate::clock::{Clock, record_time};
 use crate::config::{ConfigError, DataDir, KioskConfig};
@@ -192,25 +190,8 @@ pub fn http_client(ca_file: Option<&Path>) -> Result<reqwest::Client, SyncError>
             path: path.display().to_string(),
             reason,
         };
-        let mut roots = rustls::RootCertStore::empty();
-        let certificates =
-            CertificateDer::pem_file_iter(path).map_err(|error| ca_error(error.to_string()))?;
-        for certificate in certificates {
-            let certificate = certificate.map_err(|error| ca_error(error.to_string()))?;
-            roots
-                .add(certificate)
-                .map_err(|error| ca_error(error.to_string()))?;
-        }
-        if roots.is_empty() {
-            return Err(ca_error("no certificate".into()));
-        }
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|error| ca_error(error.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        let pem = std::fs::read(path).map_err(|error| ca_error(error.to_string()))?;
+        let config = proto::tls::client_trusting(&pem).map_err(ca_error)?;
         builder = builder.use_preconfigured_tls(config);
     }
     builder

@@ -41,6 +41,8 @@ pub mod openapi;
 pub mod record;
 pub mod rules;
 pub mod snapshot;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use chain::{
     ChainError, ChainHead, ChainReport, ChainVerifier, CheckedRecord, verify_anchored, verify_chain,

@@ -12,10 +12,7 @@
 //!   `sslrootcert` (there is no default CA to trust).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject as _;
 use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -100,25 +97,8 @@ impl PostgresUrl {
 /// a server configured for direct TLS negotiation accepts it too.
 pub fn connector(ca_file: &Path) -> Result<MakeRustlsConnect, String> {
     let ca_error = |reason: String| format!("CA file {}: {reason}", ca_file.display());
-    let mut roots = rustls::RootCertStore::empty();
-    let certificates =
-        CertificateDer::pem_file_iter(ca_file).map_err(|error| ca_error(error.to_string()))?;
-    for certificate in certificates {
-        let certificate = certificate.map_err(|error| ca_error(error.to_string()))?;
-        roots
-            .add(certificate)
-            .map_err(|error| ca_error(error.to_string()))?;
-    }
-    if roots.is_empty() {
-        return Err(ca_error("no certificate".to_owned()));
-    }
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|error| ca_error(error.to_string()))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let pem = std::fs::read(ca_file).map_err(|error| ca_error(error.to_string()))?;
+    let mut config = proto::tls::client_trusting(&pem).map_err(ca_error)?;
     config.alpn_protocols = vec![b"postgresql".to_vec()];
     Ok(MakeRustlsConnect::new(config))
 }
