@@ -206,4 +206,105 @@ async fn story<S: Store>(store: S) {
     assert_eq!(app.sign_in("admin", PASSWORD).await.0.status, 303);
 }
 
-common::on_each_backend!((story, pages_on_sqlite, pages_on_postgres));
+/// City IT's forms: a tariff, a meal service and a user's role, each refused with the reason
+/// when a field is wrong (nothing saved), saved and shown when right.
+async fn city_it_story<S: Store>(store: S) {
+    populate_with_users(
+        &store,
+        PASSWORD,
+        &[
+            ("martin", Role::Staff, Some("jaures")),
+            ("admin", Role::Admin, None),
+        ],
+    )
+    .await;
+    let app = TestApp::start(store).await;
+    let admin = as_session(&app.sign_in("admin", PASSWORD).await.1.unwrap());
+    let site = app.request("GET", "/admin/sites/jaures", &admin, b"").await;
+    let csrf = csrf_of(&site);
+    let post = |path: &'static str, form: &'static str| {
+        let (app, admin, csrf) = (&app, &admin, &csrf);
+        async move {
+            let body = format!("csrf={csrf}&{form}");
+            app.request("POST", path, admin, body.as_bytes()).await
+        }
+    };
+    let refusals: &[(&str, &str, &str)] = &[
+        (
+            "/admin/sites/jaures/tariffs",
+            "bracket=q3&meal_type=lunch&price=lots",
+            "role=\"alert\">Price (€): lots<",
+        ),
+        (
+            "/admin/sites/jaures/services",
+            "id=dinner&name=D%C3%AEner&meal_type=dinner&weekday=monday&start=19%3A00&end=18%3A00",
+            "role=\"alert\">a service ends after it starts",
+        ),
+        (
+            "/admin/users/martin",
+            "role=staff&site=&password=",
+            "role=\"alert\">a staff user needs",
+        ),
+    ];
+    for (path, form, reason) in refusals {
+        let reply = post(path, form).await;
+        assert_eq!(reply.status, 400, "{path} {form}: {}", reply.text());
+        assert!(reply.text().contains(reason), "{path}: {}", reply.text());
+    }
+    let saved: &[(&str, &str, &str)] = &[
+        (
+            "/admin/sites/jaures/tariffs",
+            "bracket=q3&meal_type=lunch&price=4.10",
+            "/admin/sites/jaures?done=saved",
+        ),
+        (
+            "/admin/sites/jaures/services",
+            "id=dinner&name=D%C3%AEner&meal_type=dinner&weekday=monday&weekday=friday&start=18%3A30&end=20%3A00",
+            "/admin/sites/jaures?done=saved",
+        ),
+        (
+            "/admin/users/martin",
+            "role=finance&site=&password=",
+            "/admin/users?done=saved",
+        ),
+    ];
+    for (path, form, back) in saved {
+        let reply = post(path, form).await;
+        assert_eq!(
+            (reply.status, location(&reply)),
+            (303, *back),
+            "{path}: {}",
+            reply.text()
+        );
+    }
+    let site = app
+        .request("GET", "/admin/sites/jaures", &admin, b"")
+        .await
+        .text();
+    assert!(site.contains("€4.10"), "{site}");
+    assert!(!site.contains("€3.85"), "{site}");
+    assert!(site.contains("Dîner") && site.contains("18:30"), "{site}");
+    let users = app.request("GET", "/admin/users", &admin, b"").await.text();
+    let martin = &users[users.find("martin").unwrap()..];
+    assert!(
+        martin[..martin.find("</tr>").unwrap()].contains("finance"),
+        "{users}"
+    );
+    // Now finance, martin no longer reaches the staff pages.
+    let martin = as_session(&app.sign_in("martin", PASSWORD).await.1.unwrap());
+    let reply = app.request("GET", "/staff/accounts/A1", &martin, b"").await;
+    assert_eq!(reply.status, 200, "finance reads every account");
+    let reply = app
+        .request("POST", "/staff/accounts/A1/top-up", &martin, b"")
+        .await;
+    assert_eq!(reply.status, 403, "finance takes no cash");
+}
+
+common::on_each_backend!(
+    (story, pages_on_sqlite, pages_on_postgres),
+    (
+        city_it_story,
+        city_it_forms_on_sqlite,
+        city_it_forms_on_postgres
+    ),
+);
