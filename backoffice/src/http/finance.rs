@@ -15,8 +15,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::Failure;
+use super::input::{body, path};
 use super::openapi::{BadRequest, NotFound, TooLarge, Unprocessable, UserErrors};
-use super::people::{actor_with, body, path};
+use super::people::actor_with;
 use crate::export::{self, ExportError, ExportKind, Period};
 use crate::reconcile::{self, RUNNERS, ReconcileError, Report, SIGNERS};
 use crate::state::SharedApp;

@@ -22,7 +22,7 @@ use utoipa::openapi::Object;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 
 use super::Failure;
-pub(super) use super::input::{body, body_named, path};
+use super::input::{body, body_named, path};
 use super::openapi::{BadRequest, Conflict, NotFound, TooLarge, UserErrors};
 use crate::limits::{
     ADJUSTMENT_CENTS_MAX, COUNTER_TOP_UP_CENTS_MAX, ONLINE_PAYMENT_CENTS_MAX, PIN_DIGITS_MAX,
